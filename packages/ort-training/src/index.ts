@@ -7,3 +7,4 @@ export * from './autodiff.js';
 export { Builder } from './builder.js';
 export { supportedOps, findOp, lookupOp } from './ops/registry.js';
 export type { OpDef, TensorType, GradContext, InferContext } from './ops/types.js';
+export * from './safetensors.js';
