@@ -40,7 +40,7 @@ export function tensorProtoToHost(t: TensorProto, name = t.name ?? '?'): HostTen
   const dims = (t.dims ?? []).map(int64);
   const n = numel(dims);
   if (t.raw_data && t.raw_data.byteLength > 0) {
-    const bytes = t.raw_data.slice();
+    const bytes = t.raw_data;
     if (bytes.byteLength !== n * elementSize(dtype)) throw new OrtTrainingError('BAD_TENSOR', `tensor ${name}: raw_data holds ${bytes.byteLength} bytes, ${dataTypeName(dtype)}[${dims}] needs ${n * elementSize(dtype)}`);
     const data = allocate(dtype, n);
     new Uint8Array(data.buffer).set(bytes);

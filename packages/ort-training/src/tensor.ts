@@ -62,7 +62,7 @@ export function viewBytes(dtype: number, bytes: Uint8Array): TypedArray {
   if (bytes.byteLength % size !== 0) {
     throw new OrtTrainingError('BAD_TENSOR', `${bytes.byteLength} bytes is not a whole number of ${dataTypeName(dtype)} elements`);
   }
-  const aligned = bytes.byteOffset % size === 0 ? bytes : bytes.slice();
+  const aligned = bytes.byteOffset % size === 0 ? bytes : Uint8Array.prototype.slice.call(bytes); // Buffer#slice would not copy
   const n = bytes.byteLength / size;
   const out = allocate(dtype, 0).constructor as unknown as new (b: ArrayBufferLike, o: number, n: number) => TypedArray;
   return new out(aligned.buffer, aligned.byteOffset, n);

@@ -1,0 +1,120 @@
+/**
+ * Benchmark (not a test): one training step (forward + backward) of the committed UNet fixture on CPU,
+ * against a plain onnxruntime forward of the same graph and, when Debian's python3-torch is present,
+ * PyTorch eager doing the same work, all in this run with the same thread count. Each mode runs in its own
+ * child process so its peak memory is its own.
+ *
+ *   npm run bench -w packages/ort-training [-- --threads 2 --iters 20]
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
+import { loadModel, saveModel } from '../model.js';
+import { deriveGradientGraph } from '../autodiff.js';
+import { isFloat, numel } from '../tensor.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const pkgRoot = path.resolve(here, '../..');
+const fixtureDir = path.join(pkgRoot, 'fixtures/unet');
+
+type Mode = 'forward' | 'embedding' | 'all-weights';
+interface ModeResult { mode: Mode; medianMs: number; minMs: number; peakRssMb: number; trainable: number }
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Inputs of the fixture: deterministic values of each graph input's static shape. */
+function feedsFor(session: ort.InferenceSession, model: ReturnType<typeof loadModel>): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  let seed = 1;
+  for (const name of session.inputNames) {
+    const v = model.graph.inputs.find((x) => x.name === name)!;
+    const dims = (v.shape ?? []).map((d) => (typeof d === 'number' ? d : 1));
+    const n = numel(dims);
+    if (v.dtype === 7) feeds[name] = new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt((i * 37 + 11) % 1000)), dims);
+    else feeds[name] = new ort.Tensor('float32', Float32Array.from({ length: n }, () => { seed = (seed * 16807) % 2147483647; return (seed / 2147483647) * 2 - 1; }), dims);
+  }
+  return feeds;
+}
+
+async function runMode(mode: Mode, threads: number, iters: number): Promise<ModeResult> {
+  const model = loadModel(path.join(fixtureDir, 'model.onnx'));
+  const manifest = JSON.parse(fs.readFileSync(path.join(fixtureDir, 'manifest.json'), 'utf8'));
+  const loss: string = manifest.loss ?? model.graph.outputs[0]!.name;
+  let file = path.join(fixtureDir, 'model.onnx');
+  let trainable: string[] = [];
+  if (mode !== 'forward') {
+    trainable = mode === 'embedding'
+      ? ['encoder_hidden_states']
+      : [...model.graph.initializers.values()].filter((i) => isFloat(i.dtype) && numel(i.dims) > 1).map((i) => i.name);
+    const derived = deriveGradientGraph(model, { loss, wrt: trainable, allowUnused: true });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ort-train-bench-'));
+    file = path.join(dir, 'train.onnx');
+    saveModel(derived.model, file);
+  }
+  const session = await ort.InferenceSession.create(file, { intraOpNumThreads: threads, interOpNumThreads: 1, executionProviders: ['cpu'] });
+  const feeds = feedsFor(session, loadModel(file));
+  for (let i = 0; i < 3; i++) await session.run(feeds);
+  const times: number[] = [];
+  for (let i = 0; i < iters; i++) {
+    const t0 = performance.now();
+    await session.run(feeds);
+    times.push(performance.now() - t0);
+  }
+  return { mode, medianMs: median(times), minMs: Math.min(...times), peakRssMb: process.resourceUsage().maxRSS / 1024, trainable: trainable.length };
+}
+
+interface TorchResult { forward_ms: number; embedding_ms: number; all_weights_ms: number; peak_rss_mb?: number; torch?: string }
+
+function runTorch(threads: number, iters: number): TorchResult | string {
+  const script = path.join(pkgRoot, 'scripts/bench_torch.py');
+  if (!fs.existsSync('/usr/bin/python3') || !fs.existsSync(script)) return 'skipped (no /usr/bin/python3 or script)';
+  const r = spawnSync('/usr/bin/python3', [script, '--threads', String(threads), '--iters', String(iters)], { encoding: 'utf8' });
+  if (r.status !== 0) return `skipped (${(r.stderr || '').trim().split('\n').pop() ?? 'python failed'})`;
+  try { return JSON.parse(r.stdout.trim().split('\n').pop()!) as TorchResult; } catch { return 'skipped (unparseable output)'; }
+}
+
+async function main() {
+  const threads = arg('threads', Math.min(os.availableParallelism(), 8));
+  const iters = arg('iters', 20);
+  const child = process.argv.indexOf('--child');
+  if (child >= 0) {
+    const res = await runMode(process.argv[child + 1] as Mode, threads, iters);
+    process.stdout.write(`${JSON.stringify(res)}\n`);
+    return;
+  }
+  if (!fs.existsSync(path.join(fixtureDir, 'model.onnx'))) throw new Error(`fixture missing: ${fixtureDir}`);
+  const results: Record<string, ModeResult> = {};
+  for (const mode of ['forward', 'embedding', 'all-weights'] as Mode[]) {
+    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', mode, '--threads', String(threads), '--iters', String(iters)], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`${mode} failed:\n${r.stderr}`);
+    results[mode] = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  }
+  const torch = runTorch(threads, iters);
+  const f = results.forward!.medianMs;
+  const row = (name: string, ms: number, ref: string, rss?: number) => console.log(`${name.padEnd(34)} ${ms.toFixed(2).padStart(9)} ms  ${ref.padEnd(26)} ${rss ? `${rss.toFixed(0)} MB peak RSS` : ''}`);
+  console.log(`UNet fixture training step on CPU, ${threads} threads, median of ${iters} (onnxruntime-node ${ort.env.versions.common})`);
+  row('onnxruntime forward (plain)', f, '1.00x forward', results.forward!.peakRssMb);
+  for (const m of ['embedding', 'all-weights'] as const) {
+    const r = results[m]!;
+    const vsTorch = typeof torch === 'object' ? `, ${(r.medianMs / (m === 'embedding' ? torch.embedding_ms : torch.all_weights_ms)).toFixed(2)}x torch` : '';
+    row(`ort-training step: ${m} (${r.trainable})`, r.medianMs, `${(r.medianMs / f).toFixed(2)}x forward${vsTorch}`, r.peakRssMb);
+  }
+  if (typeof torch === 'object') {
+    row('pytorch eager forward', torch.forward_ms, `${(torch.forward_ms / f).toFixed(2)}x ort forward`, torch.peak_rss_mb);
+    row('pytorch eager step: embedding', torch.embedding_ms, '');
+    row('pytorch eager step: all-weights', torch.all_weights_ms, '');
+  } else {
+    console.log(`pytorch eager: ${torch}`);
+  }
+  console.log('goals: embedding step <= 2.5x forward, all-weights step <= 3.5x forward, each faster than pytorch eager');
+}
+
+main().catch((e) => { console.error(e instanceof Error ? e.message : e); process.exit(1); });
