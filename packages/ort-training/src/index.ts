@@ -8,3 +8,7 @@ export { Builder } from './builder.js';
 export { supportedOps, findOp, lookupOp } from './ops/registry.js';
 export type { OpDef, TensorType, GradContext, InferContext } from './ops/types.js';
 export * from './safetensors.js';
+export * from './training-session.js';
+export * from './optimizer.js';
+export { defaultCacheDir } from './cache.js';
+export type { ExecutionProvider } from './ort.js';

@@ -1,0 +1,133 @@
+/**
+ * The `ort-train` binary as users run it: a subprocess on the built package (dist/, built once here with
+ * the package's own tsconfig, as `npm test` does before jest).
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
+import { saveModel, type OnnxModel } from './model.js';
+import { readSafetensors } from './safetensors.js';
+import { buildModel } from './testing/gradcheck.js';
+import { DataType, fromNumbers } from './tensor.js';
+
+const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const cli = path.join(pkg, 'dist', 'cli.js');
+let tmp: string;
+
+beforeAll(() => {
+  const tsc = spawnSync(process.execPath, [path.join(pkg, '..', '..', 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(pkg, 'tsconfig.json')], { encoding: 'utf8' });
+  // Type errors elsewhere in the package still emit JavaScript; the CLI tests below judge the result.
+  if (!fs.existsSync(cli)) throw new Error(`building the package did not produce ${cli}:\n${tsc.stdout}${tsc.stderr}`);
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ort-train-cli-'));
+}, 120_000);
+afterAll(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
+
+const F = DataType.FLOAT;
+/** loss = ReduceSum(x * w + b) over x[B,4] with a symbolic batch; per-row output `y` is not a scalar. */
+function model(): OnnxModel {
+  const m = buildModel({
+    inputs: [{ name: 'x', dims: [2, 4] }],
+    constants: { w: fromNumbers(F, [4], [1, 2, 3, 4]), b: fromNumbers(F, [1], [0.5]) },
+    nodes: [
+      { op: 'Mul', inputs: ['x', 'w'], outputs: ['xw'] },
+      { op: 'Add', inputs: ['xw', 'b'], outputs: ['y'] },
+      { op: 'ReduceSum', inputs: ['y'], outputs: ['loss'], attrs: { keepdims: 0 } },
+    ],
+    outputs: ['loss', 'y'],
+  });
+  m.graph.inputs[0]!.shape = ['batch', 4];
+  return m;
+}
+
+function ortTrain(...args: string[]) {
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A failure is one line on stderr, no stack trace, a non-zero exit. */
+function expectCleanFailure(r: ReturnType<typeof ortTrain>, message: RegExp | string): void {
+  expect(r.code).toBe(1);
+  expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  expect(r.stderr).toMatch(/^ort-train: /);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+  expect(r.stderr).toMatch(message);
+}
+
+test('derive writes a training graph that onnxruntime-node runs, plus the start values', async () => {
+  const input = path.join(tmp, 'ok', 'in.onnx');
+  saveModel(model(), input);
+  const out = path.join(tmp, 'ok', 'out', 'train.onnx');
+  const r = ortTrain('derive', input, '--loss', 'loss', '--wrt', 'w,b', '--out', out, '--input-shape', 'x=3,4', '--keep-output', 'y');
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+
+  const start = readSafetensors(path.join(tmp, 'ok', 'out', 'train.start.safetensors')).tensors;
+  expect(Array.from(start.get('w')!.data)).toEqual([1, 2, 3, 4]);
+  expect(Array.from(start.get('b')!.data)).toEqual([0.5]);
+
+  const s = await ort.InferenceSession.create(out);
+  expect([...s.inputNames].sort()).toEqual(['b', 'w', 'x']);
+  expect([...s.outputNames].sort()).toEqual(['b_grad', 'loss', 'w_grad', 'y']);
+  const x = Float32Array.from({ length: 12 }, (_, i) => i / 4);
+  const res = await s.run({
+    x: new ort.Tensor('float32', x, [3, 4]),
+    w: new ort.Tensor('float32', start.get('w')!.data as Float32Array, [4]),
+    b: new ort.Tensor('float32', start.get('b')!.data as Float32Array, [1]),
+  });
+  // d/dw_j sum(x w + b) = sum over rows of x[:, j]; d/db = number of elements (12)
+  const colSums = [0, 1, 2, 3].map((j) => x.filter((_, i) => i % 4 === j).reduce((a, v) => a + v, 0));
+  expect(Array.from(res.w_grad!.data as Float32Array)).toEqual(colSums.map((v) => expect.closeTo(v, 5)));
+  expect(Array.from(res.b_grad!.data as Float32Array)).toEqual([12]);
+  expect(res.y!.dims).toEqual([3, 4]);
+  await s.release();
+});
+
+test('a corrupt or truncated model', () => {
+  const bad = path.join(tmp, 'garbage.onnx');
+  fs.writeFileSync(bad, Buffer.from('this is not a protobuf at all \xff\xff\xff\xff'));
+  expectCleanFailure(ortTrain('derive', bad, '--loss', 'loss', '--wrt', 'w', '--out', path.join(tmp, 'x.onnx')), /garbage\.onnx is not a valid ONNX model/);
+
+  const good = path.join(tmp, 'full.onnx');
+  saveModel(model(), good);
+  const bytes = fs.readFileSync(good);
+  const cut = path.join(tmp, 'truncated.onnx');
+  fs.writeFileSync(cut, bytes.subarray(0, Math.floor(bytes.length * 0.6)));
+  expectCleanFailure(ortTrain('derive', cut, '--loss', 'loss', '--wrt', 'w', '--out', path.join(tmp, 'x.onnx')), /truncated\.onnx is not a valid ONNX model/);
+  expectCleanFailure(ortTrain('info', path.join(tmp, 'absent.onnx')), /cannot read model .*absent\.onnx: ENOENT/);
+});
+
+test('an unknown --wrt tensor, a non-scalar loss, a bad --input-shape', () => {
+  const input = path.join(tmp, 'args', 'in.onnx');
+  saveModel(model(), input);
+  const out = path.join(tmp, 'args', 'out.onnx');
+  expectCleanFailure(ortTrain('derive', input, '--loss', 'loss', '--wrt', 'w,weight_typo', '--out', out, '--input-shape', 'x=2,4'), /--wrt names no initializer or graph input: weight_typo/);
+  expectCleanFailure(ortTrain('derive', input, '--loss', 'y', '--wrt', 'w', '--out', out, '--input-shape', 'x=2,4'), /loss y must be a scalar, but its shape is \[2,4\]/);
+  expectCleanFailure(ortTrain('derive', input, '--loss', 'loss', '--wrt', 'w', '--out', out, '--input-shape', 'x:2,4'), /--input-shape x:2,4: expected NAME=D1,D2/);
+  expect(fs.existsSync(out)).toBe(false);
+});
+
+test('a missing external data file', () => {
+  const input = path.join(tmp, 'ext', 'in.onnx');
+  saveModel(model(), input, { externalizeAbove: 0 });
+  fs.rmSync(`${input}.data`);
+  expectCleanFailure(ortTrain('derive', input, '--loss', 'loss', '--wrt', 'w', '--out', path.join(tmp, 'ext', 'out.onnx')), /external data file .*in\.onnx\.data does not exist/);
+});
+
+test('info lists inputs, outputs, the op histogram and the ops it cannot handle', () => {
+  const m = model();
+  m.graph.addNode({ opType: 'FancyOp', domain: 'com.example', inputs: ['y'], outputs: ['z'] });
+  m.graph.addOutput({ name: 'z', dtype: 0 });
+  const input = path.join(tmp, 'info.onnx');
+  saveModel(m, input);
+  const r = ortTrain('info', input, '--json');
+  expect(r.code).toBe(0);
+  const report = JSON.parse(r.stdout);
+  expect(report.inputs).toEqual([{ name: 'x', dtype: 'float', shape: ['batch', 4] }]);
+  expect(report.ops).toEqual({ Mul: 1, Add: 1, ReduceSum: 1, 'com.example::FancyOp': 1 });
+  expect(report.unsupportedOps).toEqual(['com.example::FancyOp']);
+  expect(report.initializers).toEqual({ count: 2, external: 0, bytes: 20 });
+  expect(ortTrain('info', input).stdout).toMatch(/unsupported ops: com\.example::FancyOp/);
+});
