@@ -117,7 +117,8 @@ function toValueInfo(v: ValueInfoProto): ValueInfo {
   return {
     name: v.name ?? '',
     dtype: tt?.elem_type ?? 0,
-    shape: tt?.shape ? (dims ?? []).map((d): Dim => (d.dim_value !== undefined && d.dim_value !== null ? int64(d.dim_value) : d.dim_param ? d.dim_param : null)) : undefined,
+    // decoded oneof members read their default (dim_value 0) when unset: test which one is really present
+    shape: tt?.shape ? (dims ?? []).map((d): Dim => (d.dim_param ? d.dim_param : Object.hasOwn(d, 'dim_value') && d.dim_value !== null ? int64(d.dim_value) : null)) : undefined,
   };
 }
 
