@@ -131,3 +131,26 @@ test('info lists inputs, outputs, the op histogram and the ops it cannot handle'
   expect(report.initializers).toEqual({ count: 2, external: 0, bytes: 20 });
   expect(ortTrain('info', input).stdout).toMatch(/unsupported ops: com\.example::FancyOp/);
 });
+
+test('processes deriving the same model at once share one cache entry (built dist, as a job runner would)', async () => {
+  const input = path.join(tmp, 'race', 'in.onnx');
+  saveModel(model(), input, { externalizeAbove: 0 });
+  const cacheDir = path.join(tmp, 'race', 'cache');
+  const script = `
+    import { TrainingSession } from ${JSON.stringify(path.join(pkg, 'dist', 'index.js'))};
+    const s = await TrainingSession.create({ model: ${JSON.stringify(input)}, loss: 'loss', trainable: ['w'], inputShapes: { x: [2, 4] }, cacheDir: ${JSON.stringify(cacheDir)} });
+    const r = await s.step({ x: { dtype: 1, dims: [2, 4], data: new Float32Array(8).fill(1) } });
+    console.log(JSON.stringify({ entry: s.cacheEntry, loss: r.loss }));`;
+  const { spawn } = await import('node:child_process');
+  const runs = await Promise.all([0, 1, 2, 3].map(() => new Promise<string>((resolve, reject) => {
+    const p = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { err += d; });
+    p.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(err))));
+  })));
+  const results = runs.map((o) => JSON.parse(o) as { entry: string; loss: number });
+  expect(new Set(results.map((r) => r.entry)).size).toBe(1);
+  expect(results.map((r) => r.loss)).toEqual(Array(4).fill(2 * (1 + 2 + 3 + 4) + 8 * 0.5));
+  expect(fs.readdirSync(cacheDir)).toEqual([path.basename(results[0]!.entry)]); // no temporary directory left
+});
