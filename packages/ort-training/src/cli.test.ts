@@ -65,8 +65,8 @@ test('derive writes a training graph that onnxruntime-node runs, plus the start 
   expect(r.code).toBe(0);
 
   const start = readSafetensors(path.join(tmp, 'ok', 'out', 'train.start.safetensors')).tensors;
-  expect(Array.from(start.get('w')!.data)).toEqual([1, 2, 3, 4]);
-  expect(Array.from(start.get('b')!.data)).toEqual([0.5]);
+  expect(Array.from(start.get('w')!.data as Float32Array)).toEqual([1, 2, 3, 4]);
+  expect(Array.from(start.get('b')!.data as Float32Array)).toEqual([0.5]);
 
   const s = await ort.InferenceSession.create(out);
   expect([...s.inputNames].sort()).toEqual(['b', 'w', 'x']);

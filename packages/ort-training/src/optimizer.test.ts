@@ -67,7 +67,7 @@ describe('AdamW', () => {
     const w = fromNumbers(DataType.FLOAT, [2], [1, 1]);
     const opt = new AdamW({ lr: 0.5, weightDecay: 0 });
     opt.update(new Map([['w', w]]), new Map([['w', fromNumbers(DataType.FLOAT, [2], [1, -1])]]));
-    expect(Array.from(w.data)).toEqual([expect.closeTo(0.5, 6), expect.closeTo(1.5, 6)]);
+    expect(Array.from(w.data as Float32Array)).toEqual([expect.closeTo(0.5, 6), expect.closeTo(1.5, 6)]);
     const s = opt.state();
     s.tensors.get('w')!.m[0] = 123;
     expect(opt.state().tensors.get('w')!.m[0]).not.toBe(123);

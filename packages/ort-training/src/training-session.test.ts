@@ -42,7 +42,7 @@ const create = (model: string | OnnxModel, extra: Partial<Parameters<typeof Trai
 
 test('step returns the loss and the closed-form gradients at the initializers\' values', async () => {
   const s = await create(linearFit());
-  expect(Array.from(s.getTrainable('w').data)).toEqual(Array.from(new Float32Array([0.5, -0.25, 1, 0.1])));
+  expect(Array.from(s.getTrainable('w').data as Float32Array)).toEqual(Array.from(new Float32Array([0.5, -0.25, 1, 0.1])));
   const feeds = batch(1);
   const { loss, grads } = await s.step(feeds);
   const x = Array.from(feeds.x!.data as Float32Array), t = Array.from(feeds.t!.data as Float32Array);
@@ -119,7 +119,7 @@ describe('derived graph cache', () => {
     saveModel(linearFit([1, 1, 1, 1]), file);
     const d = await create(file);
     expect(d.cacheEntry).not.toBe(a.cacheEntry);
-    expect(Array.from(d.getTrainable('w').data)).toEqual([1, 1, 1, 1]);
+    expect(Array.from(d.getTrainable('w').data as Float32Array)).toEqual([1, 1, 1, 1]);
     await Promise.all([a, b, c, d].map((s) => s.release()));
   });
 
@@ -137,7 +137,7 @@ describe('derived graph cache', () => {
     saveModel(linearFit(), file, { externalizeAbove: 0 });
     expect(fs.existsSync(`${file}.data`)).toBe(true);
     const a = await create(file);
-    expect(Array.from(a.getTrainable('w').data)).toEqual(Array.from(new Float32Array([0.5, -0.25, 1, 0.1])));
+    expect(Array.from(a.getTrainable('w').data as Float32Array)).toEqual(Array.from(new Float32Array([0.5, -0.25, 1, 0.1])));
     expect((await a.step(batch(1))).loss).toBeGreaterThan(0); // frozen weight resolved from the entry's linked data file
     expect(fs.statSync(path.join(a.cacheEntry, 'fit.onnx.data')).ino).toBe(fs.statSync(`${file}.data`).ino);
     const later = new Date(Date.now() + 5000);
