@@ -77,7 +77,9 @@ export function deriveGradientGraph(model: OnnxModel, options: DeriveOptions): D
   // Values the trainables influence are not constants, even if folding found them (it did not: they are inputs).
   const order = g.topologicalOrder();
   const forwardReach = new Set(options.wrt);
-  for (const n of order) if (n.inputs.some((i) => i && forwardReach.has(i))) for (const o of n.outputs) if (o) forwardReach.add(o);
+  // Shape and Size see only static types: their outputs stay constants (torch.onnx's shape arithmetic).
+  const typeOnly = (n: Node) => (n.opType === 'Shape' || n.opType === 'Size') && (n.domain === '' || n.domain === 'ai.onnx');
+  for (const n of order) if (!typeOnly(n) && n.inputs.some((i) => i && forwardReach.has(i))) for (const o of n.outputs) if (o) forwardReach.add(o);
   for (const t of forwardReach) values.delete(t);
 
   // Backward reach from the loss, restricted to what the trainables influence.

@@ -113,7 +113,9 @@ export class Builder {
       if (i < lead) axes.push(i);
       else if (target[i - lead] === 1 && gd[i] !== 1) axes.push(i);
     }
-    const r = this.reduceSum(g, axes, true);
+    // Only leading axes: keepdims=0 lands on the target shape with no Reshape node.
+    const onlyLeading = axes.every((a) => a < lead);
+    const r = this.reduceSum(g, axes, !onlyLeading);
     return this.reshape(r, target);
   }
 

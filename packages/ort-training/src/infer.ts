@@ -64,7 +64,9 @@ export function inferTypes(graph: Graph, options: InferOptions): InferredTypes {
       throw new OrtTrainingError('SHAPE_INFERENCE', `${node.opType} node ${node.name}: ${(e as Error).message}`, { cause: e });
     }
     node.outputs.forEach((o, i) => { if (o && outTypes[i]) types.set(o, outTypes[i]!); });
-    const allKnown = node.inputs.every((n, i) => !n || inVals[i] !== undefined);
+    // Shape and Size read only the static type of their input, so they fold whatever the input's value.
+    const typeOnly = (node.opType === 'Shape' || node.opType === 'Size') && (node.domain === '' || node.domain === 'ai.onnx');
+    const allKnown = typeOnly || node.inputs.every((n, i) => !n || inVals[i] !== undefined);
     if (def.evaluate && allKnown && outTypes.every((t) => numel(t.dims) <= FOLD_LIMIT)) {
       const folded = def.evaluate(ctx);
       folded?.forEach((v, i) => { const o = node.outputs[i]; if (o) values.set(o, v); });

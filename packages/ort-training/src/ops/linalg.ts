@@ -58,9 +58,10 @@ function matmulGradient(ctx: GradContext): (string | undefined)[] {
     // Activations [..., M, K] x weight [K, N]: fold every leading axis into rows, so that
     // dW = A2^T @ dY2 is ONE 2-D product and dA = dY2 @ W^T another.
     const rows = numel(a2) / K;
-    const dy2 = b.reshape(dy, [rows, N]);
-    if (needs[0]) dA = b.reshape(gemm(b, dy2, w, false, true), a2);
-    if (needs[1]) dB = gemm(b, b.reshape(a, [rows, K]), dy2, true, false);
+    // dA = dY @ W^T as a MatMul on dY's own shape: no reshapes, and for a frozen W onnxruntime folds the
+    // Transpose into a constant, so the data gradient of a Linear layer is one node.
+    if (needs[0]) dA = b.op('MatMul', [dy, b.transpose(w, [1, 0])]);
+    if (needs[1]) dB = gemm(b, b.reshape(a, [rows, K]), b.reshape(dy, [rows, N]), true, false);
   } else {
     // Batched (attention [B,H,S,D] x [B,H,D,S]) or a matrix times a batch: batched products with the last
     // two axes transposed, reduced over the batch axes this operand was broadcast along.
