@@ -1,7 +1,7 @@
 /** One jest run over every workspace: unit tests `*.test.ts` beside the code, integration `*.int.test.ts`. */
 export default {
   testEnvironment: '<rootDir>/jest.environment.js',
-  roots: ['<rootDir>/packages'],
+  roots: ['<rootDir>/packages', '<rootDir>/apps'],
   testMatch: ['**/src/**/*.test.ts', '**/test/**/*.test.ts'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
   extensionsToTreatAsEsm: ['.ts'],
