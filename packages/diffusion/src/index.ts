@@ -1,2 +1,3 @@
 export * from './tensor.js';
 export * from './types.js';
+export * from './errors.js';
