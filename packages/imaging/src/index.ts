@@ -12,7 +12,7 @@ export {
   type Component, type Components, type Connectivity, type MorphologyOptions, type StructuringElement,
 } from './morphology.js';
 export {
-  crop, fitCover, fitToSquare, flipHorizontal, resizeImage, transformPoint,
+  crop, fitCover, fitToSquare, flipHorizontal, resizeImage, resizeRaster, transformPoint,
   type FitTransform, type Fitted, type ResizeKernel, type ResizeOptions,
 } from './geometry.js';
 export { alphaComposite, blend, pasteSubject, type PasteOptions, type Pasted } from './composite.js';
