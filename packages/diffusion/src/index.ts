@@ -5,3 +5,4 @@ export * from './bundle.js';
 export * from './scheduler-config.js';
 export * from './tokenizer.js';
 export * from './tokenizer-files.js';
+export * from './surgery/index.js';

@@ -1,0 +1,53 @@
+/**
+ * Test access to the PyTorch fixtures of packages/diffusion/fixtures (made by scripts/export_fixtures.py)
+ * and a small onnxruntime runner for edited models (all fixture weights are inline, so models go as bytes).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
+import { loadModel, readSafetensors, serializeModel, type HostTensor, type OnnxModel } from '@dynasyn/ort-training';
+
+export const fixturesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../fixtures');
+
+export interface Fixture<M> {
+  model: OnnxModel;
+  manifest: M;
+  reference: Map<string, HostTensor>;
+}
+
+export function loadFixture<M extends { model: string; reference: string }>(name: string): Fixture<M> {
+  const dir = path.join(fixturesDir, name);
+  const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as M;
+  return { manifest, model: loadModel(path.join(dir, manifest.model)), reference: readSafetensors(path.join(dir, manifest.reference)).tensors };
+}
+
+export function toOrt(t: HostTensor | { dims: number[]; data: Float32Array | BigInt64Array | Int32Array }): ort.Tensor {
+  const d = t.data;
+  const type = d instanceof Float32Array ? 'float32' : d instanceof BigInt64Array ? 'int64' : d instanceof Int32Array ? 'int32' : undefined;
+  if (!type) throw new Error('fixture tensor of an unexpected type');
+  return new ort.Tensor(type, d as never, t.dims);
+}
+
+/** Run a model (inline weights) once; returns every output as float32 or raw ort data. */
+export async function runModel(model: OnnxModel, feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+  const session = await ort.InferenceSession.create(serializeModel(model), { intraOpNumThreads: 1 });
+  try {
+    return await session.run(feeds);
+  } finally {
+    await session.release();
+  }
+}
+
+/** max|a - b| / max|b|: scale-free and not blown up by elements near zero (the ort-training parity metric). */
+export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Infinity;
+  let diff = 0, scale = 0;
+  for (let i = 0; i < b.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+    scale = Math.max(scale, Math.abs(b[i]!));
+  }
+  return Number.isNaN(diff) ? Infinity : diff / Math.max(scale, 1e-30);
+}
+
+export { ort };
