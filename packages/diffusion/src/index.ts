@@ -5,4 +5,6 @@ export * from './bundle.js';
 export * from './scheduler-config.js';
 export * from './tokenizer.js';
 export * from './tokenizer-files.js';
+export * from './rng.js';
+export * from './schedulers/index.js';
 export * from './surgery/index.js';

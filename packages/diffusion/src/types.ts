@@ -79,4 +79,6 @@ export interface Scheduler {
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, noise?: () => Float32Array): Float32Array;
   /** Forward process q(x_t | x_0) at an integer training timestep. */
   addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array;
+  /** The v_prediction training target sqrt(abar_t) noise - sqrt(1 - abar_t) original (METHOD.md). */
+  getVelocity(original: Float32Array, noise: Float32Array, timestep: number): Float32Array;
 }
