@@ -3,10 +3,9 @@
  * and the captured attention maps equal PyTorch's softmax probabilities of the same layers, averaged over heads
  * and over the down/up layers of a grid, whether the layers are found by name or by structure.
  */
-import { Graph, type OnnxModel } from '@dynasyn/ort-training';
 import { findCrossAttentionLayers, withAttentionCapture } from './attention.js';
 import { isDiffusionError } from '../errors.js';
-import { loadFixture, relativeError, runModel, toOrt, type Fixture, type ort } from '../testing/fixtures.js';
+import { loadFixture, relativeError, runModel, stripNames, toOrt, type Fixture, type ort } from '../testing/fixtures.js';
 
 interface UNetManifest {
   model: string;
@@ -32,27 +31,6 @@ beforeAll(() => {
 
 const ref = (key: string) => fx.reference.get(key)!.data as Float32Array;
 const data = (t: ort.Tensor | undefined) => t!.data as Float32Array;
-
-/** The same graph with every node and intermediate tensor renamed `n<i>` / `t<i>`: no scope survives. */
-function stripNames(model: OnnxModel): OnnxModel {
-  const g = model.graph;
-  const keep = new Set([...g.inputs.map((v) => v.name), ...g.outputs.map((v) => v.name)]);
-  const rename = new Map<string, string>();
-  const map = (x: string) => {
-    if (!x || keep.has(x)) return x;
-    let r = rename.get(x);
-    if (!r) rename.set(x, (r = `t${rename.size}`));
-    return r;
-  };
-  const graph = new Graph({
-    name: 'g',
-    nodes: g.nodes.map((n, i) => ({ ...n, name: `n${i}`, inputs: n.inputs.map(map), outputs: n.outputs.map(map) })),
-    inputs: g.inputs.map((v) => ({ ...v })),
-    outputs: g.outputs.map((v) => ({ ...v })),
-    initializers: new Map([...g.initializers].map(([k, v]) => [map(k), { ...v, name: map(k) }])),
-  });
-  return { ...model, graph };
-}
 
 describe('UNet fixture', () => {
   test('onnxruntime output equals PyTorch (relative error < 1e-4)', async () => {

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import { loadModel, readSafetensors, serializeModel, type HostTensor, type OnnxModel } from '@dynasyn/ort-training';
+import { Graph, loadModel, readSafetensors, serializeModel, type HostTensor, type OnnxModel } from '@dynasyn/ort-training';
 
 export const fixturesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../fixtures');
 
@@ -48,6 +48,27 @@ export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): numbe
     scale = Math.max(scale, Math.abs(b[i]!));
   }
   return Number.isNaN(diff) ? Infinity : diff / Math.max(scale, 1e-30);
+}
+
+/** The same graph with every node and intermediate tensor renamed `n<i>` / `t<i>`: no scope survives. */
+export function stripNames(model: OnnxModel): OnnxModel {
+  const g = model.graph;
+  const keep = new Set([...g.inputs.map((v) => v.name), ...g.outputs.map((v) => v.name)]);
+  const rename = new Map<string, string>();
+  const map = (x: string) => {
+    if (!x || keep.has(x)) return x;
+    let r = rename.get(x);
+    if (!r) rename.set(x, (r = `t${rename.size}`));
+    return r;
+  };
+  const graph = new Graph({
+    name: 'g',
+    nodes: g.nodes.map((n, i) => ({ ...n, name: `n${i}`, inputs: n.inputs.map(map), outputs: n.outputs.map(map) })),
+    inputs: g.inputs.map((v) => ({ ...v })),
+    outputs: g.outputs.map((v) => ({ ...v })),
+    initializers: new Map([...g.initializers].map(([k, v]) => [map(k), { ...v, name: map(k) }])),
+  });
+  return { ...model, graph };
 }
 
 export { ort };
