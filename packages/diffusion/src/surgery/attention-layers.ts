@@ -71,7 +71,8 @@ export function findCrossAttentionLayers(unet: OnnxModel, inputShapes: Record<st
   const named = softmaxes.filter((n) => ATTN2.test(n.name));
   const byName = named.length > 0;
   const chosen = byName ? named : structuralCrossAttention(g, order, softmaxes, sampleName, contextName);
-  const blocks = byName ? undefined : classifyBlocks(g, order, chosen, types);
+  // scope names give the block; graphs without them (or with other names) get it from the skip connections
+  const blocks = byName && chosen.every((n) => blockFromScope(n.name)) ? undefined : classifyBlocks(g, order, chosen, types);
 
   return chosen.map((n, i) => {
     const probs = n.outputs[0]!;
@@ -89,7 +90,7 @@ export function findCrossAttentionLayers(unet: OnnxModel, inputShapes: Record<st
     const scope = byName ? n.name.slice(0, n.name.search(ATTN2) + n.name.match(ATTN2)![0].replace(/[/.]$/, '').length) : '';
     return {
       softmax: n.name, probs, scope,
-      block: blocks?.[i] ?? blockFromScope(n.name),
+      block: blocks?.[i] ?? blockFromScope(n.name)!,
       queryLength: q, keyLength: k, heads,
       grid: gridOf(q, H, W),
       layout: rank === 4 ? 'heads-axis' : 'batch-heads',
@@ -97,11 +98,11 @@ export function findCrossAttentionLayers(unet: OnnxModel, inputShapes: Record<st
   });
 }
 
-function blockFromScope(name: string): UNetBlock {
+function blockFromScope(name: string): UNetBlock | undefined {
   if (/down_blocks|(^|\/)down/.test(name)) return 'down';
   if (/mid_block|(^|\/)mid/.test(name)) return 'mid';
   if (/up_blocks|(^|\/)up/.test(name)) return 'up';
-  throw new DiffusionError('UNSUPPORTED', `cannot tell which UNet block the cross-attention ${name} belongs to (no down_blocks / mid_block / up_blocks in its name)`);
+  return undefined;
 }
 
 /** The feature-map size with q cells: the latent halved s times (rounding up, as stride-2 convs do). */

@@ -3,9 +3,11 @@
  * and the captured attention maps equal PyTorch's softmax probabilities of the same layers, averaged over heads
  * and over the down/up layers of a grid, whether the layers are found by name or by structure.
  */
+import path from 'node:path';
+import { loadModel } from '@dynasyn/ort-training';
 import { findCrossAttentionLayers, withAttentionCapture } from './attention.js';
 import { isDiffusionError } from '../errors.js';
-import { loadFixture, relativeError, runModel, stripNames, toOrt, type Fixture, type ort } from '../testing/fixtures.js';
+import { fixturesDir, loadFixture, relativeError, runModel, stripNames, toOrt, type Fixture, type ort } from '../testing/fixtures.js';
 
 interface UNetManifest {
   model: string;
@@ -79,6 +81,17 @@ describe('UNet fixture', () => {
     const capture = withAttentionCapture(stripped, { inputShapes });
     const out = await runModel(capture.model, feeds);
     expect(relativeError(data(out.attention_probs), ref(fx.manifest.meanDownUp['4x4']!))).toBeLessThan(TOLERANCE);
+  });
+
+  test("another exporter's names (ort-training's fixture: /unet/down0_attn/.../attn2) give the same facts", () => {
+    const other = loadModel(path.join(fixturesDir, '../../ort-training/fixtures/unet/model.onnx'));
+    const layers = findCrossAttentionLayers(other, {});
+    expect(layers.map((l) => [l.scope, l.block, l.grid])).toEqual([
+      ['/unet/down0_attn/transformer_blocks.0/attn2', 'down', [16, 16]],
+      ['/unet/mid_attn/transformer_blocks.0/attn2', 'mid', [8, 8]],
+      ['/unet/up0_attn/transformer_blocks.0/attn2', 'up', [16, 16]],
+    ]);
+    expect(findCrossAttentionLayers(stripNames(other), {}).map((l) => [l.block, l.grid])).toEqual(layers.map((l) => [l.block, l.grid]));
   });
 
   test('a grid no layer has is refused, listing the grids found', () => {
