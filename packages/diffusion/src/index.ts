@@ -8,3 +8,4 @@ export * from './tokenizer-files.js';
 export * from './rng.js';
 export * from './schedulers/index.js';
 export * from './surgery/index.js';
+export * from './tiny/index.js';
