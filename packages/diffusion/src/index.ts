@@ -9,3 +9,5 @@ export * from './rng.js';
 export * from './schedulers/index.js';
 export * from './surgery/index.js';
 export * from './tiny/index.js';
+export * from './runtime/index.js';
+export * from './pipelines/index.js';

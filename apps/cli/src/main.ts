@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+/** The `dynasyn` command: flags only (no env), logic in packages; failures print one line and exit 1. */
+import { Command } from 'commander';
+import { SCHEDULER_KINDS } from '@dynasyn/diffusion';
+import { sample } from './commands/sample.js';
+import { createTiny } from './commands/bundle.js';
+import { oneLine } from './commands/errors.js';
+import { float, integer, oneOf } from './commands/parse.js';
+
+const program = new Command('dynasyn').description('DynASyn: personalize subjects from one image on Stable-Diffusion-class ONNX bundles').showHelpAfterError(false);
+
+program.command('sample')
+  .description('render one image from a model bundle (text-to-image, or image-to-image with --image)')
+  .requiredOption('--backbone <dir>', 'model bundle directory')
+  .requiredOption('--prompt <text>', 'prompt')
+  .option('--negative <text>', 'negative prompt', '')
+  .option('--steps <n>', 'denoising steps', integer(1, 1000), 50)
+  .option('--guidance <g>', 'classifier-free guidance scale (<= 1: off)', float(0, 100), 7.5)
+  .option('--seed <s>', 'seed (same seed, same image); default random', integer(0))
+  .option('--scheduler <name>', `scheduler: ${SCHEDULER_KINDS.join('|')}`, oneOf(SCHEDULER_KINDS), 'ddim')
+  .option('--out <file.png>', 'output PNG', 'sample.png')
+  .option('--image <img>', 'start image (PNG/JPEG/WebP) for image-to-image')
+  .option('--strength <s>', 'image-to-image strength in [0, 1]', float(0, 1))
+  .option('--threads <n>', 'onnxruntime intra-op threads', integer(1, 1024))
+  .action(async (o) => { await sample(o); });
+
+const bundle = program.command('bundle').description('model bundles');
+bundle.command('create-tiny')
+  .description('write a tiny random-weight bundle (for tests and the demo)')
+  .argument('<dir>', 'output directory')
+  .option('--seed <n>', 'weight seed', integer(0), 0)
+  .action(async (dir: string, o: { seed: number }) => { await createTiny(dir, o.seed); });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  process.stderr.write(`dynasyn: ${oneLine(e)}\n`);
+  process.exitCode = 1;
+}
