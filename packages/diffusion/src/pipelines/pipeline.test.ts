@@ -63,7 +63,7 @@ describe('textToImage', () => {
   });
 
   test('the initial latents are the seed\'s first GaussianRng draws times initNoiseSigma (documented draw)', async () => {
-    // with zero steps of change (strength 0 is img2img); here: compare a 1-step DDIM from known noise
+    // a 1-step DDIM sample, rebuilt by hand from GaussianRng(seed).fill(C*h*w)
     const side = p.bundle.sampleSize / p.bundle.vaeScaleFactor;
     const n = p.bundle.latentChannels * side * side;
     const noise = new GaussianRng(11).fill(n);
@@ -94,6 +94,22 @@ describe('textToImage', () => {
     const g3 = combineGuided((await p.unet.predict(doubleBatch(x), 600, both)).noise, 3);
     const i = 17;
     expect(g3.data[i]).toBeCloseTo(uncond.data[i]! + 3 * (cond.data[i]! - uncond.data[i]!), 4);
+  });
+
+  test('with captureAttention: maps of the prompt rows averaged over steps, and the same image', async () => {
+    const q = await DiffusionPipeline.create(dir, { intraOpNumThreads: 1, captureAttention: {} });
+    try {
+      const o = { prompts: ['a cat', 'a dog'], steps: 2, seed: 21, guidance: 4 };
+      const [withMaps, plain] = [await q.textToImage(o), await p.textToImage(o)];
+      expect(withMaps.latents.data).toEqual(plain.latents.data);
+      expect(plain.attention).toBeUndefined();
+      const grid = Math.ceil(p.bundle.sampleSize / p.bundle.vaeScaleFactor / 4);
+      expect(withMaps.attention!.probs.dims).toEqual([2, grid * grid, 77]);
+      const row = withMaps.attention!.probs.data.subarray(77 * (grid * grid + 3), 77 * (grid * grid + 4)); // image 1
+      expect(row.reduce((a, v) => a + v, 0)).toBeCloseTo(1, 4);
+    } finally {
+      await q.release();
+    }
   });
 
   test('bad options are refused with BAD_ARGUMENT naming the option', async () => {

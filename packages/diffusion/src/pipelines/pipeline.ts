@@ -8,13 +8,14 @@ import { ClipTokenizer } from '../tokenizer.js';
 import { DiffusionError } from '../errors.js';
 import { createScheduler, SCHEDULER_KINDS, type SchedulerKind } from '../schedulers/index.js';
 import type { FloatTensor } from '../tensor.js';
-import type { ModelBundle, RuntimeOptions, Scheduler } from '../types.js';
+import type { AttentionMaps, ModelBundle, RuntimeOptions, Scheduler } from '../types.js';
 import { TextEncoder } from '../runtime/text-encoder.js';
 import { Unet } from '../runtime/unet.js';
+import type { UnetAttentionOptions } from '../runtime/surgery.js';
 import { VaeDecoder, VaeEncoder } from '../runtime/vae.js';
 import { usesGuidance } from './guidance.js';
 import { BatchNoise, seedsFor } from './noise.js';
-import { denoise, type ProgressCallback } from './denoise.js';
+import { denoise, type DenoiseResult, type ProgressCallback } from './denoise.js';
 import { imagesToTensor, maskToLatentGrid, tensorToImages, type MaskPixels, type RgbPixels } from './images.js';
 
 
@@ -24,8 +25,16 @@ export interface PipelineOptions extends RuntimeOptions {
    * at sampling time. Default: none.
    */
   placeholderTokens?: readonly string[];
-  /** Where rewritten models (placeholder surgery) are saved; default: a temporary directory. */
+  /**
+   * Where rewritten models (surgery on models with external data) are saved; default: temporary
+   * directories removed on release.
+   */
   cacheDir?: string;
+  /**
+   * Capture cross-attention maps while sampling (e.g. for pseudo masks of subjects); each result then has
+   * `attention`, averaged over the denoising steps. Default: off (the plain UNet, slightly faster).
+   */
+  captureAttention?: UnetAttentionOptions;
 }
 
 export interface SampleOptions {
@@ -70,6 +79,11 @@ export interface SampleResult {
   latents: FloatTensor;
   /** Seed of each image: pass them back to reproduce the images exactly. */
   seeds: number[];
+  /**
+   * With `captureAttention`: per image, the cross-attention probabilities over the prompt's 77 tokens
+   * ([B, h*w, 77]) averaged over the steps that ran, from the conditional (prompt) rows.
+   */
+  attention?: AttentionMaps;
 }
 
 export class DiffusionPipeline {
@@ -94,7 +108,7 @@ export class DiffusionPipeline {
     if (placeholders.length) tokenizer.addTokens(placeholders);
     const [textEncoder, unet, vaeDecoder] = await Promise.all([
       TextEncoder.create(b, { ...runtime, placeholders: placeholders.length, baseVocabSize, ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}) }),
-      Unet.create(b, runtime),
+      Unet.create(b, { ...runtime, ...(options.captureAttention ? { captureAttention: options.captureAttention } : {}), ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}) }),
       VaeDecoder.create(b, runtime),
     ]);
     return new DiffusionPipeline(b, tokenizer, textEncoder, unet, vaeDecoder, runtime);
@@ -133,7 +147,7 @@ export class DiffusionPipeline {
     const initSteps = Math.min(Math.floor(s.steps * strength), s.steps);
     const timesteps = all.slice(s.steps - initSteps);
     const noise = s.noise.draw();
-    if (!timesteps.length) return this.finish(init, s.seeds);
+    if (!timesteps.length) return this.finish({ latents: init }, s.seeds);
     const latents = s.scheduler.addNoise(init.data, noise, timesteps[0]!);
     const hidden = await this.encodePrompts(s.prompts, o.negativePrompt, s.guidance, o.placeholderEmbeddings);
     const out = await denoise({ unet: this.unet, scheduler: s.scheduler, timesteps, latents: { dims: s.latentDims, data: latents }, hidden, guidance: s.guidance, noise: s.noise, onProgress: o.onProgress });
@@ -218,8 +232,8 @@ export class DiffusionPipeline {
     return { prompts, batch: prompts.length, steps, guidance, scheduler, seeds, noise: new BatchNoise(seeds, this.bundle.latentChannels * side * side), latentDims };
   }
 
-  private async finish(latents: FloatTensor, seeds: number[]): Promise<SampleResult> {
-    return { images: await this.decodeLatents(latents), latents, seeds };
+  private async finish(out: DenoiseResult, seeds: number[]): Promise<SampleResult> {
+    return { images: await this.decodeLatents(out.latents), latents: out.latents, seeds, ...(out.attention ? { attention: out.attention } : {}) };
   }
 }
 
