@@ -1,0 +1,180 @@
+/**
+ * Option presets and their validation. `paper` is METHOD.md's schedule; `fast` the production default (same
+ * losses, DDIM GSA); `tiny` a few steps of everything so the demo and tests run in minutes on two cores.
+ */
+import { InputError } from './input-error.js';
+import { PAPER_LOSS_WEIGHTS, type DynasynOptions, type PresetName } from './types.js';
+
+export const PRESET_NAMES: readonly PresetName[] = ['tiny', 'fast', 'paper'];
+
+/** Phase-2 learning rate of `full` mode (METHOD.md: the paper trains whole tensors at 2e-6). */
+export const FULL_MODE_LR = 2e-6;
+
+/** Sample prompts generated when none are given (see sample.ts defaultSamplePrompts). */
+export const DEFAULT_SAMPLE_COUNTS: Record<PresetName, number> = { tiny: 2, fast: 6, paper: 9 };
+
+const paper: DynasynOptions = {
+  preset: 'paper',
+  seed: 0,
+  train: {
+    phase1: { steps: 700, lr: 5e-4 },
+    // adapters by default (METHOD.md "Two phases"); `full` mode switches to FULL_MODE_LR unless given
+    phase2: { steps: 700, lr: 1e-4 },
+    adapters: { mode: 'lora', rank: 8, targets: ['unet', 'text_encoder'] },
+    lambdas: { ...PAPER_LOSS_WEIGHTS },
+    icaNormalizeBoth: true,
+    weightDecay: 1e-2,
+    maxGradNorm: 1,
+    checkpointEvery: 100,
+    attentionGridDivisor: 4,
+    flipProbability: 0.5,
+  },
+  augmentation: {
+    count: 30,
+    promptProvider: { kind: 'templates' },
+    draftSteps: 50,
+    draftGuidance: 7.5,
+    gsaStrength: 0.7,
+    gsaSchedule: 'paper',
+    gsaSteps: 700,
+    pseudoMasks: { kind: 'attention', threshold: 0.5 },
+  },
+  sampling: { prompts: [], steps: 50, guidance: 7.5, scheduler: 'ddim' },
+  executionProviders: ['cpu'],
+};
+
+const fast: DynasynOptions = {
+  ...paper,
+  preset: 'fast',
+  augmentation: { ...paper.augmentation, count: 20, draftSteps: 30, gsaSchedule: 'fast', gsaSteps: 50 },
+};
+
+const tiny: DynasynOptions = {
+  ...paper,
+  preset: 'tiny',
+  train: {
+    ...paper.train,
+    // few steps need a larger lr to move anything measurable
+    phase1: { steps: 6, lr: 5e-3 },
+    phase2: { steps: 6, lr: 1e-3 },
+    adapters: { mode: 'lora', rank: 4, targets: ['unet', 'text_encoder'] },
+    checkpointEvery: 3,
+  },
+  augmentation: { ...paper.augmentation, count: 2, draftSteps: 4, gsaSchedule: 'fast', gsaSteps: 4 },
+  sampling: { prompts: [], steps: 6, guidance: 7.5, scheduler: 'ddim' },
+  intraOpNumThreads: 2,
+};
+
+const PRESETS: Record<PresetName, DynasynOptions> = { tiny, fast, paper };
+
+/** Recursively optional: what a caller may override. Arrays and provider objects are replaced whole. */
+export type OptionOverrides = { [K in keyof DynasynOptions]?: DeepPartial<DynasynOptions[K]> };
+type DeepPartial<T> = T extends readonly unknown[] ? T : T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } : T;
+
+/** A fresh copy of a preset's options. */
+export function preset(name: PresetName): DynasynOptions {
+  const p = PRESETS[name];
+  if (!p) throw new InputError('BAD_OPTION', `unknown preset ${JSON.stringify(name)} (use ${PRESET_NAMES.join(', ')})`);
+  return structuredClone(p);
+}
+
+/** The preset with `overrides` merged in, validated; throws InputError BAD_OPTION naming the option. */
+export function resolveOptions(name: PresetName = 'fast', overrides: OptionOverrides = {}): DynasynOptions {
+  const base = preset(name);
+  const merged = merge(base, overrides) as DynasynOptions;
+  merged.preset = name;
+  const o = overrides.train;
+  if (o?.adapters?.mode === 'full' && o.phase2?.lr === undefined) merged.train.phase2.lr = FULL_MODE_LR;
+  validateOptions(merged);
+  return merged;
+}
+
+function merge(base: unknown, over: unknown): unknown {
+  if (over === undefined) return base;
+  if (Array.isArray(over) || over === null || typeof over !== 'object') return over;
+  if (base === null || typeof base !== 'object' || Array.isArray(base)) return structuredClone(over);
+  // a provider of another kind is a different object, not a patch of the current one
+  const b = base as Record<string, unknown>;
+  const v = over as Record<string, unknown>;
+  if ('kind' in v && 'kind' in b && v.kind !== b.kind) return structuredClone(over);
+  const out: Record<string, unknown> = { ...b };
+  for (const [k, val] of Object.entries(v)) if (val !== undefined) out[k] = merge(b[k], val);
+  return out;
+}
+
+/** Checks every option's type and range; throws InputError BAD_OPTION with the option's path. */
+export function validateOptions(o: DynasynOptions): void {
+  const bad = (path: string, want: string, got: unknown): never => {
+    throw new InputError('BAD_OPTION', `option ${path} must be ${want}, got ${JSON.stringify(got)}`);
+  };
+  const int = (path: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER) => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) bad(path, `an integer in [${min}, ${max}]`, v);
+  };
+  const num = (path: string, v: unknown, min: number, max: number, openMin = false) => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max || (openMin && v === min)) bad(path, `a number in ${openMin ? '(' : '['}${min}, ${max}]`, v);
+  };
+  const oneOf = (path: string, v: unknown, choices: readonly string[]) => {
+    if (typeof v !== 'string' || !choices.includes(v)) bad(path, `one of ${choices.join(', ')}`, v);
+  };
+  int('seed', o.seed, 0, 2 ** 32 - 1);
+  const t = o.train;
+  for (const p of ['phase1', 'phase2'] as const) {
+    int(`train.${p}.steps`, t[p].steps, 0);
+    num(`train.${p}.lr`, t[p].lr, 0, 1, true);
+  }
+  oneOf('train.adapters.mode', t.adapters.mode, ['lora', 'full']);
+  int('train.adapters.rank', t.adapters.rank, 1, 256);
+  if (t.adapters.alpha !== undefined) num('train.adapters.alpha', t.adapters.alpha, 0, 1e4, true);
+  if (!Array.isArray(t.adapters.targets) || !t.adapters.targets.length) bad('train.adapters.targets', 'a non-empty list of unet, text_encoder', t.adapters.targets);
+  t.adapters.targets.forEach((x, i) => oneOf(`train.adapters.targets[${i}]`, x, ['unet', 'text_encoder']));
+  if (t.adapters.mode === 'full' && t.phase2.steps > 0 && !t.adapters.fullTensors?.length) {
+    bad('train.adapters.fullTensors', "a non-empty list of tensor names or /regex/ in 'full' mode", t.adapters.fullTensors);
+  }
+  for (const k of ['md', 'm2a', 'ica', 'aug'] as const) num(`train.lambdas.${k}`, t.lambdas[k], 0, 1e6);
+  if (typeof t.icaNormalizeBoth !== 'boolean') bad('train.icaNormalizeBoth', 'a boolean', t.icaNormalizeBoth);
+  num('train.weightDecay', t.weightDecay, 0, 10);
+  num('train.maxGradNorm', t.maxGradNorm, 0, 1e6, true);
+  int('train.checkpointEvery', t.checkpointEvery, 0);
+  int('train.attentionGridDivisor', t.attentionGridDivisor, 1, 64);
+  num('train.flipProbability', t.flipProbability, 0, 1);
+  const a = o.augmentation;
+  int('augmentation.count', a.count, 0, 1000);
+  oneOf('augmentation.promptProvider.kind', a.promptProvider?.kind, ['templates', 'openai']);
+  if (a.promptProvider.kind === 'openai') {
+    if (!isHttpUrl(a.promptProvider.baseUrl)) bad('augmentation.promptProvider.baseUrl', 'an http(s) URL', a.promptProvider.baseUrl);
+    if (typeof a.promptProvider.model !== 'string' || !a.promptProvider.model) bad('augmentation.promptProvider.model', 'a model name', a.promptProvider.model);
+    if (a.promptProvider.timeoutMs !== undefined) int('augmentation.promptProvider.timeoutMs', a.promptProvider.timeoutMs, 1);
+    if (a.promptProvider.retries !== undefined) int('augmentation.promptProvider.retries', a.promptProvider.retries, 0, 20);
+  }
+  int('augmentation.draftSteps', a.draftSteps, 1, 1000);
+  num('augmentation.draftGuidance', a.draftGuidance, 0, 100);
+  num('augmentation.gsaStrength', a.gsaStrength, 0, 1, true);
+  oneOf('augmentation.gsaSchedule', a.gsaSchedule, ['fast', 'paper']);
+  int('augmentation.gsaSteps', a.gsaSteps, 1, 1000);
+  oneOf('augmentation.pseudoMasks.kind', a.pseudoMasks?.kind, ['attention', 'sam']);
+  if (a.pseudoMasks.kind === 'attention') num('augmentation.pseudoMasks.threshold', a.pseudoMasks.threshold, 0, 1, true);
+  else if (typeof a.pseudoMasks.modelDir !== 'string' || !a.pseudoMasks.modelDir) bad('augmentation.pseudoMasks.modelDir', 'a SAM model directory', a.pseudoMasks.modelDir);
+  const s = o.sampling;
+  if (!Array.isArray(s.prompts) || s.prompts.some((p) => typeof p !== 'string' || !p.trim())) bad('sampling.prompts', 'a list of non-empty prompts', s.prompts);
+  if (s.seeds !== undefined) {
+    if (!Array.isArray(s.seeds)) bad('sampling.seeds', 'a list of seeds', s.seeds);
+    s.seeds.forEach((x, i) => int(`sampling.seeds[${i}]`, x, 0, 2 ** 32 - 1));
+    if (s.prompts.length && s.seeds.length !== s.prompts.length) bad('sampling.seeds', `one seed per prompt (${s.prompts.length})`, s.seeds);
+  }
+  int('sampling.steps', s.steps, 1, 1000);
+  num('sampling.guidance', s.guidance, 0, 100);
+  oneOf('sampling.scheduler', s.scheduler, ['ddim', 'euler', 'ddpm']);
+  if (!Array.isArray(o.executionProviders) || !o.executionProviders.length) bad('executionProviders', 'a non-empty list of cpu, cuda', o.executionProviders);
+  o.executionProviders.forEach((x, i) => oneOf(`executionProviders[${i}]`, x, ['cpu', 'cuda']));
+  if (o.intraOpNumThreads !== undefined) int('intraOpNumThreads', o.intraOpNumThreads, 1, 1024);
+}
+
+function isHttpUrl(v: unknown): boolean {
+  if (typeof v !== 'string') return false;
+  try {
+    const u = new URL(v);
+    return u.protocol === 'http:' || u.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
