@@ -67,17 +67,30 @@ class BareUnet {
   release(): Promise<void> { return this.session.release(); }
 }
 
-interface SampleTiming { totalMs: number; loopPerStepMs: number; stepTimes: number[] }
+interface SampleTiming { totalMs: number; loopPerStepMs: number; stepTimes: number[]; unetTimes: number[] }
+
+/** Times every UNet call the pipeline makes, so the pipeline's own share of a step can be told apart from machine noise. */
+function instrumentUnet(p: DiffusionPipeline): number[] {
+  const times: number[] = [];
+  const unet = p.unet as unknown as { predict: (...a: unknown[]) => Promise<unknown> };
+  const predict = unet.predict.bind(unet);
+  unet.predict = async (...a: unknown[]) => {
+    const t0 = performance.now();
+    try { return await predict(...a); } finally { times.push(performance.now() - t0); }
+  };
+  return times;
+}
 
 /** One textToImage; the loop time is from the start of the first step to the end of the last (progress stamps). */
-async function timedSample(p: DiffusionPipeline, steps: number, seed: number): Promise<SampleTiming> {
+async function timedSample(p: DiffusionPipeline, unetTimes: number[], steps: number, seed: number): Promise<SampleTiming> {
   const stamps: number[] = [];
+  unetTimes.length = 0;
   const t0 = performance.now();
   await p.textToImage({ prompt: 'a photo of a cat', steps, guidance: 7.5, seed, scheduler: 'ddim', onProgress: () => stamps.push(performance.now()) });
   const total = performance.now() - t0;
   // The first step's start is not stamped: take the per-step time over steps 2..n, which excludes text encoding.
   const stepTimes = stamps.slice(1).map((s, i) => s - stamps[i]!);
-  return { totalMs: total, loopPerStepMs: median(stepTimes), stepTimes };
+  return { totalMs: total, loopPerStepMs: median(stepTimes), stepTimes, unetTimes: unetTimes.slice(1) };
 }
 
 function torchEager(bundle: ModelBundle, threads: number, runs: number, expectFile: string): { ms?: number; reason?: string; maxRelErr?: number } {
@@ -104,22 +117,26 @@ async function main(): Promise<void> {
     const pipeline = await DiffusionPipeline.create(bundle, { intraOpNumThreads: threads });
     const bareUnet = await BareUnet.create(bundle, threads);
     // warm-up of both (first runs allocate the sessions' arenas)
-    await timedSample(pipeline, 5, 1);
+    const unetTimes = instrumentUnet(pipeline);
+    await timedSample(pipeline, unetTimes, 5, 1);
     await bareUnet.time(5);
 
     // Interleave the two so that machine noise hits both alike.
-    const bare: number[] = [], perStep: number[] = [], totals: number[] = [];
+    const bare: number[] = [], perStep: number[] = [], totals: number[] = [], overhead: number[] = [];
     for (let r = 0; r < rounds; r++) {
       bare.push(...(await bareUnet.time(steps)));
-      const s = await timedSample(pipeline, steps, 100 + r);
+      const s = await timedSample(pipeline, unetTimes, steps, 100 + r);
       perStep.push(...s.stepTimes);
+      // step i (from the end of step i-1 to the end of step i) contains UNet call i
+      s.stepTimes.forEach((t, i) => overhead.push(t - s.unetTimes[i]!));
       totals.push(s.totalMs / steps);
     }
     const expected = await bareUnet.output();
     await Promise.all([pipeline.release(), bareUnet.release()]);
-    const bareMs = median(bare), stepMs = median(perStep), totalMs = median(totals);
+    const bareMs = median(bare), stepMs = median(perStep), totalMs = median(totals), ownMs = median(overhead);
     console.log(`bare onnxruntime UNet (batch 2):     ${fmt(bareMs)} per call`);
     console.log(`pipeline denoising step (CFG):       ${fmt(stepMs)} per step   ratio ${(stepMs / bareMs).toFixed(3)} (goal < 1.10)`);
+    console.log(`pipeline's own work per step:       ${fmt(ownMs)} per step   ${((100 * ownMs) / bareMs).toFixed(2)}% of the bare UNet call (step time minus its UNet call)`);
     console.log(`pipeline full sample / steps:        ${fmt(totalMs)} per step   ratio ${(totalMs / bareMs).toFixed(3)} (includes text encoder and VAE decoder)`);
     const expectFile = path.join(dir, 'unet-out.f32');
     fs.writeFileSync(expectFile, new Uint8Array(expected.buffer, expected.byteOffset, expected.byteLength));
@@ -129,7 +146,7 @@ async function main(): Promise<void> {
     } else {
       console.log(`pytorch: not measured (${torch.reason})`);
     }
-    console.log(JSON.stringify({ threads, steps, rounds, bareUnetMs: bareMs, pipelineStepMs: stepMs, pipelineTotalPerStepMs: totalMs, stepRatio: stepMs / bareMs, totalRatio: totalMs / bareMs, torchEagerMs: torch.ms ?? null, torchReason: torch.reason ?? null }));
+    console.log(JSON.stringify({ threads, steps, rounds, bareUnetMs: bareMs, pipelineStepMs: stepMs, pipelineOwnPerStepMs: ownMs, pipelineTotalPerStepMs: totalMs, stepRatio: stepMs / bareMs, totalRatio: totalMs / bareMs, torchEagerMs: torch.ms ?? null, torchReason: torch.reason ?? null }));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
