@@ -1,0 +1,178 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTinyBundle } from '@dynasyn/diffusion';
+import { DataType, readSafetensors, type HostTensor } from '@dynasyn/ort-training';
+import type { LearnedConcepts } from '../types.js';
+import {
+  MetricsRecorder, attentionVsMask, bundleHasRandomWeights, createManifest, isArtifactError, markPhaseCompleted, readLearnedConcepts,
+  readManifest, readMetrics, readSamples, writeLearnedConcepts, writeManifest, writeSampleMetrics, writeSamples, type StepMetrics,
+} from './artifacts.js';
+import { rectMask, syntheticImage } from '../testing/synthetic-output.js';
+
+let root: string;
+let bundle: string;
+beforeAll(async () => {
+  root = mkdtempSync(join(tmpdir(), 'dynasyn-artifacts-'));
+  bundle = join(root, 'tiny');
+  await createTinyBundle(bundle);
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const f32 = (dims: number[], fill: (i: number) => number): HostTensor => {
+  const data = new Float32Array(dims.reduce((a, b) => a * b, 1));
+  for (let i = 0; i < data.length; i++) data[i] = fill(i);
+  return { dtype: DataType.FLOAT, dims, data };
+};
+
+function concepts(): LearnedConcepts {
+  return {
+    tokens: ['<asset0>', '<asset1>'], classWords: ['panda', 'bowl'],
+    embeddings: f32([2, 64], (i) => Math.sin(i)),
+    adapters: new Map([['unet.q.lora_A', f32([32, 4], (i) => i / 100)], ['unet.q.lora_B', f32([4, 32], (i) => -i / 50)]]),
+    adapterSpec: [{ model: 'unet', weight: 'onnx::MatMul_1', a: 'unet.q.lora_A', b: 'unet.q.lora_B', scale: 1 }],
+  };
+}
+
+function newRun(name: string): string {
+  const dir = join(root, name);
+  writeManifest(dir, createManifest({ backboneDir: bundle, tokens: ['<asset0>', '<asset1>'], classWords: ['panda', 'bowl'], embeddingDim: 64, preset: 'tiny', seed: 3, options: { a: 1 } }));
+  return dir;
+}
+
+const expectCode = (fn: () => unknown, code: string, text: RegExp) => {
+  try { fn(); } catch (e) {
+    expect(isArtifactError(e, code as never)).toBe(true);
+    expect((e as Error).message).toMatch(text);
+    return;
+  }
+  throw new Error('expected an error');
+};
+
+describe('manifest', () => {
+  it('records backbone fingerprint, random weights of the tiny bundle, versions, and round-trips', () => {
+    const dir = newRun('manifest');
+    const m = readManifest(dir);
+    expect(m.backbone.randomWeights).toBe(true);
+    expect(m.backbone.fingerprint.fileSizes['unet/model.onnx']).toBeGreaterThan(1000);
+    expect(m.backbone.fingerprint.modelIndexSha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(m.packages['@dynasyn/dynasyn']).toBe('0.1.0');
+    expect(m.nounPhrases).toEqual(['panda', 'bowl']);
+    expect(markPhaseCompleted(dir, 'phase1').phasesCompleted).toEqual(['phase1']);
+    expect(markPhaseCompleted(dir, 'phase1').phasesCompleted).toEqual(['phase1']);
+  });
+
+  it('does not call a bundle with other sizes random', () => {
+    const other = join(root, 'other');
+    rmSync(other, { recursive: true, force: true });
+    mkdirSync(join(other, 'unet'), { recursive: true });
+    mkdirSync(join(other, 'text_encoder'), { recursive: true });
+    writeFileSync(join(other, 'model_index.json'), '{}');
+    writeFileSync(join(other, 'unet', 'config.json'), JSON.stringify({ block_out_channels: [320, 640, 1280, 1280], sample_size: 64 }));
+    writeFileSync(join(other, 'text_encoder', 'config.json'), JSON.stringify({ hidden_size: 1024, num_hidden_layers: 23 }));
+    expect(bundleHasRandomWeights(other)).toBe(false);
+    writeFileSync(join(other, 'model_index.json'), '{"_random_weights": true}');
+    expect(bundleHasRandomWeights(other)).toBe(true);
+  });
+
+  it('rejects a manifest of another format', () => {
+    const dir = join(root, 'badmanifest');
+    newRun('badmanifest');
+    const file = join(dir, 'manifest.json');
+    writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), version: 99 }));
+    expectCode(() => readManifest(dir), 'BAD_ARTIFACT', /version 99/);
+  });
+});
+
+describe('learned concepts', () => {
+  it('round-trips embeddings and adapters bit-exactly, with tokens and spec in the metadata', () => {
+    const dir = newRun('concepts');
+    const c = concepts();
+    writeLearnedConcepts(dir, c);
+    const back = readLearnedConcepts(dir, { backboneDir: bundle });
+    expect(back.tokens).toEqual(c.tokens);
+    expect(back.classWords).toEqual(c.classWords);
+    expect(Array.from(back.embeddings.data as Float32Array)).toEqual(Array.from(c.embeddings.data as Float32Array));
+    expect(back.adapterSpec).toEqual(c.adapterSpec);
+    expect(Array.from(back.adapters.get('unet.q.lora_B')!.data as Float32Array)).toEqual(Array.from(c.adapters.get('unet.q.lora_B')!.data as Float32Array));
+    expect(JSON.parse(readSafetensors(join(dir, 'embeddings.safetensors')).metadata['tokens']!)).toEqual(c.tokens);
+  });
+
+  it('says which file disagrees with the manifest', () => {
+    const dir = newRun('mismatch');
+    writeLearnedConcepts(dir, concepts());
+    const m = readManifest(dir);
+    writeManifest(dir, { ...m, tokens: ['<asset0>', '<asset9>'] });
+    expectCode(() => readLearnedConcepts(dir), 'ARTIFACT_MISMATCH', /embeddings\.safetensors.*tokens/);
+    writeManifest(dir, { ...m, embeddingDim: 768 });
+    expectCode(() => readLearnedConcepts(dir), 'ARTIFACT_MISMATCH', /row width 64, manifest says 768/);
+  });
+
+  it('refuses a different backbone and malformed adapters', async () => {
+    const dir = newRun('backbone');
+    writeLearnedConcepts(dir, concepts());
+    const changed = join(root, 'tiny-seed1');
+    await createTinyBundle(changed, { seed: 1 });
+    writeFileSync(join(changed, 'unet', 'model.onnx'), new Uint8Array(10));
+    expectCode(() => readLearnedConcepts(dir, { backboneDir: changed }), 'ARTIFACT_MISMATCH', /unet\/model\.onnx has 10 bytes/);
+    const c = concepts();
+    c.adapters.delete('unet.q.lora_B');
+    expectCode(() => writeLearnedConcepts(dir, c), 'ARTIFACT_MISMATCH', /missing unet\.q\.lora_B/);
+    expectCode(() => writeLearnedConcepts(dir, { ...concepts(), embeddings: f32([3, 64], () => 0) }), 'ARTIFACT_MISMATCH', /\[2, D\]/);
+  });
+
+  it('reports a missing embeddings file clearly', () => {
+    const dir = newRun('missing');
+    expectCode(() => readLearnedConcepts(dir), 'MISSING_ARTIFACT', /embeddings\.safetensors does not exist/);
+  });
+});
+
+describe('metrics', () => {
+  const row = (phase: 1 | 2, step: number, v: number): StepMetrics => ({ phase, step, md: v, m2a: v, ica: v, aug: Number.NaN, total: v, lr: 1e-3, gradNorm: 1, ms: 5 });
+
+  it('keeps one row per step when a resumed run repeats steps, and round-trips NaN', async () => {
+    const dir = newRun('metrics');
+    const rec = MetricsRecorder.open(dir);
+    for (let s = 0; s < 5; s++) rec.recordStep(row(1, s, s));
+    rec.flush();
+    const resumed = MetricsRecorder.open(dir);
+    expect(resumed.steps).toHaveLength(5);
+    resumed.recordStep(row(1, 3, 30)); // resumed from the checkpoint after step 2
+    resumed.recordStep(row(1, 4, 40));
+    resumed.recordStep(row(2, 0, 50));
+    await resumed.time('sample', async () => new Promise((r) => setTimeout(r, 20)));
+    resumed.flush();
+    const m = readMetrics(dir);
+    expect(m.steps.map((s) => [s.phase, s.step, s.md])).toEqual([[1, 0, 0], [1, 1, 1], [1, 2, 2], [1, 3, 30], [1, 4, 40], [2, 0, 50]]);
+    expect(Number.isNaN(m.steps[0]!.aug)).toBe(true);
+    expect(m.timings['sample']).toBeGreaterThanOrEqual(15);
+    expect(JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')).steps[0].aug).toBeNull();
+  });
+
+  it('measures attention against a mask (hand-computed)', () => {
+    // 4x4 grid; mask = left half (8 cells). Map: 1 on the 4 cells of column 0, 0.25 on the 4 of column 3.
+    const map = new Float32Array(16);
+    for (let y = 0; y < 4; y++) { map[y * 4] = 1; map[y * 4 + 3] = 0.25; }
+    const mask = rectMask(8, 0, 0, 4, 8); // 8x8 mask, left half: resized to 4x4 it is columns 0-1
+    const r = attentionVsMask('<asset0>', map, 4, 4, mask);
+    expect(r.massInMask).toBeCloseTo(4 / 5, 6);
+    expect(r.iou).toBeCloseTo(4 / 8, 6); // thresholded map = column 0 (4 cells) inside the 8-cell mask
+    expect(r.maskShare).toBe(0.5);
+  });
+});
+
+describe('samples', () => {
+  it('writes numbered PNGs and an index with settings, then adds metrics', async () => {
+    const dir = newRun('samples');
+    await writeSamples(dir, [
+      { prompt: 'a <asset0>', classPrompt: 'a panda', category: 'plain', seed: 1, image: syntheticImage(16, 1) },
+      { prompt: 'a <asset1>', classPrompt: 'a bowl', category: 'action', seed: 2, image: syntheticImage(16, 2) },
+    ], { steps: 20, guidance: 7.5, scheduler: 'ddim' });
+    const s = readSamples(dir);
+    expect(s.map((e) => e.file)).toEqual(['samples/000.png', 'samples/001.png']);
+    expect(s[1]).toMatchObject({ seed: 2, steps: 20, guidance: 7.5, scheduler: 'ddim', category: 'action' });
+    expect(readFileSync(join(dir, 'samples/001.png')).subarray(1, 4).toString()).toBe('PNG');
+    writeSampleMetrics(dir, [{ clipT: 0.2, clipI: null }, { clipT: 0.3, clipI: 0.9 }]);
+    expect(readSamples(dir)[1]!.metrics).toEqual({ clipT: 0.3, clipI: 0.9 });
+  });
+});

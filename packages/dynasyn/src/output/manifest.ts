@@ -1,0 +1,187 @@
+/**
+ * manifest.json: what a personalization was made from and with (backbone and its fingerprint, tokens,
+ * class words, options, versions) and how far it got. Learned tensors are only meaningful on the exact
+ * backbone they were trained on, so the fingerprint is checked when they are loaded again.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { TINY_BUNDLE_FACTS } from '@dynasyn/diffusion';
+import type { PresetName } from '../types.js';
+import { ArtifactError } from './errors.js';
+import { readJsonObject, writeJsonAtomic } from './json-file.js';
+import { artifactPath } from './layout.js';
+
+export const MANIFEST_FORMAT = 'dynasyn-personalization';
+export const MANIFEST_VERSION = 1;
+
+/** Identity of a backbone bundle without hashing gigabytes: model_index.json's hash plus every file's size. */
+export interface BackboneFingerprint {
+  /** sha256 (hex) of model_index.json. */
+  modelIndexSha256: string;
+  /** Size in bytes of each file of the bundle, by path relative to the bundle (`unet/model.onnx`). */
+  fileSizes: Record<string, number>;
+}
+
+/** Stages a run has finished; a resumed or partial run lists what its directory already holds. */
+export type CompletedPhase = 'prepare' | 'augment' | 'phase1' | 'phase2' | 'sample' | 'evaluate' | 'report';
+
+export interface Manifest {
+  format: typeof MANIFEST_FORMAT;
+  version: typeof MANIFEST_VERSION;
+  /** ISO 8601 time the run started. */
+  createdAt: string;
+  backbone: {
+    /** Bundle directory as given (absolute). */
+    path: string;
+    fingerprint: BackboneFingerprint;
+    /** True for a random-weight bundle (the tiny bundle): its images are noise by nature. */
+    randomWeights: boolean;
+  };
+  /** Placeholder tokens `<asset0>`, ... in subject order. */
+  tokens: string[];
+  classWords: string[];
+  /** Noun phrases of the subjects (the class word where none was given). */
+  nounPhrases: string[];
+  /** Width of a placeholder row (the text encoder's embedding width), once known. */
+  embeddingDim?: number;
+  preset: PresetName;
+  seed: number;
+  /** The resolved options of the run (DynasynOptions, as JSON). */
+  options: unknown;
+  /** Versions of this package, its @dynasyn dependencies' pins, onnxruntime-node and node. */
+  packages: Record<string, string>;
+  phasesCompleted: CompletedPhase[];
+}
+
+/** Computes the fingerprint of a bundle directory (sizes only: no model file is read). */
+export function fingerprintBackbone(bundleDir: string): BackboneFingerprint {
+  const index = join(bundleDir, 'model_index.json');
+  if (!existsSync(index)) throw new ArtifactError('MISSING_ARTIFACT', `backbone ${bundleDir} has no model_index.json`);
+  const fileSizes: Record<string, number> = {};
+  const walk = (dir: string, depth: number) => {
+    for (const name of readdirSync(dir).sort()) {
+      if (name.startsWith('.')) continue;
+      const full = join(dir, name);
+      const st = statSync(full);
+      if (st.isDirectory()) { if (depth < 3) walk(full, depth + 1); } else if (st.isFile()) fileSizes[relative(bundleDir, full).split('\\').join('/')] = st.size;
+    }
+  };
+  walk(bundleDir, 0);
+  return { modelIndexSha256: createHash('sha256').update(readFileSync(index)).digest('hex'), fileSizes };
+}
+
+/** Human-readable differences between two fingerprints (empty when they match). */
+export function fingerprintDifferences(expected: BackboneFingerprint, actual: BackboneFingerprint): string[] {
+  const out: string[] = [];
+  if (expected.modelIndexSha256 !== actual.modelIndexSha256) out.push('model_index.json differs');
+  const names = new Set([...Object.keys(expected.fileSizes), ...Object.keys(actual.fileSizes)]);
+  for (const n of [...names].sort()) {
+    const a = expected.fileSizes[n], b = actual.fileSizes[n];
+    if (a === undefined) out.push(`${n} is new`);
+    else if (b === undefined) out.push(`${n} is missing`);
+    else if (a !== b) out.push(`${n} has ${b} bytes, expected ${a}`);
+  }
+  return out;
+}
+
+const readJsonIfAny = (file: string): Record<string, unknown> | undefined => {
+  try { return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>; } catch { return undefined; }
+};
+
+/**
+ * Whether a bundle has random weights: an explicit marker in model_index.json (`_random_weights`,
+ * `_dynasyn_random_weights` or `_tiny` true), or the configs createTinyBundle writes (its exact sizes),
+ * which no trained Stable Diffusion has.
+ */
+export function bundleHasRandomWeights(bundleDir: string): boolean {
+  const index = readJsonIfAny(join(bundleDir, 'model_index.json'));
+  if (!index) return false;
+  if (index['_random_weights'] === true || index['_dynasyn_random_weights'] === true || index['_tiny'] === true) return true;
+  const unet = readJsonIfAny(join(bundleDir, 'unet', 'config.json'));
+  const text = readJsonIfAny(join(bundleDir, 'text_encoder', 'config.json'));
+  const f = TINY_BUNDLE_FACTS;
+  return !!unet && !!text &&
+    JSON.stringify(unet['block_out_channels']) === JSON.stringify([...f.unet.blockOutChannels]) &&
+    unet['sample_size'] === f.latentSize && text['hidden_size'] === f.textEmbedDim && text['num_hidden_layers'] === f.textEncoder.layers;
+}
+
+/** Versions recorded in the manifest: this package, its declared dependencies, and node. */
+export function packageVersions(): Record<string, string> {
+  const out: Record<string, string> = { node: process.versions.node };
+  try {
+    // src/output/ and dist/output/ are both two levels below the package root.
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { name: string; version: string; dependencies?: Record<string, string> };
+    out[pkg.name] = pkg.version;
+    for (const [k, v] of Object.entries(pkg.dependencies ?? {})) out[k] = v;
+  } catch { /* a bundled build without package.json: node's version is still worth recording */ }
+  return out;
+}
+
+export interface NewManifestInput {
+  backboneDir: string;
+  tokens: string[];
+  classWords: string[];
+  nounPhrases?: string[];
+  embeddingDim?: number;
+  preset: PresetName;
+  seed: number;
+  options: unknown;
+  /** Overrides detection (bundleHasRandomWeights). */
+  randomWeights?: boolean;
+  /** Default: now. */
+  createdAt?: Date;
+}
+
+/** A manifest for a new run: fingerprints the backbone and records versions. */
+export function createManifest(input: NewManifestInput): Manifest {
+  if (input.tokens.length !== input.classWords.length) {
+    throw new ArtifactError('ARTIFACT_MISMATCH', `manifest: ${input.tokens.length} tokens but ${input.classWords.length} class words`);
+  }
+  const path = resolve(input.backboneDir);
+  return {
+    format: MANIFEST_FORMAT,
+    version: MANIFEST_VERSION,
+    createdAt: (input.createdAt ?? new Date()).toISOString(),
+    backbone: { path, fingerprint: fingerprintBackbone(path), randomWeights: input.randomWeights ?? bundleHasRandomWeights(path) },
+    tokens: [...input.tokens],
+    classWords: [...input.classWords],
+    nounPhrases: input.nounPhrases ? [...input.nounPhrases] : [...input.classWords],
+    ...(input.embeddingDim !== undefined ? { embeddingDim: input.embeddingDim } : {}),
+    preset: input.preset,
+    seed: input.seed,
+    options: input.options,
+    packages: packageVersions(),
+    phasesCompleted: [],
+  };
+}
+
+export function writeManifest(dir: string, manifest: Manifest): void {
+  writeJsonAtomic(artifactPath(dir, 'manifest'), manifest);
+}
+
+/** Records that `phase` finished (idempotent) and rewrites the manifest. */
+export function markPhaseCompleted(dir: string, phase: CompletedPhase): Manifest {
+  const m = readManifest(dir);
+  if (!m.phasesCompleted.includes(phase)) m.phasesCompleted.push(phase);
+  writeManifest(dir, m);
+  return m;
+}
+
+const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+
+/** Reads and checks manifest.json of an output directory. */
+export function readManifest(dir: string): Manifest {
+  const file = artifactPath(dir, 'manifest');
+  const m = readJsonObject(file, 'manifest');
+  const bad = (why: string): never => { throw new ArtifactError('BAD_ARTIFACT', `manifest ${file}: ${why}`); };
+  if (m['format'] !== MANIFEST_FORMAT) bad(`format is ${JSON.stringify(m['format'])}, expected "${MANIFEST_FORMAT}"`);
+  if (m['version'] !== MANIFEST_VERSION) bad(`version ${JSON.stringify(m['version'])} is not supported (this build reads ${MANIFEST_VERSION})`);
+  const backbone = m['backbone'] as Manifest['backbone'] | undefined;
+  if (!backbone || typeof backbone.path !== 'string' || !backbone.fingerprint || typeof backbone.fingerprint.modelIndexSha256 !== 'string') bad('backbone.path / backbone.fingerprint missing');
+  if (!isStringArray(m['tokens'])) bad('tokens must be an array of strings');
+  if (!isStringArray(m['classWords'])) bad('classWords must be an array of strings');
+  if ((m['tokens'] as string[]).length !== (m['classWords'] as string[]).length) bad('tokens and classWords differ in length');
+  if (!isStringArray(m['phasesCompleted'])) bad('phasesCompleted must be an array of strings');
+  return m as unknown as Manifest;
+}
