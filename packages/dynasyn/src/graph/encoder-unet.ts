@@ -1,0 +1,106 @@
+/**
+ * Text encoder -> UNet (with cross-attention capture) as one graph at batch 2, the common part of the
+ * training graph and of the frozen class-map graph. Row 0 is the reference image, row 1 one augmented image.
+ */
+import { defaultOpset, inferTypes, type OnnxModel, type TensorType } from '@dynasyn/ort-training';
+import { DiffusionError, withAttentionCapture, type ModelBundle } from '@dynasyn/diffusion';
+import { findInput, mergeModels, mergedName, outputName, type GraphPart } from './compose.js';
+
+/** A graph input the host feeds: name, ONNX element type, concrete shape. */
+export interface TensorSpec {
+  name: string;
+  dtype: number;
+  dims: number[];
+}
+
+/** Names of the composed graph's own inputs and outputs. */
+export const COMPOSED_NAMES = {
+  inputIds: 'input_ids',
+  noisyLatents: 'noisy_latents',
+  timestep: 'timestep',
+  prediction: 'prediction',
+  attentionProbs: 'attention_probs',
+} as const;
+
+export interface ComposeOptions {
+  /** Attention grid [gh, gw] (default latent/4, rounded up). */
+  grid?: [number, number];
+  /** Batch rows (2: reference + augmented). */
+  batch: number;
+  /** Names of either model kept verbatim (placeholder and adapter inputs). */
+  keep?: Set<string>;
+}
+
+export interface ComposedModel {
+  model: OnnxModel;
+  /** Static types of every tensor of the merged graph. */
+  types: Map<string, TensorType>;
+  inputs: { inputIds: TensorSpec; noisyLatents: TensorSpec; timestep: TensorSpec };
+  grid: [number, number];
+  opset: number;
+}
+
+/**
+ * Merge `textEncoder` (original or with placeholders/adapters) and `unet` (original or with adapters),
+ * capture the UNet's cross-attention at `grid`, and fix the batch. Outputs: `prediction` [B,C,h,w] and
+ * `attention_probs` [B,gh*gw,T].
+ */
+export function composeEncoderUnet(bundle: ModelBundle, textEncoder: OnnxModel, unet: OnnxModel, options: ComposeOptions): ComposedModel {
+  const B = options.batch;
+  const T = bundle.maxTokens;
+  const D = bundle.textEmbedDim;
+  const ids = findInput(textEncoder, ['input_ids'], `text encoder ${bundle.textEncoderPath}`);
+  const sample = findInput(unet, ['sample'], `UNet ${bundle.unetPath}`);
+  const timestep = findInput(unet, ['timestep', 'timesteps', 't'], `UNet ${bundle.unetPath}`);
+  const context = findInput(unet, ['encoder_hidden_states'], `UNet ${bundle.unetPath}`);
+  if (timestep.shape?.length !== 1) {
+    throw new DiffusionError('UNSUPPORTED', `UNet ${bundle.unetPath} takes timestep of shape [${(timestep.shape ?? []).join(',')}]; the training graph needs one timestep per batch row ([batch])`);
+  }
+  const sampleDims = (sample.shape ?? []).map((d, i) => (i === 0 ? B : d));
+  if (sampleDims.length !== 4 || sampleDims.some((d) => typeof d !== 'number')) {
+    const side = bundle.sampleSize / bundle.vaeScaleFactor;
+    sampleDims.splice(0, 4, B, bundle.latentChannels, side, side);
+  }
+  const latent = sampleDims as number[];
+  const captured = withAttentionCapture(unet, {
+    sample: sample.name, context: context.name,
+    inputShapes: { [sample.name]: latent, [timestep.name]: [B], [context.name]: [B, T, D] },
+    ...(options.grid ? { grid: options.grid } : {}),
+  });
+  const grid = captured.layers[0]!.grid;
+  const unetOut = outputName(captured.model, 'out_sample', [captured.outputName]);
+  const hidden = outputName(textEncoder, 'last_hidden_state', ['pooler_output']);
+
+  const keep = options.keep ?? new Set<string>();
+  const te: GraphPart = { model: textEncoder, prefix: 'text_encoder/', keep: new Set([...keep, ids.name]), rename: new Map([[ids.name, COMPOSED_NAMES.inputIds]]) };
+  const un: GraphPart = {
+    model: captured.model, prefix: 'unet/', keep,
+    rename: new Map([
+      [sample.name, COMPOSED_NAMES.noisyLatents], [timestep.name, COMPOSED_NAMES.timestep],
+      [context.name, mergedName(te, hidden)], [unetOut, COMPOSED_NAMES.prediction], [captured.outputName, COMPOSED_NAMES.attentionProbs],
+    ]),
+    internalInputs: new Set([context.name]),
+  };
+  const model = mergeModels([te, un]);
+  const g = model.graph;
+  const shapes: Record<string, number[]> = {
+    [COMPOSED_NAMES.inputIds]: [B, T], [COMPOSED_NAMES.noisyLatents]: latent, [COMPOSED_NAMES.timestep]: [B],
+  };
+  g.inputs = g.inputs.map((v) => (shapes[v.name] ? { ...v, shape: shapes[v.name] } : v));
+  const opset = defaultOpset(model);
+  let types: Map<string, TensorType>;
+  try {
+    types = inferTypes(g, { opset }).types;
+  } catch (e) {
+    throw new DiffusionError('BAD_MODEL', `the composed text encoder + UNet graph does not type-check at batch ${B}: ${(e as Error).message}`, { cause: e });
+  }
+  for (const name of [COMPOSED_NAMES.prediction, COMPOSED_NAMES.attentionProbs]) {
+    const t = types.get(name)!;
+    g.outputs.push({ name, dtype: t.dtype, shape: [...t.dims] });
+  }
+  const spec = (name: string): TensorSpec => ({ name, dtype: g.inputs.find((v) => v.name === name)!.dtype, dims: shapes[name]! });
+  return {
+    model, types, grid, opset,
+    inputs: { inputIds: spec(COMPOSED_NAMES.inputIds), noisyLatents: spec(COMPOSED_NAMES.noisyLatents), timestep: spec(COMPOSED_NAMES.timestep) },
+  };
+}
