@@ -52,6 +52,8 @@ function configs(vocabSize: number): Record<'model_index' | 'unet' | 'vae' | 'te
     model_index: {
       _class_name: 'ORTStableDiffusionPipeline',
       _diffusers_version: '0.21.0',
+      // Not a diffusers key: tells reports that this bundle's images are noise by nature.
+      _random_weights: true,
       feature_extractor: [null, null],
       requires_safety_checker: false,
       safety_checker: [null, null],
