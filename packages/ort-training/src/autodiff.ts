@@ -117,6 +117,7 @@ export function deriveGradientGraph(model: OnnxModel, options: DeriveOptions): D
     if (!def.gradient) {
       throw new OrtTrainingError('NO_GRADIENT', `operator ${node.opType} (node ${node.name}) has no gradient rule, and the loss depends on its input ${node.inputs.filter((_, i) => needs[i]).join(', ')}`);
     }
+    b.scope = `${node.opType}:${node.name}`;
     const ref = (name: string): TensorRef => ({ name, type: b.type(name), ...(values.has(name) ? { value: values.get(name)! } : {}) });
     const inGrads = def.gradient({
       node, opset, b, dOutputs, needs,
@@ -135,6 +136,7 @@ export function deriveGradientGraph(model: OnnxModel, options: DeriveOptions): D
     });
   }
 
+  b.scope = '';
   const gradientOutputs: Record<string, string> = {};
   const outputs = [{ name: options.loss, dtype: lossType.dtype, shape: [...lossType.dims] }];
   for (const t of options.wrt) {

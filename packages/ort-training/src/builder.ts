@@ -3,21 +3,50 @@
  * the op's own shape inference), so rules can ask for shapes of what they built. Knows the target opset and
  * emits the attribute-or-input form each op needs there.
  */
-import { attrs, type AttrValue, type Graph } from './graph.js';
+import { attrInts, attrs, type AttrValue, type Graph, type Node } from './graph.js';
 import { OrtTrainingError } from './errors.js';
-import { DataType, fromNumbers, int64s, type HostTensor, scalar } from './tensor.js';
+import { DataType, fromNumbers, int64s, numel, toNumbers, type HostTensor, scalar } from './tensor.js';
 import type { TensorType } from './ops/types.js';
 import { lookupOp } from './ops/registry.js';
+
+/**
+ * simplify: share equal emitted nodes and small constants (CSE) and compose reshapes of reshapes and
+ * transposes of transposes. Exact (no arithmetic changes); off only to test that.
+ */
+export const builderOptions = { simplify: true };
 
 export class Builder {
   readonly types: Map<string, TensorType>;
   readonly values: Map<string, HostTensor>;
   private scalarCache = new Map<string, string>();
+  /** Small constants by value, so that equal shapes/axes are one initializer (and CSE sees equal inputs). */
+  private constCache = new Map<string, string>();
+  /** Emitted nodes by op, inputs and attributes: an identical request returns the earlier outputs. */
+  private emitted = new Map<string, string[]>();
+  private producers: Map<string, Node>;
+  /** How many forward nodes read each tensor, graph outputs counting as readers. */
+  private readers = new Map<string, number>();
+  /** The forward node being differentiated, named in emitted node names (for profiles and debugging). */
+  scope = '';
 
   constructor(readonly graph: Graph, readonly opset: number, types: Map<string, TensorType>, values: Map<string, HostTensor>, private readonly prefix = 'grad') {
     this.types = types;
     this.values = values;
+    this.producers = graph.producers();
+    for (const n of graph.nodes) for (const i of n.inputs) if (i) this.readers.set(i, (this.readers.get(i) ?? 0) + 1);
+    for (const o of graph.outputs) this.readers.set(o.name, (this.readers.get(o.name) ?? 0) + 1);
   }
+
+  /**
+   * Whether `name` is a forward tensor read only by `node` (so a rule may fold its gradient into that node's:
+   * no other gradient contribution can reach it).
+   */
+  onlyReadBy(name: string, node: Node): boolean {
+    return this.readers.get(name) === node.inputs.filter((i) => i === name).length;
+  }
+
+  /** The node producing `name` (forward or emitted), if any. */
+  producer(name: string): Node | undefined { return this.producers.get(name); }
 
   type(name: string): TensorType {
     const t = this.types.get(name);
@@ -28,8 +57,13 @@ export class Builder {
 
   /** Emit one node; returns its output names (types inferred). */
   emit(opType: string, inputs: string[], nOutputs = 1, attributes: Record<string, AttrValue | undefined> = {}, hint = opType): string[] {
+    // Common subexpressions: rules often ask for the same reshape, transpose or product of a forward tensor
+    // (e.g. the q, k and v projections of one normalized input); every op emitted here is deterministic.
+    const key = `${opType}|${nOutputs}|${inputs.join(',')}|${JSON.stringify(attributes)}`;
+    const seen = builderOptions.simplify ? this.emitted.get(key) : undefined;
+    if (seen) return seen;
     const outputs = Array.from({ length: nOutputs }, (_, i) => this.graph.uniqueName(`${this.prefix}/${hint}${nOutputs > 1 ? `_${i}` : ''}`));
-    const node = this.graph.addNode({ opType, inputs, outputs, attributes: attrs(attributes), name: this.graph.uniqueName(`${this.prefix}/${hint}_node`) });
+    const node = this.graph.addNode({ opType, inputs, outputs, attributes: attrs(attributes), name: this.graph.uniqueName(`${this.prefix}/${this.scope ? `${this.scope}/` : ''}${hint}_node`) });
     const def = lookupOp(node.domain, opType);
     const inTypes = inputs.map((n) => (n ? this.type(n) : undefined));
     const values = inputs.map((n) => (n ? this.values.get(n) : undefined));
@@ -39,6 +73,8 @@ export class Builder {
       const folded = def.evaluate({ node, opset: this.opset, inputs: inTypes, values });
       folded?.forEach((v, i) => this.values.set(outputs[i]!, v));
     }
+    for (const o of outputs) this.producers.set(o, node);
+    this.emitted.set(key, outputs);
     return outputs;
   }
 
@@ -62,7 +98,23 @@ export class Builder {
     return name;
   }
 
-  int64s(values: number[], hint = 'ints'): string { return this.constant(int64s(values), hint); }
+  int64s(values: number[], hint = 'ints'): string { return this.smallConstant(int64s(values), hint); }
+
+  /** A constant made once per `key` (for generated tensors too large to key by value). */
+  sharedConstant(key: string, make: () => HostTensor, hint = 'const'): string {
+    let name = builderOptions.simplify ? this.constCache.get(key) : undefined;
+    if (!name) { name = this.constant(make(), hint); this.constCache.set(key, name); }
+    return name;
+  }
+
+  /** A small constant, shared with earlier equal ones. */
+  private smallConstant(t: HostTensor, hint: string): string {
+    if (numel(t.dims) > 256 || !builderOptions.simplify) return this.constant(t, hint);
+    const key = `${t.dtype}:${t.dims.join(',')}:${toNumbers(t).join(',')}`;
+    let name = this.constCache.get(key);
+    if (!name) { name = this.constant(t, hint); this.constCache.set(key, name); }
+    return name;
+  }
 
   // ---- common compositions ----
   add(a: string, b: string): string { return this.op('Add', [a, b]); }
@@ -74,13 +126,23 @@ export class Builder {
   scale(x: string, c: number): string { return c === 1 ? x : this.mul(x, this.scalar(c, this.type(x).dtype)); }
 
   reshape(x: string, dims: number[]): string {
+    // A reshape of a reshape (or Flatten/Squeeze/Unsqueeze) reshapes the original tensor.
+    const p = builderOptions.simplify ? this.producer(x) : undefined;
+    if (p && RESHAPES.has(p.opType) && (p.domain === '' || p.domain === 'ai.onnx') && p.inputs[0] && this.types.has(p.inputs[0])) x = p.inputs[0];
     const cur = this.dims(x);
     if (cur.length === dims.length && cur.every((d, i) => d === dims[i])) return x;
     return this.op('Reshape', [x, this.int64s(dims, 'shape')]);
   }
 
   transpose(x: string, perm: number[]): string {
-    if (perm.every((p, i) => p === i)) return x;
+    // transpose(transpose(x, p), q) = transpose(x, p o q).
+    const p = builderOptions.simplify ? this.producer(x) : undefined;
+    if (p && p.opType === 'Transpose' && (p.domain === '' || p.domain === 'ai.onnx') && this.types.has(p.inputs[0]!)) {
+      const inner = attrInts(p, 'perm') ?? this.dims(x).map((_, i, a) => a.length - 1 - i);
+      perm = perm.map((q) => inner[q]!);
+      x = p.inputs[0]!;
+    }
+    if (perm.every((q, i) => q === i)) return x;
     return this.op('Transpose', [x], { perm });
   }
 
@@ -141,8 +203,11 @@ export class Builder {
   }
 
   constFloat(dtype: number, dims: number[], values: number[], hint = 'const'): string {
-    return this.constant(fromNumbers(dtype, dims, values), hint);
+    return this.smallConstant(fromNumbers(dtype, dims, values), hint);
   }
 }
+
+/** Ops that only reinterpret their first input's shape. */
+const RESHAPES = new Set(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze']);
 
 export { DataType };

@@ -4,7 +4,10 @@
  * PyTorch eager doing the same work, all in this run with the same thread count. Each mode runs in its own
  * child process so its peak memory is its own.
  *
- *   npm run bench -w packages/ort-training [-- --threads 2 --iters 20]
+ *   npm run bench -w packages/ort-training [-- --threads 2 --iters 20 --config fixture|large|both --large-iters 5]
+ *
+ * A second, generated model (bench/unet-like.ts: the fixture's block structure at 64x64 latents) shows the
+ * compute-bound regime; the fixture itself is small enough that per-node overhead dominates.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -15,13 +18,18 @@ import * as ort from 'onnxruntime-node';
 import { loadModel, saveModel } from '../model.js';
 import { deriveGradientGraph } from '../autodiff.js';
 import { isFloat, numel } from '../tensor.js';
+import { convWeightGradientOptions } from '../ops/conv.js';
+import { LARGE_CONFIG, unetLike } from './unet-like.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const pkgRoot = path.resolve(here, '../..');
 const fixtureDir = path.join(pkgRoot, 'fixtures/unet');
 
 type Mode = 'forward' | 'embedding' | 'all-weights';
-interface ModeResult { mode: Mode; medianMs: number; minMs: number; peakRssMb: number; trainable: number }
+/** fixture: the committed 16x16 UNet (overhead-bound); large: a generated UNet-like model at 64x64 (compute-bound). */
+type Config = 'fixture' | 'large';
+/** cpuMs: process CPU time per step (user + system), a load-insensitive measure of work at 1 thread. */
+interface ModeResult { mode: Mode; medianMs: number; minMs: number; cpuMs: number; peakRssMb: number; trainable: number }
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -44,31 +52,48 @@ function feedsFor(session: ort.InferenceSession, model: ReturnType<typeof loadMo
   return feeds;
 }
 
-async function runMode(mode: Mode, threads: number, iters: number): Promise<ModeResult> {
-  const model = loadModel(path.join(fixtureDir, 'model.onnx'));
-  const manifest = JSON.parse(fs.readFileSync(path.join(fixtureDir, 'manifest.json'), 'utf8'));
-  const loss: string = manifest.loss ?? model.graph.outputs[0]!.name;
-  let file = path.join(fixtureDir, 'model.onnx');
+async function runMode(config: Config, mode: Mode, threads: number, iters: number): Promise<ModeResult> {
+  // Measurement knob: BENCH_CONV_WGRAD=conv|im2col|patches forces one conv weight-gradient formulation.
+  const wgrad = process.env.BENCH_CONV_WGRAD;
+  if (wgrad) convWeightGradientOptions.strategy = wgrad as typeof convWeightGradientOptions.strategy;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ort-train-bench-'));
+  let model, loss: string, inputWrt: string;
+  let file: string;
+  if (config === 'fixture') {
+    file = path.join(fixtureDir, 'model.onnx');
+    model = loadModel(file);
+    const manifest = JSON.parse(fs.readFileSync(path.join(fixtureDir, 'manifest.json'), 'utf8'));
+    loss = manifest.loss ?? model.graph.outputs[0]!.name;
+    inputWrt = 'encoder_hidden_states';
+  } else {
+    model = unetLike(LARGE_CONFIG);
+    file = path.join(dir, 'model.onnx');
+    saveModel(model, file);
+    loss = 'loss';
+    inputWrt = 'sample'; // no text conditioning: the input gradient is w.r.t. the latents
+  }
   let trainable: string[] = [];
   if (mode !== 'forward') {
     trainable = mode === 'embedding'
-      ? ['encoder_hidden_states']
+      ? [inputWrt]
       : [...model.graph.initializers.values()].filter((i) => isFloat(i.dtype) && numel(i.dims) > 1).map((i) => i.name);
     const derived = deriveGradientGraph(model, { loss, wrt: trainable, allowUnused: true });
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ort-train-bench-'));
     file = path.join(dir, 'train.onnx');
     saveModel(derived.model, file);
   }
   const session = await ort.InferenceSession.create(file, { intraOpNumThreads: threads, interOpNumThreads: 1, executionProviders: ['cpu'] });
   const feeds = feedsFor(session, loadModel(file));
   for (let i = 0; i < 3; i++) await session.run(feeds);
-  const times: number[] = [];
+  const times: number[] = [], cpu: number[] = [];
   for (let i = 0; i < iters; i++) {
-    const t0 = performance.now();
+    const t0 = performance.now(), c0 = process.cpuUsage();
     await session.run(feeds);
+    const c = process.cpuUsage(c0);
     times.push(performance.now() - t0);
+    cpu.push((c.user + c.system) / 1000);
   }
-  return { mode, medianMs: median(times), minMs: Math.min(...times), peakRssMb: process.resourceUsage().maxRSS / 1024, trainable: trainable.length };
+  fs.rmSync(dir, { recursive: true, force: true });
+  return { mode, medianMs: median(times), minMs: Math.min(...times), cpuMs: median(cpu), peakRssMb: process.resourceUsage().maxRSS / 1024, trainable: trainable.length };
 }
 
 interface TorchResult { forward_ms: number; embedding_ms: number; all_weights_ms: number; peak_rss_mb?: number; torch?: string }
@@ -81,40 +106,56 @@ function runTorch(threads: number, iters: number): TorchResult | string {
   try { return JSON.parse(r.stdout.trim().split('\n').pop()!) as TorchResult; } catch { return 'skipped (unparseable output)'; }
 }
 
+function runChildren(config: Config, threads: number, iters: number): Record<Mode, ModeResult> {
+  const results = {} as Record<Mode, ModeResult>;
+  for (const mode of ['forward', 'embedding', 'all-weights'] as Mode[]) {
+    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', mode, '--config', config, '--threads', String(threads), '--iters', String(iters)], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`${config} ${mode} failed:\n${r.stderr}`);
+    results[mode] = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  }
+  return results;
+}
+
+const row = (name: string, ms: number, ref: string, rss?: number) => console.log(`${name.padEnd(40)} ${ms.toFixed(2).padStart(9)} ms  ${ref.padEnd(30)} ${rss ? `${rss.toFixed(0)} MB peak RSS` : ''}`);
+
 async function main() {
   const threads = arg('threads', Math.min(os.availableParallelism(), 8));
   const iters = arg('iters', 20);
+  const configIdx = process.argv.indexOf('--config');
+  const configs: Config[] = configIdx >= 0 && process.argv[configIdx + 1] !== 'both' ? [process.argv[configIdx + 1] as Config] : ['fixture', 'large'];
   const child = process.argv.indexOf('--child');
   if (child >= 0) {
-    const res = await runMode(process.argv[child + 1] as Mode, threads, iters);
+    const res = await runMode(configs[0]!, process.argv[child + 1] as Mode, threads, iters);
     process.stdout.write(`${JSON.stringify(res)}\n`);
     return;
   }
   if (!fs.existsSync(path.join(fixtureDir, 'model.onnx'))) throw new Error(`fixture missing: ${fixtureDir}`);
-  const results: Record<string, ModeResult> = {};
-  for (const mode of ['forward', 'embedding', 'all-weights'] as Mode[]) {
-    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', mode, '--threads', String(threads), '--iters', String(iters)], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`${mode} failed:\n${r.stderr}`);
-    results[mode] = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  console.log(`training step on CPU, ${threads} threads (onnxruntime-node ${ort.env.versions.common}); load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log('(cpu: process CPU time per step; it includes thread-pool spinning, so compare it at --threads 1)');
+  for (const config of configs) {
+    const n = config === 'fixture' ? iters : arg('large-iters', 5);
+    const results = runChildren(config, threads, n);
+    const torch = config === 'fixture' ? runTorch(threads, iters) : 'not run for the generated model (no PyTorch twin of it)';
+    const f = results.forward.medianMs;
+    console.log(config === 'fixture'
+      ? `\nUNet fixture (2x4x16x16 latents, ~258k params; overhead-bound), median of ${n}`
+      : `\nGenerated UNet-like model (${LARGE_CONFIG.batch}x4x${LARGE_CONFIG.size}x${LARGE_CONFIG.size} latents, channels ${LARGE_CONFIG.channels.join('/')}, no conditioning; compute-bound), median of ${n}`);
+    row('onnxruntime forward (plain)', f, `1.00x forward (cpu ${results.forward.cpuMs.toFixed(1)})`, results.forward.peakRssMb);
+    for (const m of ['embedding', 'all-weights'] as const) {
+      const r = results[m];
+      const vsTorch = typeof torch === 'object' ? `, ${(r.medianMs / (m === 'embedding' ? torch.embedding_ms : torch.all_weights_ms)).toFixed(2)}x torch` : '';
+      const label = m === 'embedding' ? (config === 'fixture' ? 'embedding' : 'input (latents)') : m;
+      row(`ort-training step: ${label} (${r.trainable})`, r.medianMs, `${(r.medianMs / f).toFixed(2)}x forward${vsTorch} (cpu ${r.cpuMs.toFixed(1)})`, r.peakRssMb);
+    }
+    if (typeof torch === 'object') {
+      row('pytorch eager forward', torch.forward_ms, `${(torch.forward_ms / f).toFixed(2)}x ort forward`, torch.peak_rss_mb);
+      row('pytorch eager step: embedding', torch.embedding_ms, '');
+      row('pytorch eager step: all-weights', torch.all_weights_ms, '');
+    } else {
+      console.log(`pytorch eager: ${torch}`);
+    }
   }
-  const torch = runTorch(threads, iters);
-  const f = results.forward!.medianMs;
-  const row = (name: string, ms: number, ref: string, rss?: number) => console.log(`${name.padEnd(34)} ${ms.toFixed(2).padStart(9)} ms  ${ref.padEnd(26)} ${rss ? `${rss.toFixed(0)} MB peak RSS` : ''}`);
-  console.log(`UNet fixture training step on CPU, ${threads} threads, median of ${iters} (onnxruntime-node ${ort.env.versions.common})`);
-  row('onnxruntime forward (plain)', f, '1.00x forward', results.forward!.peakRssMb);
-  for (const m of ['embedding', 'all-weights'] as const) {
-    const r = results[m]!;
-    const vsTorch = typeof torch === 'object' ? `, ${(r.medianMs / (m === 'embedding' ? torch.embedding_ms : torch.all_weights_ms)).toFixed(2)}x torch` : '';
-    row(`ort-training step: ${m} (${r.trainable})`, r.medianMs, `${(r.medianMs / f).toFixed(2)}x forward${vsTorch}`, r.peakRssMb);
-  }
-  if (typeof torch === 'object') {
-    row('pytorch eager forward', torch.forward_ms, `${(torch.forward_ms / f).toFixed(2)}x ort forward`, torch.peak_rss_mb);
-    row('pytorch eager step: embedding', torch.embedding_ms, '');
-    row('pytorch eager step: all-weights', torch.all_weights_ms, '');
-  } else {
-    console.log(`pytorch eager: ${torch}`);
-  }
-  console.log('goals: embedding step <= 2.5x forward, all-weights step <= 3.5x forward, each faster than pytorch eager');
+  console.log('\ngoals (fixture): embedding step <= 2.5x forward, all-weights step <= 3.5x forward, each faster than pytorch eager');
 }
 
 main().catch((e) => { console.error(e instanceof Error ? e.message : e); process.exit(1); });

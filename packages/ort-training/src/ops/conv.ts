@@ -5,7 +5,7 @@
  */
 import { attrInt, attrInts, attrString, type Node } from '../graph.js';
 import type { Builder } from '../builder.js';
-import { numel } from '../tensor.js';
+import { fromNumbers, numel } from '../tensor.js';
 import { fail, input } from './common.js';
 import type { GradContext, OpTable } from './types.js';
 
@@ -87,25 +87,62 @@ const convAttrs = (g: ConvGeometry) => ({
 /** d bias = dY summed over the batch and spatial axes. */
 const biasGradient = (b: Builder, dy: string) => b.reduceSum(dy, [0, ...b.dims(dy).slice(2).map((_, i) => i + 2)], false);
 
-/** How conv weight gradients are formed; 'auto' picks per layer (see `convWeightGradient`). */
-export const convWeightGradientOptions: { strategy: 'auto' | 'im2col' | 'conv' } = { strategy: 'auto' };
+/** How conv weight gradients are formed; 'auto' is the measured best (see `convWeightGradient`). */
+export const convWeightGradientOptions: { strategy: 'auto' | 'patches' | 'im2col' | 'conv' } = { strategy: 'auto' };
 
 /**
  * dW[m, c, k] = sum over n, o of dY[n, m, o] * Xpad[n, c, o*stride + k*dilation] for the convolution
- * y = conv(x, W) with geometry `g` (W: [M, C/group, k...]). Two formulations, both exact for groups,
+ * y = conv(x, W) with geometry `g` (W: [M, C/group, k...]). Three formulations, all exact for groups,
  * strides and dilations:
- * - im2col: the k1*k2*.. strided Slices of the padded input stacked into columns, then one batched MatMul
- *   with dY; a 1x1 convolution is just that MatMul.
+ * - patches: the input's patches (im2col columns) extracted by ONE depthwise Conv with constant one-hot
+ *   kernels, then one batched MatMul with dY; a 1x1 convolution is just that MatMul.
+ * - im2col: the same columns as k1*k2*.. strided Slices of a zero-padded input, concatenated.
  * - conv: a Conv over the input with batch and channels swapped and dY as the kernel (stride and dilation
  *   swap roles), cut to the kernel size.
  */
 export function convWeightGradient(b: Builder, x: string, dy: string, wDims: number[], g: ConvGeometry): string {
-  // Measured on onnxruntime-node 1.30 CPU (2 cores; N=2, 3x3, 32x32, C=64..128, best of 90 runs): the
-  // swapped-axes Conv ties or beats im2col for kernels above 1x1 (C=128: 7.9 vs 9.1 ms per step, forward
-  // alone 2.5 ms; stride 2: 3.0 vs 3.6 ms), while a 1x1 kernel is a bare MatMul (0.57 vs 0.77 ms).
-  const { strategy } = convWeightGradientOptions;
-  const useConv = strategy === 'conv' || (strategy === 'auto' && g.kernel.some((k) => k > 1));
-  return useConv ? weightGradByConv(b, x, dy, wDims, g) : weightGradByIm2col(b, x, dy, wDims, g);
+  // Measured on onnxruntime-node 1.30 CPU, 1 thread, process CPU time per training step (the shared
+  // 2-core machine was loaded, so wall times were unusable), all weights trainable:
+  //   UNet fixture (16x16, C 32..80):      conv 20.5, patches 19.7 ms (min of 6; im2col within noise)
+  //   bench/unet-like.ts (64x64, C 64..192): conv 467, im2col 438, patches 394 ms (min of 2)
+  // Per layer (forward + weight gradient, 2 threads, conv-grad.bench.ts) the three are within noise of each
+  // other at 16x16; the swapped-axes Conv runs one small GEMM per input channel, the patches form one
+  // large batched GEMM, which wins as the spatial size grows.
+  const s = convWeightGradientOptions.strategy === 'auto' ? 'patches' : convWeightGradientOptions.strategy;
+  if (s === 'conv') return weightGradByConv(b, x, dy, wDims, g);
+  if (s === 'im2col') return weightGradByIm2col(b, x, dy, wDims, g);
+  return weightGradByPatches(b, x, dy, wDims, g);
+}
+
+/**
+ * Columns cols[n, c, k, o] = Xpad[n, c, o*stride + k*dilation] come from a depthwise Conv of x with Kt
+ * one-hot kernels per channel (tap k of kernel k is 1), using the forward's own pads, strides and
+ * dilations: a data movement in onnxruntime's Conv kernel, with a constant weight. Then per group
+ * dW[g] = sum_n dY[n, g] @ cols[n, g]^T, one batched MatMul (transposed operand fused) and a ReduceSum over
+ * the (small) batch axis. The columns are Kt times the input's size, transient.
+ */
+function weightGradByPatches(b: Builder, x: string, dy: string, wDims: number[], g: ConvGeometry): string {
+  const xd = b.dims(x), yd = b.dims(dy), dtype = b.type(x).dtype;
+  const [N, C] = xd as [number, number], M = yd[1]!, G = g.group;
+  const P = numel(yd.slice(2)), Kt = numel(g.kernel);
+  let cols: string;
+  if (Kt === 1 && g.strides.every((s) => s === 1) && [...g.padsBegin, ...g.padsEnd].every((p) => p === 0)) {
+    cols = x; // a 1x1 convolution reads the input as it is
+  } else {
+    // Depthwise: channel c's Kt output channels are its taps, already in W's (c, k) order. The constant is
+    // C*Kt*Kt values (Kt/M of the weight's size).
+    const taps = b.sharedConstant(`conv_taps:${dtype}:${C}:${g.kernel}`, () => {
+      const onehot = new Array<number>(C * Kt * Kt).fill(0);
+      for (let c = 0; c < C; c++) for (let k = 0; k < Kt; k++) onehot[(c * Kt + k) * Kt + k] = 1;
+      return fromNumbers(dtype, [C * Kt, 1, ...g.kernel], onehot);
+    }, 'conv_taps');
+    cols = b.op('Conv', [x, taps], { ...convAttrs({ ...g, group: C }) }, 'patches');
+  }
+  // cols [N, (G,) Cg*Kt, P] in W's own (c, k) order; dW[g] = sum_n dY[n, g] @ cols[n, g]^T.
+  const grp = G === 1 ? [] : [G];
+  const colsT = b.transpose(b.reshape(cols, [N, ...grp, (C / G) * Kt, P]), G === 1 ? [0, 2, 1] : [0, 1, 3, 2]);
+  const dW = b.reduceSum(b.op('MatMul', [b.reshape(dy, [N, ...grp, M / G, P]), colsT]), [0], false);
+  return b.reshape(dW, wDims);
 }
 
 function weightGradByIm2col(b: Builder, x: string, dy: string, wDims: number[], g: ConvGeometry): string {
@@ -142,9 +179,12 @@ function weightGradByConv(b: Builder, x: string, dy: string, wDims: number[], g:
   const xd = b.dims(x), yd = b.dims(dy);
   const [N, C] = xd as [number, number], M = yd[1]!, G = g.group, Cg = C / G, r = xd.length - 2;
   const sp = (d: number[]) => d.slice(2), rest = Array.from({ length: r }, (_, i) => i + 3);
-  // Input as a batch of Cg images with G*N channels (group-major), dY as M kernels over N channels.
-  const xs = b.reshape(b.transpose(b.reshape(x, [N, G, Cg, ...sp(xd)]), [2, 1, 0, ...rest]), [Cg, G * N, ...sp(xd)]);
-  const ks = b.reshape(b.transpose(b.reshape(dy, [N, G, M / G, ...sp(yd)]), [1, 2, 0, ...rest]), [M, N, ...sp(yd)]);
+  // Input as a batch of Cg images with G*N channels (group-major), dY as M kernels over N channels; with
+  // one group both are a plain swap of the first two axes.
+  const swap = (t: string, d: number[], k: number, perm: number[], to: number[]) =>
+    (G === 1 ? b.transpose(t, [1, 0, ...rest.map((a) => a - 1)]) : b.reshape(b.transpose(b.reshape(t, [d[0]!, G, k, ...sp(d)]), perm), to));
+  const xs = swap(x, xd, Cg, [2, 1, 0, ...rest], [Cg, G * N, ...sp(xd)]);
+  const ks = swap(dy, yd, M / G, [1, 2, 0, ...rest], [M, N, ...sp(yd)]);
   const corr = b.op('Conv', [xs, ks], {
     kernel_shape: sp(yd), strides: g.dilations, dilations: g.strides, group: G, pads: [...g.padsBegin, ...g.padsEnd],
   });
@@ -156,20 +196,30 @@ function weightGradByConv(b: Builder, x: string, dy: string, wDims: number[], g:
   return b.transpose(cut, [1, 0, ...rest.map((a) => a - 1)]);
 }
 
+/** How conv input gradients are formed (measurement knob; see `convInputGradient`). */
+export const convInputGradientOptions: { strategy: 'conv' | 'convtranspose' } = { strategy: 'conv' };
+
 /**
  * The adjoint of conv in x. With unit strides it is a plain Conv of dY with the spatially flipped,
  * channel-transposed kernel (onnxruntime's Conv is much faster than its ConvTranspose); otherwise a
  * ConvTranspose whose output_padding restores the input rows the forward's floor dropped.
  */
 function convInputGradient(b: Builder, dy: string, w: string, xDims: number[], g: ConvGeometry): string {
-  const r = xDims.length - 2, ySp = b.dims(dy).slice(2);
+  const ySp = b.dims(dy).slice(2);
   const padsBegin = g.padsBegin.map((p, i) => span(g, i) - 1 - p), padsEnd = g.padsEnd.map((p, i) => span(g, i) - 1 - p);
-  if (g.strides.every((s) => s === 1) && [...padsBegin, ...padsEnd].every((p) => p >= 0)) {
-    const wd = b.dims(w), G = g.group, Mg = wd[0]! / G, Cg = wd[1]!, k = wd.slice(2), axes = k.map((_, i) => i + 2);
-    const flipped = b.op('Slice', [w, b.int64s(k.map(() => -1)), b.int64s(k.map(() => Number.MIN_SAFE_INTEGER)), b.int64s(axes), b.int64s(k.map(() => -1))]);
-    // [G*Mg, Cg, k] -> [G*Cg, Mg, k]: per group, input and output channels swap.
-    const rest = Array.from({ length: r }, (_, i) => i + 3);
-    const wt = b.reshape(b.transpose(b.reshape(flipped, [G, Mg, Cg, ...k]), [0, 2, 1, ...rest]), [G * Cg, Mg, ...k]);
+  const how = convInputGradientOptions.strategy;
+  if (how !== 'convtranspose' && g.strides.every((s) => s === 1) && [...padsBegin, ...padsEnd].every((p) => p >= 0)) {
+    const wd = b.dims(w), G = g.group, Mg = wd[0]! / G, Cg = wd[1]!, k = wd.slice(2), Kt = numel(k);
+    // Per group, input and output channels swap, [G*Mg, Cg, k] -> [G*Cg, Mg, k], and the kernel flips
+    // spatially, which reverses its flattened taps: a MatMul with the Kt x Kt reversal matrix. For a
+    // trainable 3x3 weight that measured 4x faster than a negative-step Slice or a Gather (onnxruntime
+    // 1.30, [72, 32, 3, 3]: ~20 vs ~95 us); for a frozen weight onnxruntime folds it all into a constant.
+    const grp = G === 1 ? [] : [G];
+    const swapped = b.transpose(b.reshape(w, [...grp, Mg, Cg, Kt]), G === 1 ? [1, 0, 2] : [0, 2, 1, 3]);
+    const reversal = new Array<number>(Kt * Kt).fill(0);
+    for (let i = 0; i < Kt; i++) reversal[i * Kt + Kt - 1 - i] = 1;
+    const flipped = Kt === 1 ? swapped : b.op('MatMul', [swapped, b.constFloat(b.type(w).dtype, [Kt, Kt], reversal, 'flip')]);
+    const wt = b.reshape(flipped, [G * Cg, Mg, ...k]);
     return b.op('Conv', [dy, wt], { kernel_shape: k, dilations: g.dilations, group: G, pads: [...padsBegin, ...padsEnd] });
   }
   const outputPadding = xDims.slice(2).map((n, i) => n - (g.strides[i]! * (ySp[i]! - 1) + span(g, i) - g.padsBegin[i]! - g.padsEnd[i]!));

@@ -168,3 +168,28 @@ describe('constant folding agrees with onnxruntime', () => {
     await compare({ nodes: [{ op, inputs: ins, outputs: ['y'], attrs }], constants, out: 'y' });
   });
 });
+
+describe('SiLU as exported (x * Sigmoid(x)) gets one fused gradient', () => {
+  const x = { name: 'x', dtype: D, dims: [3, 5] };
+  test.each<[string, TestNode[], string]>([
+    ['Mul(x, s)', [{ op: 'Sigmoid', inputs: ['x'], outputs: ['s'] }, { op: 'Mul', inputs: ['x', 's'], outputs: ['y'] }], 'y'],
+    ['Mul(s, x)', [{ op: 'Sigmoid', inputs: ['x'], outputs: ['s'] }, { op: 'Mul', inputs: ['s', 'x'], outputs: ['y'] }], 'y'],
+    // s also read elsewhere: no fusion, both paths still carry their gradient
+    ['s read twice', [{ op: 'Sigmoid', inputs: ['x'], outputs: ['s'] }, { op: 'Mul', inputs: ['x', 's'], outputs: ['m'] }, { op: 'Add', inputs: ['m', 's'], outputs: ['y'] }], 'y'],
+  ])('%s matches central differences', async (_, nodes, out) => {
+    const r = await gradcheck({ inputs: [{ ...x, values: values(15, 3, -4, 4) }], nodes, out, wrt: ['x'], outDims: [3, 5], outDtype: D });
+    expect(r.maxError.x).toBeLessThan(TOL);
+  });
+
+  test('the fused rule emits no gradient for the Sigmoid (four nodes, no Sum)', () => {
+    const model = buildModel({
+      inputs: [{ name: 'x', dtype: F, dims: [2, 8] }], outputs: ['loss'],
+      nodes: [{ op: 'Sigmoid', inputs: ['x'], outputs: ['s'] }, { op: 'Mul', inputs: ['x', 's'], outputs: ['y'] },
+        { op: 'ReduceSum', inputs: ['y'], outputs: ['loss'], attrs: { keepdims: 0 } }],
+    });
+    const g = deriveGradientGraph(model, { loss: 'loss', wrt: ['x'] }).model.graph;
+    const grad = g.nodes.filter((n) => n.name.startsWith('grad/Mul:'));
+    expect(grad.map((n) => n.opType).sort()).toEqual(['Add', 'Mul', 'Mul', 'Sub']);
+    expect(g.nodes.some((n) => n.name.startsWith('grad/Sigmoid:'))).toBe(false);
+  });
+});

@@ -117,6 +117,27 @@ function dropoutTraining(ctx: { node: InferContext['node']; values: (HostTensor 
   return toNumbers(v)[0] !== 0;
 }
 
+/**
+ * SiLU as exported, y = x * Sigmoid(x) with the Sigmoid read by nothing else: dx = d (s + y (1 - s)) in
+ * four nodes, and no gradient for s, so the Sigmoid node needs no rule of its own (six nodes otherwise).
+ */
+function siluGradient(ctx: GradContext): (string | undefined)[] | undefined {
+  const { b, node } = ctx, d = ctx.dOutputs[0]!, [a, c] = ctx.inputs;
+  if (!a || !c || a.name === c.name) return undefined;
+  for (const [xi, si] of [[0, 1], [1, 0]] as const) {
+    const x = ctx.inputs[xi]!, s = ctx.inputs[si]!;
+    const p = b.producer(s.name);
+    if (!p || p.opType !== 'Sigmoid' || p.inputs[0] !== x.name || !b.onlyReadBy(s.name, node)) continue;
+    if (x.type.dims.length !== s.type.dims.length || x.type.dims.some((dim, i) => dim !== s.type.dims[i])) continue;
+    const y = ctx.outputs[0]!.name, one = b.scalar(1, x.type.dtype);
+    const slope = b.add(s.name, b.mul(y, b.sub(one, s.name)));
+    const grads: (string | undefined)[] = [undefined, undefined];
+    grads[xi] = ctx.needs[xi] ? b.mul(d, slope) : undefined;
+    return grads;
+  }
+  return undefined;
+}
+
 export const elementwiseOps: OpTable = {
   Add: binary((a, b) => a + b, (ctx) => {
     const d = ctx.dOutputs[0]!;
@@ -128,6 +149,8 @@ export const elementwiseOps: OpTable = {
   }),
   Mul: binary((a, b) => a * b, (ctx) => {
     const d = ctx.dOutputs[0]!, [a, b] = ctx.inputs;
+    const silu = siluGradient(ctx);
+    if (silu) return silu;
     return [
       ctx.needs[0] ? reduceTo(ctx, 0, ctx.b.mul(d, b!.name)) : undefined,
       ctx.needs[1] ? reduceTo(ctx, 1, ctx.b.mul(d, a!.name)) : undefined,

@@ -36,6 +36,9 @@ describe('MatMul gradients match central differences', () => {
     ['batch x vector', [2, 3, 4], [4], [2, 3]],
     ['vector x batch', [4], [2, 4, 3], [2, 3]],
     ['vector x vector', [4], [4], []],
+    // few rows, many columns: dB (and below dA) formed as a transposed product
+    ['attention dK^T shape', [2, 9, 2], [2, 2, 9], [2, 9, 9]],
+    ['broadcast batch, wide dA', [2, 2, 10], [1, 10, 3], [2, 2, 3]],
   ])('%s %j x %j', async (_, a, b, out) => {
     await expectGrads({ op: 'MatMul', inputs: [{ name: 'a', dtype: D, dims: a }, { name: 'b', dtype: D, dims: b }], outDims: out }, TOL_D);
   });
@@ -79,12 +82,13 @@ const convCases: ConvCase[] = [
   ['2-D 3x3 pad 1', [2, 2, 5, 5], [3, 2, 3, 3], { pads: [1, 1, 1, 1] }, [2, 3, 5, 5]],
   ['2-D stride 2 dropping a row', [1, 2, 6, 5], [2, 2, 3, 3], { strides: [2, 2], pads: [1, 1, 1, 1] }, [1, 2, 3, 3]],
   ['2-D dilation 2 asymmetric pads', [1, 2, 6, 6], [2, 2, 2, 3], { dilations: [2, 2], pads: [0, 1, 2, 0] }, [1, 2, 6, 3]],
+  ['2-D groups 2 3x3 pad 1', [2, 4, 5, 5], [6, 2, 3, 3], { group: 2, pads: [1, 1, 1, 1] }, [2, 6, 5, 5]],
   ['2-D depthwise SAME_LOWER', [1, 3, 5, 4], [3, 1, 2, 2], { group: 3, auto_pad: 'SAME_LOWER' }, [1, 3, 5, 4]],
   ['2-D 1x1', [2, 4, 3, 3], [2, 4, 1, 1], {}, [2, 2, 3, 3]],
   ['2-D 1x1 stride 2 VALID', [1, 3, 5, 5], [2, 3, 1, 1], { strides: [2, 2], auto_pad: 'VALID' }, [1, 2, 3, 3]],
 ];
 
-describe.each(['im2col', 'conv'] as const)('Conv gradients match central differences (weight gradient by %s)', (strategy) => {
+describe.each(['im2col', 'conv', 'patches'] as const)('Conv gradients match central differences (weight gradient by %s)', (strategy) => {
   beforeAll(() => { convWeightGradientOptions.strategy = strategy; });
   afterAll(() => { convWeightGradientOptions.strategy = 'auto'; });
   test.each(convCases)('%s', async (_, x, w, attrs, out) => {

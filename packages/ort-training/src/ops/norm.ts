@@ -9,7 +9,7 @@
  */
 import { attrFloat, attrInt } from '../graph.js';
 import type { Builder } from '../builder.js';
-import { DataType, numel } from '../tensor.js';
+import { DataType, numel, toNumbers } from '../tensor.js';
 import { fail, input, normAxis } from './common.js';
 import type { GradContext, InferContext, OpTable, TensorType } from './types.js';
 
@@ -60,7 +60,10 @@ function instanceNormGradient(ctx: GradContext): (string | undefined)[] {
   const X = ctx.inputs[0]!, dims = X.type.dims, dy = ctx.dOutputs[0]!;
   const spatial = range(2, dims.length), perChannel = [dims[1]!, ...spatial.map(() => 1)];
   const { xhat, invstd } = standardize(b, X.name, 2, attrFloat(node, 'epsilon', 1e-5));
-  const dX = needs[0] ? standardizeBackward(b, b.mul(dy, b.reshape(ctx.inputs[1]!.name, perChannel)), xhat, invstd, spatial) : undefined;
+  // torch exports GroupNorm as InstanceNormalization with a constant unit scale: dxhat is then dY itself.
+  const scale = ctx.inputs[1]!, unitScale = scale.value !== undefined && toNumbers(scale.value).every((v) => v === 1);
+  const dxhat = () => (unitScale ? dy : b.mul(dy, b.reshape(scale.name, perChannel)));
+  const dX = needs[0] ? standardizeBackward(b, dxhat(), xhat, invstd, spatial) : undefined;
   const dScale = needs[1] ? b.reduceSum(b.mul(dy, xhat), [0, ...spatial], false) : undefined;
   const dB = needs[2] ? b.reduceSum(dy, [0, ...spatial], false) : undefined;
   return [dX, dScale, dB];

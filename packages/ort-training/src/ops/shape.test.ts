@@ -13,7 +13,7 @@ const D = DataType.DOUBLE, F = DataType.FLOAT, I64 = DataType.INT64;
 interface Case { inputs: TestInput[]; nodes: TestNode[]; wrt: string[]; constants?: Record<string, HostTensor>; opset?: number; out?: string }
 
 /** Gradcheck a small graph, taking the output dims from the package's own shape inference. */
-async function check(c: Case, tol = TOL, dtype = D, eps?: number): Promise<Record<string, number>> {
+async function check(c: Case, tol = TOL, dtype: number = D, eps?: number): Promise<Record<string, number>> {
   const out = c.out ?? 'y';
   const model = buildModel({ inputs: c.inputs, nodes: c.nodes, outputs: [out], constants: c.constants, opset: c.opset });
   const { types } = inferTypes(model.graph, { opset: c.opset ?? 17 });
