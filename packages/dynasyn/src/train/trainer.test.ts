@@ -1,0 +1,202 @@
+/**
+ * The two-phase trainer on the tiny bundle: phase 1 lowers the attention losses and moves the placeholder
+ * maps toward their masks; a cancelled and resumed run equals an uninterrupted one bit for bit; the class
+ * maps come from the frozen original model whatever the trainable values.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTinyBundle, GaussianRng, loadBundle, PLACEHOLDER_INPUT, type ModelBundle } from '@dynasyn/diffusion';
+import { flipHorizontal } from '@dynasyn/imaging';
+import { fromNumbers, TrainingSession, type HostTensor } from '@dynasyn/ort-training';
+import { buildTrainingModel } from '../graph/index.js';
+import { preset } from '../presets.js';
+import { twoSubjectInput } from '../testing/two-subjects.js';
+import type { AugmentedExample, TrainOptions } from '../types.js';
+import { buildBatch, drawStep, type BatchSetup } from './batch.js';
+import { isTrainingError } from './errors.js';
+import { attentionGrid, encodeLatents, frozenClassModel, placeholderTokenizer, trainingScheduler } from './setup.js';
+import { trainPersonalization, type TrainMetricsRow, type TrainResult } from './trainer.js';
+import { drawUnion } from './union.js';
+
+let dir: string;
+let bundle: ModelBundle;
+const input = twoSubjectInput();
+const augmented: AugmentedExample[] = [
+  { prompt: 'a photo of <asset1> next to <asset0>', subjects: [0, 1], flip: true },
+  { prompt: 'a photo of <asset0> on the grass', subjects: [0], flip: false },
+].map(({ prompt, subjects, flip }) => ({
+  image: flip ? flipHorizontal(input.image) : input.image, prompt, classPrompt: '', nounPrompt: '', category: 'plain',
+  subjects, masks: subjects.map((j) => (flip ? flipHorizontal(input.subjects[j]!.mask) : input.subjects[j]!.mask)),
+}));
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'dynasyn-trainer-'));
+  createTinyBundle(join(dir, 'bundle'));
+  bundle = loadBundle(join(dir, 'bundle'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const common = () => ({ bundle, input, cacheDir: join(dir, 'cache'), intraOpNumThreads: 1 });
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+describe('phase 1', () => {
+  it('lowers L_M2A and L_ICA and moves the placeholder maps toward their masks (fixed seed)', async () => {
+    // On the random tiny backbone L_MD's gradient (lambda 1) swamps the attention terms' (1e-2, 5e-3) in the
+    // placeholder rows, and z0 (rms 0.1) is mostly hidden by the noise: the paper's lambdas at lr 5e-3
+    // move L_M2A/L_ICA by less than their step-to-step spread in 60 steps. This test asks whether the
+    // trainer optimises the attention terms (draws, token selection, targets, gradients, AdamW), so it
+    // weights them like L_MD and uses a larger lr.
+    const options: TrainOptions = {
+      ...preset('tiny').train, phase1: { steps: 48, lr: 5e-2 }, phase2: { steps: 0, lr: 1e-3 },
+      lambdas: { md: 1, m2a: 1, ica: 1, aug: 0 }, checkpointEvery: 0,
+    };
+    const seed = 1;
+    const r = await trainPersonalization({ ...common(), options, seed });
+    expect(r.metrics).toHaveLength(48);
+    expect(r.concepts.tokens).toEqual(['<asset0>', '<asset1>']);
+    expect(r.concepts.adapters.size).toBe(0);
+
+    // per-subject loss (a step's L_M2A sums over its k subjects), averaged over the first and last quarter
+    const root = new GaussianRng(seed);
+    const perSubject = r.metrics.map((m) => {
+      const k = drawUnion(2, root.fork(`step-1-${m.step}`).fork('union'), options.flipProbability).subjects.length;
+      return { m2a: m.m2a / k, ica: m.ica / k };
+    });
+    const first = perSubject.slice(0, 12), last = perSubject.slice(-12);
+    const smoothed = {
+      m2a: [mean(first.map((x) => x.m2a)), mean(last.map((x) => x.m2a))],
+      ica: [mean(first.map((x) => x.ica)), mean(last.map((x) => x.ica))],
+    };
+    const { before, after } = r.alignment;
+    console.log([
+      'phase 1 on the tiny bundle (48 steps, lr 5e-2, lambdas md/m2a/ica = 1/1/1, seed 1)',
+      `  smoothed per-subject L_M2A first/last 12 steps: ${smoothed.m2a.map((v) => v.toFixed(4)).join(' -> ')}`,
+      `  smoothed per-subject L_ICA first/last 12 steps: ${smoothed.ica.map((v) => v.toFixed(4)).join(' -> ')}`,
+      `  evaluation batch (t = ${r.alignment.timestep}, fixed noise): L_M2A ${before.losses.m2a.toFixed(4)} -> ${after.losses.m2a.toFixed(4)}, L_ICA ${before.losses.ica.toFixed(4)} -> ${after.losses.ica.toFixed(4)}, L_MD ${before.losses.md.toFixed(4)} -> ${after.losses.md.toFixed(4)}`,
+      ...before.placeholders.map((b, i) => {
+        const a = after.placeholders[i]!;
+        return `  ${b.token}: mse(A/max A, M) ${b.mse.toFixed(4)} -> ${a.mse.toFixed(4)}, IoU@0.5 ${b.iou.toFixed(3)} -> ${a.iou.toFixed(3)}, mass inside mask ${b.inside.toFixed(3)} -> ${a.inside.toFixed(3)}`;
+      }),
+    ].join('\n'));
+
+    expect(smoothed.m2a[1]!).toBeLessThan(0.9 * smoothed.m2a[0]!);
+    expect(smoothed.ica[1]!).toBeLessThan(0.9 * smoothed.ica[0]!);
+    expect(after.losses.m2a).toBeLessThan(0.8 * before.losses.m2a);
+    expect(after.losses.ica).toBeLessThan(0.8 * before.losses.ica);
+    for (const [i, b] of before.placeholders.entries()) {
+      expect(after.placeholders[i]!.mse).toBeLessThan(b.mse);
+      expect(b.map).toHaveLength(64);
+    }
+    expect(before.afterSteps).toBe(0);
+    expect(after.afterSteps).toBe(48);
+  });
+});
+
+describe('checkpoints', () => {
+  const options: TrainOptions = {
+    ...preset('tiny').train, phase1: { steps: 4, lr: 5e-3 }, phase2: { steps: 4, lr: 1e-3 }, checkpointEvery: 2,
+  };
+  const strip = (rows: TrainMetricsRow[]) => rows.map(({ ms: _ms, ...rest }) => rest);
+  const bits = (t: HostTensor) => Array.from(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  let uninterrupted: TrainResult;
+
+  it('a run cancelled in phase 1 and again in phase 2, then resumed, equals an uninterrupted run bit for bit', async () => {
+    uninterrupted = await trainPersonalization({ ...common(), augmented, options, seed: 3, checkpointDir: join(dir, 'ckpt-a') });
+    expect(uninterrupted.metrics.map((m) => `${m.phase}.${m.step}`)).toEqual(['1.1', '1.2', '1.3', '1.4', '2.1', '2.2', '2.3', '2.4']);
+    expect(uninterrupted.metrics.every((m) => m.aug > 0)).toBe(true);
+    expect(uninterrupted.concepts.adapters.size).toBeGreaterThan(0);
+
+    const ckpt = join(dir, 'ckpt-b');
+    const cancelAt = async (phase: 1 | 2, step: number) => {
+      const controller = new AbortController();
+      const seen: string[] = [];
+      const err = await trainPersonalization({
+        ...common(), augmented, options, seed: 3, checkpointDir: ckpt, signal: controller.signal,
+        onProgress: (e) => { seen.push(`${e.phase}.${e.step}`); if (e.phase === phase && e.step === step) controller.abort(); },
+      }).then(() => undefined, (e: unknown) => e);
+      expect(isTrainingError(err, 'CANCELLED')).toBe(true);
+      // the step in flight when the signal fired was the last one
+      expect(seen[seen.length - 1]).toBe(`${phase}.${step}`);
+      expect((err as { state: unknown }).state).toEqual({ phase, step, checkpoint: join(ckpt, 'checkpoint.safetensors') });
+      return seen;
+    };
+    expect(await cancelAt(1, 3)).toEqual(['1.1', '1.2', '1.3']);
+    expect(await cancelAt(2, 1)).toEqual(['1.4', '2.1']);
+    const resumed = await trainPersonalization({ ...common(), augmented, options, seed: 3, checkpointDir: ckpt });
+    expect(resumed.resumedFrom).toEqual({ phase: 2, step: 1 });
+
+    expect(strip(resumed.metrics)).toEqual(strip(uninterrupted.metrics));
+    expect(bits(resumed.concepts.embeddings)).toEqual(bits(uninterrupted.concepts.embeddings));
+    expect([...resumed.concepts.adapters.keys()]).toEqual([...uninterrupted.concepts.adapters.keys()]);
+    for (const [name, t] of uninterrupted.concepts.adapters) expect(bits(resumed.concepts.adapters.get(name)!)).toEqual(bits(t));
+    for (const [i, p] of uninterrupted.alignment.after.placeholders.entries()) {
+      expect(Array.from(resumed.alignment.after.placeholders[i]!.map)).toEqual(Array.from(p.map));
+      expect(Array.from(resumed.alignment.before.placeholders[i]!.map)).toEqual(Array.from(uninterrupted.alignment.before.placeholders[i]!.map));
+    }
+  });
+
+  it('refuses a checkpoint of another run', async () => {
+    const err = await trainPersonalization({ ...common(), augmented, options, seed: 4, checkpointDir: join(dir, 'ckpt-a') }).catch((e: unknown) => e);
+    expect(isTrainingError(err, 'BAD_CHECKPOINT')).toBe(true);
+    expect((err as Error).message).toMatch(/another run/);
+  });
+});
+
+describe('frozen class maps', () => {
+  it('are the original model\'s maps and do not change with the trainable values', async () => {
+    const grid = attentionGrid(bundle, 4);
+    const { tokenizer, baseVocabSize } = placeholderTokenizer(bundle, 2);
+    const built = buildTrainingModel(bundle, {
+      numPlaceholders: 2, maxSubjects: 2, baseVocabSize, phase: 2, adapters: preset('tiny').train.adapters, grid, icaNormalizeBoth: true, batch: 2,
+      placeholderTokenIds: input.subjects.map((s) => tokenizer.firstSubTokenId(s.classWord)),
+    });
+    const O = built.outputs;
+    // same keepOutputs as the trainer: the derived graph comes from the cache
+    const session = await TrainingSession.create({ model: built.model, loss: O.loss, trainable: built.trainable, keepOutputs: [O.md, O.m2a, O.ica, O.aug, O.attention], cacheDir: join(dir, 'cache'), sessionOptions: { intraOpNumThreads: 1 } });
+    const frozen = await frozenClassModel(bundle, grid, {}, join(dir, 'cache'));
+    try {
+      for (const [name, v] of built.startValues) session.setTrainable(name, v);
+      const setup: BatchSetup = {
+        subjects: input.subjects, tokenizer, scheduler: trainingScheduler(bundle), grid, slots: 2, maxTokens: 77, ...(await encodeLatents(bundle, input, [], {})),
+        lambdas: { md: 1, m2a: 1e-2, ica: 5e-3, aug: 0 }, flipProbability: 0.5,
+        idsType: built.inputs.inputIds.dtype, timestepType: built.inputs.timestep.dtype, latentType: built.inputs.noisyLatents.dtype,
+      };
+      const draw = drawStep(setup, new GaussianRng(12).fork('step-1-1'), undefined);
+      const before = await buildBatch(setup, draw, frozen.run);
+
+      // The training graph fed the CLASS prompt (no placeholder ids), with identity adapters (LoRA B = 0),
+      // selecting the class words: its maps are the frozen model's maps
+      const classFeeds = { ...before.feeds };
+      const ids = Array.from(before.reference.classIds);
+      classFeeds.input_ids = fromNumbers(built.inputs.inputIds.dtype, [2, 77], [...ids, ...ids]);
+      const select = new Float32Array(2 * 77 * 2);
+      for (const j of draw.union.subjects) select[before.reference.classWordAt.get(j)! * 2 + j] = 1;
+      classFeeds.token_select = { ...before.feeds.token_select!, data: select };
+      const viaTraining = (await session.step(classFeeds)).outputs.get(O.attention)!.data as Float32Array;
+      const classIds = new Int32Array([...ids, ...ids]);
+      const maps = await frozen.run(classIds, before.feeds.noisy_latents!.data as Float32Array, before.timesteps);
+      for (const j of draw.union.subjects) {
+        for (let p = 0; p < 64; p++) expect(viaTraining[p * 2 + j]).toBeCloseTo(maps[p * 77 + before.reference.classWordAt.get(j)!]!, 5);
+      }
+
+      // new trainable values (random placeholder rows, non-zero adapters) change the training graph's maps ...
+      const rng = new GaussianRng(99);
+      for (const name of built.trainable) {
+        const t = session.getTrainable(name);
+        session.setTrainable(name, { ...t, data: (t.data as Float32Array).map((v) => v + 0.5 * rng.normal()) });
+      }
+      const moved = (await session.step(classFeeds)).outputs.get(O.attention)!.data as Float32Array;
+      expect(Math.max(...moved.map((v, i) => Math.abs(v - viaTraining[i]!)))).toBeGreaterThan(1e-4);
+      expect(session.getTrainable(PLACEHOLDER_INPUT).dims).toEqual([2, 64]);
+      // ... but not the class-prompt targets of the same draw
+      const after = await buildBatch(setup, draw, frozen.run);
+      for (const name of ['ica_target', 'aug_target', 'm2a_target'] as const) {
+        expect(Array.from(after.feeds[name]!.data as Float32Array)).toEqual(Array.from(before.feeds[name]!.data as Float32Array));
+      }
+    } finally {
+      await session.release();
+      await frozen.release();
+    }
+  });
+});

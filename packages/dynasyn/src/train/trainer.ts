@@ -1,0 +1,190 @@
+/**
+ * The two-phase trainer (METHOD.md "Two phases"): phase 1 trains only the placeholder rows, phase 2 the
+ * placeholder rows plus adapters (or chosen tensors in `full` mode) with a FRESH AdamW state. Each step:
+ * draw (union, t, noise; the augmented example in turn), run the frozen original model on the class
+ * prompts (A(c_hat)), forward + backward of the training graph, AdamW with clipping; progress events and
+ * a metrics row per step; checkpoints every K steps, at phase ends and on cancel; exact resume.
+ */
+import { GaussianRng, PLACEHOLDER_INPUT, type ExecutionProvider, type ModelBundle } from '@dynasyn/diffusion';
+import { AdamW, TrainingSession, type HostTensor } from '@dynasyn/ort-training';
+import { buildTrainingModel, type TrainingModel } from '../graph/index.js';
+import type { AugmentedExample, LearnedConcepts, PersonalizationInput, ProgressListener, TrainOptions } from '../types.js';
+import { alignmentOf, evaluationDraw, type AlignmentReport, type AlignmentSnapshot } from './alignment.js';
+import { buildBatch, buildStepBatch, type BatchSetup, type ClassMapRunner } from './batch.js';
+import {
+  checkpointTensor, readTrainCheckpointState, restoreTrainCheckpoint, runKey, writeTrainCheckpoint,
+  type CheckpointState, type TrainMetricsRow,
+} from './checkpoint.js';
+import { TrainingError } from './errors.js';
+import { attentionGrid, encodeLatents, frozenClassModel, placeholderTokenizer, trainingScheduler } from './setup.js';
+
+export type { TrainMetricsRow } from './checkpoint.js';
+
+export interface TrainPersonalizationOptions {
+  bundle: ModelBundle;
+  /** Image and subjects, fitted to the backbone's size (see loadInput). */
+  input: PersonalizationInput;
+  /** Augmented examples for L_AUG; empty turns L_AUG off. */
+  augmented?: readonly AugmentedExample[];
+  options: TrainOptions;
+  seed: number;
+  /** Where derived training graphs (and rewritten models) are cached; default ort-training's cache. */
+  cacheDir?: string;
+  /** Checkpoints go here; a checkpoint found here is resumed. Default: no checkpoints. */
+  checkpointDir?: string;
+  executionProviders?: ExecutionProvider[];
+  intraOpNumThreads?: number;
+  onProgress?: ProgressListener;
+  /** Called with each step's metrics row as it is made. */
+  onMetrics?: (row: TrainMetricsRow) => void;
+  /** Stops training at the next step boundary (a checkpoint is written there when checkpointDir is set). */
+  signal?: AbortSignal;
+  /** Fixed timestep of the alignment evaluation; default T/2. */
+  evalTimestep?: number;
+  /** IoU threshold on the max-normalised maps; default 0.5. */
+  evalThreshold?: number;
+}
+
+export interface TrainResult {
+  concepts: LearnedConcepts;
+  /** Every step of both phases (including those done before a resume). */
+  metrics: TrainMetricsRow[];
+  /** Attention-vs-mask numbers and maps before and after training. */
+  alignment: AlignmentReport;
+  /** Where the run resumed, when it did. */
+  resumedFrom?: { phase: 1 | 2; step: number };
+}
+
+interface Phase {
+  phase: 1 | 2;
+  session: TrainingSession;
+  built: TrainingModel;
+}
+
+/** Train the placeholders (and adapters) of `input`'s subjects; see the file header. */
+export async function trainPersonalization(o: TrainPersonalizationOptions): Promise<TrainResult> {
+  const { bundle, input, options } = o;
+  const augmented = o.augmented ?? [];
+  const N = input.subjects.length;
+  if (N < 1) throw new TrainingError('BAD_INPUT', 'training needs at least one subject');
+  const runtime = { ...(o.executionProviders ? { executionProviders: o.executionProviders } : {}), ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}) };
+  const key = runKey({ seed: o.seed, options, input, augmented, backbone: bundle.dir });
+  const saved = readTrainCheckpointState(o.checkpointDir, key);
+
+  const { tokenizer, baseVocabSize, tokens } = placeholderTokenizer(bundle, N);
+  const classWords = input.subjects.map((s) => s.classWord);
+  const startTokenIds = classWords.map((w) => tokenizer.firstSubTokenId(w));
+  const grid = attentionGrid(bundle, options.attentionGridDivisor);
+  const latents = await encodeLatents(bundle, input, augmented, runtime);
+  const scheduler = trainingScheduler(bundle);
+  const T = scheduler.config.numTrainTimesteps;
+  const setup: Omit<BatchSetup, 'idsType' | 'timestepType' | 'latentType'> = {
+    subjects: input.subjects, tokenizer, scheduler, grid, slots: N, maxTokens: bundle.maxTokens, ...latents,
+    lambdas: augmented.length ? options.lambdas : { ...options.lambdas, aug: 0 }, flipProbability: options.flipProbability,
+  };
+  const frozen = await frozenClassModel(bundle, grid, runtime, o.cacheDir);
+  const root = new GaussianRng(o.seed);
+  const evalT = o.evalTimestep ?? Math.floor(T / 2);
+  const threshold = o.evalThreshold ?? 0.5;
+  const evalDraw = evaluationDraw(setup, root.fork('eval'), evalT);
+
+  const metrics: TrainMetricsRow[] = saved ? [...saved.metrics] : [];
+  let before: AlignmentSnapshot | undefined = saved?.before;
+  const stepsDone = (phase: 1 | 2, step: number) => (phase === 1 ? step : options.phase1.steps + step);
+
+  const open = async (phase: 1 | 2): Promise<Phase & { setup: BatchSetup }> => {
+    const built = buildTrainingModel(bundle, {
+      numPlaceholders: N, maxSubjects: N, baseVocabSize, phase, adapters: options.adapters, grid,
+      icaNormalizeBoth: options.icaNormalizeBoth, batch: 2, placeholderTokenIds: startTokenIds, seed: o.seed,
+    });
+    const session = await TrainingSession.create({
+      model: built.model, loss: built.outputs.loss, trainable: built.trainable,
+      keepOutputs: [built.outputs.md, built.outputs.m2a, built.outputs.ica, built.outputs.aug, built.outputs.attention],
+      ...(o.executionProviders ? { executionProviders: o.executionProviders } : {}),
+      ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}),
+      ...(o.intraOpNumThreads !== undefined ? { sessionOptions: { intraOpNumThreads: o.intraOpNumThreads } } : {}),
+    });
+    for (const [name, value] of built.startValues) session.setTrainable(name, value);
+    const { inputIds, timestep, noisyLatents } = built.inputs;
+    return { phase, session, built, setup: { ...setup, idsType: inputIds.dtype, timestepType: timestep.dtype, latentType: noisyLatents.dtype } };
+  };
+  const measure = async (p: Phase & { setup: BatchSetup }, afterSteps: number): Promise<AlignmentSnapshot> => {
+    const batch = await buildBatch(p.setup, evalDraw, frozen.run);
+    const r = await p.session.step(batch.feeds);
+    const term = (name: string) => Number((r.outputs.get(name)!.data as Float32Array)[0]);
+    const losses = { md: term(p.built.outputs.md), m2a: term(p.built.outputs.m2a), ica: term(p.built.outputs.ica) };
+    return { afterSteps, losses, placeholders: alignmentOf(r.outputs.get(p.built.outputs.attention)!, input.subjects, tokens, grid, threshold) };
+  };
+
+  let embeddings: HostTensor | undefined;
+  let last: (Phase & { setup: BatchSetup }) | undefined;
+  let after: AlignmentSnapshot | undefined;
+  try {
+    for (const phase of [1, 2] as const) {
+      const po = phase === 1 ? options.phase1 : options.phase2;
+      if (saved && saved.phase > phase) {
+        if (phase === 1) embeddings = checkpointTensor(saved.file, PLACEHOLDERS);
+        continue;
+      }
+      if (po.steps === 0 && !(phase === 1 && options.phase2.steps === 0)) continue;
+      if (last) await last.session.release();
+      const p = (last = await open(phase));
+      if (embeddings) p.session.setTrainable(PLACEHOLDERS, embeddings);
+      if (!before) before = await measure(p, 0);
+      const optimizer = new AdamW({ lr: po.lr, weightDecay: options.weightDecay, ...(options.maxGradNorm > 0 ? { maxGradNorm: options.maxGradNorm } : {}) });
+      let step = 0;
+      if (saved && saved.phase === phase) {
+        restoreTrainCheckpoint(saved.file, p.session, optimizer);
+        step = saved.step;
+      }
+      const state = (): CheckpointState => ({ phase, step, metrics, before });
+      const checkpoint = () => (o.checkpointDir ? writeTrainCheckpoint(o.checkpointDir, key, p.session, optimizer, state()) : undefined);
+      while (step < po.steps) {
+        if (o.signal?.aborted) {
+          const file = checkpoint();
+          throw new TrainingError('CANCELLED', `training cancelled in phase ${phase} after ${step} of ${po.steps} steps${file ? ` (checkpoint ${file})` : ''}`, {
+            cause: o.signal.reason, state: { phase, step, ...(file ? { checkpoint: file } : {}) },
+          });
+        }
+        const t0 = performance.now();
+        const augIndex = augmented.length ? stepsDone(phase, step) % augmented.length : undefined;
+        const batch = await buildStepBatch(p.setup, root.fork(`step-${phase}-${step + 1}`), augIndex, frozen.run);
+        const r = await p.session.step(batch.feeds);
+        const update = p.session.applyGradients(optimizer, r.grads);
+        step++;
+        const term = (name: string) => Number((r.outputs.get(name)!.data as Float32Array)[0]);
+        const row: TrainMetricsRow = {
+          phase, step, md: term(p.built.outputs.md), m2a: term(p.built.outputs.m2a), ica: term(p.built.outputs.ica), aug: term(p.built.outputs.aug),
+          total: r.loss, lr: update.lr, gradNorm: update.gradNorm, ms: performance.now() - t0,
+        };
+        metrics.push(row);
+        o.onMetrics?.(row);
+        o.onProgress?.({ stage: 'train', phase, step, total: po.steps, losses: { md: row.md, m2a: row.m2a, ica: row.ica, aug: row.aug, total: row.total } });
+        if (step === po.steps || (options.checkpointEvery > 0 && step % options.checkpointEvery === 0)) checkpoint();
+      }
+      embeddings = p.session.getTrainable(PLACEHOLDERS);
+    }
+    if (!last) throw new TrainingError('BAD_INPUT', 'nothing to train: phase 1 and phase 2 both have 0 steps and the run is complete');
+    after = await measure(last, stepsDone(2, options.phase2.steps));
+    const concepts = conceptsOf(last, tokens, classWords, embeddings ?? last.session.getTrainable(PLACEHOLDERS));
+    return {
+      concepts, metrics,
+      alignment: { grid, timestep: evalT, threshold, before: before!, after },
+      ...(saved ? { resumedFrom: { phase: saved.phase, step: saved.step } } : {}),
+    };
+  } finally {
+    await last?.session.release();
+    await frozen.release();
+  }
+}
+
+const PLACEHOLDERS = PLACEHOLDER_INPUT;
+
+function conceptsOf(p: Phase, tokens: string[], classWords: string[], embeddings: HostTensor): LearnedConcepts {
+  const adapters = new Map<string, HostTensor>();
+  if (p.phase === 2) for (const name of p.session.trainableNames) if (name !== PLACEHOLDERS) adapters.set(name, p.session.getTrainable(name));
+  return { tokens, classWords, embeddings, adapters, adapterSpec: p.phase === 2 ? [...p.built.adapters] : [] };
+}
+
+/** Exposed for tests: the frozen class-map runner type. */
+export type { ClassMapRunner };
