@@ -2,10 +2,12 @@
 import { attrFloat, attrInt } from '../graph.js';
 import type { Builder } from '../builder.js';
 import { numel } from '../tensor.js';
-import { fail, input } from './common.js';
+import { fail, input, product, transposeLast2 } from './common.js';
 import { convOps } from './conv.js';
 import { einsumOps } from './einsum.js';
 import type { GradContext, OpTable } from './types.js';
+
+export { transposeLast2 };
 
 /** numpy matmul shape rule. */
 export function matmulDims(node: Parameters<typeof fail>[0], a: number[], b: number[]): number[] {
@@ -26,31 +28,9 @@ export function matmulDims(node: Parameters<typeof fail>[0], a: number[], b: num
   return out;
 }
 
-/** Swap the last two axes (a batched matrix transpose). */
-export function transposeLast2(b: Builder, x: string): string {
-  const r = b.dims(x).length;
-  const perm = Array.from({ length: r }, (_, i) => i);
-  perm[r - 2] = r - 1;
-  perm[r - 1] = r - 2;
-  return b.transpose(x, perm);
-}
-
 /** A 2-D product op(a) @ op(b) as one Gemm (onnxruntime reads transposed operands without copying them). */
 export function gemm(b: Builder, a: string, bm: string, transA: boolean, transB: boolean, alpha = 1): string {
   return b.op('Gemm', [a, bm], { transA: transA ? 1 : 0, transB: transB ? 1 : 0, alpha: alpha === 1 ? undefined : { float: alpha } });
-}
-
-/**
- * A batched product p @ q whose result has few rows and many columns is formed as (q^T @ p^T)^T:
- * onnxruntime's CPU GEMM repacks the right operand for every block of rows, so a [32 x 1024] result over
- * K = 1024 (attention's dK^T = Q^T @ dS at 32x32 latents) ran 7x slower than the transposed product
- * [1024 x 32] plus a Transpose (341 vs 47 ms per step). The inner transposes cancel against the operands'
- * own (the builder composes transposes), and onnxruntime fuses the rest into its FusedMatMul.
- */
-function product(b: Builder, p: string, q: string): string {
-  const pd = b.dims(p), qd = b.dims(q), rows = pd[pd.length - 2]!, cols = qd[qd.length - 1]!;
-  if (rows * 4 > cols) return b.op('MatMul', [p, q]);
-  return transposeLast2(b, b.op('MatMul', [transposeLast2(b, q), transposeLast2(b, p)]));
 }
 
 /**
