@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { SCHEDULER_KINDS } from '@dynasyn/diffusion';
 import { sample } from './commands/sample.js';
 import { createTiny } from './commands/bundle.js';
+import { registerPersonalizationCommands } from './commands/personalize.js';
 import { oneLine } from './commands/errors.js';
 import { float, integer, oneOf } from './commands/parse.js';
 
@@ -30,6 +31,8 @@ bundle.command('create-tiny')
   .argument('<dir>', 'output directory')
   .option('--seed <n>', 'weight seed', integer(0), 0)
   .action(async (dir: string, o: { seed: number }) => { await createTiny(dir, o.seed); });
+
+registerPersonalizationCommands(program);
 
 try {
   await program.parseAsync(process.argv);

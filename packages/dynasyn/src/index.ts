@@ -1,2 +1,11 @@
 export * from './types.js';
+export * from './input-error.js';
+export * from './inputs.js';
+export * from './presets.js';
+export * from './sample.js';
+export * from './merge-adapters.js';
+export * from './personalize.js';
+export * from './example/example-input.js';
+export { runDemo, type DemoOptions } from './example/demo.js';
 export * from './augment/index.js';
+export * from './output/index.js';

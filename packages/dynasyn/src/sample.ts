@@ -8,7 +8,7 @@ import { InputError } from './input-error.js';
 import { bundleWithAdapters } from './merge-adapters.js';
 import type { AugmentedExample, LearnedConcepts, RgbImage, SampleSettings } from './types.js';
 
-export type PromptCategory = AugmentedExample['category'];
+type PromptCategory = AugmentedExample['category'];
 
 export interface SamplePrompt {
   prompt: string;
