@@ -2,7 +2,7 @@
  * Micro-benchmark (not a test): forward + weight gradient of one Conv, per weight-gradient formulation
  * (`convWeightGradientOptions.strategy`), interleaved so that load changes hit every variant alike.
  *
- *   node dist/bench/conv-grad.bench.js [--threads 2 --rounds 7 --iters 15]
+ *   node dist/bench/conv-grad.bench.js [--threads 2 --rounds 7 --iters 15] [--input: input-gradient variants instead]
  */
 import * as ort from 'onnxruntime-node';
 import { Graph, attrs } from '../graph.js';
@@ -50,7 +50,7 @@ async function main() {
   const strategies: Strategy[] = ['conv', 'im2col', 'patches'];
   const inputStrategies: (typeof convInputGradientOptions.strategy)[] = ['conv', 'convtranspose'];
   const inputGrad = process.argv.includes('--input');
-  console.log(`conv forward + weight gradient, ms (median of ${rounds} rounds x median of ${iters}), ${threads} threads`);
+  console.log(`conv forward + ${inputGrad ? "input gradient (trainable weight)" : "weight gradient"}, ms (median of ${rounds} rounds x median of ${iters}), ${threads} threads`);
   console.log(`${'case'.padEnd(24)} ${'forward'.padStart(8)} ${'fwd(W in)'.padStart(9)} ${(inputGrad ? inputStrategies.map((s) => `dx:${s}`) : strategies).map((s) => s.padStart(8)).join(' ')}`);
   for (const [name, x, w, stride, pad] of cases) {
     const { model } = convModel(x, w, stride, pad);
