@@ -1,0 +1,9 @@
+export { WebhookError, type WebhookErrorCode } from './errors.js';
+export { WEBHOOK_EVENTS, webhookPayload, type WebhookEventType, type WebhookPayload } from './events.js';
+export { generateWebhookSecret, signWebhook, verifyWebhook, webhookHeaders, type VerifyOptions } from './signing.js';
+export { checkWebhookUrl, guardedLookup, isForbiddenAddress, parseWebhookUrl, systemResolver, type Resolver } from './ssrf.js';
+export {
+  DEFAULT_SCHEDULE_MS, deliverOnce, deliverWithRetries, postWebhook, retryDelayMs,
+  type AttemptOutcome, type AttemptRecord, type DeliverResult, type DeliveryPolicy, type DeliveryRecord, type DeliveryStore,
+} from './delivery.js';
+export { deliveryId, notify, type NotifyArgs, type NotifyPorts } from './notify.js';
