@@ -152,3 +152,22 @@ export interface AdapterSpec {
   b: string;
   scale: number;
 }
+
+/** One training step's numbers (a metrics.json row; progress of the trainer). */
+export interface StepMetrics {
+  phase: 1 | 2;
+  /** 1-based step within its phase. */
+  step: number;
+  md: number;
+  m2a: number;
+  ica: number;
+  /** 0 when the step has no augmented example (L_AUG off). */
+  aug: number;
+  /** The weighted loss L that was minimised. */
+  total: number;
+  lr: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  /** Wall time of the step in milliseconds (batch, frozen pass, forward/backward, update). */
+  ms: number;
+}

@@ -5,28 +5,12 @@
  */
 import { existsSync } from 'node:fs';
 import { resizeMask } from '@dynasyn/imaging';
-import type { Mask } from '../types.js';
+import type { Mask, StepMetrics } from '../types.js';
 import { ArtifactError } from './errors.js';
 import { readJsonObject, writeJsonAtomic } from './json-file.js';
 import { artifactPath } from './layout.js';
 
-/** One training step. Terms that do not apply to a step (L_AUG without augmented data) are 0. */
-export interface StepMetrics {
-  phase: 1 | 2;
-  /** Step within its phase, from 0. */
-  step: number;
-  md: number;
-  m2a: number;
-  ica: number;
-  aug: number;
-  /** The weighted sum that was minimised. */
-  total: number;
-  lr: number;
-  /** Global gradient norm before clipping. */
-  gradNorm: number;
-  /** Wall time of the step in milliseconds. */
-  ms: number;
-}
+export type { StepMetrics };
 
 /** The loss terms charted and tabulated, in METHOD.md's order. */
 export const LOSS_TERMS = ['md', 'm2a', 'ica', 'aug', 'total'] as const;

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadCheckpoint, readSafetensors, saveCheckpoint, type AdamW, type HostTensor, type TrainableStore } from '@dynasyn/ort-training';
-import type { AugmentedExample, PersonalizationInput, TrainOptions } from '../types.js';
+import type { AugmentedExample, PersonalizationInput, StepMetrics, TrainOptions } from '../types.js';
 import type { AlignmentSnapshot } from './alignment.js';
 import { TrainingError } from './errors.js';
 
@@ -17,22 +17,7 @@ const FORMAT = 'dynasyn/train-checkpoint/1';
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
 
 /** One training step's numbers (metrics.json rows). */
-export interface TrainMetricsRow {
-  phase: 1 | 2;
-  /** 1-based step within the phase. */
-  step: number;
-  md: number;
-  m2a: number;
-  ica: number;
-  aug: number;
-  /** The weighted loss L. */
-  total: number;
-  lr: number;
-  /** Global gradient norm before clipping. */
-  gradNorm: number;
-  /** Wall time of the step (batch, frozen pass, forward/backward, update). */
-  ms: number;
-}
+export type TrainMetricsRow = StepMetrics;
 
 /** Where a saved run stands. */
 export interface CheckpointState {
