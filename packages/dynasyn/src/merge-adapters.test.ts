@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createTinyBundle, GaussianRng, loadBundle, TextEncoder, Unet, type ModelBundle } from '@dynasyn/diffusion';
+import { createTinyBundle, GaussianRng, loadBundle, ClipTextEncoder, Unet, type ModelBundle } from '@dynasyn/diffusion';
 import { loadModel, saveModel, type HostTensor } from '@dynasyn/ort-training';
 import { addTrainableAdapters, applyAdapters } from './graph/index.js';
 import { bundleWithAdapters } from './merge-adapters.js';
@@ -46,7 +46,7 @@ test('merged UNet and text encoder equal the models with adapter nodes, and diff
   const side = bundle.sampleSize / bundle.vaeScaleFactor;
   const latents = { dims: [1, 4, side, side], data: new GaussianRng(1).fill(4 * side * side) };
   const run = async (b: ModelBundle) => {
-    const text = await TextEncoder.create(b, { intraOpNumThreads: 1 });
+    const text = await ClipTextEncoder.create(b, { intraOpNumThreads: 1 });
     const unet = await Unet.create(b, { intraOpNumThreads: 1 });
     try {
       const hidden = await text.encode(ids);

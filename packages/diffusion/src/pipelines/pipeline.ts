@@ -9,7 +9,7 @@ import { DiffusionError } from '../errors.js';
 import { createScheduler, SCHEDULER_KINDS, type SchedulerKind } from '../schedulers/index.js';
 import type { FloatTensor } from '../tensor.js';
 import type { AttentionMaps, ModelBundle, RuntimeOptions, Scheduler } from '../types.js';
-import { TextEncoder } from '../runtime/text-encoder.js';
+import { ClipTextEncoder } from '../runtime/text-encoder.js';
 import { Unet } from '../runtime/unet.js';
 import type { UnetAttentionOptions } from '../runtime/surgery.js';
 import { VaeDecoder, VaeEncoder } from '../runtime/vae.js';
@@ -92,7 +92,7 @@ export class DiffusionPipeline {
   private constructor(
     readonly bundle: ModelBundle,
     readonly tokenizer: ClipTokenizer,
-    readonly textEncoder: TextEncoder,
+    readonly textEncoder: ClipTextEncoder,
     readonly unet: Unet,
     readonly vaeDecoder: VaeDecoder,
     private readonly runtime: RuntimeOptions,
@@ -107,7 +107,7 @@ export class DiffusionPipeline {
     const baseVocabSize = tokenizer.size;
     if (placeholders.length) tokenizer.addTokens(placeholders);
     const [textEncoder, unet, vaeDecoder] = await Promise.all([
-      TextEncoder.create(b, { ...runtime, placeholders: placeholders.length, baseVocabSize, ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}) }),
+      ClipTextEncoder.create(b, { ...runtime, placeholders: placeholders.length, baseVocabSize, ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}) }),
       Unet.create(b, { ...runtime, ...(options.captureAttention ? { captureAttention: options.captureAttention } : {}), ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}) }),
       VaeDecoder.create(b, runtime),
     ]);

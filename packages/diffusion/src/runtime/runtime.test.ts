@@ -10,7 +10,7 @@ import { GaussianRng } from '../rng.js';
 import type { ModelBundle } from '../types.js';
 import type { FloatTensor } from '../tensor.js';
 import { retypeIo } from '../testing/retype-io.js';
-import { TextEncoder } from './text-encoder.js';
+import { ClipTextEncoder } from './text-encoder.js';
 import { Unet } from './unet.js';
 import { VaeDecoder, VaeEncoder } from './vae.js';
 import { isDiffusionError } from '../errors.js';
@@ -37,9 +37,9 @@ const randn = (dims: number[], seed: number): FloatTensor => ({ dims, data: new 
 const withModel = (key: 'textEncoderPath' | 'unetPath' | 'vaeEncoderPath', file: string): ModelBundle => ({ ...bundle, [key]: file });
 const rows = (...texts: string[]) => texts.map((t) => tokenizer.encodePadded(t, bundle.maxTokens));
 
-describe('TextEncoder', () => {
+describe('ClipTextEncoder', () => {
   test('encodes [B,77] ids to [B,77,D]; int32 and int64 id inputs give the same states', async () => {
-    const te = await TextEncoder.create(bundle);
+    const te = await ClipTextEncoder.create(bundle);
     const ids = rows('a photo of a cat', 'a dog');
     const out = await te.encode(ids);
     expect(out.dims).toEqual([2, 77, bundle.textEmbedDim]);
@@ -47,13 +47,13 @@ describe('TextEncoder', () => {
     const other = declared === DataType.INT64 ? DataType.INT32 : DataType.INT64;
     const file = path.join(dir, 'te-retyped', 'model.onnx');
     retypeIo(bundle.textEncoderPath, file, { inputs: { input_ids: other } });
-    const te2 = await TextEncoder.create(withModel('textEncoderPath', file));
+    const te2 = await ClipTextEncoder.create(withModel('textEncoderPath', file));
     expect((await te2.encode(ids)).data).toEqual(out.data);
     await Promise.all([te.release(), te2.release()]);
   });
 
   test('refuses rows that are not 77 ids long, naming the fix', async () => {
-    const te = await TextEncoder.create(bundle);
+    const te = await ClipTextEncoder.create(bundle);
     await expect(te.encode([[1, 2, 3]])).rejects.toThrow(/77.*encodePadded/);
     await te.release();
   });
@@ -64,8 +64,8 @@ describe('TextEncoder', () => {
     const [asset0] = tok.addTokens(['<asset0>']);
     const catId = tok.firstSubTokenId('cat');
     const start = placeholderStartValues(loadModel(bundle.textEncoderPath), [catId]);
-    const plain = await TextEncoder.create(bundle);
-    const te = await TextEncoder.create(bundle, { placeholders: 1, baseVocabSize: base });
+    const plain = await ClipTextEncoder.create(bundle);
+    const te = await ClipTextEncoder.create(bundle, { placeholders: 1, baseVocabSize: base });
     expect(te.placeholderCount).toBe(1);
     const emb = new Float32Array(start.data as Float32Array);
     const withPlaceholder = await te.encode([tok.encodePadded('a photo of <asset0>')], emb);

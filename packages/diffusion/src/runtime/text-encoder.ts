@@ -9,7 +9,7 @@ import type { ModelBundle, RuntimeOptions } from '../types.js';
 import { floatInput, floatOutput, ModelSession, numberInput, type ValueSpec } from './session.js';
 import { placeholderModel, removeTempDir } from './surgery.js';
 
-export interface TextEncoderOptions extends RuntimeOptions {
+export interface ClipTextEncoderOptions extends RuntimeOptions {
   /** Number of placeholder token rows (`<asset0>..`) to accept; default 0 (the model as exported). */
   placeholders?: number;
   /**
@@ -21,7 +21,7 @@ export interface TextEncoderOptions extends RuntimeOptions {
   baseVocabSize?: number;
 }
 
-export class TextEncoder {
+export class ClipTextEncoder {
   private constructor(
     private readonly session: ModelSession,
     private readonly ids: ValueSpec,
@@ -32,19 +32,19 @@ export class TextEncoder {
     private readonly tempDir?: string,
   ) {}
 
-  static async create(bundle: ModelBundle, options: TextEncoderOptions = {}): Promise<TextEncoder> {
+  static async create(bundle: ModelBundle, options: ClipTextEncoderOptions = {}): Promise<ClipTextEncoder> {
     const count = options.placeholders ?? 0;
     if (!Number.isInteger(count) || count < 0) throw new DiffusionError('BAD_ARGUMENT', `placeholders must be a non-negative integer, got ${count}`);
     if (count === 0) {
       const s = await ModelSession.create(bundle.textEncoderPath, options);
-      return new TextEncoder(s, s.input(['input_ids'], 'input_ids'), textOutput(s), bundle.maxTokens);
+      return new ClipTextEncoder(s, s.input(['input_ids'], 'input_ids'), textOutput(s), bundle.maxTokens);
     }
     const rewritten = placeholderModel(bundle, count, {
       ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}), ...(options.baseVocabSize !== undefined ? { baseVocabSize: options.baseVocabSize } : {}),
     });
     try {
       const s = await ModelSession.create(rewritten.source, options, `${bundle.textEncoderPath} (with ${count} placeholders)`);
-      return new TextEncoder(s, s.input(['input_ids'], 'input_ids'), textOutput(s), bundle.maxTokens, {
+      return new ClipTextEncoder(s, s.input(['input_ids'], 'input_ids'), textOutput(s), bundle.maxTokens, {
         input: s.input([rewritten.input], 'placeholder embeddings'), count, dim: bundle.textEmbedDim,
       }, rewritten.tempDir);
     } catch (e) {
@@ -77,7 +77,7 @@ export class TextEncoder {
       if (data.length !== count * dim) throw new DiffusionError('BAD_ARGUMENT', `placeholder embeddings have ${data.length} values; expected [${count},${dim}]`);
       feeds[input.name] = floatInput({ dims: [count, dim], data }, input);
     } else if (placeholderEmbeddings !== undefined) {
-      throw new DiffusionError('BAD_ARGUMENT', 'placeholder embeddings given to a text encoder created without placeholders (TextEncoder.create(bundle, { placeholders: P }))');
+      throw new DiffusionError('BAD_ARGUMENT', 'placeholder embeddings given to a text encoder created without placeholders (ClipTextEncoder.create(bundle, { placeholders: P }))');
     }
     const res = await this.session.run(feeds, [this.out.name]);
     return floatOutput(res[this.out.name], this.out.name);

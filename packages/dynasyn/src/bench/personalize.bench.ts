@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import {
-  createTinyBundle, DiffusionPipeline, GaussianRng, loadBundle, PLACEHOLDER_INPUT, TextEncoder, Unet, type ModelBundle,
+  createTinyBundle, DiffusionPipeline, GaussianRng, loadBundle, PLACEHOLDER_INPUT, ClipTextEncoder, Unet, type ModelBundle,
 } from '@dynasyn/diffusion';
 import { AdamW, serializeModel, TrainingSession, type HostTensor } from '@dynasyn/ort-training';
 import { augment } from '../augment/augment.js';
@@ -120,7 +120,7 @@ async function benchPhase(phase: 1 | 2, bundle: ModelBundle, setupBase: Omit<Bat
 async function benchForwardParts(bundle: ModelBundle, o: DynasynOptions, N: number, feeds: Record<string, HostTensor>, grid: [number, number], n: number): Promise<{ textEncoderMs: number; unetMs: number }> {
   const runtime = o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {};
   const { baseVocabSize } = placeholderTokenizer(bundle, N);
-  const text = await TextEncoder.create(bundle, { ...runtime, placeholders: N, baseVocabSize });
+  const text = await ClipTextEncoder.create(bundle, { ...runtime, placeholders: N, baseVocabSize });
   const unet = await Unet.create(bundle, { ...runtime, captureAttention: { grid } });
   const ids = feeds['input_ids'] ?? Object.values(feeds).find((t) => t.dims.length === 2 && t.dims[1] === bundle.maxTokens)!;
   const rows = [0, 1].map((r) => Array.from(ids.data as ArrayLike<number | bigint>).slice(r * bundle.maxTokens, (r + 1) * bundle.maxTokens).map(Number));

@@ -1,6 +1,6 @@
 /**
  * The composed training graphs on the tiny bundle, through ort-training's TrainingSession as the trainer
- * uses them: every term equals the host reference computed from the standalone runtime TextEncoder/Unet,
+ * uses them: every term equals the host reference computed from the standalone runtime ClipTextEncoder/Unet,
  * gradients reach exactly the placeholder rows in the prompts, phase 2 with B = 0 is phase 1, and the
  * class-map graph is the frozen original model. Sessions are shared (deriving a graph takes seconds).
  */
@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { DataType, TrainingSession, isExternal, loadModel, saveModel, type HostTensor, type Initializer, type StepResult } from '@dynasyn/ort-training';
-import { createTinyBundle, GaussianRng, loadBundle, placeholderStartValues, TextEncoder, Unet, type ModelBundle } from '@dynasyn/diffusion';
+import { createTinyBundle, GaussianRng, loadBundle, placeholderStartValues, ClipTextEncoder, Unet, type ModelBundle } from '@dynasyn/diffusion';
 import { buildTrainingModel, type TrainingModel } from './training-model.js';
 import { buildClassMapModel, classMapTarget } from './class-map.js';
 import { hasExternalData, modelSource } from './save.js';
@@ -109,8 +109,8 @@ test('the inputs and outputs the trainer feeds and reads', () => {
   expect(phase2.trainable).toHaveLength(1 + 2 * 88);
 });
 
-test('every term equals the host reference on the standalone runtime TextEncoder + Unet (md = the UNet prediction loss)', async () => {
-  const enc = await TextEncoder.create(bundle, { placeholders: P, baseVocabSize: V });
+test('every term equals the host reference on the standalone runtime ClipTextEncoder + Unet (md = the UNet prediction loss)', async () => {
+  const enc = await ClipTextEncoder.create(bundle, { placeholders: P, baseVocabSize: V });
   const unet = await Unet.create(bundle, { captureAttention: {} });
   try {
     const hidden = await enc.encode(rows, phase1.startValues.get('placeholder_embeddings')!.data as Float32Array);
@@ -195,7 +195,7 @@ test('the class-map graph is the frozen original: runtime Unet maps of the class
   const maps = await timed('class map forward', run);
   expect(maps.dims).toEqual([2, hw, T]);
 
-  const enc = await TextEncoder.create(bundle);
+  const enc = await ClipTextEncoder.create(bundle);
   const unet = await Unet.create(bundle, { captureAttention: { grid: cm.grid } });
   try {
     const out = await unet.predict({ dims: [2, C, h, w], data: feeds.noisy_latents!.data as Float32Array }, [500, 120], await enc.encode(classRows));
