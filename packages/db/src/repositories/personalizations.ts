@@ -1,0 +1,182 @@
+import { Prisma, type Personalization, type PersonalizationStatus, type PrismaClient } from '../generated/client.js';
+import { DbError } from '../errors.js';
+import { isTerminal, statusesLeadingTo } from '../status.js';
+import { isUniqueViolation } from './prisma-errors.js';
+import type { IdempotencyRecord } from './idempotency.js';
+
+/** One subject of a personalization, in the order of the request's masks. */
+export interface SubjectRecord {
+  classWord: string;
+  nounPhrase?: string;
+  /** Storage key of the subject's mask. */
+  maskKey: string;
+}
+
+/** Progress of one stage; `progress` holds one per stage reached, in the order reached. */
+export interface StageProgress {
+  stage: string;
+  step: number;
+  total: number;
+}
+
+/** What a failed personalization reports. */
+export interface JobError {
+  code: string;
+  message: string;
+}
+
+export interface CreatePersonalizationInput {
+  /** Chosen by the caller when storage keys must contain it before the row exists; default a random uuid. */
+  id?: string;
+  tenantId: string;
+  bundleId?: string | null;
+  subjects: SubjectRecord[];
+  imageKey: string;
+  options: Prisma.InputJsonValue;
+  webhookUrl?: string | null;
+}
+
+/** An `Idempotency-Key` to store with the new row in the same transaction. */
+export interface IdempotencyInput {
+  key: string;
+  /** Hash of the request; the same key with a different request is refused (`IDEMPOTENCY_KEY_REUSED`). */
+  requestHash: string;
+  /** The response to replay for this key, built from the created row. */
+  response: (created: Personalization) => { status: number; body: Prisma.InputJsonValue };
+}
+
+export type CreatePersonalizationResult =
+  | { created: true; personalization: Personalization; idempotency: IdempotencyRecord | null }
+  | { created: false; idempotency: IdempotencyRecord };
+
+export interface StatusUpdate {
+  error?: JobError;
+  metrics?: Prisma.InputJsonValue;
+}
+
+export interface PersonalizationsRepository {
+  /** Creates the row, or returns the stored response when the idempotency key was already used for this request. */
+  create(input: CreatePersonalizationInput, idempotency?: IdempotencyInput): Promise<CreatePersonalizationResult>;
+  /** The tenant's personalization, or null (also for another tenant's id). */
+  get(tenantId: string, id: string): Promise<Personalization | null>;
+  /** Unscoped read for workers, which hold ids from trusted job payloads; never for request handlers. */
+  findById(id: string): Promise<Personalization | null>;
+  list(tenantId: string, options?: { limit?: number; before?: Date }): Promise<Personalization[]>;
+  /**
+   * Moves to `to` if legal from the current state (see status.ts), atomically; `changed` is false when it
+   * was not (same state, a backward move, or already terminal), and `personalization` is the row as it is.
+   */
+  updateStatus(id: string, to: PersonalizationStatus, update?: StatusUpdate): Promise<{ changed: boolean; personalization: Personalization | null }>;
+  /** Records a stage's progress, replacing that stage's previous entry. */
+  setProgress(id: string, stage: string, step: number, total: number): Promise<void>;
+  /** Asks running stages to stop (they poll `cancelRequestedAt`); a job still queued is canceled at once. Null for another tenant's id. */
+  requestCancel(tenantId: string, id: string): Promise<Personalization | null>;
+  /** Deletes the row and, by cascade, its artifacts, samples and deliveries; false when not the tenant's. */
+  delete(tenantId: string, id: string): Promise<boolean>;
+}
+
+export function createPersonalizationsRepository(prisma: PrismaClient): PersonalizationsRepository {
+  const findById = (id: string) => prisma.personalization.findUnique({ where: { id } });
+
+  async function create(input: CreatePersonalizationInput, idem?: IdempotencyInput): Promise<CreatePersonalizationResult> {
+    const data = {
+      ...(input.id ? { id: input.id } : {}),
+      tenantId: input.tenantId,
+      bundleId: input.bundleId ?? null,
+      subjects: input.subjects as unknown as Prisma.InputJsonValue,
+      imageKey: input.imageKey,
+      options: input.options,
+      webhookUrl: input.webhookUrl ?? null,
+    };
+    if (!idem) return { created: true, personalization: await prisma.personalization.create({ data }), idempotency: null };
+    const replay = async (): Promise<CreatePersonalizationResult | null> => {
+      const existing = await prisma.idempotencyKey.findUnique({ where: { tenantId_key: { tenantId: input.tenantId, key: idem.key } } });
+      if (!existing) return null;
+      if (existing.requestHash !== idem.requestHash) {
+        throw new DbError('IDEMPOTENCY_KEY_REUSED', `idempotency key "${idem.key}" was already used for a different request`);
+      }
+      return { created: false, idempotency: existing };
+    };
+    const earlier = await replay();
+    if (earlier) return earlier;
+    try {
+      return await prisma.$transaction(async (tx) => {
+        const personalization = await tx.personalization.create({ data });
+        const response = idem.response(personalization);
+        const idempotency = await tx.idempotencyKey.create({
+          data: {
+            tenantId: input.tenantId,
+            key: idem.key,
+            requestHash: idem.requestHash,
+            personalizationId: personalization.id,
+            responseStatus: response.status,
+            responseBody: response.body,
+          },
+        });
+        return { created: true as const, personalization, idempotency };
+      });
+    } catch (err) {
+      // A concurrent request with the same key committed first: ours rolled back whole, replay theirs.
+      if (isUniqueViolation(err)) {
+        const winner = await replay();
+        if (winner) return winner;
+      }
+      throw err;
+    }
+  }
+
+  async function updateStatus(id: string, to: PersonalizationStatus, update: StatusUpdate = {}) {
+    const now = new Date();
+    const { count } = await prisma.personalization.updateMany({
+      where: { id, status: { in: statusesLeadingTo(to) } },
+      data: {
+        status: to,
+        ...(isTerminal(to) ? { finishedAt: now } : {}),
+        ...(update.error ? { error: update.error as unknown as Prisma.InputJsonValue } : {}),
+        ...(update.metrics !== undefined ? { metrics: update.metrics } : {}),
+      },
+    });
+    if (count > 0 && to !== 'queued') {
+      await prisma.personalization.updateMany({ where: { id, startedAt: null }, data: { startedAt: now } });
+    }
+    return { changed: count > 0, personalization: await findById(id) };
+  }
+
+  return {
+    create,
+    get: (tenantId, id) => prisma.personalization.findFirst({ where: { id, tenantId } }),
+    findById,
+    list: (tenantId, options = {}) =>
+      prisma.personalization.findMany({
+        where: { tenantId, ...(options.before ? { createdAt: { lt: options.before } } : {}) },
+        orderBy: { createdAt: 'desc' },
+        take: options.limit ?? 50,
+      }),
+    updateStatus,
+    async setProgress(id, stage, step, total) {
+      const entry = JSON.stringify({ stage, step, total });
+      // One statement, so concurrent progress writers never lose each other's stages.
+      await prisma.$executeRaw`
+        UPDATE "Personalization" SET "updatedAt" = now(), "progress" = CASE
+          WHEN EXISTS (SELECT 1 FROM jsonb_array_elements("progress") AS e WHERE e->>'stage' = ${stage})
+          THEN (SELECT jsonb_agg(CASE WHEN e->>'stage' = ${stage} THEN ${entry}::jsonb ELSE e END ORDER BY i)
+                FROM jsonb_array_elements("progress") WITH ORDINALITY AS t(e, i))
+          ELSE "progress" || jsonb_build_array(${entry}::jsonb)
+        END
+        WHERE "id" = ${id}`;
+    },
+    async requestCancel(tenantId, id) {
+      const now = new Date();
+      await prisma.personalization.updateMany({
+        where: { id, tenantId, cancelRequestedAt: null, status: { notIn: ['succeeded', 'failed', 'canceled'] } },
+        data: { cancelRequestedAt: now },
+      });
+      await prisma.personalization.updateMany({ where: { id, tenantId, status: 'queued' }, data: { status: 'canceled', finishedAt: now } });
+      return prisma.personalization.findFirst({ where: { id, tenantId } });
+    },
+    async delete(tenantId, id) {
+      const { count } = await prisma.personalization.deleteMany({ where: { id, tenantId } });
+      return count > 0;
+    },
+  };
+}
