@@ -97,6 +97,18 @@ test('two concurrent starters apply each migration once', async () => {
   expect(rows[0].n).toBe(1);
 });
 
+test('waiting for another migrator gives up after lockTimeoutMs with a clear error', async () => {
+  const holder = new pg.Client({ connectionString: db.url });
+  await holder.connect();
+  try {
+    await holder.query('SELECT pg_advisory_lock(72707369)'); // what `prisma migrate deploy` holds while it runs
+    await expect(migrate(pool, { lockTimeoutMs: 200 })).rejects.toMatchObject({ code: 'MIGRATION_LOCK_TIMEOUT' });
+  } finally {
+    await holder.end();
+  }
+  expect(await migrate(pool)).toEqual([]); // the pool is still usable: the failed connection was not reused holding state
+});
+
 describe('with a copy of the migrations folder', () => {
   let dir: string;
   beforeEach(() => {
