@@ -9,3 +9,5 @@ export * from './example/example-input.js';
 export { runDemo, type DemoOptions } from './example/demo.js';
 export * from './augment/index.js';
 export * from './output/index.js';
+export { trainPersonalization, type TrainPersonalizationOptions, type TrainResult, type TrainMetricsRow } from './train/trainer.js';
+export { TrainingError, isTrainingError, type TrainingErrorCode } from './train/errors.js';
