@@ -1,0 +1,142 @@
+/**
+ * The sample stage. `personalization.sample`: the initial samples (the options' prompts, or built-in ones)
+ * with the learned placeholders and adapters, samples.json, report.html, Sample rows -> status `succeeded`
+ * and `samples.completed`. `samples.generate`: the Sample rows a later request created, each image under
+ * `<run>/requests/<requestId>/<sampleId>.png`, rows updated, `samples.completed` for the request.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  categorizePrompt, createPersonalizedPipeline, DEFAULT_SAMPLE_COUNTS, defaultSamplePrompts, markPhaseCompleted, readLearnedConcepts, readSamples,
+  renderReport, sampleConcepts, writeSamples, type DynasynOptions, type SamplePrompt,
+} from '@dynasyn/dynasyn';
+import { loadBundle } from '@dynasyn/diffusion';
+import { encodePng } from '@dynasyn/imaging';
+import { notify } from '@dynasyn/webhooks';
+import {
+  classify, completedPhases, openRunDir, PermanentStageError, removeRunDir, runPrefix, runStage, storedPhases, uploadFile, uploadFolder,
+  type PersonalizationJob, type StageCall, type StageDeps,
+} from '@dynasyn/stages';
+
+export type SampleHandler = (call: StageCall) => Promise<'done' | 'skipped' | 'canceled'>;
+
+const initialSampleId = (personalizationId: string, i: number): string => `${personalizationId}-initial-${i}`;
+
+function initialPrompts(o: DynasynOptions, subjects: number): SamplePrompt[] {
+  return o.sampling.prompts.length
+    ? o.sampling.prompts.map((prompt) => ({ prompt, category: categorizePrompt(prompt) }))
+    : defaultSamplePrompts(subjects, DEFAULT_SAMPLE_COUNTS[o.preset]);
+}
+
+export function createSampleHandler(deps: StageDeps): SampleHandler {
+  return (call) => runStage(deps, call, {
+    status: 'sampling',
+    done: async (job) => (await storedPhases(deps, job)).includes('report') && (await succeeded(deps, job), true),
+    run: async ({ job, options: o, signal, progress }) => {
+      const run = await openRunDir(deps, job);
+      try {
+        if (!completedTraining(run.dir)) throw new PermanentStageError('STAGE_ORDER', `personalization ${job.id}: sample ran before training finished`);
+        const concepts = readLearnedConcepts(run.dir, { backboneDir: deps.backbone });
+        const prompts = initialPrompts(o, run.input.subjects.length);
+        const pipeline = await createPersonalizedPipeline(run.bundle, concepts, { executionProviders: o.executionProviders, cacheDir: join(run.dir, 'cache', 'personalized') });
+        let records;
+        try {
+          records = await sampleConcepts(pipeline, concepts, prompts, o.sampling, { seed: o.seed, signal, onProgress: (step, total) => progress({ stage: 'sample', step, total }) });
+        } finally {
+          await pipeline.release();
+        }
+        await writeSamples(run.dir, records, o.sampling);
+        markPhaseCompleted(run.dir, 'sample');
+        await renderReport(run.dir);
+        markPhaseCompleted(run.dir, 'report');
+        await uploadFolder(deps, job, run.dir, 'samples', 'sample');
+        await uploadFile(deps, job, run.dir, 'report.html', 'report');
+        const settings = { steps: o.sampling.steps, guidance: o.sampling.guidance, scheduler: o.sampling.scheduler };
+        for (const [i, s] of readSamples(run.dir).entries()) {
+          await deps.db.upsertSample({
+            id: initialSampleId(job.id, i), personalizationId: job.id, tenantId: job.tenantId, requestId: `${job.id}-initial`,
+            prompt: s.prompt, seed: s.seed, settings, status: 'succeeded', artifactKey: `${runPrefix(job)}/${s.file}`,
+          });
+        }
+        await uploadFile(deps, job, run.dir, 'manifest.json', 'manifest'); // last: it marks the stage done
+      } finally {
+        removeRunDir(run.dir);
+      }
+      await succeeded(deps, job);
+    },
+  });
+}
+
+/** The manifest downloaded with the run directory lists phase2 once training uploaded its outputs. */
+const completedTraining = (dir: string): boolean => completedPhases(dir).includes('phase2');
+
+async function succeeded(deps: StageDeps, job: PersonalizationJob): Promise<void> {
+  await deps.db.setStatus(job.id, 'succeeded');
+  await notify(deps.db, {
+    tenantId: job.tenantId, url: job.webhookUrl, type: 'samples.completed', dedupeKey: `samples.completed:${job.id}-initial`,
+    data: { id: job.id, status: 'succeeded', requestId: `${job.id}-initial` },
+  });
+}
+
+export interface GenerateCall {
+  personalizationId: string;
+  requestId: string;
+  sampleIds: string[];
+  signal?: AbortSignal;
+}
+
+export type GenerateHandler = (call: GenerateCall) => Promise<void>;
+
+/** `samples.generate`: renders the rows of one request that are not done yet; done rows are left alone. */
+export function createGenerateHandler(deps: StageDeps): GenerateHandler {
+  return async (call) => {
+    const job = await deps.db.getPersonalization(call.personalizationId);
+    if (!job) throw new PermanentStageError('NOT_FOUND', `personalization ${call.personalizationId} does not exist (deleted?)`);
+    const rows = (await deps.db.getSamples(call.sampleIds)).filter((r) => r.personalizationId === job.id);
+    const todo = rows.filter((r) => r.status !== 'succeeded');
+    if (todo.length) {
+      const dir = join(deps.workDir, `${job.id}-${call.requestId}`);
+      const prefix = runPrefix(job);
+      try {
+        for (const f of ['manifest.json', 'embeddings.safetensors', 'adapters.safetensors']) {
+          if (await deps.storage.head(`${prefix}/${f}`)) {
+            mkdirSync(dir, { recursive: true });
+            const { writeFileSync } = await import('node:fs');
+            writeFileSync(join(dir, f), await deps.storage.get(`${prefix}/${f}`));
+          }
+        }
+        const o = job.options;
+        const concepts = readLearnedConcepts(dir, { backboneDir: deps.backbone });
+        const providers = deps.executionProviders ?? o.executionProviders;
+        const pipeline = await createPersonalizedPipeline(loadBundle(deps.backbone), concepts, { executionProviders: providers, cacheDir: join(dir, 'cache') });
+        try {
+          for (const r of todo) {
+            call.signal?.throwIfAborted();
+            await deps.db.updateSample(r.id, { status: 'running' });
+            try {
+              const settings = { steps: r.settings.steps ?? o.sampling.steps, guidance: r.settings.guidance ?? o.sampling.guidance, scheduler: r.settings.scheduler ?? o.sampling.scheduler, seeds: [r.seed] };
+              const [rec] = await sampleConcepts(pipeline, concepts, [{ prompt: r.prompt, category: categorizePrompt(r.prompt) }], settings, { seed: r.seed, ...(call.signal ? { signal: call.signal } : {}) });
+              const key = `${prefix}/requests/${call.requestId}/${r.id}.png`;
+              const b = await deps.storage.put(key, await encodePng(rec!.image), { contentType: 'image/png' });
+              await deps.db.recordArtifact({ personalizationId: job.id, kind: 'sample', key: b.key, sha256: b.sha256, size: b.size, contentType: b.contentType });
+              await deps.db.updateSample(r.id, { status: 'succeeded', artifactKey: b.key });
+            } catch (e) {
+              if (call.signal?.aborted) throw e;
+              const c = classify(e);
+              await deps.db.updateSample(r.id, { status: 'failed', error: { code: c.code, message: c.message } });
+              if (!c.permanent) throw e;
+            }
+          }
+        } finally {
+          await pipeline.release();
+        }
+      } finally {
+        removeRunDir(dir);
+      }
+    }
+    await notify(deps.db, {
+      tenantId: job.tenantId, url: job.webhookUrl, type: 'samples.completed', dedupeKey: `samples.completed:${call.requestId}`,
+      data: { id: job.id, status: job.status, requestId: call.requestId, samples: call.sampleIds },
+    });
+  };
+}

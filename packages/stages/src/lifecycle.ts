@@ -1,0 +1,124 @@
+/**
+ * One stage run, the same for every worker: skip finished or canceled personalizations, set the status,
+ * throttle progress into Postgres, watch for cancellation, and turn failures into a `failed` status with
+ * `{code, message}` and a `personalization.failed` webhook (once no retry is left).
+ */
+import type { DynasynOptions } from '@dynasyn/dynasyn';
+import { notify } from '@dynasyn/webhooks';
+import { classify, PermanentStageError, StageCanceled } from './errors.js';
+import type { PersonalizationJob, PersonalizationStatus, StageDeps, StageProgress } from './ports.js';
+
+/** Progress writes at most every `intervalMs` (the last step of a stage always lands). */
+export function progressWriter(deps: StageDeps, id: string): { report: (p: StageProgress) => void; flush: () => Promise<void> } {
+  const interval = deps.progressIntervalMs ?? 1000;
+  let last = 0;
+  let pending: StageProgress | undefined;
+  let chain = Promise.resolve();
+  const write = (p: StageProgress) => {
+    last = Date.now();
+    chain = chain.then(() => deps.db.setProgress(id, p)).catch((err: Error) => deps.logger?.warn({ id, err: err.message }, 'progress write failed'));
+  };
+  return {
+    report: (p) => {
+      if (p.step >= p.total || Date.now() - last >= interval) {
+        pending = undefined;
+        write(p);
+      } else pending = p;
+    },
+    flush: async () => {
+      if (pending) write(pending);
+      pending = undefined;
+      await chain;
+    },
+  };
+}
+
+/** An AbortSignal that fires when the user cancels (polled) or `outer` aborts (worker shutdown). */
+export function cancelWatcher(deps: StageDeps, id: string, outer?: AbortSignal): { signal: AbortSignal; canceled: () => boolean; stop: () => void } {
+  const ctl = new AbortController();
+  let canceled = false;
+  const timer = setInterval(() => {
+    deps.db.isCancelRequested(id).then((yes) => {
+      if (yes && !ctl.signal.aborted) {
+        canceled = true;
+        ctl.abort(new StageCanceled(id));
+      }
+    }, () => { /* a missed poll is retried at the next tick */ });
+  }, deps.cancelPollMs ?? 1000);
+  const onOuter = () => ctl.abort(outer?.reason);
+  outer?.addEventListener('abort', onOuter, { once: true });
+  if (outer?.aborted) onOuter();
+  return { signal: ctl.signal, canceled: () => canceled, stop: () => { clearInterval(timer); outer?.removeEventListener('abort', onOuter); } };
+}
+
+export interface StageRunContext {
+  job: PersonalizationJob;
+  options: DynasynOptions;
+  signal: AbortSignal;
+  progress: (p: StageProgress) => void;
+}
+
+export interface StageSpec {
+  /** Status while the stage runs. */
+  status: PersonalizationStatus;
+  /** True when this stage's outputs already exist (the stage is then a no-op). */
+  done?: (job: PersonalizationJob) => Promise<boolean>;
+  run: (ctx: StageRunContext) => Promise<void>;
+}
+
+export interface StageCall {
+  personalizationId: string;
+  /** Worker shutdown / job abort. */
+  signal?: AbortSignal;
+  /** No retry follows a failure of this attempt: mark the personalization failed. Default true. */
+  finalAttempt?: boolean;
+}
+
+const TERMINAL: readonly PersonalizationStatus[] = ['succeeded', 'failed', 'canceled'];
+
+/** Marks a personalization failed for good and raises `personalization.failed`. */
+export async function failPersonalization(deps: StageDeps, job: PersonalizationJob, error: { code: string; message: string }): Promise<void> {
+  await deps.db.setStatus(job.id, 'failed', error);
+  await notify(deps.db, { tenantId: job.tenantId, url: job.webhookUrl, type: 'personalization.failed', data: { id: job.id, status: 'failed', error } });
+}
+
+/**
+ * Runs one stage; returns 'done' | 'skipped' | 'canceled'. Throws PermanentStageError for failures no retry
+ * fixes (the app turns it into BullMQ's UnrecoverableError) and rethrows others for BullMQ to retry.
+ */
+export async function runStage(deps: StageDeps, call: StageCall, spec: StageSpec): Promise<'done' | 'skipped' | 'canceled'> {
+  const job = await deps.db.getPersonalization(call.personalizationId);
+  if (!job) throw new PermanentStageError('NOT_FOUND', `personalization ${call.personalizationId} does not exist (deleted?)`);
+  if (TERMINAL.includes(job.status)) return 'skipped';
+  if (job.cancelRequested) {
+    await deps.db.setStatus(job.id, 'canceled');
+    return 'canceled';
+  }
+  if (spec.done && (await spec.done(job))) return 'skipped';
+  const options: DynasynOptions = {
+    ...job.options,
+    ...(deps.executionProviders ? { executionProviders: deps.executionProviders } : {}),
+    ...(deps.intraOpNumThreads !== undefined ? { intraOpNumThreads: deps.intraOpNumThreads } : {}),
+  };
+  await deps.db.setStatus(job.id, spec.status);
+  const progress = progressWriter(deps, job.id);
+  const watch = cancelWatcher(deps, job.id, call.signal);
+  try {
+    await spec.run({ job, options, signal: watch.signal, progress: progress.report });
+    return 'done';
+  } catch (err) {
+    if (watch.canceled() || (await deps.db.isCancelRequested(job.id).catch(() => false))) {
+      await deps.db.setStatus(job.id, 'canceled');
+      return 'canceled';
+    }
+    if (call.signal?.aborted) throw err; // worker shutdown: the job goes back to waiting, nothing failed
+    const c = classify(err);
+    deps.logger?.error({ id: job.id, code: c.code, err: c.message }, 'stage failed');
+    if (c.permanent || call.finalAttempt !== false) await failPersonalization(deps, job, { code: c.code, message: c.message });
+    if (c.permanent && !(err instanceof PermanentStageError)) throw new PermanentStageError(c.code, c.message, { cause: err });
+    throw err;
+  } finally {
+    watch.stop();
+    await progress.flush();
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * What a stage needs from the outside, as small interfaces handed in (STYLE.md): the apps implement them over
+ * packages/db and packages/storage (`stageDbFrom`, the BlobStore itself); tests pass the real ones too.
+ */
+import type { DynasynOptions, Stage } from '@dynasyn/dynasyn';
+import type { NotifyPorts } from '@dynasyn/webhooks';
+
+export type PersonalizationStatus = 'queued' | 'augmenting' | 'training' | 'sampling' | 'succeeded' | 'failed' | 'canceled';
+
+/** A personalization as the stages read it. */
+export interface PersonalizationJob {
+  id: string;
+  tenantId: string;
+  status: PersonalizationStatus;
+  /** Storage key of the uploaded image. */
+  imageKey: string;
+  /** One per subject, in placeholder order. */
+  subjects: { classWord: string; maskKey: string }[];
+  /** Resolved options (presets.ts resolveOptions of what the API stored). */
+  options: DynasynOptions;
+  webhookUrl: string | null;
+  cancelRequested: boolean;
+}
+
+export interface StageProgress {
+  stage: Stage;
+  step: number;
+  total: number;
+}
+
+export type ArtifactKind = 'image' | 'mask' | 'augmented' | 'embeddings' | 'adapters' | 'checkpoint' | 'sample' | 'report' | 'metrics' | 'manifest';
+
+export interface ArtifactRow {
+  personalizationId: string;
+  kind: ArtifactKind;
+  key: string;
+  sha256: string;
+  size: number;
+  contentType: string;
+}
+
+export interface SampleJobRow {
+  id: string;
+  personalizationId: string;
+  prompt: string;
+  seed: number;
+  status: 'queued' | 'running' | 'succeeded' | 'failed';
+  /** steps, guidance, scheduler overrides. */
+  settings: { steps?: number; guidance?: number; scheduler?: 'ddim' | 'euler' | 'ddpm' };
+}
+
+/** The system of record, as the stages use it. */
+export interface StageDb extends NotifyPorts {
+  getPersonalization(id: string): Promise<PersonalizationJob | undefined>;
+  /** Sets the status (and startedAt/finishedAt as fits); `error` goes with `failed`. */
+  setStatus(id: string, status: PersonalizationStatus, error?: { code: string; message: string }): Promise<void>;
+  /** Replaces this stage's entry of the per-stage progress list. */
+  setProgress(id: string, p: StageProgress): Promise<void>;
+  isCancelRequested(id: string): Promise<boolean>;
+  /** Upsert on (personalizationId, key): recording twice leaves one row. */
+  recordArtifact(a: ArtifactRow): Promise<void>;
+  getSamples(ids: readonly string[]): Promise<SampleJobRow[]>;
+  /** Insert-or-update by id (the initial samples get ids derived from the personalization, so a rerun updates them). */
+  upsertSample(row: SampleJobRow & { tenantId: string; requestId: string; artifactKey?: string }): Promise<void>;
+  updateSample(id: string, patch: { status: SampleJobRow['status']; artifactKey?: string; metrics?: unknown; error?: { code: string; message: string } }): Promise<void>;
+}
+
+/** What a stage needs of packages/storage's BlobStore (a structural subset). */
+export interface StageBlobs {
+  get(key: string): Promise<Uint8Array>;
+  head(key: string): Promise<{ key: string; size: number; sha256: string } | null>;
+  list(prefix: string): Promise<{ key: string; size: number; sha256: string; contentType: string }[]>;
+  put(key: string, body: Uint8Array, opts?: { contentType?: string }): Promise<{ key: string; size: number; sha256: string; contentType: string }>;
+  downloadPrefix(prefix: string, dir: string): Promise<void>;
+  uploadDir(dir: string, prefix: string): Promise<{ key: string; size: number; sha256: string; contentType: string }[]>;
+}
+
+/** Log lines with context; pino's Logger fits. */
+export interface StageLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** Everything a stage handler is built from. */
+export interface StageDeps {
+  db: StageDb;
+  storage: StageBlobs;
+  /** A local model bundle directory. */
+  backbone: string;
+  /** Scratch space; each personalization gets `<workDir>/<id>` (deleted after the stage). */
+  workDir: string;
+  logger?: StageLogger;
+  /** Execution providers of this worker ('cuda' on GPU nodes); overrides the stored options'. */
+  executionProviders?: ('cpu' | 'cuda')[];
+  intraOpNumThreads?: number;
+  /** Least interval between progress writes to Postgres. Default 1000 ms. */
+  progressIntervalMs?: number;
+  /** How often a running stage asks whether it was canceled. Default 1000 ms. */
+  cancelPollMs?: number;
+}

@@ -1,0 +1,99 @@
+/**
+ * The run directory: personalize()'s output layout (packages/dynasyn output/) kept in storage under
+ * `tenants/<tenant>/personalizations/<id>/run/`. A stage downloads it into `<workDir>/<id>`, works there with
+ * the dynasyn functions, and uploads what it made; keys depend only on (personalization, stage output), so a
+ * stage that runs twice overwrites the same objects and records the same artifact rows.
+ */
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { ClipTokenizer, loadBundle, type ModelBundle } from '@dynasyn/diffusion';
+import {
+  artifactPath, createManifest, loadInput, markPhaseCompleted, readManifest, writeInputs, writeManifest,
+  type PersonalizationInput,
+} from '@dynasyn/dynasyn';
+import type { ArtifactKind, PersonalizationJob, StageDeps } from './ports.js';
+
+/** Storage folder of a personalization's run directory. */
+export const runPrefix = (job: Pick<PersonalizationJob, 'tenantId' | 'id'>): string => `tenants/${job.tenantId}/personalizations/${job.id}/run`;
+
+export interface RunDir {
+  dir: string;
+  prefix: string;
+  bundle: ModelBundle;
+  input: PersonalizationInput;
+}
+
+/** Decodes, validates and fits the uploaded image and masks (the same as personalize()'s prepare). */
+async function loadJobInput(deps: StageDeps, job: PersonalizationJob, bundle: ModelBundle): Promise<PersonalizationInput> {
+  const image = await deps.storage.get(job.imageKey);
+  const subjects = await Promise.all(job.subjects.map(async (s, i) => ({ mask: await deps.storage.get(s.maskKey), classWord: s.classWord, name: `mask ${i}` })));
+  return loadInput({ image, imageName: 'image', subjects }, bundle.sampleSize, { tokenizer: ClipTokenizer.fromDir(bundle.tokenizerDir) });
+}
+
+/**
+ * Opens the run directory of `job` locally: downloads `folders` of it (all when omitted), loads the input and
+ * writes the manifest and input/ the first time (uploading them).
+ */
+export async function openRunDir(deps: StageDeps, job: PersonalizationJob, folders?: readonly string[]): Promise<RunDir> {
+  const dir = join(deps.workDir, job.id);
+  const prefix = runPrefix(job);
+  mkdirSync(dir, { recursive: true });
+  if (folders) {
+    for (const f of ['manifest.json', 'metrics.json']) await downloadFile(deps, `${prefix}/${f}`, join(dir, f));
+    for (const f of folders) await deps.storage.downloadPrefix(`${prefix}/${f}`, join(dir, f));
+  } else {
+    await deps.storage.downloadPrefix(prefix, dir);
+  }
+  const bundle = loadBundle(deps.backbone);
+  const input = await loadJobInput(deps, job, bundle);
+  if (!existsSync(artifactPath(dir, 'manifest'))) {
+    const o = job.options;
+    writeManifest(dir, createManifest({
+      backboneDir: deps.backbone, tokens: input.subjects.map((_, i) => `<asset${i}>`), classWords: input.subjects.map((s) => s.classWord),
+      nounPhrases: input.subjects.map((s) => s.nounPhrase ?? s.classWord), preset: o.preset, seed: o.seed, options: o,
+    }));
+    await writeInputs(dir, input.image, input.subjects.map((s) => s.mask));
+    markPhaseCompleted(dir, 'prepare');
+    await uploadFolder(deps, job, dir, 'input', 'image');
+    await uploadFile(deps, job, dir, 'manifest.json', 'manifest');
+  }
+  return { dir, prefix, bundle, input };
+}
+
+async function downloadFile(deps: StageDeps, key: string, file: string): Promise<void> {
+  if (!(await deps.storage.head(key))) return;
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(file, await deps.storage.get(key));
+}
+
+/** Uploads `<dir>/<folder>` and records each object as an artifact of `kind`. */
+export async function uploadFolder(deps: StageDeps, job: PersonalizationJob, dir: string, folder: string, kind: ArtifactKind): Promise<void> {
+  if (!existsSync(join(dir, folder))) return;
+  const written = await deps.storage.uploadDir(join(dir, folder), `${runPrefix(job)}/${folder}`);
+  for (const b of written) await deps.db.recordArtifact({ personalizationId: job.id, kind, key: b.key, sha256: b.sha256, size: b.size, contentType: b.contentType });
+}
+
+const CONTENT_TYPES: Record<string, string> = { json: 'application/json', html: 'text/html; charset=utf-8', png: 'image/png', safetensors: 'application/octet-stream' };
+
+/** Uploads one file of the run directory (when it exists) and records it. */
+export async function uploadFile(deps: StageDeps, job: PersonalizationJob, dir: string, rel: string, kind: ArtifactKind): Promise<void> {
+  const file = join(dir, rel);
+  if (!existsSync(file)) return;
+  const { readFileSync } = await import('node:fs');
+  const contentType = CONTENT_TYPES[rel.split('.').pop() ?? ''] ?? 'application/octet-stream';
+  const b = await deps.storage.put(`${runPrefix(job)}/${rel}`, readFileSync(file), { contentType });
+  await deps.db.recordArtifact({ personalizationId: job.id, kind, key: b.key, sha256: b.sha256, size: b.size, contentType: b.contentType });
+}
+
+/** Phases the manifest in storage lists as completed (empty before the first stage). */
+export async function storedPhases(deps: StageDeps, job: Pick<PersonalizationJob, 'tenantId' | 'id'>): Promise<string[]> {
+  const key = `${runPrefix(job)}/manifest.json`;
+  if (!(await deps.storage.head(key))) return [];
+  const m = JSON.parse(Buffer.from(await deps.storage.get(key)).toString('utf8')) as { phasesCompleted?: string[] };
+  return m.phasesCompleted ?? [];
+}
+
+/** Manifest phases already completed (read from the downloaded run directory). */
+export const completedPhases = (dir: string): string[] => (existsSync(artifactPath(dir, 'manifest')) ? readManifest(dir).phasesCompleted : []);
+
+export const removeRunDir = (dir: string): void => rmSync(dir, { recursive: true, force: true });
