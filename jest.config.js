@@ -9,7 +9,10 @@ export default {
     '^@dynasyn/([a-z-]+)$': '<rootDir>/packages/$1/src/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
+  // ESM-only packages that CommonJS code require()s (see the transform's header): transformed, not ignored.
+  transformIgnorePatterns: ['^(?!.*/node_modules/(cookie|content-disposition)/).*/node_modules/'],
   transform: {
+    '/node_modules/(cookie|content-disposition)/.+\\.js$': '<rootDir>/apps/api/src/testing/esm-to-cjs.cjs',
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: '<rootDir>/tsconfig.jest.json' }],
   },
   testTimeout: 120000,

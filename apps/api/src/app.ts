@@ -1,0 +1,81 @@
+/**
+ * The API as a Fastify plugin (fastify/demo layout): routes, auth, rate limits, docs, metrics and ops, built
+ * from its dependencies and config. No listen here: server.ts and tests (`app.inject`) decide that.
+ */
+import multipart from '@fastify/multipart';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance } from 'fastify';
+import type { ApiConfig } from './config.js';
+import type { ApiDeps } from './deps.js';
+import { authenticate, bearer, hashApiKey } from './plugins/auth.js';
+import { errorSchema, installErrorHandler } from './plugins/errors.js';
+import { installMetrics } from './plugins/metrics.js';
+import { opsPlugin } from './plugins/ops.js';
+import { fileRoutes } from './routes/files.js';
+import { healthRoutes } from './routes/health.js';
+import { personalizationRoutes } from './routes/personalizations.js';
+import { sampleRoutes } from './routes/samples.js';
+import { webhookRoutes } from './routes/webhooks.js';
+
+export interface AppOptions {
+  deps: ApiDeps;
+  config: ApiConfig;
+  /** Namespace of the rate-limit counters in Redis (tests use a fresh one). */
+  rateLimitNamespace?: string;
+}
+
+export async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
+  const { deps, config } = opts;
+  fastify.addSchema(errorSchema);
+  installErrorHandler(fastify);
+
+  if (config.docs) {
+    await fastify.register(swagger, {
+      openapi: {
+        info: { title: 'DynASyn API', version: '0.1.0', description: 'Personalize subjects from one image; sample them in new scenes.' },
+        components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } } },
+        security: [{ apiKey: [] }],
+      },
+    });
+    await fastify.register(swaggerUi, { routePrefix: '/docs' });
+  }
+
+  installMetrics(fastify, deps.queues);
+  healthRoutes(fastify, deps);
+
+  // Everything tenant-facing: rate limited per API key, then authenticated.
+  await fastify.register(async (v1) => {
+    await v1.register(rateLimit, {
+      max: config.rateLimitMax,
+      timeWindow: config.rateLimitWindowMs,
+      ...(deps.redis ? { redis: deps.redis } : {}),
+      nameSpace: opts.rateLimitNamespace ?? 'dynasyn-rl:',
+      // Hash, so raw keys never sit in Redis; unauthenticated callers are limited by address.
+      keyGenerator: (request) => {
+        const key = bearer(request);
+        return key ? `key:${hashApiKey(key)}` : `ip:${request.ip}`;
+      },
+      // Redis down: serve rather than refuse everyone (readyz reports the outage).
+      skipOnError: true,
+      errorResponseBuilder: (_request, context) => ({
+        statusCode: 429,
+        code: 'RATE_LIMITED',
+        message: `rate limit of ${context.max} requests per ${context.after} exceeded; retry later`,
+      }),
+    });
+    v1.decorateRequest('tenant', null as never);
+    v1.addHook('onRequest', authenticate(deps.db));
+    await v1.register(multipart, {
+      limits: { fileSize: config.maxUploadBytes, files: config.maxSubjects + 1, fields: 8, parts: config.maxSubjects + 9 },
+      throwFileSizeLimit: true,
+    });
+    personalizationRoutes(v1, deps, config);
+    sampleRoutes(v1, deps, config);
+    webhookRoutes(v1, deps);
+    fileRoutes(v1, deps);
+  });
+
+  if (config.opsToken) await fastify.register(opsPlugin, { queues: deps.queues, token: config.opsToken });
+}

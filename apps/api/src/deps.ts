@@ -1,0 +1,182 @@
+/**
+ * The side effects the API needs, as small ports. `src/index.ts` adapts packages/db, packages/storage and
+ * packages/queue to them; tests hand in the same real implementations against fresh databases/prefixes.
+ */
+import type { QueueHealth } from '@dynasyn/queue';
+import type { BlobStore } from '@dynasyn/storage';
+import type { Queue } from 'bullmq';
+
+export type PersonalizationStatus =
+  | 'queued'
+  | 'augmenting'
+  | 'training'
+  | 'sampling'
+  | 'succeeded'
+  | 'failed'
+  | 'canceled';
+
+export const RUNNING_STATUSES: readonly PersonalizationStatus[] = ['augmenting', 'training', 'sampling'];
+export const FINAL_STATUSES: readonly PersonalizationStatus[] = ['succeeded', 'failed', 'canceled'];
+
+export interface Tenant {
+  id: string;
+  name: string;
+  webhookSecret: string;
+}
+
+export interface StageProgress {
+  stage: string;
+  step: number;
+  total: number;
+}
+
+export interface Subject {
+  /** Class word or noun phrase ("dog", "red ball"). */
+  classWord: string;
+  /** Storage key of the subject's mask. */
+  maskKey: string;
+}
+
+export interface Personalization {
+  id: string;
+  tenantId: string;
+  status: PersonalizationStatus;
+  progress: StageProgress[];
+  subjects: Subject[];
+  imageKey: string;
+  options: Record<string, unknown>;
+  webhookUrl: string | null;
+  metrics: Record<string, unknown> | null;
+  error: { code: string; message: string } | null;
+  cancelRequestedAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface NewPersonalization {
+  id: string;
+  tenantId: string;
+  subjects: Subject[];
+  imageKey: string;
+  options: Record<string, unknown>;
+  webhookUrl: string | null;
+}
+
+export interface Artifact {
+  id: string;
+  kind: string;
+  key: string;
+  size: number;
+  sha256: string;
+  contentType: string;
+  createdAt: Date;
+}
+
+export interface Sample {
+  id: string;
+  personalizationId: string;
+  prompt: string;
+  seed: number;
+  steps: number | null;
+  guidance: number | null;
+  status: string;
+  /** Storage key of the image once generated. */
+  key: string | null;
+  metrics: Record<string, unknown> | null;
+  createdAt: Date;
+}
+
+export interface NewSample {
+  id: string;
+  /** Groups the samples of one request (the samples.generate job). */
+  requestId: string;
+  tenantId: string;
+  personalizationId: string;
+  prompt: string;
+  seed: number;
+  steps: number | null;
+  guidance: number | null;
+}
+
+export interface WebhookDelivery {
+  id: string;
+  eventType: string;
+  url: string;
+  status: string;
+  attempts: number;
+  lastStatusCode: number | null;
+  lastError: string | null;
+  createdAt: Date;
+  deliveredAt: Date | null;
+}
+
+export interface StoredResponse {
+  statusCode: number;
+  body: unknown;
+}
+
+export interface IdempotencyRecord {
+  requestHash: string;
+  response: StoredResponse;
+}
+
+/** Postgres, seen through the repositories of packages/db. Every read is scoped by tenant. */
+export interface ApiDb {
+  tenants: {
+    /** The tenant of an unrevoked API key (looked up by its sha256), or null. */
+    findByApiKey(apiKey: string): Promise<Tenant | null>;
+    /** Replaces the webhook signing secret; returns the new one. */
+    rotateWebhookSecret(tenantId: string): Promise<string>;
+  };
+  personalizations: {
+    create(p: NewPersonalization): Promise<Personalization>;
+    get(tenantId: string, id: string): Promise<Personalization | null>;
+    /** Sets cancelRequestedAt; and status 'canceled' when the job has not started. Returns the new state. */
+    requestCancel(tenantId: string, id: string, at: Date): Promise<Personalization | null>;
+    /** Removes the row and everything hanging off it (artifacts, samples, deliveries). */
+    delete(tenantId: string, id: string): Promise<boolean>;
+  };
+  artifacts: { list(personalizationId: string): Promise<Artifact[]> };
+  samples: {
+    createMany(samples: NewSample[]): Promise<Sample[]>;
+    list(tenantId: string, q: { personalizationId: string; prompt?: string }): Promise<Sample[]>;
+    deleteMany(ids: string[]): Promise<void>;
+  };
+  webhooks: { listDeliveries(tenantId: string, limit: number): Promise<WebhookDelivery[]> };
+  idempotency: {
+    find(tenantId: string, key: string): Promise<IdempotencyRecord | null>;
+    /**
+     * Records the answer to the first request with this key; returns null when this call won, or the record
+     * already there when another request with the same key got in first (unique (tenant, key)).
+     */
+    claim(tenantId: string, key: string, record: IdempotencyRecord, personalizationId?: string): Promise<IdempotencyRecord | null>;
+    release(tenantId: string, key: string): Promise<void>;
+  };
+  /** Throws when Postgres does not answer. */
+  ping(): Promise<void>;
+}
+
+/** BullMQ through packages/queue. */
+export interface ApiQueues {
+  /** Enqueues the flow augment -> gsa -> train -> sample; a second call for the same id adds nothing. */
+  enqueuePersonalization(p: { personalizationId: string; tenantId: string }): Promise<void>;
+  enqueueSamples(p: { personalizationId: string; tenantId: string; requestId: string; sampleIds: string[] }): Promise<void>;
+  health(): Promise<QueueHealth[]>;
+  /** The BullMQ queues shown (read-only) on /ops/queues. */
+  queues(): Queue[];
+}
+
+export interface Clock {
+  now(): Date;
+}
+
+export interface ApiDeps {
+  db: ApiDb;
+  storage: BlobStore;
+  queues: ApiQueues;
+  /** ioredis client for rate limits; none: rate limits kept in memory (one process). */
+  redis?: import('ioredis').Redis;
+  clock?: Clock;
+  /** Named readiness probes for /readyz (db, redis, storage); each throws when its service is unreachable. */
+  readiness: Record<string, () => Promise<void>>;
+}

@@ -1,0 +1,36 @@
+/**
+ * Every refusal the API makes, with a stable `code` clients can switch on. The error handler (plugins/errors.ts)
+ * turns them into `{code, message}` with their status; anything else becomes a 500 with no details.
+ */
+import createError from '@fastify/error';
+
+export const Unauthorized = createError('UNAUTHORIZED', 'missing or unknown API key (Authorization: Bearer <key>)', 401);
+export const NotFound = createError('NOT_FOUND', '%s not found', 404);
+export const BadRequest = createError('BAD_REQUEST', '%s', 400);
+export const MissingImage = createError('MISSING_IMAGE', 'the multipart field "image" (a file) is required', 400);
+export const MissingMask = createError('MISSING_MASK', 'at least one multipart field "mask" (a file per subject) is required', 400);
+export const MissingClasses = createError('MISSING_CLASSES', 'the field "classes" (comma-separated class words, one per mask) is required', 400);
+export const ClassCountMismatch = createError('CLASS_COUNT_MISMATCH', '%s', 400);
+export const TooManySubjects = createError('TOO_MANY_SUBJECTS', '%s', 400);
+export const UnknownField = createError('UNKNOWN_FIELD', 'unknown multipart field "%s"', 400);
+export const BadOptions = createError('BAD_OPTIONS', 'options: %s', 400);
+export const BadWebhookUrl = createError('BAD_WEBHOOK_URL', 'webhook_url: %s', 400);
+export const NotAnImage = createError('NOT_AN_IMAGE', '%s', 415);
+export const CorruptImage = createError('CORRUPT_IMAGE', '%s', 400);
+export const ImageTooLarge = createError('IMAGE_TOO_LARGE', '%s', 413);
+export const FileTooLarge = createError('FILE_TOO_LARGE', '%s', 413);
+export const MaskSizeMismatch = createError('MASK_SIZE_MISMATCH', '%s', 422);
+export const EmptyMask = createError('EMPTY_MASK', '%s', 422);
+export const IdempotencyKeyReused = createError(
+  'IDEMPOTENCY_KEY_REUSED',
+  'this Idempotency-Key was used with a different request',
+  409,
+);
+export const IdempotencyInProgress = createError(
+  'IDEMPOTENCY_IN_PROGRESS',
+  'a request with this Idempotency-Key is still being handled; retry later',
+  409,
+);
+export const NotSucceeded = createError('NOT_SUCCEEDED', 'personalization %s is %s; samples need a succeeded one', 409);
+export const AlreadyFinished = createError('ALREADY_FINISHED', 'personalization %s already %s', 409);
+export const Forbidden = createError('FORBIDDEN', '%s', 403);

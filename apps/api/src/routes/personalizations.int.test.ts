@@ -1,0 +1,189 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createTenant, file, multipart, pngHeaderOnly, pngImage, pngMask, startHarness, type Harness, type Part } from '../testing/harness.js';
+
+let h: Harness;
+let alice: Awaited<ReturnType<typeof createTenant>>;
+let bob: Awaited<ReturnType<typeof createTenant>>;
+let image: Uint8Array;
+let mask: Uint8Array;
+
+beforeAll(async () => {
+  h = await startHarness({ maxUploadBytes: 64 * 1024, maxImagePixels: 1_000_000 });
+  alice = await createTenant(h.db, 'alice');
+  bob = await createTenant(h.db, 'bob');
+  image = await pngImage(32, 32);
+  mask = await pngMask(32, 32);
+});
+afterAll(async () => h?.close());
+
+const validParts = (extra: Part[] = []): Part[] => [
+  file('image', image),
+  file('mask', mask),
+  { name: 'classes', value: 'dog' },
+  { name: 'options', value: JSON.stringify({ preset: 'tiny', steps: 5 }) },
+  ...extra,
+];
+
+async function post(parts: Part[], headers: Record<string, string> = alice.auth) {
+  const body = multipart(parts);
+  return h.server.inject({ method: 'POST', url: '/v1/personalizations', payload: body.payload, headers: { ...body.headers, ...headers } });
+}
+
+/** Rows and blobs in the whole system: a refused request must leave both unchanged. */
+async function footprint() {
+  return { rows: await h.db.prisma.personalization.count(), blobs: (await h.storage.list('')).length, idem: await h.db.prisma.idempotencyKey.count() };
+}
+
+describe('POST /v1/personalizations', () => {
+  it('answers 202, stores the uploads under the tenant, creates a queued row and enqueues the flow', async () => {
+    const res = await post(validParts());
+    expect(res.statusCode).toBe(202);
+    const body = res.json() as { id: string; status: string; links: Record<string, string> };
+    expect(body).toEqual({ id: expect.any(String), status: 'queued', links: expect.objectContaining({ self: `/v1/personalizations/${body.id}` }) });
+
+    const keys = (await h.storage.list(`tenants/${alice.id}/personalizations/${body.id}`)).map((b) => b.key).sort();
+    expect(keys).toEqual([
+      `tenants/${alice.id}/personalizations/${body.id}/input/image.png`,
+      `tenants/${alice.id}/personalizations/${body.id}/input/mask-0.png`,
+    ]);
+    expect(Buffer.from(await h.storage.get(keys[0]!)).equals(Buffer.from(image))).toBe(true);
+
+    const row = await h.db.prisma.personalization.findUnique({ where: { id: body.id } });
+    expect(row).toMatchObject({ tenantId: alice.id, status: 'queued', subjects: [{ classWord: 'dog', maskKey: keys[1] }], options: { preset: 'tiny', steps: 5 } });
+
+    // The flow's leaf (augment) is ready to run; its root (sample) waits for its children.
+    const augment = await h.queues.queues.augment.getJob(`personalization.augment-${body.id}`);
+    expect(augment?.data).toEqual({ v: 1, personalizationId: body.id, tenantId: alice.id });
+    expect(await augment?.getState()).toBe('waiting');
+    expect(await (await h.queues.queues.sample.getJob(`personalization.sample-${body.id}`))?.getState()).toBe('waiting-children');
+
+    const got = await h.server.inject({ method: 'GET', url: `/v1/personalizations/${body.id}`, headers: alice.auth });
+    expect(got.statusCode).toBe(200);
+    expect(got.json()).toMatchObject({ id: body.id, status: 'queued', progress: [], subjects: [{ class: 'dog' }], artifacts: [] });
+  });
+
+  it('replays the first answer for a retry with the same Idempotency-Key, without a second job', async () => {
+    const key = { ...alice.auth, 'idempotency-key': 'retry-1' };
+    const first = await post(validParts(), key);
+    expect(first.statusCode).toBe(202);
+    const before = await footprint();
+    const jobsBefore = await h.queues.queues.augment.getJobCountByTypes('waiting');
+    const second = await post(validParts(), key);
+    expect(second.statusCode).toBe(202);
+    expect(second.json()).toEqual(first.json());
+    expect(second.headers['idempotent-replayed']).toBe('true');
+    expect(await footprint()).toEqual(before);
+    expect(await h.queues.queues.augment.getJobCountByTypes('waiting')).toBe(jobsBefore);
+  });
+
+  it('refuses the same Idempotency-Key with a different request (409), leaving nothing behind', async () => {
+    const key = { ...alice.auth, 'idempotency-key': 'retry-2' };
+    expect((await post(validParts(), key)).statusCode).toBe(202);
+    const before = await footprint();
+    const res = await post([file('image', image), file('mask', mask), { name: 'classes', value: 'cat' }], key);
+    expect(res.statusCode).toBe(409);
+    expect(res.json()).toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED' });
+    expect(await footprint()).toEqual(before);
+  });
+
+  it('keeps Idempotency-Keys per tenant: another tenant may use the same key', async () => {
+    const res = await post(validParts(), { ...bob.auth, 'idempotency-key': 'retry-1' });
+    expect(res.statusCode).toBe(202);
+  });
+
+  it('refuses bad uploads with a clear 4xx code and leaves no row and no blob', async () => {
+    const big = await pngImage(32, 32);
+    const cases: [string, Part[], number, string][] = [
+      ['not an image', [file('image', Buffer.from('hello, I am text')), file('mask', mask), { name: 'classes', value: 'dog' }], 415, 'NOT_AN_IMAGE'],
+      ['huge dimensions in the header', [file('image', pngHeaderOnly(50_000, 50_000)), file('mask', mask), { name: 'classes', value: 'dog' }], 413, 'IMAGE_TOO_LARGE'],
+      ['mask size mismatch', [file('image', big), file('mask', await pngMask(16, 16)), { name: 'classes', value: 'dog' }], 422, 'MASK_SIZE_MISMATCH'],
+      ['empty mask', [file('image', big), file('mask', await pngMask(32, 32, { x: 0, y: 0, width: 0, height: 0 })), { name: 'classes', value: 'dog' }], 422, 'EMPTY_MASK'],
+      ['missing classes', [file('image', big), file('mask', mask)], 400, 'MISSING_CLASSES'],
+      ['an empty class', [file('image', big), file('mask', mask), file('mask', mask), { name: 'classes', value: 'dog,' }], 400, 'MISSING_CLASSES'],
+      ['class count != mask count', [file('image', big), file('mask', mask), { name: 'classes', value: 'dog,ball' }], 400, 'CLASS_COUNT_MISMATCH'],
+      ['missing image', [file('mask', mask), { name: 'classes', value: 'dog' }], 400, 'MISSING_IMAGE'],
+      ['missing mask', [file('image', big), { name: 'classes', value: 'dog' }], 400, 'MISSING_MASK'],
+      ['file over the upload limit', [file('image', Buffer.alloc(100 * 1024, 1)), file('mask', mask), { name: 'classes', value: 'dog' }], 413, 'FILE_TOO_LARGE'],
+      ['unknown preset', [...validParts().slice(0, 3), { name: 'options', value: '{"preset":"huge"}' }], 400, 'BAD_OPTIONS'],
+      ['options not JSON', [...validParts().slice(0, 3), { name: 'options', value: '{preset' }], 400, 'BAD_OPTIONS'],
+      ['webhook to loopback', validParts([{ name: 'webhook_url', value: 'http://127.0.0.1:9/hook' }]), 400, 'BAD_WEBHOOK_URL'],
+      ['webhook not a URL', validParts([{ name: 'webhook_url', value: 'not a url' }]), 400, 'BAD_WEBHOOK_URL'],
+      ['unknown field', validParts([{ name: 'colour', value: 'red' }]), 400, 'UNKNOWN_FIELD'],
+    ];
+    const before = await footprint();
+    for (const [name, parts, status, code] of cases) {
+      const res = await post(parts, { ...alice.auth, 'idempotency-key': `bad-${code}` });
+      expect({ name, status: res.statusCode, code: (res.json() as { code: string }).code }).toEqual({ name, status, code });
+      expect((res.json() as { message: string }).message.length).toBeGreaterThan(10);
+    }
+    expect(await footprint()).toEqual(before);
+  });
+
+  it('refuses requests without a valid API key (401) and other content types', async () => {
+    expect((await post(validParts(), {})).statusCode).toBe(401);
+    const res = await post(validParts(), { authorization: 'Bearer dsk_not-a-key' });
+    expect(res.statusCode).toBe(401);
+    expect(res.json()).toMatchObject({ code: 'UNAUTHORIZED' });
+    const json = await h.server.inject({ method: 'POST', url: '/v1/personalizations', payload: { image: 'x' }, headers: alice.auth });
+    expect(json.statusCode).toBeGreaterThanOrEqual(400);
+    expect(json.statusCode).toBeLessThan(500);
+  });
+});
+
+describe('one tenant never sees another tenant', () => {
+  it('answers 404 to another tenant on read, cancel, delete, samples and files', async () => {
+    const { id } = (await post(validParts())).json() as { id: string };
+    const asBob = (method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object) =>
+      h.server.inject({ method, url, headers: bob.auth, ...(payload ? { payload } : {}) });
+    for (const res of [
+      await asBob('GET', `/v1/personalizations/${id}`),
+      await asBob('POST', `/v1/personalizations/${id}/cancel`),
+      await asBob('DELETE', `/v1/personalizations/${id}`),
+      await asBob('POST', `/v1/personalizations/${id}/samples`, { prompts: ['a photo'] }),
+      await asBob('GET', `/v1/samples?personalization=${id}`),
+      await asBob('GET', `/v1/files/tenants/${alice.id}/personalizations/${id}/input/image.png`),
+    ]) {
+      expect(res.statusCode).toBe(404);
+      expect((res.json() as { code: string }).code).toBe('NOT_FOUND');
+    }
+    const still = await h.server.inject({ method: 'GET', url: `/v1/personalizations/${id}`, headers: alice.auth });
+    expect(still.json()).toMatchObject({ status: 'queued', cancelRequestedAt: null });
+  });
+});
+
+describe('cancel and delete', () => {
+  it('cancels a queued personalization at once and a running one by flag', async () => {
+    const { id } = (await post(validParts())).json() as { id: string };
+    const res = await h.server.inject({ method: 'POST', url: `/v1/personalizations/${id}/cancel`, headers: alice.auth });
+    expect(res.statusCode).toBe(202);
+    expect(res.json()).toMatchObject({ id, status: 'canceled', cancelRequestedAt: expect.any(String) });
+
+    const running = (await post(validParts())).json() as { id: string };
+    await h.db.prisma.personalization.update({ where: { id: running.id }, data: { status: 'training' } });
+    const flagged = await h.server.inject({ method: 'POST', url: `/v1/personalizations/${running.id}/cancel`, headers: alice.auth });
+    expect(flagged.json()).toMatchObject({ status: 'training', cancelRequestedAt: expect.any(String) });
+
+    await h.db.prisma.personalization.update({ where: { id: running.id }, data: { status: 'succeeded' } });
+    const done = await h.server.inject({ method: 'POST', url: `/v1/personalizations/${running.id}/cancel`, headers: alice.auth });
+    expect(done.statusCode).toBe(409);
+    expect(done.json()).toMatchObject({ code: 'ALREADY_FINISHED' });
+  });
+
+  it('deletes the row and every blob of a personalization', async () => {
+    const { id } = (await post(validParts())).json() as { id: string };
+    const prefix = `tenants/${alice.id}/personalizations/${id}`;
+    await h.storage.put(`${prefix}/artifacts/report.html`, Buffer.from('<html></html>'));
+    expect((await h.storage.list(prefix)).length).toBe(3);
+    const res = await h.server.inject({ method: 'DELETE', url: `/v1/personalizations/${id}`, headers: alice.auth });
+    expect(res.statusCode).toBe(204);
+    expect(await h.storage.list(prefix)).toEqual([]);
+    expect(await h.db.prisma.personalization.findUnique({ where: { id } })).toBeNull();
+    expect((await h.server.inject({ method: 'GET', url: `/v1/personalizations/${id}`, headers: alice.auth })).statusCode).toBe(404);
+  });
+
+  it('answers 400 for an id that is not a uuid', async () => {
+    const res = await h.server.inject({ method: 'GET', url: '/v1/personalizations/not-a-uuid', headers: alice.auth });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ code: 'VALIDATION_ERROR' });
+  });
+});

@@ -1,0 +1,184 @@
+/** Create, read, cancel and delete personalizations. */
+import { randomUUID } from 'node:crypto';
+import { tenantKey } from '@dynasyn/storage';
+import type { FastifyInstance } from 'fastify';
+import type { ApiConfig } from '../config.js';
+import type { ApiDeps, Personalization } from '../deps.js';
+import { FINAL_STATUSES } from '../deps.js';
+import { AlreadyFinished, BadWebhookUrl, NotFound } from '../errors.js';
+import { idempotent, type Claim } from '../idempotency.js';
+import { blobUrl, personalizationLinks } from '../links.js';
+import { readUpload, validateUpload, type PersonalizationUpload } from '../upload.js';
+import { checkWebhookUrl, WebhookError } from '@dynasyn/webhooks';
+import { createdSchema, errors, idParams, personalizationSchema } from './schemas.js';
+
+const multipartBody = {
+  type: 'object',
+  required: ['image', 'mask', 'classes'],
+  properties: {
+    image: { type: 'string', format: 'binary', description: 'the photo (PNG, JPEG or WebP)' },
+    mask: { type: 'array', items: { type: 'string', format: 'binary' }, description: 'one mask per subject, in subject order' },
+    classes: { type: 'string', description: 'comma-separated class words, one per mask, same order', example: 'dog,ball' },
+    options: { type: 'string', description: 'JSON: {"preset": "tiny|fast|paper", "steps": n, "prompts": [...]}' },
+    webhook_url: { type: 'string', format: 'uri' },
+  },
+} as const;
+
+export function personalizationRoutes(app: FastifyInstance, deps: ApiDeps, config: ApiConfig): void {
+  const { db, storage } = deps;
+  const now = () => (deps.clock ? deps.clock.now() : new Date());
+
+  app.post(
+    '/v1/personalizations',
+    {
+      schema: {
+        summary: 'Start a personalization from one image and a mask per subject',
+        tags: ['personalizations'],
+        consumes: ['multipart/form-data'],
+        body: multipartBody,
+        headers: { type: 'object', properties: { 'idempotency-key': { type: 'string', maxLength: 255 } } },
+        response: { 202: createdSchema, ...errors(400, 401, 409, 413, 415, 422, 429) },
+      },
+      // The body is a multipart stream read by the handler; the schema above only documents it.
+      validatorCompiler: () => () => true,
+    },
+    async (request, reply) => {
+      const raw = await readUpload(request, config);
+      return idempotent(db, request, reply, raw.requestHash, async (claim) => {
+        const upload = await validateUpload(raw, config);
+        if (upload.webhookUrl) await checkWebhook(upload.webhookUrl, config.webhookAllowPrivate);
+        return createPersonalization(deps, request.tenant.id, upload, claim);
+      });
+    },
+  );
+
+  app.get(
+    '/v1/personalizations/:id',
+    {
+      schema: {
+        summary: 'Status, per-stage progress, metrics and artifact links',
+        tags: ['personalizations'],
+        params: idParams,
+        response: { 200: personalizationSchema, ...errors(401, 404) },
+      },
+    },
+    async (request) => {
+      const { id } = request.params as { id: string };
+      const p = await db.personalizations.get(request.tenant.id, id);
+      if (!p) throw new NotFound(`personalization ${id}`);
+      return view(deps, config, p);
+    },
+  );
+
+  app.post(
+    '/v1/personalizations/:id/cancel',
+    {
+      schema: {
+        summary: 'Cancel: at once when queued, within seconds when a stage is running',
+        tags: ['personalizations'],
+        params: idParams,
+        response: { 202: personalizationSchema, ...errors(401, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const p = await db.personalizations.get(request.tenant.id, id);
+      if (!p) throw new NotFound(`personalization ${id}`);
+      if (p.status === 'succeeded' || p.status === 'failed') throw new AlreadyFinished(id, p.status);
+      const updated = p.status === 'canceled' ? p : await db.personalizations.requestCancel(request.tenant.id, id, now());
+      if (!updated) throw new NotFound(`personalization ${id}`);
+      return reply.code(202).send(await view(deps, config, updated));
+    },
+  );
+
+  app.delete(
+    '/v1/personalizations/:id',
+    {
+      schema: {
+        summary: 'Delete a personalization with its artifacts, samples and uploads',
+        tags: ['personalizations'],
+        params: idParams,
+        response: { 204: { type: 'null' }, ...errors(401, 404) },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const tenantId = request.tenant.id;
+      const p = await db.personalizations.get(tenantId, id);
+      if (!p) throw new NotFound(`personalization ${id}`);
+      // A running stage must stop writing before its files go: ask it to cancel first.
+      if (!FINAL_STATUSES.includes(p.status)) await db.personalizations.requestCancel(tenantId, id, now());
+      await storage.deletePrefix(personalizationPrefix(tenantId, id));
+      await db.personalizations.delete(tenantId, id);
+      return reply.code(204).send();
+    },
+  );
+}
+
+export const personalizationPrefix = (tenantId: string, id: string) => tenantKey(tenantId, 'personalizations', id);
+
+async function checkWebhook(url: string, allowPrivate: boolean): Promise<void> {
+  try {
+    await checkWebhookUrl(url, { allowPrivate });
+  } catch (e) {
+    if (e instanceof WebhookError) throw new BadWebhookUrl(e.message);
+    throw e;
+  }
+}
+
+/**
+ * Stores the uploads, creates the row, claims the idempotency key, then enqueues the flow; undoes the blobs
+ * and the row when a later step fails (or another request with the same key won).
+ */
+async function createPersonalization(deps: ApiDeps, tenantId: string, upload: PersonalizationUpload, claim: Claim) {
+  const { db, storage, queues } = deps;
+  const id = randomUUID();
+  const prefix = personalizationPrefix(tenantId, id);
+  const imageKey = `${prefix}/input/image.${upload.image.extension}`;
+  const subjects = upload.masks.map((m, i) => ({
+    classWord: upload.classes[i]!,
+    maskKey: `${prefix}/input/mask-${i}.${m.extension}`,
+  }));
+  let row: Personalization | null = null;
+  try {
+    await storage.put(imageKey, upload.image.bytes, { contentType: upload.image.contentType });
+    for (const [i, m] of upload.masks.entries()) await storage.put(subjects[i]!.maskKey, m.bytes, { contentType: m.contentType });
+    row = await db.personalizations.create({ id, tenantId, subjects, imageKey, options: upload.options, webhookUrl: upload.webhookUrl });
+    const response = { statusCode: 202, body: { id, status: row.status, links: personalizationLinks(id) } };
+    await claim(response, id);
+    await queues.enqueuePersonalization({ personalizationId: id, tenantId });
+    return response;
+  } catch (e) {
+    if (row) await db.personalizations.delete(tenantId, id).catch(() => undefined);
+    await storage.deletePrefix(prefix).catch(() => undefined);
+    throw e;
+  }
+}
+
+async function view(deps: ApiDeps, config: ApiConfig, p: Personalization) {
+  const artifacts = await deps.db.artifacts.list(p.id);
+  return {
+    id: p.id,
+    status: p.status,
+    progress: p.progress,
+    subjects: p.subjects.map((s) => ({ class: s.classWord })),
+    options: p.options,
+    webhookUrl: p.webhookUrl,
+    ...(p.metrics ? { metrics: p.metrics } : {}),
+    ...(p.error ? { error: p.error } : {}),
+    artifacts: await Promise.all(
+      artifacts.map(async (a) => ({
+        kind: a.kind,
+        url: await blobUrl(deps.storage, a.key, config.presignExpiresSeconds),
+        size: a.size,
+        sha256: a.sha256,
+        contentType: a.contentType,
+        createdAt: a.createdAt,
+      })),
+    ),
+    cancelRequestedAt: p.cancelRequestedAt,
+    createdAt: p.createdAt,
+    updatedAt: p.updatedAt,
+    links: personalizationLinks(p.id),
+  };
+}

@@ -1,0 +1,75 @@
+/** JSON schemas shared by the routes (responses are serialized through them: unknown fields never leak). */
+export const errorRef = { $ref: 'Error#' } as const;
+export const idParams = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', format: 'uuid' } },
+} as const;
+
+const jsonObject = { type: 'object', additionalProperties: true } as const;
+const linksSchema = { type: 'object', additionalProperties: { type: 'string' } } as const;
+
+export const createdSchema = {
+  type: 'object',
+  required: ['id', 'status', 'links'],
+  properties: { id: { type: 'string' }, status: { type: 'string' }, links: linksSchema },
+} as const;
+
+export const personalizationSchema = {
+  type: 'object',
+  required: ['id', 'status', 'progress', 'artifacts', 'createdAt', 'updatedAt', 'links'],
+  properties: {
+    id: { type: 'string' },
+    status: { type: 'string', enum: ['queued', 'augmenting', 'training', 'sampling', 'succeeded', 'failed', 'canceled'] },
+    progress: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['stage', 'step', 'total'],
+        properties: { stage: { type: 'string' }, step: { type: 'integer' }, total: { type: 'integer' } },
+      },
+    },
+    subjects: { type: 'array', items: { type: 'object', properties: { class: { type: 'string' } } } },
+    options: jsonObject,
+    webhookUrl: { type: ['string', 'null'] },
+    metrics: jsonObject,
+    error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } },
+    artifacts: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          kind: { type: 'string' },
+          url: { type: 'string' },
+          size: { type: 'integer' },
+          sha256: { type: 'string' },
+          contentType: { type: 'string' },
+          createdAt: { type: 'string', format: 'date-time' },
+        },
+      },
+    },
+    cancelRequestedAt: { type: ['string', 'null'], format: 'date-time' },
+    createdAt: { type: 'string', format: 'date-time' },
+    updatedAt: { type: 'string', format: 'date-time' },
+    links: linksSchema,
+  },
+} as const;
+
+export const sampleSchema = {
+  type: 'object',
+  required: ['id', 'prompt', 'seed', 'status', 'url'],
+  properties: {
+    id: { type: 'string' },
+    personalizationId: { type: 'string' },
+    prompt: { type: 'string' },
+    seed: { type: 'integer' },
+    steps: { type: ['integer', 'null'] },
+    guidance: { type: ['number', 'null'] },
+    status: { type: 'string' },
+    url: { type: ['string', 'null'] },
+    metrics: jsonObject,
+    createdAt: { type: 'string', format: 'date-time' },
+  },
+} as const;
+
+export const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, errorRef]));

@@ -1,0 +1,24 @@
+/** The Fastify instance around the app plugin; listening is the caller's (index.ts, tests use inject). */
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import fp from 'fastify-plugin';
+import { app, type AppOptions } from './app.js';
+
+export interface ServerOptions extends AppOptions {
+  /** pino options, or false for none (tests). */
+  logger?: FastifyServerOptions['logger'];
+}
+
+export function buildServer(opts: ServerOptions): FastifyInstance {
+  const server = Fastify({
+    logger: opts.logger ?? false,
+    // JSON bodies are small (sample requests); uploads are bounded by the multipart limits instead.
+    bodyLimit: 1024 * 1024,
+    requestIdHeader: 'x-request-id',
+    // A request that takes longer than this is stuck: free the socket. Uploads of MAX_UPLOAD_BYTES fit easily.
+    requestTimeout: 120_000,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+  });
+  // fastify-plugin: the app's error handler, 404 handler and schemas apply to the root instance.
+  void server.register(fp(app, { name: 'dynasyn-api', fastify: '5.x' }), opts);
+  return server;
+}

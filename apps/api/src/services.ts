@@ -1,0 +1,77 @@
+/**
+ * Opens the real services from the environment (Postgres, Redis, storage) and the API's view of them; `close`
+ * releases them in reverse order. Used by index.ts, and by `dynasyn serve` to run the API in-process.
+ */
+import { createDb, migrate } from '@dynasyn/db';
+import { closeQueues, connectRedis, createQueues } from '@dynasyn/queue';
+import { createBlobStore } from '@dynasyn/storage';
+import type { ApiConfig } from './config.js';
+import { apiDb } from './db.js';
+import type { ApiDeps } from './deps.js';
+import type { Env } from './env.js';
+import { apiQueues } from './queues.js';
+
+export interface Services {
+  deps: ApiDeps;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /** Apply pending migrations first (single-machine setups); production runs `dynasyn db migrate` instead. */
+  migrate?: boolean;
+  logger?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void; error(obj: object, msg: string): void };
+}
+
+export async function openServices(env: Env, opts: OpenOptions = {}): Promise<Services> {
+  if (opts.migrate) await migrate(env.DATABASE_URL);
+  const db = createDb(env.DATABASE_URL);
+  const redis = await connectRedis(env.REDIS_URL, 'producer', opts.logger as never);
+  const set = createQueues({ connection: redis, prefix: env.QUEUE_PREFIX });
+  const storage = createBlobStore(env.STORAGE_URL, {
+    s3: {
+      ...(env.S3_ENDPOINT ? { endpoint: env.S3_ENDPOINT } : {}),
+      ...(env.AWS_REGION ? { region: env.AWS_REGION } : {}),
+      ...(env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+        ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY }
+        : {}),
+    },
+  });
+  const api = apiDb(db);
+  const deps: ApiDeps = {
+    db: api,
+    storage,
+    queues: apiQueues(set, redis),
+    redis,
+    readiness: {
+      db: () => api.ping(),
+      redis: async () => {
+        await redis.ping();
+      },
+      storage: async () => {
+        await storage.head('readyz/probe');
+      },
+    },
+  };
+  return {
+    deps,
+    async close() {
+      await closeQueues(set);
+      redis.disconnect();
+      await db.close();
+    },
+  };
+}
+
+export function configFromEnv(env: Env): ApiConfig {
+  return {
+    maxUploadBytes: env.MAX_UPLOAD_BYTES,
+    maxImagePixels: env.MAX_IMAGE_PIXELS,
+    maxSubjects: env.MAX_SUBJECTS,
+    rateLimitMax: env.RATE_LIMIT_MAX,
+    rateLimitWindowMs: env.RATE_LIMIT_WINDOW_MS,
+    webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE,
+    ...(env.OPS_TOKEN ? { opsToken: env.OPS_TOKEN } : {}),
+    presignExpiresSeconds: env.PRESIGN_EXPIRES_SECONDS,
+    docs: env.DOCS,
+  };
+}

@@ -1,0 +1,157 @@
+/**
+ * Reading and checking a personalization upload before anything is stored: every refusal happens here, so a
+ * refused request leaves no row and no blob behind.
+ */
+import { createHash } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import { decode, decodeMask, ImagingError, sniffImageType, area } from '@dynasyn/imaging';
+import { z } from 'zod';
+import * as E from './errors.js';
+
+export interface UploadLimits {
+  maxUploadBytes: number;
+  maxImagePixels: number;
+  maxSubjects: number;
+}
+
+export interface UploadFile {
+  bytes: Buffer;
+  contentType: string;
+  extension: string;
+}
+
+export interface PersonalizationUpload {
+  image: UploadFile;
+  masks: UploadFile[];
+  classes: string[];
+  options: PersonalizationOptions;
+  webhookUrl: string | null;
+  /** sha256 over every part, for Idempotency-Key comparisons. */
+  requestHash: string;
+}
+
+export const optionsSchema = z
+  .object({
+    preset: z.enum(['tiny', 'fast', 'paper']).optional(),
+    steps: z.number().int().min(1).max(100_000).optional(),
+    prompts: z.array(z.string().min(1).max(500)).max(32).optional(),
+  })
+  .strict();
+export type PersonalizationOptions = z.infer<typeof optionsSchema>;
+
+/** Reads every multipart part into memory (bounded by the multipart limits), then checks the whole request. */
+/** The parts as received, before the images are checked. */
+export interface RawUpload extends Omit<PersonalizationUpload, 'image' | 'masks'> {
+  image: Buffer | null;
+  masks: Buffer[];
+}
+
+export async function readUpload(request: FastifyRequest, limits: UploadLimits): Promise<RawUpload> {
+  let image: Buffer | null = null;
+  const masks: Buffer[] = [];
+  const fields = new Map<string, string>();
+  const hash = createHash('sha256');
+  for await (const part of request.parts()) {
+    if (part.type === 'file') {
+      if (part.fieldname !== 'image' && part.fieldname !== 'mask') {
+        part.file.resume();
+        throw new E.UnknownField(part.fieldname);
+      }
+      const bytes = await part.toBuffer();
+      if (part.file.truncated) throw new E.FileTooLarge(`${part.fieldname} exceeds ${limits.maxUploadBytes} bytes`);
+      if (part.fieldname === 'image') {
+        if (image) throw new E.BadRequest('only one "image" file is accepted');
+        image = bytes;
+      } else {
+        if (masks.length >= limits.maxSubjects) {
+          throw new E.TooManySubjects(`at most ${limits.maxSubjects} masks (subjects) are accepted`);
+        }
+        masks.push(bytes);
+      }
+      hash.update(`${part.fieldname}:${bytes.length}:`).update(bytes);
+    } else {
+      if (!['classes', 'options', 'webhook_url'].includes(part.fieldname)) throw new E.UnknownField(part.fieldname);
+      fields.set(part.fieldname, String(part.value));
+    }
+  }
+  for (const name of ['classes', 'options', 'webhook_url']) hash.update(`${name}=${fields.get(name) ?? ''};`);
+  return {
+    image,
+    masks,
+    classes: parseClasses(fields.get('classes')),
+    options: parseOptions(fields.get('options')),
+    webhookUrl: fields.get('webhook_url')?.trim() || null,
+    requestHash: hash.digest('hex'),
+  };
+}
+
+function parseClasses(raw: string | undefined): string[] {
+  const classes = (raw ?? '').split(',').map((c) => c.trim());
+  if (classes.every((c) => c === '')) return [];
+  if (classes.some((c) => c === '')) throw new E.MissingClasses();
+  for (const c of classes) if (c.length > 100) throw new E.BadRequest(`class "${c.slice(0, 20)}..." is longer than 100 characters`);
+  return classes;
+}
+
+function parseOptions(raw: string | undefined): PersonalizationOptions {
+  if (raw === undefined || raw.trim() === '') return {};
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw new E.BadOptions('not valid JSON');
+  }
+  const parsed = optionsSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new E.BadOptions(parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '));
+  }
+  return parsed.data;
+}
+
+const CONTENT_TYPES = { png: 'image/png', jpeg: 'image/jpeg', webp: 'image/webp' } as const;
+
+/** Sniffs, decodes (pixel limit checked from the header first) and cross-checks image, masks and classes. */
+export async function validateUpload(
+  raw: RawUpload,
+  limits: UploadLimits,
+): Promise<PersonalizationUpload> {
+  if (!raw.image) throw new E.MissingImage();
+  if (raw.masks.length === 0) throw new E.MissingMask();
+  if (raw.classes.length === 0) throw new E.MissingClasses();
+  if (raw.classes.length !== raw.masks.length) {
+    throw new E.ClassCountMismatch(`${raw.classes.length} class(es) for ${raw.masks.length} mask(s); give one class per mask, in the same order`);
+  }
+  const image = await checked('image', () => decode(raw.image!, { maxPixels: limits.maxImagePixels }));
+  const masks: UploadFile[] = [];
+  for (const [i, bytes] of raw.masks.entries()) {
+    const name = `mask ${i + 1} (${raw.classes[i]})`;
+    const mask = await checked(name, () => decodeMask(bytes, { maxPixels: limits.maxImagePixels }));
+    if (mask.width !== image.width || mask.height !== image.height) {
+      throw new E.MaskSizeMismatch(`${name} is ${mask.width}x${mask.height} but the image is ${image.width}x${image.height}`);
+    }
+    if (area(mask) === 0) throw new E.EmptyMask(`${name} selects no pixel`);
+    masks.push(asFile(bytes));
+  }
+  return { ...raw, image: asFile(raw.image), masks };
+}
+
+function asFile(bytes: Buffer): UploadFile {
+  const type = sniffImageType(bytes) ?? 'png';
+  return { bytes, contentType: CONTENT_TYPES[type], extension: type === 'jpeg' ? 'jpg' : type };
+}
+
+async function checked<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (!(e instanceof ImagingError)) throw e;
+    switch (e.code) {
+      case 'NOT_AN_IMAGE':
+        throw new E.NotAnImage(`${name} is not a PNG, JPEG or WebP image`);
+      case 'TOO_LARGE':
+        throw new E.ImageTooLarge(`${name}: ${e.message}`);
+      default:
+        throw new E.CorruptImage(`${name} cannot be decoded: ${e.message}`);
+    }
+  }
+}
