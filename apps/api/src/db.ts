@@ -1,6 +1,6 @@
 /**
- * packages/db seen through the API's port (deps.ts `ApiDb`): tenants through its repository, the rest as
- * tenant-scoped Prisma queries (every read filters by tenantId, so another tenant's id reads as absent).
+ * packages/db seen through the API's port (deps.ts `ApiDb`): its repositories, plus tenant-scoped Prisma
+ * queries where the API needs ids it chose itself (storage keys contain them before the row exists).
  */
 import type { Db } from '@dynasyn/db';
 import type { ApiDb, Artifact, IdempotencyRecord, Personalization, Sample, StageProgress, Subject } from './deps.js';
@@ -29,27 +29,20 @@ export function apiDb(db: Db): ApiDb {
         return toPersonalization(row);
       },
       async get(tenantId, id) {
-        const row = await prisma.personalization.findFirst({ where: { id, tenantId } });
+        const row = await db.personalizations.get(tenantId, id);
         return row ? toPersonalization(row) : null;
       },
-      async requestCancel(tenantId, id, at) {
-        // Not started yet: no stage will ever look at the flag, so the job is canceled here and now; the
-        // stage that picks the job up later sees the status and stops. Running: the stage watches the flag.
-        await prisma.personalization.updateMany({ where: { id, tenantId, status: 'queued' }, data: { status: 'canceled', cancelRequestedAt: at, finishedAt: at } });
-        await prisma.personalization.updateMany({ where: { id, tenantId, cancelRequestedAt: null }, data: { cancelRequestedAt: at } });
-        const row = await prisma.personalization.findFirst({ where: { id, tenantId } });
+      async requestCancel(tenantId, id) {
+        const row = await db.personalizations.requestCancel(tenantId, id);
         return row ? toPersonalization(row) : null;
       },
-      async delete(tenantId, id) {
-        const { count } = await prisma.personalization.deleteMany({ where: { id, tenantId } });
-        return count > 0;
-      },
+      delete: (tenantId, id) => db.personalizations.delete(tenantId, id),
     },
     artifacts: {
       async list(personalizationId) {
-        const rows = await prisma.artifact.findMany({ where: { personalizationId }, orderBy: [{ createdAt: 'asc' }, { key: 'asc' }] });
+        const rows = await db.artifacts.list(personalizationId);
         return rows.map(
-          (a): Artifact => ({ id: a.id, kind: a.kind, key: a.key, size: Number(a.size), sha256: a.sha256, contentType: a.contentType, createdAt: a.createdAt }),
+          (a): Artifact => ({ id: a.id, kind: a.kind, key: a.key, size: a.size, sha256: a.sha256, contentType: a.contentType, createdAt: a.createdAt }),
         );
       },
     },
@@ -63,7 +56,8 @@ export function apiDb(db: Db): ApiDb {
             requestId: s.requestId,
             prompt: s.prompt,
             seed: s.seed,
-            settings: { steps: s.steps, guidance: s.guidance },
+            // Only what the client set: the sampler applies its own defaults to absent keys.
+            settings: { ...(s.steps !== null ? { steps: s.steps } : {}), ...(s.guidance !== null ? { guidance: s.guidance } : {}) },
           })),
         });
         const rows = await prisma.sample.findMany({ where: { id: { in: samples.map((s) => s.id) } }, orderBy: { createdAt: 'asc' } });
@@ -71,10 +65,7 @@ export function apiDb(db: Db): ApiDb {
         return rows.map(toSample).sort((a, b) => order.get(a.id)! - order.get(b.id)!);
       },
       async list(tenantId, q) {
-        const rows = await prisma.sample.findMany({
-          where: { tenantId, personalizationId: q.personalizationId, ...(q.prompt !== undefined ? { prompt: q.prompt } : {}) },
-          orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
-        });
+        const rows = await db.samples.list(tenantId, q.personalizationId, q.prompt !== undefined ? { prompt: q.prompt } : {});
         return rows.map(toSample);
       },
       async deleteMany(ids) {
@@ -83,7 +74,7 @@ export function apiDb(db: Db): ApiDb {
     },
     webhooks: {
       async listDeliveries(tenantId, limit) {
-        const rows = await prisma.webhookDelivery.findMany({ where: { tenantId }, orderBy: { createdAt: 'desc' }, take: limit });
+        const rows = await db.webhooks.list(tenantId, { limit });
         return rows.map((d) => ({
           id: d.id,
           eventType: d.eventType,
@@ -99,25 +90,19 @@ export function apiDb(db: Db): ApiDb {
     },
     idempotency: {
       async find(tenantId, key) {
-        const row = await prisma.idempotencyKey.findUnique({ where: { tenantId_key: { tenantId, key } } });
+        const row = await db.idempotency.find(tenantId, key);
         return row ? toIdempotency(row) : null;
       },
       async claim(tenantId, key, record, personalizationId) {
-        // ON CONFLICT DO NOTHING: the loser of a race learns so without an aborted statement.
-        const { count } = await prisma.idempotencyKey.createMany({
-          data: [{
-            tenantId,
-            key,
-            requestHash: record.requestHash,
-            responseStatus: record.response.statusCode,
-            responseBody: record.response.body as object,
-            personalizationId: personalizationId ?? null,
-          }],
-          skipDuplicates: true,
+        const { saved, record: stored } = await db.idempotency.save({
+          tenantId,
+          key,
+          requestHash: record.requestHash,
+          responseStatus: record.response.statusCode,
+          responseBody: record.response.body as object,
+          personalizationId: personalizationId ?? null,
         });
-        if (count === 1) return null;
-        const row = await prisma.idempotencyKey.findUnique({ where: { tenantId_key: { tenantId, key } } });
-        return row ? toIdempotency(row) : null;
+        return saved ? null : toIdempotency(stored);
       },
       async release(tenantId, key) {
         await prisma.idempotencyKey.deleteMany({ where: { tenantId, key } });

@@ -132,7 +132,7 @@ export interface ApiDb {
     create(p: NewPersonalization): Promise<Personalization>;
     get(tenantId: string, id: string): Promise<Personalization | null>;
     /** Sets cancelRequestedAt; and status 'canceled' when the job has not started. Returns the new state. */
-    requestCancel(tenantId: string, id: string, at: Date): Promise<Personalization | null>;
+    requestCancel(tenantId: string, id: string): Promise<Personalization | null>;
     /** Removes the row and everything hanging off it (artifacts, samples, deliveries). */
     delete(tenantId: string, id: string): Promise<boolean>;
   };
@@ -166,17 +166,12 @@ export interface ApiQueues {
   queues(): Queue[];
 }
 
-export interface Clock {
-  now(): Date;
-}
-
 export interface ApiDeps {
   db: ApiDb;
   storage: BlobStore;
   queues: ApiQueues;
   /** ioredis client for rate limits; none: rate limits kept in memory (one process). */
   redis?: import('ioredis').Redis;
-  clock?: Clock;
   /** Named readiness probes for /readyz (db, redis, storage); each throws when its service is unreachable. */
   readiness: Record<string, () => Promise<void>>;
 }

@@ -26,7 +26,6 @@ const multipartBody = {
 
 export function personalizationRoutes(app: FastifyInstance, deps: ApiDeps, config: ApiConfig): void {
   const { db, storage } = deps;
-  const now = () => (deps.clock ? deps.clock.now() : new Date());
 
   app.post(
     '/v1/personalizations',
@@ -85,7 +84,7 @@ export function personalizationRoutes(app: FastifyInstance, deps: ApiDeps, confi
       const p = await db.personalizations.get(request.tenant.id, id);
       if (!p) throw new NotFound(`personalization ${id}`);
       if (p.status === 'succeeded' || p.status === 'failed') throw new AlreadyFinished(id, p.status);
-      const updated = p.status === 'canceled' ? p : await db.personalizations.requestCancel(request.tenant.id, id, now());
+      const updated = p.status === 'canceled' ? p : await db.personalizations.requestCancel(request.tenant.id, id);
       if (!updated) throw new NotFound(`personalization ${id}`);
       return reply.code(202).send(await view(deps, config, updated));
     },
@@ -107,7 +106,7 @@ export function personalizationRoutes(app: FastifyInstance, deps: ApiDeps, confi
       const p = await db.personalizations.get(tenantId, id);
       if (!p) throw new NotFound(`personalization ${id}`);
       // A running stage must stop writing before its files go: ask it to cancel first.
-      if (!FINAL_STATUSES.includes(p.status)) await db.personalizations.requestCancel(tenantId, id, now());
+      if (!FINAL_STATUSES.includes(p.status)) await db.personalizations.requestCancel(tenantId, id);
       await storage.deletePrefix(personalizationPrefix(tenantId, id));
       await db.personalizations.delete(tenantId, id);
       return reply.code(204).send();
