@@ -20,7 +20,8 @@ import {
 
 export type SampleHandler = (call: StageCall) => Promise<'done' | 'skipped' | 'canceled'>;
 
-const initialSampleId = (personalizationId: string, i: number): string => `${personalizationId}-initial-${i}`;
+/** Request id of the initial samples (the Sample rows the sample stage creates). */
+export const initialRequestId = (personalizationId: string): string => `${personalizationId}-initial`;
 
 function initialPrompts(o: DynasynOptions, subjects: number): SamplePrompt[] {
   return o.sampling.prompts.length
@@ -52,12 +53,10 @@ export function createSampleHandler(deps: StageDeps): SampleHandler {
         await uploadFolder(deps, job, run.dir, 'samples', 'sample');
         await uploadFile(deps, job, run.dir, 'report.html', 'report');
         const settings = { steps: o.sampling.steps, guidance: o.sampling.guidance, scheduler: o.sampling.scheduler };
-        for (const [i, s] of readSamples(run.dir).entries()) {
-          await deps.db.upsertSample({
-            id: initialSampleId(job.id, i), personalizationId: job.id, tenantId: job.tenantId, requestId: `${job.id}-initial`,
-            prompt: s.prompt, seed: s.seed, settings, status: 'succeeded', artifactKey: `${runPrefix(job)}/${s.file}`,
-          });
-        }
+        await deps.db.saveSamples({
+          tenantId: job.tenantId, personalizationId: job.id, requestId: initialRequestId(job.id),
+          items: readSamples(run.dir).map((s) => ({ prompt: s.prompt, seed: s.seed, settings, artifactKey: `${runPrefix(job)}/${s.file}` })),
+        });
         await uploadFile(deps, job, run.dir, 'manifest.json', 'manifest'); // last: it marks the stage done
       } finally {
         removeRunDir(run.dir);
@@ -73,8 +72,8 @@ const completedTraining = (dir: string): boolean => completedPhases(dir).include
 async function succeeded(deps: StageDeps, job: PersonalizationJob): Promise<void> {
   await deps.db.setStatus(job.id, 'succeeded');
   await notify(deps.db, {
-    tenantId: job.tenantId, url: job.webhookUrl, type: 'samples.completed', dedupeKey: `samples.completed:${job.id}-initial`,
-    data: { id: job.id, status: 'succeeded', requestId: `${job.id}-initial` },
+    tenantId: job.tenantId, personalizationId: job.id, url: job.webhookUrl, type: 'samples.completed', dedupeKey: `samples.completed:${initialRequestId(job.id)}`,
+    data: { id: job.id, status: 'succeeded', requestId: initialRequestId(job.id) },
   });
 }
 
@@ -92,7 +91,8 @@ export function createGenerateHandler(deps: StageDeps): GenerateHandler {
   return async (call) => {
     const job = await deps.db.getPersonalization(call.personalizationId);
     if (!job) throw new PermanentStageError('NOT_FOUND', `personalization ${call.personalizationId} does not exist (deleted?)`);
-    const rows = (await deps.db.getSamples(call.sampleIds)).filter((r) => r.personalizationId === job.id);
+    const wanted = new Set(call.sampleIds);
+    const rows = (await deps.db.getRequestSamples(call.requestId)).filter((r) => wanted.has(r.id) && r.personalizationId === job.id);
     const todo = rows.filter((r) => r.status !== 'succeeded');
     if (todo.length) {
       const dir = join(deps.workDir, `${job.id}-${call.requestId}`);
@@ -135,7 +135,7 @@ export function createGenerateHandler(deps: StageDeps): GenerateHandler {
       }
     }
     await notify(deps.db, {
-      tenantId: job.tenantId, url: job.webhookUrl, type: 'samples.completed', dedupeKey: `samples.completed:${call.requestId}`,
+      tenantId: job.tenantId, personalizationId: job.id, url: job.webhookUrl, type: 'samples.completed', dedupeKey: `samples.completed:${call.requestId}`,
       data: { id: job.id, status: job.status, requestId: call.requestId, samples: call.sampleIds },
     });
   };

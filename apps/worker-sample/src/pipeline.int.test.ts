@@ -1,66 +1,108 @@
 /**
- * The four stages in flow order on the tiny bundle with the tiny preset, against a local BlobStore: statuses,
- * progress, artifacts (recorded once although every stage runs twice), Sample rows, webhook events.
+ * The four stages in flow order on the tiny bundle with the tiny preset, on a fresh Postgres database and a
+ * local BlobStore: statuses, progress, artifacts (recorded once although every stage runs twice), Sample rows,
+ * and the webhooks delivered to a loopback receiver, signed with the tenant's secret.
  */
-import { createStageBed, type StageBed } from '../../../packages/stages/src/testing/fixture.js';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { deliverOnce, deliveryStoreFrom, verifyWebhook } from '@dynasyn/webhooks';
+import { createPgStageBed, type PgStageBed } from '../../../packages/stages/src/testing/fixture.js';
 import { createAugmentHandler } from '../../worker-augment/src/handler.js';
 import { createGsaHandler } from '../../worker-gsa/src/handler.js';
 import { createTrainHandler } from '../../worker-train/src/handler.js';
-import { createGenerateHandler, createSampleHandler } from './handler.js';
+import { createGenerateHandler, createSampleHandler, initialRequestId } from './handler.js';
 
-let bed: StageBed;
-beforeAll(async () => { bed = await createStageBed(); });
-afterAll(() => bed?.cleanup());
+let bed: PgStageBed;
+let server: Server;
+let hookUrl: string;
+const received: { headers: IncomingHttpHeaders; body: string }[] = [];
 
-it('runs augment -> gsa -> train -> sample, each stage safe to run twice', async () => {
-  const { deps } = bed;
-  const job = await bed.addJob('p1');
+beforeAll(async () => {
+  bed = await createPgStageBed();
+  server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => { body += c.toString(); });
+    req.on('end', () => { received.push({ headers: req.headers, body }); res.end(); });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  hookUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+});
+afterAll(async () => {
+  server?.close();
+  await bed?.cleanup();
+});
+
+/** Runs the enqueued webhook.deliver jobs once each (what the webhooks worker does). */
+async function deliverAll(): Promise<void> {
+  const store = deliveryStoreFrom(bed.db);
+  for (const id of bed.enqueued.splice(0)) await deliverOnce(store, id, { allowPrivate: true });
+}
+
+it('runs augment -> gsa -> train -> sample on Postgres, each stage safe to run twice', async () => {
+  const { deps, db } = bed;
+  const id = await bed.addJob({}, hookUrl);
   const stages = [createAugmentHandler(deps), createGsaHandler(deps), createTrainHandler(deps), createSampleHandler(deps)];
-  const artifactsAfter: number[] = [];
+  const seen: string[] = [];
   for (const run of stages) {
-    expect(await run({ personalizationId: job.id })).toBe('done');
-    artifactsAfter.push(deps.db.artifacts.size);
+    expect(await run({ personalizationId: id })).toBe('done');
+    seen.push((await db.personalizations.findById(id))!.status);
   }
-  const row = deps.db.jobs.get(job.id)!;
-  expect(row.status).toBe('succeeded');
-  expect(deps.db.statuses).toEqual(['augmenting', 'augmenting', 'training', 'sampling', 'sampling', 'succeeded']);
-  expect(row.progress.map((p) => p.stage).sort()).toEqual(['augment', 'gsa', 'sample', 'train']);
-  expect(row.progress.find((p) => p.stage === 'train')).toEqual({ stage: 'train', step: 12, total: 12 });
-  const kinds = new Set([...deps.db.artifacts.values()].map((a) => a.kind));
-  for (const k of ['image', 'augmented', 'embeddings', 'adapters', 'checkpoint', 'sample', 'report', 'metrics', 'manifest']) expect(kinds).toContain(k);
-  for (const a of deps.db.artifacts.values()) expect(a.key.startsWith(`tenants/tenant1/personalizations/${job.id}/run/`)).toBe(true);
-  const samples = [...deps.db.samples.values()];
-  expect(samples).toHaveLength(2);
-  for (const s of samples) expect(await deps.storage.head(s.artifactKey!)).toMatchObject({ size: expect.any(Number) });
-  const events = [...deps.db.deliveries.values()].map((d) => d.payload.type);
-  expect(events).toEqual(['personalization.training.completed', 'samples.completed']);
+  expect(seen).toEqual(['augmenting', 'augmenting', 'sampling', 'succeeded']);
+  const row = (await db.personalizations.findById(id))!;
+  expect(row.startedAt).not.toBeNull();
+  expect(row.finishedAt).not.toBeNull();
+  const progress = row.progress as { stage: string; step: number; total: number }[];
+  expect(progress.map((p) => p.stage).sort()).toEqual(['augment', 'gsa', 'sample', 'train']);
+  expect(progress.find((p) => p.stage === 'train')).toEqual({ stage: 'train', step: 12, total: 12 });
 
-  // every stage again (BullMQ delivers at least once): no-ops, no new artifacts, no second event
-  for (const run of stages) expect(await run({ personalizationId: job.id })).toBe('skipped');
-  expect(deps.db.artifacts.size).toBe(artifactsAfter.at(-1));
-  expect(deps.db.deliveries.size).toBe(2);
+  const artifacts = await db.artifacts.list(id);
+  const kinds = new Set(artifacts.map((a) => a.kind));
+  for (const k of ['image', 'augmented', 'embeddings', 'adapters', 'checkpoint', 'sample', 'report', 'metrics', 'manifest'] as const) expect(kinds).toContain(k);
+  for (const a of artifacts) expect(a.key.startsWith(`tenants/${bed.tenantId}/personalizations/${id}/run/`)).toBe(true);
+  const samples = await db.samples.listByRequest(initialRequestId(id));
+  expect(samples.map((s) => s.status)).toEqual(['succeeded', 'succeeded']);
+  for (const s of samples) expect(await deps.storage.head(s.artifactKey!)).not.toBeNull();
 
-  // a later samples request
-  for (const [i, prompt] of ['a photo of <asset0>', 'a photo of <asset1> on the grass'].entries()) {
-    await deps.db.upsertSample({ id: `r1-${i}`, personalizationId: job.id, tenantId: 'tenant1', requestId: 'r1', prompt, seed: 7 + i, settings: { steps: 3 }, status: 'queued' });
-  }
+  // every stage again (BullMQ delivers at least once): no-ops, the same artifact rows, no second event
+  for (const run of stages) expect(await run({ personalizationId: id })).toBe('skipped');
+  expect((await db.artifacts.list(id)).length).toBe(artifacts.length);
+  expect(await db.samples.listByRequest(initialRequestId(id))).toHaveLength(2);
+
+  await deliverAll();
+  const deliveries = await db.webhooks.list(bed.tenantId, { personalizationId: id });
+  expect(deliveries.map((d) => [d.eventType, d.status, d.attempts, d.lastStatusCode]).sort()).toEqual([
+    ['personalization.training.completed', 'delivered', 1, 200], ['samples.completed', 'delivered', 1, 200],
+  ]);
+  const secret = (await db.tenants.get(bed.tenantId))!.webhookSecret;
+  const bodies = received.map((r) => verifyWebhook(secret, r.headers as Record<string, string>, r.body) as { type: string; data: { id: string } });
+  expect(bodies.map((b) => b.type).sort()).toEqual(['personalization.training.completed', 'samples.completed']);
+  expect(bodies.every((b) => b.data.id === id)).toBe(true);
+
+  // a later samples request: rows created by the API, rendered by samples.generate
+  const rows = await db.samples.createMany(bed.tenantId, id, 'req1', [
+    { prompt: 'a photo of <asset0>', seed: 7, settings: { steps: 3 } }, { prompt: 'a photo of <asset1> on the grass', seed: 8, settings: { steps: 3 } },
+  ]);
   const generate = createGenerateHandler(deps);
-  await generate({ personalizationId: job.id, requestId: 'r1', sampleIds: ['r1-0', 'r1-1'] });
-  const rows = await deps.db.getSamples(['r1-0', 'r1-1']);
-  expect(rows.map((r) => r.status)).toEqual(['succeeded', 'succeeded']);
-  const before = deps.db.artifacts.size;
-  await generate({ personalizationId: job.id, requestId: 'r1', sampleIds: ['r1-0', 'r1-1'] });
-  expect(deps.db.artifacts.size).toBe(before);
-  expect([...deps.db.deliveries.values()].filter((d) => d.payload.type === 'samples.completed')).toHaveLength(2);
+  await generate({ personalizationId: id, requestId: 'req1', sampleIds: rows.map((r) => r.id) });
+  const done = await db.samples.listByRequest('req1');
+  expect(done.map((r) => r.status)).toEqual(['succeeded', 'succeeded']);
+  for (const r of done) expect(await deps.storage.head(r.artifactKey!)).not.toBeNull();
+  const count = (await db.artifacts.list(id)).length;
+  await generate({ personalizationId: id, requestId: 'req1', sampleIds: rows.map((r) => r.id) });
+  expect((await db.artifacts.list(id)).length).toBe(count);
+  await deliverAll();
+  expect((await db.webhooks.list(bed.tenantId, { personalizationId: id })).filter((d) => d.eventType === 'samples.completed' && d.status === 'delivered')).toHaveLength(2);
 });
 
 it('a job whose input is bad fails for good with a code and a personalization.failed event', async () => {
-  const { deps } = bed;
-  const job = await bed.addJob('p2');
-  await deps.storage.put(job.imageKey, new TextEncoder().encode('not an image'));
-  await expect(createAugmentHandler(deps)({ personalizationId: job.id })).rejects.toMatchObject({ name: 'PermanentStageError', code: 'UNREADABLE_IMAGE' });
-  const row = deps.db.jobs.get(job.id)!;
-  expect(row.status).toBe('failed');
-  expect(row.error).toMatchObject({ code: 'UNREADABLE_IMAGE' });
-  expect([...deps.db.deliveries.values()].find((d) => d.payload.data.id === 'p2')?.payload).toMatchObject({ type: 'personalization.failed', data: { status: 'failed', error: { code: 'UNREADABLE_IMAGE' } } });
+  const { deps, db } = bed;
+  const id = await bed.addJob({}, hookUrl);
+  const row = (await db.personalizations.findById(id))!;
+  await deps.storage.put(row.imageKey, new TextEncoder().encode('not an image'));
+  await expect(createAugmentHandler(deps)({ personalizationId: id })).rejects.toMatchObject({ name: 'PermanentStageError', code: 'UNREADABLE_IMAGE' });
+  const failed = (await db.personalizations.findById(id))!;
+  expect(failed.status).toBe('failed');
+  expect(failed.error).toMatchObject({ code: 'UNREADABLE_IMAGE' });
+  const [d] = await db.webhooks.list(bed.tenantId, { personalizationId: id });
+  expect(d).toMatchObject({ eventType: 'personalization.failed', payload: { type: 'personalization.failed', data: { id, status: 'failed', error: { code: 'UNREADABLE_IMAGE' } } } });
 });

@@ -66,5 +66,5 @@ export function createTrainHandler(deps: StageDeps): TrainHandler {
 
 async function completed(deps: StageDeps, job: PersonalizationJob): Promise<void> {
   await deps.db.setStatus(job.id, 'sampling');
-  await notify(deps.db, { tenantId: job.tenantId, url: job.webhookUrl, type: 'personalization.training.completed', data: { id: job.id, status: 'sampling' } });
+  await notify(deps.db, { tenantId: job.tenantId, url: job.webhookUrl, type: 'personalization.training.completed', personalizationId: job.id, data: { id: job.id, status: 'sampling' } });
 }

@@ -2,3 +2,4 @@ export * from './ports.js';
 export { classify, PermanentStageError, StageCanceled } from './errors.js';
 export { completedPhases, openRunDir, removeRunDir, runPrefix, storedPhases, uploadFile, uploadFolder, type RunDir } from './run-dir.js';
 export { cancelWatcher, failPersonalization, progressWriter, runStage, type StageCall, type StageRunContext, type StageSpec } from './lifecycle.js';
+export { jobOptions, stageDbFrom } from './db-adapter.js';

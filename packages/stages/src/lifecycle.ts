@@ -79,7 +79,7 @@ const TERMINAL: readonly PersonalizationStatus[] = ['succeeded', 'failed', 'canc
 /** Marks a personalization failed for good and raises `personalization.failed`. */
 export async function failPersonalization(deps: StageDeps, job: PersonalizationJob, error: { code: string; message: string }): Promise<void> {
   await deps.db.setStatus(job.id, 'failed', error);
-  await notify(deps.db, { tenantId: job.tenantId, url: job.webhookUrl, type: 'personalization.failed', data: { id: job.id, status: 'failed', error } });
+  await notify(deps.db, { tenantId: job.tenantId, url: job.webhookUrl, type: 'personalization.failed', personalizationId: job.id, data: { id: job.id, status: 'failed', error } });
 }
 
 /**

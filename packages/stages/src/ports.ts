@@ -59,9 +59,10 @@ export interface StageDb extends NotifyPorts {
   isCancelRequested(id: string): Promise<boolean>;
   /** Upsert on (personalizationId, key): recording twice leaves one row. */
   recordArtifact(a: ArtifactRow): Promise<void>;
-  getSamples(ids: readonly string[]): Promise<SampleJobRow[]>;
-  /** Insert-or-update by id (the initial samples get ids derived from the personalization, so a rerun updates them). */
-  upsertSample(row: SampleJobRow & { tenantId: string; requestId: string; artifactKey?: string }): Promise<void>;
+  /** The Sample rows of one request, in request order. */
+  getRequestSamples(requestId: string): Promise<SampleJobRow[]>;
+  /** Stores finished samples as the rows of `requestId`, replacing what an earlier run of the same request stored. */
+  saveSamples(s: { tenantId: string; personalizationId: string; requestId: string; items: { prompt: string; seed: number; settings: SampleJobRow['settings']; artifactKey: string }[] }): Promise<void>;
   updateSample(id: string, patch: { status: SampleJobRow['status']; artifactKey?: string; metrics?: unknown; error?: { code: string; message: string } }): Promise<void>;
 }
 

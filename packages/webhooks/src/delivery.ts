@@ -14,6 +14,8 @@ import { checkWebhookUrl, guardedLookup, parseWebhookUrl, type Resolver } from '
 /** A delivery as the store keeps it. */
 export interface DeliveryRecord {
   id: string;
+  /** The `webhook-id` (the same on every retry; receivers dedupe on it). Default `id`. */
+  eventId?: string;
   tenantId: string;
   url: string;
   payload: WebhookPayload;
@@ -131,7 +133,7 @@ export async function deliverOnce(store: DeliveryStore, id: string, p: DeliveryP
   if (!d) throw new WebhookError('UNKNOWN_DELIVERY', `webhook delivery ${id} does not exist`);
   if (d.status !== 'pending') return { status: d.status, attempt: d.attempts };
   const secret = await store.secretFor(d.tenantId);
-  const outcome = await postWebhook(d.url, secret, d.id, JSON.stringify(d.payload), p);
+  const outcome = await postWebhook(d.url, secret, d.eventId ?? d.id, JSON.stringify(d.payload), p);
   const attempt = d.attempts + 1;
   const now = p.now?.() ?? new Date();
   const retryInMs = outcome.ok ? undefined : retryDelayMs(attempt, p);
@@ -152,4 +154,17 @@ export async function deliverWithRetries(store: DeliveryStore, id: string, p: De
     if (r.retryInMs === undefined) return r;
     await new Promise((res) => setTimeout(res, r.retryInMs));
   }
+}
+
+/**
+ * A `webhook.deliver` handler for a queue that retries failed jobs itself (BullMQ attempts + backoff): one
+ * attempt, and a thrown error while the delivery is still pending so the queue schedules the next. Give
+ * `scheduleMs` the queue's own delays so the last job attempt is the one recorded as `failed`.
+ */
+export function createDeliverJobHandler(store: DeliveryStore, p: DeliveryPolicy = {}): (payload: { deliveryId: string }) => Promise<DeliverResult> {
+  return async ({ deliveryId }) => {
+    const r = await deliverOnce(store, deliveryId, p);
+    if (r.status === 'pending') throw new Error(`webhook delivery ${deliveryId} attempt ${r.attempt}: ${r.outcome?.error ?? 'failed'}`);
+    return r;
+  };
 }

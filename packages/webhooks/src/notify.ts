@@ -7,8 +7,8 @@ import type { DeliveryRecord } from './delivery.js';
 import { webhookPayload, type WebhookEventType, type WebhookPayload } from './events.js';
 
 export interface NotifyPorts {
-  /** Inserts the delivery unless one with this id exists (upsert-do-nothing); returns whether it was new. */
-  createDelivery(d: Omit<DeliveryRecord, 'attempts' | 'status'>): Promise<boolean>;
+  /** Inserts the delivery unless one with this eventId exists (upsert-do-nothing); returns the delivery's id. */
+  createDelivery(d: Omit<DeliveryRecord, 'id' | 'attempts' | 'status'> & { eventId: string; personalizationId?: string }): Promise<string>;
   /** Enqueues the `webhook.deliver` job for a delivery id. */
   enqueueDelivery(id: string): Promise<void>;
 }
@@ -22,17 +22,20 @@ export interface NotifyArgs {
   url: string | null | undefined;
   type: WebhookEventType;
   data: WebhookPayload['data'];
+  /** The personalization the event is about (deliveries are listed per personalization). */
+  personalizationId?: string;
   /** What makes this event unique; default `${type}:${data.id}`. */
   dedupeKey?: string;
 }
 
-/** Records and enqueues one event; returns the delivery id, or undefined when there is no URL. */
+/** Records and enqueues one event; returns the delivery's id, or undefined when there is no URL. */
 export async function notify(ports: NotifyPorts, a: NotifyArgs): Promise<string | undefined> {
   if (!a.url) return undefined;
-  const id = deliveryId(a.dedupeKey ?? `${a.type}:${a.data.id}`);
-  const isNew = await ports.createDelivery({ id, tenantId: a.tenantId, url: a.url, payload: webhookPayload(a.type, a.data) });
+  const eventId = deliveryId(a.dedupeKey ?? `${a.type}:${a.data.id}`);
+  const id = await ports.createDelivery({
+    eventId, tenantId: a.tenantId, url: a.url, payload: webhookPayload(a.type, a.data), ...(a.personalizationId ? { personalizationId: a.personalizationId } : {}),
+  });
   // enqueue even when it existed: the earlier run may have died between insert and enqueue; the job is a no-op once finished
   await ports.enqueueDelivery(id);
-  void isNew;
   return id;
 }

@@ -2,12 +2,15 @@
  * A stage test bed: the tiny random-weight bundle, the example input (ball + box) uploaded to a local
  * BlobStore, and a personalization row on the `tiny` preset.
  */
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTinyBundle } from '@dynasyn/diffusion';
 import { createExampleInput, resolveOptions, type OptionOverrides } from '@dynasyn/dynasyn';
 import { createBlobStore } from '@dynasyn/storage';
+import { createDb, createScratchDatabase, migrate, type Db } from '@dynasyn/db';
+import { stageDbFrom } from '../db-adapter.js';
 import type { PersonalizationJob, StageDeps } from '../ports.js';
 import { MemoryStageDb } from './memory-db.js';
 
@@ -18,26 +21,73 @@ export interface StageBed {
   cleanup(): void;
 }
 
-export async function createStageBed(): Promise<StageBed> {
+/** Files shared by both beds: bundle, example input, local storage. */
+async function common() {
   const root = mkdtempSync(join(tmpdir(), 'dynasyn-stages-'));
   const backbone = join(root, 'bundle');
   await createTinyBundle(backbone, { seed: 0 });
   const storage = createBlobStore(`file://${join(root, 'storage')}`);
   const files = await createExampleInput(join(root, 'input'));
+  const settings = { backbone, workDir: join(root, 'work'), progressIntervalMs: 200, cancelPollMs: 100, intraOpNumThreads: 1 };
+  const upload = async (tenantId: string, id: string) => {
+    const imageKey = `tenants/${tenantId}/uploads/${id}/image.png`;
+    await storage.put(imageKey, readFileSync(files.image), { contentType: 'image/png' });
+    const subjects = [];
+    for (const [i, m] of files.masks.entries()) {
+      const maskKey = `tenants/${tenantId}/uploads/${id}/mask_${i}.png`;
+      await storage.put(maskKey, readFileSync(m), { contentType: 'image/png' });
+      subjects.push({ classWord: files.classWords[i]!, maskKey });
+    }
+    return { imageKey, subjects };
+  };
+  return { root, storage, settings, upload };
+}
+
+export interface PgStageBed {
+  root: string;
+  db: Db;
+  tenantId: string;
+  /** Delivery ids the stages enqueued (the `webhook.deliver` jobs). */
+  enqueued: string[];
+  deps: StageDeps;
+  addJob(overrides?: OptionOverrides, webhookUrl?: string | null): Promise<string>;
+  cleanup(): Promise<void>;
+}
+
+/** The bed on a fresh Postgres database (migrated), through stageDbFrom. */
+export async function createPgStageBed(adminUrl = 'postgresql://postgres@127.0.0.1:5432/postgres'): Promise<PgStageBed> {
+  const c = await common();
+  const scratch = await createScratchDatabase(adminUrl);
+  await migrate(scratch.url);
+  const db = createDb(scratch.url);
+  const { tenant } = await db.tenants.create('stages test');
+  const enqueued: string[] = [];
+  const deps: StageDeps = { ...c.settings, storage: c.storage, db: stageDbFrom(db, async (id) => { enqueued.push(id); }) };
+  return {
+    root: c.root, db, tenantId: tenant.id, enqueued, deps,
+    async addJob(overrides = {}, webhookUrl = null) {
+      const id = randomUUID();
+      const { imageKey, subjects } = await c.upload(tenant.id, id);
+      await db.personalizations.create({ id, tenantId: tenant.id, subjects, imageKey, options: { preset: 'tiny', ...overrides } as object, webhookUrl });
+      return id;
+    },
+    async cleanup() {
+      await db.close();
+      await scratch.drop();
+      rmSync(c.root, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function createStageBed(): Promise<StageBed> {
+  const { root, storage, settings, upload } = await common();
   const db = new MemoryStageDb();
-  const deps = { db, storage, backbone, workDir: join(root, 'work'), progressIntervalMs: 200, cancelPollMs: 100, intraOpNumThreads: 1 };
+  const deps = { db, storage, ...settings };
   return {
     root, deps,
     async addJob(id, overrides = {}, webhookUrl = 'https://hooks.example/dynasyn') {
       const tenantId = 'tenant1';
-      const imageKey = `tenants/${tenantId}/uploads/${id}/image.png`;
-      await storage.put(imageKey, readFileSync(files.image), { contentType: 'image/png' });
-      const subjects = [];
-      for (const [i, m] of files.masks.entries()) {
-        const maskKey = `tenants/${tenantId}/uploads/${id}/mask_${i}.png`;
-        await storage.put(maskKey, readFileSync(m), { contentType: 'image/png' });
-        subjects.push({ classWord: files.classWords[i]!, maskKey });
-      }
+      const { imageKey, subjects } = await upload(tenantId, id);
       const job: PersonalizationJob = {
         id, tenantId, status: 'queued', imageKey, subjects, options: resolveOptions('tiny', overrides), webhookUrl, cancelRequested: false,
       };

@@ -13,7 +13,7 @@ export class MemoryStageDb implements StageDb {
   readonly progressWrites: (StageProgress & { at: number })[] = [];
   readonly artifacts = new Map<string, ArtifactRow>();
   readonly samples = new Map<string, SampleRow>();
-  readonly deliveries = new Map<string, Omit<DeliveryRecord, 'attempts' | 'status'>>();
+  readonly deliveries = new Map<string, Omit<DeliveryRecord, 'id' | 'attempts' | 'status'> & { eventId: string; personalizationId?: string }>();
   readonly enqueued: string[] = [];
 
   add(job: PersonalizationJob): void {
@@ -45,19 +45,23 @@ export class MemoryStageDb implements StageDb {
   async recordArtifact(a: ArtifactRow) {
     this.artifacts.set(`${a.personalizationId}|${a.key}`, a);
   }
-  async getSamples(ids: readonly string[]) {
-    return ids.flatMap((id) => (this.samples.has(id) ? [structuredClone(this.samples.get(id)!)] : []));
+  async getRequestSamples(requestId: string) {
+    return [...this.samples.values()].filter((r) => r.requestId === requestId).map((r) => structuredClone(r));
   }
-  async upsertSample(row: SampleRow) {
-    this.samples.set(row.id, { ...this.samples.get(row.id), ...row });
+  async saveSamples(s: { tenantId: string; personalizationId: string; requestId: string; items: { prompt: string; seed: number; settings: SampleJobRow['settings']; artifactKey: string }[] }) {
+    for (const r of [...this.samples.values()]) if (r.requestId === s.requestId) this.samples.delete(r.id);
+    s.items.forEach((it, i) => this.samples.set(`${s.requestId}-${i}`, { ...it, id: `${s.requestId}-${i}`, tenantId: s.tenantId, personalizationId: s.personalizationId, requestId: s.requestId, status: 'succeeded' }));
+  }
+  /** A later request's queued rows (what the API creates before enqueueing samples.generate). */
+  addSamples(rows: SampleRow[]): void {
+    for (const r of rows) this.samples.set(r.id, r);
   }
   async updateSample(id: string, patch: Partial<SampleRow>) {
     this.samples.set(id, { ...this.samples.get(id)!, ...patch });
   }
-  async createDelivery(d: Omit<DeliveryRecord, 'attempts' | 'status'>) {
-    if (this.deliveries.has(d.id)) return false;
-    this.deliveries.set(d.id, d);
-    return true;
+  async createDelivery(d: Omit<DeliveryRecord, 'id' | 'attempts' | 'status'> & { eventId: string; personalizationId?: string }) {
+    if (!this.deliveries.has(d.eventId)) this.deliveries.set(d.eventId, d);
+    return d.eventId;
   }
   async enqueueDelivery(id: string) {
     this.enqueued.push(id);

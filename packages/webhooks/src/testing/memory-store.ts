@@ -23,10 +23,10 @@ export class MemoryDeliveryStore implements DeliveryStore, NotifyPorts {
     d.status = a.status;
     this.attempts.set(id, [...(this.attempts.get(id) ?? []), a]);
   }
-  async createDelivery(d: Omit<DeliveryRecord, 'attempts' | 'status'>): Promise<boolean> {
-    if (this.deliveries.has(d.id)) return false;
-    this.deliveries.set(d.id, { ...d, attempts: 0, status: 'pending' });
-    return true;
+  async createDelivery(d: Omit<DeliveryRecord, 'id' | 'attempts' | 'status'> & { eventId: string }): Promise<string> {
+    const id = `d-${d.eventId}`;
+    if (!this.deliveries.has(id)) this.deliveries.set(id, { ...d, id, attempts: 0, status: 'pending' });
+    return id;
   }
   async enqueueDelivery(id: string): Promise<void> {
     this.enqueued.push(id);

@@ -1,0 +1,78 @@
+/**
+ * StageDb over packages/db's repositories (Postgres): the only place that knows how the stages' view maps onto
+ * rows. Status moves go through `updateStatus`, which refuses backward moves and leaves terminal states alone.
+ */
+import type { Db, Personalization, Sample } from '@dynasyn/db';
+import { resolveOptions, type OptionOverrides, type PresetName } from '@dynasyn/dynasyn';
+import { PermanentStageError } from './errors.js';
+import type { PersonalizationJob, SampleJobRow, StageDb } from './ports.js';
+
+/** The stored `options` JSON: a preset name and overrides (or a whole resolved option set, which merges to itself). */
+export function jobOptions(stored: unknown, id: string) {
+  const { preset = 'fast', ...overrides } = (stored && typeof stored === 'object' ? stored : {}) as { preset?: PresetName } & OptionOverrides;
+  try {
+    return resolveOptions(preset, overrides);
+  } catch (e) {
+    throw new PermanentStageError('BAD_OPTION', `personalization ${id}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+function toJob(row: Personalization): PersonalizationJob {
+  const subjects = (row.subjects as { classWord: string; maskKey: string }[]).map((s) => ({ classWord: s.classWord, maskKey: s.maskKey }));
+  return {
+    id: row.id, tenantId: row.tenantId, status: row.status, imageKey: row.imageKey, subjects,
+    options: jobOptions(row.options, row.id), webhookUrl: row.webhookUrl, cancelRequested: row.cancelRequestedAt !== null,
+  };
+}
+
+const toSample = (s: Sample): SampleJobRow => ({
+  id: s.id, personalizationId: s.personalizationId, prompt: s.prompt, seed: s.seed, status: s.status,
+  settings: (s.settings ?? {}) as SampleJobRow['settings'],
+});
+
+/** `enqueueDelivery` puts the `webhook.deliver` job on the webhooks queue (packages/queue `enqueue`). */
+export function stageDbFrom(db: Db, enqueueDelivery: (deliveryId: string) => Promise<void>): StageDb {
+  return {
+    async getPersonalization(id) {
+      const row = await db.personalizations.findById(id);
+      return row ? toJob(row) : undefined;
+    },
+    async setStatus(id, status, error) {
+      await db.personalizations.updateStatus(id, status, error ? { error } : {});
+    },
+    setProgress: (id, p) => db.personalizations.setProgress(id, p.stage, p.step, p.total),
+    async isCancelRequested(id) {
+      const row = await db.personalizations.findById(id);
+      return !row || row.cancelRequestedAt !== null;
+    },
+    async recordArtifact(a) {
+      await db.artifacts.record(a);
+    },
+    getRequestSamples: async (requestId) => (await db.samples.listByRequest(requestId)).map(toSample),
+    async saveSamples({ tenantId, personalizationId, requestId, items }) {
+      let rows = await db.samples.listByRequest(requestId);
+      if (rows.length !== items.length) {
+        // a different count can only come from a changed run: start the request's rows over
+        await db.prisma.sample.deleteMany({ where: { requestId } });
+        rows = await db.samples.createMany(tenantId, personalizationId, requestId, items.map((it) => ({ prompt: it.prompt, seed: it.seed, settings: it.settings })));
+      }
+      for (const [i, it] of items.entries()) await db.samples.update(rows[i]!.id, { status: 'succeeded', artifactKey: it.artifactKey });
+    },
+    async updateSample(id, patch) {
+      await db.samples.update(id, {
+        status: patch.status,
+        ...(patch.artifactKey !== undefined ? { artifactKey: patch.artifactKey } : {}),
+        ...(patch.metrics !== undefined ? { metrics: patch.metrics as object } : {}),
+        ...(patch.error ? { error: patch.error } : {}),
+      });
+    },
+    async createDelivery(d) {
+      const row = await db.webhooks.createDelivery({
+        tenantId: d.tenantId, personalizationId: d.personalizationId ?? null, eventType: d.payload.type, eventId: d.eventId, url: d.url,
+        payload: d.payload as unknown as object,
+      });
+      return row.id;
+    },
+    enqueueDelivery,
+  };
+}

@@ -1,0 +1,28 @@
+/** The DeliveryStore over packages/db (Postgres): deliveries, their attempts, and the tenant's current secret. */
+import type { Db } from '@dynasyn/db';
+import type { DeliveryRecord, DeliveryStore } from './delivery.js';
+import type { WebhookPayload } from './events.js';
+
+export function deliveryStoreFrom(db: Pick<Db, 'webhooks' | 'tenants'>): DeliveryStore {
+  return {
+    async get(id) {
+      const d = await db.webhooks.get(id);
+      if (!d) return undefined;
+      const status: DeliveryRecord['status'] = d.status === 'delivered' ? 'succeeded' : d.status;
+      return { id: d.id, eventId: d.eventId, tenantId: d.tenantId, url: d.url, payload: d.payload as unknown as WebhookPayload, attempts: d.attempts, status };
+    },
+    async secretFor(tenantId) {
+      const t = await db.tenants.get(tenantId);
+      if (!t) throw new Error(`tenant ${tenantId} does not exist`);
+      return t.webhookSecret;
+    },
+    async recordAttempt(id, a) {
+      await db.webhooks.markAttempt(id, {
+        ok: a.status === 'succeeded',
+        ...(a.statusCode !== undefined ? { statusCode: a.statusCode } : {}),
+        ...(a.error !== undefined ? { error: a.error } : {}),
+        ...(a.nextAttemptAt ? { nextAttemptAt: a.nextAttemptAt } : {}),
+      });
+    },
+  };
+}
