@@ -1,0 +1,80 @@
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
+import { createHash, randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { createDb, createScratchDatabase, type ScratchDatabase } from '@dynasyn/db';
+import type { FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import { startS3rver, type RunningS3rver } from '../../../packages/storage/src/testing/s3rver.js';
+import { file, multipart, pngImage, pngMask } from './bench/upload-fixtures.js';
+import { parseEnv } from './env.js';
+import { startApi } from './index.js';
+import { ADMIN_DATABASE_URL, REDIS_URL } from './testing/harness.js';
+
+// The process wiring end to end: environment -> migrations -> services -> listening server, on S3 (s3rver).
+let s3: RunningS3rver;
+let scratch: ScratchDatabase;
+let server: FastifyInstance;
+let base: string;
+const prefix = `test-api-svc-${randomBytes(4).toString('hex')}`;
+
+beforeAll(async () => {
+  s3 = await startS3rver();
+  scratch = await createScratchDatabase(ADMIN_DATABASE_URL, 'dynasyn_api_test');
+  const env = parseEnv({
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DATABASE_URL: scratch.url,
+    REDIS_URL,
+    QUEUE_PREFIX: prefix,
+    STORAGE_URL: `s3://${s3.bucket}/dynasyn`,
+    S3_ENDPOINT: s3.endpoint,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    LOG_LEVEL: 'silent',
+  });
+  server = await startApi(env, { migrate: true, handleSignals: false });
+  base = `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  await server?.close();
+  const redis = new Redis(REDIS_URL);
+  const keys = await redis.keys(`${prefix}*`);
+  if (keys.length) await redis.del(...keys);
+  redis.disconnect();
+  await scratch?.drop();
+  await s3?.stop();
+});
+
+it('starts from the environment (migrations applied), is ready, and links artifacts with presigned S3 URLs', async () => {
+  expect(await (await fetch(`${base}/readyz`)).json()).toEqual({ status: 'ready', checks: { db: 'ok', redis: 'ok', storage: 'ok' } });
+
+  const db = createDb(scratch.url);
+  try {
+    const { tenant, apiKey } = await db.tenants.create('s3 tenant');
+    const auth = { authorization: `Bearer ${apiKey}` };
+    const image = await pngImage(16, 16);
+    const body = multipart([file('image', image), file('mask', await pngMask(16, 16)), { name: 'classes', value: 'ball' }]);
+    const created = await fetch(`${base}/v1/personalizations`, { method: 'POST', headers: { ...body.headers, ...auth }, body: body.payload });
+    expect(created.status).toBe(202);
+    const { id } = (await created.json()) as { id: string };
+
+    const row = await db.prisma.personalization.findUniqueOrThrow({ where: { id } });
+    expect(row.imageKey).toBe(`tenants/${tenant.id}/personalizations/${id}/input/image.png`);
+    await db.artifacts.record({
+      personalizationId: id, kind: 'image', key: row.imageKey, size: image.length,
+      sha256: createHash('sha256').update(image).digest('hex'), contentType: 'image/png',
+    });
+
+    const got = (await (await fetch(`${base}/v1/personalizations/${id}`, { headers: auth })).json()) as { artifacts: { kind: string; url: string }[] };
+    const url = got.artifacts[0]!.url;
+    expect(url.startsWith(`${s3.endpoint}/${s3.bucket}/dynasyn/tenants/${tenant.id}/`)).toBe(true);
+    expect(url).toContain('X-Amz-Signature=');
+    const fetched = await fetch(url);
+    expect(fetched.status).toBe(200);
+    expect(Buffer.from(await fetched.arrayBuffer()).equals(Buffer.from(image))).toBe(true);
+  } finally {
+    await db.close();
+  }
+});
