@@ -76,6 +76,16 @@ describe('POST /v1/personalizations', () => {
     expect(await h.queues.queues.augment.getJobCountByTypes('waiting')).toBe(jobsBefore);
   });
 
+  it('lets exactly one of two concurrent requests with the same Idempotency-Key create a personalization', async () => {
+    const before = await footprint();
+    const key = { ...alice.auth, 'idempotency-key': 'race-1' };
+    const [a, b] = await Promise.all([post(validParts(), key), post(validParts(), key)]);
+    expect([a.statusCode, b.statusCode]).toEqual([202, 202]);
+    expect(a.json()).toEqual(b.json());
+    // One row, its two blobs, one stored answer: the loser undid its own row and blobs.
+    expect(await footprint()).toEqual({ rows: before.rows + 1, blobs: before.blobs + 2, idem: before.idem + 1 });
+  });
+
   it('refuses the same Idempotency-Key with a different request (409), leaving nothing behind', async () => {
     const key = { ...alice.auth, 'idempotency-key': 'retry-2' };
     expect((await post(validParts(), key)).statusCode).toBe(202);

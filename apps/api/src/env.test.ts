@@ -1,0 +1,35 @@
+import { describe, expect, it } from '@jest/globals';
+import { parseEnv } from './env.js';
+import { configFromEnv } from './services.js';
+
+describe('parseEnv', () => {
+  it('applies the documented defaults', () => {
+    const env = parseEnv({ DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/dynasyn' });
+    expect(env).toMatchObject({
+      PORT: 3000,
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      WEBHOOK_ALLOW_PRIVATE: false,
+      MAX_UPLOAD_BYTES: 20 * 1024 * 1024,
+      MAX_IMAGE_PIXELS: 40_000_000,
+      DOCS: true,
+    });
+    expect(env.OPS_TOKEN).toBeUndefined();
+    expect(configFromEnv(env).opsToken).toBeUndefined();
+  });
+
+  it('reads booleans and numbers from strings', () => {
+    const env = parseEnv({ DATABASE_URL: 'postgres://x/y', WEBHOOK_ALLOW_PRIVATE: 'true', PORT: '8080', RATE_LIMIT_MAX: '5' });
+    expect(configFromEnv(env)).toMatchObject({ webhookAllowPrivate: true, rateLimitMax: 5 });
+    expect(env.PORT).toBe(8080);
+  });
+
+  it('names every invalid variable', () => {
+    let message = '';
+    try {
+      parseEnv({ PORT: 'abc', OPS_TOKEN: 'short' });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    for (const name of ['DATABASE_URL', 'PORT', 'OPS_TOKEN']) expect(message).toContain(`${name}:`);
+  });
+});
