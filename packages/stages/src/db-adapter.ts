@@ -7,9 +7,15 @@ import { resolveOptions, type OptionOverrides, type PresetName } from '@dynasyn/
 import { PermanentStageError } from './errors.js';
 import type { PersonalizationJob, SampleJobRow, StageDb } from './ports.js';
 
-/** The stored `options` JSON: a preset name and overrides (or a whole resolved option set, which merges to itself). */
+/**
+ * The stored `options` JSON: the API's `{preset, steps, prompts}` (steps: training steps of EACH phase; prompts:
+ * the initial sample prompts) and, for operators and tests, any dynasyn option overrides.
+ */
 export function jobOptions(stored: unknown, id: string) {
-  const { preset = 'fast', ...overrides } = (stored && typeof stored === 'object' ? stored : {}) as { preset?: PresetName } & OptionOverrides;
+  const { preset = 'fast', steps, prompts, ...overrides } = (stored && typeof stored === 'object' ? stored : {}) as
+    { preset?: PresetName; steps?: number; prompts?: string[] } & OptionOverrides;
+  if (steps !== undefined) overrides.train = { ...overrides.train, phase1: { ...overrides.train?.phase1, steps }, phase2: { ...overrides.train?.phase2, steps } };
+  if (prompts !== undefined) overrides.sampling = { ...overrides.sampling, prompts };
   try {
     return resolveOptions(preset, overrides);
   } catch (e) {
