@@ -15,7 +15,6 @@ export type PersonalizationStatus =
   | 'failed'
   | 'canceled';
 
-export const RUNNING_STATUSES: readonly PersonalizationStatus[] = ['augmenting', 'training', 'sampling'];
 export const FINAL_STATUSES: readonly PersonalizationStatus[] = ['succeeded', 'failed', 'canceled'];
 
 export interface Tenant {

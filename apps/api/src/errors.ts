@@ -26,11 +26,5 @@ export const IdempotencyKeyReused = createError(
   'this Idempotency-Key was used with a different request',
   409,
 );
-export const IdempotencyInProgress = createError(
-  'IDEMPOTENCY_IN_PROGRESS',
-  'a request with this Idempotency-Key is still being handled; retry later',
-  409,
-);
 export const NotSucceeded = createError('NOT_SUCCEEDED', 'personalization %s is %s; samples need a succeeded one', 409);
 export const AlreadyFinished = createError('ALREADY_FINISHED', 'personalization %s already %s', 409);
-export const Forbidden = createError('FORBIDDEN', '%s', 403);
