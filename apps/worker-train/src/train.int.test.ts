@@ -1,74 +1,90 @@
 /**
- * The train stage on the tiny bundle: cancel reaches a running training within seconds, and a worker stopped
- * mid-training (its job aborted, its scratch directory gone) resumes from the checkpoint in storage and ends
- * with exactly the embeddings and adapters of an uninterrupted run.
+ * The train stage on the tiny bundle and a fresh Postgres database: cancel reaches a running training within
+ * seconds, and a worker stopped mid-training (its job aborted, its scratch directory gone) resumes from the
+ * checkpoint in storage and ends with exactly the embeddings and adapters of an uninterrupted run.
  */
-import { createStageBed, type StageBed } from '../../../packages/stages/src/testing/fixture.js';
-import { runPrefix } from '../../../packages/stages/src/index.js';
+import { createPgStageBed, type PgStageBed } from '../../../packages/stages/src/testing/fixture.js';
+import { runPrefix } from '../../../packages/stages/src/run-dir.js';
 import { createAugmentHandler } from '../../worker-augment/src/handler.js';
 import { createGsaHandler } from '../../worker-gsa/src/handler.js';
 import { createTrainHandler } from './handler.js';
 
-let bed: StageBed;
-beforeAll(async () => { bed = await createStageBed(); });
-afterAll(() => bed?.cleanup());
+let bed: PgStageBed;
+beforeAll(async () => { bed = await createPgStageBed(); });
+afterAll(async () => { await bed?.cleanup(); });
 
 /** A job through augment (no augmented examples, to keep it short) and gsa, ready to train. */
-async function readyToTrain(id: string, phase1: number, phase2: number) {
-  const job = await bed.addJob(id, { augmentation: { count: 0 }, train: { phase1: { steps: phase1 }, phase2: { steps: phase2 }, checkpointEvery: 2 } });
+async function readyToTrain(phase1: number, phase2: number): Promise<string> {
+  const id = await bed.addJob({ augmentation: { count: 0 }, train: { phase1: { steps: phase1 }, phase2: { steps: phase2 }, checkpointEvery: 2 } }, 'https://hooks.example/x');
   await createAugmentHandler(bed.deps)({ personalizationId: id });
   await createGsaHandler(bed.deps)({ personalizationId: id });
-  return job;
+  return id;
 }
 
-const trainSteps = (id: string) => bed.deps.db.progressWrites.filter((p) => p.stage === 'train').length && bed.deps.db.jobs.get(id)!.progress.find((p) => p.stage === 'train')?.step;
+const row = async (id: string) => (await bed.db.personalizations.findById(id))!;
+const trainStep = async (id: string) => ((await row(id)).progress as { stage: string; step: number }[]).find((p) => p.stage === 'train')?.step ?? 0;
+const key = (id: string, file: string) => `${runPrefix({ tenantId: bed.tenantId, id })}/${file}`;
 
-async function until(cond: () => boolean, ms = 60_000): Promise<void> {
+async function until(cond: () => Promise<boolean>, ms = 60_000): Promise<void> {
   const t0 = Date.now();
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() - t0 > ms) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
 it('stops a running training within seconds of a cancel request', async () => {
-  const job = await readyToTrain('c1', 400, 6);
-  const running = createTrainHandler(bed.deps)({ personalizationId: job.id });
-  await until(() => (trainSteps(job.id) ?? 0) >= 2);
+  const id = await readyToTrain(400, 6);
+  const running = createTrainHandler(bed.deps)({ personalizationId: id });
+  await until(async () => (await trainStep(id)) >= 2);
   const t0 = Date.now();
-  bed.deps.db.jobs.get(job.id)!.cancelRequested = true;
+  await bed.db.personalizations.requestCancel(bed.tenantId, id);
   expect(await running).toBe('canceled');
   expect(Date.now() - t0).toBeLessThan(5000);
-  expect(bed.deps.db.jobs.get(job.id)!.status).toBe('canceled');
-  expect(trainSteps(job.id)).toBeLessThan(400);
-  // the checkpoint written at the cancel is in storage
-  expect(await bed.deps.storage.head(`${runPrefix(job)}/checkpoints/checkpoint.safetensors`)).not.toBeNull();
-  expect([...bed.deps.db.deliveries.values()].filter((d) => d.payload.data.id === job.id)).toEqual([]);
+  const r = await row(id);
+  expect(r.status).toBe('canceled');
+  expect(await trainStep(id)).toBeLessThan(400);
+  expect(await bed.deps.storage.head(key(id, 'checkpoints/checkpoint.safetensors'))).not.toBeNull(); // written at the cancel
+  expect(await bed.deps.storage.head(key(id, 'embeddings.safetensors'))).toBeNull();
+  expect(await bed.db.webhooks.list(bed.tenantId, { personalizationId: id })).toEqual([]);
+  // a retry of the job after the cancel does nothing
+  expect(await createTrainHandler(bed.deps)({ personalizationId: id })).toBe('skipped');
 });
 
 it('resumes from the stored checkpoint after an interrupted run and matches an uninterrupted one', async () => {
-  const whole = await readyToTrain('r-whole', 6, 4);
-  expect(await createTrainHandler(bed.deps)({ personalizationId: whole.id })).toBe('done');
+  const whole = await readyToTrain(6, 4);
+  expect(await createTrainHandler(bed.deps)({ personalizationId: whole })).toBe('done');
 
-  const cut = await readyToTrain('r-cut', 6, 4);
+  const cut = await readyToTrain(6, 4);
   const stop = new AbortController();
-  const first = createTrainHandler(bed.deps)({ personalizationId: cut.id, signal: stop.signal });
-  await until(() => (trainSteps(cut.id) ?? 0) >= 3);
+  const first = createTrainHandler(bed.deps)({ personalizationId: cut, signal: stop.signal });
+  await until(async () => (await trainStep(cut)) >= 3);
   stop.abort(new Error('worker killed'));
   await expect(first).rejects.toMatchObject({ code: 'CANCELLED' });
-  expect(bed.deps.db.jobs.get(cut.id)!.status).toBe('training'); // not failed: the job goes back to the queue
-  expect(await bed.deps.storage.head(`${runPrefix(cut)}/embeddings.safetensors`)).toBeNull();
+  expect((await row(cut)).status).toBe('training'); // not failed: the job goes back to the queue
+  expect(await bed.deps.storage.head(key(cut, 'embeddings.safetensors'))).toBeNull();
+  const stoppedAt = await trainStep(cut);
 
-  const writesBefore = bed.deps.db.progressWrites.length;
-  expect(await createTrainHandler(bed.deps)({ personalizationId: cut.id })).toBe('done');
-  const resumedAt = bed.deps.db.progressWrites.slice(writesBefore).find((p) => p.stage === 'train')!;
-  expect(resumedAt.step).toBeGreaterThan(1); // the first step after the resume, not step 1
+  const resumed = createTrainHandler(bed.deps)({ personalizationId: cut });
+  // the first progress written by the new run is past where the first run stopped, not step 1
+  let firstSeen = 0;
+  await until(async () => {
+    const s = await trainStep(cut);
+    if (s !== stoppedAt && firstSeen === 0) firstSeen = s;
+    return firstSeen > 0 || (await row(cut)).status !== 'training';
+  });
+  expect(await resumed).toBe('done');
+  expect(firstSeen).toBeGreaterThan(1);
 
   for (const f of ['embeddings.safetensors', 'adapters.safetensors']) {
-    const a = await bed.deps.storage.get(`${runPrefix(whole)}/${f}`);
-    const b = await bed.deps.storage.get(`${runPrefix(cut)}/${f}`);
+    const a = await bed.deps.storage.get(key(whole, f));
+    const b = await bed.deps.storage.get(key(cut, f));
     expect(Buffer.from(b).equals(Buffer.from(a))).toBe(true);
   }
-  const events = [...bed.deps.db.deliveries.values()].filter((d) => d.payload.data.id === cut.id).map((d) => d.payload.type);
+  const events = (await bed.db.webhooks.list(bed.tenantId, { personalizationId: cut })).map((d) => d.eventType);
   expect(events).toEqual(['personalization.training.completed']);
+  // one artifact row per key, although the checkpoint was uploaded several times over two runs
+  const keys = (await bed.db.artifacts.list(cut)).map((a) => a.key);
+  expect(new Set(keys).size).toBe(keys.length);
+  expect(keys.filter((k) => k.endsWith('checkpoint.safetensors'))).toHaveLength(1);
 });

@@ -1,27 +1,19 @@
 /**
  * A stage test bed: the tiny random-weight bundle, the example input (ball + box) uploaded to a local
- * BlobStore, and a personalization row on the `tiny` preset.
+ * BlobStore, a fresh migrated Postgres database with one tenant, and personalization rows on the `tiny` preset.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTinyBundle } from '@dynasyn/diffusion';
-import { createExampleInput, resolveOptions, type OptionOverrides } from '@dynasyn/dynasyn';
+import { createExampleInput, type OptionOverrides } from '@dynasyn/dynasyn';
 import { createBlobStore } from '@dynasyn/storage';
 import { createDb, createScratchDatabase, migrate, type Db } from '@dynasyn/db';
 import { stageDbFrom } from '../db-adapter.js';
-import type { PersonalizationJob, StageDeps } from '../ports.js';
-import { MemoryStageDb } from './memory-db.js';
+import type { StageDeps } from '../ports.js';
 
-export interface StageBed {
-  root: string;
-  deps: StageDeps & { db: MemoryStageDb };
-  addJob(id: string, overrides?: OptionOverrides, webhookUrl?: string | null): Promise<PersonalizationJob>;
-  cleanup(): void;
-}
-
-/** Files shared by both beds: bundle, example input, local storage. */
+/** Bundle, example input, local storage. */
 async function common() {
   const root = mkdtempSync(join(tmpdir(), 'dynasyn-stages-'));
   const backbone = join(root, 'bundle');
@@ -76,24 +68,5 @@ export async function createPgStageBed(adminUrl = 'postgresql://postgres@127.0.0
       await scratch.drop();
       rmSync(c.root, { recursive: true, force: true });
     },
-  };
-}
-
-export async function createStageBed(): Promise<StageBed> {
-  const { root, storage, settings, upload } = await common();
-  const db = new MemoryStageDb();
-  const deps = { db, storage, ...settings };
-  return {
-    root, deps,
-    async addJob(id, overrides = {}, webhookUrl = 'https://hooks.example/dynasyn') {
-      const tenantId = 'tenant1';
-      const { imageKey, subjects } = await upload(tenantId, id);
-      const job: PersonalizationJob = {
-        id, tenantId, status: 'queued', imageKey, subjects, options: resolveOptions('tiny', overrides), webhookUrl, cancelRequested: false,
-      };
-      db.add(job);
-      return job;
-    },
-    cleanup: () => rmSync(root, { recursive: true, force: true }),
   };
 }
