@@ -14,7 +14,7 @@ export function createAugmentHandler(deps: StageDeps): AugmentHandler {
     status: 'augmenting',
     done: async (job) => (await storedPhases(deps, job)).includes('augment'),
     run: async ({ job, options, signal, progress }) => {
-      const run = await openRunDir(deps, job, []);
+      const run = await openRunDir(deps, job);
       try {
         const examples = await augmentOnBase(run.bundle, run.input, options, {
           cacheDir: join(run.dir, 'cache'),

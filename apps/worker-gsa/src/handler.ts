@@ -17,7 +17,7 @@ export function createGsaHandler(deps: StageDeps): GsaHandler {
       if (!(await storedPhases(deps, job)).includes('augment')) {
         throw new PermanentStageError('STAGE_ORDER', `personalization ${job.id}: gsa ran before augment finished`);
       }
-      const run = await openRunDir(deps, job, ['augmented']);
+      const run = await openRunDir(deps, job, { folders: ['augmented'] });
       try {
         const set = await loadAugmented(artifactPath(run.dir, 'augmented'));
         progress({ stage: 'gsa', step: set.length, total: set.length });

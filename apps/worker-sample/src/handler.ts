@@ -34,7 +34,8 @@ export function createSampleHandler(deps: StageDeps): SampleHandler {
     status: 'sampling',
     done: async (job) => (await storedPhases(deps, job)).includes('report') && (await succeeded(deps, job), true),
     run: async ({ job, options: o, signal, progress }) => {
-      const run = await openRunDir(deps, job);
+      // what report.html shows, and the learned concepts (not the checkpoints nor later requests' images)
+      const run = await openRunDir(deps, job, { folders: ['input', 'augmented', 'attention'], files: ['embeddings.safetensors', 'adapters.safetensors'] });
       try {
         if (!completedTraining(run.dir)) throw new PermanentStageError('STAGE_ORDER', `personalization ${job.id}: sample ran before training finished`);
         const concepts = readLearnedConcepts(run.dir, { backboneDir: deps.backbone });

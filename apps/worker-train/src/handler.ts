@@ -21,7 +21,7 @@ export function createTrainHandler(deps: StageDeps): TrainHandler {
     // a finished training raises its event again (deduplicated): a crash between upload and notify loses nothing
     done: async (job) => (await storedPhases(deps, job)).includes('phase2') && (await completed(deps, job), true),
     run: async ({ job, options: o, signal, progress }) => {
-      const run = await openRunDir(deps, job, ['augmented', 'checkpoints']);
+      const run = await openRunDir(deps, job, { folders: ['augmented', 'checkpoints'] });
       try {
         const augmented = await loadAugmented(artifactPath(run.dir, 'augmented'));
         const ckDir = artifactPath(run.dir, 'checkpoints');

@@ -31,19 +31,16 @@ async function loadJobInput(deps: StageDeps, job: PersonalizationJob, bundle: Mo
 }
 
 /**
- * Opens the run directory of `job` locally: downloads `folders` of it (all when omitted), loads the input and
- * writes the manifest and input/ the first time (uploading them).
+ * Opens the run directory of `job` locally: downloads manifest.json, metrics.json, the `files` and the `folders`
+ * a stage needs, loads the input, and writes the manifest and input/ the first time (uploading them).
  */
-export async function openRunDir(deps: StageDeps, job: PersonalizationJob, folders?: readonly string[]): Promise<RunDir> {
+export async function openRunDir(deps: StageDeps, job: PersonalizationJob, need: { folders?: readonly string[]; files?: readonly string[] } = {}): Promise<RunDir> {
   const dir = join(deps.workDir, job.id);
   const prefix = runPrefix(job);
+  rmSync(dir, { recursive: true, force: true }); // what a killed run left here is not trusted: storage is the truth
   mkdirSync(dir, { recursive: true });
-  if (folders) {
-    for (const f of ['manifest.json', 'metrics.json']) await downloadFile(deps, `${prefix}/${f}`, join(dir, f));
-    for (const f of folders) await deps.storage.downloadPrefix(`${prefix}/${f}`, join(dir, f));
-  } else {
-    await deps.storage.downloadPrefix(prefix, dir);
-  }
+  for (const f of ['manifest.json', 'metrics.json', ...(need.files ?? [])]) await downloadFile(deps, `${prefix}/${f}`, join(dir, f));
+  for (const f of need.folders ?? []) await deps.storage.downloadPrefix(`${prefix}/${f}`, join(dir, f));
   const bundle = loadBundle(deps.backbone);
   const input = await loadJobInput(deps, job, bundle);
   if (!existsSync(artifactPath(dir, 'manifest'))) {

@@ -82,6 +82,21 @@ describe('webhook delivery', () => {
     }
   });
 
+  it('as a queue job: throws while pending so the queue retries, and gives up on the queue\'s last attempt', async () => {
+    const s = await setup([500]);
+    try {
+      const { createDeliverJobHandler } = await import('./delivery.js');
+      const handle = createDeliverJobHandler(s.store, { allowPrivate: true, scheduleMs: [10], jitter: 0 });
+      // the schedule has one retry, but the queue has three attempts: they decide
+      for (const attemptsMade of [0, 1]) await expect(handle({ deliveryId: s.id }, { attemptsMade, opts: { attempts: 3 } })).rejects.toThrow(/HTTP 500/);
+      expect(s.store.deliveries.get(s.id)!.status).toBe('pending');
+      expect(await handle({ deliveryId: s.id }, { attemptsMade: 2, opts: { attempts: 3 } })).toMatchObject({ status: 'failed', attempt: 3 });
+      expect(s.got).toHaveLength(3);
+    } finally {
+      s.server.close();
+    }
+  });
+
   it('refuses loopback targets unless allowPrivate, recording the refusal as a failed attempt', async () => {
     const s = await setup([200]);
     try {

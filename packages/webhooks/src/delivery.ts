@@ -57,6 +57,11 @@ export interface DeliveryPolicy {
   allowPrivate?: boolean;
   /** DNS resolver (tests). Default the system's. */
   resolve?: Resolver;
+  /**
+   * Set when the caller's queue decides how many attempts there are (BullMQ attempts): true on its last one, so
+   * a failure gives up there; false keeps the delivery pending whatever the schedule says. Default: the schedule decides.
+   */
+  final?: boolean;
   /** Clock and randomness (tests). */
   now?: () => Date;
   random?: () => number;
@@ -136,7 +141,9 @@ export async function deliverOnce(store: DeliveryStore, id: string, p: DeliveryP
   const outcome = await postWebhook(d.url, secret, d.eventId ?? d.id, JSON.stringify(d.payload), p);
   const attempt = d.attempts + 1;
   const now = p.now?.() ?? new Date();
-  const retryInMs = outcome.ok ? undefined : retryDelayMs(attempt, p);
+  const scheduleMs = p.scheduleMs ?? DEFAULT_SCHEDULE_MS;
+  const retryInMs = outcome.ok || p.final === true ? undefined
+    : retryDelayMs(attempt, p) ?? (p.final === false ? retryDelayMs(scheduleMs.length, p) ?? 0 : undefined);
   const status: DeliveryRecord['status'] = outcome.ok ? 'succeeded' : retryInMs === undefined ? 'failed' : 'pending';
   await store.recordAttempt(id, {
     attempt, at: now, status,
@@ -158,12 +165,14 @@ export async function deliverWithRetries(store: DeliveryStore, id: string, p: De
 
 /**
  * A `webhook.deliver` handler for a queue that retries failed jobs itself (BullMQ attempts + backoff): one
- * attempt, and a thrown error while the delivery is still pending so the queue schedules the next. Give
- * `scheduleMs` the queue's own delays so the last job attempt is the one recorded as `failed`.
+ * attempt, and a thrown error while the delivery is still pending so the queue schedules the next. Pass the
+ * BullMQ job (`ctx.job`) so its last attempt is the one recorded as `failed`.
  */
-export function createDeliverJobHandler(store: DeliveryStore, p: DeliveryPolicy = {}): (payload: { deliveryId: string }) => Promise<DeliverResult> {
-  return async ({ deliveryId }) => {
-    const r = await deliverOnce(store, deliveryId, p);
+export function createDeliverJobHandler(store: DeliveryStore, p: DeliveryPolicy = {}): (payload: { deliveryId: string }, job?: { attemptsMade: number; opts: { attempts?: number } }) => Promise<DeliverResult> {
+  return async ({ deliveryId }, job) => {
+    // with the BullMQ job at hand, its attempts decide when to give up (recorded `failed` on the last one)
+    const final = job ? job.attemptsMade + 1 >= (job.opts.attempts ?? 1) : undefined;
+    const r = await deliverOnce(store, deliveryId, { ...p, ...(final !== undefined ? { final } : {}) });
     if (r.status === 'pending') throw new Error(`webhook delivery ${deliveryId} attempt ${r.attempt}: ${r.outcome?.error ?? 'failed'}`);
     return r;
   };
