@@ -41,6 +41,7 @@ export function createTrainHandler(deps: StageDeps): TrainHandler {
           sync.poll(); // the checkpoint written at a phase end or on abort
           await sync.flush();
         }
+        if (trained.resumedFrom) deps.logger?.info({ id: job.id, ...trained.resumedFrom }, 'training resumed from the stored checkpoint');
         for (const row of trained.metrics) metrics.recordStep(row);
         writeLearnedConcepts(run.dir, trained.concepts);
         const { grid: [gh, gw], before, after } = trained.alignment;

@@ -65,6 +65,8 @@ export async function startWorkerProcess(
   const worker = build(deps, {
     connection: queue.redisOptions(env.REDIS_URL, 'worker'), prefix: env.QUEUE_PREFIX, logger, device: env.DEVICE, concurrency: env.CONCURRENCY,
     lockDuration: env.STAGE_LOCK_SECONDS * 1000,
+    // a killed worker's job is taken up soon after its lock runs out
+    stalledInterval: Math.min(30_000, Math.max(1_000, env.STAGE_LOCK_SECONDS * 500)),
     closeTimeoutMs: env.SHUTDOWN_GRACE_SECONDS * 500, abortGraceMs: env.SHUTDOWN_GRACE_SECONDS * 400,
   });
   logger.info({ backbone, device: env.DEVICE, concurrency: env.CONCURRENCY }, 'worker started');

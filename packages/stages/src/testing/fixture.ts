@@ -18,7 +18,8 @@ async function common() {
   const root = mkdtempSync(join(tmpdir(), 'dynasyn-stages-'));
   const backbone = join(root, 'bundle');
   await createTinyBundle(backbone, { seed: 0 });
-  const storage = createBlobStore(`file://${join(root, 'storage')}`);
+  const storageUrl = `file://${join(root, 'storage')}`;
+  const storage = createBlobStore(storageUrl);
   const files = await createExampleInput(join(root, 'input'));
   const settings = { backbone, workDir: join(root, 'work'), progressIntervalMs: 200, cancelPollMs: 100, intraOpNumThreads: 1 };
   const upload = async (tenantId: string, id: string) => {
@@ -32,11 +33,15 @@ async function common() {
     }
     return { imageKey, subjects };
   };
-  return { root, storage, settings, upload };
+  return { root, storage, storageUrl, settings, upload };
 }
 
 export interface PgStageBed {
   root: string;
+  /** The scratch database's URL. */
+  databaseUrl: string;
+  /** STORAGE_URL of the local store. */
+  storageUrl: string;
   db: Db;
   tenantId: string;
   /** Delivery ids the stages enqueued (the `webhook.deliver` jobs). */
@@ -56,7 +61,7 @@ export async function createPgStageBed(adminUrl = 'postgresql://postgres@127.0.0
   const enqueued: string[] = [];
   const deps: StageDeps = { ...c.settings, storage: c.storage, db: stageDbFrom(db, async (id) => { enqueued.push(id); }) };
   return {
-    root: c.root, db, tenantId: tenant.id, enqueued, deps,
+    root: c.root, databaseUrl: scratch.url, storageUrl: c.storageUrl, db, tenantId: tenant.id, enqueued, deps,
     async addJob(overrides = {}, webhookUrl = null) {
       const id = randomUUID();
       const { imageKey, subjects } = await c.upload(tenant.id, id);
