@@ -18,7 +18,9 @@ export function createAugmentHandler(deps: StageDeps): AugmentHandler {
       try {
         const examples = await augmentOnBase(run.bundle, run.input, options, {
           cacheDir: join(run.dir, 'cache'),
-          onProgress: (e) => { progress(e); },
+          // augment takes no signal; its progress events come after each draft, composition and GSA image, so a
+          // cancel (or shutdown) thrown from here stops it within one image
+          onProgress: (e) => { signal.throwIfAborted(); progress(e); },
         });
         signal.throwIfAborted();
         await saveAugmented(artifactPath(run.dir, 'augmented'), examples);

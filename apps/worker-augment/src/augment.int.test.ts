@@ -1,0 +1,26 @@
+/** The augment stage on the tiny bundle and a fresh Postgres database: a cancel stops it within one image. */
+import { createPgStageBed, type PgStageBed } from '../../../packages/stages/src/testing/fixture.js';
+import { runPrefix } from '../../../packages/stages/src/run-dir.js';
+import { createAugmentHandler } from './handler.js';
+
+let bed: PgStageBed;
+beforeAll(async () => { bed = await createPgStageBed(); });
+afterAll(async () => { await bed?.cleanup(); });
+
+it('stops augmenting soon after a cancel request and leaves no augmented set', async () => {
+  const id = await bed.addJob({ augmentation: { count: 12 } });
+  const running = createAugmentHandler(bed.deps)({ personalizationId: id });
+  const augStep = async () => ((await bed.db.personalizations.findById(id))!.progress as { stage: string; step: number }[]).find((p) => p.stage === 'augment')?.step ?? 0;
+  const t0 = Date.now();
+  while ((await augStep()) < 1) {
+    if (Date.now() - t0 > 60_000) throw new Error('no augment progress');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const asked = Date.now();
+  await bed.db.personalizations.requestCancel(bed.tenantId, id);
+  expect(await running).toBe('canceled');
+  expect(Date.now() - asked).toBeLessThan(5000);
+  expect((await bed.db.personalizations.findById(id))!.status).toBe('canceled');
+  expect(await bed.deps.storage.list(`${runPrefix({ tenantId: bed.tenantId, id })}/augmented`)).toEqual([]);
+  expect(await augStep()).toBeLessThan(24);
+});
