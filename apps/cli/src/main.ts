@@ -1,10 +1,16 @@
 #!/usr/bin/env node
-/** The `dynasyn` command: flags only (no env), logic in packages; failures print one line and exit 1. */
+/**
+ * The `dynasyn` command: flags only (the service commands serve/db/tenants read the environment of issue 5's
+ * contract), logic in packages; failures print one line and exit 1.
+ */
 import { Command } from 'commander';
 import { SCHEDULER_KINDS } from '@dynasyn/diffusion';
 import { sample } from './commands/sample.js';
 import { createTiny } from './commands/bundle.js';
 import { registerPersonalizationCommands } from './commands/personalize.js';
+import { registerDbCommands } from './commands/db.js';
+import { registerServeCommand } from './commands/serve.js';
+import { registerTenantCommands } from './commands/tenants.js';
 import { oneLine } from './commands/errors.js';
 import { float, integer, oneOf } from './commands/parse.js';
 
@@ -33,6 +39,9 @@ bundle.command('create-tiny')
   .action(async (dir: string, o: { seed: number }) => { await createTiny(dir, o.seed); });
 
 registerPersonalizationCommands(program);
+registerServeCommand(program);
+registerDbCommands(program);
+registerTenantCommands(program);
 
 try {
   await program.parseAsync(process.argv);

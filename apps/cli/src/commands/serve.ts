@@ -1,0 +1,73 @@
+/**
+ * `dynasyn serve`: the API and every stage worker in ONE process against the configured Postgres, Redis and
+ * storage, for a single machine (production runs the same apps separately). Pending migrations are applied
+ * first; SIGINT/SIGTERM stop taking requests and jobs, let running stages checkpoint, then exit.
+ */
+import type { Command } from 'commander';
+import { cacheDirOf, parseServiceEnv, s3OptionsFrom, type ServiceEnv } from './service-env.js';
+import { startWorkers, type RunningWorkers } from './serve-workers.js';
+
+/** One line on stderr per lifecycle event (the API logs JSON lines through pino on stdout). */
+const say = (line: string) => process.stderr.write(`dynasyn serve: ${line}\n`);
+
+export async function serve(source: NodeJS.ProcessEnv): Promise<void> {
+  const env = parseServiceEnv(source);
+  // loaded here, not at the top: the pipeline commands never pay for Fastify, Prisma and BullMQ
+  const { migrate } = await import('@dynasyn/db');
+  const { parseEnv: parseApiEnv, startApi } = await import('@dynasyn/api');
+  const applied = await migrate(env.DATABASE_URL, { onApplied: (name) => say(`applied migration ${name}`) });
+  if (applied.length === 0) say('database is up to date');
+  const { resolveBackbone } = await import('@dynasyn/stages');
+  const { createBlobStore } = await import('@dynasyn/storage');
+  if (env.BACKBONE === undefined) say(`backbone: the tiny random-weight bundle (created on first use in ${cacheDirOf(env)})`);
+  else if (env.BACKBONE.startsWith('s3://')) say(`backbone: syncing ${env.BACKBONE} into ${cacheDirOf(env)}`);
+  const backboneDir = await resolveBackbone({
+    backbone: env.BACKBONE, cacheDir: cacheDirOf(env), openStore: (url) => createBlobStore(url, { s3: s3OptionsFrom(env) }),
+  });
+  say(`backbone ${backboneDir}`);
+
+  const workers: RunningWorkers = await startWorkers(env, backboneDir, say);
+  let api: Awaited<ReturnType<typeof startApi>>;
+  try {
+    api = await startApi(parseApiEnv(apiEnvironment(source, env)), { migrate: false, handleSignals: false });
+  } catch (e) {
+    await workers.close();
+    throw e;
+  }
+  say(`listening on http://${env.HOST === '0.0.0.0' ? '127.0.0.1' : env.HOST}:${env.PORT} (workers: ${workers.names.join(', ') || 'none'})`);
+
+  let closing = false;
+  const shutdown = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    say(`${signal}: no new requests or jobs; running stages checkpoint and stop`);
+    const timer = setTimeout(() => { say(`still closing after ${env.SHUTDOWN_GRACE_SECONDS} s; exiting`); process.exit(1); }, env.SHUTDOWN_GRACE_SECONDS * 1000);
+    timer.unref();
+    Promise.all([api.close(), workers.close()]).then(
+      () => { say('stopped'); process.exit(0); },
+      (e: unknown) => { say(`shutdown failed: ${e instanceof Error ? e.message : String(e)}`); process.exit(1); },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+/** The API's own environment schema, fed with serve's resolved values (storage default, shared prefix). */
+function apiEnvironment(source: NodeJS.ProcessEnv, env: ServiceEnv): NodeJS.ProcessEnv {
+  return {
+    ...source,
+    PORT: String(env.PORT),
+    HOST: env.HOST,
+    REDIS_URL: env.REDIS_URL,
+    QUEUE_PREFIX: env.QUEUE_PREFIX,
+    STORAGE_URL: env.STORAGE_URL,
+    WEBHOOK_ALLOW_PRIVATE: String(env.WEBHOOK_ALLOW_PRIVATE),
+    MIGRATE_ON_START: 'false',
+  };
+}
+
+export function registerServeCommand(program: Command): void {
+  program.command('serve')
+    .description('run the API and every worker in one process (env: DATABASE_URL, REDIS_URL, PORT, STORAGE_URL, BACKBONE, WEBHOOK_ALLOW_PRIVATE)')
+    .action(async () => { await serve(process.env); });
+}
