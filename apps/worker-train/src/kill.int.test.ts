@@ -59,7 +59,9 @@ it('a worker killed mid-training is replaced and the job finishes from its check
     const trainStep = async () => ((await bed.db.personalizations.findById(id))!.progress as { stage: string; step: number }[]).find((p) => p.stage === 'train')?.step ?? 0;
 
     const first = startWorker();
-    await until(async () => (await trainStep()) >= 6, 90_000, 'training to pass step 6');
+    // past step 6 and a checkpoint uploaded (without one a restart rightly begins again from step 1)
+    const ckKey = `tenants/${bed.tenantId}/personalizations/${id}/run/checkpoints/checkpoint.safetensors`;
+    await until(async () => (await trainStep()) >= 6 && (await bed.deps.storage.head(ckKey)) !== null, 90_000, 'training to pass step 6 with a checkpoint in storage');
     first.child.kill('SIGKILL');
     await new Promise((r) => first.child.once('exit', r));
     const killedAt = await trainStep();
@@ -67,7 +69,7 @@ it('a worker killed mid-training is replaced and the job finishes from its check
 
     const second = startWorker();
     await until(async () => (await bed.db.personalizations.findById(id))!.status === 'sampling', 120_000, 'the restarted worker to finish training');
-    expect(second.log()).toMatch(/training resumed from the stored checkpoint/);
+    await until(async () => /training resumed from the stored checkpoint/.test(second.log()), 5_000, `the resume in the log:\n${second.log()}`);
 
     const keys = (await bed.db.artifacts.list(id)).map((a) => a.key);
     expect(new Set(keys).size).toBe(keys.length);
