@@ -77,12 +77,17 @@ async function main() {
     console.log(`one tiny personalization end to end: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     const connection = new Redis(redisOptions(env.REDIS_URL, 'worker'));
     cleanups.unshift(async () => { connection.disconnect(); });
+    // In a flow every job is added at once and a parent waits for its child: the stage's own queueing delay
+    // is from the moment it became runnable (the previous stage finished) to its start.
+    let readyAt: number | undefined;
     for (const name of ['augment', 'gsa', 'train', 'sample']) {
       const q = new Queue(name, { connection, prefix: stageEnv.QUEUE_PREFIX });
-      const jobs = (await q.getJobs(['completed', 'failed'])).filter((j) => j.processedOn);
-      for (const j of jobs) console.log(`enqueue-to-start ${name.padEnd(8)} ${ms(j.processedOn! - j.timestamp)}  (run ${ms((j.finishedOn ?? j.processedOn!) - j.processedOn!)})  job ${j.name}`);
-      if (!jobs.length) console.log(`enqueue-to-start ${name.padEnd(8)} no job found`);
+      const job = (await q.getJobs(['completed', 'failed'])).find((j) => j.name.startsWith('personalization.') && j.processedOn);
       await q.close();
+      if (!job) { console.log(`stage ${name.padEnd(8)} no job found`); continue; }
+      const runnable = Math.max(job.timestamp, readyAt ?? job.timestamp);
+      console.log(`stage ${name.padEnd(8)} enqueue-to-start ${ms(job.processedOn! - runnable)} (from flow creation ${ms(job.processedOn! - job.timestamp)})  run ${ms(job.finishedOn! - job.processedOn!)}`);
+      readyAt = job.finishedOn!;
     }
     await full.stop();
     cleanups.shift();
