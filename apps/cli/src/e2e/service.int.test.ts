@@ -45,7 +45,7 @@ beforeAll(async () => {
   receiver = await startWebhookReceiver();
   expect(runCli({}, work, 'bundle', 'create-tiny', 'tiny').status).toBe(0);
   // a short stage lock so the restarted process takes the killed one's job up within seconds
-  env = { ...services.env, BACKBONE: path.join(work, 'tiny'), STAGE_LOCK_SECONDS: '8', LOG_LEVEL: 'warn' };
+  env = { ...services.env, BACKBONE: path.join(work, 'tiny'), STAGE_LOCK_SECONDS: '8', LOG_LEVEL: 'info' };
   const migrate = runCli(env, work, 'db', 'migrate');
   expect(migrate.stderr).toBe('');
   expect(migrate.status).toBe(0);
@@ -172,6 +172,8 @@ test('serve killed with SIGKILL mid-training, restarted: the job finishes from i
   const done = await until(alice, id, (p) => p.status === 'succeeded', 240_000);
   expect(done.status).toBe('succeeded');
   expect(stepAtKill).toBeGreaterThanOrEqual(4);
+  // the new process picked training up from the checkpoint in storage, not from step 0
+  expect(serve!.log()).toMatch(/training resumed from the stored checkpoint/);
 
   const killed = await artifactRows(services, id);
   const full = fullArtifacts;
