@@ -100,12 +100,14 @@ let fullArtifacts: { kind: string; key: string }[] = [];
 
 test('a whole personalization: 202, idempotent retry, tenant isolation, signed webhook, samples fetched by URL', async () => {
   const key = `e2e-${Date.now()}`;
-  const created = await alice.createPersonalization({ ...upload, webhookUrl: receiver.url }, key);
+  const initialPrompts = ['a photo of <asset0> on a beach', 'a photo of <asset1> in the snow'];
+  const full = { ...upload, options: { preset: 'tiny', prompts: initialPrompts }, webhookUrl: receiver.url };
+  const created = await alice.createPersonalization(full, key);
   expect(created.status).toBe(202);
   expect(created.body).toEqual(expect.objectContaining({ id: expect.any(String), status: 'queued', links: expect.any(Object) }));
   fullId = created.body.id;
 
-  const again = await alice.createPersonalization({ ...upload, webhookUrl: receiver.url }, key);
+  const again = await alice.createPersonalization(full, key);
   expect(again.status).toBeLessThan(300);
   expect(again.body.id).toBe(fullId);
   expect((await bob.get(fullId)).status).toBe(404);
@@ -121,6 +123,10 @@ test('a whole personalization: 202, idempotent retry, tenant isolation, signed w
   }
   expect(seen.has('training') || seen.has('augmenting')).toBe(true);
   fullArtifacts = await artifactRows(services, fullId);
+  // the `prompts` option became the initial samples
+  const initial = (await alice.listSamples(fullId)).body.items;
+  expect(initial.map((i) => i.prompt).sort()).toEqual([...initialPrompts].sort());
+  expect(initial.every((i) => i.status === 'succeeded' && typeof i.url === 'string')).toBe(true);
   expect(fullArtifacts.length).toBeGreaterThan(0);
 
   const { body: { secret } } = await alice.webhookSecret();
