@@ -5,8 +5,11 @@ import { databaseUrlFrom } from './service-env.js';
 
 export async function createTenant(env: NodeJS.ProcessEnv, name: string): Promise<void> {
   if (!name.trim()) throw new CliError('tenant name must not be empty');
-  const { createDb } = await import('@dynasyn/db');
-  const db = createDb(databaseUrlFrom(env), { maxConnections: 1 });
+  const { createDb, migrate } = await import('@dynasyn/db');
+  const url = databaseUrlFrom(env);
+  // As `serve` does: a fresh database gets its tables first, so the quickstart order does not matter.
+  await migrate(url);
+  const db = createDb(url, { maxConnections: 1 });
   try {
     const { tenant, apiKey } = await db.tenants.create(name.trim());
     process.stdout.write(`tenant: ${tenant.id}\napi key: ${apiKey}\n`);
