@@ -30,6 +30,11 @@ export const envSchema = z.object({
   PRESIGN_EXPIRES_SECONDS: z.coerce.number().int().positive().default(3600),
   /** Serve the OpenAPI document and UI at /docs. */
   DOCS: z.enum(['true', 'false', '1', '0']).default('true').transform((v) => v === 'true' || v === '1'),
+  /**
+   * Deliver webhooks from this process (the `webhooks` queue). The API runs on every deployment and the
+   * deliveries are short HTTP calls, so this is where they live unless a dedicated process takes them.
+   */
+  WEBHOOK_WORKER: z.enum(['true', 'false', '1', '0']).default('true').transform((v) => v === 'true' || v === '1'),
   /** Apply pending migrations at start (single-machine setups). */
   MIGRATE_ON_START: bool,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -3,7 +3,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { createDb, createScratchDatabase, type ScratchDatabase } from '@dynasyn/db';
 import type { FastifyInstance } from 'fastify';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { Redis } from 'ioredis';
+import { createQueues, closeQueues, enqueue } from '@dynasyn/queue';
+import { verifyWebhook } from '@dynasyn/webhooks';
 import { startS3rver, type RunningS3rver } from '../../../packages/storage/src/testing/s3rver.js';
 import { file, multipart, pngImage, pngMask } from './bench/upload-fixtures.js';
 import { parseEnv } from './env.js';
@@ -32,6 +35,7 @@ beforeAll(async () => {
     AWS_ACCESS_KEY_ID: 'S3RVER',
     AWS_SECRET_ACCESS_KEY: 'S3RVER',
     LOG_LEVEL: 'silent',
+    WEBHOOK_ALLOW_PRIVATE: 'true',
   });
   server = await startApi(env, { migrate: true, handleSignals: false });
   base = `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
@@ -76,5 +80,43 @@ it('starts from the environment (migrations applied), is ready, and links artifa
     expect(Buffer.from(await fetched.arrayBuffer()).equals(Buffer.from(image))).toBe(true);
   } finally {
     await db.close();
+  }
+});
+
+it('delivers webhooks from the API process: a queued delivery reaches the receiver signed with the tenant secret', async () => {
+  const received: { headers: IncomingHttpHeaders; body: string }[] = [];
+  const receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => { received.push({ headers: req.headers, body }); res.writeHead(204).end(); });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const db = createDb(scratch.url);
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  const set = createQueues({ connection: redis, prefix });
+  try {
+    const { tenant } = await db.tenants.create('webhook tenant');
+    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    const delivery = await db.webhooks.createDelivery({
+      tenantId: tenant.id, eventType: 'personalization.training.completed', eventId: `msg_${randomBytes(8).toString('hex')}`,
+      url, payload: { type: 'personalization.training.completed', data: { id: 'p1', status: 'sampling' } },
+    });
+    await enqueue(set.queues, 'webhooks', 'webhook.deliver', { v: 1, deliveryId: delivery.id });
+    const deadline = Date.now() + 20_000;
+    while (!received.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(received).toHaveLength(1);
+    const payload = verifyWebhook(tenant.webhookSecret, received[0]!.headers as Record<string, string>, received[0]!.body) as { type: string };
+    expect(payload.type).toBe('personalization.training.completed');
+    let status = '';
+    while (status !== 'delivered' && Date.now() < deadline) {
+      status = (await db.webhooks.get(delivery.id))?.status ?? '';
+      if (status !== 'delivered') await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(status).toBe('delivered');
+  } finally {
+    await closeQueues(set);
+    redis.disconnect();
+    await db.close();
+    receiver.close();
   }
 });

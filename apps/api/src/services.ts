@@ -3,7 +3,8 @@
  * releases them in reverse order. Used by index.ts, and by `dynasyn serve` to run the API in-process.
  */
 import { createDb, migrate } from '@dynasyn/db';
-import { closeQueues, connectRedis, createQueues } from '@dynasyn/queue';
+import { closeQueues, connectRedis, createQueues, createWorker, redisOptions, webhooksCatalog, type QueueWorker } from '@dynasyn/queue';
+import { createDeliverJobHandler, deliveryStoreFrom } from '@dynasyn/webhooks';
 import { createBlobStore } from '@dynasyn/storage';
 import type { ApiConfig } from './config.js';
 import { apiDb } from './db.js';
@@ -36,6 +37,7 @@ export async function openServices(env: Env, opts: OpenOptions = {}): Promise<Se
         : {}),
     },
   });
+  const webhookWorker = env.WEBHOOK_WORKER ? startWebhookWorker(env, db) : undefined;
   const api = apiDb(db);
   const deps: ApiDeps = {
     db: api,
@@ -55,11 +57,20 @@ export async function openServices(env: Env, opts: OpenOptions = {}): Promise<Se
   return {
     deps,
     async close() {
+      await webhookWorker?.close();
       await closeQueues(set);
       redis.disconnect();
       await db.close();
     },
   };
+}
+
+/** Consumes `webhook.deliver` jobs: signed POSTs with retries, each attempt recorded (packages/webhooks). */
+function startWebhookWorker(env: Env, db: ReturnType<typeof createDb>): QueueWorker {
+  const deliver = createDeliverJobHandler(deliveryStoreFrom(db), { allowPrivate: env.WEBHOOK_ALLOW_PRIVATE });
+  return createWorker(webhooksCatalog, { 'webhook.deliver': async (p, ctx) => deliver(p, ctx.job) }, {
+    connection: redisOptions(env.REDIS_URL, 'worker'), prefix: env.QUEUE_PREFIX, lockDuration: 60_000, concurrency: 8,
+  });
 }
 
 export function configFromEnv(env: Env): ApiConfig {

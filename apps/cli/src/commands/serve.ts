@@ -63,6 +63,8 @@ function apiEnvironment(source: NodeJS.ProcessEnv, env: ServiceEnv): NodeJS.Proc
     STORAGE_URL: env.STORAGE_URL,
     WEBHOOK_ALLOW_PRIVATE: String(env.WEBHOOK_ALLOW_PRIVATE),
     MIGRATE_ON_START: 'false',
+    // serve's own workers include the webhooks queue (WORKERS), so the embedded API does not consume it too
+    WEBHOOK_WORKER: 'false',
   };
 }
 
