@@ -115,6 +115,8 @@ describe('k8s manifests', () => {
     for (const v of Object.values(secret.stringData as Record<string, string>)) expect(v).toMatch(/CHANGE_ME/);
     const job = find('Job', 'db-migrate')!;
     expect(job.spec.template.spec.containers[0].command).toEqual(['node', 'apps/cli/dist/main.js', 'db', 'migrate']);
+    // The image that ships the CLI (docker/: the API image copies only apps/api).
+    expect(job.spec.template.spec.containers[0].image).toMatch(/^dynasyn\/worker-cpu/);
     const pdb = find('PodDisruptionBudget', 'api')!;
     expect(pdb.spec.selector.matchLabels).toEqual(find('Deployment', 'api')!.spec.selector.matchLabels);
   });
