@@ -6,8 +6,8 @@
  * AOF, and every environment variable declared by the env schema of the app it configures (and accepted by it).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { fileURLToPath } from 'node:url';
 import { envSchema as apiEnvSchema } from '../../../api/src/env.js';
 import { workerEnvSchema } from '../../../../packages/stages/src/worker-env.js';
@@ -15,9 +15,8 @@ import { workerEnvSchema } from '../../../../packages/stages/src/worker-env.js';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
 const read = (p: string) => readFileSync(path.join(root, p), 'utf8');
 
-// js-yaml is in the root node_modules (a jest dependency); it has no type declarations here.
-const yaml = createRequire(import.meta.url)('js-yaml') as { safeLoad?: (s: string) => unknown; load: (s: string) => unknown };
-const loadYaml = (s: string) => (yaml.safeLoad ?? yaml.load)(s);
+// compose files use YAML 1.1 merge keys (<<: *anchor) for shared environment blocks
+const loadYaml = (s: string): unknown => parseYaml(s, { merge: true });
 
 // ---------------------------------------------------------------------------------------------- Dockerfiles
 
