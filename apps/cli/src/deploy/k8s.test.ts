@@ -119,6 +119,13 @@ describe('k8s manifests', () => {
     expect(job.spec.template.spec.containers[0].image).toMatch(/^dynasyn\/worker-cpu/);
     const pdb = find('PodDisruptionBudget', 'api')!;
     expect(pdb.spec.selector.matchLabels).toEqual(find('Deployment', 'api')!.spec.selector.matchLabels);
+    // Workers: drains take one at a time (each checkpoints in its grace period), never blocked by a floor.
+    for (const s of stages) {
+      const w = find('PodDisruptionBudget', `worker-${s}`)!;
+      expect(w.spec.selector.matchLabels).toEqual(find('Deployment', `worker-${s}`)!.spec.selector.matchLabels);
+      expect(w.spec.maxUnavailable).toBe(1);
+      expect(w.spec.minAvailable).toBeUndefined();
+    }
   });
 
   it('Deployments: selector matches template labels, resources set, non-root, grace outlasts the app shutdown', () => {
