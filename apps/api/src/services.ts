@@ -5,7 +5,8 @@
 import { createDb, migrate } from '@dynasyn/db';
 import { closeQueues, connectRedis, createQueues, createWorker, redisOptions, webhooksCatalog, type QueueWorker } from '@dynasyn/queue';
 import { createDeliverJobHandler, deliveryStoreFrom } from '@dynasyn/webhooks';
-import { createBlobStore } from '@dynasyn/storage';
+import { createBlobStore, type BlobStore } from '@dynasyn/storage';
+import type { Redis } from 'ioredis';
 import type { ApiConfig } from './config.js';
 import { apiDb } from './db.js';
 import type { ApiDeps } from './deps.js';
@@ -38,8 +39,22 @@ export async function openServices(env: Env, opts: OpenOptions = {}): Promise<Se
     },
   });
   const webhookWorker = env.WEBHOOK_WORKER ? startWebhookWorker(env, db) : undefined;
+  const deps = apiDeps(db, set, redis, storage);
+  return {
+    deps,
+    async close() {
+      await webhookWorker?.close();
+      await closeQueues(set);
+      redis.disconnect();
+      await db.close();
+    },
+  };
+}
+
+/** The API's view of opened services, with the readiness probes /readyz runs. */
+export function apiDeps(db: ReturnType<typeof createDb>, set: ReturnType<typeof createQueues>, redis: Redis, storage: BlobStore): ApiDeps {
   const api = apiDb(db);
-  const deps: ApiDeps = {
+  return {
     db: api,
     storage,
     queues: apiQueues(set, redis),
@@ -52,15 +67,6 @@ export async function openServices(env: Env, opts: OpenOptions = {}): Promise<Se
       storage: async () => {
         await storage.head('readyz/probe');
       },
-    },
-  };
-  return {
-    deps,
-    async close() {
-      await webhookWorker?.close();
-      await closeQueues(set);
-      redis.disconnect();
-      await db.close();
     },
   };
 }

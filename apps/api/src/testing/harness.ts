@@ -12,9 +12,8 @@ import { createBlobStore, type BlobStore } from '@dynasyn/storage';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { DEFAULT_CONFIG, type ApiConfig } from '../config.js';
-import { apiDb } from '../db.js';
+import { apiDeps } from '../services.js';
 import type { ApiDeps } from '../deps.js';
-import { apiQueues } from '../queues.js';
 import { buildServer } from '../server.js';
 
 export const ADMIN_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -43,22 +42,7 @@ export async function startHarness(config: Partial<ApiConfig> = {}): Promise<Har
   const queues = createQueues({ connection: redis, prefix });
   const dir = await mkdtemp(path.join(tmpdir(), 'dynasyn-api-'));
   const storage = createBlobStore(`file://${dir}`);
-  const api = apiDb(db);
-  const deps: ApiDeps = {
-    db: api,
-    storage,
-    queues: apiQueues(queues, redis),
-    redis,
-    readiness: {
-      db: () => api.ping(),
-      redis: async () => {
-        await redis.ping();
-      },
-      storage: async () => {
-        await storage.head('readyz/probe');
-      },
-    },
-  };
+  const deps: ApiDeps = apiDeps(db, queues, redis, storage);
   const servers: FastifyInstance[] = [];
   const serverWith = (overrides: Partial<ApiConfig>) => {
     const s = buildServer({
