@@ -21,9 +21,8 @@ import { closeQueues, createQueues } from '@dynasyn/queue';
 import { createBlobStore } from '@dynasyn/storage';
 import { Redis } from 'ioredis';
 import { DEFAULT_CONFIG } from '../config.js';
-import { apiDb } from '../db.js';
-import { apiQueues } from '../queues.js';
 import { buildServer } from '../server.js';
+import { apiDeps } from '../services.js';
 import { file, multipart, pngImage, pngMask } from './upload-fixtures.js';
 
 const { values: args } = parseArgs({
@@ -50,9 +49,8 @@ async function ownApp(): Promise<Target> {
   const prefix = `bench-api-${randomBytes(4).toString('hex')}`;
   const queues = createQueues({ connection: redis, prefix });
   const dir = await mkdtemp(path.join(tmpdir(), 'dynasyn-api-bench-'));
-  const api = apiDb(db);
   const server = buildServer({
-    deps: { db: api, storage: createBlobStore(`file://${dir}`), queues: apiQueues(queues, redis), redis, readiness: {} },
+    deps: apiDeps(db, queues, redis, createBlobStore(`file://${dir}`)),
     // The bench measures the API, not the limiter refusing it.
     config: { ...DEFAULT_CONFIG, rateLimitMax: 1e9 },
     rateLimitNamespace: `${prefix}-rl:`,
