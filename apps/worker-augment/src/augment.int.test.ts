@@ -7,7 +7,7 @@ let bed: PgStageBed;
 beforeAll(async () => { bed = await createPgStageBed(); });
 afterAll(async () => { await bed?.cleanup(); });
 
-it('stops augmenting soon after a cancel request and leaves no augmented set', async () => {
+it('stops augmenting soon after a cancel request and leaves no composed set', async () => {
   const id = await bed.addJob({ augmentation: { count: 12 } });
   const running = createAugmentHandler(bed.deps)({ personalizationId: id });
   const augStep = async () => ((await bed.db.personalizations.findById(id))!.progress as { stage: string; step: number }[]).find((p) => p.stage === 'augment')?.step ?? 0;
@@ -21,6 +21,6 @@ it('stops augmenting soon after a cancel request and leaves no augmented set', a
   expect(await running).toBe('canceled');
   expect(Date.now() - asked).toBeLessThan(5000);
   expect((await bed.db.personalizations.findById(id))!.status).toBe('canceled');
-  expect(await bed.deps.storage.list(`${runPrefix({ tenantId: bed.tenantId, id })}/augmented`)).toEqual([]);
+  expect(await bed.deps.storage.list(`${runPrefix({ tenantId: bed.tenantId, id })}/composed`)).toEqual([]);
   expect(await augStep()).toBeLessThan(24);
 });

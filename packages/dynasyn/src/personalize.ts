@@ -1,14 +1,15 @@
 /**
- * The whole job in one process (DESIGN.md "Data flow"): validate the input -> augment (or reuse the
- * augmented/ set already in the output directory) -> train phase 1 and 2 (resuming from checkpoints) ->
+ * The whole job in one process (DESIGN.md "Data flow"): validate the input -> augment: compose (kept in
+ * composed/) then GSA (kept in augmented/), or reuse what the output directory already holds -> train phase 1
+ * and 2 (resuming from checkpoints) ->
  * sample -> evaluate (when a CLIP model is given) -> report. Everything lands in `outDir` through the
  * output/ functions; rerunning with the same `outDir` skips finished stages and resumes training.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ClipTokenizer, DiffusionPipeline, loadBundle, type ModelBundle, type RuntimeOptions } from '@dynasyn/diffusion';
-import { augment } from './augment/augment.js';
-import { AUGMENTED_MANIFEST, loadAugmented, saveAugmented } from './augment/storage.js';
+import { applyGsa, augment, composeAugmentations, type AugmentedSample, type ComposedSample } from './augment/augment.js';
+import { AUGMENTED_MANIFEST, loadAugmented, loadComposed, saveAugmented } from './augment/storage.js';
 import { InputError } from './input-error.js';
 import { loadInput, readInputFiles, type InputFiles, type InputSource } from './inputs.js';
 import {
@@ -92,7 +93,19 @@ export async function personalize(req: PersonalizeRequest): Promise<PersonalizeR
     await saveAugmented(augDir, augmented);
     manifest = markPhaseCompleted(outDir, 'augment');
   } else {
-    augmented = await metrics.time('augment', () => augmentOnBase(bundle, input, o, { cacheDir, onProgress: emit }));
+    // composition first, kept on disk, so an interrupted GSA resumes without redrawing the drafts
+    const composedDir = artifactPath(outDir, 'composed');
+    let composed: ComposedSample[];
+    if (existsSync(join(composedDir, AUGMENTED_MANIFEST))) {
+      composed = await loadComposed(composedDir);
+    } else {
+      composed = await metrics.time('augment', () => composeOnBase(bundle, input, o, { cacheDir, onProgress: emit }));
+      await saveAugmented(composedDir, composed, 'composed');
+      metrics.flush();
+      manifest = markPhaseCompleted(outDir, 'compose');
+    }
+    req.signal?.throwIfAborted();
+    augmented = await metrics.time('gsa', () => gsaOnBase(bundle, composed, o, { cacheDir, onProgress: emit, ...(req.signal ? { signal: req.signal } : {}) }));
     await saveAugmented(augDir, augmented);
     metrics.flush();
     manifest = markPhaseCompleted(outDir, 'augment');
@@ -178,16 +191,42 @@ export async function personalize(req: PersonalizeRequest): Promise<PersonalizeR
   };
 }
 
-/** Augmentation and GSA on the base model (METHOD.md "Prompt-and-image augmentation"), nothing written. */
-export async function augmentOnBase(bundle: ModelBundle, input: PersonalizationInput, o: DynasynOptions, run: { cacheDir?: string; onProgress?: ProgressListener } = {}): Promise<AugmentedExample[]> {
-  if (o.augmentation.count === 0) return [];
+export interface BaseRunOptions {
+  /** Rewritten models and derived graphs (`<cacheDir>/base`). */
+  cacheDir?: string;
+  onProgress?: ProgressListener;
+}
+
+/** Runs `fn` with a pipeline on the base model, released afterwards. */
+async function withBasePipeline<T>(bundle: ModelBundle, o: DynasynOptions, cacheDir: string | undefined, fn: (p: DiffusionPipeline, runtime: RuntimeOptions) => Promise<T>): Promise<T> {
   const runtime = runtimeOf(o);
-  const pipeline = await DiffusionPipeline.create(bundle, { ...runtime, ...(run.cacheDir !== undefined ? { cacheDir: join(run.cacheDir, 'base') } : {}) });
+  const pipeline = await DiffusionPipeline.create(bundle, { ...runtime, ...(cacheDir !== undefined ? { cacheDir: join(cacheDir, 'base') } : {}) });
   try {
-    return await augment(input, pipeline, o.augmentation, { seed: o.seed, runtime, ...(run.onProgress ? { onProgress: run.onProgress } : {}) });
+    return await fn(pipeline, runtime);
   } finally {
     await pipeline.release();
   }
+}
+
+/** Augmentation and GSA on the base model (METHOD.md "Prompt-and-image augmentation"), nothing written. */
+export async function augmentOnBase(bundle: ModelBundle, input: PersonalizationInput, o: DynasynOptions, run: BaseRunOptions = {}): Promise<AugmentedSample[]> {
+  if (o.augmentation.count === 0) return [];
+  return withBasePipeline(bundle, o, run.cacheDir, (pipeline, runtime) =>
+    augment(input, pipeline, o.augmentation, { seed: o.seed, runtime, ...(run.onProgress ? { onProgress: run.onProgress } : {}) }));
+}
+
+/** Augmentation steps 1-4 on the base model: the composed set, each example with its GSA seed; nothing written. */
+export async function composeOnBase(bundle: ModelBundle, input: PersonalizationInput, o: DynasynOptions, run: BaseRunOptions = {}): Promise<ComposedSample[]> {
+  if (o.augmentation.count === 0) return [];
+  return withBasePipeline(bundle, o, run.cacheDir, (pipeline, runtime) =>
+    composeAugmentations(input, pipeline, o.augmentation, { seed: o.seed, runtime, ...(run.onProgress ? { onProgress: run.onProgress } : {}) }));
+}
+
+/** Augmentation step 5 (GSA) of a composed set on the base model; nothing written. */
+export async function gsaOnBase(bundle: ModelBundle, composed: readonly ComposedSample[], o: DynasynOptions, run: BaseRunOptions & { signal?: AbortSignal } = {}): Promise<AugmentedSample[]> {
+  if (!composed.length) return [];
+  return withBasePipeline(bundle, o, run.cacheDir, (pipeline) =>
+    applyGsa(pipeline, composed, o.augmentation, { ...(run.onProgress ? { onProgress: run.onProgress } : {}), ...(run.signal ? { signal: run.signal } : {}) }));
 }
 
 export interface AugmentRequest {

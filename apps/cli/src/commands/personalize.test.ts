@@ -52,14 +52,14 @@ test('personalize writes the manifest, learned tensors, metrics, samples, heatma
   expect(manifest.tokens).toEqual(['<asset0>', '<asset1>']);
   expect(manifest.classWords).toEqual(['ball', 'box']);
   expect((manifest.backbone as { randomWeights: boolean }).randomWeights).toBe(true);
-  expect(manifest.phasesCompleted).toEqual(expect.arrayContaining(['prepare', 'augment', 'phase1', 'phase2', 'sample', 'report']));
-  for (const f of ['embeddings.safetensors', 'adapters.safetensors', 'augmented/augmented.json', 'input/reference.png', 'attention/before_0.png', 'attention/after_1.png', 'samples/000.png', 'samples/001.png']) {
+  expect(manifest.phasesCompleted).toEqual(expect.arrayContaining(['prepare', 'compose', 'augment', 'phase1', 'phase2', 'sample', 'report']));
+  for (const f of ['embeddings.safetensors', 'adapters.safetensors', 'composed/augmented.json', 'augmented/augmented.json', 'input/reference.png', 'attention/before_0.png', 'attention/after_1.png', 'samples/000.png', 'samples/001.png']) {
     expect(fs.existsSync(path.join(dir, 'full', f))).toBe(true);
   }
   const metrics = json('full/metrics.json') as { steps: Record<string, number>[]; timings: Record<string, number> };
   expect(metrics.steps).toHaveLength(12);
   for (const s of metrics.steps) for (const k of ['md', 'm2a', 'ica', 'aug', 'total']) expect(Number.isFinite(s[k])).toBe(true);
-  expect(Object.keys(metrics.timings)).toEqual(expect.arrayContaining(['augment', 'train', 'sample']));
+  expect(Object.keys(metrics.timings)).toEqual(expect.arrayContaining(['augment', 'gsa', 'train', 'sample']));
   const samples = (json('full/samples.json') as { samples: { prompt: string; seed: number; category: string }[] }).samples;
   expect(samples.map((s) => s.seed)).toEqual([0, 1]);
   expect(samples[0]!.prompt).toMatch(/<asset0>/);

@@ -5,11 +5,11 @@ import path from 'node:path';
 import { createTinyBundle, DiffusionPipeline, Unet } from '@dynasyn/diffusion';
 import { area, type Mask } from '@dynasyn/imaging';
 import type { AugmentationOptions, PersonalizationInput, ProgressEvent, RgbImage } from '../types.js';
-import { augment, type AugmentedSample } from './augment.js';
+import { applyGsa, augment, composeAugmentations, type AugmentedSample } from './augment.js';
 import { renderDrafts } from './drafts.js';
 import { gsaSchedule, guidedSdeAugmentation } from './gsa.js';
 import { attentionMasks } from './pseudo-masks.js';
-import { loadAugmented, saveAugmented } from './storage.js';
+import { loadAugmented, loadComposed, saveAugmented } from './storage.js';
 import { isAugmentationError } from './errors.js';
 
 let dir: string;
@@ -153,6 +153,47 @@ describe('augment', () => {
     fs.rmSync(path.join(out, 'aug-001-mask-0.png'));
     await expect(loadAugmented(out)).rejects.toThrow(/aug-001-mask-0\.png, named in augmented\.json, does not exist/);
     await expect(loadAugmented(path.join(dir, 'nowhere'))).rejects.toThrow(/run `dynasyn augment` first/);
+  });
+
+  test('composition and GSA run apart, through a saved composed set, give exactly the set augment gives', async () => {
+    const gsaEvents: ProgressEvent[] = [];
+    const composed = await composeAugmentations(input(), pipeline, OPTIONS, { seed: 3, attentionUnet, onProgress: (e) => gsaEvents.push(e) });
+    expect(gsaEvents.every((e) => e.stage === 'augment')).toBe(true); // no GSA happened yet
+    expect(composed.map((e) => [e.prompt, e.seeds, e.pasteOrder])).toEqual(first.map((e) => [e.prompt, e.seeds, e.pasteOrder]));
+    // GSA changes every image and keeps the composition's masks
+    composed.forEach((c, i) => {
+      expect(same(c.image, first[i]!.image)).toBe(false);
+      c.masks.forEach((m, k) => expect(Buffer.compare(Buffer.from(m.data), Buffer.from(first[i]!.masks[k]!.data))).toBe(0));
+    });
+    const out = path.join(dir, 'composed');
+    await saveAugmented(out, composed, 'composed');
+    // a composed set is never taken for a training set, and a training set is not GSA'd twice
+    await expect(loadAugmented(out)).rejects.toThrow(/composed set that has not been through GSA/);
+    const final = path.join(dir, 'augmented-final');
+    await saveAugmented(final, first);
+    await expect(loadComposed(final)).rejects.toThrow(/finished augmented set, not a composed one/);
+
+    const loaded = await loadComposed(out);
+    const apart = await applyGsa(pipeline, loaded, OPTIONS, { onProgress: (e) => gsaEvents.push(e) });
+    expect(gsaEvents.filter((e) => e.stage === 'gsa').map((e) => [e.step, e.total])).toEqual([[1, 2], [2, 2]]);
+    apart.forEach((e, i) => expect(same(e.image, first[i]!.image)).toBe(true));
+    expect(apart.map((e) => [e.prompt, e.nounPrompt, e.seeds, e.pasteOrder, e.subjects])).toEqual(first.map((e) => [e.prompt, e.nounPrompt, e.seeds, e.pasteOrder, e.subjects]));
+  });
+
+  test('GSA stops within one image when its signal aborts; a composed set without seeds is refused', async () => {
+    const composed = await composeAugmentations(input(), pipeline, { ...OPTIONS, count: 1 }, { seed: 5, attentionUnet });
+    const ctl = new AbortController();
+    ctl.abort(new Error('stop now'));
+    await expect(applyGsa(pipeline, composed, OPTIONS, { signal: ctl.signal })).rejects.toThrow('stop now');
+    let steps = 0;
+    const mid = new AbortController();
+    const run = applyGsa(pipeline, [...composed, ...composed], OPTIONS, { signal: mid.signal, onProgress: () => { steps++; mid.abort(new Error('canceled mid-set')); } });
+    await expect(run).rejects.toThrow('canceled mid-set');
+    expect(steps).toBe(1);
+    const out = path.join(dir, 'composed-no-seeds');
+    const { template: _t, seeds: _s, pasteOrder: _p, ...bare } = composed[0]!;
+    await saveAugmented(out, [bare], 'composed');
+    await expect(loadComposed(out)).rejects.toThrow(/lacks its template, seeds or paste order/);
   });
 
   test('bad inputs are named; count 0 does nothing; SAM without a model folder is not configured', async () => {

@@ -1,9 +1,11 @@
 /**
- * The whole prompt-and-image augmentation (METHOD.md steps 1-5): noun phrases and prompts from a provider,
- * drafts with attention pseudo masks, composition with the reference subjects, inpainted holes, and Guided
- * SDE Augmentation. Every random choice (template selection, each example's draft / inpaint / GSA seeds,
- * paste order) derives from `seed` through GaussianRng forks labelled by example index, so the same seed
- * and inputs give the same set.
+ * The prompt-and-image augmentation (METHOD.md steps 1-5) in two parts that can run in different processes:
+ * `composeAugmentations` (steps 1-4: noun phrases and prompts from a provider, drafts with attention pseudo
+ * masks, composition with the reference subjects, inpainted holes) and `applyGsa` (step 5: Guided SDE
+ * Augmentation of each composed image). `augment` runs both. Every random choice (template selection, each
+ * example's draft / inpaint / GSA seeds, paste order) derives from `seed` through GaussianRng forks labelled
+ * by example index and is drawn in the first part, so the same seed and inputs give the same set whether
+ * the parts run together or apart.
  */
 import { GaussianRng, Unet, type DiffusionPipeline, type RuntimeOptions } from '@dynasyn/diffusion';
 import type { AugmentationOptions, AugmentedExample, PersonalizationInput, ProgressListener, Subject } from '../types.js';
@@ -41,6 +43,20 @@ export interface AugmentedSample extends AugmentedExample {
   pasteOrder: number[];
 }
 
+/**
+ * An example after composition and before GSA: `image` is the composed (pasted and inpainted) picture and
+ * `seeds.gsa` the seed its GSA pass will use. Same fields as AugmentedSample, so it saves and loads alike.
+ */
+export type ComposedSample = AugmentedSample;
+
+export interface GsaRunOptions {
+  onProgress?: ProgressListener;
+  /** Negative prompt of GSA. Default ''. */
+  negativePrompt?: string;
+  /** Checked before each image and after every denoising step: an abort stops GSA within one UNet call. */
+  signal?: AbortSignal;
+}
+
 /** The provider an AugmentationOptions names. */
 export function createPromptProvider(spec: AugmentationOptions['promptProvider'], seed: number): PromptProvider {
   if (spec.kind === 'templates') return new TemplatePromptProvider({ seed });
@@ -74,7 +90,16 @@ function checkInput(input: PersonalizationInput, options: AugmentationOptions): 
   });
 }
 
+/** Steps 1-5: composition then GSA (the same set as `applyGsa(composeAugmentations(...))`). */
 export async function augment(input: PersonalizationInput, pipeline: DiffusionPipeline, options: AugmentationOptions, run: AugmentRunOptions): Promise<AugmentedSample[]> {
+  const composed = await composeAugmentations(input, pipeline, options, run);
+  return applyGsa(pipeline, composed, options, {
+    ...(run.onProgress ? { onProgress: run.onProgress } : {}), ...(run.negativePrompt !== undefined ? { negativePrompt: run.negativePrompt } : {}),
+  });
+}
+
+/** Steps 1-4: prompts, drafts, pseudo masks, composition and inpainting; each example carries its GSA seed. */
+export async function composeAugmentations(input: PersonalizationInput, pipeline: DiffusionPipeline, options: AugmentationOptions, run: AugmentRunOptions): Promise<ComposedSample[]> {
   checkInput(input, options);
   if (options.count === 0) return [];
   if (options.pseudoMasks.kind === 'sam') createSamSegmenter(options.pseudoMasks.modelDir);
@@ -116,33 +141,42 @@ export async function augment(input: PersonalizationInput, pipeline: DiffusionPi
     if (!run.attentionUnet) await unet.release();
   }
 
-  // 4: composition; 5: GSA
+  // 4: composition (pasted reference subjects, inpainted holes)
   const threshold = options.pseudoMasks.kind === 'attention' ? options.pseudoMasks.threshold : 0.5;
   const size = pipeline.bundle.sampleSize;
-  const composed = [];
+  const out: ComposedSample[] = [];
   for (const [i, p] of prompts.entries()) {
     const d = drafts[i]!;
     const draftMasks = attentionMasks(d.slotMaps, d.height, d.width, size, size, { threshold });
     const order = shuffledRange(p.subjects.length, perExample[i]!.order);
     const pasted = await pasteSubjects({ draft: d.image, draftMasks, reference: input.image, referenceMasks: p.subjects.map((k) => input.subjects[k]!.mask), order });
     const filled = await inpaintHoles(pipeline, pasted, { prompt: d.prompt, steps: options.draftSteps, guidance: options.draftGuidance, seed: perExample[i]!.inpaint });
-    composed.push({ ...filled, order });
+    out.push({
+      image: filled.image, ...renderings(p, subjects, run.placeholders), subjects: [...p.subjects], masks: filled.masks, category: p.category, template: p.text,
+      seeds: { draft: perExample[i]!.draft, inpaint: perExample[i]!.inpaint, gsa: perExample[i]!.gsa }, pasteOrder: order,
+    });
     emit({ stage: 'augment', step: count + i + 1, total: 2 * count, message: `compose ${i + 1}/${count}` });
   }
+  return out;
+}
 
+/**
+ * Step 5: GSA of each composed example with its noun prompt and its own seed. The masks stay those of the
+ * composition (SDEdit at METHOD.md's strength keeps the layout). Progress events `gsa` after each image.
+ */
+export async function applyGsa(pipeline: DiffusionPipeline, composed: readonly ComposedSample[], options: Pick<AugmentationOptions, 'gsaStrength' | 'gsaSchedule' | 'gsaSteps' | 'draftGuidance'>, run: GsaRunOptions = {}): Promise<AugmentedSample[]> {
+  const emit = run.onProgress ?? (() => {});
   const out: AugmentedSample[] = [];
-  for (const [i, p] of prompts.entries()) {
-    const c = composed[i]!;
-    const r = renderings(p, subjects, run.placeholders);
-    const gsa = await guidedSdeAugmentation(pipeline, c.image, r.nounPrompt, {
-      strength: options.gsaStrength, schedule: options.gsaSchedule, steps: options.gsaSteps, guidance: options.draftGuidance, seed: perExample[i]!.gsa,
+  for (const [i, c] of composed.entries()) {
+    run.signal?.throwIfAborted();
+    if (c.seeds?.gsa === undefined) throw new AugmentationError('BAD_ARGUMENT', `composed example ${i} has no GSA seed (it was not made by composeAugmentations)`);
+    const gsa = await guidedSdeAugmentation(pipeline, c.image, c.nounPrompt, {
+      strength: options.gsaStrength, schedule: options.gsaSchedule, steps: options.gsaSteps, guidance: options.draftGuidance, seed: c.seeds.gsa,
       ...(run.negativePrompt !== undefined ? { negativePrompt: run.negativePrompt } : {}),
+      ...(run.signal ? { onStep: () => run.signal!.throwIfAborted() } : {}),
     });
-    out.push({
-      image: gsa.image, ...r, subjects: [...p.subjects], masks: c.masks, category: p.category, template: p.text,
-      seeds: { draft: perExample[i]!.draft, inpaint: perExample[i]!.inpaint, gsa: gsa.seed }, pasteOrder: c.order,
-    });
-    emit({ stage: 'gsa', step: i + 1, total: count, message: `GSA ${i + 1}/${count} (${gsa.denoisingSteps} of ${gsa.steps} ${gsa.scheduler} steps)` });
+    out.push({ ...c, image: gsa.image, masks: c.masks, subjects: [...c.subjects], seeds: { ...c.seeds, gsa: gsa.seed }, pasteOrder: [...c.pasteOrder] });
+    emit({ stage: 'gsa', step: i + 1, total: composed.length, message: `GSA ${i + 1}/${composed.length} (${gsa.denoisingSteps} of ${gsa.steps} ${gsa.scheduler} steps)` });
   }
   return out;
 }

@@ -13,5 +13,5 @@ export { renderDrafts, type Draft, type DraftOptions, type DraftPrompt } from '.
 export { attentionMasks, createSamSegmenter, otsuThreshold, slotTokenPositions, tokenMap, type AttentionMaskOptions, type SubjectSegmenter } from './pseudo-masks.js';
 export { inpaintHoles, pasteSubjects, type Composition, type InpaintHolesOptions, type PasteArgs } from './compose.js';
 export { gsaSchedule, guidedSdeAugmentation, type GsaOptions, type GsaResult } from './gsa.js';
-export { augment, createPromptProvider, type AugmentedSample, type AugmentRunOptions } from './augment.js';
-export { AUGMENTED_MANIFEST, loadAugmented, saveAugmented, type LoadedAugmentedExample } from './storage.js';
+export { applyGsa, augment, composeAugmentations, createPromptProvider, type AugmentedSample, type AugmentRunOptions, type ComposedSample, type GsaRunOptions } from './augment.js';
+export { AUGMENTED_MANIFEST, loadAugmented, loadComposed, saveAugmented, type AugmentedSetStage, type LoadedAugmentedExample } from './storage.js';

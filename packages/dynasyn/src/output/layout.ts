@@ -12,6 +12,8 @@ export const ARTIFACTS = {
   adapters: 'adapters.safetensors',
   /** The reference image and its subject masks at backbone size (`reference.png`, `mask_<i>.png`). */
   input: 'input',
+  /** The composed set before GSA, in the augmented set's format marked `"stage": "composed"`. */
+  composed: 'composed',
   /** The augmented set, written by augment/storage.ts saveAugmented (`augmented.json` + images and masks). */
   augmented: 'augmented',
   augmentedIndex: 'augmented/augmented.json',

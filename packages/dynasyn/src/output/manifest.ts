@@ -23,8 +23,11 @@ export interface BackboneFingerprint {
   fileSizes: Record<string, number>;
 }
 
-/** Stages a run has finished; a resumed or partial run lists what its directory already holds. */
-export type CompletedPhase = 'prepare' | 'augment' | 'phase1' | 'phase2' | 'sample' | 'evaluate' | 'report';
+/**
+ * Stages a run has finished; a resumed or partial run lists what its directory already holds. `compose`: the
+ * composed set (before GSA) is in `composed/`; `augment`: the finished augmented set (after GSA) is in `augmented/`.
+ */
+export type CompletedPhase = 'prepare' | 'compose' | 'augment' | 'phase1' | 'phase2' | 'sample' | 'evaluate' | 'report';
 
 export interface Manifest {
   format: typeof MANIFEST_FORMAT;
