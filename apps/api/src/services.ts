@@ -3,8 +3,8 @@
  * releases them in reverse order. Used by index.ts, and by `dynasyn serve` to run the API in-process.
  */
 import { createDb, migrate } from '@dynasyn/db';
-import { closeQueues, connectRedis, createQueues, createWorker, redisOptions, webhooksCatalog, type QueueWorker } from '@dynasyn/queue';
-import { createDeliverJobHandler, deliveryStoreFrom } from '@dynasyn/webhooks';
+import { closeQueues, connectRedis, createQueues, redisOptions } from '@dynasyn/queue';
+import { startWebhookWorker } from '@dynasyn/webhooks';
 import { createBlobStore, type BlobStore } from '@dynasyn/storage';
 import type { Redis } from 'ioredis';
 import type { ApiConfig } from './config.js';
@@ -38,7 +38,10 @@ export async function openServices(env: Env, opts: OpenOptions = {}): Promise<Se
         : {}),
     },
   });
-  const webhookWorker = env.WEBHOOK_WORKER ? startWebhookWorker(env, db) : undefined;
+  // signed deliveries with retries, and the sweep that re-enqueues deliveries whose queue job was lost (packages/webhooks)
+  const webhookWorker = env.WEBHOOK_WORKER
+    ? await startWebhookWorker(db, set, redisOptions(env.REDIS_URL, 'worker'), { allowPrivate: env.WEBHOOK_ALLOW_PRIVATE, ...(opts.logger ? { logger: opts.logger } : {}) })
+    : undefined;
   const deps = apiDeps(db, set, redis, storage);
   return {
     deps,
@@ -69,14 +72,6 @@ export function apiDeps(db: ReturnType<typeof createDb>, set: ReturnType<typeof 
       },
     },
   };
-}
-
-/** Consumes `webhook.deliver` jobs: signed POSTs with retries, each attempt recorded (packages/webhooks). */
-function startWebhookWorker(env: Env, db: ReturnType<typeof createDb>): QueueWorker {
-  const deliver = createDeliverJobHandler(deliveryStoreFrom(db), { allowPrivate: env.WEBHOOK_ALLOW_PRIVATE });
-  return createWorker(webhooksCatalog, { 'webhook.deliver': async (p, ctx) => deliver(p, ctx.job) }, {
-    connection: redisOptions(env.REDIS_URL, 'worker'), prefix: env.QUEUE_PREFIX, lockDuration: 60_000, concurrency: 8,
-  });
 }
 
 export function configFromEnv(env: Env): ApiConfig {

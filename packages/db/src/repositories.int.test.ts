@@ -216,6 +216,13 @@ describe('artifacts, samples, webhooks', () => {
     const e = await db.webhooks.createDelivery({ ...input, eventId: `${input.eventId}-2` });
     expect(await db.webhooks.markAttempt(e.id, { ok: false, error: 'ECONNREFUSED' })).toMatchObject({ status: 'failed', lastError: 'ECONNREFUSED' });
     expect((await db.webhooks.list(tenant.id)).map((x) => x.status).sort()).toEqual(['delivered', 'failed']);
+    // abandon: only a pending delivery, which leaves the due list with its reason
+    const f = await db.webhooks.createDelivery({ ...input, eventId: `${input.eventId}-3` });
+    expect(await db.webhooks.abandon(f.id, 'gave up after 8 attempts')).toBe(true);
+    expect(await db.webhooks.get(f.id)).toMatchObject({ status: 'failed', lastError: 'gave up after 8 attempts', nextAttemptAt: null });
+    expect((await db.webhooks.listDue(later)).map((x) => x.id)).not.toContain(f.id);
+    expect(await db.webhooks.abandon(d.id, 'too late')).toBe(false);
+    expect((await db.webhooks.get(d.id))!.status).toBe('delivered');
   });
 
   test('bundles are registered once per fingerprint', async () => {

@@ -15,7 +15,7 @@ test('every queue has its jobs, named domain.verb, with a retry policy', () => {
     gsa: ['personalization.gsa'],
     train: ['personalization.train'],
     sample: ['personalization.sample', 'samples.generate'],
-    webhooks: ['webhook.deliver'],
+    webhooks: ['webhook.deliver', 'webhook.sweep'],
   });
   for (const q of queueNames) {
     expect(catalogs[q].queue).toBe(q);

@@ -68,6 +68,10 @@ export type SamplesGeneratePayload = z.output<typeof samplesGeneratePayload>;
 export const webhookDeliverPayload = z.strictObject({ v: version, deliveryId: idSchema });
 export type WebhookDeliverPayload = z.output<typeof webhookDeliverPayload>;
 
+/** The periodic sweep that re-enqueues deliveries Postgres holds as due but whose queue job was lost. */
+export const webhookSweepPayload = z.strictObject({ v: version });
+export type WebhookSweepPayload = z.output<typeof webhookSweepPayload>;
+
 const minutes = (n: number): number => n * 60_000;
 
 /** Stage retries: stages are idempotent and training resumes from its last checkpoint, so a retry is cheap. */
@@ -131,6 +135,15 @@ export const webhooksCatalog = {
       payload: webhookDeliverPayload,
       retry: { attempts: 8, backoff: { type: 'exponential', delay: 10_000 } },
       jobId: (p) => `webhook.deliver-${p.deliveryId}`,
+    }),
+    /**
+     * Runs from a BullMQ job scheduler (`scheduleWebhookSweep` in packages/webhooks), one per period whatever
+     * the number of webhook workers; a failed sweep is tried once more, then left to the next period.
+     */
+    'webhook.sweep': defineJob({
+      payload: webhookSweepPayload,
+      retry: { attempts: 2, backoff: { type: 'fixed', delay: 5_000 } },
+      jobId: () => 'webhook.sweep',
     }),
   },
 } as const satisfies QueueCatalog;

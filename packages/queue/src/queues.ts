@@ -52,6 +52,8 @@ export interface EnqueueOptions {
   delay?: number;
   /** BullMQ priority (1 = highest; unset jobs go first). */
   priority?: number;
+  /** Tries instead of the catalog's (a job re-enqueued with the attempts its work has left). */
+  attempts?: number;
 }
 
 /** The job definition of `queue`/`name`, or an error naming both. */

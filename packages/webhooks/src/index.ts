@@ -8,3 +8,4 @@ export {
 } from './delivery.js';
 export { deliveryId, notify, type NotifyArgs, type NotifyPorts } from './notify.js';
 export { deliveryStoreFrom } from './db-store.js';
+export { scheduleWebhookSweep, startWebhookWorker, sweepLostDeliveries, type SweepOptions, type SweepResult, type WebhookWorkerOptions } from './sweep.js';

@@ -63,8 +63,7 @@ export async function startWorkers(env: ServiceEnv, backboneDir: string, log: (l
     abortGraceMs: Math.max(1_000, env.SHUTDOWN_GRACE_SECONDS * 400),
   };
   const generate = sample.createGenerateHandler(deps);
-  const deliver = webhooks.createDeliverJobHandler(webhooks.deliveryStoreFrom(db), { allowPrivate: env.WEBHOOK_ALLOW_PRIVATE });
-  const factories: Record<WorkerName, () => import('@dynasyn/queue').QueueWorker> = {
+  const factories: Record<WorkerName, () => import('@dynasyn/queue').QueueWorker | Promise<import('@dynasyn/queue').QueueWorker>> = {
     augment: () => queue.createWorker(queue.augmentCatalog, { 'personalization.augment': stageJob(augment.createAugmentHandler(deps)) }, options),
     gsa: () => queue.createWorker(queue.gsaCatalog, { 'personalization.gsa': stageJob(gsa.createGsaHandler(deps)) }, options),
     train: () => queue.createWorker(queue.trainCatalog, { 'personalization.train': stageJob(train.createTrainHandler(deps)) }, options),
@@ -72,10 +71,12 @@ export async function startWorkers(env: ServiceEnv, backboneDir: string, log: (l
       'personalization.sample': stageJob(sample.createSampleHandler(deps)),
       'samples.generate': async (p, ctx) => generate({ personalizationId: p.personalizationId, requestId: p.requestId, sampleIds: p.sampleIds, signal: ctx.signal }),
     }, options),
-    // deliveries are short HTTP calls: many at once, the ordinary lock
-    webhooks: () => queue.createWorker(queue.webhooksCatalog, { 'webhook.deliver': async (p, ctx) => deliver(p, ctx.job) }, { ...options, lockDuration: 60_000, concurrency: 8 }),
+    // signed deliveries with retries and the lost-job sweep; short HTTP calls: many at once, the ordinary lock
+    webhooks: () => webhooks.startWebhookWorker(db, set, options.connection, {
+      logger, allowPrivate: env.WEBHOOK_ALLOW_PRIVATE, closeTimeoutMs: options.closeTimeoutMs, abortGraceMs: options.abortGraceMs,
+    }),
   };
-  const running = names.map((n) => factories[n]());
+  const running = await Promise.all(names.map((n) => factories[n]()));
   log(`workers ${names.join(', ')} on queue prefix ${env.QUEUE_PREFIX}`);
   return {
     names,

@@ -28,6 +28,8 @@ export interface WebhooksRepository {
   markAttempt(id: string, result: AttemptResult): Promise<WebhookDelivery>;
   /** Pending deliveries whose time has come, oldest first. */
   listDue(now: Date, limit?: number): Promise<WebhookDelivery[]>;
+  /** Gives a pending delivery up (status `failed`, no next attempt) with the reason in lastError; false when it was not pending. */
+  abandon(id: string, reason: string): Promise<boolean>;
   get(id: string): Promise<WebhookDelivery | null>;
   /** The tenant's deliveries, newest first. */
   list(tenantId: string, options?: { personalizationId?: string; limit?: number }): Promise<WebhookDelivery[]>;
@@ -59,6 +61,10 @@ export function createWebhooksRepository(prisma: PrismaClient): WebhooksReposito
         orderBy: [{ nextAttemptAt: 'asc' }, { createdAt: 'asc' }],
         take: limit,
       }),
+    abandon: async (id, reason) => {
+      const r = await prisma.webhookDelivery.updateMany({ where: { id, status: 'pending' }, data: { status: 'failed', lastError: reason, nextAttemptAt: null } });
+      return r.count === 1;
+    },
     get: (id) => prisma.webhookDelivery.findUnique({ where: { id } }),
     list: (tenantId, options = {}) =>
       prisma.webhookDelivery.findMany({
