@@ -14,7 +14,7 @@ import { loadBundle } from '@dynasyn/diffusion';
 import { encodePng } from '@dynasyn/imaging';
 import { notify } from '@dynasyn/webhooks';
 import {
-  classify, completedPhases, openRunDir, PermanentStageError, removeRunDir, runPrefix, runStage, storedPhases, uploadFile, uploadFolder,
+  classify, completedPhases, openRunDir, PermanentStageError, purgeIfDeleted, removeRunDir, runPrefix, runStage, storedPhases, uploadFile, uploadFolder,
   type PersonalizationJob, type StageCall, type StageDeps,
 } from '@dynasyn/stages';
 
@@ -87,57 +87,73 @@ export interface GenerateCall {
 
 export type GenerateHandler = (call: GenerateCall) => Promise<void>;
 
-/** `samples.generate`: renders the rows of one request that are not done yet; done rows are left alone. */
+/**
+ * `samples.generate`: renders the rows of one request that are not done yet; done rows are left alone. A deleted
+ * personalization ends it quietly; deleted while rendering, what it uploaded meanwhile is removed (purgeIfDeleted).
+ */
 export function createGenerateHandler(deps: StageDeps): GenerateHandler {
   return async (call) => {
     const job = await deps.db.getPersonalization(call.personalizationId);
-    if (!job) throw new PermanentStageError('NOT_FOUND', `personalization ${call.personalizationId} does not exist (deleted?)`);
-    const wanted = new Set(call.sampleIds);
-    const rows = (await deps.db.getRequestSamples(call.requestId)).filter((r) => wanted.has(r.id) && r.personalizationId === job.id);
-    const todo = rows.filter((r) => r.status !== 'succeeded');
-    if (todo.length) {
-      const dir = join(deps.workDir, `${job.id}-${call.requestId}`);
-      const prefix = runPrefix(job);
-      try {
-        for (const f of ['manifest.json', 'embeddings.safetensors', 'adapters.safetensors']) {
-          if (await deps.storage.head(`${prefix}/${f}`)) {
-            mkdirSync(dir, { recursive: true });
-            const { writeFileSync } = await import('node:fs');
-            writeFileSync(join(dir, f), await deps.storage.get(`${prefix}/${f}`));
-          }
+    if (!job) {
+      deps.logger?.info({ id: call.personalizationId, requestId: call.requestId }, 'personalization deleted: no samples to render');
+      return;
+    }
+    try {
+      await generate(deps, job, call);
+    } catch (err) {
+      if (await purgeIfDeleted(deps, job)) return;
+      throw err;
+    }
+    await purgeIfDeleted(deps, job);
+  };
+}
+
+async function generate(deps: StageDeps, job: PersonalizationJob, call: GenerateCall): Promise<void> {
+  const wanted = new Set(call.sampleIds);
+  const rows = (await deps.db.getRequestSamples(call.requestId)).filter((r) => wanted.has(r.id) && r.personalizationId === job.id);
+  const todo = rows.filter((r) => r.status !== 'succeeded');
+  if (todo.length) {
+    const dir = join(deps.workDir, `${job.id}-${call.requestId}`);
+    const prefix = runPrefix(job);
+    try {
+      for (const f of ['manifest.json', 'embeddings.safetensors', 'adapters.safetensors']) {
+        if (await deps.storage.head(`${prefix}/${f}`)) {
+          mkdirSync(dir, { recursive: true });
+          const { writeFileSync } = await import('node:fs');
+          writeFileSync(join(dir, f), await deps.storage.get(`${prefix}/${f}`));
         }
-        const o = job.options;
-        const concepts = readLearnedConcepts(dir, { backboneDir: deps.backbone });
-        const providers = deps.executionProviders ?? o.executionProviders;
-        const pipeline = await createPersonalizedPipeline(loadBundle(deps.backbone), concepts, { executionProviders: providers, cacheDir: join(dir, 'cache') });
-        try {
-          for (const r of todo) {
-            call.signal?.throwIfAborted();
-            await deps.db.updateSample(r.id, { status: 'running' });
-            try {
-              const settings = { steps: r.settings.steps ?? o.sampling.steps, guidance: r.settings.guidance ?? o.sampling.guidance, scheduler: r.settings.scheduler ?? o.sampling.scheduler, seeds: [r.seed] };
-              const [rec] = await sampleConcepts(pipeline, concepts, [{ prompt: r.prompt, category: categorizePrompt(r.prompt) }], settings, { seed: r.seed, ...(call.signal ? { signal: call.signal } : {}) });
-              const key = `${prefix}/requests/${call.requestId}/${r.id}.png`;
-              const b = await deps.storage.put(key, await encodePng(rec!.image), { contentType: 'image/png' });
-              await deps.db.recordArtifact({ personalizationId: job.id, kind: 'sample', key: b.key, sha256: b.sha256, size: b.size, contentType: b.contentType });
-              await deps.db.updateSample(r.id, { status: 'succeeded', artifactKey: b.key });
-            } catch (e) {
-              if (call.signal?.aborted) throw e;
-              const c = classify(e);
-              await deps.db.updateSample(r.id, { status: 'failed', error: { code: c.code, message: c.message } });
-              if (!c.permanent) throw e;
-            }
+      }
+      const o = job.options;
+      const concepts = readLearnedConcepts(dir, { backboneDir: deps.backbone });
+      const providers = deps.executionProviders ?? o.executionProviders;
+      const pipeline = await createPersonalizedPipeline(loadBundle(deps.backbone), concepts, { executionProviders: providers, cacheDir: join(dir, 'cache') });
+      try {
+        for (const r of todo) {
+          call.signal?.throwIfAborted();
+          await deps.db.updateSample(r.id, { status: 'running' });
+          try {
+            const settings = { steps: r.settings.steps ?? o.sampling.steps, guidance: r.settings.guidance ?? o.sampling.guidance, scheduler: r.settings.scheduler ?? o.sampling.scheduler, seeds: [r.seed] };
+            const [rec] = await sampleConcepts(pipeline, concepts, [{ prompt: r.prompt, category: categorizePrompt(r.prompt) }], settings, { seed: r.seed, ...(call.signal ? { signal: call.signal } : {}) });
+            const key = `${prefix}/requests/${call.requestId}/${r.id}.png`;
+            const b = await deps.storage.put(key, await encodePng(rec!.image), { contentType: 'image/png' });
+            await deps.db.recordArtifact({ personalizationId: job.id, kind: 'sample', key: b.key, sha256: b.sha256, size: b.size, contentType: b.contentType });
+            await deps.db.updateSample(r.id, { status: 'succeeded', artifactKey: b.key });
+          } catch (e) {
+            if (call.signal?.aborted) throw e;
+            const c = classify(e);
+            await deps.db.updateSample(r.id, { status: 'failed', error: { code: c.code, message: c.message } });
+            if (!c.permanent) throw e;
           }
-        } finally {
-          await pipeline.release();
         }
       } finally {
-        removeRunDir(dir);
+        await pipeline.release();
       }
+    } finally {
+      removeRunDir(dir);
     }
-    await notify(deps.db, {
-      tenantId: job.tenantId, personalizationId: job.id, url: job.webhookUrl, type: 'samples.completed', dedupeKey: `samples.completed:${call.requestId}`,
-      data: { id: job.id, status: job.status, requestId: call.requestId, samples: call.sampleIds },
-    });
-  };
+  }
+  await notify(deps.db, {
+    tenantId: job.tenantId, personalizationId: job.id, url: job.webhookUrl, type: 'samples.completed', dedupeKey: `samples.completed:${call.requestId}`,
+    data: { id: job.id, status: job.status, requestId: call.requestId, samples: call.sampleIds },
+  });
 }

@@ -106,3 +106,12 @@ it('a job whose input is bad fails for good with a code and a personalization.fa
   const [d] = await db.webhooks.list(bed.tenantId, { personalizationId: id });
   expect(d).toMatchObject({ eventType: 'personalization.failed', payload: { type: 'personalization.failed', data: { id, status: 'failed', error: { code: 'UNREADABLE_IMAGE' } } } });
 });
+
+it('work for a deleted personalization ends quietly: stages skip, sample requests render nothing', async () => {
+  const { deps, db } = bed;
+  const id = await bed.addJob({});
+  expect(await db.personalizations.delete(bed.tenantId, id)).toBeTruthy();
+  expect(await createAugmentHandler(deps)({ personalizationId: id })).toBe('skipped');
+  expect(await createSampleHandler(deps)({ personalizationId: id })).toBe('skipped');
+  await expect(createGenerateHandler(deps)({ personalizationId: id, requestId: 'gone', sampleIds: ['s1'] })).resolves.toBeUndefined();
+});

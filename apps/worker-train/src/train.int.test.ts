@@ -1,10 +1,11 @@
 /**
  * The train stage on the tiny bundle and a fresh Postgres database: cancel reaches a running training within
- * seconds, and a worker stopped mid-training (its job aborted, its scratch directory gone) resumes from the
- * checkpoint in storage and ends with exactly the embeddings and adapters of an uninterrupted run.
+ * seconds, a personalization deleted mid-training leaves nothing in storage (not even the checkpoint the stage
+ * uploads as it stops), and a worker stopped mid-training (its job aborted, its scratch directory gone) resumes
+ * from the checkpoint in storage and ends with exactly the embeddings and adapters of an uninterrupted run.
  */
 import { createPgStageBed, type PgStageBed } from '../../../packages/stages/src/testing/fixture.js';
-import { runPrefix } from '../../../packages/stages/src/run-dir.js';
+import { personalizationRoot, runPrefix } from '../../../packages/stages/src/run-dir.js';
 import { createAugmentHandler } from '../../worker-augment/src/handler.js';
 import { createGsaHandler } from '../../worker-gsa/src/handler.js';
 import { createTrainHandler } from './handler.js';
@@ -48,6 +49,23 @@ it('stops a running training within seconds of a cancel request', async () => {
   expect(await bed.deps.storage.head(key(id, 'embeddings.safetensors'))).toBeNull();
   expect(await bed.db.webhooks.list(bed.tenantId, { personalizationId: id })).toEqual([]);
   // a retry of the job after the cancel does nothing
+  expect(await createTrainHandler(bed.deps)({ personalizationId: id })).toBe('skipped');
+});
+
+it('a personalization deleted mid-training: the stage stops and removes what it uploaded after the delete', async () => {
+  const id = await readyToTrain(400, 6);
+  const running = createTrainHandler(bed.deps)({ personalizationId: id });
+  await until(async () => (await trainStep(id)) >= 2);
+  // what DELETE /v1/personalizations/:id does, without its second storage sweep: the stage must clean up alone
+  const root = personalizationRoot({ tenantId: bed.tenantId, id });
+  await bed.db.personalizations.requestCancel(bed.tenantId, id);
+  await bed.deps.storage.deletePrefix(root);
+  expect(await bed.db.personalizations.delete(bed.tenantId, id)).toBeTruthy();
+  const t0 = Date.now();
+  expect(await running).toBe('canceled'); // no error: nothing failed
+  expect(Date.now() - t0).toBeLessThan(5000);
+  expect(await bed.deps.storage.list(root)).toEqual([]);
+  // the job delivered again (or the next stage of the flow) finds nothing to do
   expect(await createTrainHandler(bed.deps)({ personalizationId: id })).toBe('skipped');
 });
 

@@ -1,7 +1,7 @@
 export * from './ports.js';
 export { classify, PermanentStageError, StageCanceled } from './errors.js';
-export { completedPhases, openRunDir, removeRunDir, runPrefix, storedPhases, uploadFile, uploadFolder, type RunDir } from './run-dir.js';
-export { cancelWatcher, failPersonalization, progressWriter, runStage, type StageCall, type StageRunContext, type StageSpec } from './lifecycle.js';
+export { completedPhases, openRunDir, personalizationRoot, removeRunDir, runPrefix, storedPhases, uploadFile, uploadFolder, type RunDir } from './run-dir.js';
+export { cancelWatcher, failPersonalization, progressWriter, purgeIfDeleted, runStage, type StageCall, type StageRunContext, type StageSpec } from './lifecycle.js';
 export { jobOptions, stageDbFrom } from './db-adapter.js';
 export { parseWorkerEnv, workerEnvSchema, type WorkerEnv } from './worker-env.js';
 export { resolveBackbone, type BackboneSource } from './backbone.js';

@@ -1,12 +1,29 @@
 /**
- * One stage run, the same for every worker: skip finished or canceled personalizations, set the status,
- * throttle progress into Postgres, watch for cancellation, and turn failures into a `failed` status with
- * `{code, message}` and a `personalization.failed` webhook (once no retry is left).
+ * One stage run, the same for every worker: skip finished, canceled or deleted personalizations, set the
+ * status, throttle progress into Postgres, watch for cancellation, and turn failures into a `failed` status
+ * with `{code, message}` and a `personalization.failed` webhook (once no retry is left).
+ *
+ * Deletion while a stage runs: the API asks for a cancel, removes the personalization's blobs and its row at
+ * once; the stage sees the row gone within a cancel poll and stops, but an upload it had in flight may land
+ * after the API's delete. So a stage that ends (however) with its row gone removes the personalization's
+ * storage folder again, after its last write, and ends as `canceled` without an error.
  */
 import type { DynasynOptions } from '@dynasyn/dynasyn';
 import { notify } from '@dynasyn/webhooks';
 import { classify, PermanentStageError, StageCanceled } from './errors.js';
 import type { PersonalizationJob, PersonalizationStatus, StageDeps, StageProgress } from './ports.js';
+import { personalizationRoot } from './run-dir.js';
+
+/**
+ * When the personalization's row is gone (deleted through the API), removes what this worker may have written
+ * under its storage folder after the API's delete, and returns true.
+ */
+export async function purgeIfDeleted(deps: StageDeps, job: Pick<PersonalizationJob, 'tenantId' | 'id'>): Promise<boolean> {
+  if (await deps.db.getPersonalization(job.id).then((row) => row !== undefined, () => true)) return false;
+  const removed = await deps.storage.deletePrefix(personalizationRoot(job));
+  deps.logger?.info({ id: job.id, removed }, 'personalization deleted while its stage ran: its storage folder is removed again');
+  return true;
+}
 
 /** Progress writes at most every `intervalMs` (the last step of a stage always lands). */
 export function progressWriter(deps: StageDeps, id: string): { report: (p: StageProgress) => void; flush: () => Promise<void> } {
@@ -88,7 +105,10 @@ export async function failPersonalization(deps: StageDeps, job: PersonalizationJ
  */
 export async function runStage(deps: StageDeps, call: StageCall, spec: StageSpec): Promise<'done' | 'skipped' | 'canceled'> {
   const job = await deps.db.getPersonalization(call.personalizationId);
-  if (!job) throw new PermanentStageError('NOT_FOUND', `personalization ${call.personalizationId} does not exist (deleted?)`);
+  if (!job) {
+    deps.logger?.info({ id: call.personalizationId }, 'personalization deleted: nothing to do');
+    return 'skipped';
+  }
   if (TERMINAL.includes(job.status)) return 'skipped';
   if (job.cancelRequested) {
     await deps.db.setStatus(job.id, 'canceled');
@@ -105,9 +125,12 @@ export async function runStage(deps: StageDeps, call: StageCall, spec: StageSpec
   const watch = cancelWatcher(deps, job.id, call.signal);
   try {
     await spec.run({ job, options, signal: watch.signal, progress: progress.report });
-    return 'done';
+    watch.stop();
+    return (await purgeIfDeleted(deps, job)) ? 'canceled' : 'done';
   } catch (err) {
     if (watch.canceled() || (await deps.db.isCancelRequested(job.id).catch(() => false))) {
+      watch.stop();
+      if (await purgeIfDeleted(deps, job)) return 'canceled';
       await deps.db.setStatus(job.id, 'canceled');
       return 'canceled';
     }

@@ -74,6 +74,8 @@ export interface StageBlobs {
   put(key: string, body: Uint8Array, opts?: { contentType?: string }): Promise<{ key: string; size: number; sha256: string; contentType: string }>;
   downloadPrefix(prefix: string, dir: string): Promise<void>;
   uploadDir(dir: string, prefix: string): Promise<{ key: string; size: number; sha256: string; contentType: string }[]>;
+  /** Removes every object under `prefix`; returns how many. */
+  deletePrefix(prefix: string): Promise<number>;
 }
 
 /** Log lines with context; pino's Logger fits. */

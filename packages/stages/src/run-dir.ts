@@ -13,8 +13,11 @@ import {
 } from '@dynasyn/dynasyn';
 import type { ArtifactKind, PersonalizationJob, StageDeps } from './ports.js';
 
+/** Storage folder of everything of one personalization (the API's uploads, the run directory); DELETE removes it. */
+export const personalizationRoot = (job: Pick<PersonalizationJob, 'tenantId' | 'id'>): string => `tenants/${job.tenantId}/personalizations/${job.id}`;
+
 /** Storage folder of a personalization's run directory. */
-export const runPrefix = (job: Pick<PersonalizationJob, 'tenantId' | 'id'>): string => `tenants/${job.tenantId}/personalizations/${job.id}/run`;
+export const runPrefix = (job: Pick<PersonalizationJob, 'tenantId' | 'id'>): string => `${personalizationRoot(job)}/run`;
 
 export interface RunDir {
   dir: string;

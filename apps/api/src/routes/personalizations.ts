@@ -105,10 +105,15 @@ export function personalizationRoutes(app: FastifyInstance, deps: ApiDeps, confi
       const tenantId = request.tenant.id;
       const p = await db.personalizations.get(tenantId, id);
       if (!p) throw new NotFound(`personalization ${id}`);
-      // A running stage must stop writing before its files go: ask it to cancel first.
+      // A running stage is asked to cancel first (it stops within a poll). The blobs go before the row, so a
+      // storage failure leaves a row to DELETE again; they go once more after it, because a stage's upload in
+      // flight may land in between. A stage that ends after the row is gone removes the folder itself
+      // (packages/stages purgeIfDeleted), so nothing it wrote outlives the personalization.
+      const prefix = personalizationPrefix(tenantId, id);
       if (!FINAL_STATUSES.includes(p.status)) await db.personalizations.requestCancel(tenantId, id);
-      await storage.deletePrefix(personalizationPrefix(tenantId, id));
+      await storage.deletePrefix(prefix);
       await db.personalizations.delete(tenantId, id);
+      await storage.deletePrefix(prefix).catch((err: Error) => request.log.warn({ id, err: err.message }, 'second storage cleanup failed; a running stage removes its own writes'));
       return reply.code(204).send();
     },
   );
