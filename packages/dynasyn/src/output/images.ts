@@ -118,6 +118,8 @@ export interface AugmentedEntry {
   /** Subject indices present, and their mask files (same order). */
   subjects: number[];
   masks: string[];
+  /** The same example before GSA (`composed/<image>`), when the directory keeps the composed set. */
+  composedFile?: string;
 }
 
 /**
@@ -132,9 +134,11 @@ export function readAugmentedIndex(dir: string): AugmentedEntry[] {
   const rel = (name: string) => `${ARTIFACTS.augmented}/${name}`;
   return (list as Partial<AugmentedEntry & { image: string }>[]).map((e, i) => {
     if (!e || typeof e.image !== 'string' || typeof e.prompt !== 'string') throw new ArtifactError('BAD_ARTIFACT', `augmented set index ${file}: example ${i} lacks image or prompt`);
+    const composed = `${ARTIFACTS.composed}/${e.image}`;
     return {
       file: rel(e.image), prompt: e.prompt, classPrompt: e.classPrompt ?? '', nounPrompt: e.nounPrompt ?? '',
       category: e.category ?? 'plain', subjects: e.subjects ?? [], masks: (e.masks ?? []).map(rel),
+      ...(existsSync(join(dir, composed)) ? { composedFile: composed } : {}),
     };
   });
 }

@@ -31,6 +31,20 @@ describe('renderReport', () => {
     expect(html).toContain('a photo of &lt;asset0&gt; &amp; &quot;&lt;asset1&gt;&quot; &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;');
   });
 
+  it('shows an example before GSA beside its result when the composed set is kept', async () => {
+    expect(html).not.toContain('composed image 0');
+    const { copyFileSync, mkdirSync } = await import('node:fs');
+    mkdirSync(join(dir, 'composed'), { recursive: true });
+    copyFileSync(join(dir, 'augmented', 'aug-000.png'), join(dir, 'composed', 'aug-000.png'));
+    const withComposed = await buildReportHtml(dir);
+    rmSync(join(dir, 'composed'), { recursive: true });
+    const pair = withComposed.match(/<div class="pair augmented">([\s\S]*?)<\/div>/)![1]!;
+    expect(pair.indexOf('alt="composed image 0"')).toBeGreaterThan(-1);
+    expect(pair.indexOf('alt="composed image 0"')).toBeLessThan(pair.indexOf('alt="augmented image 0"'));
+    expect(pair).toContain('composed (before GSA)');
+    expect(withComposed).not.toContain('composed image 1'); // only the kept one
+  });
+
   it('never inlines a file an index points to outside the directory', () => {
     expect(html).toContain('augmented image 3: not produced');
     expect(html).not.toContain(Buffer.from('{"_class_name"').toString('base64').slice(0, 16));

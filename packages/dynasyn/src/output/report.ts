@@ -154,7 +154,10 @@ async function augmentedSection(dir: string, entries: AugmentedEntry[]): Promise
       overlay = await overlayUrl(image, masks);
     }
     const caption = `<b>${esc(e.prompt)}</b><br>${esc(e.category)}${e.nounPrompt ? ` · drawn as “${esc(e.nounPrompt)}”` : ''}`;
-    items.push(`<div class="pair augmented">${figure(url, `augmented image ${k}`, caption)}${overlay ? figure(overlay, `pseudo masks ${k}`, 'pseudo masks') : ''}</div>`);
+    // the composition before GSA beside its result, when the directory kept it: what the SDEdit pass changed
+    const before = e.composedFile !== undefined ? fileDataUrl(dir, e.composedFile) : null;
+    items.push(`<div class="pair augmented">${before ? figure(before, `composed image ${k}`, 'composed (before GSA)') : ''}` +
+      `${figure(url, `augmented image ${k}`, caption)}${overlay ? figure(overlay, `pseudo masks ${k}`, 'pseudo masks') : ''}</div>`);
   }
   return `<section id="augmented"><h2>Augmented set (${entries.length})</h2><div class="grid">${items.join('')}</div></section>`;
 }
