@@ -35,7 +35,7 @@ export function createSampleHandler(deps: StageDeps): SampleHandler {
     done: async (job) => (await storedPhases(deps, job)).includes('report') && (await succeeded(deps, job), true),
     run: async ({ job, options: o, signal, progress }) => {
       // what report.html shows, and the learned concepts (not the checkpoints nor later requests' images)
-      const run = await openRunDir(deps, job, { folders: ['input', 'augmented', 'attention'], files: ['embeddings.safetensors', 'adapters.safetensors'] });
+      const run = await openRunDir(deps, job, { folders: ['input', 'composed', 'augmented', 'attention'], files: ['embeddings.safetensors', 'adapters.safetensors'] });
       try {
         if (!completedTraining(run.dir)) throw new PermanentStageError('STAGE_ORDER', `personalization ${job.id}: sample ran before training finished`);
         const concepts = readLearnedConcepts(run.dir, { backboneDir: deps.backbone });

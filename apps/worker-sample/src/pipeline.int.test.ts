@@ -59,6 +59,9 @@ it('runs augment -> gsa -> train -> sample on Postgres, each stage safe to run t
   const kinds = new Set(artifacts.map((a) => a.kind));
   for (const k of ['image', 'augmented', 'embeddings', 'adapters', 'checkpoint', 'sample', 'report', 'metrics', 'manifest'] as const) expect(kinds).toContain(k);
   for (const a of artifacts) expect(a.key.startsWith(`tenants/${bed.tenantId}/personalizations/${id}/run/`)).toBe(true);
+  // the report shows each augmented example after GSA beside its composition before it
+  const report = Buffer.from(await deps.storage.get(`tenants/${bed.tenantId}/personalizations/${id}/run/report.html`)).toString('utf8');
+  for (const alt of ['composed image 0', 'augmented image 0', 'composed image 1', 'augmented image 1']) expect(report).toContain(`alt="${alt}`);
   const samples = await db.samples.listByRequest(initialRequestId(id));
   expect(samples.map((s) => s.status)).toEqual(['succeeded', 'succeeded']);
   for (const s of samples) expect(await deps.storage.head(s.artifactKey!)).not.toBeNull();
