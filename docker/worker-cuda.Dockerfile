@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# The GPU stage workers (train, sample, gsa; augment runs fine on the CPU image): CUDA 12 + cuDNN 9 runtime,
+# The GPU stage workers (augment, gsa, train, sample: each runs the backbone): CUDA 12 + cuDNN 9 runtime,
 # Node 20, and onnxruntime-node WITH its CUDA execution provider. Build from the repository root, on a
 # machine with network access (the onnxruntime-node install script downloads the CUDA provider libraries):
 #   docker build -f docker/worker-cuda.Dockerfile -t dynasyn-worker-cuda .

@@ -21,7 +21,8 @@ const k8s = path.join(root, 'k8s');
 const base = path.join(k8s, 'base');
 const overlays = ['cpu', 'gpu'].map((o) => path.join(k8s, 'overlays', o));
 const stages = ['augment', 'gsa', 'train', 'sample'] as const;
-const gpuStages = ['gsa', 'train', 'sample'] as const;
+/** Stages scaled to zero in the base (augment keeps a CPU replica there; the gpu overlay scales it to zero too). */
+const scaleToZeroStages = ['gsa', 'train', 'sample'] as const;
 
 function yamlFiles(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -203,7 +204,7 @@ describe('k8s manifests', () => {
       expect(Number(trigger.metadata.threshold)).toBeGreaterThan(0);
       expect(so.spec.maxReplicaCount).toBeGreaterThanOrEqual(so.spec.minReplicaCount);
     }
-    for (const s of gpuStages) expect(objects.find((o) => o.metadata.name === `worker-${s}`)!.spec.minReplicaCount).toBe(0);
+    for (const s of scaleToZeroStages) expect(objects.find((o) => o.metadata.name === `worker-${s}`)!.spec.minReplicaCount).toBe(0);
   });
 
   it('the metric the ScaledObjects query is the one packages/queue exports', () => {
@@ -212,11 +213,20 @@ describe('k8s manifests', () => {
     expect(health).toMatch(/gauge\('depth'/);
   });
 
-  it('the gpu overlay puts gsa, train and sample on the CUDA image with a GPU, the pool selector and tolerations', () => {
+  it('the gpu overlay puts every model stage on the CUDA image with a GPU, the pool selector and tolerations', () => {
     const gpu = overlays[1]!;
     const kz = load(path.join(gpu, 'kustomization.yaml'))[0]!;
-    const patches = (kz.patches as { path: string }[]).flatMap((p) => load(path.join(gpu, p.path)));
-    expect(patches.map((p) => p.metadata.name).sort()).toEqual(gpuStages.map((s) => `worker-${s}`).sort());
+    const all = (kz.patches as { path: string }[]).flatMap((p) => load(path.join(gpu, p.path)));
+    const patches = all.filter((p) => p.kind === 'Deployment');
+    // each stage runs the backbone (augment: drafts and inpainting), so all four are GPU workers
+    expect(patches.map((p) => p.metadata.name).sort()).toEqual(stages.map((s) => `worker-${s}`).sort());
+    // and all four scale to zero there, so no GPU node is held by an idle stage
+    const scaled = all.filter((p) => p.kind === 'ScaledObject');
+    expect(scaled.map((p) => p.metadata.name)).toEqual(['worker-augment']);
+    expect(find('ScaledObject', 'worker-augment')).toBeDefined();
+    expect(scaled[0]!.spec.minReplicaCount).toBe(0);
+    const [trigger] = scaled[0]!.spec.triggers; // a merge patch replaces the list whole: it must be complete
+    expect(trigger).toMatchObject({ type: 'prometheus', metadata: { query: expect.stringContaining('dynasyn_queue_depth{queue="augment"}'), serverAddress: expect.any(String) } });
     for (const p of patches) {
       expect(find(p.kind, p.metadata.name)).toBeDefined();
       const pod = p.spec.template.spec;
