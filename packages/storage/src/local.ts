@@ -1,5 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { StorageError } from './errors.js';
@@ -11,6 +12,8 @@ import type { BlobBody, BlobInfo, BlobStore, PutOptions } from './types.js';
 
 const DEFAULT_TYPE = 'application/octet-stream';
 const META_DIR = '.meta';
+/** Folders being removed by deletePrefix: out of the key space (dot entries are never keys). */
+const TRASH_DIR = '.trash';
 
 /** What the sidecar `<root>/.meta/<key>.json` records; size and mtime tell whether it still describes the file. */
 interface Sidecar {
@@ -121,12 +124,31 @@ export class LocalBlobStore implements BlobStore {
     const n = (await this.keys(folder)).length;
     if (folder === '') {
       for (const k of await this.keys('')) await this.delete(k);
-      await rm(path.join(this.root, META_DIR), { recursive: true, force: true });
+      await this.removeTree(path.join(this.root, META_DIR));
     } else {
-      await rm(this.file(folder.slice(0, -1)), { recursive: true, force: true });
-      await rm(resolveUnder(path.join(this.root, META_DIR), folder.slice(0, -1)), { recursive: true, force: true });
+      await this.removeTree(this.file(folder.slice(0, -1)));
+      await this.removeTree(resolveUnder(path.join(this.root, META_DIR), folder.slice(0, -1)));
     }
     return n;
+  }
+
+  /**
+   * Removes a folder even while something writes into it (a stage uploading as its personalization is deleted;
+   * a recursive rm alone then fails with ENOTEMPTY): the folder leaves the key space at once by an atomic rename
+   * into `.trash/`, and is removed from there. A put that lands after the rename recreates its path, as a put
+   * after a delete does on S3.
+   */
+  private async removeTree(p: string): Promise<void> {
+    const trash = path.join(this.root, TRASH_DIR, randomUUID());
+    await mkdir(path.dirname(trash), { recursive: true });
+    try {
+      await rename(p, trash);
+    } catch (err) {
+      if (isMissing(err)) return;
+      throw this.wrap(err, path.relative(this.root, p));
+    }
+    // writes already in flight may still land inside the moved folder: rm retries until they are done
+    await rm(trash, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 });
   }
 
   async list(prefix: string): Promise<BlobInfo[]> {
