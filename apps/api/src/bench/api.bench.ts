@@ -10,19 +10,11 @@
  * Redis at BENCH_REDIS_URL (default redis://127.0.0.1:6379, a fresh prefix, removed after), a temp local store.
  * Options: --duration s (default 10), --connections n (default 10), --post-connections n (default 4).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import autocannon, { type Result } from 'autocannon';
-import { createDb, createScratchDatabase, migrate } from '@dynasyn/db';
-import { closeQueues, createQueues } from '@dynasyn/queue';
-import { createBlobStore } from '@dynasyn/storage';
-import { Redis } from 'ioredis';
 import { DEFAULT_CONFIG } from '../config.js';
+import { openScratchServices } from '../scratch-services.js';
 import { buildServer } from '../server.js';
-import { apiDeps } from '../services.js';
 import { file, multipart, pngImage, pngMask } from './upload-fixtures.js';
 
 const { values: args } = parseArgs({
@@ -42,33 +34,25 @@ interface Target {
 }
 
 async function ownApp(): Promise<Target> {
-  const scratch = await createScratchDatabase(process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', 'dynasyn_api_bench');
-  await migrate(scratch.url);
-  const db = createDb(scratch.url, { maxConnections: 10 });
-  const redis = new Redis(process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 2 });
-  const prefix = `bench-api-${randomBytes(4).toString('hex')}`;
-  const queues = createQueues({ connection: redis, prefix });
-  const dir = await mkdtemp(path.join(tmpdir(), 'dynasyn-api-bench-'));
+  const services = await openScratchServices({
+    adminUrl: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+    redisUrl: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
+    label: 'bench-api', maxConnections: 10,
+  });
   const server = buildServer({
-    deps: apiDeps(db, queues, redis, createBlobStore(`file://${dir}`)),
+    deps: services.deps,
     // The bench measures the API, not the limiter refusing it.
     config: { ...DEFAULT_CONFIG, rateLimitMax: 1e9 },
-    rateLimitNamespace: `${prefix}-rl:`,
+    rateLimitNamespace: `${services.prefix}-rl:`,
   });
   const url = await server.listen({ host: '127.0.0.1', port: 0 });
-  const { apiKey } = await db.tenants.create('bench');
+  const { apiKey } = await services.db.tenants.create('bench');
   return {
     url,
     apiKey,
     async stop() {
       await server.close();
-      await closeQueues(queues);
-      const keys = await redis.keys(`${prefix}*`);
-      if (keys.length) await redis.del(...keys);
-      redis.disconnect();
-      await db.close();
-      await scratch.drop();
-      await rm(dir, { recursive: true, force: true });
+      await services.close();
     },
   };
 }

@@ -2,18 +2,14 @@
  * The API against real services for integration tests: a fresh Postgres database (migrated), a fresh BullMQ
  * prefix on the local Redis, a temporary local-directory store, and tenants with API keys.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { createDb, createScratchDatabase, migrate, type Db } from '@dynasyn/db';
-import { closeQueues, createQueues, type QueueSet } from '@dynasyn/queue';
-import { createBlobStore, type BlobStore } from '@dynasyn/storage';
+import type { Db } from '@dynasyn/db';
+import type { QueueSet } from '@dynasyn/queue';
+import type { BlobStore } from '@dynasyn/storage';
 import type { FastifyInstance } from 'fastify';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { DEFAULT_CONFIG, type ApiConfig } from '../config.js';
-import { apiDeps } from '../services.js';
 import type { ApiDeps } from '../deps.js';
+import { openScratchServices } from '../scratch-services.js';
 import { buildServer } from '../server.js';
 
 export const ADMIN_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -34,15 +30,8 @@ export interface Harness {
 }
 
 export async function startHarness(config: Partial<ApiConfig> = {}): Promise<Harness> {
-  const scratch = await createScratchDatabase(ADMIN_DATABASE_URL, 'dynasyn_api_test');
-  await migrate(scratch.url);
-  const db = createDb(scratch.url, { maxConnections: 4 });
-  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 2 });
-  const prefix = `test-api-${randomBytes(4).toString('hex')}`;
-  const queues = createQueues({ connection: redis, prefix });
-  const dir = await mkdtemp(path.join(tmpdir(), 'dynasyn-api-'));
-  const storage = createBlobStore(`file://${dir}`);
-  const deps: ApiDeps = apiDeps(db, queues, redis, storage);
+  const services = await openScratchServices({ adminUrl: ADMIN_DATABASE_URL, redisUrl: REDIS_URL, label: 'test-api', maxConnections: 4 });
+  const { db, storage, queues, redis, deps, prefix } = services;
   const servers: FastifyInstance[] = [];
   const serverWith = (overrides: Partial<ApiConfig>) => {
     const s = buildServer({
@@ -66,13 +55,7 @@ export async function startHarness(config: Partial<ApiConfig> = {}): Promise<Har
     serverWith,
     async close() {
       for (const s of servers) await s.close();
-      await closeQueues(queues);
-      const keys = await redis.keys(`${prefix}*`);
-      if (keys.length) await redis.del(...keys);
-      redis.disconnect();
-      await db.close();
-      await scratch.drop();
-      await rm(dir, { recursive: true, force: true });
+      await services.close();
     },
   };
 }
