@@ -52,7 +52,9 @@ export async function openScratchServices(o: ScratchOptions): Promise<ScratchSer
       redis.disconnect();
       await db.close();
       await scratch.drop();
-      await rm(dir, { recursive: true, force: true });
+      // a request whose client hung up (autocannon's last ones) may still be writing blobs after the server
+      // closed: rm retries the walk until those writes are done
+      await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
     },
   };
 }
