@@ -19,7 +19,7 @@ import { loadModel, readExternal, saveModel, type OnnxModel } from './model.js';
 import { isExternal } from './graph.js';
 import { deriveGradientGraph } from './autodiff.js';
 import { readSafetensors } from './safetensors.js';
-import { DataType, type HostTensor } from './tensor.js';
+import { DataType, relativeError, type HostTensor } from './tensor.js';
 
 const TOLERANCE = 1e-4;
 const fixturesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures');
@@ -37,17 +37,6 @@ interface Manifest {
 }
 
 const readManifest = (name: string): Manifest => JSON.parse(fs.readFileSync(path.join(fixturesDir, name, 'manifest.json'), 'utf8'));
-
-/** max|a - b| / max|b| over one tensor. */
-export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) return Infinity;
-  let diff = 0, scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return Number.isNaN(diff) ? Infinity : diff / Math.max(scale, 1e-30);
-}
 
 function ortTensor(t: HostTensor): ort.Tensor {
   if (t.dtype === DataType.INT64) return new ort.Tensor('int64', t.data as BigInt64Array, t.dims);

@@ -147,3 +147,14 @@ function clampBigInt(v: number): bigint {
 
 export const scalar = (dtype: number, v: number): HostTensor => fromNumbers(dtype, [], [v]);
 export const int64s = (values: number[]): HostTensor => fromNumbers(DataType.INT64, [values.length], values);
+
+/** max|a - b| / max|b|: scale-free and not blown up by elements near zero (the metric of the parity tests against PyTorch). */
+export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Infinity;
+  let diff = 0, scale = 0;
+  for (let i = 0; i < b.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+    scale = Math.max(scale, Math.abs(b[i]!));
+  }
+  return Number.isNaN(diff) ? Infinity : diff / Math.max(scale, 1e-30);
+}

@@ -39,16 +39,8 @@ export async function runModel(model: OnnxModel, feeds: Record<string, ort.Tenso
   }
 }
 
-/** max|a - b| / max|b|: scale-free and not blown up by elements near zero (the ort-training parity metric). */
-export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) return Infinity;
-  let diff = 0, scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return Number.isNaN(diff) ? Infinity : diff / Math.max(scale, 1e-30);
-}
+/** The ort-training parity metric, max|a - b| / max|b|. */
+export { relativeError } from '@dynasyn/ort-training';
 
 /** The same graph with every node and intermediate tensor renamed `n<i>` / `t<i>`: no scope survives. */
 export function stripNames(model: OnnxModel): OnnxModel {
