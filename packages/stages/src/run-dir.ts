@@ -7,14 +7,18 @@
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClipTokenizer, loadBundle, type ModelBundle } from '@dynasyn/diffusion';
+import { tenantKey } from '@dynasyn/storage';
 import {
   artifactPath, createManifest, loadInput, markPhaseCompleted, readManifest, writeInputs, writeManifest,
   type PersonalizationInput,
 } from '@dynasyn/dynasyn';
 import type { ArtifactKind, PersonalizationJob, StageDeps } from './ports.js';
 
-/** Storage folder of everything of one personalization (the API's uploads, the run directory); DELETE removes it. */
-export const personalizationRoot = (job: Pick<PersonalizationJob, 'tenantId' | 'id'>): string => `tenants/${job.tenantId}/personalizations/${job.id}`;
+/**
+ * Storage folder of everything of one personalization (the API's uploads, the run directory); DELETE removes it.
+ * Built by storage's `tenantKey`, as the API's `personalizationPrefix` is, so both name the same folder.
+ */
+export const personalizationRoot = (job: Pick<PersonalizationJob, 'tenantId' | 'id'>): string => tenantKey(job.tenantId, 'personalizations', job.id);
 
 /** Storage folder of a personalization's run directory. */
 export const runPrefix = (job: Pick<PersonalizationJob, 'tenantId' | 'id'>): string => `${personalizationRoot(job)}/run`;

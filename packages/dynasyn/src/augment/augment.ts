@@ -175,7 +175,7 @@ export async function applyGsa(pipeline: DiffusionPipeline, composed: readonly C
       ...(run.negativePrompt !== undefined ? { negativePrompt: run.negativePrompt } : {}),
       ...(run.signal ? { onStep: () => run.signal!.throwIfAborted() } : {}),
     });
-    out.push({ ...c, image: gsa.image, masks: c.masks, subjects: [...c.subjects], seeds: { ...c.seeds, gsa: gsa.seed }, pasteOrder: [...c.pasteOrder] });
+    out.push({ ...c, image: gsa.image }); // prompts, masks, seeds and paste order are the composition's
     emit({ stage: 'gsa', step: i + 1, total: composed.length, message: `GSA ${i + 1}/${composed.length} (${gsa.denoisingSteps} of ${gsa.steps} ${gsa.scheduler} steps)` });
   }
   return out;

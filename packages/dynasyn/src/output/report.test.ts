@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HOSTILE_PROMPT, writeSyntheticOutput } from '../testing/synthetic-output.js';
@@ -33,7 +33,6 @@ describe('renderReport', () => {
 
   it('shows an example before GSA beside its result when the composed set is kept', async () => {
     expect(html).not.toContain('composed image 0');
-    const { copyFileSync, mkdirSync } = await import('node:fs');
     mkdirSync(join(dir, 'composed'), { recursive: true });
     copyFileSync(join(dir, 'augmented', 'aug-000.png'), join(dir, 'composed', 'aug-000.png'));
     const withComposed = await buildReportHtml(dir);
