@@ -3,11 +3,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { createDb, createScratchDatabase, type ScratchDatabase } from '@dynasyn/db';
 import type { FastifyInstance } from 'fastify';
-import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { Redis } from 'ioredis';
 import { createQueues, closeQueues, enqueue } from '@dynasyn/queue';
 import { verifyWebhook } from '@dynasyn/webhooks';
 import { startS3rver, type RunningS3rver } from '../../../packages/storage/src/testing/s3rver.js';
+import { startTestReceiver } from '../../../packages/webhooks/src/testing/receiver.js';
 import { file, multipart, pngImage, pngMask } from './bench/upload-fixtures.js';
 import { parseEnv } from './env.js';
 import { startApi } from './index.js';
@@ -84,19 +84,14 @@ it('starts from the environment (migrations applied), is ready, and links artifa
 });
 
 it('delivers webhooks from the API process: a queued delivery reaches the receiver signed with the tenant secret', async () => {
-  const received: { headers: IncomingHttpHeaders; body: string }[] = [];
-  const receiver = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => { body += c; });
-    req.on('end', () => { received.push({ headers: req.headers, body }); res.writeHead(204).end(); });
-  });
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const receiver = await startTestReceiver([204]);
+  const { received } = receiver;
   const db = createDb(scratch.url);
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
   const set = createQueues({ connection: redis, prefix });
   try {
     const { tenant } = await db.tenants.create('webhook tenant');
-    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    const { url } = receiver;
     const delivery = await db.webhooks.createDelivery({
       tenantId: tenant.id, eventType: 'personalization.training.completed', eventId: `msg_${randomBytes(8).toString('hex')}`,
       url, payload: { type: 'personalization.training.completed', data: { id: 'p1', status: 'sampling' } },

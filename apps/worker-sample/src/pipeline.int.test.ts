@@ -3,32 +3,25 @@
  * local BlobStore: statuses, progress, artifacts (recorded once although every stage runs twice), Sample rows,
  * and the webhooks delivered to a loopback receiver, signed with the tenant's secret.
  */
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { deliverOnce, deliveryStoreFrom, verifyWebhook } from '@dynasyn/webhooks';
 import { createPgStageBed, type PgStageBed } from '../../../packages/stages/src/testing/fixture.js';
+import { startTestReceiver, type TestReceiver } from '../../../packages/webhooks/src/testing/receiver.js';
 import { createAugmentHandler } from '../../worker-augment/src/handler.js';
 import { createGsaHandler } from '../../worker-gsa/src/handler.js';
 import { createTrainHandler } from '../../worker-train/src/handler.js';
 import { createGenerateHandler, createSampleHandler, initialRequestId } from './handler.js';
 
 let bed: PgStageBed;
-let server: Server;
+let receiver: TestReceiver;
 let hookUrl: string;
-const received: { headers: IncomingHttpHeaders; body: string }[] = [];
 
 beforeAll(async () => {
   bed = await createPgStageBed();
-  server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => { body += c.toString(); });
-    req.on('end', () => { received.push({ headers: req.headers, body }); res.end(); });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  hookUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+  receiver = await startTestReceiver();
+  hookUrl = receiver.url;
 });
 afterAll(async () => {
-  server?.close();
+  receiver?.close();
   await bed?.cleanup();
 });
 
@@ -77,7 +70,7 @@ it('runs augment -> gsa -> train -> sample on Postgres, each stage safe to run t
     ['personalization.training.completed', 'delivered', 1, 200], ['samples.completed', 'delivered', 1, 200],
   ]);
   const secret = (await db.tenants.get(bed.tenantId))!.webhookSecret;
-  const bodies = received.map((r) => verifyWebhook(secret, r.headers as Record<string, string>, r.body) as { type: string; data: { id: string } });
+  const bodies = receiver.received.map((r) => verifyWebhook(secret, r.headers as Record<string, string>, r.body) as { type: string; data: { id: string } });
   expect(bodies.map((b) => b.type).sort()).toEqual(['personalization.training.completed', 'samples.completed']);
   expect(bodies.every((b) => b.data.id === id)).toBe(true);
 

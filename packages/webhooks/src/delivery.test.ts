@@ -1,30 +1,13 @@
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { deliverOnce, deliverWithRetries, retryDelayMs } from './delivery.js';
 import { notify } from './notify.js';
 import { generateWebhookSecret, verifyWebhook } from './signing.js';
 import { MemoryDeliveryStore } from './testing/memory-store.js';
-
-interface Received { headers: IncomingHttpHeaders; body: string }
-
-/** A loopback receiver answering with the given status codes in turn (the last one repeats). */
-async function receiver(codes: number[]): Promise<{ url: string; got: Received[]; server: Server }> {
-  const got: Received[] = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => { body += c.toString(); });
-    req.on('end', () => {
-      got.push({ headers: req.headers, body });
-      res.statusCode = codes[Math.min(got.length - 1, codes.length - 1)]!;
-      res.end('ok');
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, got, server };
-}
+import { startTestReceiver } from './testing/receiver.js';
 
 async function setup(codes: number[]) {
-  const r = await receiver(codes);
+  const r = await startTestReceiver(codes);
   const store = new MemoryDeliveryStore();
   const secret = generateWebhookSecret();
   store.secrets.set('t1', secret);
@@ -40,20 +23,20 @@ describe('webhook delivery', () => {
     try {
       const r = await deliverOnce(s.store, s.id, fast);
       expect(r).toMatchObject({ status: 'succeeded', attempt: 1 });
-      expect(s.got).toHaveLength(1);
-      const body = verifyWebhook(s.secret, s.got[0]!.headers as Record<string, string>, s.got[0]!.body) as { type: string; data: { id: string; status: string }; timestamp: string };
+      expect(s.received).toHaveLength(1);
+      const body = verifyWebhook(s.secret, s.received[0]!.headers as Record<string, string>, s.received[0]!.body) as { type: string; data: { id: string; status: string }; timestamp: string };
       expect(body).toMatchObject({ type: 'personalization.training.completed', data: { id: 'p1', status: 'sampling' } });
-      expect(s.got[0]!.headers['webhook-id']).toBe(s.store.deliveries.get(s.id)!.eventId);
-      expect(s.got[0]!.headers['webhook-id']).toMatch(/^msg_[0-9a-f]{32}$/);
-      expect(s.got[0]!.headers['content-type']).toBe('application/json');
+      expect(s.received[0]!.headers['webhook-id']).toBe(s.store.deliveries.get(s.id)!.eventId);
+      expect(s.received[0]!.headers['webhook-id']).toMatch(/^msg_[0-9a-f]{32}$/);
+      expect(s.received[0]!.headers['content-type']).toBe('application/json');
       // a second run of the job (at-least-once delivery) does not post again
       expect(await deliverOnce(s.store, s.id, fast)).toMatchObject({ status: 'succeeded', attempt: 1 });
-      expect(s.got).toHaveLength(1);
+      expect(s.received).toHaveLength(1);
       // the same event raised twice is one delivery
       await notify(s.store, { tenantId: 't1', url: s.url, type: 'personalization.training.completed', data: { id: 'p1', status: 'sampling' } });
       expect(s.store.deliveries.size).toBe(1);
     } finally {
-      s.server.close();
+      s.close();
     }
   });
 
@@ -63,9 +46,9 @@ describe('webhook delivery', () => {
       const r = await deliverWithRetries(s.store, s.id, fast);
       expect(r).toMatchObject({ status: 'succeeded', attempt: 3 });
       expect(s.store.attempts.get(s.id)!.map((a) => [a.statusCode, a.status])).toEqual([[500, 'pending'], [503, 'pending'], [200, 'succeeded']]);
-      expect(new Set(s.got.map((g) => g.headers['webhook-id'])).size).toBe(1);
+      expect(new Set(s.received.map((g) => g.headers['webhook-id'])).size).toBe(1);
     } finally {
-      s.server.close();
+      s.close();
     }
   });
 
@@ -74,11 +57,11 @@ describe('webhook delivery', () => {
     try {
       const r = await deliverWithRetries(s.store, s.id, fast);
       expect(r).toMatchObject({ status: 'failed', attempt: 4 });
-      expect(s.got).toHaveLength(4);
+      expect(s.received).toHaveLength(4);
       expect(s.store.deliveries.get(s.id)!.status).toBe('failed');
       expect(s.store.attempts.get(s.id)!.at(-1)).toMatchObject({ statusCode: 500, error: 'HTTP 500', status: 'failed' });
     } finally {
-      s.server.close();
+      s.close();
     }
   });
 
@@ -91,9 +74,9 @@ describe('webhook delivery', () => {
       for (const attemptsMade of [0, 1]) await expect(handle({ deliveryId: s.id }, { attemptsMade, opts: { attempts: 3 } })).rejects.toThrow(/HTTP 500/);
       expect(s.store.deliveries.get(s.id)!.status).toBe('pending');
       expect(await handle({ deliveryId: s.id }, { attemptsMade: 2, opts: { attempts: 3 } })).toMatchObject({ status: 'failed', attempt: 3 });
-      expect(s.got).toHaveLength(3);
+      expect(s.received).toHaveLength(3);
     } finally {
-      s.server.close();
+      s.close();
     }
   });
 
@@ -103,14 +86,14 @@ describe('webhook delivery', () => {
       const r = await deliverOnce(s.store, s.id, { ...fast, allowPrivate: false });
       expect(r.status).toBe('pending');
       expect(r.outcome?.error).toMatch(/127\.0\.0\.1.*private, loopback/);
-      expect(s.got).toHaveLength(0);
+      expect(s.received).toHaveLength(0);
       // a host name resolving to loopback is refused at connect time too
       const named = s.url.replace('127.0.0.1', 'localhost');
       const { postWebhook } = await import('./delivery.js');
       expect((await postWebhook(named, s.secret, 'm', '{}')).error).toMatch(/localhost resolves to .*loopback/);
-      expect(s.got).toHaveLength(0);
+      expect(s.received).toHaveLength(0);
     } finally {
-      s.server.close();
+      s.close();
     }
   });
 

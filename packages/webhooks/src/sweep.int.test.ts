@@ -4,24 +4,22 @@
  * job that finished while Postgres still says pending is replaced; the attempts already made count; a delivery
  * with none left is given up.
  */
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createDb, createScratchDatabase, migrate, type Db, type ScratchDatabase } from '@dynasyn/db';
 import { closeQueues, createQueues, createWorker, enqueue, webhooksCatalog, type QueueSet, type QueueWorker } from '@dynasyn/queue';
 import { Redis } from 'ioredis';
 import { deletePrefix, randomPrefix, testRedisOptions, waitFor } from '../../queue/src/testing/redis.js';
 import { verifyWebhook } from './signing.js';
+import { startTestReceiver, type TestReceiver } from './testing/receiver.js';
 import { startWebhookWorker, sweepLostDeliveries } from './sweep.js';
 
 let scratch: ScratchDatabase;
 let db: Db;
 let redis: Redis;
 let set: QueueSet;
-let server: Server;
+let receiver: TestReceiver;
 let url: string;
 let tenantId: string;
 const prefix = randomPrefix('sweep');
-const received: { headers: IncomingHttpHeaders; body: string }[] = [];
 
 beforeAll(async () => {
   scratch = await createScratchDatabase('postgresql://postgres@127.0.0.1:5432/postgres');
@@ -30,16 +28,11 @@ beforeAll(async () => {
   tenantId = (await db.tenants.create('sweep')).tenant.id;
   redis = new Redis(testRedisOptions);
   set = createQueues({ connection: testRedisOptions, prefix });
-  server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => { body += c.toString(); });
-    req.on('end', () => { received.push({ headers: req.headers, body }); res.end(); });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+  receiver = await startTestReceiver();
+  url = receiver.url;
 });
 afterAll(async () => {
-  server?.close();
+  receiver?.close();
   await closeQueues(set);
   await deletePrefix(redis, prefix);
   redis.disconnect();
@@ -100,7 +93,7 @@ it('the webhooks worker delivers a lost delivery through its scheduled sweep, si
     await worker.close();
   }
   const secret = (await db.tenants.get(tenantId))!.webhookSecret;
-  const ids = received.map((r) => {
+  const ids = receiver.received.map((r) => {
     verifyWebhook(secret, r.headers as Record<string, string>, r.body);
     return r.headers['webhook-id'];
   });
