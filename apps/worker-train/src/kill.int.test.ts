@@ -55,7 +55,7 @@ it('a worker killed mid-training is replaced and the job finishes from its check
   await createGsaHandler(bed.deps)({ personalizationId: id });
   const set = createQueues({ connection: redisOptions('redis://127.0.0.1:6379', 'producer'), prefix: PREFIX });
   try {
-    await enqueue(set.queues, 'train', 'personalization.train', { personalizationId: id, tenantId: bed.tenantId });
+    const job = await enqueue(set.queues, 'train', 'personalization.train', { personalizationId: id, tenantId: bed.tenantId });
     const trainStep = async () => ((await bed.db.personalizations.findById(id))!.progress as { stage: string; step: number }[]).find((p) => p.stage === 'train')?.step ?? 0;
 
     const first = startWorker();
@@ -70,6 +70,8 @@ it('a worker killed mid-training is replaced and the job finishes from its check
     const second = startWorker();
     await until(async () => (await bed.db.personalizations.findById(id))!.status === 'sampling', 120_000, 'the restarted worker to finish training');
     await until(async () => /training resumed from the stored checkpoint/.test(second.log()), 5_000, `the resume in the log:\n${second.log()}`);
+    // the status moves to `sampling` before the stage records its event: wait for the job itself to end
+    await until(async () => (await set.queues.train.getJobState(job.id!)) === 'completed', 10_000, 'the train job to complete');
 
     const keys = (await bed.db.artifacts.list(id)).map((a) => a.key);
     expect(new Set(keys).size).toBe(keys.length);
