@@ -52,13 +52,13 @@ it('stops a running training within seconds of a cancel request', async () => {
   expect(await createTrainHandler(bed.deps)({ personalizationId: id })).toBe('skipped');
 });
 
-it('a personalization deleted mid-training: the stage stops and removes what it uploaded after the delete', async () => {
+it('a personalization whose row is deleted mid-training: the stage stops and removes what it uploaded after the delete', async () => {
   const id = await readyToTrain(400, 6);
   const running = createTrainHandler(bed.deps)({ personalizationId: id });
   await until(async () => (await trainStep(id)) >= 2);
-  // what DELETE /v1/personalizations/:id does, without its second storage sweep: the stage must clean up alone
+  // No cancel request first: the stage can only stop because the row is gone, so its last write (the checkpoint
+  // it uploads as it stops) lands after the delete and the stage alone must remove it.
   const root = personalizationRoot({ tenantId: bed.tenantId, id });
-  await bed.db.personalizations.requestCancel(bed.tenantId, id);
   await bed.deps.storage.deletePrefix(root);
   expect(await bed.db.personalizations.delete(bed.tenantId, id)).toBeTruthy();
   const t0 = Date.now();
@@ -67,6 +67,25 @@ it('a personalization deleted mid-training: the stage stops and removes what it 
   expect(await bed.deps.storage.list(root)).toEqual([]);
   // the job delivered again (or the next stage of the flow) finds nothing to do
   expect(await createTrainHandler(bed.deps)({ personalizationId: id })).toBe('skipped');
+});
+
+it('DELETE of a running personalization (cancel, sweep, row, sweep again) leaves nothing, whichever ends first', async () => {
+  // With the cancel request first the stage may stop, upload its checkpoint and see its row still there (then
+  // the API's second sweep, after the row delete, removes the checkpoint), or see the row gone (then the stage
+  // removes it). Run a few times so both orders are likely to occur.
+  for (let i = 0; i < 3; i++) {
+    const id = await readyToTrain(400, 6);
+    const running = createTrainHandler(bed.deps)({ personalizationId: id });
+    await until(async () => (await trainStep(id)) >= 2);
+    const root = personalizationRoot({ tenantId: bed.tenantId, id });
+    // the steps of apps/api's DELETE /v1/personalizations/:id, in its order
+    await bed.db.personalizations.requestCancel(bed.tenantId, id);
+    await bed.deps.storage.deletePrefix(root);
+    expect(await bed.db.personalizations.delete(bed.tenantId, id)).toBeTruthy();
+    await bed.deps.storage.deletePrefix(root);
+    expect(await running).toBe('canceled');
+    expect(await bed.deps.storage.list(root)).toEqual([]);
+  }
 });
 
 it('resumes from the stored checkpoint after an interrupted run and matches an uninterrupted one', async () => {
