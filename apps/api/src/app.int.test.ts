@@ -160,6 +160,28 @@ describe('health, metrics, docs and ops', () => {
     expect(Object.keys(doc.paths['/v1/personalizations']!)).toContain('post');
   });
 
+  it('gives code generators what they need: an operationId, 401 and 429 on every /v1 operation, named schemas', async () => {
+    const doc = (await h.server.inject('/docs/json')).json() as {
+      paths: Record<string, Record<string, { operationId?: string; parameters?: unknown[]; responses: Record<string, { content?: Record<string, { schema: { $ref?: string } }> }> }>>;
+      components: { schemas: Record<string, unknown> };
+    };
+    const ids: string[] = [];
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      if (!path.startsWith('/v1/')) continue;
+      for (const [method, op] of Object.entries(ops)) {
+        if (method === 'head') continue;
+        expect([method, path, typeof op.operationId]).toEqual([method, path, 'string']);
+        ids.push(op.operationId!);
+        for (const code of ['401', '429', ...(op.parameters?.length && !path.includes('{*}') ? ['400'] : [])]) { // a wildcard path is not validated
+          expect([method, path, code, op.responses[code]?.content?.['application/json']?.schema.$ref]).toEqual([method, path, code, '#/components/schemas/Error']);
+        }
+      }
+    }
+    expect(ids.length).toBeGreaterThanOrEqual(12);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(Object.keys(doc.components.schemas)).toContain('Error');
+  });
+
   it('keeps /ops closed without the operator token, open with it, and absent when no token is configured', async () => {
     expect((await h.server.inject('/ops')).statusCode).toBe(401);
     expect((await h.server.inject({ url: '/ops', headers: { authorization: 'Bearer wrong-token-0123456789' } })).statusCode).toBe(401);

@@ -6,18 +6,20 @@ import multipart from '@fastify/multipart';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, RouteOptions } from 'fastify';
 import type { ApiConfig } from './config.js';
 import type { ApiDeps } from './deps.js';
 import { authenticate, bearer, hashApiKey } from './plugins/auth.js';
 import { errorSchema, installErrorHandler } from './plugins/errors.js';
 import { installMetrics } from './plugins/metrics.js';
 import { opsPlugin } from './plugins/ops.js';
+import { uploadRoutes } from './routes/uploads.js';
 import { fileRoutes } from './routes/files.js';
 import { healthRoutes } from './routes/health.js';
 import { personalizationRoutes } from './routes/personalizations.js';
 import { sampleRoutes } from './routes/samples.js';
 import { webhookRoutes } from './routes/webhooks.js';
+import { errorRef } from './routes/schemas.js';
 
 export interface AppOptions {
   deps: ApiDeps;
@@ -38,6 +40,8 @@ export async function app(fastify: FastifyInstance, opts: AppOptions): Promise<v
         components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } } },
         security: [{ apiKey: [] }],
       },
+      // shared schemas under their own names (`Error`), not def-0, for code generators
+      refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
     });
     await fastify.register(swaggerUi, { routePrefix: '/docs' });
   }
@@ -65,17 +69,51 @@ export async function app(fastify: FastifyInstance, opts: AppOptions): Promise<v
         message: `rate limit of ${context.max} requests per ${context.after} exceeded; retry later`,
       }),
     });
+    v1.addHook('onRoute', documentV1Route);
     v1.decorateRequest('tenant', null as never);
     v1.addHook('onRequest', authenticate(deps.db));
     await v1.register(multipart, {
-      limits: { fileSize: config.maxUploadBytes, files: config.maxSubjects + 1, fields: 8, parts: config.maxSubjects + 9 },
+      // one file more than allowed, so that one mask too many meets the clearer TOO_MANY_SUBJECTS check
+      limits: { fileSize: config.maxUploadBytes, files: config.maxSubjects + 2, fields: 8, parts: config.maxSubjects + 10 },
       throwFileSizeLimit: true,
     });
     personalizationRoutes(v1, deps, config);
     sampleRoutes(v1, deps, config);
     webhookRoutes(v1, deps);
     fileRoutes(v1, deps);
+    uploadRoutes(v1, deps, config);
   });
 
   if (config.opsToken) await fastify.register(opsPlugin, { queues: deps.queues, token: config.opsToken });
+}
+
+/** Stable operation ids for code generators (`openapi-generator`, `openapi-typescript`...). */
+const OPERATION_IDS: Record<string, string> = {
+  'POST /v1/personalizations': 'createPersonalization',
+  'GET /v1/personalizations/:id': 'getPersonalization',
+  'POST /v1/personalizations/:id/cancel': 'cancelPersonalization',
+  'DELETE /v1/personalizations/:id': 'deletePersonalization',
+  'POST /v1/personalizations/:id/samples': 'createSamples',
+  'GET /v1/samples': 'listSamples',
+  'GET /v1/files/*': 'getFile',
+  'POST /v1/uploads': 'createUpload',
+  'PUT /v1/uploads/:id': 'putUpload',
+  'GET /v1/webhooks/secret': 'getWebhookSecret',
+  'POST /v1/webhooks/secret/rotate': 'rotateWebhookSecret',
+  'GET /v1/webhooks/deliveries': 'listWebhookDeliveries',
+};
+
+/**
+ * What every /v1 route can answer besides its own responses: 401 (no or unknown key), 429 (rate limit, with
+ * `x-ratelimit-*` and `retry-after` headers) and, with path or query parameters, 400 `VALIDATION_ERROR`.
+ */
+function documentV1Route(route: RouteOptions): void {
+  const schema = route.schema as (Record<string, unknown> & { response?: Record<string, unknown> }) | undefined;
+  if (!schema) return;
+  const method = Array.isArray(route.method) ? route.method[0] : route.method;
+  const id = OPERATION_IDS[`${method} ${route.url}`];
+  if (id && !schema['operationId']) schema['operationId'] = id;
+  const response = { ...(schema.response ?? {}) };
+  for (const code of [401, 429, ...(schema['params'] || schema['querystring'] ? [400] : [])]) response[code] ??= errorRef;
+  schema.response = response;
 }

@@ -5,6 +5,7 @@ import { createDb, createScratchDatabase, type ScratchDatabase } from '@dynasyn/
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { createQueues, closeQueues, enqueue } from '@dynasyn/queue';
+import { createBlobStore } from '@dynasyn/storage';
 import { verifyWebhook } from '@dynasyn/webhooks';
 import { startS3rver, type RunningS3rver } from '../../../packages/storage/src/testing/s3rver.js';
 import { startTestReceiver } from '../../../packages/webhooks/src/testing/receiver.js';
@@ -113,5 +114,36 @@ it('delivers webhooks from the API process: a queued delivery reaches the receiv
     redis.disconnect();
     await db.close();
     receiver.close();
+  }
+});
+
+it('JSON create from uploads PUT straight to S3 through presigned URLs (s3rver does not check signatures)', async () => {
+  const db = createDb(scratch.url);
+  try {
+    const { tenant, apiKey } = await db.tenants.create('s3 upload tenant');
+    const auth = { authorization: `Bearer ${apiKey}` };
+    const image = await pngImage(16, 16), mask = await pngMask(16, 16);
+    const ids: string[] = [];
+    for (const bytes of [image, mask]) {
+      const u = (await (await fetch(`${base}/v1/uploads`, { method: 'POST', headers: auth })).json()) as { id: string; url: string; method: string };
+      expect(u.url.startsWith(`${s3.endpoint}/${s3.bucket}/dynasyn/uploads/${tenant.id}/${u.id}`)).toBe(true);
+      expect(u.url).toContain('X-Amz-Signature=');
+      // a plain PUT with no API key, as a browser or mobile client would do
+      expect((await fetch(u.url, { method: u.method, body: bytes, headers: { 'content-type': 'image/png' } })).status).toBe(200);
+      ids.push(u.id);
+    }
+    const created = await fetch(`${base}/v1/personalizations`, {
+      method: 'POST', headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ image: ids[0], masks: [ids[1]], classes: ['ball'], options: { preset: 'tiny' } }),
+    });
+    expect(created.status).toBe(202);
+    const { id } = (await created.json()) as { id: string };
+    const row = await db.prisma.personalization.findUniqueOrThrow({ where: { id } });
+    expect(row.imageKey).toBe(`tenants/${tenant.id}/personalizations/${id}/input/image.png`);
+    const storage = createBlobStore(`s3://${s3.bucket}/dynasyn`, { s3: s3.s3 });
+    expect((await storage.get(row.imageKey)).equals(Buffer.from(image))).toBe(true);
+    expect(await storage.list(`uploads/${tenant.id}`)).toEqual([]);
+  } finally {
+    await db.close();
   }
 });

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { decode, decodeMask, ImagingError, sniffImageType, area } from '@dynasyn/imaging';
+import type { BlobStore } from '@dynasyn/storage';
 import { z } from 'zod';
 import * as E from './errors.js';
 
@@ -86,7 +87,12 @@ export async function readUpload(request: FastifyRequest, limits: UploadLimits):
 }
 
 function parseClasses(raw: string | undefined): string[] {
-  const classes = (raw ?? '').split(',').map((c) => c.trim());
+  return checkClassList((raw ?? '').split(','));
+}
+
+/** Trimmed class words; none at all is [] (MISSING_CLASSES later), a blank one among others is refused. */
+function checkClassList(list: string[]): string[] {
+  const classes = list.map((c) => c.trim());
   if (classes.every((c) => c === '')) return [];
   if (classes.some((c) => c === '')) throw new E.MissingClasses();
   for (const c of classes) if (c.length > 100) throw new E.BadRequest(`class "${c.slice(0, 20)}..." is longer than 100 characters`);
@@ -101,11 +107,78 @@ function parseOptions(raw: string | undefined): PersonalizationOptions {
   } catch {
     throw new E.BadOptions('not valid JSON');
   }
+  return checkOptions(json);
+}
+
+function checkOptions(json: unknown): PersonalizationOptions {
   const parsed = optionsSchema.safeParse(json);
   if (!parsed.success) {
     throw new E.BadOptions(parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '));
   }
   return parsed.data;
+}
+
+/**
+ * The JSON form of a create request: the images were PUT beforehand to the URLs `POST /v1/uploads` handed
+ * out, and are named here by their upload ids.
+ */
+export interface JsonCreateRequest {
+  image: string;
+  masks: string[];
+  classes: string[];
+  options: PersonalizationOptions;
+  webhookUrl: string | null;
+  /** sha256 of the request's fields (ids, not bytes: an upload is consumed by the personalization that uses it). */
+  requestHash: string;
+}
+
+const JSON_FIELDS = ['image', 'masks', 'classes', 'options', 'webhook_url'];
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Checks a JSON create body's shape, with the same error codes as the multipart form. */
+export function parseJsonCreate(body: unknown, limits: UploadLimits): JsonCreateRequest {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new E.BadRequest('the body must be a JSON object');
+  const b = body as Record<string, unknown>;
+  for (const k of Object.keys(b)) if (!JSON_FIELDS.includes(k)) throw new E.UnknownField(k);
+  const id = (v: unknown, what: string): string => {
+    if (typeof v !== 'string' || !UUID.test(v)) throw new E.BadRequest(`${what} must be an upload id (the "id" POST /v1/uploads returned)`);
+    return v.toLowerCase();
+  };
+  if (b.image === undefined || b.image === null) throw new E.MissingImage();
+  const image = id(b.image, 'image');
+  if (b.masks === undefined || b.masks === null || (Array.isArray(b.masks) && b.masks.length === 0)) throw new E.MissingMask();
+  if (!Array.isArray(b.masks)) throw new E.BadRequest('masks must be an array of upload ids, one per subject');
+  if (b.masks.length > limits.maxSubjects) throw new E.TooManySubjects(`at most ${limits.maxSubjects} masks (subjects) are accepted`);
+  const masks = b.masks.map((m, i) => id(m, `masks[${i}]`));
+  let classes: string[];
+  if (Array.isArray(b.classes)) {
+    if (b.classes.some((c) => typeof c !== 'string')) throw new E.BadRequest('classes must be strings');
+    classes = checkClassList(b.classes as string[]);
+  } else if (typeof b.classes === 'string' || b.classes === undefined || b.classes === null) classes = parseClasses(b.classes ?? undefined);
+  else throw new E.BadRequest('classes must be an array of class words (or one comma-separated string)');
+  if (b.webhook_url !== undefined && b.webhook_url !== null && typeof b.webhook_url !== 'string') throw new E.BadRequest('webhook_url must be a string');
+  const options = b.options === undefined || b.options === null ? {} : checkOptions(b.options);
+  const webhookUrl = typeof b.webhook_url === 'string' && b.webhook_url.trim() ? b.webhook_url.trim() : null;
+  const requestHash = createHash('sha256').update(JSON.stringify({ json: 1, image, masks, classes, options, webhookUrl })).digest('hex');
+  return { image, masks, classes, options, webhookUrl, requestHash };
+}
+
+/** Where an upload's bytes live: `uploads/<tenant>/<id>`, one prefix for every tenant (one S3 lifecycle rule expires them all). */
+export const uploadKey = (tenantId: string, id: string) => `uploads/${tenantId}/${id.toLowerCase()}`;
+
+/** Reads the uploads a JSON create request names (each must exist and fit the upload limit). */
+export async function readJsonUploads(storage: BlobStore, tenantId: string, req: JsonCreateRequest, limits: UploadLimits): Promise<RawUpload> {
+  const read = async (uploadId: string, what: string): Promise<Buffer> => {
+    const key = uploadKey(tenantId, uploadId);
+    const info = await storage.head(key);
+    if (!info) throw new E.UploadNotFound(`${what}: no upload ${uploadId} (PUT the bytes to the url POST /v1/uploads returned first; an upload is used once)`);
+    if (info.size > limits.maxUploadBytes) throw new E.FileTooLarge(`${what} (upload ${uploadId}) is ${info.size} bytes; the limit is ${limits.maxUploadBytes}`);
+    return storage.get(key);
+  };
+  const image = await read(req.image, 'image');
+  const masks: Buffer[] = [];
+  for (const [i, m] of req.masks.entries()) masks.push(await read(m, `mask ${i + 1}`));
+  return { image, masks, classes: req.classes, options: req.options, webhookUrl: req.webhookUrl, requestHash: req.requestHash };
 }
 
 const CONTENT_TYPES = { png: 'image/png', jpeg: 'image/jpeg', webp: 'image/webp' } as const;

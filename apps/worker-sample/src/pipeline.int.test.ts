@@ -47,11 +47,19 @@ it('runs augment -> gsa -> train -> sample on Postgres, each stage safe to run t
   const progress = row.progress as { stage: string; step: number; total: number }[];
   expect(progress.map((p) => p.stage).sort()).toEqual(['augment', 'gsa', 'sample', 'train']);
   expect(progress.find((p) => p.stage === 'train')).toEqual({ stage: 'train', step: 12, total: 12 });
+  // the metrics summary a client reads without downloading metrics.json
+  const metrics = row.metrics as { steps: Record<string, number>; loss: { phase2: { last: Record<string, number> } }; attention: { after: { token: string; iou: number }[] } };
+  expect(metrics.steps.phase1 + metrics.steps.phase2).toBe(12);
+  expect(metrics.loss.phase2.last.total).toBeGreaterThan(0);
+  expect(metrics.attention.after.map((a) => a.token)).toEqual(['<asset0>', '<asset1>']);
 
   const artifacts = await db.artifacts.list(id);
   const kinds = new Set(artifacts.map((a) => a.kind));
   for (const k of ['image', 'augmented', 'embeddings', 'adapters', 'checkpoint', 'sample', 'report', 'metrics', 'manifest'] as const) expect(kinds).toContain(k);
   for (const a of artifacts) expect(a.key.startsWith(`tenants/${bed.tenantId}/personalizations/${id}/run/`)).toBe(true);
+  // recorded with the type they are served as
+  for (const a of artifacts) if (a.key.endsWith('.png')) expect([a.key, a.contentType]).toEqual([a.key, 'image/png']);
+  for (const a of artifacts) if (a.key.endsWith('.json')) expect([a.key, a.contentType]).toEqual([a.key, 'application/json']);
   // the report shows each augmented example after GSA beside its composition before it
   const report = Buffer.from(await deps.storage.get(`tenants/${bed.tenantId}/personalizations/${id}/run/report.html`)).toString('utf8');
   for (const alt of ['composed image 0', 'augmented image 0', 'composed image 1', 'augmented image 1']) expect(report).toContain(`alt="${alt}`);

@@ -7,7 +7,8 @@
  */
 import { join } from 'node:path';
 import {
-  artifactPath, attentionVsMask, loadAugmented, markPhaseCompleted, MetricsRecorder, trainPersonalization, writeAttentionHeatmaps, writeLearnedConcepts,
+  artifactPath, attentionVsMask, loadAugmented, markPhaseCompleted, MetricsRecorder, summarizeMetrics, trainPersonalization, writeAttentionHeatmaps, writeLearnedConcepts,
+  type MetricsSummary,
 } from '@dynasyn/dynasyn';
 import { notify } from '@dynasyn/webhooks';
 import { openRunDir, removeRunDir, runStage, storedPhases, uploadFile, uploadFolder, type PersonalizationJob, type StageCall, type StageDeps } from '@dynasyn/stages';
@@ -21,6 +22,7 @@ export function createTrainHandler(deps: StageDeps): TrainHandler {
     // a finished training raises its event again (deduplicated): a crash between upload and notify loses nothing
     done: async (job) => (await storedPhases(deps, job)).includes('phase2') && (await completed(deps, job), true),
     run: async ({ job, options: o, signal, progress }) => {
+      let summary: MetricsSummary | undefined;
       const run = await openRunDir(deps, job, { folders: ['augmented', 'checkpoints'] });
       try {
         const augmented = await loadAugmented(artifactPath(run.dir, 'augmented'));
@@ -50,6 +52,7 @@ export function createTrainHandler(deps: StageDeps): TrainHandler {
           metrics.setAttention(when, snap.placeholders.map((p, i) => attentionVsMask(p.token, p.map, gh, gw, run.input.subjects[i]!.mask)));
         }
         metrics.flush();
+        summary = summarizeMetrics(metrics.toJSON());
         markPhaseCompleted(run.dir, 'phase1');
         markPhaseCompleted(run.dir, 'phase2');
         await uploadFile(deps, job, run.dir, 'embeddings.safetensors', 'embeddings');
@@ -60,12 +63,13 @@ export function createTrainHandler(deps: StageDeps): TrainHandler {
       } finally {
         removeRunDir(run.dir);
       }
-      await completed(deps, job);
+      await completed(deps, job, summary);
     },
   });
 }
 
-async function completed(deps: StageDeps, job: PersonalizationJob): Promise<void> {
-  await deps.db.setStatus(job.id, 'sampling');
+/** Training is done: status `sampling`, the metrics summary on the row (when just computed), the webhook event. */
+async function completed(deps: StageDeps, job: PersonalizationJob, summary?: MetricsSummary): Promise<void> {
+  await deps.db.setStatus(job.id, 'sampling', undefined, summary);
   await notify(deps.db, { tenantId: job.tenantId, url: job.webhookUrl, type: 'personalization.training.completed', personalizationId: job.id, data: { id: job.id, status: 'sampling' } });
 }

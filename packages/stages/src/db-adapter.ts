@@ -43,8 +43,8 @@ export function stageDbFrom(db: Db, enqueueDelivery: (deliveryId: string) => Pro
       const row = await db.personalizations.findById(id);
       return row ? toJob(row) : undefined;
     },
-    async setStatus(id, status, error) {
-      await db.personalizations.updateStatus(id, status, error ? { error } : {});
+    async setStatus(id, status, error, metrics) {
+      await db.personalizations.updateStatus(id, status, { ...(error ? { error } : {}), ...(metrics !== undefined ? { metrics: metrics as object } : {}) });
     },
     setProgress: (id, p) => db.personalizations.setProgress(id, p.stage, p.step, p.total),
     async isCancelRequested(id) {

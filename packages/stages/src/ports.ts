@@ -53,7 +53,8 @@ export interface SampleJobRow {
 export interface StageDb extends NotifyPorts {
   getPersonalization(id: string): Promise<PersonalizationJob | undefined>;
   /** Sets the status (and startedAt/finishedAt as fits); `error` goes with `failed`. */
-  setStatus(id: string, status: PersonalizationStatus, error?: { code: string; message: string }): Promise<void>;
+  /** `metrics`: a summary for the personalization's `metrics` field (kept when absent). */
+  setStatus(id: string, status: PersonalizationStatus, error?: { code: string; message: string }, metrics?: unknown): Promise<void>;
   /** Replaces this stage's entry of the per-stage progress list. */
   setProgress(id: string, p: StageProgress): Promise<void>;
   isCancelRequested(id: string): Promise<boolean>;

@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClipTokenizer, loadBundle, type ModelBundle } from '@dynasyn/diffusion';
-import { tenantKey } from '@dynasyn/storage';
+import { contentTypeFor, tenantKey } from '@dynasyn/storage';
 import {
   artifactPath, createManifest, loadInput, markPhaseCompleted, readManifest, writeInputs, writeManifest,
   type PersonalizationInput,
@@ -77,15 +77,12 @@ export async function uploadFolder(deps: StageDeps, job: PersonalizationJob, dir
   for (const b of written) await deps.db.recordArtifact({ personalizationId: job.id, kind, key: b.key, sha256: b.sha256, size: b.size, contentType: b.contentType });
 }
 
-const CONTENT_TYPES: Record<string, string> = { json: 'application/json', html: 'text/html; charset=utf-8', png: 'image/png', safetensors: 'application/octet-stream' };
-
 /** Uploads one file of the run directory (when it exists) and records it. */
 export async function uploadFile(deps: StageDeps, job: PersonalizationJob, dir: string, rel: string, kind: ArtifactKind): Promise<void> {
   const file = join(dir, rel);
   if (!existsSync(file)) return;
   const { readFileSync } = await import('node:fs');
-  const contentType = CONTENT_TYPES[rel.split('.').pop() ?? ''] ?? 'application/octet-stream';
-  const b = await deps.storage.put(`${runPrefix(job)}/${rel}`, readFileSync(file), { contentType });
+  const b = await deps.storage.put(`${runPrefix(job)}/${rel}`, readFileSync(file), { contentType: contentTypeFor(rel) });
   await deps.db.recordArtifact({ personalizationId: job.id, kind, key: b.key, sha256: b.sha256, size: b.size, contentType: b.contentType });
 }
 

@@ -5,6 +5,7 @@ import { parseStorageUrl } from './url.js';
 
 export type { BlobBody, BlobInfo, BlobStore, BlobStoreOptions, PutOptions, S3Options } from './types.js';
 export { StorageError, isStorageError, type StorageErrorCode } from './errors.js';
+export { contentTypeFor } from './content-type.js';
 export { tenantKey, validateKey, normalizePrefix } from './keys.js';
 export { parseStorageUrl, type StorageLocation } from './url.js';
 export { LocalBlobStore } from './local.js';

@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { contentTypeFor } from './content-type.js';
 import { StorageError } from './errors.js';
 import { normalizePrefix, validateKey } from './keys.js';
 import {
@@ -165,6 +166,11 @@ export class LocalBlobStore implements BlobStore {
     return null;
   }
 
+  async presignPut(key: string): Promise<string | null> {
+    validateKey(key);
+    return null;
+  }
+
   async downloadPrefix(prefix: string, dir: string): Promise<void> {
     const folder = normalizePrefix(prefix);
     for (const key of await this.keys(folder)) {
@@ -180,7 +186,7 @@ export class LocalBlobStore implements BlobStore {
     const out: BlobInfo[] = [];
     for (const rel of await walkFiles(dir)) {
       const key = validateKey(folder + rel);
-      out.push(await this.put(key, createReadStream(path.join(dir, ...rel.split('/')))));
+      out.push(await this.put(key, createReadStream(path.join(dir, ...rel.split('/'))), { contentType: contentTypeFor(rel) }));
     }
     return out;
   }

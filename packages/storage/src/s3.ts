@@ -3,10 +3,11 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import {
   CopyObjectCommand, DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand,
-  ListObjectsV2Command, S3Client,
+  ListObjectsV2Command, PutObjectCommand, S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { contentTypeFor } from './content-type.js';
 import { StorageError } from './errors.js';
 import { normalizePrefix, validateKey } from './keys.js';
 import { hashThrough, checkSha256, resolveUnder, sha256File, sha256Hex, walkFiles, writeFileAtomic } from './files.js';
@@ -194,6 +195,12 @@ export class S3BlobStore implements BlobStore {
     return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key }), { expiresIn: ttlSeconds });
   }
 
+  async presignPut(key: string, ttlSeconds: number): Promise<string | null> {
+    const Key = this.full(key);
+    // Only the host is signed: the client may send any Content-Type (the API sniffs the bytes anyway).
+    return getSignedUrl(this.client, new PutObjectCommand({ Bucket: this.bucket, Key }), { expiresIn: ttlSeconds });
+  }
+
   async downloadPrefix(prefix: string, dir: string): Promise<void> {
     const folder = normalizePrefix(prefix);
     const root = path.resolve(dir);
@@ -216,7 +223,7 @@ export class S3BlobStore implements BlobStore {
       const file = path.join(dir, ...rel.split('/'));
       // Hash first so the object is written once, with its metadata, and verified on the way.
       const sha256 = await sha256File(file);
-      out.push(await this.put(validateKey(folder + rel), createReadStream(file), { sha256 }));
+      out.push(await this.put(validateKey(folder + rel), createReadStream(file), { sha256, contentType: contentTypeFor(rel) }));
     }
     return out;
   }

@@ -40,6 +40,11 @@ export interface BlobStore {
   list(prefix: string): Promise<BlobInfo[]>;
   /** A URL anyone can GET for `ttlSeconds`; null for the local backend (the API serves those bytes itself). */
   presignGet(key: string, ttlSeconds: number): Promise<string | null>;
+  /**
+   * A URL anyone can PUT the object's bytes to for `ttlSeconds` (any Content-Type; the object then has no
+   * sha256 metadata, so `head` reports '' for it); null for the local backend.
+   */
+  presignPut(key: string, ttlSeconds: number): Promise<string | null>;
   /** Copies every object under `prefix` to `dir/<key minus prefix>`; files already there with the same sha256 are kept. */
   downloadPrefix(prefix: string, dir: string): Promise<void>;
   /** Uploads every file under `dir` to `prefix/<relative path>`; returns what was written, sorted by key. */

@@ -17,6 +17,13 @@ const RENAMED: Record<string, string> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'BODY_TOO_LARGE',
 };
 
+/** Plainer words than the plugins' own ("reach files limit"). */
+const MESSAGES: Record<string, string> = {
+  FST_FILES_LIMIT: 'too many files: send one "image" and one "mask" per subject (at most MAX_SUBJECTS masks)',
+  FST_PARTS_LIMIT: 'too many parts in the multipart body',
+  FST_FIELDS_LIMIT: 'too many fields: the form takes "classes", "options" and "webhook_url" besides the files',
+};
+
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error.validation) {
@@ -28,7 +35,7 @@ export function installErrorHandler(app: FastifyInstance): void {
       return reply.code(status).send({ code: 'INTERNAL', message: 'internal error; it has been logged' });
     }
     const code = RENAMED[error.code] ?? error.code ?? 'BAD_REQUEST';
-    return reply.code(status).send({ code, message: error.message });
+    return reply.code(status).send({ code, message: MESSAGES[error.code] ?? error.message });
   });
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({ code: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` }),

@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { ApiDeps } from '../deps.js';
+import { contentTypeFor } from '@dynasyn/storage';
 import { NotFound } from '../errors.js';
 import { ownsKey } from '../links.js';
 import { errors } from './schemas.js';
@@ -11,7 +12,7 @@ import { errors } from './schemas.js';
 export function fileRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.get(
     '/v1/files/*',
-    { schema: { summary: 'Download an artifact or sample (local storage backend)', tags: ['files'], response: errors(401, 404) } },
+    { schema: { summary: 'Download an artifact or sample (local storage backend)', tags: ['files'], response: { 200: { description: "the object's bytes, with its content type", type: 'string', format: 'binary' }, ...errors(401, 404) } } },
     async (request, reply) => {
       const key = (request.params as { '*': string })['*'];
       if (!ownsKey(request.tenant.id, key)) throw new NotFound('file');
@@ -19,7 +20,7 @@ export function fileRoutes(app: FastifyInstance, deps: ApiDeps): void {
       if (!meta) throw new NotFound('file');
       const stream = await deps.storage.getStream(key);
       return reply
-        .type(meta.contentType === 'application/octet-stream' ? guessType(key) : meta.contentType)
+        .type(meta.contentType === 'application/octet-stream' ? contentTypeFor(key) : meta.contentType)
         .header('content-length', meta.size)
         .header('cache-control', 'private, max-age=300')
         .header('x-content-type-options', 'nosniff')
@@ -27,14 +28,3 @@ export function fileRoutes(app: FastifyInstance, deps: ApiDeps): void {
     },
   );
 }
-
-const TYPES: Record<string, string> = {
-  png: 'image/png',
-  jpg: 'image/jpeg',
-  jpeg: 'image/jpeg',
-  webp: 'image/webp',
-  json: 'application/json',
-  html: 'text/html; charset=utf-8',
-  safetensors: 'application/octet-stream',
-};
-const guessType = (key: string) => TYPES[key.slice(key.lastIndexOf('.') + 1).toLowerCase()] ?? 'application/octet-stream';

@@ -5,10 +5,10 @@ import type { FastifyInstance } from 'fastify';
 import type { ApiConfig } from '../config.js';
 import type { ApiDeps, Personalization } from '../deps.js';
 import { FINAL_STATUSES } from '../deps.js';
-import { AlreadyFinished, BadWebhookUrl, NotFound } from '../errors.js';
+import { AlreadyFinished, BadWebhookUrl, NotFound, UnsupportedMediaType } from '../errors.js';
 import { idempotent, type Claim } from '../idempotency.js';
 import { blobUrl, personalizationLinks } from '../links.js';
-import { readUpload, validateUpload, type PersonalizationUpload } from '../upload.js';
+import { parseJsonCreate, readJsonUploads, readUpload, uploadKey, validateUpload, type PersonalizationUpload } from '../upload.js';
 import { checkWebhookUrl, WebhookError } from '@dynasyn/webhooks';
 import { createdSchema, errors, idParams, personalizationSchema } from './schemas.js';
 
@@ -24,6 +24,20 @@ const multipartBody = {
   },
 } as const;
 
+const uploadId = { type: 'string', format: 'uuid', description: 'an upload id from POST /v1/uploads, its bytes PUT to its url' } as const;
+const jsonBody = {
+  type: 'object',
+  required: ['image', 'masks', 'classes'],
+  additionalProperties: false,
+  properties: {
+    image: uploadId,
+    masks: { type: 'array', minItems: 1, items: uploadId, description: 'one mask upload per subject, in subject order' },
+    classes: { type: 'array', items: { type: 'string' }, description: 'class words, one per mask, same order', example: ['dog', 'ball'] },
+    options: { type: 'object', description: '{"preset": "tiny|fast|paper", "steps": n, "prompts": [...]}' },
+    webhook_url: { type: 'string', format: 'uri' },
+  },
+} as const;
+
 export function personalizationRoutes(app: FastifyInstance, deps: ApiDeps, config: ApiConfig): void {
   const { db, storage } = deps;
 
@@ -32,21 +46,40 @@ export function personalizationRoutes(app: FastifyInstance, deps: ApiDeps, confi
     {
       schema: {
         summary: 'Start a personalization from one image and a mask per subject',
+        description: 'multipart/form-data with the files, or JSON naming uploads made through POST /v1/uploads '
+          + '(for large images, or clients that upload straight to object storage); each upload is used once.',
         tags: ['personalizations'],
-        consumes: ['multipart/form-data'],
-        body: multipartBody,
+        consumes: ['multipart/form-data', 'application/json'],
+        body: { content: { 'multipart/form-data': { schema: multipartBody }, 'application/json': { schema: jsonBody } } },
         headers: { type: 'object', properties: { 'idempotency-key': { type: 'string', maxLength: 255 } } },
         response: { 202: createdSchema, ...errors(400, 401, 409, 413, 415, 422, 429) },
       },
-      // The body is a multipart stream read by the handler; the schema above only documents it.
+      // The body is a multipart stream or JSON checked by the handler (with the API's error codes); the
+      // schema above only documents it.
       validatorCompiler: () => () => true,
     },
     async (request, reply) => {
+      const tenantId = request.tenant.id;
+      if (!request.isMultipart()) {
+        const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+        if (type !== 'application/json') throw new UnsupportedMediaType(`a ${type || 'body without a content type'} is not accepted: send multipart/form-data with the files, or application/json naming uploads`);
+        const req = parseJsonCreate(request.body, config);
+        return idempotent(db, request, reply, req.requestHash, async (claim) => {
+          const upload = await validateUpload(await readJsonUploads(storage, tenantId, req, config), config);
+          if (upload.webhookUrl) await checkWebhook(upload.webhookUrl, config.webhookAllowPrivate);
+          const created = await createPersonalization(deps, tenantId, upload, claim);
+          // Copied into the personalization's input/: the uploads are used up (a retry replays by its key).
+          for (const u of new Set([req.image, ...req.masks])) {
+            await storage.delete(uploadKey(tenantId, u)).catch((err: Error) => request.log.warn({ upload: u, err: err.message }, 'used upload not removed'));
+          }
+          return created;
+        });
+      }
       const raw = await readUpload(request, config);
       return idempotent(db, request, reply, raw.requestHash, async (claim) => {
         const upload = await validateUpload(raw, config);
         if (upload.webhookUrl) await checkWebhook(upload.webhookUrl, config.webhookAllowPrivate);
-        return createPersonalization(deps, request.tenant.id, upload, claim);
+        return createPersonalization(deps, tenantId, upload, claim);
       });
     },
   );

@@ -6,7 +6,7 @@ import { DataType, readSafetensors, type HostTensor } from '@dynasyn/ort-trainin
 import type { LearnedConcepts } from '../types.js';
 import {
   MetricsRecorder, attentionVsMask, bundleHasRandomWeights, createManifest, isArtifactError, markPhaseCompleted, readLearnedConcepts,
-  readManifest, readMetrics, readSamples, writeLearnedConcepts, writeManifest, writeSampleMetrics, writeSamples, type StepMetrics,
+  readManifest, readMetrics, readSamples, summarizeMetrics, writeLearnedConcepts, writeManifest, writeSampleMetrics, writeSamples, type StepMetrics,
 } from './artifacts.js';
 import { rectMask, syntheticImage } from '../testing/synthetic-output.js';
 
@@ -147,6 +147,24 @@ describe('metrics', () => {
     expect(Number.isNaN(m.steps[0]!.aug)).toBe(true);
     expect(m.timings['sample']).toBeGreaterThanOrEqual(15);
     expect(JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')).steps[0].aug).toBeNull();
+  });
+
+  it('summarizes per phase: step counts, loss means over the first and last ten steps, attention, timings', () => {
+    const rec = new MetricsRecorder(join(newRun('summary'), 'metrics.json'));
+    for (let s = 1; s <= 25; s++) rec.recordStep(row(1, s, s));
+    for (let s = 1; s <= 4; s++) rec.recordStep(row(2, s, 100 * s));
+    rec.addTiming('train', 1234.4);
+    const att = { token: '<asset0>', massInMask: 0.5, iou: 0.25, maskShare: 0.3 };
+    rec.setAttention('after', [att]);
+    const sum = summarizeMetrics(rec.toJSON());
+    expect(sum.steps).toEqual({ phase1: 25, phase2: 4 });
+    expect(sum.loss.phase1!.first.md).toBeCloseTo(5.5, 12); // mean of 1..10
+    expect(sum.loss.phase1!.last.total).toBeCloseTo(20.5, 12); // mean of 16..25
+    expect(sum.loss.phase2!.first.m2a).toBeCloseTo(250, 12); // fewer than ten steps: all four
+    expect(sum.loss.phase1!.first.aug).toBeNull(); // NaN in, null out (JSON)
+    expect(sum.attention).toEqual({ after: [att] });
+    expect(sum.timingsMs).toEqual({ train: 1234 });
+    expect(summarizeMetrics({ version: 1, steps: [], timings: {}, attention: {} })).toEqual({ steps: { phase1: 0, phase2: 0 }, loss: {}, attention: {}, timingsMs: {} });
   });
 
   it('measures attention against a mask (hand-computed)', () => {

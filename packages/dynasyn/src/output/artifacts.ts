@@ -11,8 +11,8 @@ export {
 } from './manifest.js';
 export { EMBEDDINGS_TENSOR, readLearnedConcepts, writeLearnedConcepts, type ReadConceptsOptions } from './concepts.js';
 export {
-  LOSS_TERMS, MetricsRecorder, attentionVsMask, readMetrics,
-  type AttentionVsMask, type EvaluationSummary, type MetricsFile, type StepMetrics,
+  LOSS_TERMS, MetricsRecorder, SUMMARY_WINDOW, attentionVsMask, readMetrics, summarizeMetrics,
+  type AttentionVsMask, type EvaluationSummary, type LossMeans, type MetricsFile, type MetricsSummary, type StepMetrics,
 } from './metrics.js';
 export {
   readAugmentedIndex, readInputs, readSamples, writeAttentionHeatmaps, writeInputs, writeSampleMetrics, writeSamples,

@@ -130,6 +130,39 @@ export class MetricsRecorder {
   }
 }
 
+/** Mean of each loss term over some steps. */
+export type LossMeans = Record<(typeof LOSS_TERMS)[number], number>;
+
+/** What a client sees of metrics.json without downloading it (the service puts it on the personalization). */
+export interface MetricsSummary {
+  steps: { phase1: number; phase2: number };
+  /** Per phase, each loss term's mean over its first and its last `SUMMARY_WINDOW` steps. */
+  loss: { phase1?: { first: LossMeans; last: LossMeans }; phase2?: { first: LossMeans; last: LossMeans } };
+  attention: MetricsFile['attention'];
+  evaluation?: EvaluationSummary;
+  timingsMs: Record<string, number>;
+}
+
+export const SUMMARY_WINDOW = 10;
+
+/** A compact summary of a metrics file (non-finite numbers become null, as in the file). */
+export function summarizeMetrics(m: MetricsFile): MetricsSummary {
+  // a term that is not a number in some step (NaN, or null as toJSON() writes it) has no mean
+  const value = (v: unknown) => (typeof v === 'number' ? v : Number.NaN);
+  const means = (rows: StepMetrics[]): LossMeans =>
+    Object.fromEntries(LOSS_TERMS.map((t) => [t, rows.reduce((a, r) => a + value(r[t]), 0) / rows.length])) as LossMeans;
+  const loss: MetricsSummary['loss'] = {};
+  const steps = { phase1: 0, phase2: 0 };
+  for (const phase of [1, 2] as const) {
+    const rows = m.steps.filter((r) => r.phase === phase);
+    steps[`phase${phase}`] = rows.length;
+    if (rows.length) loss[`phase${phase}`] = { first: means(rows.slice(0, SUMMARY_WINDOW)), last: means(rows.slice(-SUMMARY_WINDOW)) };
+  }
+  const timingsMs = Object.fromEntries(Object.entries(m.timings).map(([k, v]) => [k, Math.round(v)]));
+  const summary: MetricsSummary = { steps, loss, attention: m.attention, ...(m.evaluation ? { evaluation: m.evaluation } : {}), timingsMs };
+  return JSON.parse(JSON.stringify(summary)) as MetricsSummary;
+}
+
 /** Reads `<dir>/metrics.json` (null numbers, written for NaN/Infinity, come back as NaN). */
 export function readMetrics(dir: string): MetricsFile {
   const file = artifactPath(dir, 'metrics');

@@ -149,6 +149,19 @@ export function describeBlobStore(name: string, setup: () => Promise<BlobStoreFi
       expect(Buffer.from(await res.arrayBuffer()).equals(body)).toBe(true);
     });
 
+    test('presignPut gives a URL a plain HTTP PUT stores the object through (S3) or null (local)', async () => {
+      const body = randomBytes(3000);
+      const url = await store.presignPut('up/photo', 60);
+      if (!fx.presigns) {
+        expect(url).toBeNull();
+        return;
+      }
+      const res = await fetch(url!, { method: 'PUT', body, headers: { 'content-type': 'image/png' } });
+      expect(res.status).toBe(200);
+      expect((await store.get('up/photo')).equals(body)).toBe(true);
+      expect((await store.head('up/photo'))?.size).toBe(body.length);
+    });
+
     test('a 20 MiB body round-trips, in several multipart parts where the backend has multipart', async () => {
       const body = randomBytes(20 * 1024 * 1024);
       fx.resetParts?.();
@@ -177,6 +190,13 @@ export function describeBlobStore(name: string, setup: () => Promise<BlobStoreFi
         expect(uploaded.map((i) => [i.key, i.sha256])).toEqual(
           Object.keys(files).sort().map((rel) => [`bundles/tiny/${rel}`, sha(files[rel]!)]),
         );
+        // content types from the extension, so links to uploaded artifacts serve them as what they are
+        expect(Object.fromEntries(uploaded.map((i) => [i.key, i.contentType]))).toEqual({
+          'bundles/tiny/model_index.json': 'application/json',
+          'bundles/tiny/text_encoder/weights/part-1.bin': 'application/octet-stream',
+          'bundles/tiny/unet/model.onnx': 'application/octet-stream',
+        });
+        expect((await store.head('bundles/tiny/model_index.json'))?.contentType).toBe('application/json');
 
         const dst = path.join(tmp, 'cache');
         await store.downloadPrefix('bundles/tiny', dst);
