@@ -32,7 +32,7 @@ describe('samples', () => {
     await h.db.prisma.personalization.update({ where: { id }, data: { status: 'succeeded' } });
     const res = await samples(id, { prompts: ['on a beach', 'in snow'], seeds: [1, 2], steps: 20, guidance: 7.5 });
     expect(res.statusCode).toBe(202);
-    const { items } = res.json() as { items: { id: string; prompt: string; seed: number; status: string; url: string | null }[] };
+    const { items, requestId } = res.json() as { requestId: string; items: { id: string; prompt: string; seed: number; status: string; url: string | null }[] };
     expect(items.map((i) => [i.prompt, i.seed, i.status, i.url])).toEqual([
       ['on a beach', 1, 'queued', null],
       ['on a beach', 2, 'queued', null],
@@ -41,7 +41,8 @@ describe('samples', () => {
     ]);
     const jobs = await h.queues.queues.sample.getJobs(['waiting']);
     const job = jobs.find((j) => j.name === 'samples.generate');
-    expect(job?.data).toMatchObject({ v: 1, personalizationId: id, tenantId: alice.id, sampleIds: items.map((i) => i.id) });
+    // the request id the worker's samples.completed event carries
+    expect(job?.data).toMatchObject({ v: 1, personalizationId: id, tenantId: alice.id, requestId, sampleIds: items.map((i) => i.id) });
   });
 
   it('validates the request body with clear codes', async () => {

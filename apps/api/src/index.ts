@@ -25,7 +25,8 @@ export interface StartOptions {
 
 export async function startApi(env: Env, opts: StartOptions = {}): Promise<FastifyInstance> {
   const services = await openServices(env, { migrate: opts.migrate ?? false });
-  const server = buildServer({ deps: services.deps, config: configFromEnv(env), logger: { level: env.LOG_LEVEL } });
+  // rate-limit counters beside the queues' keys, so two deployments sharing a Redis keep theirs apart
+  const server = buildServer({ deps: services.deps, config: configFromEnv(env), logger: { level: env.LOG_LEVEL }, rateLimitNamespace: `${env.QUEUE_PREFIX}-rl:` });
   // Runs after in-flight requests have finished (server.close waits for them).
   server.addHook('onClose', async () => services.close());
   try {

@@ -45,8 +45,12 @@ export function sampleRoutes(app: FastifyInstance, deps: ApiDeps, config: ApiCon
         response: {
           202: {
             type: 'object',
-            required: ['items', 'links'],
-            properties: { items: { type: 'array', items: sampleSchema }, links: { type: 'object', additionalProperties: { type: 'string' } } },
+            required: ['requestId', 'items', 'links'],
+            properties: {
+              requestId: { type: 'string', description: 'the `requestId` of the samples.completed webhook event for this request' },
+              items: { type: 'array', items: sampleSchema },
+              links: { type: 'object', additionalProperties: { type: 'string' } },
+            },
           },
           ...errors(400, 401, 404, 409),
         },
@@ -82,7 +86,7 @@ export function sampleRoutes(app: FastifyInstance, deps: ApiDeps, config: ApiCon
         const created = await db.samples.createMany(rows);
         const items = await Promise.all(created.map((s) => sampleView(deps, config, s)));
         // Dates as strings: the stored answer is JSON and must replay exactly as it was first sent.
-        const response = { statusCode: 202, body: JSON.parse(JSON.stringify({ items, links: { list: `/v1/samples?personalization=${id}` } })) as unknown };
+        const response = { statusCode: 202, body: JSON.parse(JSON.stringify({ requestId, items, links: { list: `/v1/samples?personalization=${id}` } })) as unknown };
         try {
           await claim(response, id);
           await queues.enqueueSamples({ personalizationId: id, tenantId, requestId, sampleIds: rows.map((r) => r.id) });
