@@ -181,7 +181,8 @@ export async function readJsonUploads(storage: BlobStore, tenantId: string, req:
   return { image, masks, classes: req.classes, options: req.options, webhookUrl: req.webhookUrl, requestHash: req.requestHash };
 }
 
-const CONTENT_TYPES = { png: 'image/png', jpeg: 'image/jpeg', webp: 'image/webp' } as const;
+/** The MIME type of each image type `sniffImageType` recognises. */
+export const IMAGE_CONTENT_TYPES = { png: 'image/png', jpeg: 'image/jpeg', webp: 'image/webp' } as const;
 
 /** Sniffs, decodes (pixel limit checked from the header first) and cross-checks image, masks and classes. */
 export async function validateUpload(
@@ -210,7 +211,7 @@ export async function validateUpload(
 
 function asFile(bytes: Buffer): UploadFile {
   const type = sniffImageType(bytes) ?? 'png';
-  return { bytes, contentType: CONTENT_TYPES[type], extension: type === 'jpeg' ? 'jpg' : type };
+  return { bytes, contentType: IMAGE_CONTENT_TYPES[type], extension: type === 'jpeg' ? 'jpg' : type };
 }
 
 async function checked<T>(name: string, fn: () => Promise<T>): Promise<T> {

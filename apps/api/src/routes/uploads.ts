@@ -11,10 +11,8 @@ import type { FastifyInstance } from 'fastify';
 import type { ApiConfig } from '../config.js';
 import type { ApiDeps } from '../deps.js';
 import { EmptyUpload, NotAnImage } from '../errors.js';
-import { uploadKey } from '../upload.js';
+import { IMAGE_CONTENT_TYPES, uploadKey } from '../upload.js';
 import { errors, idParams } from './schemas.js';
-
-const CONTENT_TYPES = { png: 'image/png', jpeg: 'image/jpeg', webp: 'image/webp' } as const;
 
 const uploadSchema = {
   type: 'object',
@@ -78,7 +76,7 @@ export function uploadRoutes(app: FastifyInstance, deps: ApiDeps, config: ApiCon
         if (!body || body.length === 0) throw new EmptyUpload();
         const type = sniffImageType(body);
         if (!type) throw new NotAnImage('the upload is not a PNG, JPEG or WebP image');
-        await deps.storage.put(uploadKey(request.tenant.id, id), body, { contentType: CONTENT_TYPES[type] });
+        await deps.storage.put(uploadKey(request.tenant.id, id), body, { contentType: IMAGE_CONTENT_TYPES[type] });
         return reply.code(204).send();
       },
     );
