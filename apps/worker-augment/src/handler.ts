@@ -30,7 +30,9 @@ export function createAugmentHandler(deps: StageDeps): AugmentHandler {
         signal.throwIfAborted();
         await saveAugmented(artifactPath(run.dir, 'composed'), composed, 'composed');
         markPhaseCompleted(run.dir, 'compose');
-        progress({ stage: 'augment', step: 1, total: 1 });
+        // in composeAugmentations' unit (a draft and a composition per example), 1/1 when there are none
+        const total = Math.max(1, 2 * composed.length);
+        progress({ stage: 'augment', step: total, total });
         await uploadFolder(deps, job, run.dir, 'composed', 'augmented');
         await uploadFile(deps, job, run.dir, 'manifest.json', 'manifest'); // last: it marks the stage done
       } finally {

@@ -22,12 +22,13 @@ export function createGsaHandler(deps: StageDeps): GsaHandler {
       const run = await openRunDir(deps, job, { folders: ['composed'] });
       try {
         const composed = await loadComposed(artifactPath(run.dir, 'composed'));
-        progress({ stage: 'gsa', step: 0, total: composed.length });
+        const total = Math.max(1, composed.length); // 1/1 when there is nothing to do, as every stage
+        progress({ stage: 'gsa', step: 0, total });
         const augmented = await gsaOnBase(run.bundle, composed, options, { cacheDir: join(run.dir, 'cache'), signal, onProgress: progress });
         signal.throwIfAborted();
         await saveAugmented(artifactPath(run.dir, 'augmented'), augmented);
         markPhaseCompleted(run.dir, 'augment');
-        progress({ stage: 'gsa', step: composed.length, total: composed.length });
+        progress({ stage: 'gsa', step: total, total });
         await uploadFolder(deps, job, run.dir, 'augmented', 'augmented');
         await uploadFile(deps, job, run.dir, 'manifest.json', 'manifest'); // last: it marks the stage done
       } finally {

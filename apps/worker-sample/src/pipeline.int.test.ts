@@ -47,6 +47,9 @@ it('runs augment -> gsa -> train -> sample on Postgres, each stage safe to run t
   const progress = row.progress as { stage: string; step: number; total: number }[];
   expect(progress.map((p) => p.stage).sort()).toEqual(['augment', 'gsa', 'sample', 'train']);
   expect(progress.find((p) => p.stage === 'train')).toEqual({ stage: 'train', step: 12, total: 12 });
+  // each stage ends at step == total in the unit it reported in while running (augment: a draft and a composition per example)
+  expect(progress.find((p) => p.stage === 'augment')).toEqual({ stage: 'augment', step: 4, total: 4 });
+  expect(progress.find((p) => p.stage === 'gsa')).toEqual({ stage: 'gsa', step: 2, total: 2 });
   // the metrics summary a client reads without downloading metrics.json
   const metrics = row.metrics as { steps: Record<string, number>; loss: { phase2: { last: Record<string, number> } }; attention: { after: { token: string; iou: number }[] } };
   expect(metrics.steps.phase1 + metrics.steps.phase2).toBe(12);
