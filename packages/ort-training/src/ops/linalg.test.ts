@@ -86,9 +86,14 @@ const convCases: ConvCase[] = [
   ['2-D depthwise SAME_LOWER', [1, 3, 5, 4], [3, 1, 2, 2], { group: 3, auto_pad: 'SAME_LOWER' }, [1, 3, 5, 4]],
   ['2-D 1x1', [2, 4, 3, 3], [2, 4, 1, 1], {}, [2, 2, 3, 3]],
   ['2-D 1x1 stride 2 VALID', [1, 3, 5, 5], [2, 3, 1, 1], { strides: [2, 2], auto_pad: 'VALID' }, [1, 2, 3, 3]],
+  // fewer output than input channels ('auto' takes the output's patches for these)
+  ['2-D 3x3 pad 1 channels 5 -> 2', [2, 5, 4, 5], [2, 5, 3, 3], { pads: [1, 1, 1, 1] }, [2, 2, 4, 5]],
+  ['2-D 3x2 VALID dilation (2,1) channels 4 -> 3', [1, 4, 6, 5], [3, 4, 3, 2], { dilations: [2, 1] }, [1, 3, 2, 4]],
+  ['2-D groups 2 asymmetric pads channels 6 -> 4', [2, 6, 5, 4], [4, 3, 3, 3], { group: 2, pads: [2, 0, 0, 1] }, [2, 4, 5, 3]],
+  ['1-D SAME_UPPER kernel 4 channels 3 -> 1', [2, 3, 7], [1, 3, 4], { auto_pad: 'SAME_UPPER' }, [2, 1, 7]],
 ];
 
-describe.each(['im2col', 'conv', 'patches'] as const)('Conv gradients match central differences (weight gradient by %s)', (strategy) => {
+describe.each(['im2col', 'conv', 'patches', 'outputPatches', 'auto'] as const)('Conv gradients match central differences (weight gradient by %s)', (strategy) => {
   beforeAll(() => { convWeightGradientOptions.strategy = strategy; });
   afterAll(() => { convWeightGradientOptions.strategy = 'auto'; });
   test.each(convCases)('%s', async (_, x, w, attrs, out) => {
