@@ -107,6 +107,11 @@ export function deriveGradientGraph(model: OnnxModel, options: DeriveOptions): D
 
   push(options.loss, b.constant(fromNumbers(lossType.dtype, lossType.dims, [1]), 'dloss'));
 
+  // Forward consumers, read by rules that recognise a pattern (softmax feeding attention's product).
+  const consumers = new Map<string, Node[]>();
+  for (const n of order) for (const x of new Set(n.inputs)) if (x) { const l = consumers.get(x); if (l) l.push(n); else consumers.set(x, [n]); }
+  const outputNames = new Set([options.loss, ...(options.keepOutputs ?? []), ...g.outputs.map((o) => o.name)]);
+
   for (const node of activeNodes) { // reverse topological order
     const def = lookupOp(node.domain, node.opType, node.name);
     const dOutputs = node.outputs.map((o) => (o ? gradOf(o) : undefined));
@@ -121,6 +126,9 @@ export function deriveGradientGraph(model: OnnxModel, options: DeriveOptions): D
     const ref = (name: string): TensorRef => ({ name, type: b.type(name), ...(values.has(name) ? { value: values.get(name)! } : {}) });
     const inGrads = def.gradient({
       node, opset, b, dOutputs, needs,
+      consumers: (t) => consumers.get(t) ?? [],
+      gradientOf: gradOf,
+      isOutput: (t) => outputNames.has(t),
       inputs: node.inputs.map((x) => (x ? ref(x) : undefined)),
       outputs: node.outputs.map((o) => ref(o)),
     });

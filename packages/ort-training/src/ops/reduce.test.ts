@@ -1,5 +1,6 @@
 import { buildModel, gradcheck, randomValues, run, session, type TestNode } from '../testing/gradcheck.js';
 import { inferTypes } from '../infer.js';
+import { deriveGradientGraph } from '../autodiff.js';
 import type { AttrValue } from '../graph.js';
 import { DataType, fromNumbers, int64s, numel, toNumbers, type HostTensor } from '../tensor.js';
 
@@ -76,6 +77,33 @@ describe('softmax and cumulative sum gradients match central differences', () =>
   });
   test('Softmax with the default axis (-1)', async () => {
     await check({ op: 'Softmax', x: randomValues(24, 10, -3, 3), opset: 13 });
+  });
+  // attention: O = softmax(S) @ V. With P read only by that product the rule takes sum(dP * P) from O's side.
+  const attention = (extraReader: boolean, vDims = [2, 4, 3]) => ({
+    inputs: [{ name: 's', dtype: D, dims: [2, 4, 4], values: randomValues(32, 21, -2, 2) }, { name: 'v', dtype: D, dims: vDims, values: randomValues(numel(vDims), 22) }],
+    nodes: [
+      { op: 'Softmax', inputs: ['s'], outputs: ['p'], attrs: { axis: -1 } },
+      { op: 'MatMul', inputs: ['p', 'v'], outputs: ['o'] },
+      // a second reader of P (as DynASyn's attention losses are): the general rule must be used
+      ...(extraReader ? [{ op: 'Mul', inputs: ['p', 'p'], outputs: ['pp'] }, { op: 'MatMul', inputs: ['pp', 'v'], outputs: ['o2'] }, { op: 'Add', inputs: ['o', 'o2'], outputs: ['out'] }] : []),
+    ],
+    out: extraReader ? 'out' : 'o', wrt: ['s', 'v'], opset: 17, outDims: [2, 4, vDims[vDims.length - 1]!],
+  });
+  test.each([
+    ['P read only by P @ V', false, [2, 4, 3]],
+    ['P also read elsewhere', true, [2, 4, 3]],
+    ['V broadcast over the batch', false, [4, 3]],
+  ] as const)('Softmax feeding attention (%s)', async (_, extraReader, vDims) => {
+    const r = await gradcheck(attention(extraReader, [...vDims]));
+    for (const w of ['s', 'v']) expect(r.maxError[w]).toBeLessThan(TOL);
+  });
+  test('Softmax feeding attention: the row sums come from [.., T, d], not from [.., T, T]', () => {
+    const spec = attention(false);
+    const model = buildModel({ inputs: spec.inputs, nodes: [...spec.nodes, { op: 'ReduceSum', inputs: ['o'], outputs: ['loss'], attrs: { keepdims: 0 } }], outputs: ['loss'], opset: 17 });
+    const derived = deriveGradientGraph(model, { loss: 'loss', wrt: ['s'] });
+    const { types } = inferTypes(derived.model.graph, { opset: 17 });
+    const sums = derived.model.graph.nodes.filter((n) => n.opType === 'ReduceSum' && n.name.startsWith('grad/Softmax'));
+    expect(sums.map((n) => types.get(n.inputs[0]!)!.dims)).toEqual([[2, 4, 3]]);
   });
   test.each([[0, 0], [1, 0], [0, 1], [1, 1]])('CumSum along axis 1, exclusive=%d reverse=%d', async (exclusive, reverse) => {
     await check({ op: 'CumSum', x: randomValues(24, 11), attrs: { exclusive, reverse }, extra: { axis: fromNumbers(DataType.INT64, [], [1]) }, extraInputs: ['axis'] });

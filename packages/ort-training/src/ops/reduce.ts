@@ -101,6 +101,27 @@ function softmaxAxes(node: InferContext['node'], opset: number, rank: number): n
   return Array.from({ length: rank - a }, (_, i) => a + i);
 }
 
+/**
+ * sum(dP * P) over the last axis for attention's P = softmax(S) whose only reader is O = P @ V: there
+ * dP = dO @ V^T, so the row sums are sum(dO * O) over O's last axis (FlashAttention's D), formed on [.., T, d]
+ * instead of [.., T, T]: one T x T product and reduction fewer, and one T x T temporary less. Undefined when
+ * the pattern does not hold (P read elsewhere, an output, broadcast in the product, another axis).
+ */
+function attentionRowDot(ctx: GradContext, axes: number[]): string | undefined {
+  const y = ctx.outputs[0]!, rank = y.type.dims.length;
+  if (rank < 2 || axes.length !== 1 || axes[0] !== rank - 1 || ctx.isOutput(y.name)) return undefined;
+  const readers = ctx.consumers(y.name);
+  const mm = readers[0];
+  if (readers.length !== 1 || !mm || mm.opType !== 'MatMul' || (mm.domain !== '' && mm.domain !== 'ai.onnx')) return undefined;
+  if (mm.inputs[0] !== y.name || mm.inputs[1] === y.name || !mm.outputs[0]) return undefined;
+  const o = mm.outputs[0], oDims = ctx.b.dims(o), vDims = ctx.b.dims(mm.inputs[1]!);
+  // O must be [..batch of P.., T, d]: P not broadcast against V's batch axes, V a matrix (not a vector)
+  if (vDims.length < 2 || oDims.length !== rank || oDims.slice(0, -1).some((n, i) => n !== y.type.dims[i])) return undefined;
+  const dO = ctx.gradientOf(o);
+  if (!dO) return undefined;
+  return ctx.b.reduceSum(ctx.b.mul(dO, o), [rank - 1], true);
+}
+
 /** Host (log-)softmax over `axes` for folding. */
 function softmaxEval(ctx: InferContext, log: boolean): HostTensor[] {
   const t = input(ctx, 0), x = toNumbers(ctx.values[0]!);
@@ -173,14 +194,14 @@ export const reduceOps: OpTable = {
   /** y = log sum x: dx = dy / sum x = dy e^(-y). */
   ReduceLogSum: reduction(18, 0, (a, x) => a + x, Math.log, (ctx, { yk, dk }) => ctx.b.expand(ctx.b.div(dk, ctx.b.op('Exp', [yk])), ctx.inputs[0]!.type.dims)),
 
-  /** dx = y (dy - sum(dy y)) over the softmax axes: four ops on attention's hot path. */
+  /** dx = y (dy - sum(dy y)) over the softmax axes: four ops on attention's hot path (see `attentionRowDot`). */
   Softmax: {
     infer: (ctx) => [{ ...input(ctx, 0) }],
     evaluate: (ctx) => softmaxEval(ctx, false),
     gradient: (ctx) => {
       const b = ctx.b, d = ctx.dOutputs[0]!, y = ctx.outputs[0]!.name;
       const axes = softmaxAxes(ctx.node, ctx.opset, ctx.inputs[0]!.type.dims.length);
-      return [b.mul(y, b.sub(d, b.reduceSum(b.mul(d, y), axes, true)))];
+      return [b.mul(y, b.sub(d, attentionRowDot(ctx, axes) ?? b.reduceSum(b.mul(d, y), axes, true)))];
     },
   },
   /** dx = dy - e^y sum(dy) over the softmax axes. */

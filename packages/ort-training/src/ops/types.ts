@@ -38,6 +38,15 @@ export interface GradContext {
   /** Which inputs need a gradient (only those on a path from a requested tensor). */
   needs: boolean[];
   b: Builder;
+  /** The nodes of the forward graph that read `tensor`, in graph order. */
+  consumers: (tensor: string) => readonly Node[];
+  /**
+   * The final gradient of a tensor produced later in the forward graph (its consumers have all been
+   * differentiated already), undefined when none flows into it.
+   */
+  gradientOf: (tensor: string) => string | undefined;
+  /** True when `tensor` is an output of the derived graph (the loss, or an output kept alongside it). */
+  isOutput: (tensor: string) => boolean;
 }
 
 /** Returns, for each input, the name of its gradient tensor (or undefined when not needed). */
