@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { decode, decodeMask, ImagingError, sniffImageType, area } from '@dynasyn/imaging';
-import type { BlobStore } from '@dynasyn/storage';
+import { isStorageError, type BlobStore } from '@dynasyn/storage';
 import { z } from 'zod';
 import * as E from './errors.js';
 
@@ -173,7 +173,13 @@ export async function readJsonUploads(storage: BlobStore, tenantId: string, req:
     const info = await storage.head(key);
     if (!info) throw new E.UploadNotFound(`${what}: no upload ${uploadId} (PUT the bytes to the url POST /v1/uploads returned first; an upload is used once)`);
     if (info.size > limits.maxUploadBytes) throw new E.FileTooLarge(`${what} (upload ${uploadId}) is ${info.size} bytes; the limit is ${limits.maxUploadBytes}`);
-    return storage.get(key);
+    try {
+      return await storage.get(key);
+    } catch (err) {
+      // used up by a concurrent create between the two reads
+      if (isStorageError(err) && err.code === 'NOT_FOUND') throw new E.UploadNotFound(`${what}: upload ${uploadId} is gone (an upload is used once)`);
+      throw err;
+    }
   };
   const image = await read(req.image, 'image');
   const masks: Buffer[] = [];
