@@ -166,11 +166,37 @@ export function parseJsonCreate(body: unknown, limits: UploadLimits): JsonCreate
 /** Where an upload's bytes live: `uploads/<tenant>/<id>`, one prefix for every tenant (one S3 lifecycle rule expires them all). */
 export const uploadKey = (tenantId: string, id: string) => `uploads/${tenantId}/${id.toLowerCase()}`;
 
+/**
+ * The record that an upload was issued to this tenant and is unused: written by `POST /v1/uploads`, removed
+ * when a personalization uses the upload. A PUT through the API and a create both require it, so ids never
+ * issued, another tenant's, or already used are refused (a presigned S3 PUT cannot be stopped, but bytes it
+ * writes to a used upload are never read).
+ */
+export const uploadTicketKey = (tenantId: string, id: string) => `${uploadKey(tenantId, id)}.ticket.json`;
+
+export interface UploadTicket { expiresAt: string }
+
+/** The ticket of an issued, unused upload; null otherwise. */
+export async function readUploadTicket(storage: BlobStore, tenantId: string, id: string): Promise<UploadTicket | null> {
+  try {
+    return JSON.parse((await storage.get(uploadTicketKey(tenantId, id))).toString('utf8')) as UploadTicket;
+  } catch (err) {
+    if (isStorageError(err) && err.code === 'NOT_FOUND') return null;
+    throw err;
+  }
+}
+
+/** Removes a used upload: its bytes and its ticket. */
+export async function removeUpload(storage: BlobStore, tenantId: string, id: string): Promise<void> {
+  await storage.delete(uploadTicketKey(tenantId, id));
+  await storage.delete(uploadKey(tenantId, id));
+}
+
 /** Reads the uploads a JSON create request names (each must exist and fit the upload limit). */
 export async function readJsonUploads(storage: BlobStore, tenantId: string, req: JsonCreateRequest, limits: UploadLimits): Promise<RawUpload> {
   const read = async (uploadId: string, what: string): Promise<Buffer> => {
     const key = uploadKey(tenantId, uploadId);
-    const info = await storage.head(key);
+    const info = (await readUploadTicket(storage, tenantId, uploadId)) ? await storage.head(key) : null;
     if (!info) throw new E.UploadNotFound(`${what}: no upload ${uploadId} (PUT the bytes to the url POST /v1/uploads returned first; an upload is used once)`);
     if (info.size > limits.maxUploadBytes) throw new E.FileTooLarge(`${what} (upload ${uploadId}) is ${info.size} bytes; the limit is ${limits.maxUploadBytes}`);
     try {

@@ -55,6 +55,7 @@ it('runs augment -> gsa -> train -> sample on Postgres, each stage safe to run t
   expect(metrics.steps.phase1 + metrics.steps.phase2).toBe(12);
   expect(metrics.loss.phase2.last.total).toBeGreaterThan(0);
   expect(metrics.attention.after.map((a) => a.token)).toEqual(['<asset0>', '<asset1>']);
+  expect((row.metrics as { timingsMs: Record<string, number> }).timingsMs.train).toBeGreaterThan(0);
 
   const artifacts = await db.artifacts.list(id);
   const kinds = new Set(artifacts.map((a) => a.kind));

@@ -31,14 +31,14 @@ export function createTrainHandler(deps: StageDeps): TrainHandler {
         const metrics = MetricsRecorder.open(run.dir);
         let trained;
         try {
-          trained = await trainPersonalization({
+          trained = await metrics.time('train', () => trainPersonalization({
             bundle: run.bundle, input: run.input, augmented, options: o.train, seed: o.seed,
             cacheDir: join(run.dir, 'cache'), checkpointDir: ckDir, executionProviders: o.executionProviders,
             ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
             onProgress: (e) => { sync.poll(); progress({ stage: 'train', step: e.step + (e.phase === 2 ? o.train.phase1.steps : 0), total: o.train.phase1.steps + o.train.phase2.steps }); },
             onMetrics: (row) => metrics.recordStep(row),
             signal,
-          });
+          }));
         } finally {
           sync.poll(); // the checkpoint written at a phase end or on abort
           await sync.flush();

@@ -8,7 +8,7 @@ import { FINAL_STATUSES } from '../deps.js';
 import { AlreadyFinished, BadWebhookUrl, NotFound, UnsupportedMediaType } from '../errors.js';
 import { idempotent, type Claim } from '../idempotency.js';
 import { blobUrl, personalizationLinks } from '../links.js';
-import { parseJsonCreate, readJsonUploads, readUpload, uploadKey, validateUpload, type PersonalizationUpload } from '../upload.js';
+import { parseJsonCreate, readJsonUploads, readUpload, removeUpload, validateUpload, type PersonalizationUpload } from '../upload.js';
 import { checkWebhookUrl, WebhookError } from '@dynasyn/webhooks';
 import { createdSchema, errors, idParams, personalizationSchema } from './schemas.js';
 
@@ -32,7 +32,11 @@ const jsonBody = {
   properties: {
     image: uploadId,
     masks: { type: 'array', minItems: 1, items: uploadId, description: 'one mask upload per subject, in subject order' },
-    classes: { type: 'array', items: { type: 'string' }, description: 'class words, one per mask, same order', example: ['dog', 'ball'] },
+    classes: {
+      anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'string', description: 'comma-separated' }],
+      description: 'class words, one per mask, same order',
+      example: ['dog', 'ball'],
+    },
     options: { type: 'object', description: '{"preset": "tiny|fast|paper", "steps": n, "prompts": [...]}' },
     webhook_url: { type: 'string', format: 'uri' },
   },
@@ -70,7 +74,7 @@ export function personalizationRoutes(app: FastifyInstance, deps: ApiDeps, confi
           const created = await createPersonalization(deps, tenantId, upload, claim);
           // Copied into the personalization's input/: the uploads are used up (a retry replays by its key).
           for (const u of new Set([req.image, ...req.masks])) {
-            await storage.delete(uploadKey(tenantId, u)).catch((err: Error) => request.log.warn({ upload: u, err: err.message }, 'used upload not removed'));
+            await removeUpload(storage, tenantId, u).catch((err: Error) => request.log.warn({ upload: u, err: err.message }, 'used upload not removed'));
           }
           return created;
         });

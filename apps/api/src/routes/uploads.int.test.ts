@@ -49,7 +49,7 @@ describe('uploads', () => {
   });
 
   it('refuses an upload that is not an image, is empty or too large, or comes without an API key', async () => {
-    const id = '4b0e8c1e-8f5e-4a3a-9a57-3c1e8f0d7a11';
+    const { id } = (await h.server.inject({ method: 'POST', url: '/v1/uploads', headers: alice.auth })).json() as Upload;
     const put = (payload: Buffer, headers: Record<string, string> = alice.auth) =>
       h.server.inject({ method: 'PUT', url: `/v1/uploads/${id}`, payload, headers: { ...headers, 'content-type': 'image/png' } });
     expect((await put(Buffer.from('not an image at all'))).json()).toMatchObject({ code: 'NOT_AN_IMAGE' });
@@ -58,6 +58,31 @@ describe('uploads', () => {
     expect(big.statusCode).toBe(413);
     expect((await put(Buffer.from(image), {})).statusCode).toBe(401);
     expect(await h.storage.head(`uploads/${alice.id}/${id}`)).toBeNull();
+  });
+
+  it('takes bytes only for an upload issued to the tenant, unused and not expired (404 otherwise)', async () => {
+    const put = (id: string, auth = alice.auth) =>
+      h.server.inject({ method: 'PUT', url: `/v1/uploads/${id}`, payload: Buffer.from(image), headers: { ...auth, 'content-type': 'image/png' } });
+    const never = '4b0e8c1e-8f5e-4a3a-9a57-3c1e8f0d7a11';
+    expect((await put(never)).json()).toMatchObject({ code: 'NOT_FOUND' });
+    const { id } = (await h.server.inject({ method: 'POST', url: '/v1/uploads', headers: alice.auth })).json() as Upload;
+    expect((await put(id, bob.auth)).statusCode).toBe(404); // alice's id is unknown to bob
+    expect(await h.storage.list(`uploads/${bob.id}`)).toEqual([]);
+    // used by a personalization, the upload takes no more bytes, and a create naming it again is refused
+    const m = await upload(mask);
+    expect((await put(id)).statusCode).toBe(204);
+    expect((await create({ image: id, masks: [m], classes: ['dog'] })).statusCode).toBe(202);
+    expect((await put(id)).statusCode).toBe(404);
+    expect((await create({ image: id, masks: [m], classes: ['dog'] })).json()).toMatchObject({ code: 'UPLOAD_NOT_FOUND' });
+    // bytes at an upload key with no ticket (as a presigned PUT to a used upload would leave) are never read
+    await h.storage.put(`uploads/${alice.id}/${never}`, Buffer.from(image));
+    expect((await create({ image: never, masks: [await upload(mask)], classes: ['dog'] })).json()).toMatchObject({ code: 'UPLOAD_NOT_FOUND' });
+    // an expired upload URL
+    const expired = h.serverWith({ presignExpiresSeconds: -60 });
+    const old = (await expired.inject({ method: 'POST', url: '/v1/uploads', headers: alice.auth })).json() as Upload;
+    const late = await expired.inject({ method: 'PUT', url: old.url, payload: Buffer.from(image), headers: { ...alice.auth, 'content-type': 'image/png' } });
+    expect(late.statusCode).toBe(404);
+    expect(late.json().message).toMatch(/expired/);
   });
 });
 
@@ -74,8 +99,7 @@ describe('POST /v1/personalizations with a JSON body', () => {
     expect((await h.storage.get(`${prefix}/input/mask-0.png`)).equals(Buffer.from(mask))).toBe(true);
     expect(await h.db.prisma.personalization.findUnique({ where: { id } })).toMatchObject({ tenantId: alice.id, options: { preset: 'tiny', steps: 5 }, subjects: [{ classWord: 'dog' }] });
     expect(await (await h.queues.queues.augment.getJob(`personalization.augment-${id}`))?.getState()).toBe('waiting');
-    expect(await h.storage.head(`uploads/${alice.id}/${img}`)).toBeNull();
-    expect(await h.storage.head(`uploads/${alice.id}/${m}`)).toBeNull();
+    expect((await h.storage.list(`uploads/${alice.id}`)).filter((b) => b.key.includes(img) || b.key.includes(m))).toEqual([]); // bytes and ticket
     // used up: naming them again is refused with a code that says why
     const again = await create({ image: img, masks: [m], classes: ['dog'] });
     expect(again.statusCode).toBe(422);

@@ -10,8 +10,8 @@ import { sniffImageType } from '@dynasyn/imaging';
 import type { FastifyInstance } from 'fastify';
 import type { ApiConfig } from '../config.js';
 import type { ApiDeps } from '../deps.js';
-import { EmptyUpload, NotAnImage } from '../errors.js';
-import { IMAGE_CONTENT_TYPES, uploadKey } from '../upload.js';
+import { EmptyUpload, NotAnImage, NotFound } from '../errors.js';
+import { IMAGE_CONTENT_TYPES, readUploadTicket, uploadKey, uploadTicketKey, type UploadTicket } from '../upload.js';
 import { errors, idParams } from './schemas.js';
 
 const uploadSchema = {
@@ -43,12 +43,15 @@ export function uploadRoutes(app: FastifyInstance, deps: ApiDeps, config: ApiCon
     async (request, reply) => {
       const id = randomUUID();
       const ttl = config.presignExpiresSeconds;
+      const expiresAt = new Date(Date.now() + ttl * 1000).toISOString();
+      const ticket: UploadTicket = { expiresAt };
+      await deps.storage.put(uploadTicketKey(request.tenant.id, id), Buffer.from(JSON.stringify(ticket)), { contentType: 'application/json' });
       const presigned = await deps.storage.presignPut(uploadKey(request.tenant.id, id), ttl);
       return reply.code(201).send({
         id,
         url: presigned ?? `/v1/uploads/${id}`,
         method: 'PUT',
-        expires_at: new Date(Date.now() + ttl * 1000).toISOString(),
+        expires_at: expiresAt,
         max_bytes: config.maxUploadBytes,
       });
     },
@@ -67,11 +70,17 @@ export function uploadRoutes(app: FastifyInstance, deps: ApiDeps, config: ApiCon
           tags: ['uploads'],
           params: idParams,
           consumes: ['image/png', 'image/jpeg', 'image/webp', 'application/octet-stream'],
-          response: { 204: { type: 'null' }, ...errors(400, 401, 413, 415) },
+          body: { content: Object.fromEntries(['image/png', 'image/jpeg', 'image/webp', 'application/octet-stream'].map((t) => [t, { schema: { type: 'string', format: 'binary' } }])) },
+          response: { 204: { type: 'null' }, ...errors(400, 401, 404, 413, 415) },
         },
+        // the body is raw bytes, checked below; the schema only documents it
+        validatorCompiler: () => () => true,
       },
       async (request, reply) => {
         const { id } = request.params as { id: string };
+        const ticket = await readUploadTicket(deps.storage, request.tenant.id, id);
+        if (!ticket) throw new NotFound(`upload ${id} (never issued to this API key's tenant, or already used)`);
+        if (Date.parse(ticket.expiresAt) < Date.now()) throw new NotFound(`upload ${id} (its URL expired at ${ticket.expiresAt}; ask for a new upload)`);
         const body = request.body as Buffer | undefined;
         if (!body || body.length === 0) throw new EmptyUpload();
         const type = sniffImageType(body);
