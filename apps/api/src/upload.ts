@@ -133,7 +133,8 @@ export interface JsonCreateRequest {
 }
 
 const JSON_FIELDS = ['image', 'masks', 'classes', 'options', 'webhook_url'];
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** An upload id (and any other UUID the API issues). */
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Checks a JSON create body's shape, with the same error codes as the multipart form. */
 export function parseJsonCreate(body: unknown, limits: UploadLimits): JsonCreateRequest {

@@ -65,6 +65,7 @@ describe('uploads', () => {
       h.server.inject({ method: 'PUT', url: `/v1/uploads/${id}`, payload: Buffer.from(image), headers: { ...auth, 'content-type': 'image/png' } });
     const never = '4b0e8c1e-8f5e-4a3a-9a57-3c1e8f0d7a11';
     expect((await put(never)).json()).toMatchObject({ code: 'NOT_FOUND' });
+    for (const bad of ['not-an-id', '..%2F..%2Fetc', `${never}.ticket.json`]) expect([bad, (await put(bad)).statusCode]).toEqual([bad, 400]);
     const { id } = (await h.server.inject({ method: 'POST', url: '/v1/uploads', headers: alice.auth })).json() as Upload;
     expect((await put(id, bob.auth)).statusCode).toBe(404); // alice's id is unknown to bob
     expect(await h.storage.list(`uploads/${bob.id}`)).toEqual([]);
