@@ -87,22 +87,6 @@ export async function app(fastify: FastifyInstance, opts: AppOptions): Promise<v
   if (config.opsToken) await fastify.register(opsPlugin, { queues: deps.queues, token: config.opsToken });
 }
 
-/** Stable operation ids for code generators (`openapi-generator`, `openapi-typescript`...). */
-const OPERATION_IDS: Record<string, string> = {
-  'POST /v1/personalizations': 'createPersonalization',
-  'GET /v1/personalizations/:id': 'getPersonalization',
-  'POST /v1/personalizations/:id/cancel': 'cancelPersonalization',
-  'DELETE /v1/personalizations/:id': 'deletePersonalization',
-  'POST /v1/personalizations/:id/samples': 'createSamples',
-  'GET /v1/samples': 'listSamples',
-  'GET /v1/files/*': 'getFile',
-  'POST /v1/uploads': 'createUpload',
-  'PUT /v1/uploads/:id': 'putUpload',
-  'GET /v1/webhooks/secret': 'getWebhookSecret',
-  'POST /v1/webhooks/secret/rotate': 'rotateWebhookSecret',
-  'GET /v1/webhooks/deliveries': 'listWebhookDeliveries',
-};
-
 /**
  * What every /v1 route can answer besides its own responses: 401 (no or unknown key), 429 (rate limit, with
  * `x-ratelimit-*` and `retry-after` headers) and, with path or query parameters, 400 `VALIDATION_ERROR`.
@@ -110,9 +94,6 @@ const OPERATION_IDS: Record<string, string> = {
 function documentV1Route(route: RouteOptions): void {
   const schema = route.schema as (Record<string, unknown> & { response?: Record<string, unknown> }) | undefined;
   if (!schema) return;
-  const method = Array.isArray(route.method) ? route.method[0] : route.method;
-  const id = OPERATION_IDS[`${method} ${route.url}`];
-  if (id && !schema['operationId']) schema['operationId'] = id;
   const response = { ...(schema.response ?? {}) };
   for (const code of [401, 429, ...(schema['params'] || schema['querystring'] ? [400] : [])]) response[code] ??= errorRef;
   schema.response = response;

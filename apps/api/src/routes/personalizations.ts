@@ -8,7 +8,7 @@ import { FINAL_STATUSES } from '../deps.js';
 import { AlreadyFinished, BadWebhookUrl, NotFound, UnsupportedMediaType } from '../errors.js';
 import { idempotent, type Claim } from '../idempotency.js';
 import { blobUrl, personalizationLinks } from '../links.js';
-import { parseJsonCreate, readJsonUploads, readUpload, removeUpload, validateUpload, type PersonalizationUpload } from '../upload.js';
+import { parseJsonCreate, readJsonUploads, readUpload, removeUpload, validateUpload, type PersonalizationUpload, type RawUpload } from '../upload.js';
 import { checkWebhookUrl, WebhookError } from '@dynasyn/webhooks';
 import { createdSchema, errors, idParams, personalizationSchema } from './schemas.js';
 
@@ -49,6 +49,7 @@ export function personalizationRoutes(app: FastifyInstance, deps: ApiDeps, confi
     '/v1/personalizations',
     {
       schema: {
+        operationId: 'createPersonalization',
         summary: 'Start a personalization from one image and a mask per subject',
         description: 'multipart/form-data with the files, or JSON naming uploads made through POST /v1/uploads '
           + '(for large images, or clients that upload straight to object storage); each upload is used once.',
@@ -64,14 +65,18 @@ export function personalizationRoutes(app: FastifyInstance, deps: ApiDeps, confi
     },
     async (request, reply) => {
       const tenantId = request.tenant.id;
+      // the same checks and creation for both forms, once their bytes are read
+      const create = async (raw: RawUpload, claim: Claim) => {
+        const upload = await validateUpload(raw, config);
+        if (upload.webhookUrl) await checkWebhook(upload.webhookUrl, config.webhookAllowPrivate);
+        return createPersonalization(deps, tenantId, upload, claim);
+      };
       if (!request.isMultipart()) {
         const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
         if (type !== 'application/json') throw new UnsupportedMediaType(`a ${type || 'body without a content type'} is not accepted: send multipart/form-data with the files, or application/json naming uploads`);
         const req = parseJsonCreate(request.body, config);
         return idempotent(db, request, reply, req.requestHash, async (claim) => {
-          const upload = await validateUpload(await readJsonUploads(storage, tenantId, req, config), config);
-          if (upload.webhookUrl) await checkWebhook(upload.webhookUrl, config.webhookAllowPrivate);
-          const created = await createPersonalization(deps, tenantId, upload, claim);
+          const created = await create(await readJsonUploads(storage, tenantId, req, config), claim);
           // Copied into the personalization's input/: the uploads are used up (a retry replays by its key).
           for (const u of new Set([req.image, ...req.masks])) {
             await removeUpload(storage, tenantId, u).catch((err: Error) => request.log.warn({ upload: u, err: err.message }, 'used upload not removed'));
@@ -80,11 +85,7 @@ export function personalizationRoutes(app: FastifyInstance, deps: ApiDeps, confi
         });
       }
       const raw = await readUpload(request, config);
-      return idempotent(db, request, reply, raw.requestHash, async (claim) => {
-        const upload = await validateUpload(raw, config);
-        if (upload.webhookUrl) await checkWebhook(upload.webhookUrl, config.webhookAllowPrivate);
-        return createPersonalization(deps, tenantId, upload, claim);
-      });
+      return idempotent(db, request, reply, raw.requestHash, (claim) => create(raw, claim));
     },
   );
 
@@ -92,6 +93,7 @@ export function personalizationRoutes(app: FastifyInstance, deps: ApiDeps, confi
     '/v1/personalizations/:id',
     {
       schema: {
+        operationId: 'getPersonalization',
         summary: 'Status, per-stage progress, metrics and artifact links',
         tags: ['personalizations'],
         params: idParams,
@@ -110,6 +112,7 @@ export function personalizationRoutes(app: FastifyInstance, deps: ApiDeps, confi
     '/v1/personalizations/:id/cancel',
     {
       schema: {
+        operationId: 'cancelPersonalization',
         summary: 'Cancel: at once when queued, within seconds when a stage is running',
         tags: ['personalizations'],
         params: idParams,
@@ -131,6 +134,7 @@ export function personalizationRoutes(app: FastifyInstance, deps: ApiDeps, confi
     '/v1/personalizations/:id',
     {
       schema: {
+        operationId: 'deletePersonalization',
         summary: 'Delete a personalization with its artifacts, samples and uploads',
         tags: ['personalizations'],
         params: idParams,

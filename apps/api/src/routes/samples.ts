@@ -27,6 +27,7 @@ export function sampleRoutes(app: FastifyInstance, deps: ApiDeps, config: ApiCon
     '/v1/personalizations/:id/samples',
     {
       schema: {
+        operationId: 'createSamples',
         summary: 'Generate images of the learned subjects (each prompt with each seed)',
         tags: ['samples'],
         params: idParams,
@@ -103,6 +104,7 @@ export function sampleRoutes(app: FastifyInstance, deps: ApiDeps, config: ApiCon
     '/v1/samples',
     {
       schema: {
+        operationId: 'listSamples',
         summary: 'Images of a personalization, with their prompts, seeds and metrics',
         tags: ['samples'],
         querystring: {

@@ -35,6 +35,7 @@ export function uploadRoutes(app: FastifyInstance, deps: ApiDeps, config: ApiCon
     '/v1/uploads',
     {
       schema: {
+        operationId: 'createUpload',
         summary: 'Get a URL to PUT one image or mask to, for the JSON form of POST /v1/personalizations',
         tags: ['uploads'],
         response: { 201: uploadSchema, ...errors(401, 429) },
@@ -66,6 +67,7 @@ export function uploadRoutes(app: FastifyInstance, deps: ApiDeps, config: ApiCon
       '/v1/uploads/:id',
       {
         schema: {
+          operationId: 'putUpload',
           summary: 'Store the bytes of an upload (the url POST /v1/uploads returned, when it is a path)',
           tags: ['uploads'],
           params: idParams,

@@ -8,7 +8,7 @@ const secretSchema = { type: 'object', required: ['secret'], properties: { secre
 export function webhookRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.get(
     '/v1/webhooks/secret',
-    { schema: { summary: 'The secret that signs every webhook delivery', tags: ['webhooks'], response: { 200: secretSchema, ...errors(401) } } },
+    { schema: { operationId: 'getWebhookSecret', summary: 'The secret that signs every webhook delivery', tags: ['webhooks'], response: { 200: secretSchema, ...errors(401) } } },
     async (request) => ({ secret: request.tenant.webhookSecret }),
   );
 
@@ -16,6 +16,7 @@ export function webhookRoutes(app: FastifyInstance, deps: ApiDeps): void {
     '/v1/webhooks/secret/rotate',
     {
       schema: {
+        operationId: 'rotateWebhookSecret',
         summary: 'Replace the signing secret; deliveries from now on use the new one',
         tags: ['webhooks'],
         response: { 200: secretSchema, ...errors(401) },
@@ -30,6 +31,7 @@ export function webhookRoutes(app: FastifyInstance, deps: ApiDeps): void {
     '/v1/webhooks/deliveries',
     {
       schema: {
+        operationId: 'listWebhookDeliveries',
         summary: 'Recent deliveries with their attempts and response codes',
         tags: ['webhooks'],
         querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: 500, default: 100 } } },
