@@ -4,7 +4,7 @@
  * and `samples.completed`. `samples.generate`: the Sample rows a later request created, each image under
  * `<run>/requests/<requestId>/<sampleId>.png`, rows updated, `samples.completed` for the request.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   categorizePrompt, createPersonalizedPipeline, DEFAULT_SAMPLE_COUNTS, defaultSamplePrompts, markPhaseCompleted, readLearnedConcepts, readSamples,
@@ -119,7 +119,6 @@ async function generate(deps: StageDeps, job: PersonalizationJob, call: Generate
       for (const f of ['manifest.json', 'embeddings.safetensors', 'adapters.safetensors']) {
         if (await deps.storage.head(`${prefix}/${f}`)) {
           mkdirSync(dir, { recursive: true });
-          const { writeFileSync } = await import('node:fs');
           writeFileSync(join(dir, f), await deps.storage.get(`${prefix}/${f}`));
         }
       }
