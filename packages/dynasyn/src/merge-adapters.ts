@@ -22,22 +22,23 @@ export function mergeAdapters(onnx: OnnxModel, which: AdapterSpec['model'], conc
     const w = initializerToHost(init, readExternal);
     const a = tensor(concepts.adapters, spec.a);
     const b = tensor(concepts.adapters, spec.b);
-    const [rows = 0, cols = 0] = w.dims;
+    const [rows = 0, cols = 0] = spec.transposed ? [w.dims[1], w.dims[0]] : w.dims; // W as [in, out]
     const [aRows, rank = 0] = a.dims;
     const [bRank, bCols] = b.dims;
     if (aRows !== rows || bRank !== rank || bCols !== cols) {
-      throw new InputError('BAD_OPTION', `adapter ${spec.a}[${a.dims}] x ${spec.b}[${b.dims}] does not fit weight ${spec.weight}[${w.dims}]`);
+      throw new InputError('BAD_OPTION', `adapter ${spec.a}[${a.dims}] x ${spec.b}[${b.dims}] does not fit weight ${spec.weight}[${w.dims}]${spec.transposed ? ' (stored transposed)' : ''}`);
     }
     const out = new Float32Array(w.data as Float32Array);
     const ad = a.data as Float32Array;
     const bd = b.data as Float32Array;
+    // element (i, j) of the [in, out] update lies at i * cols + j, or at j * rows + i in a weight stored [out, in]
+    const [si, sj] = spec.transposed ? [1, rows] : [cols, 1];
     for (let i = 0; i < rows; i++) {
       for (let k = 0; k < rank; k++) {
         const s = spec.scale * ad[i * rank + k]!;
         if (s === 0) continue;
-        const row = i * cols;
         const brow = k * cols;
-        for (let j = 0; j < cols; j++) out[row + j]! += s * bd[brow + j]!;
+        for (let j = 0; j < cols; j++) out[i * si + j * sj]! += s * bd[brow + j]!;
       }
     }
     onnx.graph.initializers.set(spec.weight, { ...init, data: new Uint8Array(out.buffer) });

@@ -13,7 +13,7 @@ import { AUGMENTED_MANIFEST, loadAugmented, loadComposed, saveAugmented } from '
 import { InputError } from './input-error.js';
 import { loadInput, readInputFiles, type InputFiles, type InputSource } from './inputs.js';
 import {
-  artifactPath, attentionVsMask, createManifest, fingerprintBackbone, fingerprintDifferences, markPhaseCompleted, MetricsRecorder,
+  artifactPath, attentionVsMask, createManifest, fingerprintBackbone, fingerprintDifferences, addManifestNotes, markPhaseCompleted, MetricsRecorder,
   readInputs, readLearnedConcepts, readManifest, readSamples, referencePath, writeAttentionHeatmaps, writeInputs, writeLearnedConcepts, writeManifest, writeSamples,
   type Manifest, type SampleEntry,
 } from './output/artifacts.js';
@@ -128,6 +128,7 @@ export async function personalize(req: PersonalizeRequest): Promise<PersonalizeR
       ...(req.signal ? { signal: req.signal } : {}),
     }).finally(() => metrics.flush()));
     concepts = trained.concepts;
+    if (trained.notes.length) addManifestNotes(outDir, trained.notes);
     for (const row of trained.metrics) metrics.recordStep(row); // steps done before a resume, too
     writeLearnedConcepts(outDir, concepts);
     const { grid: [gh, gw], before, after } = trained.alignment;

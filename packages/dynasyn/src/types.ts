@@ -151,6 +151,8 @@ export interface AdapterSpec {
   a: string;
   b: string;
   scale: number;
+  /** The weight is stored [out, in] (a Gemm with transB=1): the update adds (scale A B)^T to it. */
+  transposed?: boolean;
 }
 
 /** One training step's numbers (a metrics.json row; progress of the trainer). */

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { loadModel, saveModel, serializeModel, parseModel } from './model.js';
+import { loadModel, readExternal, saveModel, serializeModel, parseModel } from './model.js';
 import { initializerToHost, isExternal } from './graph.js';
 import { OrtTrainingError } from './errors.js';
 import { DataType, fromNumbers } from './tensor.js';
@@ -49,6 +49,32 @@ describe('model IO', () => {
     const linked = path.join(dst, 'model.onnx.data');
     expect(fs.statSync(linked).ino).toBe(fs.statSync(path.join(src, 'model.onnx.data')).ino);
     expect(await runY(path.join(dst, 'copy.onnx'))).toEqual(await runY(path.join(src, 'model.onnx')));
+  });
+
+  test('large inline weights are referenced in their own model file: a derived model links the file, copies nothing, runs the same', async () => {
+    // y = x @ W with W [3, 2^18] inline (3 MiB, above INLINE_REFERENCE_MIN_BYTES); b stays held (16 bytes)
+    const cols = 1 << 18;
+    const big = buildModel({
+      inputs: [{ name: 'x', dims: [2, 3] }],
+      constants: { W: fromNumbers(DataType.FLOAT, [3, cols], randomValues(3 * cols, 5)), b: fromNumbers(DataType.FLOAT, [cols], randomValues(cols, 6)) },
+      nodes: [{ op: 'MatMul', inputs: ['x', 'W'], outputs: ['xw'] }, { op: 'Add', inputs: ['xw', 'b'], outputs: ['y'] }],
+      outputs: ['y'],
+    });
+    const src = tmp(), dst = tmp();
+    saveModel(big, path.join(src, 'model.onnx'));
+    expect(fs.existsSync(path.join(src, 'model.onnx.data'))).toBe(false); // written inline
+    const m = loadModel(path.join(src, 'model.onnx'));
+    const W = m.graph.initializers.get('W')!;
+    expect(isExternal(W.data)).toBe(true);
+    expect(W.data).toMatchObject({ path: path.join(src, 'model.onnx'), length: 3 * cols * 4 });
+    expect(Array.from(initializerToHost(W, readExternal).data as Float32Array).slice(0, 5)).toEqual(Array.from(randomValues(3 * cols, 5).slice(0, 5), Math.fround));
+    // saved under the same file name elsewhere: the source is linked under another name, never overwritten
+    saveModel(m, path.join(dst, 'model.onnx'));
+    const linked = fs.readdirSync(dst).filter((f) => f !== 'model.onnx');
+    expect(linked).toHaveLength(1);
+    expect(fs.statSync(path.join(dst, linked[0]!)).ino).toBe(fs.statSync(path.join(src, 'model.onnx')).ino);
+    expect(fs.statSync(path.join(dst, 'model.onnx')).size).toBeLessThan(1 << 20); // the weight is not in it
+    expect(await runY(path.join(dst, 'model.onnx'))).toEqual(await runY(path.join(src, 'model.onnx')));
   });
 
   test('a missing external data file is a clear error naming the tensor and file', () => {

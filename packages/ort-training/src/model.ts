@@ -181,13 +181,30 @@ function toGraph(g: GraphProto, modelDir: string): Graph {
   });
 }
 
-/** Load a model file; weights in external data files are located and checked, not read. */
+/** Inline initializers of at least this many bytes are referenced in the model file instead of held (loadModel). */
+export const INLINE_REFERENCE_MIN_BYTES = 1 << 20;
+
+/**
+ * Load a model file; weights in external data files are located and checked, not read. Large INLINE weights
+ * (at least INLINE_REFERENCE_MIN_BYTES: SD 2.x's text encoder keeps 1.4 GB in its model.onnx) become
+ * references into the file itself, as if they were external data at their raw_data offset: nothing holds
+ * them in memory, and a derived model saved with saveModel links the source file instead of copying them.
+ */
 export function loadModel(file: string): OnnxModel {
   let bytes: Buffer;
   try { bytes = fs.readFileSync(file); } catch (e) {
     throw new OrtTrainingError('BAD_ARGUMENT', `cannot read model ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  return parseModel(bytes, path.dirname(path.resolve(file)), file);
+  const model = parseModel(bytes, path.dirname(path.resolve(file)), file);
+  const source = path.resolve(file);
+  for (const init of model.graph.initializers.values()) {
+    const d = init.data;
+    // protobufjs decodes bytes fields of a Buffer as views of it: the view's offset is the data's place in the file
+    if (!isExternal(d) && d.byteLength >= INLINE_REFERENCE_MIN_BYTES && d.buffer === bytes.buffer) {
+      init.data = { path: source, offset: d.byteOffset - bytes.byteOffset, length: d.byteLength };
+    }
+  }
+  return model;
 }
 
 // ---------- save ----------
@@ -208,10 +225,13 @@ export function saveModel(model: OnnxModel, file: string, options: SaveOptions =
   const linkLocation = (src: string): string => {
     const known = linked.get(src);
     if (known) return known;
-    let location = path.basename(src);
+    // a weight referenced inside another model.onnx must not take the name of the file being written
+    const own = new Set([path.basename(file), `${path.basename(file)}.data`]);
+    const base = own.has(path.basename(src)) ? `${path.basename(path.dirname(src))}.${path.basename(src)}` : path.basename(src);
+    let location = base;
     const dest = () => path.join(outDir, location);
     let n = 0;
-    while (fs.existsSync(dest()) && !sameFile(dest(), src)) location = `${++n}_${path.basename(src)}`;
+    while (own.has(location) || (fs.existsSync(dest()) && !sameFile(dest(), src))) location = `${++n}_${base}`;
     if (!fs.existsSync(dest())) {
       try { fs.linkSync(src, dest()); } catch { fs.copyFileSync(src, dest()); }
     }

@@ -65,7 +65,11 @@ export class TrainingSession implements TrainableStore {
     readonly cacheEntry: string,
   ) {}
 
-  static async create(options: TrainingSessionOptions): Promise<TrainingSession> {
+  /**
+   * Derive the training graph into the cache (or find it there) without opening an onnxruntime session:
+   * a run checks every graph it will need before its first step. Returns the cache entry's directory.
+   */
+  static async prepare(options: Omit<TrainingSessionOptions, 'executionProviders' | 'sessionOptions'>): Promise<string> {
     const { model, bytes } = loadInput(options.model);
     const derive: DeriveOptions = {
       loss: options.loss, wrt: options.trainable,
@@ -73,7 +77,11 @@ export class TrainingSession implements TrainableStore {
       ...(options.keepOutputs ? { keepOutputs: options.keepOutputs } : {}),
     };
     const key = cacheKey({ model, options: derive, ...(bytes ? { modelBytes: bytes } : {}) });
-    const dir = await cachedEntry(options.cacheDir ?? defaultCacheDir(), key, (tmp) => buildEntry(tmp, model, derive));
+    return cachedEntry(options.cacheDir ?? defaultCacheDir(), key, (tmp) => buildEntry(tmp, model, derive));
+  }
+
+  static async create(options: TrainingSessionOptions): Promise<TrainingSession> {
+    const dir = await TrainingSession.prepare(options);
     const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8')) as Meta;
     const values = new Map<string, HostTensor>();
     for (const [name, t] of readSafetensors(path.join(dir, 'trainables.safetensors')).tensors) values.set(name, copy(t));

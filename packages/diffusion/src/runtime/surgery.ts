@@ -10,6 +10,7 @@ import path from 'node:path';
 import { isExternal, loadModel, saveModel, serializeModel, type OnnxModel } from '@dynasyn/ort-training';
 import type { ModelBundle } from '../types.js';
 import { withPlaceholderEmbeddings } from '../surgery/placeholders.js';
+import { withIdsOnlyInputs } from '../surgery/text-inputs.js';
 import { withAttentionCapture, type UNetBlock } from '../surgery/attention.js';
 
 /** Which cross-attention layers to capture (see surgery/attention.ts). */
@@ -37,8 +38,13 @@ export function materialize(model: OnnxModel, name: string, cacheDir?: string): 
   return { source: file, ...(tempDir ? { tempDir } : {}) };
 }
 
+/** The bundle's text encoder as a model that takes `input_ids` only (position ids or a mask filled in: surgery/text-inputs). */
+export function textEncoderModel(bundle: ModelBundle): OnnxModel {
+  return withIdsOnlyInputs(loadModel(bundle.textEncoderPath));
+}
+
 export function placeholderModel(bundle: ModelBundle, count: number, options: { cacheDir?: string; baseVocabSize?: number }): RewrittenModel & { input: string } {
-  const edited = withPlaceholderEmbeddings(loadModel(bundle.textEncoderPath), {
+  const edited = withPlaceholderEmbeddings(textEncoderModel(bundle), {
     numPlaceholders: count, ...(options.baseVocabSize !== undefined ? { baseVocabSize: options.baseVocabSize } : {}),
   });
   return { ...materialize(edited.model, `text_encoder_placeholders_${count}`, options.cacheDir), input: edited.inputName };

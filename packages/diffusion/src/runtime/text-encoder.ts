@@ -7,7 +7,7 @@ import { DiffusionError } from '../errors.js';
 import type { FloatTensor } from '../tensor.js';
 import type { ModelBundle, RuntimeOptions } from '../types.js';
 import { floatInput, floatOutput, ModelSession, numberInput, type ValueSpec } from './session.js';
-import { placeholderModel, removeTempDir } from './surgery.js';
+import { materialize, placeholderModel, removeTempDir, textEncoderModel } from './surgery.js';
 
 export interface ClipTextEncoderOptions extends RuntimeOptions {
   /** Number of placeholder token rows (`<asset0>..`) to accept; default 0 (the model as exported). */
@@ -37,7 +37,17 @@ export class ClipTextEncoder {
     if (!Number.isInteger(count) || count < 0) throw new DiffusionError('BAD_ARGUMENT', `placeholders must be a non-negative integer, got ${count}`);
     if (count === 0) {
       const s = await ModelSession.create(bundle.textEncoderPath, options);
-      return new ClipTextEncoder(s, s.input(['input_ids'], 'input_ids'), textOutput(s), bundle.maxTokens);
+      if (s.inputs.length === 1) return new ClipTextEncoder(s, s.input(['input_ids'], 'input_ids'), textOutput(s), bundle.maxTokens);
+      // position_ids / attention_mask inputs: a copy that computes them from input_ids (surgery/text-inputs)
+      await s.release();
+      const rewritten = materialize(textEncoderModel(bundle), 'text_encoder_ids_only', options.cacheDir);
+      try {
+        const r = await ModelSession.create(rewritten.source, options, `${bundle.textEncoderPath} (ids only)`);
+        return new ClipTextEncoder(r, r.input(['input_ids'], 'input_ids'), textOutput(r), bundle.maxTokens, undefined, rewritten.tempDir);
+      } catch (e) {
+        removeTempDir(rewritten.tempDir);
+        throw e;
+      }
     }
     const rewritten = placeholderModel(bundle, count, {
       ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}), ...(options.baseVocabSize !== undefined ? { baseVocabSize: options.baseVocabSize } : {}),

@@ -1,2 +1,3 @@
 export { withPlaceholderEmbeddings, placeholderStartValues, findTokenEmbedding, PLACEHOLDER_INPUT, type PlaceholderOptions, type PlaceholderTextEncoder, type TokenEmbeddingInfo } from './placeholders.js';
 export { withAttentionCapture, findCrossAttentionLayers, ATTENTION_OUTPUT, type AttentionCaptureOptions, type AttentionCaptureModel, type CrossAttentionLayer, type UNetBlock, type UNetInputNames } from './attention.js';
+export { withIdsOnlyInputs, extraTextInputs } from './text-inputs.js';

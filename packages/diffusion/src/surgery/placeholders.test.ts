@@ -46,7 +46,7 @@ describe('withPlaceholderEmbeddings', () => {
 
   test('finds the token-embedding table and adds a [P, D] input', () => {
     const edited = withPlaceholderEmbeddings(fx.model, { numPlaceholders: P, baseVocabSize: V });
-    expect(edited.tokenEmbedding).toEqual({ name: findTokenEmbedding(fx.model).name, vocabSize: V, dim: D });
+    expect(edited.tokenEmbedding).toEqual({ name: findTokenEmbedding(fx.model).name, vocabSize: V, rows: V, dim: D });
     expect(edited.model.graph.inputs.find((v) => v.name === edited.inputName)).toMatchObject({ dtype: DataType.FLOAT, shape: [P, D] });
     expect(fx.model.graph.inputs.some((v) => v.name === edited.inputName)).toBe(false); // the original is untouched
   });

@@ -22,16 +22,22 @@ export const PLACEHOLDER_INPUT = 'placeholder_embeddings';
 export interface PlaceholderOptions {
   /** Number of placeholder tokens P (ids V..V+P-1). */
   numPlaceholders: number;
-  /** Vocabulary size of the tokenizer without placeholders; the embedding table must have exactly this many rows. */
+  /**
+   * Vocabulary size of the tokenizer without placeholders: placeholder ids start here. The embedding table
+   * must have at least this many rows (default: its row count).
+   */
   baseVocabSize?: number;
   /** Name of the token-id input (default `input_ids`). */
   inputIdsName?: string;
 }
 
 export interface TokenEmbeddingInfo {
-  /** Initializer holding the table [vocabSize, dim]. */
+  /** Initializer holding the table [rows, dim]. */
   name: string;
+  /** Ids below this read the table (the tokenizer's base vocabulary; placeholder ids start here). */
   vocabSize: number;
+  /** Rows of the table (more than vocabSize when the exporter padded it). */
+  rows: number;
   dim: number;
 }
 
@@ -51,7 +57,14 @@ interface EmbeddingLookup {
   idTensors: Map<string, number>;
 }
 
-/** input_ids plus its Casts (and, in an already edited graph, its clamps), with their element types. */
+/**
+ * Ops through which the token ids reach the embedding Gather with their values unchanged: transformers'
+ * CLIPTextTransformer reshapes them first (`input_ids.view(-1, L)`), other exporters flatten, squeeze,
+ * unsqueeze, cast (int32 <-> int64) or pass them through an Identity. Min appears in an already edited graph.
+ */
+const ID_PRESERVING = new Set(['Cast', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Min']);
+
+/** input_ids plus every tensor that holds its values reshaped or cast (see ID_PRESERVING), with element types. */
 function idTensors(graph: Graph, inputIdsName: string): Map<string, number> {
   const input = graph.inputs.find((v) => v.name === inputIdsName);
   if (!input) {
@@ -60,16 +73,19 @@ function idTensors(graph: Graph, inputIdsName: string): Map<string, number> {
   const ids = new Map([[input.name, input.dtype]]);
   for (const n of graph.topologicalOrder()) {
     const x = n.inputs[0];
-    if (!x || !ids.has(x)) continue;
+    if (!x || !ids.has(x) || !ID_PRESERVING.has(n.opType) || (n.domain !== '' && n.domain !== 'ai.onnx')) continue;
     if (n.opType === 'Cast') {
       const to = n.attributes.find((a) => a.name === 'to')?.i;
-      if (to !== undefined && to !== null) ids.set(n.outputs[0]!, Number(to));
-    } else if (n.opType === 'Min') {
+      if (to !== undefined && to !== null && INTEGER_TYPES.has(Number(to))) ids.set(n.outputs[0]!, Number(to));
+    } else {
       ids.set(n.outputs[0]!, ids.get(x)!);
     }
   }
   return ids;
 }
+
+/** ONNX integer element types (a Cast of the ids to float is no longer an index). */
+const INTEGER_TYPES = new Set([2, 3, 4, 5, 6, 7, 12, 13]);
 
 function findEmbeddingLookup(graph: Graph, inputIdsName: string, baseVocabSize?: number): EmbeddingLookup {
   const ids = idTensors(graph, inputIdsName);
@@ -83,14 +99,21 @@ function findEmbeddingLookup(graph: Graph, inputIdsName: string, baseVocabSize?:
     candidates.push({ gather: n, table, ids: idx, idsDtype: ids.get(idx)!, idTensors: ids });
   }
   if (candidates.length === 0) {
-    throw new DiffusionError('BAD_MODEL', `no token-embedding lookup found: no Gather reads a float [V, D] initializer at ${inputIdsName} (directly or through a Cast)`);
+    throw new DiffusionError('BAD_MODEL', `no token-embedding lookup found: no Gather reads a float [V, D] initializer at ${inputIdsName} (directly or through ${[...ID_PRESERVING].filter((o) => o !== 'Min').join('/')})`);
   }
-  const matching = baseVocabSize === undefined ? candidates : candidates.filter((c) => c.table.dims[0] === baseVocabSize);
+  if (baseVocabSize === undefined) {
+    if (candidates.length > 1) throw new DiffusionError('BAD_MODEL', `several Gathers read a [V, D] table at ${inputIdsName}: ${candidates.map((c) => c.table.name).join(', ')}; give baseVocabSize to pick one`);
+    return candidates[0]!;
+  }
+  // A table may have more rows than the tokenizer has tokens (exporters pad it, e.g. to a multiple of 64):
+  // as in transformers, tokens added to the tokenizer take ids from its size on, and the spare rows go unused.
+  const exact = candidates.filter((c) => c.table.dims[0] === baseVocabSize);
+  const matching = exact.length ? exact : candidates.filter((c) => c.table.dims[0]! > baseVocabSize);
   if (matching.length === 0) {
-    throw new DiffusionError('BAD_MODEL', `the token-embedding table has ${candidates.map((c) => `${c.table.dims[0]} rows (${c.table.name})`).join(', ')}, but the tokenizer's base vocabulary has ${baseVocabSize} tokens`);
+    throw new DiffusionError('BAD_MODEL', `the token-embedding table has ${candidates.map((c) => `${c.table.dims[0]} rows (${c.table.name})`).join(', ')}, fewer than the tokenizer's ${baseVocabSize} tokens: the tokenizer does not belong to this text encoder`);
   }
   if (matching.length > 1) {
-    throw new DiffusionError('BAD_MODEL', `several Gathers read a [V, D] table at ${inputIdsName}: ${matching.map((c) => c.table.name).join(', ')}; give baseVocabSize to pick one`);
+    throw new DiffusionError('BAD_MODEL', `several Gathers read a [V, D] table at ${inputIdsName}: ${matching.map((c) => c.table.name).join(', ')}; cannot tell which is the token embedding`);
   }
   return matching[0]!;
 }
@@ -98,7 +121,7 @@ function findEmbeddingLookup(graph: Graph, inputIdsName: string, baseVocabSize?:
 /** The token-embedding table of a text encoder (original or already edited). */
 export function findTokenEmbedding(textEncoder: OnnxModel, options: { baseVocabSize?: number; inputIdsName?: string } = {}): TokenEmbeddingInfo {
   const { table } = findEmbeddingLookup(textEncoder.graph, options.inputIdsName ?? 'input_ids', options.baseVocabSize);
-  return { name: table.name, vocabSize: table.dims[0]!, dim: table.dims[1]! };
+  return { name: table.name, vocabSize: options.baseVocabSize ?? table.dims[0]!, rows: table.dims[0]!, dim: table.dims[1]! };
 }
 
 /**
@@ -115,7 +138,8 @@ export function withPlaceholderEmbeddings(textEncoder: OnnxModel, options: Place
     throw new DiffusionError('BAD_MODEL', `the text encoder already has an input ${PLACEHOLDER_INPUT} (placeholder surgery applied twice?)`);
   }
   const lookup = findEmbeddingLookup(g, inputIdsName, options.baseVocabSize);
-  const [V, D] = lookup.table.dims as [number, number];
+  const [rows, D] = lookup.table.dims as [number, number];
+  const V = options.baseVocabSize ?? rows; // the first placeholder id
   const f = new NodeFactory(g, model, 'placeholders');
   const idConst = (v: number, dtype: number, hint: string) => f.constant(scalar(dtype, v), hint);
 
@@ -141,7 +165,7 @@ export function withPlaceholderEmbeddings(textEncoder: OnnxModel, options: Place
 
   clampArgMaxInputs(g, f, lookup, V);
   g.sortTopologically();
-  return { model, inputName: PLACEHOLDER_INPUT, tokenEmbedding: { name: lookup.table.name, vocabSize: V, dim: D } };
+  return { model, inputName: PLACEHOLDER_INPUT, tokenEmbedding: { name: lookup.table.name, vocabSize: V, rows, dim: D } };
 }
 
 /**

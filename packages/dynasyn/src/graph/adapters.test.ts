@@ -30,17 +30,17 @@ function stripNodeNames(model: OnnxModel): OnnxModel {
 const summary = (ts: { weight: string; role: string }[]) => ts.map((t) => `${t.weight}:${t.role}`).sort();
 
 test('finds q, k, v, out of every attention: UNet attn1 + attn2 (10 transformer blocks), text encoder self-attention', () => {
-  const u = adapterTargets(unet, 'unet');
+  const u = adapterTargets(unet);
   expect(u).toHaveLength(80);
   for (const role of ['q', 'k', 'v', 'out']) expect(u.filter((t) => t.role === role)).toHaveLength(20);
   expect(u.filter((t) => /attn2\/to_k$/.test(t.scope)).every((t) => t.inFeatures === 64)).toBe(true); // context width
-  const te = adapterTargets(textEncoder, 'text_encoder');
+  const te = adapterTargets(textEncoder);
   expect(te.map((t) => t.scope)).toEqual(['0', '1'].flatMap((l) => ['q_proj', 'k_proj', 'v_proj', 'out_proj'].map((p) => `text_model/encoder/layers.${l}/self_attn/${p}`)));
 });
 
 test('without scope names, the structure around each Softmax finds the same projections', () => {
-  expect(summary(adapterTargets(stripNodeNames(unet), 'unet'))).toEqual(summary(adapterTargets(unet, 'unet')));
-  expect(summary(adapterTargets(stripNodeNames(textEncoder), 'text_encoder'))).toEqual(summary(adapterTargets(textEncoder, 'text_encoder')));
+  expect(summary(adapterTargets(stripNodeNames(unet)))).toEqual(summary(adapterTargets(unet)));
+  expect(summary(adapterTargets(stripNodeNames(textEncoder)))).toEqual(summary(adapterTargets(textEncoder)));
 });
 
 async function encode(model: OnnxModel, ids: BigInt64Array): Promise<Float32Array> {

@@ -9,7 +9,11 @@
  *
  * Projections are found by torch.onnx scope names (`.../attn1/to_q/MatMul`, `.../self_attn/q_proj/MatMul`)
  * or, when a graph has no such names, by structure around each attention Softmax: the weighted MatMuls
- * behind the scores' query and key, behind the value that multiplies the probabilities, and after it.
+ * (or Gemms) behind the scores' query and key, behind the value that multiplies the probabilities, and
+ * after it. A fused input projection (torch.nn.MultiheadAttention's `in_proj_weight`, one x W [D, 3D]
+ * sliced into q, k and v) is found from all three and takes one adapter on the fused product (role
+ * `qkv`): x A B adds to q, k and v alike, as an adapter per slice would with B's column blocks.
+ * A Gemm with transB=1 (torch's Linear on 2-D inputs) stores W as [out, in]: the spec says `transposed`.
  */
 import { DataType, Graph, initializerFromHost, scalar, type HostTensor, type Node, type OnnxModel } from '@dynasyn/ort-training';
 import { DiffusionError, GaussianRng } from '@dynasyn/diffusion';
@@ -25,7 +29,9 @@ export interface AdapterTarget {
   weight: string;
   inFeatures: number;
   outFeatures: number;
-  role: 'q' | 'k' | 'v' | 'out';
+  role: 'q' | 'k' | 'v' | 'qkv' | 'out';
+  /** The weight is stored [out, in] (Gemm with transB=1). */
+  transposed: boolean;
   /** Module path for readable adapter names (`down_blocks.0/attentions.0/transformer_blocks.0/attn1/to_q`). */
   scope: string;
 }
@@ -33,23 +39,28 @@ export interface AdapterTarget {
 const NAMED_PROJECTION = /(?:^|[/.])(to_q|to_k|to_v|to_out|q_proj|k_proj|v_proj|out_proj)(?:\.\d+)?\/[^/]*MatMul[^/]*$/;
 const ROLE: Record<string, AdapterTarget['role']> = { to_q: 'q', q_proj: 'q', to_k: 'k', k_proj: 'k', to_v: 'v', v_proj: 'v', to_out: 'out', out_proj: 'out' };
 /** Ops that carry a projection's output to the attention product unchanged up to layout or scaling. */
-const PASS_FIRST = new Set(['Reshape', 'Transpose', 'Cast', 'Identity', 'Squeeze', 'Unsqueeze', 'Dropout']);
+const PASS_FIRST = new Set(['Reshape', 'Transpose', 'Cast', 'Identity', 'Squeeze', 'Unsqueeze', 'Dropout', 'Gather', 'Slice', 'Split']);
 const PASS_ALL = new Set(['Mul', 'Div', 'Add', 'Sub']);
 
-function weightOf(g: Graph, n: Node): { name: string; dims: number[] } | undefined {
-  if (n.opType !== 'MatMul' || (n.domain !== '' && n.domain !== 'ai.onnx')) return undefined;
+/** The constant 2-D weight of a MatMul (x W) or of a Gemm (x W or x W^T, alpha 1, x not transposed). */
+function weightOf(g: Graph, n: Node): { name: string; dims: number[]; transposed: boolean } | undefined {
+  if ((n.opType !== 'MatMul' && n.opType !== 'Gemm') || (n.domain !== '' && n.domain !== 'ai.onnx')) return undefined;
+  const attr = (name: string) => n.attributes.find((a) => a.name === name);
+  if (n.opType === 'Gemm' && (Number(attr('transA')?.i ?? 0) !== 0 || (attr('alpha')?.f ?? 1) !== 1)) return undefined;
   const w = g.initializers.get(n.inputs[1] ?? '');
-  return w && w.dims.length === 2 && (w.dtype === DataType.FLOAT || w.dtype === DataType.FLOAT16 || w.dtype === DataType.DOUBLE) ? { name: w.name, dims: w.dims } : undefined;
+  if (!w || w.dims.length !== 2 || !(w.dtype === DataType.FLOAT || w.dtype === DataType.FLOAT16 || w.dtype === DataType.DOUBLE)) return undefined;
+  return { name: w.name, dims: w.dims, transposed: n.opType === 'Gemm' && Number(attr('transB')?.i ?? 0) === 1 };
 }
 
 const scopeOf = (n: Node, weight: string): string => {
-  const s = n.name.replace(/^\//, '').replace(/\/[^/]*MatMul[^/]*$/, '');
+  const s = n.name.replace(/^\//, '').replace(/\/[^/]*(MatMul|Gemm)[^/]*$/, '');
   return s && s !== n.name.replace(/^\//, '') ? s : weight;
 };
 
 function target(g: Graph, n: Node, role: AdapterTarget['role']): AdapterTarget {
   const w = weightOf(g, n)!;
-  return { node: n.name, weight: w.name, inFeatures: w.dims[0]!, outFeatures: w.dims[1]!, role, scope: scopeOf(n, w.name) };
+  const [inFeatures, outFeatures] = (w.transposed ? [w.dims[1], w.dims[0]] : w.dims) as [number, number];
+  return { node: n.name, weight: w.name, inFeatures, outFeatures, role, scope: scopeOf(n, w.name), transposed: w.transposed };
 }
 
 /** The first node behind `tensor` (through layout/scaling ops) that satisfies `found`. */
@@ -81,7 +92,7 @@ function structuralTargets(g: Graph): AdapterTarget[] {
   const producers = g.producers();
   const consumers = g.consumers();
   const weighted = (n: Node) => weightOf(g, n) !== undefined;
-  const product = (n: Node) => (n.opType === 'MatMul' || n.opType === 'Einsum') && !weighted(n);
+  const product = (n: Node) => (n.opType === 'MatMul' || n.opType === 'Einsum' || n.opType === 'Gemm') && !weighted(n);
   const out: AdapterTarget[] = [];
   for (const sm of g.nodes.filter((n) => n.opType === 'Softmax')) {
     const scores = walkBack(producers, sm.inputs[0]!, product);
@@ -102,9 +113,10 @@ function structuralTargets(g: Graph): AdapterTarget[] {
 
 /**
  * The attention projections of `model` (q, k, v, out of every attention: UNet attn1/attn2, text encoder
- * self-attention), in graph order, by scope name when the graph has such names, else by structure.
+ * self-attention), in graph order, by scope name when the graph has such names, else by structure; empty
+ * when the graph has none.
  */
-export function adapterTargets(model: OnnxModel, which: AdapterModel): AdapterTarget[] {
+export function adapterTargets(model: OnnxModel): AdapterTarget[] {
   const g = model.graph;
   const named: AdapterTarget[] = [];
   for (const n of g.nodes) {
@@ -112,9 +124,14 @@ export function adapterTargets(model: OnnxModel, which: AdapterModel): AdapterTa
     if (m && weightOf(g, n)) named.push(target(g, n, ROLE[m[1]!]!));
   }
   const found = named.length ? named : structuralTargets(g);
-  if (found.length === 0) throw new DiffusionError('BAD_MODEL', `no attention projection found in the ${which} graph ${g.name} (no MatMul named to_q/q_proj/..., and no weighted MatMul around a Softmax)`);
-  const seen = new Set<string>();
-  return found.filter((t) => !seen.has(t.node) && seen.add(t.node));
+  // one node found as several of q, k, v is a fused input projection
+  const byNode = new Map<string, AdapterTarget>();
+  for (const t of found) {
+    const prior = byNode.get(t.node);
+    if (!prior) byNode.set(t.node, t);
+    else if (prior.role !== t.role && prior.role !== 'out' && t.role !== 'out') byNode.set(t.node, { ...prior, role: 'qkv' });
+  }
+  return [...byNode.values()];
 }
 
 /** A copy of `model` whose graph can be edited (weights shared, not copied). */
@@ -155,7 +172,7 @@ function insertAdapter(g: Graph, spec: AdapterSpec, nodes: Node[]): void {
 }
 
 function matmulsReading(g: Graph, weight: string, only?: Set<string>): Node[] {
-  return g.nodes.filter((n) => n.opType === 'MatMul' && n.inputs[1] === weight && (!only || only.has(n.name)));
+  return g.nodes.filter((n) => (n.opType === 'MatMul' || n.opType === 'Gemm') && n.inputs[1] === weight && (!only || only.has(n.name)));
 }
 
 export interface AddAdaptersOptions {
@@ -168,6 +185,7 @@ export interface AddAdaptersOptions {
 
 export interface AdaptedModel {
   model: OnnxModel;
+  /** Empty when the graph has no attention projection (then `model` is the input, unchanged). */
   specs: AdapterSpec[];
   /** Start values: A ~ N(0, (1/rank)^2), B = 0. */
   startValues: Map<string, HostTensor>;
@@ -184,7 +202,7 @@ export function addTrainableAdapters(model: OnnxModel, which: AdapterModel, opti
   const out = cloneModel(model);
   const g = out.graph;
   const rng = new GaussianRng(options.seed ?? 0);
-  const targets = adapterTargets(model, which);
+  const targets = adapterTargets(model);
   const specs: AdapterSpec[] = [];
   const startValues = new Map<string, HostTensor>();
   const used = new Set<string>();
@@ -197,7 +215,7 @@ export function addTrainableAdapters(model: OnnxModel, which: AdapterModel, opti
     let base = `lora/${which}/${t.scope}`;
     for (let i = 1; used.has(base); i++) base = `lora/${which}/${t.scope}_${i}`;
     used.add(base);
-    const spec: AdapterSpec = { model: which, weight, a: `${base}/A`, b: `${base}/B`, scale };
+    const spec: AdapterSpec = { model: which, weight, a: `${base}/A`, b: `${base}/B`, scale, ...(t.transposed ? { transposed: true } : {}) };
     const fork = rng.fork(spec.a);
     const a = new Float32Array(t.inFeatures * r);
     for (let i = 0; i < a.length; i++) a[i] = fork.normal() / r;
@@ -228,7 +246,8 @@ export function applyAdapters(model: OnnxModel, specs: AdapterSpec[], values: Ma
     const nodes = matmulsReading(g, spec.weight);
     if (nodes.length === 0) throw new DiffusionError('BAD_MODEL', `adapter ${spec.a}: no MatMul of ${g.name} reads weight ${spec.weight}`);
     const w = g.initializers.get(spec.weight)!;
-    for (const [name, dims] of [[spec.a, [w.dims[0]!, -1]], [spec.b, [-1, w.dims[1]!]]] as const) {
+    const [inF, outF] = spec.transposed ? [w.dims[1]!, w.dims[0]!] : [w.dims[0]!, w.dims[1]!];
+    for (const [name, dims] of [[spec.a, [inF, -1]], [spec.b, [-1, outF]]] as const) {
       const v = values.get(name);
       if (!v) throw new DiffusionError('BAD_ARGUMENT', `no value for adapter tensor ${name}`);
       if (v.dims.length !== 2 || (dims[0] !== -1 && v.dims[0] !== dims[0]) || (dims[1] !== -1 && v.dims[1] !== dims[1])) {

@@ -4,7 +4,7 @@
  * the cross-attention maps A(c_hat) as output. Its targets g(M * A(c_hat)) are computed on the host.
  */
 import { loadModel, type OnnxModel } from '@dynasyn/ort-training';
-import { DiffusionError, type ModelBundle } from '@dynasyn/diffusion';
+import { DiffusionError, textEncoderModel, type ModelBundle } from '@dynasyn/diffusion';
 import { composeEncoderUnet, COMPOSED_NAMES, type TensorSpec } from './encoder-unet.js';
 
 export interface ClassMapModelOptions {
@@ -23,7 +23,7 @@ export interface ClassMapModel {
 }
 
 export function buildClassMapModel(bundle: ModelBundle, options: ClassMapModelOptions = {}): ClassMapModel {
-  const composed = composeEncoderUnet(bundle, loadModel(bundle.textEncoderPath), loadModel(bundle.unetPath), {
+  const composed = composeEncoderUnet(bundle, textEncoderModel(bundle), loadModel(bundle.unetPath), {
     batch: options.batch ?? 2, ...(options.grid ? { grid: options.grid } : {}),
   });
   const g = composed.model.graph;

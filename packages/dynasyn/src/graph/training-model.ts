@@ -13,7 +13,7 @@
  * weights, which stay initializers: the session takes their start values from the model.
  */
 import { loadModel, type HostTensor, type OnnxModel } from '@dynasyn/ort-training';
-import { DiffusionError, PLACEHOLDER_INPUT, placeholderStartValues, withPlaceholderEmbeddings, type ModelBundle } from '@dynasyn/diffusion';
+import { DiffusionError, PLACEHOLDER_INPUT, textEncoderModel, placeholderStartValues, withPlaceholderEmbeddings, type ModelBundle } from '@dynasyn/diffusion';
 import type { AdapterOptions, AdapterSpec } from '../types.js';
 import { addTrainableAdapters } from './adapters.js';
 import { composeEncoderUnet, COMPOSED_NAMES, type TensorSpec } from './encoder-unet.js';
@@ -70,6 +70,8 @@ export interface TrainingModel {
   outputs: typeof LOSS_OUTPUTS;
   /** LoRA placement (empty in phase 1 and 'full' mode); weights named as in the bundle's own models. */
   adapters: AdapterSpec[];
+  /** What the graph does differently from what was asked (a model that cannot take adapters), for the run's manifest. */
+  notes: string[];
   grid: [number, number];
 }
 
@@ -105,17 +107,22 @@ export function buildTrainingModel(bundle: ModelBundle, options: TrainingModelOp
   if ((options.batch ?? 2) !== 2) throw new DiffusionError('UNSUPPORTED', `the training graph has batch 2 (reference + augmented row), got ${options.batch}`);
   if (!Number.isInteger(K) || K < 1) throw new DiffusionError('BAD_ARGUMENT', `maxSubjects must be a positive integer, got ${K}`);
   const adapterOpts = options.adapters ?? DEFAULT_ADAPTERS;
-  const original = loadModel(bundle.textEncoderPath);
+  const original = textEncoderModel(bundle);
   let textEncoder = withPlaceholderEmbeddings(original, { numPlaceholders: P, baseVocabSize: options.baseVocabSize }).model;
   let unet = loadModel(bundle.unetPath);
   const D = bundle.textEmbedDim;
 
   const startValues = new Map<string, HostTensor>([[PLACEHOLDER_INPUT, placeholderStart(original, P, D, options.baseVocabSize, options.placeholderTokenIds)]]);
   const adapters: AdapterSpec[] = [];
+  const notes: string[] = [];
   if (options.phase === 2 && adapterOpts.mode === 'lora') {
     const add = { rank: adapterOpts.rank, ...(adapterOpts.alpha !== undefined ? { alpha: adapterOpts.alpha } : {}), seed: options.seed ?? 0 };
     for (const which of adapterOpts.targets) {
       const adapted = addTrainableAdapters(which === 'unet' ? unet : textEncoder, which, add);
+      if (adapted.specs.length === 0) {
+        notes.push(`no attention projection found in the ${which} graph (no MatMul/Gemm named to_q/q_proj/..., none with a constant weight around a Softmax): phase 2 trains no adapters in the ${which}`);
+        continue;
+      }
       if (which === 'unet') unet = adapted.model; else textEncoder = adapted.model;
       adapters.push(...adapted.specs);
       for (const [k, v] of adapted.startValues) startValues.set(k, v);
@@ -141,7 +148,7 @@ export function buildTrainingModel(bundle: ModelBundle, options: TrainingModelOp
   const spec = (name: string) => ({ name, dtype: g.inputs.find((v) => v.name === name)!.dtype, dims: [...types.get(name)!.dims] });
   const I = LOSS_INPUTS;
   return {
-    model, trainable, startValues, adapters, grid: composed.grid, outputs: LOSS_OUTPUTS,
+    model, trainable, startValues, adapters, notes, grid: composed.grid, outputs: LOSS_OUTPUTS,
     inputs: {
       ...composed.inputs,
       target: spec(I.target), mdMask: spec(I.mdMask), tokenSelect: spec(I.tokenSelect),

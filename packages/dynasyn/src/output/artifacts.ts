@@ -6,7 +6,7 @@ export { ARTIFACTS, artifactPath, attentionHeatmapPath, inputMaskPath, reference
 export { ArtifactError, isArtifactError, type ArtifactErrorCode } from './errors.js';
 export {
   MANIFEST_FORMAT, MANIFEST_VERSION, bundleHasRandomWeights, createManifest, fingerprintBackbone, fingerprintDifferences,
-  markPhaseCompleted, packageVersions, readManifest, writeManifest,
+  addManifestNotes, markPhaseCompleted, packageVersions, readManifest, writeManifest,
   type BackboneFingerprint, type CompletedPhase, type Manifest, type NewManifestInput,
 } from './manifest.js';
 export { EMBEDDINGS_TENSOR, readLearnedConcepts, writeLearnedConcepts, type ReadConceptsOptions } from './concepts.js';

@@ -55,6 +55,8 @@ export interface Manifest {
   /** Versions of this package, its @dynasyn dependencies' pins, onnxruntime-node and node. */
   packages: Record<string, string>;
   phasesCompleted: CompletedPhase[];
+  /** Where the run differs from what its options asked, and why (e.g. a text encoder that took no adapters). */
+  notes?: string[];
 }
 
 /** Computes the fingerprint of a bundle directory (sizes only: no model file is read). */
@@ -164,6 +166,16 @@ export function writeManifest(dir: string, manifest: Manifest): void {
 }
 
 /** Records that `phase` finished (idempotent) and rewrites the manifest. */
+/** Adds `notes` (each once) to the manifest of `dir`. */
+export function addManifestNotes(dir: string, notes: readonly string[]): Manifest {
+  const m = readManifest(dir);
+  const all = [...(m.notes ?? [])];
+  for (const n of notes) if (!all.includes(n)) all.push(n);
+  if (all.length) m.notes = all;
+  writeManifest(dir, m);
+  return m;
+}
+
 export function markPhaseCompleted(dir: string, phase: CompletedPhase): Manifest {
   const m = readManifest(dir);
   if (!m.phasesCompleted.includes(phase)) m.phasesCompleted.push(phase);

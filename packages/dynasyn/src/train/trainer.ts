@@ -16,6 +16,7 @@ import {
   type CheckpointState, type TrainMetricsRow,
 } from './checkpoint.js';
 import { TrainingError } from './errors.js';
+import { cleanUp } from '../cleanup.js';
 import { attentionGrid, encodeLatents, frozenClassModel, placeholderTokenizer, trainingScheduler } from './setup.js';
 
 export type { TrainMetricsRow } from './checkpoint.js';
@@ -53,6 +54,8 @@ export interface TrainResult {
   alignment: AlignmentReport;
   /** Where the run resumed, when it did. */
   resumedFrom?: { phase: 1 | 2; step: number };
+  /** Where training differs from what the options asked (e.g. a model that took no adapters). */
+  notes: string[];
 }
 
 interface Phase {
@@ -75,6 +78,19 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
   const classWords = input.subjects.map((s) => s.classWord);
   const startTokenIds = classWords.map((w) => tokenizer.firstSubTokenId(w));
   const grid = attentionGrid(bundle, options.attentionGridDivisor);
+  // Every graph the run needs is built and derived before anything is trained: a bundle that cannot be
+  // personalized (an op without a gradient rule, a graph the surgery cannot read) fails here, in seconds.
+  const models = new Map<1 | 2, TrainingModel>();
+  const needed = ([1, 2] as const).filter((phase) => !(saved && saved.phase > phase) && (phase === 1 ? options.phase1.steps > 0 || options.phase2.steps === 0 : options.phase2.steps > 0));
+  for (const phase of needed) {
+    const built = buildTrainingModel(bundle, {
+      numPlaceholders: N, maxSubjects: N, baseVocabSize, phase, adapters: options.adapters, grid,
+      icaNormalizeBoth: options.icaNormalizeBoth, batch: 2, placeholderTokenIds: startTokenIds, seed: o.seed,
+    });
+    await TrainingSession.prepare({ ...sessionSpec(built), ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}) });
+    models.set(phase, built);
+  }
+  const notes = [...new Set([...models.values()].flatMap((m) => m.notes))];
   const latents = await encodeLatents(bundle, input, augmented, runtime);
   const scheduler = trainingScheduler(bundle);
   const T = scheduler.config.numTrainTimesteps;
@@ -93,13 +109,9 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
   const stepsDone = (phase: 1 | 2, step: number) => (phase === 1 ? step : options.phase1.steps + step);
 
   const open = async (phase: 1 | 2): Promise<Phase & { setup: BatchSetup }> => {
-    const built = buildTrainingModel(bundle, {
-      numPlaceholders: N, maxSubjects: N, baseVocabSize, phase, adapters: options.adapters, grid,
-      icaNormalizeBoth: options.icaNormalizeBoth, batch: 2, placeholderTokenIds: startTokenIds, seed: o.seed,
-    });
+    const built = models.get(phase)!;
     const session = await TrainingSession.create({
-      model: built.model, loss: built.outputs.loss, trainable: built.trainable,
-      keepOutputs: [built.outputs.md, built.outputs.m2a, built.outputs.ica, built.outputs.aug, built.outputs.attention],
+      ...sessionSpec(built),
       ...(o.executionProviders ? { executionProviders: o.executionProviders } : {}),
       ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}),
       ...(o.intraOpNumThreads !== undefined ? { sessionOptions: { intraOpNumThreads: o.intraOpNumThreads } } : {}),
@@ -119,6 +131,7 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
   let embeddings: HostTensor | undefined;
   let last: (Phase & { setup: BatchSetup }) | undefined;
   let after: AlignmentSnapshot | undefined;
+  let failure: { error: unknown } | undefined;
   try {
     for (const phase of [1, 2] as const) {
       const po = phase === 1 ? options.phase1 : options.phase2;
@@ -127,7 +140,11 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
         continue;
       }
       if (po.steps === 0 && !(phase === 1 && options.phase2.steps === 0)) continue;
-      if (last) await last.session.release();
+      if (last) {
+        const done = last;
+        last = undefined; // released: the cleanup below must not release it again
+        await done.session.release();
+      }
       const p = (last = await open(phase));
       if (embeddings) p.session.setTrainable(PLACEHOLDERS, embeddings);
       if (!before) before = await measure(p, 0);
@@ -168,14 +185,23 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
     after = await measure(last, stepsDone(2, options.phase2.steps));
     const concepts = conceptsOf(last, tokens, classWords, embeddings ?? last.session.getTrainable(PLACEHOLDERS));
     return {
-      concepts, metrics,
+      concepts, metrics, notes,
       alignment: { grid, timestep: evalT, threshold, before: before!, after },
       ...(saved ? { resumedFrom: { phase: saved.phase, step: saved.step } } : {}),
     };
+  } catch (error) {
+    failure = { error };
+    throw error;
   } finally {
-    await last?.session.release();
-    await frozen.release();
+    const open = last;
+    await cleanUp([open && (() => open.session.release()), () => frozen.release()], failure);
   }
+}
+
+/** What TrainingSession needs to derive a phase's graph (the same for prepare and create, so create finds the cache entry). */
+function sessionSpec(built: TrainingModel) {
+  const o = built.outputs;
+  return { model: built.model, loss: o.loss, trainable: built.trainable, keepOutputs: [o.md, o.m2a, o.ica, o.aug, o.attention] };
 }
 
 const PLACEHOLDERS = PLACEHOLDER_INPUT;
