@@ -3,7 +3,7 @@
  * maps toward their masks; a cancelled and resumed run equals an uninterrupted one bit for bit; the class
  * maps come from the frozen original model whatever the trainable values.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTinyBundle, GaussianRng, loadBundle, PLACEHOLDER_INPUT, type ModelBundle } from '@dynasyn/diffusion';
@@ -198,5 +198,39 @@ describe('frozen class maps', () => {
       await session.release();
       await frozen.release();
     }
+  });
+});
+
+describe('failures', () => {
+  const steps = (phase1: number, phase2: number): TrainOptions => ({
+    ...preset('tiny').train, phase1: { steps: phase1, lr: 1e-3 }, phase2: { steps: phase2, lr: 1e-3 }, checkpointEvery: 0,
+  });
+
+  it('a phase 2 that cannot be built fails before the first training step', async () => {
+    const options: TrainOptions = { ...steps(3, 2), adapters: { mode: 'full', rank: 4, targets: ['unet'], fullTensors: ['no_such_weight'] } };
+    const seen: number[] = [];
+    await expect(trainPersonalization({ ...common(), options, seed: 3, onProgress: (e) => { if (e.stage === 'train') seen.push(e.step); } }))
+      .rejects.toThrow(/full-mode tensor no_such_weight matches no weight/);
+    expect(seen).toEqual([]);
+  });
+
+  it('a failure while opening phase 2 reports its own error, not a failed release of phase 1', async () => {
+    const cacheDir = mkdtempSync(join(dir, 'cache-corrupt-'));
+    // Phase 1 holds its session open; at its last step every cached training graph on disk is overwritten, so
+    // only phase 2's onnxruntime load (which reads the file) fails.
+    const corrupt = () => {
+      for (const entry of readdirSync(cacheDir)) {
+        const file = join(cacheDir, entry, 'model.onnx');
+        if (existsSync(join(cacheDir, entry, 'meta.json'))) writeFileSync(file, 'not a model');
+      }
+    };
+    let error: unknown;
+    try {
+      await trainPersonalization({ ...common(), cacheDir, options: steps(2, 2), seed: 4, onProgress: (e) => { if (e.stage === 'train' && e.phase === 1 && e.step === 2) corrupt(); } });
+    } catch (e) { error = e; }
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).not.toMatch(/disposed|released/i);
+    expect((error as Error).message).toMatch(/protobuf|parse|load|model/i);
+    expect((error as { suppressed?: unknown[] }).suppressed ?? []).toEqual([]); // nothing released twice
   });
 });
