@@ -60,7 +60,7 @@ interface PhaseNumbers {
   trainables: number;
 }
 
-async function benchPhase(phase: 1 | 2, bundle: ModelBundle, setupBase: Omit<BatchSetup, 'idsType' | 'timestepType' | 'latentType'>, o: DynasynOptions, frozen: ClassMapRunner, n: number): Promise<{ numbers: PhaseNumbers; concepts?: LearnedConcepts; feeds: Record<string, HostTensor> }> {
+async function benchPhase(phase: 1 | 2, bundle: ModelBundle, setupBase: Omit<BatchSetup, 'idsType' | 'timestepType' | 'latentType' | 'frozenInGraph'>, o: DynasynOptions, frozen: ClassMapRunner, n: number): Promise<{ numbers: PhaseNumbers; concepts?: LearnedConcepts; feeds: Record<string, HostTensor> }> {
   const N = setupBase.subjects.length;
   const { tokenizer } = setupBase;
   const built = buildTrainingModel(bundle, {
@@ -75,7 +75,7 @@ async function benchPhase(phase: 1 | 2, bundle: ModelBundle, setupBase: Omit<Bat
   });
   for (const [name, value] of built.startValues) session.setTrainable(name, value);
   const forward = await ort.InferenceSession.create(serializeModel(built.model), { graphOptimizationLevel: 'all', ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}) });
-  const setup: BatchSetup = { ...setupBase, idsType: built.inputs.inputIds.dtype, timestepType: built.inputs.timestep.dtype, latentType: built.inputs.noisyLatents.dtype };
+  const setup: BatchSetup = { ...setupBase, frozenInGraph: built.inputs.classSelect !== undefined, idsType: built.inputs.inputIds.dtype, timestepType: built.inputs.timestep.dtype, latentType: built.inputs.noisyLatents.dtype };
   const optimizer = new AdamW({ lr: (phase === 1 ? o.train.phase1 : o.train.phase2).lr, weightDecay: o.train.weightDecay, maxGradNorm: o.train.maxGradNorm });
   const root = new GaussianRng(o.seed);
   const rows: { step: number; batch: number; frozen: number; fb: number; fwd: number; opt: number }[] = [];
@@ -213,7 +213,7 @@ async function main(): Promise<void> {
       peakRssMiB,
     };
     const line = (name: string, p: PhaseNumbers) =>
-      `  ${name}: step ${ms(p.stepMs)} = batch ${ms(p.batchMs)} + frozen class-prompt pass ${ms(p.frozenClassPassMs)} + forward/backward ${ms(p.forwardBackwardMs)} (forward ${ms(p.forwardOnlyMs)}, backward ~${ms(p.backwardMs)}) + optimizer ${ms(p.optimizerMs)}; ${p.trainables} trainable values`;
+      `  ${name}: step ${ms(p.stepMs)} = batch ${ms(p.batchMs)} + forward/backward ${ms(p.forwardBackwardMs)} (the frozen class-prompt pass A(c_hat) is a branch of the training graph: inside it) (forward ${ms(p.forwardOnlyMs)}, backward ~${ms(p.backwardMs)}) + optimizer ${ms(p.optimizerMs)}; ${p.trainables} trainable values`;
     process.stdout.write([
       `dynasyn tiny preset on the tiny bundle (${result.cpus} CPUs, onnxruntime threads ${result.threads ?? 'default'}), medians`,
       'training step:',

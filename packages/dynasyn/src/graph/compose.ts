@@ -22,12 +22,29 @@ export interface GraphPart {
   keep?: Set<string>;
   /** Graph inputs of this part that another part produces (they are not inputs of the merged graph). */
   internalInputs?: Set<string>;
+  /**
+   * Prefix of this part's initializers when it differs from `prefix`: a second copy of a model (the frozen
+   * branch) names its weights like the first, so both read ONE set of weights. An initializer merged under a
+   * name that already exists must then hold the same data.
+   */
+  initializerPrefix?: string;
 }
 
 /** The merged name of `name` in `part`. */
 export function mergedName(part: GraphPart, name: string): string {
   if (name === '') return ''; // an omitted optional input
-  return part.rename?.get(name) ?? (part.keep?.has(name) ? name : `${part.prefix}${name}`);
+  const prefix = part.initializerPrefix !== undefined && part.model.graph.initializers.has(name) ? part.initializerPrefix : part.prefix;
+  return part.rename?.get(name) ?? (part.keep?.has(name) ? name : `${prefix}${name}`);
+}
+
+/** The same weight: one object, one external range, or equal inline bytes. */
+function sameData(a: Initializer, b: Initializer): boolean {
+  if (a.data === b.data) return true;
+  if (a.dtype !== b.dtype || a.dims.length !== b.dims.length || a.dims.some((d, i) => d !== b.dims[i])) return false;
+  const x = a.data, y = b.data;
+  if (x instanceof Uint8Array && y instanceof Uint8Array) return x.byteLength === y.byteLength && x.every((v, i) => v === y[i]);
+  if (!(x instanceof Uint8Array) && !(y instanceof Uint8Array)) return x.path === y.path && x.offset === y.offset && x.length === y.length;
+  return false;
 }
 
 /** ONNX changed how Reduce* ops take their axes at opset 18; graphs on both sides of it cannot share one opset. */
@@ -65,7 +82,11 @@ export function mergeModels(parts: GraphPart[], name = 'dynasyn'): OnnxModel {
     }
     for (const init of src.initializers.values()) {
       const renamed: Initializer = { ...init, name: m(init.name) };
-      if (g.initializers.has(renamed.name)) throw new DiffusionError('BAD_MODEL', `two merged models both define initializer ${renamed.name}`);
+      const prior = g.initializers.get(renamed.name);
+      if (prior) {
+        if (part.initializerPrefix !== undefined && sameData(prior, renamed)) continue;
+        throw new DiffusionError('BAD_MODEL', `two merged models both define initializer ${renamed.name}${part.initializerPrefix !== undefined ? ' with different values' : ''}`);
+      }
       g.initializers.set(renamed.name, renamed);
     }
     for (const v of src.inputs) {

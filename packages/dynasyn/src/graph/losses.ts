@@ -29,6 +29,11 @@ export const LOSS_INPUTS = {
   augWeight: 'aug_weight',
   /** [4] lambda_md, lambda_m2a, lambda_ica, lambda_aug. */
   lambdas: 'lambdas',
+  /** With the frozen branch in the graph, instead of ica_target / aug_target: */
+  /** [2,77,K] multi-hot: column k picks subject k's class-word positions in that row's class prompt c_hat. */
+  classSelect: 'class_select',
+  /** [K,gh*gw] masks of the augmented image's subjects at the attention grid (row 0's are m2a_target). */
+  augMask: 'aug_mask',
 } as const;
 
 /** Outputs of the loss subgraph: the scalar loss, each term (scalars) and the selected maps [2,hw,K]. */
@@ -53,6 +58,11 @@ export interface LossSubgraphOptions {
   maxSubjects: number;
   /** Normalise A(c) by its max in L_ICA / L_AUG too (METHOD.md default), else the paper's raw A(c). */
   icaNormalizeBoth: boolean;
+  /**
+   * The frozen branch's A(c_hat) [2,hw,T] (composeEncoderUnet's `frozen`): the ICA/AUG targets are then
+   * computed in the graph (classTargets) from class_select and aug_mask; without it they are fed.
+   */
+  classAttentionProbs?: string;
 }
 
 const FLOAT = DataType.FLOAT;
@@ -95,6 +105,22 @@ export function weightedMapLoss(b: Builder, left: string, target: string, weight
   return b.reduceSum(b.mul(perSubject, weight), [0], false);
 }
 
+/**
+ * g(M_k * A_k(c_hat)) of both rows (METHOD.md "Losses", L_ICA / L_AUG targets), g(x) = x / max(max x, eps):
+ * A_k(c_hat) = classProbs [2,hw,T] x classSelect [2,T,K] (a class word of several sub-tokens sums its
+ * columns), masked per row by `masks` ([K,hw] each). No gradient flows here: the frozen branch reads no
+ * trainable tensor. Equals classMapTarget (class-map.ts), which computes it on the host.
+ */
+export function classTargets(b: Builder, classProbs: string, classSelect: string, masks: [string, string]): [string, string] {
+  const maps = selectTokenMaps(b, classProbs, classSelect);
+  const target = (row: 0 | 1) => {
+    const masked = b.mul(mapsOfRow(b, maps, row), masks[row]);
+    const peak = b.reduceAxesOp('ReduceMax', masked, [1], true);
+    return b.div(masked, b.op('Max', [peak, b.scalar(NORMALIZE_EPS, FLOAT)]));
+  };
+  return [target(0), target(1)];
+}
+
 /** L = lambdas . [L_MD, L_M2A, L_ICA, L_AUG] (METHOD.md: 1, 1e-2, 5e-3, 1e-4 by default). */
 export function weightedTotal(b: Builder, terms: string[], lambdas: string): string {
   const stacked = b.op('Concat', terms.map((t) => b.unsqueeze(t, [0])), { axis: 0 });
@@ -102,15 +128,17 @@ export function weightedTotal(b: Builder, terms: string[], lambdas: string): str
 }
 
 /** Loss inputs' shapes for a UNet prediction of [2,C,h,w], hw attention cells, T tokens and K subjects. */
-export function lossInputShapes(latent: number[], hw: number, tokens: number, K: number): Record<string, number[]> {
+export function lossInputShapes(latent: number[], hw: number, tokens: number, K: number, frozenInGraph = false): Record<string, number[]> {
   const [B, C, h, w] = latent as [number, number, number, number];
+  const targets: Record<string, number[]> = frozenInGraph
+    ? { [LOSS_INPUTS.classSelect]: [B, tokens, K], [LOSS_INPUTS.augMask]: [K, hw] }
+    : { [LOSS_INPUTS.icaTarget]: [K, hw], [LOSS_INPUTS.augTarget]: [K, hw] };
   return {
     [LOSS_INPUTS.target]: [B, C, h, w],
     [LOSS_INPUTS.mdMask]: [B, 1, h, w],
     [LOSS_INPUTS.tokenSelect]: [B, tokens, K],
     [LOSS_INPUTS.m2aTarget]: [K, hw],
-    [LOSS_INPUTS.icaTarget]: [K, hw],
-    [LOSS_INPUTS.augTarget]: [K, hw],
+    ...targets,
     [LOSS_INPUTS.m2aWeight]: [K],
     [LOSS_INPUTS.icaWeight]: [K],
     [LOSS_INPUTS.augWeight]: [K],
@@ -127,7 +155,7 @@ export function appendLossSubgraph(graph: Graph, opset: number, types: Map<strin
   const probsType = types.get(options.attentionProbs);
   if (!predType || !probsType) throw new DiffusionError('BAD_ARGUMENT', `appendLossSubgraph: no static type for ${predType ? options.attentionProbs : options.prediction}`);
   const [, hw, tokens] = probsType.dims as [number, number, number];
-  const shapes = lossInputShapes(predType.dims, hw, tokens, options.maxSubjects);
+  const shapes = lossInputShapes(predType.dims, hw, tokens, options.maxSubjects, options.classAttentionProbs !== undefined);
   for (const [name, dims] of Object.entries(shapes)) {
     graph.addInput({ name, dtype: FLOAT, shape: dims });
     types.set(name, { dtype: FLOAT, dims });
@@ -142,9 +170,12 @@ export function appendLossSubgraph(graph: Graph, opset: number, types: Map<strin
   const maps = selectTokenMaps(b, probs, I.tokenSelect);
   const norm = normalizeMaps(b, maps);
   const icaSide = options.icaNormalizeBoth ? norm : maps;
+  const [icaTarget, augTarget] = options.classAttentionProbs !== undefined
+    ? classTargets(b, b.cast(options.classAttentionProbs, FLOAT), I.classSelect, [I.m2aTarget, I.augMask])
+    : [I.icaTarget, I.augTarget];
   const m2a = weightedMapLoss(b, mapsOfRow(b, norm, 0), I.m2aTarget, I.m2aWeight);
-  const ica = weightedMapLoss(b, mapsOfRow(b, icaSide, 0), I.icaTarget, I.icaWeight);
-  const aug = weightedMapLoss(b, mapsOfRow(b, icaSide, 1), I.augTarget, I.augWeight);
+  const ica = weightedMapLoss(b, mapsOfRow(b, icaSide, 0), icaTarget, I.icaWeight);
+  const aug = weightedMapLoss(b, mapsOfRow(b, icaSide, 1), augTarget, I.augWeight);
   const total = weightedTotal(b, [md, m2a, ica, aug], I.lambdas);
 
   const O = LOSS_OUTPUTS;

@@ -64,8 +64,10 @@ beforeAll(async () => {
     lambdas: f32([4], (i) => [1, 0.5, 0.5, 0.5][i]!),
   };
   const cacheDir = path.join(dir, 'cache');
-  phase1 = await timed('build phase 1', () => buildTrainingModel(bundle, { numPlaceholders: P, baseVocabSize: V, phase: 1, placeholderTokenIds: [11, 23, 31] }));
-  phase2 = await timed('build phase 2', () => buildTrainingModel(bundle, { numPlaceholders: P, baseVocabSize: V, phase: 2, placeholderTokenIds: [11, 23, 31], adapters: { mode: 'lora', rank: 2, targets: ['unet', 'text_encoder'] } }));
+  // targets fed (frozenInGraph: false): these tests check the loss terms against host references; the frozen
+  // branch that computes the targets in the graph is checked against this path in train/trainer.test.ts
+  phase1 = await timed('build phase 1', () => buildTrainingModel(bundle, { numPlaceholders: P, baseVocabSize: V, phase: 1, placeholderTokenIds: [11, 23, 31], frozenInGraph: false }));
+  phase2 = await timed('build phase 2', () => buildTrainingModel(bundle, { numPlaceholders: P, baseVocabSize: V, phase: 2, placeholderTokenIds: [11, 23, 31], adapters: { mode: 'lora', rank: 2, targets: ['unet', 'text_encoder'] }, frozenInGraph: false }));
   s1 = await timed('derive + session phase 1', () => TrainingSession.create({ model: phase1.model, loss: phase1.outputs.loss, trainable: phase1.trainable, keepOutputs: keep, cacheDir }));
   s2 = await timed('derive + session phase 2', () => TrainingSession.create({ model: phase2.model, loss: phase2.outputs.loss, trainable: phase2.trainable, keepOutputs: keep, cacheDir }));
   for (const [k, v] of phase1.startValues) s1.setTrainable(k, v);

@@ -39,6 +39,12 @@ export interface TrainingModelOptions {
   placeholderTokenIds?: number[];
   /** Seed of the adapters' A init (default 0). */
   seed?: number;
+  /**
+   * Compute A(c_hat) in the training graph, in a frozen branch that shares the weights (default; one session
+   * holds the weights once). 'full' mode changes the weights themselves, so it always feeds the targets from
+   * a separate frozen model instead.
+   */
+  frozenInGraph?: boolean;
 }
 
 export const DEFAULT_ADAPTERS: AdapterOptions = { mode: 'lora', rank: 4, targets: ['unet', 'text_encoder'] };
@@ -52,8 +58,13 @@ export interface TrainingInputs {
   mdMask: TensorSpec;
   tokenSelect: TensorSpec;
   m2aTarget: TensorSpec;
-  icaTarget: TensorSpec;
-  augTarget: TensorSpec;
+  /** Fed targets (without the frozen branch) ... */
+  icaTarget?: TensorSpec;
+  augTarget?: TensorSpec;
+  /** ... or what the frozen branch needs to compute them (frozenInGraph). */
+  classInputIds?: TensorSpec;
+  classSelect?: TensorSpec;
+  augMask?: TensorSpec;
   m2aWeight: TensorSpec;
   icaWeight: TensorSpec;
   augWeight: TensorSpec;
@@ -109,7 +120,9 @@ export function buildTrainingModel(bundle: ModelBundle, options: TrainingModelOp
   const adapterOpts = options.adapters ?? DEFAULT_ADAPTERS;
   const original = textEncoderModel(bundle);
   let textEncoder = withPlaceholderEmbeddings(original, { numPlaceholders: P, baseVocabSize: options.baseVocabSize }).model;
-  let unet = loadModel(bundle.unetPath);
+  const originalUnet = loadModel(bundle.unetPath);
+  let unet = originalUnet;
+  const frozenInGraph = (options.frozenInGraph ?? true) && !(options.phase === 2 && adapterOpts.mode === 'full');
   const D = bundle.textEmbedDim;
 
   const startValues = new Map<string, HostTensor>([[PLACEHOLDER_INPUT, placeholderStart(original, P, D, options.baseVocabSize, options.placeholderTokenIds)]]);
@@ -129,13 +142,17 @@ export function buildTrainingModel(bundle: ModelBundle, options: TrainingModelOp
     }
   }
   const keep = new Set([PLACEHOLDER_INPUT, ...adapters.flatMap((s) => [s.a, s.b])]);
-  const composed = composeEncoderUnet(bundle, textEncoder, unet, { batch: 2, keep, ...(options.grid ? { grid: options.grid } : {}) });
+  const composed = composeEncoderUnet(bundle, textEncoder, unet, {
+    batch: 2, keep, ...(options.grid ? { grid: options.grid } : {}),
+    ...(frozenInGraph ? { frozen: { textEncoder: original, unet: originalUnet } } : {}),
+  });
   const { model, types } = composed;
   const g = model.graph;
   g.outputs = [];
   appendLossSubgraph(g, composed.opset, types, {
     prediction: COMPOSED_NAMES.prediction, attentionProbs: COMPOSED_NAMES.attentionProbs,
     maxSubjects: K, icaNormalizeBoth: options.icaNormalizeBoth ?? true,
+    ...(frozenInGraph ? { classAttentionProbs: COMPOSED_NAMES.classAttentionProbs } : {}),
   });
   g.removeDeadNodes();
   g.sortTopologically();
@@ -151,8 +168,10 @@ export function buildTrainingModel(bundle: ModelBundle, options: TrainingModelOp
     model, trainable, startValues, adapters, notes, grid: composed.grid, outputs: LOSS_OUTPUTS,
     inputs: {
       ...composed.inputs,
-      target: spec(I.target), mdMask: spec(I.mdMask), tokenSelect: spec(I.tokenSelect),
-      m2aTarget: spec(I.m2aTarget), icaTarget: spec(I.icaTarget), augTarget: spec(I.augTarget),
+      target: spec(I.target), mdMask: spec(I.mdMask), tokenSelect: spec(I.tokenSelect), m2aTarget: spec(I.m2aTarget),
+      ...(frozenInGraph
+        ? { classSelect: spec(I.classSelect), augMask: spec(I.augMask) }
+        : { icaTarget: spec(I.icaTarget), augTarget: spec(I.augTarget) }),
       m2aWeight: spec(I.m2aWeight), icaWeight: spec(I.icaWeight), augWeight: spec(I.augWeight), lambdas: spec(I.lambdas),
     },
   };

@@ -20,6 +20,7 @@ import type { AugmentedExample, LossWeights, Mask, Subject } from '../types.js';
 import { classMapTarget } from '../graph/index.js';
 import { promptTokens, type PromptTokens } from './prompts.js';
 import { sampleUnion, type UnionSample } from './union.js';
+import { TrainingError } from './errors.js';
 
 /** Runs the frozen original model on class prompts: ids [2*T] (row-major), z_t [2*C*h*w], t [2] -> A(c_hat) [2,hw,T]. */
 export type ClassMapRunner = (classIds: Int32Array, noisyLatents: Float32Array, timesteps: [number, number]) => Promise<Float32Array>;
@@ -43,6 +44,11 @@ export interface BatchSetup {
   augmented: readonly { example: AugmentedExample; latents: Float32Array }[];
   lambdas: LossWeights;
   flipProbability: number;
+  /**
+   * The training graph computes A(c_hat) itself (its frozen branch): the feeds carry the class prompts
+   * (`class_input_ids`, `class_select`, `aug_mask`) instead of targets made from a separate frozen model.
+   */
+  frozenInGraph: boolean;
   /** Element types of the graph inputs `input_ids`, `timestep` and `noisy_latents` (ONNX DataType). */
   idsType: number;
   timestepType: number;
@@ -102,12 +108,15 @@ export function drawStep(setup: BatchSetup, rng: GaussianRng, augIndex: number |
 }
 
 /** The feeds of training step drawn as `rng` says: drawStep + buildBatch. */
-export async function buildStepBatch(setup: BatchSetup, rng: GaussianRng, augIndex: number | undefined, classMaps: ClassMapRunner): Promise<StepBatch> {
+export async function buildStepBatch(setup: BatchSetup, rng: GaussianRng, augIndex: number | undefined, classMaps?: ClassMapRunner): Promise<StepBatch> {
   return buildBatch(setup, drawStep(setup, rng, augIndex), classMaps);
 }
 
-/** The feeds of one drawn step: noisy latents and targets, then the frozen class-prompt maps on the same z_t and t. */
-export async function buildBatch(setup: BatchSetup, draw: StepDraw, classMaps: ClassMapRunner): Promise<StepBatch> {
+/**
+ * The feeds of one drawn step: noisy latents and targets, then the frozen class-prompt maps on the same z_t
+ * and t (from `classMaps`, unless the training graph computes them: setup.frozenInGraph).
+ */
+export async function buildBatch(setup: BatchSetup, draw: StepDraw, classMaps?: ClassMapRunner): Promise<StepBatch> {
   const { union } = draw;
   const classWords = setup.subjects.map((s) => s.classWord);
   const ref = promptTokens(setup.tokenizer, union.prompt, classWords, setup.maxTokens);
@@ -127,9 +136,13 @@ export async function buildBatch(setup: BatchSetup, draw: StepDraw, classMaps: C
   const classIds = new Int32Array(2 * setup.maxTokens);
   classIds.set(ref.classIds);
   classIds.set(aug?.classIds ?? ref.classIds, setup.maxTokens);
-  const frozen = await classMaps(classIds, zt, [t0, t1]);
+  let frozen: Float32Array | undefined;
+  if (!setup.frozenInGraph) {
+    if (!classMaps) throw new TrainingError('BAD_INPUT', 'the training graph takes its class-map targets as inputs: buildBatch needs the frozen class-map runner');
+    frozen = await classMaps(classIds, zt, [t0, t1]);
+  }
 
-  const feeds = assembleFeeds(setup, { union, ref, aug, augmented: augmented?.example, zt, target: concat(row0.target, row1.target), timesteps: [t0, t1], frozen });
+  const feeds = assembleFeeds(setup, { union, ref, aug, augmented: augmented?.example, zt, target: concat(row0.target, row1.target), timesteps: [t0, t1], classIds, frozen });
   return { feeds, union, augIndex: augmented ? draw.aug!.index : undefined, timesteps: [t0, t1], reference: ref, aug };
 }
 
@@ -141,8 +154,10 @@ interface Drawn {
   zt: Float32Array;
   target: Float32Array;
   timesteps: [number, number];
-  /** A(c_hat) of both rows [2,hw,T]. */
-  frozen: Float32Array;
+  /** Class prompts c_hat of both rows [2*T]. */
+  classIds: Int32Array;
+  /** A(c_hat) of both rows [2,hw,T], when a separate frozen model computed it (else the graph does). */
+  frozen: Float32Array | undefined;
 }
 
 function assembleFeeds(setup: BatchSetup, d: Drawn): Record<string, HostTensor> {
@@ -157,16 +172,18 @@ function assembleFeeds(setup: BatchSetup, d: Drawn): Record<string, HostTensor> 
   const mdMask = new Float32Array(2 * h * w);
   mdMask.set(maskAt(d.union.unionMask, w, h));
 
-  const frozen = { dims: [2, hw, T], data: d.frozen };
-  const tokenSelect = new Float32Array(2 * T * K);
-  const m2aTarget = new Float32Array(K * hw), icaTarget = new Float32Array(K * hw), augTarget = new Float32Array(K * hw);
+  const frozen = d.frozen && { dims: [2, hw, T], data: d.frozen };
+  const tokenSelect = new Float32Array(2 * T * K), classSelect = new Float32Array(2 * T * K);
+  const m2aTarget = new Float32Array(K * hw), icaTarget = new Float32Array(K * hw), augTarget = new Float32Array(K * hw), augMask = new Float32Array(K * hw);
   const m2aWeight = new Float32Array(K), icaWeight = new Float32Array(K), augWeight = new Float32Array(K);
 
   d.union.subjects.forEach((j, idx) => {
     tokenSelect[d.ref.placeholderAt.get(j)! * K + j] = 1;
     const m = maskAt(d.union.masks[idx]!, gw, gh);
     m2aTarget.set(m, j * hw);
-    icaTarget.set(classMapTarget(frozen, d.ref.classWordAt.get(j)!, m, 0), j * hw);
+    const at = d.ref.classWordAt.get(j)!;
+    if (frozen) icaTarget.set(classMapTarget(frozen, at, m, 0), j * hw);
+    else classSelect[at * K + j] = 1;
     m2aWeight[j] = 1;
     icaWeight[j] = 1;
   });
@@ -176,10 +193,16 @@ function assembleFeeds(setup: BatchSetup, d: Drawn): Record<string, HostTensor> 
       const mask = d.augmented!.masks[idx];
       if (at === undefined || !mask) return; // a subject listed but not named in the prompt has no map to train
       tokenSelect[T * K + at * K + j] = 1;
-      augTarget.set(classMapTarget(frozen, d.aug!.classWordAt.get(j)!, maskAt(mask, gw, gh), 1), j * hw);
+      const m = maskAt(mask, gw, gh);
+      const classAt = d.aug!.classWordAt.get(j)!;
+      if (frozen) augTarget.set(classMapTarget(frozen, classAt, m, 1), j * hw);
+      else { classSelect[T * K + classAt * K + j] = 1; augMask.set(m, j * hw); }
       augWeight[j] = 1;
     });
   }
+  const targets: Record<string, HostTensor> = frozen
+    ? { ica_target: f32([K, hw], icaTarget), aug_target: f32([K, hw], augTarget) }
+    : { class_input_ids: fromNumbers(setup.idsType, [2, T], d.classIds), class_select: f32([2, T, K], classSelect), aug_mask: f32([K, hw], augMask) };
   const l = setup.lambdas;
   return {
     input_ids: fromNumbers(setup.idsType, [2, T], ids),
@@ -189,8 +212,7 @@ function assembleFeeds(setup: BatchSetup, d: Drawn): Record<string, HostTensor> 
     md_mask: f32([2, 1, h, w], mdMask),
     token_select: f32([2, T, K], tokenSelect),
     m2a_target: f32([K, hw], m2aTarget),
-    ica_target: f32([K, hw], icaTarget),
-    aug_target: f32([K, hw], augTarget),
+    ...targets,
     m2a_weight: f32([K], m2aWeight),
     ica_weight: f32([K], icaWeight),
     aug_weight: f32([K], augWeight),

@@ -149,7 +149,7 @@ describe('frozen class maps', () => {
     const { tokenizer, baseVocabSize } = placeholderTokenizer(bundle, 2);
     const built = buildTrainingModel(bundle, {
       numPlaceholders: 2, maxSubjects: 2, baseVocabSize, phase: 2, adapters: preset('tiny').train.adapters, grid, icaNormalizeBoth: true, batch: 2,
-      placeholderTokenIds: input.subjects.map((s) => tokenizer.firstSubTokenId(s.classWord)),
+      placeholderTokenIds: input.subjects.map((s) => tokenizer.firstSubTokenId(s.classWord)), frozenInGraph: false,
     });
     const O = built.outputs;
     // same keepOutputs as the trainer: the derived graph comes from the cache
@@ -159,7 +159,7 @@ describe('frozen class maps', () => {
       for (const [name, v] of built.startValues) session.setTrainable(name, v);
       const setup: BatchSetup = {
         subjects: input.subjects, tokenizer, scheduler: trainingScheduler(bundle), grid, slots: 2, maxTokens: 77, ...(await encodeLatents(bundle, input, [], {})),
-        lambdas: { md: 1, m2a: 1e-2, ica: 5e-3, aug: 0 }, flipProbability: 0.5,
+        lambdas: { md: 1, m2a: 1e-2, ica: 5e-3, aug: 0 }, flipProbability: 0.5, frozenInGraph: false,
         idsType: built.inputs.inputIds.dtype, timestepType: built.inputs.timestep.dtype, latentType: built.inputs.noisyLatents.dtype,
       };
       const draw = drawStep(setup, new GaussianRng(12).fork('step-1-1'), undefined);
@@ -196,6 +196,69 @@ describe('frozen class maps', () => {
       }
     } finally {
       await session.release();
+      await frozen.release();
+    }
+  });
+});
+
+describe('the frozen branch of the training graph', () => {
+  it('gives the targets the separate frozen model gives, whatever the trainable values (phase 1 and phase 2 with non-zero adapters)', async () => {
+    const grid = attentionGrid(bundle, 4);
+    const { tokenizer, baseVocabSize } = placeholderTokenizer(bundle, 2);
+    const latents = await encodeLatents(bundle, input, augmented, {});
+    const frozen = await frozenClassModel(bundle, grid, {}, join(dir, 'cache'));
+    try {
+      for (const phase of [1, 2] as const) {
+        const build = (frozenInGraph: boolean) => buildTrainingModel(bundle, {
+          numPlaceholders: 2, maxSubjects: 2, baseVocabSize, phase, adapters: preset('tiny').train.adapters, grid, icaNormalizeBoth: true, batch: 2,
+          placeholderTokenIds: input.subjects.map((s) => tokenizer.firstSubTokenId(s.classWord)), frozenInGraph, seed: 5,
+        });
+        const [fed, inGraph] = [build(false), build(true)];
+        expect(inGraph.inputs.classSelect).toBeDefined();
+        expect(inGraph.inputs.icaTarget).toBeUndefined();
+        // the frozen branch reads the live branch's weights: no initializer is held twice
+        const weights = [...inGraph.model.graph.initializers.values()].filter((i) => i.dims.length === 2 && i.dims.every((d) => d > 8));
+        expect(weights.length).toBeGreaterThan(0);
+        expect(weights.filter((i) => i.name.startsWith('frozen/'))).toEqual([]);
+        const O = fed.outputs;
+        const open = (b: typeof fed) => TrainingSession.create({ model: b.model, loss: O.loss, trainable: b.trainable, keepOutputs: [O.md, O.m2a, O.ica, O.aug], cacheDir: join(dir, 'cache'), sessionOptions: { intraOpNumThreads: 1 } });
+        const [sFed, sGraph] = [await open(fed), await open(inGraph)];
+        try {
+          // the same random trainable values in both (placeholder rows, and adapters with B != 0 in phase 2)
+          const rng = new GaussianRng(40 + phase);
+          for (const [name, v] of fed.startValues) {
+            const moved = { ...v, data: (v.data as Float32Array).map((x) => x + 0.3 * rng.normal()) };
+            sFed.setTrainable(name, moved);
+            sGraph.setTrainable(name, moved);
+          }
+          const base = {
+            subjects: input.subjects, tokenizer, scheduler: trainingScheduler(bundle), grid, slots: 2, maxTokens: 77, ...latents,
+            lambdas: { md: 1, m2a: 1, ica: 1, aug: 1 }, flipProbability: 0.5,
+            idsType: fed.inputs.inputIds.dtype, timestepType: fed.inputs.timestep.dtype, latentType: fed.inputs.noisyLatents.dtype,
+          };
+          for (const [i, augIndex] of [[1, 0], [2, 1]] as const) {
+            const draw = drawStep({ ...base, frozenInGraph: false }, new GaussianRng(70 + i).fork(`step-${phase}-${i}`), augIndex);
+            const a = await sFed.step((await buildBatch({ ...base, frozenInGraph: false }, draw, frozen.run)).feeds);
+            const b = await sGraph.step((await buildBatch({ ...base, frozenInGraph: true }, draw)).feeds);
+            const term = (r: typeof a, name: string) => Number((r.outputs.get(name)!.data as Float32Array)[0]);
+            for (const name of [O.md, O.m2a, O.ica, O.aug]) {
+              const [x, y] = [term(a, name), term(b, name)];
+              expect(Math.abs(x - y)).toBeLessThanOrEqual(1e-5 * Math.max(1e-3, Math.abs(x)));
+            }
+            expect(term(a, O.ica)).toBeGreaterThan(0);
+            expect(term(a, O.aug)).toBeGreaterThan(0);
+            for (const [name, g] of a.grads) {
+              const h = b.grads.get(name)!.data as Float32Array;
+              const scale = Math.max(1e-6, ...Array.from(g.data as Float32Array, Math.abs));
+              expect(Math.max(...Array.from(g.data as Float32Array, (v, k) => Math.abs(v - h[k]!))) / scale).toBeLessThan(1e-4);
+            }
+          }
+        } finally {
+          await sFed.release();
+          await sGraph.release();
+        }
+      }
+    } finally {
       await frozen.release();
     }
   });

@@ -94,11 +94,12 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
   const latents = await encodeLatents(bundle, input, augmented, runtime);
   const scheduler = trainingScheduler(bundle);
   const T = scheduler.config.numTrainTimesteps;
-  const setup: Omit<BatchSetup, 'idsType' | 'timestepType' | 'latentType'> = {
+  const setup: Omit<BatchSetup, 'idsType' | 'timestepType' | 'latentType' | 'frozenInGraph'> = {
     subjects: input.subjects, tokenizer, scheduler, grid, slots: N, maxTokens: bundle.maxTokens, ...latents,
     lambdas: augmented.length ? options.lambdas : { ...options.lambdas, aug: 0 }, flipProbability: options.flipProbability,
   };
-  const frozen = await frozenClassModel(bundle, grid, runtime, o.cacheDir);
+  // A(c_hat) comes from each graph's own frozen branch; only a graph without one ('full' mode) needs a separate frozen model
+  const frozen = [...models.values()].some((m) => !m.inputs.classSelect) ? await frozenClassModel(bundle, grid, runtime, o.cacheDir) : undefined;
   const root = new GaussianRng(o.seed);
   const evalT = o.evalTimestep ?? Math.floor(T / 2);
   const threshold = o.evalThreshold ?? 0.5;
@@ -118,10 +119,10 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
     });
     for (const [name, value] of built.startValues) session.setTrainable(name, value);
     const { inputIds, timestep, noisyLatents } = built.inputs;
-    return { phase, session, built, setup: { ...setup, idsType: inputIds.dtype, timestepType: timestep.dtype, latentType: noisyLatents.dtype } };
+    return { phase, session, built, setup: { ...setup, frozenInGraph: built.inputs.classSelect !== undefined, idsType: inputIds.dtype, timestepType: timestep.dtype, latentType: noisyLatents.dtype } };
   };
   const measure = async (p: Phase & { setup: BatchSetup }, afterSteps: number): Promise<AlignmentSnapshot> => {
-    const batch = await buildBatch(p.setup, evalDraw, frozen.run);
+    const batch = await buildBatch(p.setup, evalDraw, frozen?.run);
     const r = await p.session.step(batch.feeds);
     const term = (name: string) => Number((r.outputs.get(name)!.data as Float32Array)[0]);
     const losses = { md: term(p.built.outputs.md), m2a: term(p.built.outputs.m2a), ica: term(p.built.outputs.ica) };
@@ -165,7 +166,7 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
         }
         const t0 = performance.now();
         const augIndex = augmented.length ? stepsDone(phase, step) % augmented.length : undefined;
-        const batch = await buildStepBatch(p.setup, root.fork(`step-${phase}-${step + 1}`), augIndex, frozen.run);
+        const batch = await buildStepBatch(p.setup, root.fork(`step-${phase}-${step + 1}`), augIndex, frozen?.run);
         const r = await p.session.step(batch.feeds);
         const update = p.session.applyGradients(optimizer, r.grads);
         step++;
@@ -194,7 +195,7 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
     throw error;
   } finally {
     const open = last;
-    await cleanUp([open && (() => open.session.release()), () => frozen.release()], failure);
+    await cleanUp([open && (() => open.session.release()), frozen && (() => frozen.release())], failure);
   }
 }
 
