@@ -2,12 +2,16 @@
  * The exporter-shaped text-encoder fixtures (fixtures/text_encoder_variants, made by
  * scripts/export_text_encoder_variants.py): each ORIGINAL model.onnx, run as the file is in onnxruntime-node, matches
  * its PyTorch float64 reference (relative error < 1e-4, fp16 < 1e-2), with batch 2 and batch 1 (symbolic batch), and
- * its manifest agrees with the graph (token table rows, the input dtypes). These are the ground truth the placeholder
- * surgery and the text-encoder adapters are checked against.
+ * its manifest agrees with the graph (token table rows, the input dtypes). On each, the placeholder surgery finds the
+ * token table (through the ids' Reshape / Cast, in a table padded past the vocabulary) and placeholder rows encode
+ * exactly like the table rows they were set to; a position_ids input is filled in from the ids. (The adapters on
+ * these graphs, fused projections included, are tested in packages/dynasyn's graph/adapters-variants.test.ts.)
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { DataType, initializerToHost, loadModel, readSafetensors, type HostTensor } from '@dynasyn/ort-training';
+import { DataType, halfToFloat, initializerToHost, loadModel, readSafetensors, serializeModel, type HostTensor, type OnnxModel } from '@dynasyn/ort-training';
+import { placeholderStartValues, withPlaceholderEmbeddings } from './placeholders.js';
+import { extraTextInputs, withIdsOnlyInputs } from './text-inputs.js';
 import { fixturesDir, ort, relativeError } from '../testing/fixtures.js';
 
 interface VariantManifest {
@@ -34,22 +38,9 @@ function load(name: string) {
   return { dir, manifest, reference: readSafetensors(path.join(dir, manifest.reference)).tensors };
 }
 
-/** IEEE half bits to numbers. */
-function halfToFloat(bits: Uint16Array): Float32Array {
-  const out = new Float32Array(bits.length);
-  for (let i = 0; i < bits.length; i++) {
-    const h = bits[i]!;
-    const s = h & 0x8000 ? -1 : 1;
-    const e = (h >> 10) & 0x1f;
-    const f = h & 0x3ff;
-    out[i] = e === 0 ? s * f * 2 ** -24 : e === 31 ? (f ? NaN : s * Infinity) : s * (1 + f / 1024) * 2 ** (e - 15);
-  }
-  return out;
-}
-
 function floats(t: ort.Tensor): Float32Array {
   if (t.type === 'float32') return t.data as Float32Array;
-  if (t.type === 'float16') return t.data instanceof Uint16Array ? halfToFloat(t.data) : Float32Array.from(t.data as ArrayLike<number>);
+  if (t.type === 'float16') return t.data instanceof Uint16Array ? Float32Array.from(t.data, halfToFloat) : Float32Array.from(t.data as ArrayLike<number>);
   throw new Error(`unexpected output type ${t.type}`);
 }
 
@@ -109,4 +100,56 @@ describe.each(names)('%s', (name) => {
       expect(rows.subarray(manifest.baseVocab * manifest.dim).some((x) => x !== 0)).toBe(true);
     }
   });
+});
+
+/** [start, ...tokens, end, pad...] padded to 77. */
+function promptIds(m: VariantManifest & { bos: number; eos: number; pad?: number }, tokens: number[]): number[] {
+  const ids = [m.bos, ...tokens, m.eos];
+  while (ids.length < 77) ids.push(m.pad ?? m.eos);
+  return ids;
+}
+
+async function runModel(model: OnnxModel, feeds: Record<string, ort.Tensor>) {
+  const session = await ort.InferenceSession.create(serializeModel(model), { intraOpNumThreads: 1 });
+  try { return await session.run(feeds); } finally { await session.release(); }
+}
+
+describe.each(names)('%s: placeholder surgery', (name) => {
+  const { dir, manifest } = load(name);
+  const m = manifest as VariantManifest & { bos: number; eos: number; pad?: number };
+  const idsType = manifest.inputDtypes.input_ids ?? 'int64';
+  const ids = (rows: number[][]) => (idsType === 'int32'
+    ? new ort.Tensor('int32', Int32Array.from(rows.flat()), [rows.length, 77])
+    : new ort.Tensor('int64', BigInt64Array.from(rows.flat().map(BigInt)), [rows.length, 77]));
+  const V = manifest.baseVocab;
+
+  test('input_ids is the only input left; placeholder rows set to table rows t_i encode like the prompt with t_i', async () => {
+    const original = withIdsOnlyInputs(loadModel(path.join(dir, manifest.model)));
+    expect(extraTextInputs(original)).toEqual([]);
+    const edited = withPlaceholderEmbeddings(original, { numPlaceholders: 2, baseVocabSize: V });
+    expect(edited.tokenEmbedding).toMatchObject({ name: manifest.graph.tokenEmbedding.initializer, vocabSize: V, rows: manifest.tableRows });
+    const [t0, t1] = [42, 517];
+    const start = placeholderStartValues(original, [t0, t1]);
+    const startFeed = start.dtype === DataType.FLOAT16
+      ? new ort.Tensor('float16', start.data as Uint16Array, start.dims)
+      : new ort.Tensor('float32', start.data as Float32Array, start.dims);
+    const withPlaceholders = [promptIds(m, [5, V, 7, V + 1, 9]), promptIds(m, [V + 1, 3])];
+    const withTokens = [promptIds(m, [5, t0, 7, t1, 9]), promptIds(m, [t1, 3])];
+    const ours = await runModel(edited.model, { input_ids: ids(withPlaceholders), [edited.inputName]: startFeed });
+    const base = await runModel(original, { input_ids: ids(withTokens) });
+    for (const o of Object.keys(manifest.outputs)) {
+      expect(relativeError(floats(ours[o]!), floats(base[o]!))).toBeLessThan(1e-6);
+    }
+  });
+
+  if (manifest.inputs.position_ids) {
+    test('the filled-in position_ids give the outputs of the model fed positions 0..L-1', async () => {
+      const { reference } = load(name);
+      const rows = reference.get(manifest.inputs.input_ids!)!;
+      const feeds = { input_ids: feed(rows, idsType, rows.dims[0]!) };
+      const filled = await runModel(withIdsOnlyInputs(loadModel(path.join(dir, manifest.model))), feeds);
+      const want = reference.get(manifest.outputs.last_hidden_state!)!;
+      expect(relativeError(floats(filled.last_hidden_state!), want.data as Float32Array)).toBeLessThan(1e-4);
+    });
+  }
 });

@@ -19,7 +19,7 @@ export function extraTextInputs(model: OnnxModel, inputIdsName = 'input_ids'): s
 
 /**
  * `model` itself when `input_ids` is its only input; else a copy where `position_ids` is
- * Expand(arange(L)[None], Shape(input_ids)) and `attention_mask` ConstantOfShape(Shape(input_ids), 1).
+ * Expand(Range(0, L)[None], Shape(input_ids)), L the ids' length at run time, and `attention_mask` ConstantOfShape(Shape(input_ids), 1).
  * Any other extra input is refused with its name.
  */
 export function withIdsOnlyInputs(model: OnnxModel, inputIdsName = 'input_ids'): OnnxModel {
@@ -34,10 +34,13 @@ export function withIdsOnlyInputs(model: OnnxModel, inputIdsName = 'input_ids'):
   for (const name of extra) {
     const v = g.inputs.find((x) => x.name === name)!;
     if (POSITION_IDS.test(name)) {
-      const L = ids.shape?.[ids.shape.length - 1];
-      if (typeof L !== 'number') throw new DiffusionError('BAD_MODEL', `the text encoder takes ${name}, but its ${inputIdsName} has no fixed length to number the positions by`);
-      const arange = f.constant(fromNumbers(v.dtype, [1, L], Array.from({ length: L }, (_, i) => i)), 'positions');
-      f.add('Expand', [arange, shape], {}, name);
+      // Range(0, L) with L read from the ids at run time (optimum exports the sequence axis as symbolic)
+      const t = v.dtype === DataType.INT32 ? DataType.INT32 : DataType.INT64;
+      const length = f.add('Gather', [shape, f.constant(fromNumbers(DataType.INT64, [], [-1]), 'last_axis')], { axis: 0 });
+      const len = t === DataType.INT64 ? length : f.add('Cast', [length], { to: t });
+      const range = f.add('Range', [f.constant(fromNumbers(t, [], [0]), 'zero'), len, f.constant(fromNumbers(t, [], [1]), 'one')]);
+      const positions = f.add('Expand', [f.unsqueeze(range, [0]), shape]);
+      f.add(v.dtype === t ? 'Identity' : 'Cast', [positions], v.dtype === t ? {} : { to: v.dtype }, name);
     } else if (ATTENTION_MASK.test(name)) {
       f.add('ConstantOfShape', [shape], { value: { tensor: { dims: [1], data_type: v.dtype, ...oneOf(v.dtype) } } }, name);
     } else {
