@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { DataType, initializerToHost, loadModel, readExternal, saveModel, type HostTensor, type OnnxModel } from '@dynasyn/ort-training';
+import { DataType, fromNumbers, initializerToHost, loadModel, readExternal, saveModel, toNumbers, type HostTensor, type OnnxModel } from '@dynasyn/ort-training';
 import type { ModelBundle } from '@dynasyn/diffusion';
 import { InputError } from './input-error.js';
 import type { AdapterSpec, LearnedConcepts } from './types.js';
@@ -18,8 +18,10 @@ export function mergeAdapters(onnx: OnnxModel, which: AdapterSpec['model'], conc
     if (spec.model !== which) continue;
     const init = onnx.graph.initializers.get(spec.weight);
     if (!init) throw new InputError('BAD_OPTION', `adapter ${spec.a}: weight ${spec.weight} is not an initializer of the ${which} model`);
-    if (init.dtype !== DataType.FLOAT || init.dims.length !== 2) throw new InputError('BAD_OPTION', `adapter ${spec.a}: weight ${spec.weight} is ${init.dims.length}-D of type ${init.dtype}; only 2-D float weights take adapters`);
-    const w = initializerToHost(init, readExternal);
+    if ((init.dtype !== DataType.FLOAT && init.dtype !== DataType.FLOAT16) || init.dims.length !== 2) throw new InputError('BAD_OPTION', `adapter ${spec.a}: weight ${spec.weight} is ${init.dims.length}-D of type ${init.dtype}; only 2-D float32/float16 weights take adapters`);
+    const stored = initializerToHost(init, readExternal);
+    // a float16 weight is merged in float32 and stored back as float16
+    const w = stored.dtype === DataType.FLOAT ? stored : fromNumbers(DataType.FLOAT, stored.dims, toNumbers(stored));
     const a = tensor(concepts.adapters, spec.a);
     const b = tensor(concepts.adapters, spec.b);
     const [rows = 0, cols = 0] = spec.transposed ? [w.dims[1], w.dims[0]] : w.dims; // W as [in, out]
@@ -41,7 +43,8 @@ export function mergeAdapters(onnx: OnnxModel, which: AdapterSpec['model'], conc
         for (let j = 0; j < cols; j++) out[i * si + j * sj]! += s * bd[brow + j]!;
       }
     }
-    onnx.graph.initializers.set(spec.weight, { ...init, data: new Uint8Array(out.buffer) });
+    const bytes = init.dtype === DataType.FLOAT ? out : fromNumbers(init.dtype, w.dims, out).data;
+    onnx.graph.initializers.set(spec.weight, { ...init, data: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) });
     merged++;
   }
   return merged;

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { DataType, halfToFloat, initializerToHost, loadModel, readSafetensors, serializeModel, type HostTensor, type OnnxModel } from '@dynasyn/ort-training';
 import { placeholderStartValues, withPlaceholderEmbeddings } from './placeholders.js';
 import { extraTextInputs, withIdsOnlyInputs } from './text-inputs.js';
+import { usesFloat16, withFloat32Compute } from './precision.js';
 import { fixturesDir, ort, relativeError } from '../testing/fixtures.js';
 
 interface VariantManifest {
@@ -152,4 +153,27 @@ describe.each(names)('%s: placeholder surgery', (name) => {
       expect(relativeError(floats(filled.last_hidden_state!), want.data as Float32Array)).toBeLessThan(1e-4);
     });
   }
+});
+
+test('a float16 export computed in float32 (training): float outputs, closer to the float64 reference than float16 is', async () => {
+  const { dir, manifest, reference } = load('clip_hf_fp16');
+  const model = loadModel(path.join(dir, manifest.model));
+  expect(usesFloat16(model)).toBe(true);
+  const placeholders = withPlaceholderEmbeddings(model, { numPlaceholders: 2, baseVocabSize: manifest.baseVocab }).model;
+  const f32 = withFloat32Compute(placeholders);
+  expect(usesFloat16(f32)).toBe(false);
+  // the weights stay float16 (read through a Cast): nothing is converted in memory or on disk
+  expect([...f32.graph.initializers.values()].filter((i) => i.dims.length === 2).every((i) => i.dtype === DataType.FLOAT16)).toBe(true);
+  const rows = reference.get(manifest.inputs.input_ids!)!;
+  const start = placeholderStartValues(model, [42, 517]);
+  const out = await runModel(f32, {
+    input_ids: feed(rows, 'int64', rows.dims[0]!),
+    placeholder_embeddings: new ort.Tensor('float32', Float32Array.from(start.data as Uint16Array, halfToFloat), start.dims),
+  });
+  const half = await run(path.join(dir, manifest.model), { input_ids: feed(rows, 'int64', rows.dims[0]!) });
+  const want = reference.get(manifest.outputs.last_hidden_state!)!.data as Float32Array;
+  expect(out.last_hidden_state!.type).toBe('float32');
+  const errF32 = relativeError(floats(out.last_hidden_state!), want);
+  expect(errF32).toBeLessThan(relativeError(floats(half.last_hidden_state!), want));
+  expect(errF32).toBeLessThan(2e-3); // float16 weights, float32 arithmetic
 });

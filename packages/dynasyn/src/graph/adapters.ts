@@ -159,13 +159,18 @@ function insertAdapter(g: Graph, spec: AdapterSpec, nodes: Node[]): void {
     const xab = g.uniqueName(`${y}/lora_xab`);
     const made: Node[] = [{ ...n, outputs: [base] }];
     const mk = (opType: string, inputs: string[], out: string): Node => ({ name: g.uniqueName(`${n.name}/lora_${opType}`), opType, domain: '', inputs, outputs: [out], attributes: [] });
-    made.push(mk('MatMul', [x, spec.a], xa), mk('MatMul', [xa, spec.b], xab));
+    // A and B are float32 whatever the weight's type: a float16 model's adapter runs on Cast(x, float)
+    const dtype = g.initializers.get(spec.weight)?.dtype ?? DataType.FLOAT;
+    const cast = (from: string, to: number, out: string): Node => ({ ...mk('Cast', [from], out), attributes: [{ name: 'to', type: 2, i: to }] });
+    let xIn = x;
+    if (dtype !== DataType.FLOAT) made.push(cast(x, DataType.FLOAT, (xIn = g.uniqueName(`${y}/lora_x_float`))));
+    made.push(mk('MatMul', [xIn, spec.a], xa), mk('MatMul', [xa, spec.b], xab));
     let update = xab;
     if (spec.scale !== 1) {
-      const dtype = g.initializers.get(spec.weight)?.dtype ?? DataType.FLOAT;
       update = g.uniqueName(`${y}/lora_scaled`);
-      made.push(mk('Mul', [xab, g.addConstant(`${n.name}/lora_scale`, scalar(dtype, spec.scale))], update));
+      made.push(mk('Mul', [xab, g.addConstant(`${n.name}/lora_scale`, scalar(DataType.FLOAT, spec.scale))], update));
     }
+    if (dtype !== DataType.FLOAT) made.push(cast(update, dtype, (update = g.uniqueName(`${y}/lora_update`))));
     made.push(mk('Add', [base, update], y));
     g.replaceNode(n, made);
   }
@@ -211,7 +216,7 @@ export function addTrainableAdapters(model: OnnxModel, which: AdapterModel, opti
   for (const [weight, ts] of byWeight) {
     const t = ts[0]!;
     const w = g.initializers.get(weight)!;
-    if (w.dtype !== DataType.FLOAT) throw new DiffusionError('UNSUPPORTED', `adapter on ${weight} (${t.scope}): only float32 weights are supported, this one has ONNX type ${w.dtype}`);
+    if (w.dtype !== DataType.FLOAT && w.dtype !== DataType.FLOAT16) throw new DiffusionError('UNSUPPORTED', `adapter on ${weight} (${t.scope}): only float32 and float16 weights take adapters, this one has ONNX type ${w.dtype}`);
     let base = `lora/${which}/${t.scope}`;
     for (let i = 1; used.has(base); i++) base = `lora/${which}/${t.scope}_${i}`;
     used.add(base);
@@ -253,7 +258,7 @@ export function applyAdapters(model: OnnxModel, specs: AdapterSpec[], values: Ma
       if (v.dims.length !== 2 || (dims[0] !== -1 && v.dims[0] !== dims[0]) || (dims[1] !== -1 && v.dims[1] !== dims[1])) {
         throw new DiffusionError('BAD_ARGUMENT', `adapter tensor ${name} is [${v.dims}], which does not fit weight ${spec.weight} [${w.dims}]`);
       }
-      if (v.dtype !== w.dtype) throw new DiffusionError('BAD_ARGUMENT', `adapter tensor ${name} has ONNX type ${v.dtype}, weight ${spec.weight} has ${w.dtype}`);
+      if (v.dtype !== DataType.FLOAT) throw new DiffusionError('BAD_ARGUMENT', `adapter tensor ${name} has ONNX type ${v.dtype}; adapters are float32`);
       g.addInitializer(initializerFromHost(name, { ...v, data: v.data.slice() })); // later edits of `values` must not reach the model
     }
     insertAdapter(g, spec, nodes);

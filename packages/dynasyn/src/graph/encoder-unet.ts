@@ -62,9 +62,12 @@ export function composeEncoderUnet(bundle: ModelBundle, textEncoder: OnnxModel, 
   const sample = findInput(unet, ['sample'], `UNet ${bundle.unetPath}`);
   const timestep = findInput(unet, ['timestep', 'timesteps', 't'], `UNet ${bundle.unetPath}`);
   const context = findInput(unet, ['encoder_hidden_states'], `UNet ${bundle.unetPath}`);
-  if (timestep.shape?.length !== 1) {
-    throw new DiffusionError('UNSUPPORTED', `UNet ${bundle.unetPath} takes timestep of shape [${(timestep.shape ?? []).join(',')}]; the training graph needs one timestep per batch row ([batch])`);
+  // optimum exports timestep [batch]; older exports take one for the whole batch, as [1] or a 0-d tensor
+  const tShape = timestep.shape ?? [null];
+  if (tShape.length > 1) {
+    throw new DiffusionError('UNSUPPORTED', `UNet ${bundle.unetPath} takes timestep of shape [${tShape.join(',')}]; expected [batch], [1] or a scalar`);
   }
+  const tDims = tShape.length === 0 ? [] : tShape[0] === 1 ? [1] : [B];
   const sampleDims = (sample.shape ?? []).map((d, i) => (i === 0 ? B : d));
   if (sampleDims.length !== 4 || sampleDims.some((d) => typeof d !== 'number')) {
     const side = bundle.sampleSize / bundle.vaeScaleFactor;
@@ -73,7 +76,7 @@ export function composeEncoderUnet(bundle: ModelBundle, textEncoder: OnnxModel, 
   const latent = sampleDims as number[];
   const capture = (model: OnnxModel) => withAttentionCapture(model, {
     sample: sample.name, context: context.name,
-    inputShapes: { [sample.name]: latent, [timestep.name]: [B], [context.name]: [B, T, D] },
+    inputShapes: { [sample.name]: latent, [timestep.name]: tDims, [context.name]: [B, T, D] },
     ...(options.grid ? { grid: options.grid } : {}),
   });
   const captured = capture(unet);
@@ -110,7 +113,7 @@ export function composeEncoderUnet(bundle: ModelBundle, textEncoder: OnnxModel, 
   const model = mergeModels(parts);
   const g = model.graph;
   const shapes: Record<string, number[]> = {
-    [COMPOSED_NAMES.inputIds]: [B, T], [COMPOSED_NAMES.noisyLatents]: latent, [COMPOSED_NAMES.timestep]: [B],
+    [COMPOSED_NAMES.inputIds]: [B, T], [COMPOSED_NAMES.noisyLatents]: latent, [COMPOSED_NAMES.timestep]: tDims,
     ...(options.frozen ? { [COMPOSED_NAMES.classInputIds]: [B, T] } : {}),
   };
   g.inputs = g.inputs.map((v) => (shapes[v.name] ? { ...v, shape: shapes[v.name] } : v));

@@ -12,8 +12,8 @@
  * its cache entry) does not depend on their values; `startValues` holds them. 'full' mode trains existing
  * weights, which stay initializers: the session takes their start values from the model.
  */
-import { loadModel, type HostTensor, type OnnxModel } from '@dynasyn/ort-training';
-import { DiffusionError, PLACEHOLDER_INPUT, textEncoderModel, placeholderStartValues, withPlaceholderEmbeddings, type ModelBundle } from '@dynasyn/diffusion';
+import { DataType, loadModel, toNumbers, type Graph, type HostTensor, type OnnxModel } from '@dynasyn/ort-training';
+import { DiffusionError, PLACEHOLDER_INPUT, textEncoderModel, withFloat32Compute, placeholderStartValues, withPlaceholderEmbeddings, type ModelBundle } from '@dynasyn/diffusion';
 import type { AdapterOptions, AdapterSpec } from '../types.js';
 import { addTrainableAdapters } from './adapters.js';
 import { composeEncoderUnet, COMPOSED_NAMES, type TensorSpec } from './encoder-unet.js';
@@ -92,9 +92,28 @@ function placeholderStart(textEncoder: OnnxModel, P: number, D: number, V: numbe
   if (!ids?.length) return out;
   if (ids.length > P) throw new DiffusionError('BAD_ARGUMENT', `${ids.length} placeholder start token ids for ${P} placeholders`);
   const rows = placeholderStartValues(textEncoder, ids, { baseVocabSize: V });
-  if (rows.dtype !== 1) throw new DiffusionError('UNSUPPORTED', `the token-embedding table has ONNX type ${rows.dtype}; training needs float32`);
-  (out.data as Float32Array).set(rows.data as Float32Array);
+  if (rows.dtype !== DataType.FLOAT && rows.dtype !== DataType.FLOAT16) throw new DiffusionError('UNSUPPORTED', `the token-embedding table has ONNX type ${rows.dtype}; training needs float32 or float16`);
+  // a float16 table (fp16 export): the training graph computes in float32 (withFloat32Compute)
+  (out.data as Float32Array).set(rows.dtype === DataType.FLOAT ? rows.data as Float32Array : toNumbers(rows));
   return out;
+}
+
+/**
+ * One Cast per float16 weight: the live and the frozen branch each read a shared weight through their own
+ * Cast(W, float), which onnxruntime would fold into two float32 copies; the second reads the first's output.
+ */
+function shareWeightCasts(g: Graph): void {
+  const first = new Map<string, string>();
+  const renamed = new Map<string, string>();
+  g.nodes = g.nodes.filter((n) => {
+    if (n.opType !== 'Cast' || !g.initializers.has(n.inputs[0]!)) return true;
+    const key = `${n.inputs[0]}->${String(n.attributes.find((a) => a.name === 'to')?.i)}`;
+    const kept = first.get(key);
+    if (kept === undefined) { first.set(key, n.outputs[0]!); return true; }
+    renamed.set(n.outputs[0]!, kept);
+    return false;
+  });
+  if (renamed.size) for (const n of g.nodes) n.inputs = n.inputs.map((x) => renamed.get(x) ?? x);
 }
 
 /** `full` mode: initializers of the merged graph whose merged or original name matches a pattern. */
@@ -142,10 +161,12 @@ export function buildTrainingModel(bundle: ModelBundle, options: TrainingModelOp
     }
   }
   const keep = new Set([PLACEHOLDER_INPUT, ...adapters.flatMap((s) => [s.a, s.b])]);
-  const composed = composeEncoderUnet(bundle, textEncoder, unet, {
+  // float16 exports train in float32 (weights stay float16, read through Casts): surgery/precision.ts
+  const composed = composeEncoderUnet(bundle, withFloat32Compute(textEncoder), withFloat32Compute(unet), {
     batch: 2, keep, ...(options.grid ? { grid: options.grid } : {}),
-    ...(frozenInGraph ? { frozen: { textEncoder: original, unet: originalUnet } } : {}),
+    ...(frozenInGraph ? { frozen: { textEncoder: withFloat32Compute(original), unet: withFloat32Compute(originalUnet) } } : {}),
   });
+  shareWeightCasts(composed.model.graph);
   const { model, types } = composed;
   const g = model.graph;
   g.outputs = [];

@@ -52,6 +52,11 @@ export interface BatchSetup {
   /** Element types of the graph inputs `input_ids`, `timestep` and `noisy_latents` (ONNX DataType). */
   idsType: number;
   timestepType: number;
+  /**
+   * Shape of the `timestep` input: [2] (a timestep per row, default), or [1] / [] for a UNet exported with one
+   * timestep for the whole batch; then the augmented row is noised at row 0's t.
+   */
+  timestepDims?: number[];
   latentType: number;
 }
 
@@ -96,13 +101,20 @@ export interface StepDraw {
 }
 
 /** The draws of a training step from `rng` (the step's own fork); `augIndex` is the example in turn. */
+/** The UNet takes one timestep for the whole batch ([1] or a scalar). */
+function oneTimestep(setup: Pick<BatchSetup, 'timestepDims'>): boolean {
+  const d = setup.timestepDims;
+  return d !== undefined && (d.length === 0 || d[0] === 1);
+}
+
 export function drawStep(setup: BatchSetup, rng: GaussianRng, augIndex: number | undefined): StepDraw {
   const T = setup.scheduler.config.numTrainTimesteps;
   const n = setup.latentShape.reduce((a, b) => a * b, 1);
   const union = sampleUnion(setup.subjects, rng.fork('union'), setup.flipProbability);
   const draw: StepDraw = { union, t: rng.fork('t').uniformInt(T), noise: rng.fork('noise').fill(n) };
   if (augIndex !== undefined && setup.augmented.length > 0) {
-    draw.aug = { index: augIndex % setup.augmented.length, t: rng.fork('aug-t').uniformInt(T), noise: rng.fork('aug-noise').fill(n) };
+    const t = rng.fork('aug-t').uniformInt(T);
+    draw.aug = { index: augIndex % setup.augmented.length, t: oneTimestep(setup) ? draw.t : t, noise: rng.fork('aug-noise').fill(n) };
   }
   return draw;
 }
@@ -207,7 +219,7 @@ function assembleFeeds(setup: BatchSetup, d: Drawn): Record<string, HostTensor> 
   return {
     input_ids: fromNumbers(setup.idsType, [2, T], ids),
     noisy_latents: setup.latentType === DataType.FLOAT ? f32([2, C, h, w], d.zt) : fromNumbers(setup.latentType, [2, C, h, w], d.zt),
-    timestep: fromNumbers(setup.timestepType, [2], d.timesteps),
+    timestep: oneTimestep(setup) ? fromNumbers(setup.timestepType, setup.timestepDims!, [d.timesteps[0]]) : fromNumbers(setup.timestepType, [2], d.timesteps),
     target: f32([2, C, h, w], d.target),
     md_mask: f32([2, 1, h, w], mdMask),
     token_select: f32([2, T, K], tokenSelect),

@@ -101,7 +101,7 @@ export async function frozenClassModel(bundle: ModelBundle, grid: [number, numbe
       const out = await session.run({
         [inputIds.name]: ortTensor(inputIds.dtype, inputIds.dims, classIds),
         [noisyLatents.name]: ortTensor(noisyLatents.dtype, noisyLatents.dims, latents),
-        [timestep.name]: ortTensor(timestep.dtype, timestep.dims, timesteps),
+        [timestep.name]: ortTensor(timestep.dtype, timestep.dims, timesteps.slice(0, timestep.dims.length === 1 ? timestep.dims[0] : 1)), // one for the batch: both rows share it
       }, [cm.output]);
       const maps = out[cm.output]!;
       return maps.type === 'float32' ? (maps.data as Float32Array).slice() : Float32Array.from(toNumbers(fromOrt(maps)));

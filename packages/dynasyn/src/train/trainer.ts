@@ -119,7 +119,7 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
     });
     for (const [name, value] of built.startValues) session.setTrainable(name, value);
     const { inputIds, timestep, noisyLatents } = built.inputs;
-    return { phase, session, built, setup: { ...setup, frozenInGraph: built.inputs.classSelect !== undefined, idsType: inputIds.dtype, timestepType: timestep.dtype, latentType: noisyLatents.dtype } };
+    return { phase, session, built, setup: { ...setup, frozenInGraph: built.inputs.classSelect !== undefined, idsType: inputIds.dtype, timestepType: timestep.dtype, timestepDims: timestep.dims, latentType: noisyLatents.dtype } };
   };
   const measure = async (p: Phase & { setup: BatchSetup }, afterSteps: number): Promise<AlignmentSnapshot> => {
     const batch = await buildBatch(p.setup, evalDraw, frozen?.run);
