@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DataType, loadModel } from '@dynasyn/ort-training';
+import { DataType, fromNumbers, loadModel, saveModel, type Node } from '@dynasyn/ort-training';
 import { createTinyBundle } from '../tiny/index.js';
 import { loadBundle } from '../bundle.js';
 import { ClipTokenizer } from '../tokenizer.js';
@@ -178,5 +178,32 @@ describe('VAE', () => {
     expect(sampled.dims).toEqual(mean.dims);
     expect(maxRelErr(sampled.data, mean.data)).toBeGreaterThan(0);
     await enc.release();
+  });
+
+  test('an encoder exported to sample (RandomNormalLike, as some optimum versions write it) gives the posterior mean, the same every run', async () => {
+    // latent_sample = mean + exp(logvar / 2) * RandomNormalLike(mean), on the tiny encoder's mean|logvar output
+    const model = loadModel(bundle.vaeEncoderPath);
+    const g = model.graph;
+    const moments = 'moments'; // optimum names the sampled output latent_sample: the mean|logvar tensor is renamed
+    for (const n of g.nodes) n.outputs = n.outputs.map((o) => (o === g.outputs[0]!.name ? moments : o));
+    const C = bundle.latentChannels;
+    const add = (opType: string, inputs: string[], attributes: Node['attributes'] = []) => g.addNode({ name: `sample/${opType}_${g.nodes.length}`, opType, domain: '', inputs, outputs: [`sample/${opType}_${g.nodes.length}_out`], attributes }).outputs[0]!;
+    const slice = (from: number, to: number) => add('Slice', [moments, g.addConstant('s', fromNumbers(DataType.INT64, [1], [from])), g.addConstant('e', fromNumbers(DataType.INT64, [1], [to])), g.addConstant('a', fromNumbers(DataType.INT64, [1], [1]))]);
+    const mean = slice(0, C), logvar = slice(C, 2 * C);
+    const std = add('Exp', [add('Mul', [logvar, g.addConstant('half', fromNumbers(DataType.FLOAT, [], [0.5]))])]);
+    const eps = add('RandomNormalLike', [mean]);
+    g.addNode({ name: 'sample/out', opType: 'Add', domain: '', inputs: [mean, add('Mul', [std, eps])], outputs: ['latent_sample'], attributes: [] });
+    g.outputs = [{ name: 'latent_sample', dtype: DataType.FLOAT, shape: [null, C, null, null] }];
+    const file = path.join(dir, 'vae-sampling', 'model.onnx');
+    saveModel(model, file);
+
+    const img = randn([1, 3, bundle.sampleSize, bundle.sampleSize], 8);
+    const meanOnly = await VaeEncoder.create(bundle);
+    const sampling = await VaeEncoder.create(withModel('vaeEncoderPath', file));
+    const [a, b, want] = [await sampling.encode(img), await sampling.encode(img), await meanOnly.encode(img)];
+    expect(a.dims).toEqual([1, C, bundle.sampleSize / bundle.vaeScaleFactor, bundle.sampleSize / bundle.vaeScaleFactor]);
+    expect(a.data).toEqual(b.data);
+    expect(maxRelErr(a.data, want.data)).toBeLessThan(1e-6);
+    await Promise.all([meanOnly.release(), sampling.release()]);
   });
 });

@@ -6,7 +6,10 @@
 import { DiffusionError } from '../errors.js';
 import { size, type FloatTensor } from '../tensor.js';
 import type { ModelBundle, RuntimeOptions } from '../types.js';
+import { loadModel } from '@dynasyn/ort-training';
+import { randomNodes, withoutSampling } from '../surgery/deterministic.js';
 import { floatInput, floatOutput, ModelSession, type ValueSpec } from './session.js';
+import { materialize, removeTempDir } from './surgery.js';
 
 /** How an 8-channel (mean|logvar) encoder output becomes latents. */
 export interface EncodeOptions {
@@ -18,11 +21,22 @@ export interface EncodeOptions {
 }
 
 export class VaeEncoder {
-  private constructor(private readonly session: ModelSession, private readonly bundle: ModelBundle, private readonly input: ValueSpec, private readonly output: ValueSpec) {}
+  private constructor(
+    private readonly session: ModelSession, private readonly bundle: ModelBundle, private readonly input: ValueSpec, private readonly output: ValueSpec,
+    private readonly tempDir?: string,
+  ) {}
 
+  /** An encoder exported to sample (RandomNormalLike in the graph) is rewritten to give the posterior mean (surgery/deterministic). */
   static async create(bundle: ModelBundle, options: RuntimeOptions = {}): Promise<VaeEncoder> {
-    const s = await ModelSession.create(bundle.vaeEncoderPath, options);
-    return new VaeEncoder(s, bundle, s.input(['sample', 'pixel_values'], 'image'), s.output(['latent_sample', 'latent_parameters', 'latent_dist'], 'latent'));
+    const model = loadModel(bundle.vaeEncoderPath);
+    const rewritten = randomNodes(model).length ? materialize(withoutSampling(model), 'vae_encoder_mean') : undefined;
+    try {
+      const s = await ModelSession.create(rewritten?.source ?? bundle.vaeEncoderPath, options, bundle.vaeEncoderPath);
+      return new VaeEncoder(s, bundle, s.input(['sample', 'pixel_values'], 'image'), s.output(['latent_sample', 'latent_parameters', 'latent_dist'], 'latent'), rewritten?.tempDir);
+    } catch (e) {
+      removeTempDir(rewritten?.tempDir);
+      throw e;
+    }
   }
 
   /** images [B,3,H,W] in [-1,1] -> scaled latents [B,C,H/f,W/f]. */
@@ -54,7 +68,9 @@ export class VaeEncoder {
     return { dims: [b!, ch, h, w], data: latents };
   }
 
-  async release(): Promise<void> { await this.session.release(); }
+  async release(): Promise<void> {
+    try { await this.session.release(); } finally { removeTempDir(this.tempDir); }
+  }
 }
 
 export class VaeDecoder {

@@ -2,3 +2,4 @@ export { withPlaceholderEmbeddings, placeholderStartValues, findTokenEmbedding, 
 export { withAttentionCapture, findCrossAttentionLayers, ATTENTION_OUTPUT, type AttentionCaptureOptions, type AttentionCaptureModel, type CrossAttentionLayer, type UNetBlock, type UNetInputNames } from './attention.js';
 export { withIdsOnlyInputs, extraTextInputs } from './text-inputs.js';
 export { withFloat32Compute, usesFloat16 } from './precision.js';
+export { withoutSampling, randomNodes } from './deterministic.js';
