@@ -33,7 +33,7 @@ export interface PersonalizationUpload {
 
 export const optionsSchema = z
   .object({
-    preset: z.enum(['tiny', 'fast', 'paper']).optional(),
+    preset: z.enum(['smoke', 'tiny', 'fast', 'paper']).optional(),
     steps: z.number().int().min(1).max(100_000).optional(),
     prompts: z.array(z.string().min(1).max(500)).max(32).optional(),
   })

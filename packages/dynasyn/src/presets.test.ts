@@ -47,7 +47,7 @@ test('bad options are refused with the option named', () => {
     expect((err as InputError).code).toBe('BAD_OPTION');
     expect((err as Error).message).toMatch(msg);
   };
-  bad(() => resolveOptions('huge' as 'tiny'), /unknown preset "huge" \(use tiny, fast, paper\)/);
+  bad(() => resolveOptions('huge' as 'tiny'), /unknown preset "huge" \(use smoke, tiny, fast, paper\)/);
   bad(() => resolveOptions('tiny', { train: { phase1: { steps: -1 } } }), /train\.phase1\.steps must be an integer/);
   bad(() => resolveOptions('tiny', { train: { phase2: { lr: 0 } } }), /train\.phase2\.lr must be a number in \(0, 1\]/);
   bad(() => resolveOptions('tiny', { augmentation: { gsaStrength: 1.5 } }), /augmentation\.gsaStrength/);

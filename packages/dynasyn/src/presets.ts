@@ -1,17 +1,19 @@
 /**
  * Option presets and their validation. `paper` is METHOD.md's schedule; `fast` the production default (same
- * losses, DDIM GSA); `tiny` a few steps of everything so the demo and tests run in minutes on two cores.
+ * losses, DDIM GSA); `tiny` a few steps of everything so the demo and tests run in minutes on two cores;
+ * `smoke` the fewest steps that still run every stage once, for checking a real backbone (SD 2.1 at full
+ * size) end to end and measuring it, not for results.
  */
 import { InputError } from './input-error.js';
 import { PAPER_LOSS_WEIGHTS, type DynasynOptions, type PresetName } from './types.js';
 
-export const PRESET_NAMES: readonly PresetName[] = ['tiny', 'fast', 'paper'];
+export const PRESET_NAMES: readonly PresetName[] = ['smoke', 'tiny', 'fast', 'paper'];
 
 /** Phase-2 learning rate of `full` mode (METHOD.md: the paper trains whole tensors at 2e-6). */
 export const FULL_MODE_LR = 2e-6;
 
 /** Sample prompts generated when none are given (see sample.ts defaultSamplePrompts). */
-export const DEFAULT_SAMPLE_COUNTS: Record<PresetName, number> = { tiny: 2, fast: 6, paper: 9 };
+export const DEFAULT_SAMPLE_COUNTS: Record<PresetName, number> = { smoke: 1, tiny: 2, fast: 6, paper: 9 };
 
 const paper: DynasynOptions = {
   preset: 'paper',
@@ -65,7 +67,16 @@ const tiny: DynasynOptions = {
   intraOpNumThreads: 2,
 };
 
-const PRESETS: Record<PresetName, DynasynOptions> = { tiny, fast, paper };
+const smoke: DynasynOptions = {
+  ...tiny,
+  preset: 'smoke',
+  train: { ...tiny.train, phase1: { steps: 2, lr: 5e-3 }, phase2: { steps: 2, lr: 1e-3 }, checkpointEvery: 1 },
+  // one augmented image: a 2-step draft, then GSA of strength 0.7 over 2 steps (one denoising step)
+  augmentation: { ...tiny.augmentation, count: 1, draftSteps: 2, gsaSteps: 2 },
+  sampling: { prompts: [], steps: 2, guidance: 7.5, scheduler: 'ddim' },
+};
+
+const PRESETS: Record<PresetName, DynasynOptions> = { smoke, tiny, fast, paper };
 
 /** Recursively optional: what a caller may override. Arrays and provider objects are replaced whole. */
 export type OptionOverrides = { [K in keyof DynasynOptions]?: DeepPartial<DynasynOptions[K]> };

@@ -88,7 +88,7 @@ export interface SampleSettings {
   scheduler: 'ddim' | 'euler' | 'ddpm';
 }
 
-export type PresetName = 'tiny' | 'fast' | 'paper';
+export type PresetName = 'smoke' | 'tiny' | 'fast' | 'paper';
 
 export interface DynasynOptions {
   preset: PresetName;

@@ -19,7 +19,7 @@ const multipartBody = {
     image: { type: 'string', format: 'binary', description: 'the photo (PNG, JPEG or WebP)' },
     mask: { type: 'array', items: { type: 'string', format: 'binary' }, description: 'one mask per subject, in subject order' },
     classes: { type: 'string', description: 'comma-separated class words, one per mask, same order', example: 'dog,ball' },
-    options: { type: 'string', description: 'JSON: {"preset": "tiny|fast|paper", "steps": n, "prompts": [...]}' },
+    options: { type: 'string', description: 'JSON: {"preset": "smoke|tiny|fast|paper", "steps": n, "prompts": [...]}' },
     webhook_url: { type: 'string', format: 'uri' },
   },
 } as const;
@@ -37,7 +37,7 @@ const jsonBody = {
       description: 'class words, one per mask, same order',
       example: ['dog', 'ball'],
     },
-    options: { type: 'object', description: '{"preset": "tiny|fast|paper", "steps": n, "prompts": [...]}' },
+    options: { type: 'object', description: '{"preset": "smoke|tiny|fast|paper", "steps": n, "prompts": [...]}' },
     webhook_url: { type: 'string', format: 'uri' },
   },
 } as const;
