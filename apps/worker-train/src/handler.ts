@@ -5,9 +5,8 @@
  * (polled) aborts at the next step. On success: embeddings, adapters, attention maps, metrics and manifest
  * go up, and `personalization.training.completed` is raised.
  */
-import { join } from 'node:path';
 import {
-  artifactPath, attentionVsMask, loadAugmented, markPhaseCompleted, MetricsRecorder, summarizeMetrics, trainPersonalization, writeAttentionHeatmaps, writeLearnedConcepts,
+  artifactPath, attentionVsMask, graphCacheDir, loadAugmented, markPhaseCompleted, MetricsRecorder, summarizeMetrics, trainPersonalization, writeAttentionHeatmaps, writeLearnedConcepts,
   type MetricsSummary,
 } from '@dynasyn/dynasyn';
 import { notify } from '@dynasyn/webhooks';
@@ -33,7 +32,8 @@ export function createTrainHandler(deps: StageDeps): TrainHandler {
         try {
           trained = await metrics.time('train', () => trainPersonalization({
             bundle: run.bundle, input: run.input, augmented, options: o.train, seed: o.seed,
-            cacheDir: join(run.dir, 'cache'), checkpointDir: ckDir, executionProviders: o.executionProviders,
+            // derived graphs are shared by the jobs on this backbone: only the first derives them
+            cacheDir: graphCacheDir(run.bundle.dir), checkpointDir: ckDir, executionProviders: o.executionProviders,
             ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
             onProgress: (e) => { sync.poll(); progress({ stage: 'train', step: e.step + (e.phase === 2 ? o.train.phase1.steps : 0), total: o.train.phase1.steps + o.train.phase2.steps }); },
             onMetrics: (row) => metrics.recordStep(row),

@@ -11,3 +11,4 @@ export * from './augment/index.js';
 export * from './output/index.js';
 export { trainPersonalization, type TrainPersonalizationOptions, type TrainResult, type TrainMetricsRow } from './train/trainer.js';
 export { TrainingError, isTrainingError, type TrainingErrorCode } from './train/errors.js';
+export { graphCacheDir } from './train/graph-cache.js';

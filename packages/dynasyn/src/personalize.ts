@@ -23,6 +23,7 @@ import { renderReport } from './output/report.js';
 import { DEFAULT_SAMPLE_COUNTS } from './presets.js';
 import { categorizePrompt, createPersonalizedPipeline, defaultSamplePrompts, sampleConcepts, type SamplePrompt } from './sample.js';
 import { trainPersonalization, type TrainResult } from './train/trainer.js';
+import { graphCacheDir } from './train/graph-cache.js';
 import type { AugmentedExample, DynasynOptions, LearnedConcepts, PersonalizationInput, ProgressListener } from './types.js';
 
 export interface PersonalizeRequest {
@@ -42,8 +43,13 @@ export interface PersonalizeRequest {
   augmentedDir?: string;
   /** Placeholder slots (maxSubjects of the input validation). Default 8. */
   maxSubjects?: number;
-  /** Derived training graphs and rewritten models; default `<outDir>/cache`. */
+  /** Rewritten models of this run (merged adapters, attention capture); default `<outDir>/cache`. */
   cacheDir?: string;
+  /**
+   * Derived training graphs, shared by runs: a second run on the same backbone and options skips the
+   * derivation. Default graphCacheDir(backbone) (ort-training's cache, on the backbone's filesystem).
+   */
+  graphCacheDir?: string;
   onProgress?: ProgressListener;
   signal?: AbortSignal;
 }
@@ -120,7 +126,7 @@ export async function personalize(req: PersonalizeRequest): Promise<PersonalizeR
   } else {
     let rows = 0;
     trained = await metrics.time('train', () => trainPersonalization({
-      bundle, input, augmented, options: o.train, seed: o.seed, cacheDir, checkpointDir: artifactPath(outDir, 'checkpoints'),
+      bundle, input, augmented, options: o.train, seed: o.seed, cacheDir: req.graphCacheDir ?? graphCacheDir(bundle.dir), checkpointDir: artifactPath(outDir, 'checkpoints'),
       executionProviders: o.executionProviders, ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
       onProgress: emit,
       // metrics.json follows training, so an interrupted run still shows its losses

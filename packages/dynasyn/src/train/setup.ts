@@ -2,6 +2,7 @@
  * What a training run prepares once: the tokenizer with placeholders, the VAE latents of the reference
  * (plain and flipped) and of each augmented image, and the frozen original model that gives A(c_hat).
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -89,7 +90,9 @@ function ortTensor(dtype: number, dims: number[], values: ArrayLike<number>): or
 export async function frozenClassModel(bundle: ModelBundle, grid: [number, number], runtime: RuntimeChoice, cacheDir?: string): Promise<FrozenClassModel> {
   const cm = buildClassMapModel(bundle, { grid, batch: 2 });
   const tmp = hasExternalData(cm.model) && !cacheDir ? fs.mkdtempSync(path.join(os.tmpdir(), 'dynasyn-class-map-')) : undefined;
-  const source = modelSource(cm.model, tmp ?? (cacheDir && path.join(cacheDir, 'class-map')), 'class_map');
+  // the cache may be shared by runs on other bundles: one folder per bundle and grid
+  const key = createHash('sha256').update(JSON.stringify([path.resolve(bundle.dir), grid])).digest('hex').slice(0, 16);
+  const source = modelSource(cm.model, tmp ?? (cacheDir && path.join(cacheDir, 'class-map', key)), 'class_map');
   const options: ort.InferenceSession.SessionOptions = {
     executionProviders: runtime.executionProviders ?? ['cpu'], graphOptimizationLevel: 'all',
     ...(runtime.intraOpNumThreads !== undefined ? { intraOpNumThreads: runtime.intraOpNumThreads } : {}),
