@@ -1,4 +1,4 @@
-/** The built `dynasyn` binary as a user runs it: a subprocess on a tiny bundle. */
+/** The `dynasyn` command as a user runs it (the package's bin, which loads dist/): a subprocess on a tiny bundle. */
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -7,17 +7,19 @@ import { fileURLToPath } from 'node:url';
 import { encodePng } from '@dynasyn/imaging';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const bin = path.join(root, 'apps/cli/dist/main.js');
+const bin = path.join(root, 'apps/cli/bin/dynasyn.js');
 let dir: string;
 
-const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8' });
+const runWith = (env: NodeJS.ProcessEnv, ...args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8', env: { ...process.env, DYNASYN_DEBUG: '', ...env } });
+const run = (...args: string[]) => runWith({}, ...args);
 /** Width and height from a PNG's IHDR chunk. */
 const pngSize = (file: string) => { const b = fs.readFileSync(file); return [b.readUInt32BE(16), b.readUInt32BE(20)]; };
+/** A failure without --debug: one line, then only `caused by:` lines and the hint to --debug; no stack. */
 const oneLineError = (r: ReturnType<typeof run>) => {
-  expect(r.status).not.toBe(0);
-  const lines = r.stderr.trim().split('\n');
-  expect(lines).toHaveLength(1);
-  return lines[0]!;
+  expect(r.status).toBe(1);
+  const [first, ...rest] = r.stderr.trim().split('\n');
+  expect(rest.filter((l) => !/^\s+caused by: /.test(l) && l !== 'run with --debug for stack traces')).toEqual([]);
+  return first!;
 };
 
 beforeAll(() => {
@@ -69,4 +71,40 @@ test('bad input exits non-zero with one clear line', () => {
   expect(oneLineError(run('sample', '--backbone', 'tiny', '--prompt', 'x', '--image', 'junk.png'))).toMatch(/cannot decode image junk\.png/);
   expect(oneLineError(run('sample', '--backbone', 'tiny', '--prompt', 'x', '--strength', '0.5'))).toMatch(/--strength needs --image/);
   expect(oneLineError(run('bundle', 'create-tiny', 'x', '--seed', '-1'))).toMatch(/--seed/);
+});
+
+test('a failure prints its code and every cause; --debug (before or after the command) or DYNASYN_DEBUG=1 adds each stack', () => {
+  fs.cpSync(path.join(dir, 'tiny'), path.join(dir, 'broken'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'broken', 'model_index.json'), '{"_class_name": ');
+  const args = ['sample', '--backbone', 'broken', '--prompt', 'x'];
+  const plain = run(...args);
+  expect(plain.status).toBe(1);
+  expect(plain.stderr.split('\n')).toEqual([
+    expect.stringMatching(/^dynasyn: \S*broken\/model_index\.json .*is not valid JSON: .+ \[BAD_CONFIG\]$/),
+    expect.stringMatching(/^  caused by: SyntaxError: \S/),
+    'run with --debug for stack traces',
+    '',
+  ]);
+  for (const r of [run('--debug', ...args), run(...args, '--debug'), runWith({ DYNASYN_DEBUG: '1' }, ...args)]) {
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^dynasyn: DiffusionError \[BAD_CONFIG\]: .*model_index\.json.*\n {2}at /);
+    expect(r.stderr).toMatch(/\n {2}caused by: SyntaxError: .*\n {4}at /);
+    expect(r.stderr).not.toContain('run with --debug');
+  }
+});
+
+test('--help through the bin lists the commands and --debug', () => {
+  const r = run('--help');
+  expect(r.status).toBe(0);
+  expect(r.stdout).toMatch(/--debug/);
+  expect(r.stdout).toMatch(/personalize/);
+});
+
+test('the bin without a build says to build first', () => {
+  const copy = path.join(dir, 'unbuilt', 'bin', 'dynasyn.js');
+  fs.mkdirSync(path.dirname(copy), { recursive: true });
+  fs.copyFileSync(bin, copy);
+  const r = spawnSync(process.execPath, [copy, '--help'], { encoding: 'utf8' });
+  expect(r.status).toBe(1);
+  expect(r.stderr).toMatch(/^dynasyn: \S*unbuilt\/dist\/main\.js does not exist: run `npm run build` first\n$/);
 });

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * The `dynasyn` command: flags only (the service commands serve/db/tenants read the environment of issue 5's
- * contract), logic in packages; failures print one line and exit 1.
+ * contract), logic in packages. A failure exits 1 after its message and every cause (`caused by:` lines);
+ * `--debug` (anywhere) or DYNASYN_DEBUG=1 adds whole messages and stacks.
  */
 import { Command } from 'commander';
 import { SCHEDULER_KINDS } from '@dynasyn/diffusion';
@@ -11,10 +12,13 @@ import { registerPersonalizationCommands } from './commands/personalize.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerTenantCommands } from './commands/tenants.js';
-import { oneLine } from './commands/errors.js';
+import { CliError, debugFromEnv, formatFailure } from './commands/errors.js';
 import { float, integer, oneOf } from './commands/parse.js';
 
-const program = new Command('dynasyn').description('DynASyn: personalize subjects from one image on Stable-Diffusion-class ONNX bundles').showHelpAfterError(false);
+const program = new Command('dynasyn').description('DynASyn: personalize subjects from one image on Stable-Diffusion-class ONNX bundles').showHelpAfterError(false)
+  .configureHelp({ showGlobalOptions: true })
+  // A program option: commander takes it before or after the subcommand's name and arguments.
+  .option('--debug', 'on failure, print every cause whole with its stack (also DYNASYN_DEBUG=1)');
 
 program.command('sample')
   .description('render one image from a model bundle (text-to-image, or image-to-image with --image)')
@@ -43,9 +47,14 @@ registerServeCommand(program);
 registerDbCommands(program);
 registerTenantCommands(program);
 
+// V8 keeps 10 frames, too few to reach from deep package code up to the command's action.
+if (process.argv.includes('--debug') || debugFromEnv(process.env)) Error.stackTraceLimit = 100;
+
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
-  process.stderr.write(`dynasyn: ${oneLine(e)}\n`);
+  const debug = program.opts<{ debug?: boolean }>().debug === true || debugFromEnv(process.env);
+  // A bad flag the CLI caught itself says all in its message: no hint to stacks there.
+  process.stderr.write(formatFailure(e, { prefix: 'dynasyn', debug, hint: !(e instanceof CliError && e.cause === undefined) }));
   process.exitCode = 1;
 }

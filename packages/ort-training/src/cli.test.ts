@@ -1,6 +1,6 @@
 /**
- * The `ort-train` binary as users run it: a subprocess on the built package (dist/, built once here with
- * the package's own tsconfig, as `npm test` does before jest).
+ * The `ort-train` binary as users run it: a subprocess on the package's bin, which loads the built package
+ * (dist/, built once here with the package's own tsconfig, as `npm test` does before jest).
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -15,6 +15,7 @@ import { DataType, fromNumbers } from './tensor.js';
 
 const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cli = path.join(pkg, 'dist', 'cli.js');
+const bin = path.join(pkg, 'bin', 'ort-train.js');
 let tmp: string;
 
 beforeAll(() => {
@@ -42,15 +43,17 @@ function model(): OnnxModel {
   return m;
 }
 
-function ortTrain(...args: string[]) {
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+function ortTrainWith(env: NodeJS.ProcessEnv, ...args: string[]) {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, DYNASYN_DEBUG: '', ...env } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
+const ortTrain = (...args: string[]) => ortTrainWith({}, ...args);
 
-/** A failure is one line on stderr, no stack trace, a non-zero exit. */
+/** A failure without --debug is one line on stderr (then at most the hint to --debug), no stack trace, exit 1. */
 function expectCleanFailure(r: ReturnType<typeof ortTrain>, message: RegExp | string): void {
   expect(r.code).toBe(1);
-  expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  const [, ...rest] = r.stderr.trim().split('\n');
+  expect(rest.filter((l) => l !== 'run with --debug for stack traces')).toEqual([]);
   expect(r.stderr).toMatch(/^ort-train: /);
   expect(r.stderr).not.toMatch(/\n\s+at /);
   expect(r.stderr).toMatch(message);
@@ -114,6 +117,36 @@ test('a missing external data file', () => {
   saveModel(model(), input, { externalizeAbove: 0 });
   fs.rmSync(`${input}.data`);
   expectCleanFailure(ortTrain('derive', input, '--loss', 'loss', '--wrt', 'w', '--out', path.join(tmp, 'ext', 'out.onnx')), /external data file .*in\.onnx\.data does not exist/);
+});
+
+test('a failure names its code; --debug (before or after the command) or DYNASYN_DEBUG=1 adds the stack', () => {
+  const bad = path.join(tmp, 'debug.onnx');
+  fs.writeFileSync(bad, 'not a model');
+  const plain = ortTrain('info', bad);
+  expect(plain.code).toBe(1);
+  expect(plain.stderr).toMatch(/^ort-train: .*debug\.onnx is not a valid ONNX model.* \[BAD_MODEL\]\nrun with --debug for stack traces\n$/);
+  for (const r of [ortTrain('--debug', 'info', bad), ortTrain('info', bad, '--debug'), ortTrainWith({ DYNASYN_DEBUG: '1' }, 'info', bad)]) {
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^ort-train: OrtTrainingError \[BAD_MODEL\]: .*debug\.onnx is not a valid ONNX model.*\n {2}at /);
+    expect(r.stderr).not.toContain('run with --debug');
+  }
+});
+
+test('an internal error still exits 2, and says what the system said (its code)', () => {
+  const input = path.join(tmp, 'internal', 'in.onnx');
+  saveModel(model(), input);
+  const r = ortTrain('derive', input, '--loss', 'loss', '--wrt', 'w', '--out', path.join(input, 'out.onnx'), '--input-shape', 'x=2,4');
+  expect(r.code).toBe(2);
+  expect(r.stderr).toMatch(/^ort-train: internal error: E[A-Z]+: .*in\.onnx.* \[E[A-Z]+\]\nrun with --debug for stack traces\n$/);
+});
+
+test('the bin without a build says to build first', () => {
+  const copy = path.join(tmp, 'unbuilt', 'bin', 'ort-train.js');
+  fs.mkdirSync(path.dirname(copy), { recursive: true });
+  fs.copyFileSync(bin, copy);
+  const r = spawnSync(process.execPath, [copy, '--help'], { encoding: 'utf8' });
+  expect(r.status).toBe(1);
+  expect(r.stderr).toMatch(/^ort-train: \S*unbuilt\/dist\/cli\.js does not exist: run `npm run build` first\n$/);
 });
 
 test('info lists inputs, outputs, the op histogram and the ops it cannot handle', () => {

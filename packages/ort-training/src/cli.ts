@@ -9,10 +9,12 @@
  * (`OUT.start.safetensors`). Keeping it as an initializer of the same name (ONNX's "default value" form) was
  * tried and rejected: onnxruntime-node 1.30 lists only non-initializer inputs and silently IGNORES a feed
  * for such a tensor, so a training loop would keep getting the gradients at the start value.
- * Failures print one line on stderr and exit 1 (2 for an internal error), never a stack trace.
+ * A failure exits 1 (2 for an internal error) after its message and every cause (`caused by:` lines) on
+ * stderr; `--debug` (anywhere) or DYNASYN_DEBUG=1 adds whole messages and stacks.
  */
 import { Command } from 'commander';
 import { deriveGradientGraph } from './autodiff.js';
+import { debugFromEnv, formatFailure } from './cli-failure.js';
 import { OrtTrainingError } from './errors.js';
 import { initializerToHost, isExternal } from './graph.js';
 import { defaultOpset, loadModel, readExternal, saveModel } from './model.js';
@@ -98,24 +100,29 @@ function info(input: string, o: { json?: boolean }): void {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-/** Run an action; report failures in one line. */
+/** Run an action; report a failure with its causes (stacks with --debug). */
 const guarded = <A extends unknown[]>(action: (...args: A) => void) => (...args: A): void => {
   try {
     action(...args);
   } catch (e) {
-    if (e instanceof OrtTrainingError) {
-      process.stderr.write(`ort-train: ${e.message}\n`);
-      process.exitCode = 1;
-    } else {
-      process.stderr.write(`ort-train: internal error: ${(e as Error).message ?? String(e)}\n`);
-      process.exitCode = 2;
-    }
+    const debug = program.opts<{ debug?: boolean }>().debug === true || debugFromEnv(process.env);
+    const known = e instanceof OrtTrainingError;
+    // A bad argument says all in its message: no hint to stacks there.
+    const hint = !(known && e.code === 'BAD_ARGUMENT' && e.cause === undefined);
+    process.stderr.write(formatFailure(e, { prefix: known ? 'ort-train' : 'ort-train: internal error', debug, hint }));
+    process.exitCode = known ? 1 : 2;
   }
 };
 
+// V8 keeps 10 frames, too few to reach from deep autodiff code up to the command's action.
+if (process.argv.includes('--debug') || debugFromEnv(process.env)) Error.stackTraceLimit = 100;
+
 const program = new Command('ort-train')
   .description('Reverse-mode autodiff over ONNX graphs: training graphs that onnxruntime runs as-is')
-  .version(packageVersion);
+  .version(packageVersion)
+  .configureHelp({ showGlobalOptions: true })
+  // A program option: commander takes it before or after the subcommand's name and arguments.
+  .option('--debug', 'on failure, print every cause whole with its stack (also DYNASYN_DEBUG=1)');
 
 program.command('derive')
   .description('write a graph computing the loss and its gradients with respect to chosen tensors')

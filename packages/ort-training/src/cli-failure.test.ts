@@ -1,0 +1,41 @@
+import { DEBUG_HINT, debugFromEnv, formatFailure } from './cli-failure.js';
+import { OrtTrainingError } from './errors.js';
+
+/** A failure three levels deep: a coded error -> an I/O error -> an AggregateError of two attempts. */
+function nestedFailure() {
+  const attempts = new AggregateError([Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }), new Error('short read')], 'both reads failed');
+  const io = new Error('cannot read unet.onnx.data', { cause: attempts });
+  return new OrtTrainingError('MISSING_EXTERNAL_DATA', 'tensor w: external data unreadable', { cause: io });
+}
+
+test('without debug: message and code, one short line per cause and per aggregated error, then the hint', () => {
+  expect(formatFailure(nestedFailure(), { prefix: 'ort-train', debug: false, hint: true })).toBe([
+    'ort-train: tensor w: external data unreadable [MISSING_EXTERNAL_DATA]',
+    '  caused by: Error: cannot read unet.onnx.data',
+    '  caused by: AggregateError: both reads failed',
+    '    error 1 of 2: Error [EIO]: EIO: i/o error, read',
+    '    error 2 of 2: Error: short read',
+    DEBUG_HINT,
+    '',
+  ].join('\n'));
+});
+
+test('with debug: each error with its name and code, followed by its own stack', () => {
+  const out = formatFailure(nestedFailure(), { prefix: 'ort-train', debug: true, hint: true });
+  const lines = out.split('\n');
+  const headers = lines.filter((l) => !/^\s+at /.test(l) && l);
+  expect(headers).toEqual([
+    'ort-train: OrtTrainingError [MISSING_EXTERNAL_DATA]: tensor w: external data unreadable',
+    '  caused by: Error: cannot read unet.onnx.data',
+    '  caused by: AggregateError: both reads failed',
+    '    error 1 of 2: Error [EIO]: EIO: i/o error, read',
+    '    error 2 of 2: Error: short read',
+  ]);
+  for (const h of headers) expect(lines[lines.indexOf(h) + 1]).toMatch(/^\s+at /);
+});
+
+test('DYNASYN_DEBUG=1 turns debug on; 0 or empty does not', () => {
+  expect(debugFromEnv({ DYNASYN_DEBUG: '1' })).toBe(true);
+  expect(debugFromEnv({ DYNASYN_DEBUG: '0' })).toBe(false);
+  expect(debugFromEnv({})).toBe(false);
+});
