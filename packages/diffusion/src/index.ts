@@ -9,5 +9,6 @@ export * from './rng.js';
 export * from './schedulers/index.js';
 export * from './surgery/index.js';
 export * from './tiny/index.js';
+export * from './realsize/index.js';
 export * from './runtime/index.js';
 export * from './pipelines/index.js';

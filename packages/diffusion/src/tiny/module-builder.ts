@@ -8,8 +8,8 @@
  * therefore be tested on the tiny bundle.
  */
 import {
-  DataType, Graph, attrs, fromNumbers, hostToTensorProto, initializerFromHost,
-  type AttrValue, type HostTensor, type OnnxModel, type ValueInfo,
+  DataType, Graph, attrs, floatToHalf, fromNumbers, hostToTensorProto, initializerFromHost,
+  type AttrValue, type Dim, type HostTensor, type Initializer, type OnnxModel, type ValueInfo,
 } from '@dynasyn/ort-training';
 import { normals } from './prng.js';
 
@@ -25,15 +25,31 @@ export interface Value {
 /** How a parameter starts: seeded normal with a standard deviation, or a constant fill. */
 export type ParamInit = { std: number } | { fill: number };
 
+/** What the real-size generator changes; the defaults build the tiny bundle. */
+export interface ModuleBuilderOptions {
+  /** Element type of float parameters, constants and outputs: DataType.FLOAT (default) or FLOAT16 (an fp16 export). */
+  floatType?: number;
+  /** `n` draws from N(0, std^2) of stream `key`; default prng.ts `normals` (the tiny bundle's streams). */
+  normals?: (key: string, n: number, std: number) => Float32Array;
+  /** Turns a finished parameter into an initializer; default inline bytes (a writer may spill them to a file). */
+  store?: (name: string, t: HostTensor) => Initializer;
+}
+
 export class ModuleBuilder {
   readonly graph = new Graph({ name: 'torch_jit' });
+  readonly floatType: number;
   private readonly scopes: string[] = [];
   private readonly nodeCounts = new Map<string, number>();
   private anonymous = 0;
+  private readonly normals: NonNullable<ModuleBuilderOptions['normals']>;
+  private readonly store: NonNullable<ModuleBuilderOptions['store']>;
 
   /** `seedKey` (e.g. `0/unet`) prefixes every parameter's random stream. */
-  constructor(private readonly seedKey: string, anonymousStart = 1000) {
+  constructor(private readonly seedKey: string, anonymousStart = 1000, options: ModuleBuilderOptions = {}) {
     this.anonymous = anonymousStart;
+    this.floatType = options.floatType ?? DataType.FLOAT;
+    this.normals = options.normals ?? normals;
+    this.store = options.store ?? initializerFromHost;
   }
 
   /** Run `fn` inside module scope `name` (a node path segment and a parameter path segment). */
@@ -68,13 +84,14 @@ export class ModuleBuilder {
   }
   constInt64(values: number[]): string { return this.constant(fromNumbers(DataType.INT64, [values.length], values)); }
   constInt64Scalar(v: number): string { return this.constant(fromNumbers(DataType.INT64, [], [v])); }
-  constFloat(v: number): string { return this.constant(fromNumbers(DataType.FLOAT, [], [v])); }
-  constFloats(dims: number[], values: ArrayLike<number>): string { return this.constant(fromNumbers(DataType.FLOAT, dims, values)); }
+  /** A float constant in the builder's float type (what torch traces for a Python scalar in an fp16 model). */
+  constFloat(v: number): string { return this.constant(fromNumbers(this.floatType, [], [v])); }
+  constFloats(dims: number[], values: ArrayLike<number>): string { return this.constant(fromNumbers(this.floatType, dims, values)); }
 
   /** Values of parameter `path` (its own seeded stream, see prng.ts). */
   values(path: string, dims: number[], init: ParamInit): Float32Array {
     const n = dims.reduce((a, b) => a * b, 1);
-    return 'fill' in init ? new Float32Array(n).fill(init.fill) : normals(this.seedOf(path), n, init.std);
+    return 'fill' in init ? new Float32Array(n).fill(init.fill) : this.normals(this.seedOf(path), n, init.std);
   }
 
   /** Key of parameter `path`'s random stream: `<seed>/<model>/<path>`. */
@@ -83,21 +100,31 @@ export class ModuleBuilder {
   /** A named float parameter `<scope path>.<local>` as an initializer; returns its name. */
   param(local: string, dims: number[], init: ParamInit): string {
     const name = this.paramPath(local);
-    this.graph.addInitializer(initializerFromHost(name, { dtype: DataType.FLOAT, dims, data: this.values(name, dims, init) }));
+    this.graph.addInitializer(this.store(name, this.inFloatType({ dtype: DataType.FLOAT, dims, data: this.values(name, dims, init) })));
     return name;
   }
 
-  /** An initializer with a fixed name and value (buffers such as CLIP's position_ids). */
+  /** An initializer with a fixed name and value (buffers such as CLIP's position_ids), stored as given. */
   buffer(name: string, t: HostTensor): string {
-    this.graph.addInitializer(initializerFromHost(name, t));
+    this.graph.addInitializer(this.store(name, t));
     return name;
   }
 
   /** An initializer named like torch.onnx's rewritten parameters: `onnx::<Op>_<N>`. */
   anonymousParam(opType: string, t: HostTensor): string {
     const name = `onnx::${opType}_${this.anonymous++}`;
-    this.graph.addInitializer(initializerFromHost(name, t));
+    this.graph.addInitializer(this.store(name, this.inFloatType(t)));
     return name;
+  }
+
+  /** A float32 parameter converted to the builder's float type (round to nearest even for float16). */
+  private inFloatType(t: HostTensor): HostTensor {
+    if (t.dtype !== DataType.FLOAT || this.floatType === DataType.FLOAT) return t;
+    if (this.floatType !== DataType.FLOAT16) throw new Error(`ModuleBuilder: float type ${this.floatType} is not supported`);
+    const src = t.data as Float32Array;
+    const half = new Uint16Array(src.length);
+    for (let i = 0; i < src.length; i++) half[i] = floatToHalf(src[i]!);
+    return { dtype: DataType.FLOAT16, dims: t.dims, data: half };
   }
 
   /** The batch size of `x` as an int64 scalar: Shape -> Gather(0), as torch traces `x.shape[0]`. */
@@ -136,12 +163,15 @@ export class ModuleBuilder {
     }
   }
 
-  /** The finished model: opset 17, IR version 8, as torch 1.13 / optimum write SD exports. */
-  finish(inputs: ValueInfo[], outputs: { value: Value; name: string; dtype?: number }[]): OnnxModel {
+  /**
+   * The finished model: opset 17, IR version 8, as torch 1.13 / optimum write SD exports. Outputs take the
+   * builder's float type and their value's shape with -1 as BATCH_DIM, unless `dtype` / `shape` say otherwise.
+   */
+  finish(inputs: ValueInfo[], outputs: { value: Value; name: string; dtype?: number; shape?: Dim[] }[]): OnnxModel {
     for (const v of inputs) this.graph.addInput(v);
     for (const o of outputs) {
       this.rename(o.value.name, o.name);
-      this.graph.addOutput({ name: o.name, dtype: o.dtype ?? DataType.FLOAT, shape: o.value.shape.map((d) => (d === -1 ? BATCH_DIM : d)) });
+      this.graph.addOutput({ name: o.name, dtype: o.dtype ?? this.floatType, shape: o.shape ?? o.value.shape.map((d) => (d === -1 ? BATCH_DIM : d)) });
     }
     return {
       irVersion: 8,

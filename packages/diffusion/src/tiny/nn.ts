@@ -9,7 +9,6 @@
  */
 import { DataType, fromNumbers } from '@dynasyn/ort-training';
 import type { ModuleBuilder, Value } from './module-builder.js';
-import { normalNumbers } from './prng.js';
 
 const BIAS_STD = 0.02;
 const last = (x: Value): number => x.shape[x.shape.length - 1]!;
@@ -35,10 +34,10 @@ export function conv2d(m: ModuleBuilder, x: Value, name: string, cout: number, k
 export function linear(m: ModuleBuilder, x: Value, name: string, out: number, opts: { bias?: boolean } = {}): Value {
   const cin = last(x);
   return m.scoped(name, () => {
-    const w = normalNumbers(m.seedOf(m.paramPath('weight')), out * cin, 1 / Math.sqrt(cin)); // W [out, in]
-    const wt: number[] = []; // torch stores W^T so that y = x @ W^T is one MatMul
-    for (let i = 0; i < cin; i++) for (let o = 0; o < out; o++) wt.push(w[o * cin + i]!);
-    const weight = m.anonymousParam('MatMul', { dtype: DataType.FLOAT, dims: [cin, out], data: Float32Array.from(wt) });
+    const w = m.values(m.paramPath('weight'), [out, cin], { std: 1 / Math.sqrt(cin) }); // W [out, in]
+    const wt = new Float32Array(cin * out); // torch stores W^T so that y = x @ W^T is one MatMul
+    for (let i = 0; i < cin; i++) for (let o = 0; o < out; o++) wt[i * out + o] = w[o * cin + i]!;
+    const weight = m.anonymousParam('MatMul', { dtype: DataType.FLOAT, dims: [cin, out], data: wt });
     let y = m.op('MatMul', [x.name, weight]);
     if (opts.bias ?? true) y = m.op('Add', [m.param('bias', [out], { std: BIAS_STD }), y]);
     return { name: y, shape: withLast(x, out) };
@@ -116,11 +115,22 @@ export function batchToHeads(m: ModuleBuilder, x: Value, heads: number): Value {
   return m.reshapeBatch(m.transpose(split, [0, 2, 1, 3]), [n, heads * d]);
 }
 
+/** Options of diffusers' Attention that change the exported graph. */
+export interface AttentionOptions {
+  /** Biased q/k/v projections (the VAE's attention). */
+  qkvBias?: boolean;
+  /**
+   * diffusers' upcast_attention ('attention': q and k in float32) or upcast_softmax ('softmax': the scores
+   * in float32), the probabilities cast back. No-ops in a float32 graph, where torch traces no Cast.
+   */
+  upcast?: 'attention' | 'softmax';
+}
+
 /**
  * diffusers Attention (attn1: self, attn2: cross when `context` is given), in the caller's scope:
  * softmax(Q K^T * d^-1/2) V with heads folded into the batch, so the Softmax is [B*heads, n_q, n_kv].
  */
-export function attention(m: ModuleBuilder, x: Value, context: Value | null, heads: number, opts: { qkvBias?: boolean } = {}): Value {
+export function attention(m: ModuleBuilder, x: Value, context: Value | null, heads: number, opts: AttentionOptions = {}): Value {
   const dim = last(x);
   const kv = context ?? x;
   const bias = { bias: opts.qkvBias ?? false };
@@ -128,8 +138,15 @@ export function attention(m: ModuleBuilder, x: Value, context: Value | null, hea
   const k = headsToBatch(m, linear(m, kv, 'to_k', dim, bias), heads);
   const v = headsToBatch(m, linear(m, kv, 'to_v', dim, bias), heads);
   const kT = m.transpose(k, [0, 2, 1]);
-  const scores = m.op('Mul', [m.op('MatMul', [q.name, kT.name]), m.constFloat(1 / Math.sqrt(dim / heads))]);
-  const probs = m.op('Softmax', [scores], { axis: -1 });
+  const upcast = m.floatType === DataType.FLOAT ? undefined : opts.upcast;
+  const toFloat = (t: string) => m.op('Cast', [t], { to: DataType.FLOAT });
+  const [qs, ks] = upcast === 'attention' ? [toFloat(q.name), toFloat(kT.name)] : [q.name, kT.name];
+  const qk = m.op('MatMul', [qs, ks]);
+  const scale = 1 / Math.sqrt(dim / heads);
+  let scores = m.op('Mul', [qk, upcast === 'attention' ? m.constant(fromNumbers(DataType.FLOAT, [], [scale])) : m.constFloat(scale)]);
+  if (upcast === 'softmax') scores = toFloat(scores);
+  let probs = m.op('Softmax', [scores], { axis: -1 });
+  if (upcast) probs = m.op('Cast', [probs], { to: m.floatType });
   const out: Value = { name: m.op('MatMul', [probs, v.name]), shape: q.shape };
   return linear(m, batchToHeads(m, out, heads), 'to_out.0', dim);
 }
@@ -150,14 +167,14 @@ export function feedForwardGeglu(m: ModuleBuilder, x: Value, mult = 4): Value {
 }
 
 /** diffusers ResnetBlock2D (`resnets.N`), with the time embedding added after conv1 when given. */
-export function resnetBlock(m: ModuleBuilder, x: Value, temb: Value | null, name: string, cout: number, groups: number): Value {
+export function resnetBlock(m: ModuleBuilder, x: Value, temb: Value | null, name: string, cout: number, groups: number, eps = 1e-5): Value {
   return m.scoped(name, () => {
-    let h = conv2d(m, silu(m, groupNorm(m, x, 'norm1', groups, 1e-5)), 'conv1', cout, 3);
+    let h = conv2d(m, silu(m, groupNorm(m, x, 'norm1', groups, eps)), 'conv1', cout, 3);
     if (temb) {
       const t = gemm(m, silu(m, temb), 'time_emb_proj', cout);
       h = { name: m.op('Add', [h.name, m.op('Unsqueeze', [t.name, m.constInt64([2, 3])])]), shape: h.shape };
     }
-    h = conv2d(m, silu(m, groupNorm(m, h, 'norm2', groups, 1e-5)), 'conv2', cout, 3);
+    h = conv2d(m, silu(m, groupNorm(m, h, 'norm2', groups, eps)), 'conv2', cout, 3);
     const skip = x.shape[1] === cout ? x : conv2d(m, x, 'conv_shortcut', cout, 1, { pad: 0 });
     return { name: m.op('Add', [skip.name, h.name]), shape: h.shape };
   });
@@ -167,15 +184,15 @@ export function resnetBlock(m: ModuleBuilder, x: Value, temb: Value | null, name
  * diffusers Transformer2DModel as SD 2.x configures it (`attentions.N`): GroupNorm, linear proj_in on
  * [B, HW, C], one BasicTransformerBlock (attn1 self, attn2 cross, GEGLU feed-forward), proj_out, residual.
  */
-export function transformer2d(m: ModuleBuilder, x: Value, context: Value, name: string, heads: number, groups: number): Value {
+export function transformer2d(m: ModuleBuilder, x: Value, context: Value, name: string, heads: number, groups: number, opts: Pick<AttentionOptions, 'upcast'> = {}): Value {
   const [, c, hgt, wid] = x.shape as [number, number, number, number];
   return m.scoped(name, () => {
     const normed = groupNorm(m, x, 'norm', groups, 1e-6);
     let h = linear(m, m.reshapeBatch(m.transpose(normed, [0, 2, 3, 1]), [hgt * wid, c]), 'proj_in', c);
     h = m.scoped('transformer_blocks.0', () => {
       const add = (a: Value, b: Value): Value => ({ name: m.op('Add', [a.name, b.name]), shape: b.shape });
-      let y = add(m.scoped('attn1', () => attention(m, layerNorm(m, h, 'norm1'), null, heads)), h);
-      y = add(m.scoped('attn2', () => attention(m, layerNorm(m, y, 'norm2'), context, heads)), y);
+      let y = add(m.scoped('attn1', () => attention(m, layerNorm(m, h, 'norm1'), null, heads, opts)), h);
+      y = add(m.scoped('attn2', () => attention(m, layerNorm(m, y, 'norm2'), context, heads, opts)), y);
       return add(feedForwardGeglu(m, layerNorm(m, y, 'norm3')), y);
     });
     const out = linear(m, h, 'proj_out', c);
@@ -188,12 +205,12 @@ export function transformer2d(m: ModuleBuilder, x: Value, context: Value, name: 
  * diffusers Attention as AutoencoderKL's mid block uses it (`attentions.0`): one head over the HW cells,
  * biased q/k/v, group_norm first and the residual added back.
  */
-export function vaeAttention(m: ModuleBuilder, x: Value, name: string, groups: number): Value {
+export function vaeAttention(m: ModuleBuilder, x: Value, name: string, groups: number, opts: Pick<AttentionOptions, 'upcast'> = {}): Value {
   const [, c, hgt, wid] = x.shape as [number, number, number, number];
   return m.scoped(name, () => {
     const normed = groupNorm(m, x, 'group_norm', groups, 1e-6);
     const tokens = m.transpose(m.reshapeBatch(normed, [c, hgt * wid]), [0, 2, 1]);
-    const attended = attention(m, tokens, null, 1, { qkvBias: true });
+    const attended = attention(m, tokens, null, 1, { qkvBias: true, ...opts });
     const spatial = m.reshapeBatch(m.transpose(attended, [0, 2, 1]), [c, hgt, wid]);
     return { name: m.op('Add', [spatial.name, x.name]), shape: x.shape };
   });
@@ -214,7 +231,8 @@ export function downsample(m: ModuleBuilder, x: Value, opts: { asymmetricPad?: b
 export function upsample(m: ModuleBuilder, x: Value): Value {
   const [b, c, h, w] = x.shape as [number, number, number, number];
   return m.scoped('upsamplers.0', () => {
-    const resized = m.op('Resize', [x.name, '', m.constFloats([4], [1, 1, 2, 2])], {
+    const scales = m.constant(fromNumbers(DataType.FLOAT, [4], [1, 1, 2, 2])); // Resize's scales are float32 in any model
+    const resized = m.op('Resize', [x.name, '', scales], {
       coordinate_transformation_mode: 'asymmetric', cubic_coeff_a: { float: -0.75 }, mode: 'nearest', nearest_mode: 'floor',
     });
     return conv2d(m, { name: resized, shape: [b, c, h * 2, w * 2] }, 'conv', c, 3);
@@ -223,7 +241,8 @@ export function upsample(m: ModuleBuilder, x: Value): Value {
 
 /**
  * diffusers Timesteps (`time_proj`, flip_sin_to_cos, freq_shift 0) then TimestepEmbedding
- * (`time_embedding`: linear_1, SiLU, linear_2): timestep [B] int64 -> [B, embedDim].
+ * (`time_embedding`: linear_1, SiLU, linear_2): timestep [B] int64 -> [B, embedDim]. The sinusoids are
+ * float32 in any model; an fp16 UNet casts them (`t_emb.to(dtype=sample.dtype)`).
  */
 export function timestepEmbedding(m: ModuleBuilder, timestep: Value, dim: number, embedDim: number): Value {
   const half = dim / 2;
@@ -235,5 +254,6 @@ export function timestepEmbedding(m: ModuleBuilder, timestep: Value, dim: number
     const cos = sliceLast(m, sinCos, half, dim), sin = sliceLast(m, sinCos, 0, half); // flip_sin_to_cos
     return { name: m.op('Concat', [cos.name, sin.name], { axis: -1 }), shape: [-1, dim] };
   });
-  return m.scoped('time_embedding', () => gemm(m, silu(m, gemm(m, proj, 'linear_1', embedDim)), 'linear_2', embedDim));
+  const tEmb: Value = m.floatType === DataType.FLOAT ? proj : { name: m.op('Cast', [proj.name], { to: m.floatType }), shape: proj.shape };
+  return m.scoped('time_embedding', () => gemm(m, silu(m, gemm(m, tEmb, 'linear_1', embedDim)), 'linear_2', embedDim));
 }
