@@ -71,6 +71,9 @@ test('bad input exits non-zero with one clear line', () => {
   expect(oneLineError(run('sample', '--backbone', 'tiny', '--prompt', 'x', '--image', 'junk.png'))).toMatch(/cannot decode image junk\.png/);
   expect(oneLineError(run('sample', '--backbone', 'tiny', '--prompt', 'x', '--strength', '0.5'))).toMatch(/--strength needs --image/);
   expect(oneLineError(run('bundle', 'create-tiny', 'x', '--seed', '-1'))).toMatch(/--seed/);
+  expect(oneLineError(run('bundle', 'create-sd21', '--out', 'x', '--variant', 'sd15'))).toMatch(/--variant.*sd21-base, sd21/);
+  expect(oneLineError(run('bundle', 'create-sd21', '--out', 'x', '--dtype', 'int8'))).toMatch(/--dtype.*fp32, fp16/);
+  expect(oneLineError(run('bundle', 'create-sd21', '--variant', 'sd21'))).toMatch(/--out/);
 });
 
 test('a failure prints its code and every cause; --debug (before or after the command) or DYNASYN_DEBUG=1 adds each stack', () => {

@@ -7,7 +7,7 @@
 import { Command } from 'commander';
 import { SCHEDULER_KINDS } from '@dynasyn/diffusion';
 import { sample } from './commands/sample.js';
-import { createTiny } from './commands/bundle.js';
+import { createSd21, createTiny } from './commands/bundle.js';
 import { registerPersonalizationCommands } from './commands/personalize.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerServeCommand } from './commands/serve.js';
@@ -41,6 +41,13 @@ bundle.command('create-tiny')
   .argument('<dir>', 'output directory')
   .option('--seed <n>', 'weight seed', integer(0), 0)
   .action(async (dir: string, o: { seed: number }) => { await createTiny(dir, o.seed); });
+bundle.command('create-sd21')
+  .description('write a Stable Diffusion 2.1-shaped bundle at full size with random weights (for memory and speed benchmarks; 5.2 GB fp32)')
+  .requiredOption('--out <dir>', 'output directory')
+  .option('--variant <v>', 'sd21-base (512 px, epsilon) | sd21 (768 px, v-prediction)', oneOf(['sd21-base', 'sd21'] as const), 'sd21-base')
+  .option('--dtype <t>', 'fp32 | fp16 (weights, inputs and outputs in float16, as optimum --fp16)', oneOf(['fp32', 'fp16'] as const), 'fp32')
+  .option('--seed <n>', 'weight seed', integer(0, 0xffffffff), 0)
+  .action(async (o) => { await createSd21(o); });
 
 registerPersonalizationCommands(program);
 registerServeCommand(program);
