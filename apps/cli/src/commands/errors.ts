@@ -40,7 +40,7 @@ export function formatFailure(e: unknown, { prefix, debug, hint }: { prefix: str
   const walk = (err: unknown, indent: string, depth: number): void => {
     if (depth > 32) { lines.push(`${indent}caused by: ... (deeper causes left out)`); return; }
     for (const [label, child] of children(err)) {
-      const at = label === 'caused by' ? indent : `${indent}  `; // an aggregate's errors sit beneath it
+      const at = label === 'caused by' ? indent : `${indent}  `; // an aggregate's errors and cleanup failures sit beneath it
       if (seen.has(child)) { lines.push(`${at}${label}: (the same error again: a cycle)`); continue; }
       seen.add(child);
       lines.push(...prefixed(`${at}${label}: `, header(child, debug)));
@@ -53,7 +53,10 @@ export function formatFailure(e: unknown, { prefix, debug, hint }: { prefix: str
   return `${lines.join('\n')}\n`;
 }
 
-/** The errors below `e`: an AggregateError's `errors` (numbered), then its `cause`. */
+/**
+ * The errors below `e`: an AggregateError's `errors` (numbered), the `suppressed` errors of cleanup that ran
+ * while `e` was on its way out (dynasyn's cleanUp attaches them: they never replace `e`), then its `cause`.
+ */
 function children(e: unknown): [string, unknown][] {
   if (!(e instanceof Error)) return [];
   const out: [string, unknown][] = [];
@@ -61,6 +64,8 @@ function children(e: unknown): [string, unknown][] {
   if ((e instanceof AggregateError || e.name === 'AggregateError') && Array.isArray(errors)) {
     errors.forEach((x, i) => out.push([`error ${i + 1} of ${errors.length}`, x]));
   }
+  const suppressed = (e as { suppressed?: unknown }).suppressed;
+  if (Array.isArray(suppressed)) suppressed.forEach((x) => out.push(['then, while cleaning up', x]));
   if ('cause' in e && e.cause !== undefined) out.push(['caused by', e.cause]);
   return out;
 }
