@@ -9,9 +9,9 @@ import { Graph, type Node } from './graph.js';
 import { type OnnxModel, defaultOpset } from './model.js';
 import { Builder } from './builder.js';
 import { inferTypes } from './infer.js';
-import { isFloat, fromNumbers, numel, dataTypeName } from './tensor.js';
+import { isFloat, fromNumbers, numel, dataTypeName, elementSize, type HostTensor } from './tensor.js';
 import { lookupOp } from './ops/registry.js';
-import type { TensorRef } from './ops/types.js';
+import type { TensorRef, TensorType } from './ops/types.js';
 
 export interface DeriveOptions {
   /** Name of the scalar loss tensor (any tensor of the graph, usually an output). */
@@ -26,6 +26,14 @@ export interface DeriveOptions {
   allowUnused?: boolean;
   /** Suffix of gradient output names (default `_grad`). */
   gradSuffix?: string;
+  /**
+   * Recompute instead of keeping: every Softmax output of at least this many bytes (attention probabilities,
+   * [.., T, T]: 671 MB per self-attention layer of SD 2.1 at 64x64 latents and batch 2) is not kept for the
+   * backward pass but recomputed there from the tensors its scores come from (queries and keys, T x d), as
+   * training systems do (activation checkpointing, FlashAttention's backward). Costs one more scores product
+   * per such layer. Default: keep everything.
+   */
+  recomputeAbove?: number;
 }
 
 export interface DerivedGraph {
@@ -112,6 +120,8 @@ export function deriveGradientGraph(model: OnnxModel, options: DeriveOptions): D
   for (const n of order) for (const x of new Set(n.inputs)) if (x) { const l = consumers.get(x); if (l) l.push(n); else consumers.set(x, [n]); }
   const outputNames = new Set([options.loss, ...(options.keepOutputs ?? []), ...g.outputs.map((o) => o.name)]);
 
+  const rematerialize = recomputer(g, b, producers, types, values, activeNodes, options.recomputeAbove);
+
   for (const node of activeNodes) { // reverse topological order
     const def = lookupOp(node.domain, node.opType, node.name);
     const dOutputs = node.outputs.map((o) => (o ? gradOf(o) : undefined));
@@ -123,6 +133,7 @@ export function deriveGradientGraph(model: OnnxModel, options: DeriveOptions): D
       throw new OrtTrainingError('NO_GRADIENT', `operator ${node.opType} (node ${node.name}) has no gradient rule, and the loss depends on its input ${node.inputs.filter((_, i) => needs[i]).join(', ')}`);
     }
     b.scope = `${node.opType}:${node.name}`;
+    const emittedBefore = g.nodes.length;
     const ref = (name: string): TensorRef => ({ name, type: b.type(name), ...(values.has(name) ? { value: values.get(name)! } : {}) });
     const inGrads = def.gradient({
       node, opset, b, dOutputs, needs,
@@ -132,6 +143,7 @@ export function deriveGradientGraph(model: OnnxModel, options: DeriveOptions): D
       inputs: node.inputs.map((x) => (x ? ref(x) : undefined)),
       outputs: node.outputs.map((o) => ref(o)),
     });
+    rematerialize(g.nodes.slice(emittedBefore), dOutputs.find((d) => d !== undefined)!);
     node.inputs.forEach((x, i) => {
       const gi = inGrads[i];
       if (needs[i] && gi) {
@@ -176,6 +188,49 @@ export function deriveGradientGraph(model: OnnxModel, options: DeriveOptions): D
   return {
     model: { ...model, irVersion: Math.max(model.irVersion, 8), opsetImports, graph: g, producerName: 'ort-training', producerVersion: '0.1.0' },
     gradientOutputs,
+  };
+}
+
+/**
+ * DeriveOptions.recomputeAbove: returns a pass over the nodes a gradient rule just emitted that makes each
+ * of them read a recomputed copy of a large Softmax output instead of the forward one, so the forward tensor
+ * dies with its forward readers. The copy is the forward chain from the Softmax back to its first tensors
+ * below the size (queries, keys: kept anyway), re-emitted once per tensor and shared by all its backward
+ * readers. Its inputs get + 0 * sum(dY) (dY: a gradient already computed when the copy is needed): the copy
+ * then differs from the forward nodes, so onnxruntime neither merges the two (common subexpressions) nor
+ * runs the copy early (it must wait for dY), which would keep it alive as long as the original.
+ */
+function recomputer(
+  g: Graph, b: Builder, producers: Map<string, Node>, types: Map<string, TensorType>, values: Map<string, HostTensor>,
+  activeNodes: Node[], minBytes: number | undefined,
+): (emitted: Node[], gradient: string) => void {
+  const size = (t: string) => { const ty = types.get(t); return ty ? numel(ty.dims) * elementSize(ty.dtype) : 0; };
+  const targets = new Set<string>();
+  if (minBytes !== undefined) {
+    for (const n of activeNodes) if (n.opType === 'Softmax' && (n.domain === '' || n.domain === 'ai.onnx') && size(n.outputs[0]!) >= minBytes) targets.add(n.outputs[0]!);
+  }
+  if (targets.size === 0) return () => {};
+  const copies = new Map<string, string>();
+  const copy = (t: string, gate: () => string): string => {
+    const known = copies.get(t);
+    if (known) return known;
+    const p = producers.get(t)!;
+    const inputs = p.inputs.map((x) => {
+      if (!x || values.has(x) || g.initializers.has(x) || !isFloat(types.get(x)!.dtype)) return x;
+      const big = size(x) >= minBytes! && producers.has(x);
+      return big ? copy(x, gate) : b.add(x, b.cast(gate(), types.get(x)!.dtype));
+    });
+    const outs = b.copyOf(p, inputs);
+    p.outputs.forEach((o, i) => copies.set(o, outs[i]!));
+    return copies.get(t)!;
+  };
+  return (emitted, gradient) => {
+    let gate: string | undefined;
+    const gateOf = () => (gate ??= b.scale(b.reduceSum(gradient, b.dims(gradient).map((_, i) => i), false), 0));
+    for (const n of emitted) {
+      if (!n.inputs.some((x) => x && targets.has(x))) continue;
+      n.inputs = n.inputs.map((x) => (x && targets.has(x) ? copy(x, gateOf) : x));
+    }
   };
 }
 

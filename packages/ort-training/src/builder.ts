@@ -78,6 +78,18 @@ export class Builder {
     return outputs;
   }
 
+  /**
+   * A copy of the forward `node` reading `inputs` (same types as its own), for recomputing a forward tensor
+   * in the backward pass instead of keeping it. Never shared with an equal node (that would undo it).
+   */
+  copyOf(node: Node, inputs: string[]): string[] {
+    const outputs = node.outputs.map((o) => this.graph.uniqueName(`${this.prefix}/recompute/${o}`));
+    const copy = this.graph.addNode({ ...node, inputs, outputs, attributes: [...node.attributes], name: this.graph.uniqueName(`${this.prefix}/recompute/${node.name}`) });
+    node.outputs.forEach((o, i) => this.types.set(outputs[i]!, this.type(o)));
+    for (const o of outputs) this.producers.set(o, copy);
+    return outputs;
+  }
+
   op(opType: string, inputs: string[], attributes: Record<string, AttrValue | undefined> = {}, hint = opType): string {
     return this.emit(opType, inputs, 1, attributes, hint)[0]!;
   }

@@ -28,6 +28,8 @@ export interface TrainingSessionOptions {
   inputShapes?: Record<string, number[]>;
   /** Further tensors returned by each step (e.g. loss terms to log). */
   keepOutputs?: string[];
+  /** Recompute Softmax outputs of at least this many bytes in the backward pass instead of keeping them (DeriveOptions). */
+  recomputeAbove?: number;
   /** Default ['cpu']; 'cuda' needs onnxruntime-node's CUDA provider installed. */
   executionProviders?: ExecutionProvider[];
   /** Where derived graphs are cached (default `$XDG_CACHE_HOME/dynasyn/ort-training`). */
@@ -75,6 +77,7 @@ export class TrainingSession implements TrainableStore {
       loss: options.loss, wrt: options.trainable,
       ...(options.inputShapes ? { inputShapes: options.inputShapes } : {}),
       ...(options.keepOutputs ? { keepOutputs: options.keepOutputs } : {}),
+      ...(options.recomputeAbove !== undefined ? { recomputeAbove: options.recomputeAbove } : {}),
     };
     const key = cacheKey({ model, options: derive, ...(bytes ? { modelBytes: bytes } : {}) });
     return cachedEntry(options.cacheDir ?? defaultCacheDir(), key, (tmp) => buildEntry(tmp, model, derive));

@@ -51,9 +51,9 @@ function matmulGradient(ctx: GradContext): (string | undefined)[] {
     // Activations [..., M, K] x weight [K, N]: fold every leading axis into rows, so that
     // dW = A2^T @ dY2 is ONE 2-D product and dA = dY2 @ W^T another.
     const rows = numel(a2) / K;
-    // dA = dY @ W^T as a MatMul on dY's own shape: no reshapes, and for a frozen W onnxruntime folds the
-    // Transpose into a constant, so the data gradient of a Linear layer is one node.
-    if (needs[0]) dA = b.op('MatMul', [dy, b.transpose(w, [1, 0])]);
+    // dA = dY2 @ W^T as a Gemm with transB: W is read where it is. (A MatMul with Transpose(W) made
+    // onnxruntime fold a transposed copy of every frozen weight: SD 2.1's 4.8 GB of weights held twice.)
+    if (needs[0]) dA = b.reshape(gemm(b, b.reshape(dy, [rows, N]), w, false, true), a2);
     if (needs[1]) dB = gemm(b, b.reshape(a, [rows, K]), b.reshape(dy, [rows, N]), true, false);
   } else {
     // Batched (attention [B,H,S,D] x [B,H,D,S]) or a matrix times a batch: batched products with the last

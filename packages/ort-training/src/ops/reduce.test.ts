@@ -105,6 +105,40 @@ describe('softmax and cumulative sum gradients match central differences', () =>
     const sums = derived.model.graph.nodes.filter((n) => n.opType === 'ReduceSum' && n.name.startsWith('grad/Softmax'));
     expect(sums.map((n) => types.get(n.inputs[0]!)!.dims)).toEqual([[2, 4, 3]]);
   });
+  test('recomputed attention probabilities (recomputeAbove): the same gradients, and the forward P has no backward reader', async () => {
+    // O = softmax(Q K^T / 2) @ V with a second reader of the scores' softmax (as DynASyn's losses read P)
+    const [B, T, d] = [2, 5, 3];
+    const model = buildModel({
+      inputs: [{ name: 'q', dtype: D, dims: [B, T, d], values: randomValues(B * T * d, 31) }, { name: 'k', dtype: D, dims: [B, T, d], values: randomValues(B * T * d, 32) },
+        { name: 'v', dtype: D, dims: [B, T, d], values: randomValues(B * T * d, 33) }],
+      constants: { half: fromNumbers(D, [], [0.5]) },
+      nodes: [
+        { op: 'Transpose', inputs: ['k'], outputs: ['kt'], attrs: { perm: [0, 2, 1] } },
+        { op: 'MatMul', inputs: ['q', 'kt'], outputs: ['qk'] },
+        { op: 'Mul', inputs: ['qk', 'half'], outputs: ['s'] },
+        { op: 'Softmax', inputs: ['s'], outputs: ['p'], attrs: { axis: -1 } },
+        { op: 'MatMul', inputs: ['p', 'v'], outputs: ['o'] },
+        { op: 'ReduceMax', inputs: ['p'], outputs: ['pmax'], attrs: { axes: [2], keepdims: 1 } },
+        { op: 'Mul', inputs: ['o', 'o'], outputs: ['oo'] },
+        { op: 'ReduceSum', inputs: ['oo'], outputs: ['l1'], attrs: { keepdims: 0 } },
+        { op: 'ReduceSum', inputs: ['pmax'], outputs: ['l2'], attrs: { keepdims: 0 } },
+        { op: 'Add', inputs: ['l1', 'l2'], outputs: ['loss'] },
+      ],
+      outputs: ['loss'], opset: 17,
+    });
+    const feeds = Object.fromEntries(model.graph.inputs.map((v, i) => [v.name, fromNumbers(D, [B, T, d], randomValues(B * T * d, 31 + i))]));
+    const kept = deriveGradientGraph(model, { loss: 'loss', wrt: ['q', 'k', 'v'] });
+    const recomputed = deriveGradientGraph(model, { loss: 'loss', wrt: ['q', 'k', 'v'], recomputeAbove: 0 });
+    const g = recomputed.model.graph;
+    const backwardReaders = g.nodes.filter((n) => n.inputs.includes('p') && n.name.startsWith('grad/'));
+    expect(backwardReaders).toEqual([]);
+    expect(g.nodes.filter((n) => n.opType === 'Softmax')).toHaveLength(2);
+    const [a, b] = [await run(await session(kept.model), feeds), await run(await session(recomputed.model), feeds)];
+    for (const t of ['q', 'k', 'v']) {
+      const [x, y] = [a[kept.gradientOutputs[t]!]!, b[recomputed.gradientOutputs[t]!]!];
+      expect(Math.max(...x.map((v, i) => Math.abs(v - y[i]!)))).toBeLessThan(1e-12);
+    }
+  });
   test.each([[0, 0], [1, 0], [0, 1], [1, 1]])('CumSum along axis 1, exclusive=%d reverse=%d', async (exclusive, reverse) => {
     await check({ op: 'CumSum', x: randomValues(24, 11), attrs: { exclusive, reverse }, extra: { axis: fromNumbers(DataType.INT64, [], [1]) }, extraInputs: ['axis'] });
   });
