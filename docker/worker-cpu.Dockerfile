@@ -33,7 +33,8 @@ ENV NODE_ENV=production \
     WORKER=${WORKER} \
     DEVICE=cpu \
     WORK_DIR=/tmp/dynasyn-work \
-    CACHE_DIR=/var/cache/dynasyn
+    CACHE_DIR=/var/cache/dynasyn \
+    MALLOC_MMAP_THRESHOLD_=1048576
 WORKDIR /app
 COPY --from=build --chown=node:node /app/package.json ./package.json
 COPY --from=build --chown=node:node /app/node_modules ./node_modules

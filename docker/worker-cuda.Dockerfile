@@ -43,6 +43,7 @@ ENV NODE_ENV=production \
     DEVICE=cuda \
     WORK_DIR=/tmp/dynasyn-work \
     CACHE_DIR=/var/cache/dynasyn \
+    MALLOC_MMAP_THRESHOLD_=1048576 \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 # ubuntu 24.04 images have a `ubuntu` user with uid 1000; the workers run as an unprivileged `dynasyn` user.

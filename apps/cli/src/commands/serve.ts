@@ -48,8 +48,9 @@ export async function serve(source: NodeJS.ProcessEnv): Promise<void> {
       (e: unknown) => { say(`shutdown failed: ${e instanceof Error ? e.message : String(e)}`); process.exit(1); },
     );
   };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  // `on`, not `once`: a signal delivered twice (to the bin's process and to this one) must not kill mid-checkpoint
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
 /** The API's own environment schema, fed with serve's resolved values (storage default, shared prefix). */

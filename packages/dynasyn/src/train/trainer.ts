@@ -115,7 +115,7 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
       ...sessionSpec(built),
       ...(o.executionProviders ? { executionProviders: o.executionProviders } : {}),
       ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}),
-      ...(o.intraOpNumThreads !== undefined ? { sessionOptions: { intraOpNumThreads: o.intraOpNumThreads } } : {}),
+      sessionOptions: { ...TRAINING_SESSION_OPTIONS, ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}) },
     });
     for (const [name, value] of built.startValues) session.setTrainable(name, value);
     const { inputIds, timestep, noisyLatents } = built.inputs;
@@ -199,10 +199,25 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
   }
 }
 
+/**
+ * Attention probabilities of at least this size are recomputed in the backward pass, not kept: SD 2.1's
+ * self-attention at 64x64 latents (671 MB per layer at batch 2) and 32x32 (84 MB); nothing of the tiny bundle.
+ */
+export const RECOMPUTE_ATTENTION_ABOVE = 64 * 2 ** 20;
+
+/**
+ * onnxruntime settings of the training session. No CPU memory arena: a step's activations go back to the
+ * system when it ends instead of growing the arena step after step (SD 2.1 at 512 px: killed at 24 GB in
+ * the second step with it). No pre-packing: pre-packed weights are copies (a frozen weight is read by the
+ * forward and by the backward product, two packed copies besides the original); without it each weight is
+ * held once, and training products are large enough that packing per call costs little.
+ */
+export const TRAINING_SESSION_OPTIONS = { enableCpuMemArena: false, extra: { session: { disable_prepacking: '1' } } } as const;
+
 /** What TrainingSession needs to derive a phase's graph (the same for prepare and create, so create finds the cache entry). */
 function sessionSpec(built: TrainingModel) {
   const o = built.outputs;
-  return { model: built.model, loss: o.loss, trainable: built.trainable, keepOutputs: [o.md, o.m2a, o.ica, o.aug, o.attention] };
+  return { model: built.model, loss: o.loss, trainable: built.trainable, keepOutputs: [o.md, o.m2a, o.ica, o.aug, o.attention], recomputeAbove: RECOMPUTE_ATTENTION_ABOVE };
 }
 
 const PLACEHOLDERS = PLACEHOLDER_INPUT;
