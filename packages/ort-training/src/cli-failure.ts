@@ -1,9 +1,9 @@
 /**
- * What `ort-train` prints when a command fails: the message, its code and every cause. The same format as
- * the `dynasyn` command's (apps/cli/src/commands/errors.ts); a copy, because this package must not depend
- * on the app and no package of its own would hold just this.
+ * What a failing command prints: the message, its code and every error below it (cause chain, an
+ * AggregateError's errors, cleanup failures attached as `suppressed`). One definition for both command-line
+ * programs: `ort-train` (this package) and `dynasyn` (apps/cli re-exports it).
  */
-/** The first line of an error's message (the error's name when it has none), or a thrown value's text. */
+/** One line for the user: the message of a known error, else the error's own text without a stack. */
 export function oneLine(e: unknown): string {
   return compact(e instanceof Error ? e.message : safeString(e)) || (e instanceof Error ? e.name : 'unknown error');
 }
@@ -28,7 +28,7 @@ export const DEBUG_HINT = 'run with --debug for stack traces';
  * What a failed command prints on stderr: the message (with its code), then one `caused by:` line per
  * error in the `cause` chain, AggregateError's `errors` indented below it. Without `debug` each message is
  * cut to one line and, with `hint`, the hint to --debug ends it; with `debug` messages are whole and each
- * error's stack follows it. `prefix` names the program (`ort-train`).
+ * error's stack follows it. `prefix` names the program (`dynasyn`, `ort-train`).
  */
 export function formatFailure(e: unknown, { prefix, debug, hint }: { prefix: string; debug: boolean; hint: boolean }): string {
   const lines: string[] = [];
@@ -40,7 +40,7 @@ export function formatFailure(e: unknown, { prefix, debug, hint }: { prefix: str
   const walk = (err: unknown, indent: string, depth: number): void => {
     if (depth > 32) { lines.push(`${indent}caused by: ... (deeper causes left out)`); return; }
     for (const [label, child] of children(err)) {
-      const at = label === 'caused by' ? indent : `${indent}  `; // an aggregate's errors sit beneath it
+      const at = label === 'caused by' ? indent : `${indent}  `; // an aggregate's errors and cleanup failures sit beneath it
       if (seen.has(child)) { lines.push(`${at}${label}: (the same error again: a cycle)`); continue; }
       seen.add(child);
       lines.push(...prefixed(`${at}${label}: `, header(child, debug)));
@@ -53,7 +53,10 @@ export function formatFailure(e: unknown, { prefix, debug, hint }: { prefix: str
   return `${lines.join('\n')}\n`;
 }
 
-/** The errors below `e`: an AggregateError's `errors` (numbered), then its `cause`. */
+/**
+ * The errors below `e`: an AggregateError's `errors` (numbered), the `suppressed` errors of cleanup that ran
+ * while `e` was on its way out (dynasyn's cleanUp attaches them: they never replace `e`), then its `cause`.
+ */
 function children(e: unknown): [string, unknown][] {
   if (!(e instanceof Error)) return [];
   const out: [string, unknown][] = [];
@@ -61,6 +64,8 @@ function children(e: unknown): [string, unknown][] {
   if ((e instanceof AggregateError || e.name === 'AggregateError') && Array.isArray(errors)) {
     errors.forEach((x, i) => out.push([`error ${i + 1} of ${errors.length}`, x]));
   }
+  const suppressed = (e as { suppressed?: unknown }).suppressed;
+  if (Array.isArray(suppressed)) suppressed.forEach((x) => out.push(['then, while cleaning up', x]));
   if ('cause' in e && e.cause !== undefined) out.push(['caused by', e.cause]);
   return out;
 }
