@@ -147,7 +147,11 @@ export function tinyTokenizerFiles(options: TinyTokenizerOptions = {}): ClipToke
  * needed). Returns the base vocabulary size: the token-embedding rows a matching text encoder needs.
  */
 export function writeTinyTokenizer(dir: string, options: TinyTokenizerOptions = {}): { vocabSize: number } {
-  const files = tinyTokenizerFiles(options);
+  return writeTokenizerFiles(dir, tinyTokenizerFiles(options));
+}
+
+/** Writes a tokenizer folder as transformers' CLIPTokenizer reads it; returns its base vocabulary size. */
+export function writeTokenizerFiles(dir: string, files: ClipTokenizerFiles): { vocabSize: number } {
   mkdirSync(dir, { recursive: true });
   const json = (v: unknown) => JSON.stringify(v, null, 2) + '\n';
   writeFileSync(join(dir, 'vocab.json'), json(files.vocab));

@@ -7,10 +7,8 @@
  * the vocabulary is full. Merges ranked after the learned ones never change how a learned word splits, and
  * any other word still tokenizes (into 1-3 character pieces, or bytes).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { DiffusionError } from '../errors.js';
-import { learnMerges, tinyTokenizerFiles, TINY_TOKENIZER_WORDS } from '../tokenizer-files.js';
+import { learnMerges, tinyTokenizerFiles, TINY_TOKENIZER_WORDS, writeTokenizerFiles } from '../tokenizer-files.js';
 import { END_OF_WORD, type ClipTokenizerFiles } from '../tokenizer.js';
 import { CLIP_VOCAB_SIZE } from './config.js';
 
@@ -54,12 +52,5 @@ export function clipSizedTokenizerFiles(vocabSize = CLIP_VOCAB_SIZE): ClipTokeni
 
 /** Writes the tokenizer folder (vocab.json, merges.txt, special_tokens_map.json, tokenizer_config.json). */
 export function writeClipSizedTokenizer(dir: string, vocabSize = CLIP_VOCAB_SIZE): { vocabSize: number } {
-  const files = clipSizedTokenizerFiles(vocabSize);
-  mkdirSync(dir, { recursive: true });
-  const json = (v: unknown) => JSON.stringify(v, null, 2) + '\n';
-  writeFileSync(join(dir, 'vocab.json'), json(files.vocab));
-  writeFileSync(join(dir, 'merges.txt'), files.merges);
-  writeFileSync(join(dir, 'special_tokens_map.json'), json(files.specialTokensMap));
-  writeFileSync(join(dir, 'tokenizer_config.json'), json(files.tokenizerConfig));
-  return { vocabSize: Object.keys(files.vocab).length };
+  return writeTokenizerFiles(dir, clipSizedTokenizerFiles(vocabSize));
 }
