@@ -200,9 +200,22 @@ export function loadModel(file: string): OnnxModel {
   for (const init of model.graph.initializers.values()) {
     const d = init.data;
     // protobufjs decodes bytes fields of a Buffer as views of it: the view's offset is the data's place in the file
-    if (!isExternal(d) && d.byteLength >= INLINE_REFERENCE_MIN_BYTES && d.buffer === bytes.buffer) {
-      init.data = { path: source, offset: d.byteOffset - bytes.byteOffset, length: d.byteLength };
-    }
+    if (isExternal(d) || d.buffer !== bytes.buffer) continue;
+    init.data = d.byteLength >= INLINE_REFERENCE_MIN_BYTES
+      ? { path: source, offset: d.byteOffset - bytes.byteOffset, length: d.byteLength }
+      : new Uint8Array(d); // a copy (Buffer#slice is a view): a view would keep the whole file's bytes alive (1.4 GB for SD 2.x's text encoder)
+  }
+  // so would the bytes decoded into node attributes (Constant values, string attributes)
+  const own = (b: Uint8Array | undefined) => (b && b.buffer === bytes.buffer ? new Uint8Array(b) : b);
+  const ownTensor = <T extends { raw_data?: Uint8Array | null }>(t: T): T => (t.raw_data ? { ...t, raw_data: own(t.raw_data) } : t);
+  for (const n of model.graph.nodes) {
+    n.attributes = n.attributes.map((a) => ({
+      ...a,
+      ...(a.s ? { s: own(a.s) } : {}),
+      ...(a.t ? { t: ownTensor(a.t) } : {}),
+      ...(a.tensors?.length ? { tensors: a.tensors.map(ownTensor) } : {}),
+      ...(a.strings?.length ? { strings: a.strings.map((x) => own(x)!) } : {}),
+    }));
   }
   return model;
 }
