@@ -205,17 +205,17 @@ export function loadModel(file: string): OnnxModel {
       ? { path: source, offset: d.byteOffset - bytes.byteOffset, length: d.byteLength }
       : new Uint8Array(d); // a copy (Buffer#slice is a view): a view would keep the whole file's bytes alive (1.4 GB for SD 2.x's text encoder)
   }
-  // so would the bytes decoded into node attributes (Constant values, string attributes)
-  const own = (b: Uint8Array | undefined) => (b && b.buffer === bytes.buffer ? new Uint8Array(b) : b);
-  const ownTensor = <T extends { raw_data?: Uint8Array | null }>(t: T): T => (t.raw_data ? { ...t, raw_data: own(t.raw_data) } : t);
+  // so would the bytes decoded into node attributes (Constant values, string attributes); set in place, as
+  // decoded messages keep their unset fields' defaults on their prototype
+  const isView = (b: Uint8Array | null | undefined): b is Uint8Array => !!b && b.byteLength > 0 && b.buffer === bytes.buffer;
+  const ownTensor = (t: { raw_data?: Uint8Array | null }) => { if (isView(t.raw_data)) t.raw_data = new Uint8Array(t.raw_data); };
   for (const n of model.graph.nodes) {
-    n.attributes = n.attributes.map((a) => ({
-      ...a,
-      ...(a.s ? { s: own(a.s) } : {}),
-      ...(a.t ? { t: ownTensor(a.t) } : {}),
-      ...(a.tensors?.length ? { tensors: a.tensors.map(ownTensor) } : {}),
-      ...(a.strings?.length ? { strings: a.strings.map((x) => own(x)!) } : {}),
-    }));
+    for (const a of n.attributes) {
+      if (isView(a.s)) a.s = new Uint8Array(a.s);
+      if (a.t) ownTensor(a.t);
+      a.tensors?.forEach(ownTensor);
+      if (a.strings?.some(isView)) a.strings = a.strings.map((x) => (isView(x) ? new Uint8Array(x) : x));
+    }
   }
   return model;
 }
