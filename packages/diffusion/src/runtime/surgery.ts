@@ -56,8 +56,11 @@ export function placeholderModel(bundle: ModelBundle, count: number, options: { 
  */
 export function attentionCaptureModel(bundle: ModelBundle, opts: UnetAttentionOptions, cacheDir?: string): RewrittenModel & { output: string; height: number; width: number } {
   const side = bundle.sampleSize / bundle.vaeScaleFactor;
-  const captured = withAttentionCapture(loadModel(bundle.unetPath), {
-    inputShapes: { sample: [1, bundle.latentChannels, side, side], timestep: [1], encoder_hidden_states: [1, bundle.maxTokens, bundle.textEmbedDim] },
+  const unet = loadModel(bundle.unetPath);
+  // a UNet exported with one timestep for the batch may take it as a 0-d tensor
+  const scalarTimestep = unet.graph.inputs.find((v) => v.name === 'timestep')?.shape?.length === 0;
+  const captured = withAttentionCapture(unet, {
+    inputShapes: { sample: [1, bundle.latentChannels, side, side], timestep: scalarTimestep ? [] : [1], encoder_hidden_states: [1, bundle.maxTokens, bundle.textEmbedDim] },
     ...(opts.grid ? { grid: opts.grid } : {}), ...(opts.blocks ? { blocks: opts.blocks } : {}),
   });
   const [height, width] = captured.layers[0]!.grid;

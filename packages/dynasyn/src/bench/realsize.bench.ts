@@ -8,8 +8,9 @@
  *   npm run bench:realsize -w packages/dynasyn -- --bundle /tmp/sd21-base [--threads 2] [--json out.json]
  *
  * It runs twice with one derived-graph cache: a cold run (derives the training graphs) and a warm run (finds
- * them). Per stage: wall time, time per unit (image, step), and the peak resident memory (VmRSS of the child,
- * sampled every 100 ms; VmHWM at the end). Disk: what the cache and the run folder hold beyond hard links
+ * them). Per stage (the work before each progress event counts to that event's stage): wall time, the first
+ * unit's time (sessions loaded, graphs derived), the time of each later unit (image, step), and the peak resident
+ * memory (VmRSS of the child, sampled every 100 ms; VmHWM at the end). Disk: what the cache and the run folder hold beyond hard links
  * to the bundle's weights.
  */
 import { spawn } from 'node:child_process';
@@ -74,8 +75,19 @@ function diskUse(dir: string, bundle: string): { own: number; linked: number } {
   return { own, linked };
 }
 
-interface StageNumbers { wallMs: number; units: number; msPerUnit: number; peakRssMiB: number }
-interface RunNumbers { totalMs: number; stages: Record<string, StageNumbers>; peakRssMiB: number; hwmMiB: number; firstTrainStepMs: number }
+interface StageNumbers {
+  /** From the previous stage's last event to this stage's last. */
+  wallMs: number;
+  units: number;
+  /** From the previous stage's last event to this stage's first: loading, deriving, the first unit. */
+  firstUnitMs: number;
+  /** Between this stage's later events (the steady per-unit time); NaN with one unit. */
+  msPerLaterUnit: number;
+  peakRssMiB: number;
+}
+interface RunNumbers { totalMs: number; stages: Record<string, StageNumbers>; peakRssMiB: number; hwmMiB: number }
+
+const stageOf = (e: ProgressEvent) => (e.stage === 'train' ? `train phase ${e.phase}` : e.stage);
 
 async function runChild(bundle: string, out: string, graphCache: string, threads: number): Promise<RunNumbers> {
   const self = fileURLToPath(import.meta.url);
@@ -84,16 +96,14 @@ async function runChild(bundle: string, out: string, graphCache: string, threads
     // as the dynasyn bin and the worker images run it (apps/cli/bin/dynasyn.js says why)
     env: { ...process.env, MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? '1048576' },
   });
+  const t0 = performance.now();
   const events: ChildLine[] = [];
-  let stage = 'prepare';
-  const peakByStage = new Map<string, number>();
-  let peak = 0, hwm = 0;
+  const samples: { t: number; rssKiB: number }[] = [];
+  let hwm = 0;
   const sample = () => {
     const rss = statusKiB(proc.pid!, 'VmRSS');
     hwm = Math.max(hwm, statusKiB(proc.pid!, 'VmHWM') ?? 0);
-    if (rss === undefined) return;
-    peak = Math.max(peak, rss);
-    peakByStage.set(stage, Math.max(peakByStage.get(stage) ?? 0, rss));
+    if (rss !== undefined) samples.push({ t: performance.now() - t0, rssKiB: rss });
   };
   const timer = setInterval(sample, 100);
   let buf = '';
@@ -106,9 +116,8 @@ async function runChild(bundle: string, out: string, graphCache: string, threads
       const line = JSON.parse(text) as ChildLine;
       sample();
       if (line.event) {
-        stage = line.event.stage === 'train' ? `train phase ${line.event.phase}` : line.event.stage;
         const e = line.event;
-        process.stderr.write(`  ${(line.t / 1000).toFixed(1)} s  ${stage} ${e.step}/${e.total}${e.message ? ` ${e.message}` : ''}\n`);
+        process.stderr.write(`  ${(line.t / 1000).toFixed(1)} s  ${stageOf(e)} ${e.step}/${e.total}${e.message ? ` ${e.message}` : ''}\n`);
       }
       events.push(line);
     }
@@ -118,28 +127,27 @@ async function runChild(bundle: string, out: string, graphCache: string, threads
   if (code !== 0) throw new Error(`the personalization child exited with ${code}`);
   const done = events.find((e) => e.done)!.done!;
   hwm = Math.max(hwm, done.maxRssKiB);
-  // per stage: from the first to the last event of the stage, over the units between them
+  // An event ends a unit of work: what ran before it (since the previous event) belongs to its stage.
+  const progress = events.filter((e) => e.event);
+  const stageAt = (t: number) => stageOf((progress.find((e) => e.t >= t) ?? progress[progress.length - 1]!).event!);
+  const peak = new Map<string, number>();
+  for (const x of samples) { const k = stageAt(x.t); peak.set(k, Math.max(peak.get(k) ?? 0, x.rssKiB)); }
   const stages: Record<string, StageNumbers> = {};
-  const byStage = new Map<string, ChildLine[]>();
-  for (const e of events) {
-    if (!e.event) continue;
-    const key = e.event.stage === 'train' ? `train phase ${e.event.phase}` : e.event.stage;
-    byStage.set(key, [...(byStage.get(key) ?? []), e]);
-  }
   let previousEnd = 0;
-  for (const [key, es] of byStage) {
-    const first = es[0]!, last = es[es.length - 1]!;
-    const units = Math.max(1, last.event!.step - (first.event!.step > 1 ? first.event!.step - 1 : 0));
-    const startedAt = Math.min(first.t, previousEnd || first.t);
-    stages[key] = { wallMs: last.t - startedAt, units, msPerUnit: (last.t - startedAt) / units, peakRssMiB: (peakByStage.get(key) ?? 0) / 1024 };
+  const order = [...new Set(progress.map((e) => stageOf(e.event!)))];
+  for (const key of order) {
+    const es = progress.filter((e) => stageOf(e.event!) === key && (e.event!.step > 0 || e.event!.total === 0));
+    const all = progress.filter((e) => stageOf(e.event!) === key);
+    const last = all[all.length - 1]!;
+    const units = es.length ? es.length : 1;
+    const later = es.slice(1).map((e, i) => e.t - es[i]!.t);
+    stages[key] = {
+      wallMs: last.t - previousEnd, units, firstUnitMs: (es[0] ?? last).t - previousEnd,
+      msPerLaterUnit: later.length ? later.reduce((a, b) => a + b, 0) / later.length : NaN, peakRssMiB: (peak.get(key) ?? 0) / 1024,
+    };
     previousEnd = last.t;
   }
-  const firstTrain = events.find((e) => e.event?.stage === 'train');
-  const trainStart = events.filter((e) => e.event && e.event.stage !== 'train' && e.t < (firstTrain?.t ?? 0)).pop();
-  return {
-    totalMs: events[events.length - 1]!.t, stages, peakRssMiB: peak / 1024, hwmMiB: hwm / 1024,
-    firstTrainStepMs: firstTrain && trainStart ? firstTrain.t - trainStart.t : NaN,
-  };
+  return { totalMs: progress[progress.length - 1]!.t, stages, peakRssMiB: Math.max(0, ...samples.map((x) => x.rssKiB)) / 1024, hwmMiB: hwm / 1024 };
 }
 
 async function main(): Promise<void> {
@@ -159,8 +167,11 @@ async function main(): Promise<void> {
       const r = await runChild(path.resolve(bundle), out, graphCache, threads);
       results[run] = { ...r, disk: { cache: diskUse(graphCache, bundle), run: diskUse(out, bundle) } };
       const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
-      console.log(`${run}: ${(r.totalMs / 1000).toFixed(1)} s, peak RSS ${r.peakRssMiB.toFixed(0)} MiB (VmHWM ${r.hwmMiB.toFixed(0)} MiB); train stage start to first step ${(r.firstTrainStepMs / 1000).toFixed(1)} s`);
-      for (const [k, s] of Object.entries(r.stages)) console.log(`  ${k.padEnd(14)} ${(s.wallMs / 1000).toFixed(1).padStart(7)} s, ${s.units} units, ${(s.msPerUnit / 1000).toFixed(1)} s/unit, peak RSS ${s.peakRssMiB.toFixed(0)} MiB`);
+      console.log(`${run}: ${(r.totalMs / 1000).toFixed(1)} s, peak RSS ${r.peakRssMiB.toFixed(0)} MiB (VmHWM ${r.hwmMiB.toFixed(0)} MiB)`);
+      for (const [k, s] of Object.entries(r.stages)) {
+        const later = Number.isNaN(s.msPerLaterUnit) ? '' : `, then ${(s.msPerLaterUnit / 1000).toFixed(1)} s per unit`;
+        console.log(`  ${k.padEnd(14)} ${(s.wallMs / 1000).toFixed(1).padStart(7)} s for ${s.units} units: first ${(s.firstUnitMs / 1000).toFixed(1)} s (loading included)${later}; peak RSS ${s.peakRssMiB.toFixed(0)} MiB`);
+      }
       const d = results[run]!.disk;
       console.log(`  disk: graph cache ${mib(d.cache.own)} written + ${mib(d.cache.linked)} hard-linked to the bundle; run folder ${mib(d.run.own)} + ${mib(d.run.linked)} linked`);
     }
