@@ -96,6 +96,27 @@ describe('withPlaceholderEmbeddings', () => {
     expect(Array.from(floats(a.pooler_output))).toEqual(Array.from(floats(b.pooler_output)));
   });
 
+  test('ids reaching the table through Unsqueeze, Squeeze, Identity, Flatten and Casts (other exporters) are found and edited alike', async () => {
+    const chained = copyModel(fx.model);
+    const g = chained.graph;
+    const f = new NodeFactory(g, chained, 'exporter');
+    const axes = f.constant({ dtype: DataType.INT64, dims: [1], data: BigInt64Array.of(-1n) }, 'axes');
+    let ids = f.add('Unsqueeze', ['input_ids', axes]);
+    ids = f.add('Squeeze', [ids, axes]);
+    ids = f.add('Identity', [ids]);
+    ids = f.add('Flatten', [ids], { axis: 1 });
+    ids = f.add('Cast', [f.add('Cast', [ids], { to: DataType.INT32 })], { to: DataType.INT64 });
+    const table = findTokenEmbedding(fx.model).name;
+    for (const n of g.nodes) if (n.opType === 'Gather' && n.inputs[0] === table) n.inputs = [table, ids];
+    g.sortTopologically();
+    const edited = withPlaceholderEmbeddings(chained, { numPlaceholders: P, baseVocabSize: V });
+    const start = placeholderStartValues(fx.model, [42, 517]);
+    const rows = [prompt([5, V, 7, V + 1, 9])];
+    const a = await runModel(edited.model, { input_ids: idsTensor(rows), placeholder_embeddings: placeholderFeed(start) });
+    const b = await runModel(withPlaceholderEmbeddings(fx.model, { numPlaceholders: P }).model, { input_ids: idsTensor(rows), placeholder_embeddings: placeholderFeed(start) });
+    expect(Array.from(floats(a.last_hidden_state))).toEqual(Array.from(floats(b.last_hidden_state)));
+  });
+
   test('gradient w.r.t. placeholder_embeddings: zero for unused rows, equal to finite differences on used ones', async () => {
     const edited = withPlaceholderEmbeddings(fx.model, { numPlaceholders: P });
     // loss = sum(last_hidden_state * R), R a fixed random projection
