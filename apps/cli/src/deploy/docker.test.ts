@@ -102,7 +102,7 @@ const parsed = Object.fromEntries(DOCKERFILES.map((f) => [f, parseDockerfile(rea
 const finalStage = (f: (typeof DOCKERFILES)[number]) => parsed[f].at(-1)!;
 
 /** Variables an image may set beyond the app's env schema: Node's and the NVIDIA runtime's own, and WORKER. */
-const STANDARD_ENV = /^(NODE_ENV|NODE_OPTIONS|PATH|TZ|AWS_[A-Z_]+|NVIDIA_[A-Z_]+|ONNXRUNTIME_NODE_INSTALL(_CUDA)?|PRISMA_SCHEMA_ENGINE_BINARY)$/;
+const STANDARD_ENV = /^(NODE_ENV|NODE_OPTIONS|PATH|TZ|MALLOC_[A-Z_]+|AWS_[A-Z_]+|NVIDIA_[A-Z_]+|ONNXRUNTIME_NODE_INSTALL(_CUDA)?|PRISMA_SCHEMA_ENGINE_BINARY)$/;
 
 describe.each(DOCKERFILES)('%s', (file) => {
   const stages = parsed[file];
@@ -192,7 +192,9 @@ function expectBuilt(file: string): void {
   expect([file, m !== null]).toEqual([file, true]);
   const dir = `${m![1]}/${m![2]}`;
   const pkg = JSON.parse(read(`${dir}/package.json`)) as { main?: string; bin?: Record<string, string> };
-  const entries = [pkg.main, ...Object.values(pkg.bin ?? {})].filter(Boolean).map((e) => path.posix.join(dir, e!));
+  // a bin is a committed shim (bin/*.js) that loads its build: the file it loads counts as an entry
+  const shimTargets = Object.values(pkg.bin ?? {}).flatMap((b) => [...read(path.posix.join(dir, b)).matchAll(/new URL\('\.\.\/(dist\/[^']+)'/g)].map((x) => x[1]!));
+  const entries = [pkg.main, ...Object.values(pkg.bin ?? {}), ...shimTargets].filter(Boolean).map((e) => path.posix.join(dir, e!));
   expect(entries).toContain(file);
   const tsconfig = read(`${dir}/tsconfig.json`);
   expect(tsconfig).toMatch(/"rootDir":\s*"src"/);
