@@ -1,6 +1,7 @@
 /**
  * `npm run bench -w packages/dynasyn`: costs of the tiny preset on the tiny bundle (issue 4 "Benchmark").
- * - a training step and its split, per phase: batch preparation, the frozen class-prompt pass (A(c_hat)),
+ * - a training step and its split, per phase: batch preparation (the frozen class-prompt pass A(c_hat) is a
+ *   branch of the training graph, so it is inside forward + backward),
  *   forward + backward (TrainingSession.step), the optimizer update; the forward share from a forward-only
  *   run of the same training graph (loss only), backward = step - forward; and standalone text encoder and
  *   UNet forwards at the training batch (2 rows) for the split of the forward;
@@ -25,8 +26,8 @@ import { buildTrainingModel } from '../graph/index.js';
 import { readInputFiles } from '../inputs.js';
 import { resolveOptions } from '../presets.js';
 import { createPersonalizedPipeline, defaultSamplePrompts, sampleConcepts } from '../sample.js';
-import { buildStepBatch, type BatchSetup, type ClassMapRunner } from '../train/batch.js';
-import { attentionGrid, encodeLatents, frozenClassModel, placeholderTokenizer, trainingScheduler } from '../train/setup.js';
+import { buildStepBatch, type BatchSetup } from '../train/batch.js';
+import { attentionGrid, encodeLatents, placeholderTokenizer, trainingScheduler } from '../train/setup.js';
 import type { AugmentedExample, DynasynOptions, LearnedConcepts, PersonalizationInput, ProgressEvent } from '../types.js';
 
 const arg = (name: string): string | undefined => {
@@ -52,7 +53,6 @@ const toOrt = (t: HostTensor): ort.Tensor => new ort.Tensor(ORT_TYPE[t.dtype]!, 
 interface PhaseNumbers {
   stepMs: number;
   batchMs: number;
-  frozenClassPassMs: number;
   forwardBackwardMs: number;
   forwardOnlyMs: number;
   backwardMs: number;
@@ -60,7 +60,7 @@ interface PhaseNumbers {
   trainables: number;
 }
 
-async function benchPhase(phase: 1 | 2, bundle: ModelBundle, setupBase: Omit<BatchSetup, 'idsType' | 'timestepType' | 'latentType' | 'frozenInGraph'>, o: DynasynOptions, frozen: ClassMapRunner, n: number): Promise<{ numbers: PhaseNumbers; concepts?: LearnedConcepts; feeds: Record<string, HostTensor> }> {
+async function benchPhase(phase: 1 | 2, bundle: ModelBundle, setupBase: Omit<BatchSetup, 'idsType' | 'timestepType' | 'latentType' | 'frozenInGraph'>, o: DynasynOptions, n: number): Promise<{ numbers: PhaseNumbers; concepts?: LearnedConcepts; feeds: Record<string, HostTensor> }> {
   const N = setupBase.subjects.length;
   const { tokenizer } = setupBase;
   const built = buildTrainingModel(bundle, {
@@ -78,13 +78,11 @@ async function benchPhase(phase: 1 | 2, bundle: ModelBundle, setupBase: Omit<Bat
   const setup: BatchSetup = { ...setupBase, frozenInGraph: built.inputs.classSelect !== undefined, idsType: built.inputs.inputIds.dtype, timestepType: built.inputs.timestep.dtype, latentType: built.inputs.noisyLatents.dtype };
   const optimizer = new AdamW({ lr: (phase === 1 ? o.train.phase1 : o.train.phase2).lr, weightDecay: o.train.weightDecay, maxGradNorm: o.train.maxGradNorm });
   const root = new GaussianRng(o.seed);
-  const rows: { step: number; batch: number; frozen: number; fb: number; fwd: number; opt: number }[] = [];
+  const rows: { step: number; batch: number; fb: number; fwd: number; opt: number }[] = [];
   let feeds: Record<string, HostTensor> = {};
   for (let i = 0; i <= n; i++) {
-    let frozenMs = 0;
-    const timedFrozen: ClassMapRunner = async (...a) => { const [r, t] = await timed(() => frozen(...a)); frozenMs += t; return r; };
     const t0 = performance.now();
-    const [batch, batchMs] = await timed(() => buildStepBatch(setup, root.fork(`bench-${phase}-${i}`), setupBase.augmented.length ? i % setupBase.augmented.length : undefined, timedFrozen));
+    const [batch, batchMs] = await timed(() => buildStepBatch(setup, root.fork(`bench-${phase}-${i}`), setupBase.augmented.length ? i % setupBase.augmented.length : undefined));
     const [r, fb] = await timed(() => session.step(batch.feeds));
     const [, opt] = await timed(async () => session.applyGradients(optimizer, r.grads));
     const step = performance.now() - t0;
@@ -92,7 +90,7 @@ async function benchPhase(phase: 1 | 2, bundle: ModelBundle, setupBase: Omit<Bat
     const fwdFeeds: Record<string, ort.Tensor> = {};
     for (const name of forward.inputNames) fwdFeeds[name] = toOrt(batch.feeds[name] ?? session.getTrainable(name));
     const [, fwd] = await timed(() => forward.run(fwdFeeds, [built.outputs.loss]));
-    if (i > 0) rows.push({ step, batch: batchMs - frozenMs, frozen: frozenMs, fb, fwd, opt }); // i = 0 warms up
+    if (i > 0) rows.push({ step, batch: batchMs, fb, fwd, opt }); // i = 0 warms up
   }
   const concepts: LearnedConcepts | undefined = phase === 2 ? {
     tokens: setupBase.subjects.map((_, i) => `<asset${i}>`), classWords: setupBase.subjects.map((s) => s.classWord),
@@ -107,7 +105,7 @@ async function benchPhase(phase: 1 | 2, bundle: ModelBundle, setupBase: Omit<Bat
   const fwd = median(rows.map((r) => r.fwd)), fbm = median(rows.map((r) => r.fb));
   return {
     numbers: {
-      stepMs: median(rows.map((r) => r.step)), batchMs: median(rows.map((r) => r.batch)), frozenClassPassMs: median(rows.map((r) => r.frozen)),
+      stepMs: median(rows.map((r) => r.step)), batchMs: median(rows.map((r) => r.batch)),
       forwardBackwardMs: fbm, forwardOnlyMs: fwd, backwardMs: fbm - fwd, optimizerMs: median(rows.map((r) => r.opt)),
       trainables,
     },
@@ -184,10 +182,8 @@ async function main(): Promise<void> {
       subjects: input.subjects, tokenizer, scheduler: trainingScheduler(bundle), grid, slots: N, maxTokens: bundle.maxTokens, ...latents,
       lambdas: o.train.lambdas, flipProbability: o.train.flipProbability,
     };
-    const frozen = await frozenClassModel(bundle, grid, runtime);
-    const p1 = await benchPhase(1, bundle, setupBase, o, frozen.run, steps);
-    const p2 = await benchPhase(2, bundle, setupBase, o, frozen.run, steps);
-    await frozen.release();
+    const p1 = await benchPhase(1, bundle, setupBase, o, steps);
+    const p2 = await benchPhase(2, bundle, setupBase, o, steps);
     const parts = await benchForwardParts(bundle, o, N, p1.feeds, grid, steps);
 
     // sampling with the phase-2 concepts
@@ -213,7 +209,7 @@ async function main(): Promise<void> {
       peakRssMiB,
     };
     const line = (name: string, p: PhaseNumbers) =>
-      `  ${name}: step ${ms(p.stepMs)} = batch ${ms(p.batchMs)} + forward/backward ${ms(p.forwardBackwardMs)} (the frozen class-prompt pass A(c_hat) is a branch of the training graph: inside it) (forward ${ms(p.forwardOnlyMs)}, backward ~${ms(p.backwardMs)}) + optimizer ${ms(p.optimizerMs)}; ${p.trainables} trainable values`;
+      `  ${name}: step ${ms(p.stepMs)} = batch ${ms(p.batchMs)} + forward/backward ${ms(p.forwardBackwardMs)} (forward ${ms(p.forwardOnlyMs)}, backward ~${ms(p.backwardMs)}) + optimizer ${ms(p.optimizerMs)}; ${p.trainables} trainable values`;
     process.stdout.write([
       `dynasyn tiny preset on the tiny bundle (${result.cpus} CPUs, onnxruntime threads ${result.threads ?? 'default'}), medians`,
       'training step:',
