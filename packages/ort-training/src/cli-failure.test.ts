@@ -39,3 +39,20 @@ test('DYNASYN_DEBUG=1 turns debug on; 0 or empty does not', () => {
   expect(debugFromEnv({ DYNASYN_DEBUG: '0' })).toBe(false);
   expect(debugFromEnv({})).toBe(false);
 });
+
+test('a cause that is no Error, a cycle and an error without a message are still reported', () => {
+  const a = new Error('outer', { cause: { status: 503, body: 'busy' } });
+  expect(formatFailure(a, { prefix: 'x', debug: false, hint: false })).toBe('x: outer\n  caused by: {"status":503,"body":"busy"}\n');
+  const loop = new Error('loop');
+  const inner = new Error('inner', { cause: loop });
+  (loop as { cause?: unknown }).cause = inner;
+  expect(formatFailure(loop, { prefix: 'x', debug: false, hint: false })).toBe('x: loop\n  caused by: Error: inner\n  caused by: (the same error again: a cycle)\n');
+  expect(formatFailure(new AggregateError([], ''), { prefix: 'x', debug: false, hint: false })).toBe('x: AggregateError\n');
+  expect(formatFailure('plain string', { prefix: 'x', debug: false, hint: false })).toBe('x: plain string\n');
+});
+
+test('a multi-line message is one line without debug (a Prisma-style reason last) and whole with it', () => {
+  const prisma = new Error('Invalid `db.tenant.create()` invocation:\n\n\n  Unique constraint failed on the fields: (`name`)');
+  expect(formatFailure(prisma, { prefix: 'dynasyn', debug: false, hint: false })).toBe('dynasyn: Invalid `db.tenant.create()` invocation: Unique constraint failed on the fields: (`name`)\n');
+  expect(formatFailure(prisma, { prefix: 'dynasyn', debug: true, hint: false })).toContain('\n      Unique constraint failed');
+});
