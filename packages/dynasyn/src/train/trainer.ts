@@ -194,8 +194,8 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
     failure = { error };
     throw error;
   } finally {
-    const open = last;
-    await cleanUp([open && (() => open.session.release()), frozen && (() => frozen.release())], failure);
+    const held = last;
+    await cleanUp([held && (() => held.session.release()), frozen && (() => frozen.release())], failure);
   }
 }
 
