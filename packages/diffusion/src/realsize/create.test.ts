@@ -1,6 +1,6 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { DataType, floatToHalf, isExternal, loadModel, numel, type OnnxModel } from '@dynasyn/ort-training';
 import { loadBundle } from '../bundle.js';
@@ -13,6 +13,7 @@ import {
   type SdBundleConfig, type SdBundleInfo,
 } from './index.js';
 import { partsOverProtobufLimit } from './create.js';
+import { filesUnder } from '../testing/files.js';
 
 /** SD 2.1's structure (4 levels, DownBlock2D last, 3-resnet up blocks, mid transformer) at tiny widths. */
 function small(preset: SdBundleConfig, sampleSize = 128): SdBundleConfig {
@@ -34,18 +35,6 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function files(dir: string): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else out.set(relative(dir, p), readFileSync(p));
-    }
-  };
-  walk(dir);
-  return out;
-}
 const floatParameters = (m: OnnxModel) =>
   [...m.graph.initializers.values()].filter((i) => i.dtype === DataType.FLOAT || i.dtype === DataType.FLOAT16).reduce((n, i) => n + numel(i.dims), 0);
 const json = (dir: string, file: string) => JSON.parse(readFileSync(join(dir, file), 'utf8')) as Record<string, unknown>;
@@ -82,7 +71,7 @@ describe('SD 2.1 sizes', () => {
 
 describe('createSdBundle (SD 2.1 structure, small widths)', () => {
   it('writes optimum\'s layout: UNet weights in model.onnx_data, the others inline', () => {
-    expect([...files(bundle.dir).keys()].sort()).toEqual([
+    expect([...filesUnder(bundle.dir).keys()].sort()).toEqual([
       'model_index.json', 'scheduler/scheduler_config.json',
       'text_encoder/config.json', 'text_encoder/model.onnx',
       'tokenizer/merges.txt', 'tokenizer/special_tokens_map.json', 'tokenizer/tokenizer_config.json', 'tokenizer/vocab.json',
@@ -126,7 +115,7 @@ describe('createSdBundle (SD 2.1 structure, small widths)', () => {
     const other = await createSdBundle(join(tmp, 'diffusers-index'), { config: SMALL, layout: 'diffusers-index' });
     expect(json(other.dir, 'model_index.json')).toMatchObject({ _class_name: 'StableDiffusionPipeline', vae: ['diffusers', 'AutoencoderKL'] });
     expect(json(other.dir, 'model_index.json')).not.toHaveProperty('vae_encoder');
-    expect(files(other.dir).has('unet/model.onnx_data')).toBe(false); // a small UNet stays inline by default
+    expect(filesUnder(other.dir).has('unet/model.onnx_data')).toBe(false); // a small UNet stays inline by default
     expect(loadBundle(other.dir, { inspectModels: 'always' }).sampleSize).toBe(128);
   });
 
@@ -139,10 +128,10 @@ describe('createSdBundle (SD 2.1 structure, small widths)', () => {
   });
 
   it('is byte-identical for the same seed; another seed changes the weights only', async () => {
-    const again = files((await createSdBundle(join(tmp, 'again'), { config: SMALL, externalData: ['unet'] })).dir);
-    const first = files(bundle.dir);
+    const again = filesUnder((await createSdBundle(join(tmp, 'again'), { config: SMALL, externalData: ['unet'] })).dir);
+    const first = filesUnder(bundle.dir);
     for (const [name, bytes] of first) expect({ name, same: bytes.equals(again.get(name)!) }).toEqual({ name, same: true });
-    const other = files((await createSdBundle(join(tmp, 'seed1'), { config: SMALL, seed: 1, externalData: ['unet'] })).dir);
+    const other = filesUnder((await createSdBundle(join(tmp, 'seed1'), { config: SMALL, seed: 1, externalData: ['unet'] })).dir);
     expect(other.get('unet/model.onnx')!.length).toBe(first.get('unet/model.onnx')!.length); // same graph
     expect(other.get('unet/model.onnx_data')!.equals(first.get('unet/model.onnx_data')!)).toBe(false);
     expect(other.get('text_encoder/model.onnx')!.equals(first.get('text_encoder/model.onnx')!)).toBe(false);

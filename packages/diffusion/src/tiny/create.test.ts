@@ -1,11 +1,12 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadBundle } from '../bundle.js';
 import { ClipTokenizer } from '../tokenizer.js';
 import { createTinyBundle, TINY_BUNDLE_FACTS, type TinyBundleInfo } from './index.js';
 import { normals } from './prng.js';
+import { filesUnder } from '../testing/files.js';
 
 let tmp: string;
 let bundle: TinyBundleInfo;
@@ -19,19 +20,6 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** Every file under `dir`, relative path -> bytes. */
-function files(dir: string): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else out.set(relative(dir, p), readFileSync(p));
-    }
-  };
-  walk(dir);
-  return out;
-}
 
 const std = (a: Float32Array): number => {
   let s = 0, s2 = 0;
@@ -45,7 +33,7 @@ const randn = (key: string, dims: number[]) => new ort.Tensor('float32', normals
 describe('createTinyBundle', () => {
   it('writes the optimum SD layout in a few seconds', () => {
     console.log(`createTinyBundle: ${createMs.toFixed(0)} ms`);
-    const names = [...files(bundle.dir).keys()].sort();
+    const names = [...filesUnder(bundle.dir).keys()].sort();
     expect(names).toEqual([
       'model_index.json', 'scheduler/scheduler_config.json',
       'text_encoder/config.json', 'text_encoder/model.onnx',
@@ -82,12 +70,12 @@ describe('createTinyBundle', () => {
   });
 
   it('is byte-identical for the same seed and has different weights for another seed', async () => {
-    const again = files((await createTinyBundle(join(tmp, 'seed0-again'), { seed: 0 })).dir);
-    const first = files(bundle.dir);
+    const again = filesUnder((await createTinyBundle(join(tmp, 'seed0-again'), { seed: 0 })).dir);
+    const first = filesUnder(bundle.dir);
     expect([...again.keys()].sort()).toEqual([...first.keys()].sort());
     for (const [name, bytes] of first) expect({ name, same: bytes.equals(again.get(name)!) }).toEqual({ name, same: true });
 
-    const other = files((await createTinyBundle(join(tmp, 'seed1'), { seed: 1 })).dir);
+    const other = filesUnder((await createTinyBundle(join(tmp, 'seed1'), { seed: 1 })).dir);
     for (const m of ['text_encoder', 'unet', 'vae_encoder', 'vae_decoder']) {
       const a = first.get(`${m}/model.onnx`)!, b = other.get(`${m}/model.onnx`)!;
       expect(a.length).toBe(b.length); // same graph, other weights
