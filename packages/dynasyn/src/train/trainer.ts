@@ -140,7 +140,7 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
         if (phase === 1) embeddings = checkpointTensor(saved.file, PLACEHOLDERS);
         continue;
       }
-      if (po.steps === 0 && !(phase === 1 && options.phase2.steps === 0)) continue;
+      if (!models.has(phase)) continue; // no steps to run in this phase (decided above, with the graphs)
       if (last) {
         const done = last;
         last = undefined; // released: the cleanup below must not release it again
