@@ -7,7 +7,7 @@ import { DiffusionError } from '../errors.js';
 import { size, type FloatTensor } from '../tensor.js';
 import type { ModelBundle, RuntimeOptions } from '../types.js';
 import { loadModel } from '@dynasyn/ort-training';
-import { randomNodes, withoutSampling } from '../surgery/deterministic.js';
+import { withoutSampling } from '../surgery/deterministic.js';
 import { floatInput, floatOutput, ModelSession, type ValueSpec } from './session.js';
 import { materialize, removeTempDir } from './surgery.js';
 
@@ -29,7 +29,8 @@ export class VaeEncoder {
   /** An encoder exported to sample (RandomNormalLike in the graph) is rewritten to give the posterior mean (surgery/deterministic). */
   static async create(bundle: ModelBundle, options: RuntimeOptions = {}): Promise<VaeEncoder> {
     const model = loadModel(bundle.vaeEncoderPath);
-    const rewritten = randomNodes(model).length ? materialize(withoutSampling(model), 'vae_encoder_mean') : undefined;
+    const mean = withoutSampling(model); // the model itself when it draws no noise
+    const rewritten = mean !== model ? materialize(mean, 'vae_encoder_mean') : undefined;
     try {
       const s = await ModelSession.create(rewritten?.source ?? bundle.vaeEncoderPath, options, bundle.vaeEncoderPath);
       return new VaeEncoder(s, bundle, s.input(['sample', 'pixel_values'], 'image'), s.output(['latent_sample', 'latent_parameters', 'latent_dist'], 'latent'), rewritten?.tempDir);
