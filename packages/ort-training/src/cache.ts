@@ -80,6 +80,7 @@ export function cacheKey({ modelBytes, model, options }: CacheKeyInput): string 
     loss: options.loss, wrt: options.wrt, keepOutputs: options.keepOutputs ?? [],
     inputShapes: Object.entries(options.inputShapes ?? {}).sort(([a], [b]) => a.localeCompare(b)),
     allowUnused: !!options.allowUnused, gradSuffix: options.gradSuffix ?? '_grad', recomputeAbove: options.recomputeAbove ?? null,
+    chunkAttentionAbove: options.chunkAttentionAbove ?? null,
     version: packageVersion, code: codeFingerprint(),
   }));
   return h.digest('hex').slice(0, 32);

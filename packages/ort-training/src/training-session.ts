@@ -30,6 +30,8 @@ export interface TrainingSessionOptions {
   keepOutputs?: string[];
   /** Recompute Softmax outputs of at least this many bytes in the backward pass instead of keeping them (DeriveOptions). */
   recomputeAbove?: number;
+  /** Compute attention in blocks of queries whose probabilities take less than this many bytes (DeriveOptions). */
+  chunkAttentionAbove?: number;
   /** Default ['cpu']; 'cuda' needs onnxruntime-node's CUDA provider installed. */
   executionProviders?: ExecutionProvider[];
   /** Where derived graphs are cached (default `$XDG_CACHE_HOME/dynasyn/ort-training`). */
@@ -78,6 +80,7 @@ export class TrainingSession implements TrainableStore {
       ...(options.inputShapes ? { inputShapes: options.inputShapes } : {}),
       ...(options.keepOutputs ? { keepOutputs: options.keepOutputs } : {}),
       ...(options.recomputeAbove !== undefined ? { recomputeAbove: options.recomputeAbove } : {}),
+      ...(options.chunkAttentionAbove !== undefined ? { chunkAttentionAbove: options.chunkAttentionAbove } : {}),
     };
     const key = cacheKey({ model, options: derive, ...(bytes ? { modelBytes: bytes } : {}) });
     return cachedEntry(options.cacheDir ?? defaultCacheDir(), key, (tmp) => buildEntry(tmp, model, derive));

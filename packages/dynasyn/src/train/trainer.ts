@@ -206,6 +206,14 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
 export const RECOMPUTE_ATTENTION_ABOVE = 64 * 2 ** 20;
 
 /**
+ * Attention whose probabilities take at least this much is computed in blocks of queries that each take
+ * less (ort-training's chunkAttentionAbove): SD 2.1 at 768 px has 3.4 GB of probabilities per self-attention
+ * layer at batch 2 (14 blocks), 2.1-base at 512 px 671 MB (3 blocks); the tiny bundle none. With
+ * RECOMPUTE_ATTENTION_ABOVE the backward pass recomputes each block's in turn.
+ */
+export const CHUNK_ATTENTION_ABOVE = 256 * 2 ** 20;
+
+/**
  * onnxruntime settings of the training session. No CPU memory arena: a step's activations go back to the
  * system when it ends instead of growing the arena step after step (SD 2.1 at 512 px: killed at 24 GB in
  * the second step with it). No pre-packing: pre-packed weights are copies (a frozen weight is read by the
@@ -217,7 +225,10 @@ export const TRAINING_SESSION_OPTIONS = { enableCpuMemArena: false, extra: { ses
 /** What TrainingSession needs to derive a phase's graph (the same for prepare and create, so create finds the cache entry). */
 function sessionSpec(built: TrainingModel) {
   const o = built.outputs;
-  return { model: built.model, loss: o.loss, trainable: built.trainable, keepOutputs: [o.md, o.m2a, o.ica, o.aug, o.attention], recomputeAbove: RECOMPUTE_ATTENTION_ABOVE };
+  return {
+    model: built.model, loss: o.loss, trainable: built.trainable, keepOutputs: [o.md, o.m2a, o.ica, o.aug, o.attention],
+    recomputeAbove: RECOMPUTE_ATTENTION_ABOVE, chunkAttentionAbove: CHUNK_ATTENTION_ABOVE,
+  };
 }
 
 const PLACEHOLDERS = PLACEHOLDER_INPUT;
