@@ -1,20 +1,17 @@
 /** Codes of the errors this package throws; callers branch on `code`, never on the message. */
-export type DbErrorCode =
-  | 'MIGRATIONS_DIR_INVALID'
-  | 'MIGRATION_CHECKSUM_MISMATCH'
-  | 'MIGRATION_MISSING_LOCALLY'
-  | 'MIGRATION_PREVIOUSLY_FAILED'
-  | 'MIGRATION_FAILED'
-  | 'MIGRATION_LOCK_TIMEOUT'
-  | 'IDEMPOTENCY_KEY_REUSED';
+import { CodedError, type ErrorCodes } from '@dynasyn/domain';
 
-export class DbError extends Error {
-  override readonly name = 'DbError';
-  constructor(
-    readonly code: DbErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
+export const DB_CODES = {
+  MIGRATIONS_DIR_INVALID: { permanent: false },
+  MIGRATION_CHECKSUM_MISMATCH: { permanent: false },
+  MIGRATION_MISSING_LOCALLY: { permanent: false },
+  MIGRATION_PREVIOUSLY_FAILED: { permanent: false },
+  MIGRATION_FAILED: { permanent: false },
+  MIGRATION_LOCK_TIMEOUT: { permanent: false },
+  IDEMPOTENCY_KEY_REUSED: { permanent: false },
+} as const satisfies ErrorCodes;
+export type DbErrorCode = keyof typeof DB_CODES;
+
+export class DbError extends CodedError<DbErrorCode> {
+  static override readonly codes = DB_CODES;
 }

@@ -1,18 +1,16 @@
 /** Stable codes for everything packages/imaging refuses; callers map them (e.g. the API to 4xx). */
-export type ImagingErrorCode =
-  | 'NOT_AN_IMAGE' // bytes are not PNG, JPEG or WebP (by magic bytes)
-  | 'CORRUPT_IMAGE' // the type was recognised but the decoder failed
-  | 'TOO_LARGE' // width x height exceeds the caller's pixel limit
-  | 'SIZE_MISMATCH' // two rasters that must share a size do not
-  | 'EMPTY_MASK' // an operation needs at least one set pixel
-  | 'BAD_ARGUMENT'; // any other invalid parameter (negative radius, zero size, bad tensor shape...)
+import { CodedError, type ErrorCodes } from '@dynasyn/domain';
 
-export class ImagingError extends Error {
-  override readonly name = 'ImagingError';
-  constructor(
-    readonly code: ImagingErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
+export const IMAGING_CODES = {
+  NOT_AN_IMAGE: { permanent: false }, // bytes are not PNG, JPEG or WebP (by magic bytes)
+  CORRUPT_IMAGE: { permanent: false }, // the type was recognised but the decoder failed
+  TOO_LARGE: { permanent: false }, // width x height exceeds the caller's pixel limit
+  SIZE_MISMATCH: { permanent: false }, // two rasters that must share a size do not
+  EMPTY_MASK: { permanent: true }, // an operation needs at least one set pixel
+  BAD_ARGUMENT: { permanent: true }, // any other invalid parameter (negative radius, zero size, bad tensor shape...)
+} as const satisfies ErrorCodes;
+export type ImagingErrorCode = keyof typeof IMAGING_CODES;
+
+export class ImagingError extends CodedError<ImagingErrorCode> {
+  static override readonly codes = IMAGING_CODES;
 }

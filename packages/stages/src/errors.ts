@@ -1,8 +1,13 @@
-/** A failure no retry can fix (bad input, bad options, a checkpoint of another run): the job fails for good. */
-export class PermanentStageError extends Error {
-  constructor(readonly code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'PermanentStageError';
+import { CodedError } from '@dynasyn/domain';
+
+/**
+ * A failure no retry can fix (bad input, bad options, a checkpoint of another run): the job fails for good.
+ * Its code is free-form (STAGE_ORDER, or the code of the error it wraps), so it has no table: it is permanent
+ * by definition.
+ */
+export class PermanentStageError extends CodedError<string> {
+  override get permanent(): boolean {
+    return true;
   }
 }
 
@@ -14,17 +19,14 @@ export class StageCanceled extends Error {
   }
 }
 
-const PERMANENT_CODES = new Set([
-  // InputError (inputs.ts), ArtifactError, TrainingError, AugmentationError codes that no retry changes
-  'UNREADABLE_IMAGE', 'UNREADABLE_MASK', 'SUBJECT_COUNT', 'MASK_SIZE_MISMATCH', 'EMPTY_MASK', 'MASK_COVERS_IMAGE', 'MASKS_OVERLAP',
-  'BAD_CLASS_WORD', 'BAD_OPTION', 'BAD_ARTIFACT', 'ARTIFACT_MISMATCH', 'BAD_MODEL', 'BAD_CHECKPOINT', 'BAD_PROMPT', 'BAD_INPUT', 'BAD_ARGUMENT',
-]);
-
-/** `{code, message}` of any error, and whether retrying is pointless. */
+/**
+ * `{code, message}` of any error, and whether retrying is pointless: a CodedError says so itself (its package's
+ * code table); anything else (a crash, a network error, a Node system error) is retried.
+ */
 export function classify(err: unknown): { code: string; message: string; permanent: boolean } {
-  if (err instanceof PermanentStageError) return { code: err.code, message: err.message, permanent: true };
+  if (err instanceof CodedError) return { code: err.code, message: err.message, permanent: err.permanent };
   const e = err as { code?: unknown; message?: unknown };
   const code = typeof e?.code === 'string' ? e.code : 'INTERNAL';
   const message = typeof e?.message === 'string' ? e.message : String(err);
-  return { code, message, permanent: PERMANENT_CODES.has(code) };
+  return { code, message, permanent: false };
 }

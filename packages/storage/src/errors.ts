@@ -1,21 +1,18 @@
 /** Why a storage operation failed; callers branch on `code`, people read `message`. */
-export type StorageErrorCode =
-  | 'NOT_FOUND' // no object under the key
-  | 'BAD_KEY' // key or prefix outside the safe alphabet, or trying to escape its root
-  | 'CHECKSUM_MISMATCH' // the bytes written do not hash to the sha256 the caller announced
-  | 'ACCESS_DENIED' // the credentials may not touch the bucket or object
-  | 'UNAVAILABLE' // bucket missing, endpoint unreachable, or another backend failure
-  | 'BAD_URL'; // the storage URL cannot be understood
+import { CodedError, type ErrorCodes } from '@dynasyn/domain';
 
-export class StorageError extends Error {
-  override readonly name = 'StorageError';
-  constructor(
-    readonly code: StorageErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
+export const STORAGE_CODES = {
+  NOT_FOUND: { permanent: false }, // no object under the key
+  BAD_KEY: { permanent: false }, // key or prefix outside the safe alphabet, or trying to escape its root
+  CHECKSUM_MISMATCH: { permanent: false }, // the bytes written do not hash to the sha256 the caller announced
+  ACCESS_DENIED: { permanent: false }, // the credentials may not touch the bucket or object
+  UNAVAILABLE: { permanent: false }, // bucket missing, endpoint unreachable, or another backend failure
+  BAD_URL: { permanent: false }, // the storage URL cannot be understood
+} as const satisfies ErrorCodes;
+export type StorageErrorCode = keyof typeof STORAGE_CODES;
+
+export class StorageError extends CodedError<StorageErrorCode> {
+  static override readonly codes = STORAGE_CODES;
 }
 
 export const isStorageError = (err: unknown, code?: StorageErrorCode): err is StorageError =>

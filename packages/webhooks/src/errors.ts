@@ -1,9 +1,15 @@
-export type WebhookErrorCode = 'BAD_SECRET' | 'BAD_SIGNATURE' | 'BAD_URL' | 'FORBIDDEN_ADDRESS' | 'UNKNOWN_DELIVERY';
+import { CodedError, type ErrorCodes } from '@dynasyn/domain';
+
+export const WEBHOOK_CODES = {
+  BAD_SECRET: { permanent: false },
+  BAD_SIGNATURE: { permanent: false },
+  BAD_URL: { permanent: false },
+  FORBIDDEN_ADDRESS: { permanent: false },
+  UNKNOWN_DELIVERY: { permanent: false },
+} as const satisfies ErrorCodes;
+export type WebhookErrorCode = keyof typeof WEBHOOK_CODES;
 
 /** Errors of this package; `code` says which rule was broken. */
-export class WebhookError extends Error {
-  constructor(readonly code: WebhookErrorCode, message: string) {
-    super(message);
-    this.name = 'WebhookError';
-  }
+export class WebhookError extends CodedError<WebhookErrorCode> {
+  static override readonly codes = WEBHOOK_CODES;
 }
