@@ -29,7 +29,7 @@ describe('samples', () => {
     expect(early.statusCode).toBe(409);
     expect(early.json()).toMatchObject({ code: 'NOT_SUCCEEDED' });
 
-    await h.db.prisma.personalization.update({ where: { id }, data: { status: 'succeeded' } });
+    await h.db.personalizations.updateStatus(id, 'succeeded');
     const res = await samples(id, { prompts: ['on a beach', 'in snow'], seeds: [1, 2], steps: 20, guidance: 7.5 });
     expect(res.statusCode).toBe(202);
     const { items, requestId } = res.json() as { requestId: string; items: { id: string; prompt: string; seed: number; status: string; url: string | null }[] };
@@ -47,7 +47,7 @@ describe('samples', () => {
 
   it('validates the request body with clear codes', async () => {
     const id = await createPersonalization();
-    await h.db.prisma.personalization.update({ where: { id }, data: { status: 'succeeded' } });
+    await h.db.personalizations.updateStatus(id, 'succeeded');
     for (const [body, code] of [
       [{}, 'VALIDATION_ERROR'],
       [{ prompts: [] }, 'VALIDATION_ERROR'],
@@ -59,22 +59,22 @@ describe('samples', () => {
       const res = await samples(id, body);
       expect({ body, status: res.statusCode, code: (res.json() as { code: string }).code }).toEqual({ body, status: 400, code });
     }
-    expect(await h.db.prisma.sample.count({ where: { personalizationId: id } })).toBe(0);
+    expect(await h.db.samples.list(alice.id, id)).toHaveLength(0);
   });
 
   it('lists samples by personalization and prompt, each with a URL that fetches the image for its tenant only', async () => {
     const id = await createPersonalization();
-    await h.db.prisma.personalization.update({ where: { id }, data: { status: 'succeeded' } });
+    await h.db.personalizations.updateStatus(id, 'succeeded');
     const res = await samples(id, { prompts: ['on a beach', 'in snow'], seed: 7 }, { ...alice.auth, 'idempotency-key': 'samples-1' });
     const again = await samples(id, { prompts: ['on a beach', 'in snow'], seed: 7 }, { ...alice.auth, 'idempotency-key': 'samples-1' });
     expect(again.json()).toEqual(res.json());
-    expect(await h.db.prisma.sample.count({ where: { personalizationId: id } })).toBe(2);
+    expect(await h.db.samples.list(alice.id, id)).toHaveLength(2);
 
     const [beach] = (res.json() as { items: { id: string }[] }).items;
     const key = `tenants/${alice.id}/personalizations/${id}/samples/${beach!.id}.png`;
     const png = await pngImage(8, 8);
     await h.storage.put(key, png, { contentType: 'image/png' });
-    await h.db.prisma.sample.update({ where: { id: beach!.id }, data: { status: 'succeeded', artifactKey: key, metrics: { clipT: 0.31 } } });
+    await h.db.samples.update(beach!.id, { status: 'succeeded', artifactKey: key, metrics: { clipT: 0.31 } });
 
     const list = await h.server.inject({ method: 'GET', url: `/v1/samples?personalization=${id}&prompt=on%20a%20beach`, headers: alice.auth });
     expect(list.statusCode).toBe(200);
@@ -93,6 +93,20 @@ describe('samples', () => {
     const all = await h.server.inject({ method: 'GET', url: `/v1/samples?personalization=${id}`, headers: alice.auth });
     expect((all.json() as { items: unknown[] }).items).toHaveLength(2);
   });
+
+  it('lets one of concurrent sample requests with the same Idempotency-Key create the samples and one job; the others replay its answer', async () => {
+    const id = await createPersonalization();
+    await h.db.personalizations.updateStatus(id, 'succeeded');
+    const key = { ...alice.auth, 'idempotency-key': 'samples-race' };
+    const answers = await Promise.all(Array.from({ length: 4 }, () => samples(id, { prompts: ['in a garden'], seeds: [3, 4] }, key)));
+    expect(answers.map((a) => a.statusCode)).toEqual([202, 202, 202, 202]);
+    expect(new Set(answers.map((a) => a.body)).size).toBe(1);
+    expect(answers.filter((a) => a.headers['idempotent-replayed'] === 'true')).toHaveLength(3);
+    expect(await h.db.samples.list(alice.id, id)).toHaveLength(2);
+    const { requestId } = answers[0]!.json() as { requestId: string };
+    const jobs = (await h.queues.queues.sample.getJobs(['waiting'])).filter((j) => j.data.personalizationId === id);
+    expect(jobs.map((j) => j.data.requestId)).toEqual([requestId]);
+  });
 });
 
 describe('webhooks', () => {
@@ -110,9 +124,10 @@ describe('webhooks', () => {
     expect(second).not.toBe(first);
     expect(((await h.server.inject({ method: 'GET', url: '/v1/webhooks/secret', headers: alice.auth })).json() as { secret: string }).secret).toBe(second);
 
-    await h.db.prisma.webhookDelivery.create({
-      data: { tenantId: alice.id, eventType: 'personalization.failed', eventId: 'msg_1', url: 'https://example.com/hook', payload: {}, status: 'failed', attempts: 3, lastStatusCode: 503 },
-    });
+    const delivery = await h.db.webhooks.createDelivery({ tenantId: alice.id, eventType: 'personalization.failed', eventId: 'msg_1', url: 'https://example.com/hook', payload: {} });
+    for (const retry of [true, true, false]) {
+      await h.db.webhooks.markAttempt(delivery.id, { ok: false, statusCode: 503, ...(retry ? { nextAttemptAt: new Date() } : {}) });
+    }
     const deliveries = await h.server.inject({ method: 'GET', url: '/v1/webhooks/deliveries', headers: alice.auth });
     expect((deliveries.json() as { items: unknown[] }).items).toEqual([
       expect.objectContaining({ eventType: 'personalization.failed', status: 'failed', attempts: 3, lastStatusCode: 503 }),

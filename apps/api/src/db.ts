@@ -1,32 +1,27 @@
 /**
- * packages/db seen through the API's port (deps.ts `ApiDb`): its repositories, plus tenant-scoped Prisma
- * queries where the API needs ids it chose itself (storage keys contain them before the row exists).
+ * packages/db seen through the API's port (deps.ts `ApiDb`): its repositories, with rows mapped to the API's
+ * shapes. Creates with an `Idempotency-Key` use the repositories' one protocol (rows and answer in one transaction).
  */
-import type { Db } from '@dynasyn/db';
-import type { ApiDb, Artifact, IdempotencyRecord, Personalization, Sample, StageProgress, Subject } from './deps.js';
+import { DbError, type Db, type IdempotencyInput, type Personalization as PersonalizationRow, type Sample as SampleRow, type IdempotencyRecord as StoredKey } from '@dynasyn/db';
+import type { ApiDb, Artifact, CreateOutcome, CreateRequest, IdempotencyRecord, Personalization, Sample, StageProgress, Subject } from './deps.js';
+import { IdempotencyKeyReused } from './errors.js';
 
 type Row = Record<string, unknown>;
 
 export function apiDb(db: Db): ApiDb {
-  const { prisma } = db;
   return {
     tenants: {
       findByApiKey: (key) => db.tenants.findByApiKey(key),
       rotateWebhookSecret: (tenantId) => db.tenants.rotateWebhookSecret(tenantId),
     },
     personalizations: {
-      async create(p) {
-        const row = await prisma.personalization.create({
-          data: {
-            id: p.id,
-            tenantId: p.tenantId,
-            subjects: p.subjects as unknown as object[],
-            imageKey: p.imageKey,
-            options: p.options as object,
-            webhookUrl: p.webhookUrl,
-          },
-        });
-        return toPersonalization(row);
+      async create(p, request) {
+        const input = {
+          id: p.id, tenantId: p.tenantId, subjects: p.subjects, imageKey: p.imageKey, options: p.options as object, webhookUrl: p.webhookUrl,
+        };
+        const r = await keyReused(db.personalizations.create(input, keyInput(request, toPersonalization)));
+        if (!r.created) return { replayed: toIdempotency(r.idempotency) };
+        return created(toPersonalization(r.personalization), r.idempotency, request);
       },
       async get(tenantId, id) {
         const row = await db.personalizations.get(tenantId, id);
@@ -37,6 +32,7 @@ export function apiDb(db: Db): ApiDb {
         return row ? toPersonalization(row) : null;
       },
       delete: (tenantId, id) => db.personalizations.delete(tenantId, id),
+      discard: (tenantId, id, key) => db.personalizations.discard(tenantId, id, key),
     },
     artifacts: {
       async list(personalizationId) {
@@ -47,30 +43,30 @@ export function apiDb(db: Db): ApiDb {
       },
     },
     samples: {
-      async createMany(samples) {
-        await prisma.sample.createMany({
-          data: samples.map((s) => ({
-            id: s.id,
-            tenantId: s.tenantId,
-            personalizationId: s.personalizationId,
-            requestId: s.requestId,
-            prompt: s.prompt,
-            seed: s.seed,
+      async createMany(samples, request) {
+        const first = samples[0];
+        if (!first || samples.some((s) => s.requestId !== first.requestId || s.personalizationId !== first.personalizationId || s.tenantId !== first.tenantId)) {
+          throw new Error('createMany takes the samples of one request');
+        }
+        const sampleRequest = {
+          tenantId: first.tenantId, personalizationId: first.personalizationId, requestId: first.requestId,
+          items: samples.map((s) => ({
+            id: s.id, prompt: s.prompt, seed: s.seed,
             // Only what the client set: the sampler applies its own defaults to absent keys.
             settings: { ...(s.steps !== null ? { steps: s.steps } : {}), ...(s.guidance !== null ? { guidance: s.guidance } : {}) },
           })),
-        });
-        const rows = await prisma.sample.findMany({ where: { id: { in: samples.map((s) => s.id) } }, orderBy: { createdAt: 'asc' } });
-        const order = new Map(samples.map((s, i) => [s.id, i]));
-        return rows.map(toSample).sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+        };
+        const toSamples = (rows: SampleRow[]) => rows.map(toSample);
+        if (!request.idempotency) return created(toSamples(await db.samples.createMany(first.tenantId, first.personalizationId, first.requestId, sampleRequest.items)), null, request);
+        const r = await keyReused(db.samples.createManyIdempotently(sampleRequest, keyInput(request, toSamples)!));
+        if (!r.created) return { replayed: toIdempotency(r.idempotency) };
+        return created(toSamples(r.samples), r.idempotency, request);
       },
       async list(tenantId, q) {
         const rows = await db.samples.list(tenantId, q.personalizationId, q.prompt !== undefined ? { prompt: q.prompt } : {});
         return rows.map(toSample);
       },
-      async deleteMany(ids) {
-        await prisma.sample.deleteMany({ where: { id: { in: ids } } });
-      },
+      discard: (tenantId, requestId, key) => db.samples.discardRequest(tenantId, requestId, key),
     },
     webhooks: {
       async listDeliveries(tenantId, limit) {
@@ -93,37 +89,44 @@ export function apiDb(db: Db): ApiDb {
         const row = await db.idempotency.find(tenantId, key);
         return row ? toIdempotency(row) : null;
       },
-      async claim(tenantId, key, record, personalizationId) {
-        const { saved, record: stored } = await db.idempotency.save({
-          tenantId,
-          key,
-          requestHash: record.requestHash,
-          responseStatus: record.response.statusCode,
-          responseBody: record.response.body as object,
-          personalizationId: personalizationId ?? null,
-        });
-        return saved ? null : toIdempotency(stored);
-      },
-      async release(tenantId, key) {
-        await prisma.idempotencyKey.deleteMany({ where: { tenantId, key } });
-      },
     },
-    async ping() {
-      await prisma.$queryRawUnsafe('SELECT 1');
+    ping: () => db.ping(),
+  };
+}
+
+/** The repository's key input for an API create: its answer, built from the rows mapped to the API's shapes. */
+function keyInput<R, T>(request: CreateRequest<T>, map: (rows: R) => T): IdempotencyInput<R> | undefined {
+  if (!request.idempotency) return undefined;
+  return {
+    ...request.idempotency,
+    async response(rows) {
+      const { statusCode, body } = await request.answer(map(rows));
+      return { status: statusCode, body: body as object };
     },
   };
 }
 
-function toPersonalization(r: {
-  id: string; tenantId: string; status: string; progress: unknown; subjects: unknown; imageKey: string; options: unknown;
-  webhookUrl: string | null; metrics: unknown; error: unknown; cancelRequestedAt: Date | null; createdAt: Date; updatedAt: Date;
-}): Personalization {
+/** The answer of what was just created: the stored one when a key was given (the same JSON a replay sends). */
+async function created<T>(value: T, stored: StoredKey | null, request: CreateRequest<T>): Promise<CreateOutcome<T>> {
+  return { created: value, response: stored ? toIdempotency(stored).response : await request.answer(value) };
+}
+
+async function keyReused<T>(creating: Promise<T>): Promise<T> {
+  try {
+    return await creating;
+  } catch (e) {
+    if (e instanceof DbError && e.code === 'IDEMPOTENCY_KEY_REUSED') throw new IdempotencyKeyReused();
+    throw e;
+  }
+}
+
+function toPersonalization(r: PersonalizationRow): Personalization {
   return {
     id: r.id,
     tenantId: r.tenantId,
-    status: r.status as Personalization['status'],
-    progress: (Array.isArray(r.progress) ? r.progress : []) as StageProgress[],
-    subjects: (Array.isArray(r.subjects) ? r.subjects : []) as Subject[],
+    status: r.status,
+    progress: (Array.isArray(r.progress) ? r.progress : []) as unknown as StageProgress[],
+    subjects: (Array.isArray(r.subjects) ? r.subjects : []) as unknown as Subject[],
     imageKey: r.imageKey,
     options: (r.options ?? {}) as Row,
     webhookUrl: r.webhookUrl,
@@ -135,10 +138,7 @@ function toPersonalization(r: {
   };
 }
 
-function toSample(r: {
-  id: string; personalizationId: string; prompt: string; seed: number; settings: unknown; status: string; artifactKey: string | null;
-  metrics: unknown; createdAt: Date;
-}): Sample {
+function toSample(r: SampleRow): Sample {
   const settings = (r.settings ?? {}) as { steps?: number | null; guidance?: number | null };
   return {
     id: r.id,

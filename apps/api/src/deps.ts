@@ -119,6 +119,18 @@ export interface IdempotencyRecord {
   response: StoredResponse;
 }
 
+/**
+ * How a create answers, and the `Idempotency-Key` to store that answer under: packages/db commits the rows and
+ * the key together (one protocol: packages/db/src/repositories/idempotency.ts).
+ */
+export interface CreateRequest<T> {
+  answer(created: T): StoredResponse | Promise<StoredResponse>;
+  idempotency?: { key: string; requestHash: string };
+}
+
+/** The rows created and their answer, or (nothing created) the answer the same request stored under its key first. */
+export type CreateOutcome<T> = { created: T; response: StoredResponse } | { replayed: IdempotencyRecord };
+
 /** Postgres, seen through the repositories of packages/db. Every read is scoped by tenant. */
 export interface ApiDb {
   tenants: {
@@ -128,29 +140,27 @@ export interface ApiDb {
     rotateWebhookSecret(tenantId: string): Promise<string>;
   };
   personalizations: {
-    create(p: NewPersonalization): Promise<Personalization>;
+    /** Throws IDEMPOTENCY_KEY_REUSED when another request holds the key. */
+    create(p: NewPersonalization, request: CreateRequest<Personalization>): Promise<CreateOutcome<Personalization>>;
     get(tenantId: string, id: string): Promise<Personalization | null>;
     /** Sets cancelRequestedAt; and status 'canceled' when the job has not started. Returns the new state. */
     requestCancel(tenantId: string, id: string): Promise<Personalization | null>;
     /** Removes the row and everything hanging off it (artifacts, samples, deliveries). */
     delete(tenantId: string, id: string): Promise<boolean>;
+    /** Undoes a create whose job could not be enqueued: the row and its key's answer together (a retry may reuse the key). */
+    discard(tenantId: string, id: string, idempotencyKey?: string): Promise<void>;
   };
   artifacts: { list(personalizationId: string): Promise<Artifact[]> };
   samples: {
-    createMany(samples: NewSample[]): Promise<Sample[]>;
+    /** The samples of one request (same requestId), in order. Throws IDEMPOTENCY_KEY_REUSED like a personalization's create. */
+    createMany(samples: NewSample[], request: CreateRequest<Sample[]>): Promise<CreateOutcome<Sample[]>>;
     list(tenantId: string, q: { personalizationId: string; prompt?: string }): Promise<Sample[]>;
-    deleteMany(ids: string[]): Promise<void>;
+    /** Undoes a request whose job could not be enqueued: its rows and its key's answer together. */
+    discard(tenantId: string, requestId: string, idempotencyKey?: string): Promise<void>;
   };
   webhooks: { listDeliveries(tenantId: string, limit: number): Promise<WebhookDelivery[]> };
-  idempotency: {
-    find(tenantId: string, key: string): Promise<IdempotencyRecord | null>;
-    /**
-     * Records the answer to the first request with this key; returns null when this call won, or the record
-     * already there when another request with the same key got in first (unique (tenant, key)).
-     */
-    claim(tenantId: string, key: string, record: IdempotencyRecord, personalizationId?: string): Promise<IdempotencyRecord | null>;
-    release(tenantId: string, key: string): Promise<void>;
-  };
+  /** The answer stored under a key, read before any work is done (a retry's uploads may be gone). */
+  idempotency: { find(tenantId: string, key: string): Promise<IdempotencyRecord | null> };
   /** Throws when Postgres does not answer. */
   ping(): Promise<void>;
 }

@@ -65,7 +65,7 @@ it('starts from the environment (migrations applied), is ready, and links artifa
     expect(created.status).toBe(202);
     const { id } = (await created.json()) as { id: string };
 
-    const row = await db.prisma.personalization.findUniqueOrThrow({ where: { id } });
+    const row = (await db.personalizations.findById(id))!;
     expect(row.imageKey).toBe(`tenants/${tenant.id}/personalizations/${id}/input/image.png`);
     await db.artifacts.record({
       personalizationId: id, kind: 'image', key: row.imageKey, size: image.length,
@@ -138,7 +138,7 @@ it('JSON create from uploads PUT straight to S3 through presigned URLs (s3rver d
     });
     expect(created.status).toBe(202);
     const { id } = (await created.json()) as { id: string };
-    const row = await db.prisma.personalization.findUniqueOrThrow({ where: { id } });
+    const row = (await db.personalizations.findById(id))!;
     expect(row.imageKey).toBe(`tenants/${tenant.id}/personalizations/${id}/input/image.png`);
     const storage = createBlobStore(`s3://${s3.bucket}/dynasyn`, { s3: s3.s3 });
     expect((await storage.get(row.imageKey)).equals(Buffer.from(image))).toBe(true);

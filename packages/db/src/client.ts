@@ -10,7 +10,10 @@ import { createWebhooksRepository, type WebhooksRepository } from './repositorie
 
 /** The database as the rest of the service sees it: small repositories over one Prisma client. */
 export interface Db {
-  /** The generated client, for queries no repository covers yet; prefer a repository. */
+  /**
+   * The generated client, for tests' setup and assertions only: the service reads and writes through the
+   * repositories (add a method there rather than a query here).
+   */
   prisma: PrismaClient;
   tenants: TenantsRepository;
   bundles: BundlesRepository;
@@ -19,6 +22,8 @@ export interface Db {
   samples: SamplesRepository;
   webhooks: WebhooksRepository;
   idempotency: IdempotencyRepository;
+  /** Throws when Postgres does not answer (readiness probes). */
+  ping(): Promise<void>;
   /** Closes the connection pool; the Db is unusable afterwards. */
   close(): Promise<void>;
 }
@@ -41,6 +46,9 @@ export function createDb(databaseUrl: string, options: CreateDbOptions = {}): Db
     samples: createSamplesRepository(prisma),
     webhooks: createWebhooksRepository(prisma),
     idempotency: createIdempotencyRepository(prisma),
+    async ping() {
+      await prisma.$queryRaw`SELECT 1`;
+    },
     close: () => prisma.$disconnect(),
   };
 }

@@ -10,16 +10,15 @@ export type {
   PersonalizationsRepository,
   CreatePersonalizationInput,
   CreatePersonalizationResult,
-  IdempotencyInput,
   StatusUpdate,
   SubjectRecord,
   StageProgress,
   JobError,
 } from './repositories/personalizations.js';
 export type { ArtifactsRepository, ArtifactInput, ArtifactRecord } from './repositories/artifacts.js';
-export type { SamplesRepository, SampleInput, SampleUpdate } from './repositories/samples.js';
+export type { SamplesRepository, SampleInput, SampleRequest, SampleUpdate, CreateSamplesResult } from './repositories/samples.js';
 export type { WebhooksRepository, DeliveryInput, AttemptResult } from './repositories/webhooks.js';
-export type { IdempotencyRepository, IdempotencyRecord, SaveIdempotencyInput } from './repositories/idempotency.js';
+export type { IdempotencyRepository, IdempotencyRecord, IdempotencyInput, IdempotentResult } from './repositories/idempotency.js';
 export { Prisma, PrismaClient } from './generated/client.js';
 export type {
   Tenant,

@@ -131,32 +131,17 @@ describe('personalizations', () => {
     expect(await db.personalizations.requestCancel(tenant.id, running.id)).toMatchObject({ status: 'training', cancelRequestedAt: expect.any(Date) });
   });
 
-  test('an idempotency key creates one row; a retry replays the stored response; another request with it is refused', async () => {
-    const tenant = (await db.tenants.create('idem')).tenant;
-    const input = { tenantId: tenant.id, subjects, imageKey: 'i.png', options: {} };
-    const idem = { key: 'k-1', requestHash: 'h1', response: (p: { id: string }) => ({ status: 202, body: { id: p.id, status: 'queued' } }) };
-    const [first, second] = await Promise.all([db.personalizations.create(input, idem), db.personalizations.create(input, idem)]);
-    const created = [first, second].filter((r) => r.created);
-    expect(created).toHaveLength(1);
-    const id = created[0]!.created ? created[0]!.personalization.id : '';
-    const replayed = [first, second].find((r) => !r.created)!;
-    expect(replayed.idempotency).toMatchObject({ responseStatus: 202, responseBody: { id, status: 'queued' }, personalizationId: id });
-    expect(await db.prisma.personalization.count({ where: { tenantId: tenant.id } })).toBe(1);
-    await expect(db.personalizations.create(input, { ...idem, requestHash: 'h2' })).rejects.toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED' });
-    // Keys are per tenant: another tenant may use the same one.
-    const other = (await db.tenants.create('idem-2')).tenant;
-    expect((await db.personalizations.create({ ...input, tenantId: other.id }, idem)).created).toBe(true);
-    const saved = await db.idempotency.save({ tenantId: tenant.id, key: 'k-1', requestHash: 'h3', responseStatus: 500, responseBody: {} });
-    expect(saved).toMatchObject({ saved: false, record: { requestHash: 'h1' } });
-  });
-
   test('delete removes artifacts, samples and deliveries with it', async () => {
     const tenant = (await db.tenants.create('cascade')).tenant;
-    const job = await newJob(tenant.id);
+    const keyed = await db.personalizations.create(
+      { tenantId: tenant.id, subjects, imageKey: 'image.png', options: {} },
+      { key: 'del', requestHash: 'h', response: (p) => ({ status: 202, body: { id: p.id } }) },
+    );
+    if (!keyed.created) throw new Error('expected a new row');
+    const job = keyed.personalization;
     await db.artifacts.record({ personalizationId: job.id, kind: 'image', key: 'a', sha256: 'x', size: 1, contentType: 'image/png' });
     await db.samples.createMany(tenant.id, job.id, 'r1', [{ prompt: 'a dog', seed: 1, settings: {} }]);
     await db.webhooks.createDelivery({ tenantId: tenant.id, personalizationId: job.id, eventType: 'e', eventId: `msg_${job.id}`, url: 'http://x', payload: {} });
-    await db.idempotency.save({ tenantId: tenant.id, key: 'del', requestHash: 'h', personalizationId: job.id, responseStatus: 202, responseBody: {} });
     expect(await db.personalizations.delete(tenant.id, job.id)).toBe(true);
     expect(await db.prisma.artifact.count({ where: { personalizationId: job.id } })).toBe(0);
     expect(await db.prisma.sample.count({ where: { personalizationId: job.id } })).toBe(0);
@@ -199,6 +184,21 @@ describe('artifacts, samples, webhooks', () => {
     expect((await db.samples.listByRequest('req-1')).map((s) => s.status)).toEqual(['succeeded', 'queued', 'queued']);
   });
 
+  test("replacing a request's samples swaps its rows at once and leaves other requests alone", async () => {
+    const tenant = (await db.tenants.create('replace')).tenant;
+    const job = await newJob(tenant.id);
+    const request = { tenantId: tenant.id, personalizationId: job.id, requestId: 'req-r' };
+    await db.samples.createMany(tenant.id, job.id, 'req-r', [{ prompt: 'a', seed: 1, settings: {} }, { prompt: 'b', seed: 2, settings: {} }]);
+    await db.samples.createMany(tenant.id, job.id, 'req-keep', [{ prompt: 'k', seed: 9, settings: {} }]);
+    const replaced = await db.samples.replaceRequest({ ...request, items: [{ prompt: 'c', seed: 3, settings: {} }, { prompt: 'd', seed: 4, settings: {} }, { prompt: 'e', seed: 5, settings: {} }] });
+    expect(replaced.map((s) => s.prompt)).toEqual(['c', 'd', 'e']);
+    expect((await db.samples.listByRequest('req-r')).map((s) => s.prompt)).toEqual(['c', 'd', 'e']);
+    expect((await db.samples.listByRequest('req-keep')).map((s) => s.prompt)).toEqual(['k']);
+    // a failing insert (a personalization that does not exist) keeps the old rows: delete and insert are one transaction
+    await expect(db.samples.replaceRequest({ ...request, personalizationId: '00000000-0000-0000-0000-000000000000', items: [{ prompt: 'x', seed: 0, settings: {} }] })).rejects.toThrow();
+    expect((await db.samples.listByRequest('req-r')).map((s) => s.prompt)).toEqual(['c', 'd', 'e']);
+  });
+
   test('a delivery is created once per event id, retried while due, and ends delivered or failed', async () => {
     const tenant = (await db.tenants.create('hooks')).tenant;
     const input = { tenantId: tenant.id, eventType: 'personalization.failed', eventId: `msg_${tenant.id}`, url: 'http://127.0.0.1:1/hook', payload: { type: 'x' } };
@@ -223,6 +223,16 @@ describe('artifacts, samples, webhooks', () => {
     expect((await db.webhooks.listDue(later)).map((x) => x.id)).not.toContain(f.id);
     expect(await db.webhooks.abandon(d.id, 'too late')).toBe(false);
     expect((await db.webhooks.get(d.id))!.status).toBe('delivered');
+  });
+
+  test('ping answers while Postgres does, and throws where nothing listens', async () => {
+    await expect(db.ping()).resolves.toBeUndefined();
+    const nowhere = createDb('postgresql://postgres@127.0.0.1:1/none', { maxConnections: 1 });
+    try {
+      await expect(nowhere.ping()).rejects.toThrow();
+    } finally {
+      await nowhere.close();
+    }
   });
 
   test('bundles are registered once per fingerprint', async () => {

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { DEFAULT_CONFIG } from '../config.js';
+import { buildServer } from '../server.js';
 import { createTenant, file, multipart, pngHeaderOnly, pngImage, pngMask, startHarness, type Harness, type Part } from '../testing/harness.js';
 
 let h: Harness;
@@ -48,7 +50,7 @@ describe('POST /v1/personalizations', () => {
     ]);
     expect(Buffer.from(await h.storage.get(keys[0]!)).equals(Buffer.from(image))).toBe(true);
 
-    const row = await h.db.prisma.personalization.findUnique({ where: { id: body.id } });
+    const row = await h.db.personalizations.findById(body.id);
     expect(row).toMatchObject({ tenantId: alice.id, status: 'queued', subjects: [{ classWord: 'dog', maskKey: keys[1] }], options: { preset: 'tiny', steps: 5 } });
 
     // The flow's leaf (augment) is ready to run; its root (sample) waits for its children.
@@ -94,6 +96,28 @@ describe('POST /v1/personalizations', () => {
     expect(res.statusCode).toBe(409);
     expect(res.json()).toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED' });
     expect(await footprint()).toEqual(before);
+  });
+
+  it('undoes the row, the blobs and the stored answer when the flow cannot be enqueued, so a retry with the key creates it', async () => {
+    const down = buildServer({
+      deps: { ...h.deps, queues: { ...h.deps.queues, enqueuePersonalization: async () => { throw new Error('redis is down'); } } },
+      config: { ...DEFAULT_CONFIG, maxUploadBytes: 64 * 1024, maxImagePixels: 1_000_000 },
+      rateLimitNamespace: `${h.prefix}-down:`,
+    });
+    try {
+      const before = await footprint();
+      const key = { ...alice.auth, 'idempotency-key': 'enqueue-fails' };
+      const body = multipart(validParts());
+      const failed = await down.inject({ method: 'POST', url: '/v1/personalizations', payload: body.payload, headers: { ...body.headers, ...key } });
+      expect(failed.statusCode).toBe(500);
+      expect(await footprint()).toEqual(before);
+      const retry = await post(validParts(), key);
+      expect(retry.statusCode).toBe(202);
+      expect(retry.headers['idempotent-replayed']).toBeUndefined();
+      expect(await footprint()).toEqual({ rows: before.rows + 1, blobs: before.blobs + 2, idem: before.idem + 1 });
+    } finally {
+      await down.close();
+    }
   });
 
   it('keeps Idempotency-Keys per tenant: another tenant may use the same key', async () => {
@@ -171,11 +195,11 @@ describe('cancel and delete', () => {
     expect(res.json()).toMatchObject({ id, status: 'canceled', cancelRequestedAt: expect.any(String) });
 
     const running = (await post(validParts())).json() as { id: string };
-    await h.db.prisma.personalization.update({ where: { id: running.id }, data: { status: 'training' } });
+    await h.db.personalizations.updateStatus(running.id, 'training');
     const flagged = await h.server.inject({ method: 'POST', url: `/v1/personalizations/${running.id}/cancel`, headers: alice.auth });
     expect(flagged.json()).toMatchObject({ status: 'training', cancelRequestedAt: expect.any(String) });
 
-    await h.db.prisma.personalization.update({ where: { id: running.id }, data: { status: 'succeeded' } });
+    await h.db.personalizations.updateStatus(running.id, 'succeeded');
     const done = await h.server.inject({ method: 'POST', url: `/v1/personalizations/${running.id}/cancel`, headers: alice.auth });
     expect(done.statusCode).toBe(409);
     expect(done.json()).toMatchObject({ code: 'ALREADY_FINISHED' });
@@ -189,7 +213,7 @@ describe('cancel and delete', () => {
     const res = await h.server.inject({ method: 'DELETE', url: `/v1/personalizations/${id}`, headers: alice.auth });
     expect(res.statusCode).toBe(204);
     expect(await h.storage.list(prefix)).toEqual([]);
-    expect(await h.db.prisma.personalization.findUnique({ where: { id } })).toBeNull();
+    expect(await h.db.personalizations.findById(id)).toBeNull();
     expect((await h.server.inject({ method: 'GET', url: `/v1/personalizations/${id}`, headers: alice.auth })).statusCode).toBe(404);
   });
 

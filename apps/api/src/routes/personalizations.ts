@@ -6,7 +6,7 @@ import type { ApiConfig } from '../config.js';
 import type { ApiDeps, Personalization } from '../deps.js';
 import { FINAL_STATUSES } from '../deps.js';
 import { AlreadyFinished, BadWebhookUrl, NotFound, UnsupportedMediaType } from '../errors.js';
-import { idempotent, type Claim } from '../idempotency.js';
+import { idempotent, type RequestKey } from '../idempotency.js';
 import { blobUrl, personalizationLinks } from '../links.js';
 import { parseJsonCreate, readJsonUploads, readUpload, removeUpload, validateUpload, type PersonalizationUpload, type RawUpload } from '../upload.js';
 import { checkWebhookUrl, WebhookError } from '@dynasyn/webhooks';
@@ -66,17 +66,18 @@ export function personalizationRoutes(app: FastifyInstance, deps: ApiDeps, confi
     async (request, reply) => {
       const tenantId = request.tenant.id;
       // the same checks and creation for both forms, once their bytes are read
-      const create = async (raw: RawUpload, claim: Claim) => {
+      const create = async (raw: RawUpload, key: RequestKey) => {
         const upload = await validateUpload(raw, config);
         if (upload.webhookUrl) await checkWebhook(upload.webhookUrl, config.webhookAllowPrivate);
-        return createPersonalization(deps, tenantId, upload, claim);
+        return createPersonalization(deps, tenantId, upload, key);
       };
       if (!request.isMultipart()) {
         const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
         if (type !== 'application/json') throw new UnsupportedMediaType(`a ${type || 'body without a content type'} is not accepted: send multipart/form-data with the files, or application/json naming uploads`);
         const req = parseJsonCreate(request.body, config);
-        return idempotent(db, request, reply, req.requestHash, async (claim) => {
-          const created = await create(await readJsonUploads(storage, tenantId, req, config), claim);
+        return idempotent(db, request, reply, req.requestHash, async (key) => {
+          const created = await create(await readJsonUploads(storage, tenantId, req, config), key);
+          if ('replayed' in created) return created;
           // Copied into the personalization's input/: the uploads are used up (a retry replays by its key).
           for (const u of new Set([req.image, ...req.masks])) {
             await removeUpload(storage, tenantId, u).catch((err: Error) => request.log.warn({ upload: u, err: err.message }, 'used upload not removed'));
@@ -85,7 +86,7 @@ export function personalizationRoutes(app: FastifyInstance, deps: ApiDeps, confi
         });
       }
       const raw = await readUpload(request, config);
-      return idempotent(db, request, reply, raw.requestHash, (claim) => create(raw, claim));
+      return idempotent(db, request, reply, raw.requestHash, (key) => create(raw, key));
     },
   );
 
@@ -172,10 +173,11 @@ async function checkWebhook(url: string, allowPrivate: boolean): Promise<void> {
 }
 
 /**
- * Stores the uploads, creates the row, claims the idempotency key, then enqueues the flow; undoes the blobs
- * and the row when a later step fails (or another request with the same key won).
+ * Stores the uploads, creates the row (with the idempotency key's answer, in one transaction), then enqueues the
+ * flow. Undoes the blobs when the row is not created (refused, or the same request with this key came first:
+ * its answer is replayed), and the blobs, the row and the key's answer when the flow cannot be enqueued.
  */
-async function createPersonalization(deps: ApiDeps, tenantId: string, upload: PersonalizationUpload, claim: Claim) {
+async function createPersonalization(deps: ApiDeps, tenantId: string, upload: PersonalizationUpload, key: RequestKey) {
   const { db, storage, queues } = deps;
   const id = randomUUID();
   const prefix = personalizationPrefix(tenantId, id);
@@ -184,17 +186,26 @@ async function createPersonalization(deps: ApiDeps, tenantId: string, upload: Pe
     classWord: upload.classes[i]!,
     maskKey: `${prefix}/input/mask-${i}.${m.extension}`,
   }));
-  let row: Personalization | null = null;
+  const answer = (row: Personalization) => ({ statusCode: 202, body: { id, status: row.status, links: personalizationLinks(id) } });
   try {
     await storage.put(imageKey, upload.image.bytes, { contentType: upload.image.contentType });
     for (const [i, m] of upload.masks.entries()) await storage.put(subjects[i]!.maskKey, m.bytes, { contentType: m.contentType });
-    row = await db.personalizations.create({ id, tenantId, subjects, imageKey, options: upload.options, webhookUrl: upload.webhookUrl });
-    const response = { statusCode: 202, body: { id, status: row.status, links: personalizationLinks(id) } };
-    await claim(response, id);
-    await queues.enqueuePersonalization({ personalizationId: id, tenantId });
-    return response;
+    const outcome = await db.personalizations.create(
+      { id, tenantId, subjects, imageKey, options: upload.options, webhookUrl: upload.webhookUrl },
+      { answer, ...(key ? { idempotency: key } : {}) },
+    );
+    if ('replayed' in outcome) {
+      await storage.deletePrefix(prefix).catch(() => undefined);
+      return outcome;
+    }
+    try {
+      await queues.enqueuePersonalization({ personalizationId: id, tenantId });
+    } catch (e) {
+      await db.personalizations.discard(tenantId, id, key?.key).catch(() => undefined);
+      throw e;
+    }
+    return outcome;
   } catch (e) {
-    if (row) await db.personalizations.delete(tenantId, id).catch(() => undefined);
     await storage.deletePrefix(prefix).catch(() => undefined);
     throw e;
   }

@@ -67,7 +67,7 @@ export function sampleRoutes(app: FastifyInstance, deps: ApiDeps, config: ApiCon
         throw new BadRequest(`prompts x seeds is ${body.prompts.length * seeds.length}; at most ${MAX_SAMPLES_PER_REQUEST} images per request`);
       }
       const hash = createHash('sha256').update(`samples:${id}:${JSON.stringify(body)}`).digest('hex');
-      return idempotent(db, request, reply, hash, async (claim) => {
+      return idempotent(db, request, reply, hash, async (key) => {
         const p = await db.personalizations.get(tenantId, id);
         if (!p) throw new NotFound(`personalization ${id}`);
         if (p.status !== 'succeeded') throw new NotSucceeded(id, p.status);
@@ -84,18 +84,20 @@ export function sampleRoutes(app: FastifyInstance, deps: ApiDeps, config: ApiCon
             guidance: body.guidance ?? null,
           })),
         );
-        const created = await db.samples.createMany(rows);
-        const items = await Promise.all(created.map((s) => sampleView(deps, config, s)));
-        // Dates as strings: the stored answer is JSON and must replay exactly as it was first sent.
-        const response = { statusCode: 202, body: JSON.parse(JSON.stringify({ requestId, items, links: { list: `/v1/samples?personalization=${id}` } })) as unknown };
+        const answer = async (created: Sample[]) => {
+          const items = await Promise.all(created.map((s) => sampleView(deps, config, s)));
+          // Dates as strings: the stored answer is JSON and must replay exactly as it was first sent.
+          return { statusCode: 202, body: JSON.parse(JSON.stringify({ requestId, items, links: { list: `/v1/samples?personalization=${id}` } })) as unknown };
+        };
+        const outcome = await db.samples.createMany(rows, { answer, ...(key ? { idempotency: key } : {}) });
+        if ('replayed' in outcome) return outcome;
         try {
-          await claim(response, id);
           await queues.enqueueSamples({ personalizationId: id, tenantId, requestId, sampleIds: rows.map((r) => r.id) });
         } catch (e) {
-          await db.samples.deleteMany(rows.map((r) => r.id)).catch(() => undefined);
+          await db.samples.discard(tenantId, requestId, key?.key).catch(() => undefined);
           throw e;
         }
-        return response;
+        return outcome;
       });
     },
   );

@@ -98,7 +98,7 @@ describe('POST /v1/personalizations with a JSON body', () => {
     expect((await h.storage.list(prefix)).map((b) => b.key).sort()).toEqual([`${prefix}/input/image.png`, `${prefix}/input/mask-0.png`]);
     expect((await h.storage.get(`${prefix}/input/image.png`)).equals(Buffer.from(image))).toBe(true);
     expect((await h.storage.get(`${prefix}/input/mask-0.png`)).equals(Buffer.from(mask))).toBe(true);
-    expect(await h.db.prisma.personalization.findUnique({ where: { id } })).toMatchObject({ tenantId: alice.id, options: { preset: 'tiny', steps: 5 }, subjects: [{ classWord: 'dog' }] });
+    expect(await h.db.personalizations.findById(id)).toMatchObject({ tenantId: alice.id, options: { preset: 'tiny', steps: 5 }, subjects: [{ classWord: 'dog' }] });
     expect(await (await h.queues.queues.augment.getJob(`personalization.augment-${id}`))?.getState()).toBe('waiting');
     expect((await h.storage.list(`uploads/${alice.id}`)).filter((b) => b.key.includes(img) || b.key.includes(m))).toEqual([]); // bytes and ticket
     // used up: naming them again is refused with a code that says why

@@ -1,8 +1,6 @@
 import { Prisma, type Personalization, type PersonalizationStatus, type PrismaClient } from '../generated/client.js';
-import { DbError } from '../errors.js';
 import { isTerminal, statusesLeadingTo } from '../status.js';
-import { isUniqueViolation } from './prisma-errors.js';
-import type { IdempotencyRecord } from './idempotency.js';
+import { createIdempotently, releaseKey, type IdempotencyInput, type IdempotencyRecord } from './idempotency.js';
 
 /** One subject of a personalization, in the order of the request's masks. */
 export interface SubjectRecord {
@@ -36,15 +34,6 @@ export interface CreatePersonalizationInput {
   webhookUrl?: string | null;
 }
 
-/** An `Idempotency-Key` to store with the new row in the same transaction. */
-export interface IdempotencyInput {
-  key: string;
-  /** Hash of the request; the same key with a different request is refused (`IDEMPOTENCY_KEY_REUSED`). */
-  requestHash: string;
-  /** The response to replay for this key, built from the created row. */
-  response: (created: Personalization) => { status: number; body: Prisma.InputJsonValue };
-}
-
 export type CreatePersonalizationResult =
   | { created: true; personalization: Personalization; idempotency: IdempotencyRecord | null }
   | { created: false; idempotency: IdempotencyRecord };
@@ -55,8 +44,11 @@ export interface StatusUpdate {
 }
 
 export interface PersonalizationsRepository {
-  /** Creates the row, or returns the stored response when the idempotency key was already used for this request. */
-  create(input: CreatePersonalizationInput, idempotency?: IdempotencyInput): Promise<CreatePersonalizationResult>;
+  /**
+   * Creates the row; with `idempotency`, the row and the key's answer in one transaction (idempotency.ts), or
+   * nothing and the stored answer when the key was used by the same request first.
+   */
+  create(input: CreatePersonalizationInput, idempotency?: IdempotencyInput<Personalization>): Promise<CreatePersonalizationResult>;
   /** The tenant's personalization, or null (also for another tenant's id). */
   get(tenantId: string, id: string): Promise<Personalization | null>;
   /** Unscoped read for workers, which hold ids from trusted job payloads; never for request handlers. */
@@ -73,12 +65,17 @@ export interface PersonalizationsRepository {
   requestCancel(tenantId: string, id: string): Promise<Personalization | null>;
   /** Deletes the row and, by cascade, its artifacts, samples and deliveries; false when not the tenant's. */
   delete(tenantId: string, id: string): Promise<boolean>;
+  /**
+   * Undoes a create whose job could not be started: the row and the answer stored under `idempotencyKey`, in one
+   * transaction, so a retry with that key creates it afresh (never a replayed answer naming a deleted row).
+   */
+  discard(tenantId: string, id: string, idempotencyKey?: string): Promise<void>;
 }
 
 export function createPersonalizationsRepository(prisma: PrismaClient): PersonalizationsRepository {
   const findById = (id: string) => prisma.personalization.findUnique({ where: { id } });
 
-  async function create(input: CreatePersonalizationInput, idem?: IdempotencyInput): Promise<CreatePersonalizationResult> {
+  async function create(input: CreatePersonalizationInput, idem?: IdempotencyInput<Personalization>): Promise<CreatePersonalizationResult> {
     const data = {
       ...(input.id ? { id: input.id } : {}),
       tenantId: input.tenantId,
@@ -89,40 +86,8 @@ export function createPersonalizationsRepository(prisma: PrismaClient): Personal
       webhookUrl: input.webhookUrl ?? null,
     };
     if (!idem) return { created: true, personalization: await prisma.personalization.create({ data }), idempotency: null };
-    const replay = async (): Promise<CreatePersonalizationResult | null> => {
-      const existing = await prisma.idempotencyKey.findUnique({ where: { tenantId_key: { tenantId: input.tenantId, key: idem.key } } });
-      if (!existing) return null;
-      if (existing.requestHash !== idem.requestHash) {
-        throw new DbError('IDEMPOTENCY_KEY_REUSED', `idempotency key "${idem.key}" was already used for a different request`);
-      }
-      return { created: false, idempotency: existing };
-    };
-    const earlier = await replay();
-    if (earlier) return earlier;
-    try {
-      return await prisma.$transaction(async (tx) => {
-        const personalization = await tx.personalization.create({ data });
-        const response = idem.response(personalization);
-        const idempotency = await tx.idempotencyKey.create({
-          data: {
-            tenantId: input.tenantId,
-            key: idem.key,
-            requestHash: idem.requestHash,
-            personalizationId: personalization.id,
-            responseStatus: response.status,
-            responseBody: response.body,
-          },
-        });
-        return { created: true as const, personalization, idempotency };
-      });
-    } catch (err) {
-      // A concurrent request with the same key committed first: ours rolled back whole, replay theirs.
-      if (isUniqueViolation(err)) {
-        const winner = await replay();
-        if (winner) return winner;
-      }
-      throw err;
-    }
+    const r = await createIdempotently(prisma, input.tenantId, idem, (tx) => tx.personalization.create({ data }), (p) => p.id);
+    return r.created ? { created: true, personalization: r.value, idempotency: r.idempotency } : r;
   }
 
   async function updateStatus(id: string, to: PersonalizationStatus, update: StatusUpdate = {}) {
@@ -177,6 +142,12 @@ export function createPersonalizationsRepository(prisma: PrismaClient): Personal
     async delete(tenantId, id) {
       const { count } = await prisma.personalization.deleteMany({ where: { id, tenantId } });
       return count > 0;
+    },
+    async discard(tenantId, id, idempotencyKey) {
+      await prisma.$transaction(async (tx) => {
+        await releaseKey(tx, tenantId, idempotencyKey);
+        await tx.personalization.deleteMany({ where: { id, tenantId } });
+      });
     },
   };
 }

@@ -1,7 +1,10 @@
 import type { Prisma, PrismaClient, Sample, SampleStatus } from '../generated/client.js';
+import { createIdempotently, releaseKey, type IdempotencyInput, type IdempotencyRecord, type Tx } from './idempotency.js';
 import type { JobError } from './personalizations.js';
 
 export interface SampleInput {
+  /** Chosen by the caller when it must name the row before it exists; default a random uuid. */
+  id?: string;
   prompt: string;
   seed: number;
   settings: Prisma.InputJsonValue;
@@ -14,9 +17,32 @@ export interface SampleUpdate {
   error?: JobError;
 }
 
+/** The samples of one request, and where they belong. */
+export interface SampleRequest {
+  tenantId: string;
+  personalizationId: string;
+  /** Groups the samples of one request (the `samples.generate` job, the `samples.completed` event). */
+  requestId: string;
+  items: SampleInput[];
+}
+
+export type CreateSamplesResult = { created: true; samples: Sample[]; idempotency: IdempotencyRecord } | { created: false; idempotency: IdempotencyRecord };
+
 export interface SamplesRepository {
   /** Creates the samples of one request (`requestId`), in order; returns them. */
   createMany(tenantId: string, personalizationId: string, requestId: string, items: SampleInput[]): Promise<Sample[]>;
+  /**
+   * Creates the samples of one request and stores the key's answer in one transaction (idempotency.ts), or
+   * nothing and the stored answer when the key was used by the same request first.
+   */
+  createManyIdempotently(request: SampleRequest, idempotency: IdempotencyInput<Sample[]>): Promise<CreateSamplesResult>;
+  /** Replaces the rows of a request by `items` (a re-run that produced a different set), in one transaction. */
+  replaceRequest(request: SampleRequest): Promise<Sample[]>;
+  /**
+   * Undoes a request whose job could not be started: its rows and the answer stored under `idempotencyKey`, in
+   * one transaction, so a retry with that key creates them afresh.
+   */
+  discardRequest(tenantId: string, requestId: string, idempotencyKey?: string): Promise<void>;
   /** The tenant's samples of a personalization, optionally of one prompt, oldest first. */
   list(tenantId: string, personalizationId: string, options?: { prompt?: string }): Promise<Sample[]>;
   /** The samples of one request, for the worker that renders them. */
@@ -24,21 +50,40 @@ export interface SamplesRepository {
   update(id: string, update: SampleUpdate): Promise<Sample>;
 }
 
+/** Inserts a request's rows; one timestamp per row, increasing, so "oldest first" keeps the request's order. */
+async function insert(db: Tx | PrismaClient, r: SampleRequest): Promise<Sample[]> {
+  const base = Date.now();
+  const rows = await db.sample.createManyAndReturn({
+    data: r.items.map((item, i) => ({
+      ...item, tenantId: r.tenantId, personalizationId: r.personalizationId, requestId: r.requestId, createdAt: new Date(base + i),
+    })),
+  });
+  return rows.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+}
+
+const inOrder = { orderBy: [{ createdAt: 'asc' as const }, { id: 'asc' as const }] };
+
 export function createSamplesRepository(prisma: PrismaClient): SamplesRepository {
   return {
-    async createMany(tenantId, personalizationId, requestId, items) {
-      // One timestamp per row, increasing, so "oldest first" keeps the request's order.
-      const base = Date.now();
-      return prisma.sample.createManyAndReturn({
-        data: items.map((item, i) => ({ ...item, tenantId, personalizationId, requestId, createdAt: new Date(base + i) })),
+    createMany: (tenantId, personalizationId, requestId, items) => insert(prisma, { tenantId, personalizationId, requestId, items }),
+    async createManyIdempotently(request, idem) {
+      const r = await createIdempotently(prisma, request.tenantId, idem, (tx) => insert(tx, request), () => request.personalizationId);
+      return r.created ? { created: true, samples: r.value, idempotency: r.idempotency } : r;
+    },
+    replaceRequest: (request) =>
+      prisma.$transaction(async (tx) => {
+        await tx.sample.deleteMany({ where: { requestId: request.requestId } });
+        return insert(tx, request);
+      }),
+    async discardRequest(tenantId, requestId, idempotencyKey) {
+      await prisma.$transaction(async (tx) => {
+        await releaseKey(tx, tenantId, idempotencyKey);
+        await tx.sample.deleteMany({ where: { tenantId, requestId } });
       });
     },
     list: (tenantId, personalizationId, options = {}) =>
-      prisma.sample.findMany({
-        where: { tenantId, personalizationId, ...(options.prompt !== undefined ? { prompt: options.prompt } : {}) },
-        orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
-      }),
-    listByRequest: (requestId) => prisma.sample.findMany({ where: { requestId }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] }),
+      prisma.sample.findMany({ where: { tenantId, personalizationId, ...(options.prompt !== undefined ? { prompt: options.prompt } : {}) }, ...inOrder }),
+    listByRequest: (requestId) => prisma.sample.findMany({ where: { requestId }, ...inOrder }),
     update: (id, update) =>
       prisma.sample.update({
         where: { id },
