@@ -3,17 +3,25 @@
  * rows. Status moves go through `updateStatus`, which refuses backward moves and leaves terminal states alone.
  */
 import type { Db, Personalization, Sample } from '@dynasyn/db';
-import { resolveOptions, type OptionOverrides, type PresetName } from '@dynasyn/dynasyn';
+import { personalizationOptionsSchema, type PersonalizationOptions } from '@dynasyn/domain';
+import { resolveOptions, type OptionOverrides } from '@dynasyn/dynasyn';
 import { PermanentStageError } from './errors.js';
 import type { PersonalizationJob, SampleJobRow, StageDb } from './ports.js';
 
 /**
- * The stored `options` JSON: the API's `{preset, steps, prompts}` (steps: training steps of EACH phase; prompts:
- * the initial sample prompts) and, for operators and tests, any dynasyn option overrides.
+ * The stored `options` JSON: the client's options (@dynasyn/domain's schema: `{preset, steps, prompts}`; steps:
+ * training steps of EACH phase; prompts: the initial sample prompts), and beside them, for operators and tests,
+ * any dynasyn option overrides, which resolveOptions checks (type and range of every option).
  */
+const storedOptionsSchema = personalizationOptionsSchema.loose();
+
 export function jobOptions(stored: unknown, id: string) {
-  const { preset = 'fast', steps, prompts, ...overrides } = (stored && typeof stored === 'object' ? stored : {}) as
-    { preset?: PresetName; steps?: number; prompts?: string[] } & OptionOverrides;
+  const parsed = storedOptionsSchema.safeParse(stored ?? {});
+  if (!parsed.success) {
+    const why = parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ');
+    throw new PermanentStageError('BAD_OPTION', `personalization ${id}: stored options: ${why}`, { cause: parsed.error });
+  }
+  const { preset = 'fast', steps, prompts, ...overrides } = parsed.data as PersonalizationOptions & OptionOverrides;
   if (steps !== undefined) overrides.train = { ...overrides.train, phase1: { ...overrides.train?.phase1, steps }, phase2: { ...overrides.train?.phase2, steps } };
   if (prompts !== undefined) overrides.sampling = { ...overrides.sampling, prompts };
   try {
@@ -59,8 +67,9 @@ export function stageDbFrom(db: Db, enqueueDelivery: (deliveryId: string) => Pro
       let rows = await db.samples.listByRequest(requestId);
       if (rows.length !== items.length) {
         // a different count can only come from a changed run: start the request's rows over
-        await db.prisma.sample.deleteMany({ where: { requestId } });
-        rows = await db.samples.createMany(tenantId, personalizationId, requestId, items.map((it) => ({ prompt: it.prompt, seed: it.seed, settings: it.settings })));
+        rows = await db.samples.replaceRequest({
+          tenantId, personalizationId, requestId, items: items.map((it) => ({ prompt: it.prompt, seed: it.seed, settings: it.settings })),
+        });
       }
       for (const [i, it] of items.entries()) await db.samples.update(rows[i]!.id, { status: 'succeeded', artifactKey: it.artifactKey });
     },
