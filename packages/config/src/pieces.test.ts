@@ -1,0 +1,75 @@
+/** The shared environment contract: one default per setting, the same refusals in every app that composes a piece. */
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { z } from 'zod';
+import {
+  EnvError, databaseEnv, httpEnv, localStorageEnv, localStorageUrl, logEnv, parseEnvironment, queueEnv, s3OptionsFrom, shutdownEnv,
+  stageEnv, storageEnv, webhookEnv,
+} from './index.js';
+
+const all = z.object({
+  ...databaseEnv.shape, ...queueEnv.shape, ...localStorageEnv.shape, ...logEnv.shape, ...shutdownEnv.shape, ...stageEnv.shape,
+  ...httpEnv.shape, ...webhookEnv.shape,
+});
+const base = { DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/x' };
+
+test('the defaults, each chosen once (README.md says why)', () => {
+  expect(parseEnvironment(all, base)).toEqual({
+    ...base,
+    REDIS_URL: 'redis://127.0.0.1:6379',
+    QUEUE_PREFIX: 'dynasyn',
+    STORAGE_URL: pathToFileURL(path.resolve('.dynasyn/storage')).href,
+    LOG_LEVEL: 'info',
+    SHUTDOWN_GRACE_SECONDS: 20,
+    DEVICE: 'cpu',
+    STAGE_LOCK_SECONDS: 600,
+    PORT: 3000,
+    HOST: '0.0.0.0',
+    WEBHOOK_ALLOW_PRIVATE: false,
+  });
+  expect(localStorageUrl('/srv/app')).toBe('file:///srv/app/.dynasyn/storage');
+});
+
+test('STORAGE_URL is required except on a single machine (localStorageEnv)', () => {
+  expect(() => parseEnvironment(storageEnv, {})).toThrow(/STORAGE_URL/);
+  expect(() => parseEnvironment(storageEnv, { STORAGE_URL: '' })).toThrow(/STORAGE_URL/);
+  expect(parseEnvironment(storageEnv, { STORAGE_URL: 's3://bucket/p' }).STORAGE_URL).toBe('s3://bucket/p');
+  expect(parseEnvironment(localStorageEnv, { STORAGE_URL: '' }).STORAGE_URL).toBe(localStorageUrl(process.cwd()));
+});
+
+test('empty strings count as unset; numbers and flags are read from strings', () => {
+  const env = parseEnvironment(all, {
+    ...base, STORAGE_URL: '', S3_ENDPOINT: '', BACKBONE: '', THREADS: '', STAGE_LOCK_SECONDS: '8', SHUTDOWN_GRACE_SECONDS: '2.5',
+    PORT: '8080', WEBHOOK_ALLOW_PRIVATE: '1', LOG_LEVEL: 'trace',
+  });
+  expect(env).toMatchObject({ STAGE_LOCK_SECONDS: 8, SHUTDOWN_GRACE_SECONDS: 2.5, PORT: 8080, WEBHOOK_ALLOW_PRIVATE: true, LOG_LEVEL: 'trace' });
+  expect([env.S3_ENDPOINT, env.BACKBONE, env.THREADS]).toEqual([undefined, undefined, undefined]);
+  expect(env.STORAGE_URL).toMatch(/^file:\/\/.*\.dynasyn\/storage$/);
+  expect(parseEnvironment(all, { ...base, THREADS: '4' }).THREADS).toBe(4);
+});
+
+test('every bad variable is named in one EnvError', () => {
+  let error: unknown;
+  try {
+    parseEnvironment(all, {
+      DATABASE_URL: 'mysql://x', REDIS_URL: 'http://r', QUEUE_PREFIX: 'a:b', STORAGE_URL: 'ftp://x', LOG_LEVEL: 'verbose',
+      SHUTDOWN_GRACE_SECONDS: '0', STAGE_LOCK_SECONDS: '1', DEVICE: 'tpu', THREADS: '0', WEBHOOK_ALLOW_PRIVATE: 'yes',
+    });
+  } catch (e) {
+    error = e;
+  }
+  expect(error).toBeInstanceOf(EnvError);
+  const named = (error as EnvError).problems.map((p) => p.split(':')[0]);
+  expect(named.sort()).toEqual([
+    'DATABASE_URL', 'DEVICE', 'LOG_LEVEL', 'QUEUE_PREFIX', 'REDIS_URL', 'SHUTDOWN_GRACE_SECONDS', 'STAGE_LOCK_SECONDS', 'STORAGE_URL',
+    'THREADS', 'WEBHOOK_ALLOW_PRIVATE',
+  ]);
+  expect((error as Error).message).toMatch(/^invalid environment: .*DATABASE_URL: must be postgres:\/\//);
+});
+
+test('S3 options: endpoint and region when set; credentials only as a pair', () => {
+  expect(s3OptionsFrom({})).toEqual({});
+  expect(s3OptionsFrom({ S3_ENDPOINT: 'http://minio:9000', AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's' }))
+    .toEqual({ endpoint: 'http://minio:9000', region: 'eu-west-1', accessKeyId: 'k', secretAccessKey: 's' });
+  expect(s3OptionsFrom({ AWS_ACCESS_KEY_ID: 'k' })).toEqual({});
+});

@@ -1,0 +1,84 @@
+/**
+ * The environment pieces the apps share, each defined once: an app's src/env.ts spreads the pieces it needs
+ * into its own schema (`z.object({ ...databaseEnv.shape, ...queueEnv.shape, ... })`). Why each default is
+ * what it is: README.md.
+ */
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { LOG_LEVELS } from '@dynasyn/logger';
+import { z } from 'zod';
+import { count, emptyIsUnset, flag, optional, seconds } from './values.js';
+
+export const databaseEnv = z.object({
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be postgres://user@host:port/db'),
+});
+
+export const queueEnv = z.object({
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be redis://host:port[/db]').default('redis://127.0.0.1:6379'),
+  /** BullMQ key prefix (and the API's rate-limit prefix): several deployments or test runs share one Redis. */
+  QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').default('dynasyn'),
+});
+
+const storageUrl = z.string().regex(/^(s3|file):\/\//, 'must be s3://bucket/prefix or file:///dir');
+
+/**
+ * Where blobs live. STORAGE_URL is required: a deployed API or worker that quietly stored artifacts on its own
+ * disk would lose them; only the single-machine `dynasyn serve` defaults it (localStorageEnv).
+ */
+export const storageEnv = z.object({
+  /** `s3://bucket/prefix` (with the AWS variables and S3_ENDPOINT) or `file:///dir`. */
+  STORAGE_URL: z.preprocess(emptyIsUnset, storageUrl),
+  /** S3-compatible servers only (MinIO, R2, s3rver); unset for AWS S3. */
+  S3_ENDPOINT: optional(z.string().url()),
+  AWS_REGION: optional(z.string()),
+  /** Static credentials; both or neither (then the AWS SDK's default provider chain). */
+  AWS_ACCESS_KEY_ID: optional(z.string()),
+  AWS_SECRET_ACCESS_KEY: optional(z.string()),
+});
+
+/** The local store of a single-machine setup: `.dynasyn/storage` under the working directory. */
+export function localStorageUrl(cwd: string): string {
+  return pathToFileURL(path.resolve(cwd, '.dynasyn/storage')).href;
+}
+
+/** storageEnv of a single-machine process (`dynasyn serve`): STORAGE_URL defaults to localStorageUrl(cwd). */
+export const localStorageEnv = storageEnv.extend({
+  STORAGE_URL: z.preprocess(emptyIsUnset, storageUrl.default(() => localStorageUrl(process.cwd()))),
+});
+
+export const logEnv = z.object({
+  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+});
+
+export const shutdownEnv = z.object({
+  /** On SIGTERM/SIGINT: seconds for requests to finish and running stages to checkpoint before exiting anyway. */
+  SHUTDOWN_GRACE_SECONDS: seconds(20),
+});
+
+/** What a process running stage jobs needs (the stage workers, and `dynasyn serve`'s workers). */
+export const stageEnv = z.object({
+  /** A bundle directory, file:// or s3:// URL; default the tiny random-weight bundle made in the cache. */
+  BACKBONE: optional(z.string()),
+  DEVICE: z.enum(['cpu', 'cuda']).default('cpu'),
+  /** onnxruntime intra-op threads per session; default onnxruntime's own choice. */
+  THREADS: optional(z.coerce.number().int().min(1)),
+  /** Seconds a stage holds its job lock (renewed every half); a killed worker's job is retaken after it. */
+  STAGE_LOCK_SECONDS: count(5, 600),
+});
+
+export const httpEnv = z.object({
+  PORT: z.preprocess(emptyIsUnset, z.coerce.number().int().min(0).max(65535).default(3000)),
+  HOST: z.string().default('0.0.0.0'),
+});
+
+export const webhookEnv = z.object({
+  /** Allow webhook URLs on loopback or private addresses (tests, single-machine setups). */
+  WEBHOOK_ALLOW_PRIVATE: flag(false),
+});
+
+export type DatabaseEnv = z.output<typeof databaseEnv>;
+export type QueueEnv = z.output<typeof queueEnv>;
+export type StorageEnv = z.output<typeof storageEnv>;
+export type LogEnv = z.output<typeof logEnv>;
+export type ShutdownEnv = z.output<typeof shutdownEnv>;
+export type StageEnv = z.output<typeof stageEnv>;
