@@ -4,7 +4,7 @@ import { configFromEnv } from './services.js';
 
 describe('parseEnv', () => {
   it('applies the documented defaults', () => {
-    const env = parseEnv({ DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/dynasyn' });
+    const env = parseEnv({ DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/dynasyn', STORAGE_URL: 'file:///srv/blobs' });
     expect(env).toMatchObject({
       PORT: 3000,
       REDIS_URL: 'redis://127.0.0.1:6379',
@@ -12,13 +12,15 @@ describe('parseEnv', () => {
       MAX_UPLOAD_BYTES: 20 * 1024 * 1024,
       MAX_IMAGE_PIXELS: 40_000_000,
       DOCS: true,
+      LOG_LEVEL: 'info',
+      SHUTDOWN_GRACE_SECONDS: 20,
     });
     expect(env.OPS_TOKEN).toBeUndefined();
     expect(configFromEnv(env).opsToken).toBeUndefined();
   });
 
   it('reads booleans and numbers from strings', () => {
-    const env = parseEnv({ DATABASE_URL: 'postgres://x/y', WEBHOOK_ALLOW_PRIVATE: 'true', PORT: '8080', RATE_LIMIT_MAX: '5' });
+    const env = parseEnv({ DATABASE_URL: 'postgres://x/y', STORAGE_URL: 's3://bucket/p', WEBHOOK_ALLOW_PRIVATE: 'true', PORT: '8080', RATE_LIMIT_MAX: '5' });
     expect(configFromEnv(env)).toMatchObject({ webhookAllowPrivate: true, rateLimitMax: 5 });
     expect(env.PORT).toBe(8080);
   });
@@ -30,6 +32,7 @@ describe('parseEnv', () => {
     } catch (e) {
       message = (e as Error).message;
     }
-    for (const name of ['DATABASE_URL', 'PORT', 'OPS_TOKEN']) expect(message).toContain(`${name}:`);
+    // STORAGE_URL has no default here: a deployed API must not keep uploads on its own disk
+    for (const name of ['DATABASE_URL', 'STORAGE_URL', 'PORT', 'OPS_TOKEN']) expect(message).toContain(`${name}:`);
   });
 });

@@ -5,6 +5,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
+import { createLogger } from '@dynasyn/logger';
 import { parseEnv, type Env } from './env.js';
 import { buildServer } from './server.js';
 import { configFromEnv, openServices } from './services.js';
@@ -24,9 +25,10 @@ export interface StartOptions {
 }
 
 export async function startApi(env: Env, opts: StartOptions = {}): Promise<FastifyInstance> {
-  const services = await openServices(env, { migrate: opts.migrate ?? false });
+  const logger = createLogger({ name: 'api', level: env.LOG_LEVEL });
+  const services = await openServices(env, { migrate: opts.migrate ?? false, logger });
   // rate-limit counters beside the queues' keys, so two deployments sharing a Redis keep theirs apart
-  const server = buildServer({ deps: services.deps, config: configFromEnv(env), logger: { level: env.LOG_LEVEL }, rateLimitNamespace: `${env.QUEUE_PREFIX}-rl:` });
+  const server = buildServer({ deps: services.deps, config: configFromEnv(env), logger, rateLimitNamespace: `${env.QUEUE_PREFIX}-rl:` });
   // Runs after in-flight requests have finished (server.close waits for them).
   server.addHook('onClose', async () => services.close());
   try {

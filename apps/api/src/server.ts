@@ -1,16 +1,16 @@
 /** The Fastify instance around the app plugin; listening is the caller's (index.ts, tests use inject). */
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { app, type AppOptions } from './app.js';
 
 export interface ServerOptions extends AppOptions {
-  /** pino options, or false for none (tests). */
-  logger?: FastifyServerOptions['logger'];
+  /** The process's logger (@dynasyn/logger's createLogger); none: nothing is logged (tests). */
+  logger?: FastifyBaseLogger;
 }
 
 export function buildServer(opts: ServerOptions): FastifyInstance {
   const server = Fastify({
-    logger: opts.logger ?? false,
+    ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
     // JSON bodies are small (sample requests); uploads are bounded by the multipart limits instead.
     bodyLimit: 1024 * 1024,
     requestIdHeader: 'x-request-id',

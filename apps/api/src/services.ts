@@ -2,6 +2,7 @@
  * Opens the real services from the environment (Postgres, Redis, storage) and the API's view of them; `close`
  * releases them in reverse order. Used by index.ts, and by `dynasyn serve` to run the API in-process.
  */
+import { s3OptionsFrom } from '@dynasyn/config';
 import { createDb, migrate } from '@dynasyn/db';
 import { closeQueues, connectRedis, createQueues, redisOptions } from '@dynasyn/queue';
 import { startWebhookWorker } from '@dynasyn/webhooks';
@@ -29,15 +30,7 @@ export async function openServices(env: Env, opts: OpenOptions = {}): Promise<Se
   const db = createDb(env.DATABASE_URL);
   const redis = await connectRedis(env.REDIS_URL, 'producer', opts.logger as never);
   const set = createQueues({ connection: redis, prefix: env.QUEUE_PREFIX });
-  const storage = createBlobStore(env.STORAGE_URL, {
-    s3: {
-      ...(env.S3_ENDPOINT ? { endpoint: env.S3_ENDPOINT } : {}),
-      ...(env.AWS_REGION ? { region: env.AWS_REGION } : {}),
-      ...(env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
-        ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY }
-        : {}),
-    },
-  });
+  const storage = createBlobStore(env.STORAGE_URL, { s3: s3OptionsFrom(env) });
   // signed deliveries with retries, and the sweep that re-enqueues deliveries whose queue job was lost (packages/webhooks)
   const webhookWorker = env.WEBHOOK_WORKER
     ? await startWebhookWorker(db, set, redisOptions(env.REDIS_URL, 'worker'), { allowPrivate: env.WEBHOOK_ALLOW_PRIVATE, ...(opts.logger ? { logger: opts.logger } : {}) })
