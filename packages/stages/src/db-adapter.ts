@@ -5,6 +5,7 @@
 import type { Db, Personalization, Sample } from '@dynasyn/db';
 import { personalizationOptionsSchema, type PersonalizationOptions } from '@dynasyn/domain';
 import { resolveOptions, type OptionOverrides } from '@dynasyn/dynasyn';
+import { notifyPortsFrom } from '@dynasyn/webhooks';
 import { PermanentStageError } from './errors.js';
 import type { PersonalizationJob, SampleJobRow, StageDb } from './ports.js';
 
@@ -81,13 +82,6 @@ export function stageDbFrom(db: Db, enqueueDelivery: (deliveryId: string) => Pro
         ...(patch.error ? { error: patch.error } : {}),
       });
     },
-    async createDelivery(d) {
-      const row = await db.webhooks.createDelivery({
-        tenantId: d.tenantId, personalizationId: d.personalizationId ?? null, eventType: d.payload.type, eventId: d.eventId, url: d.url,
-        payload: d.payload as unknown as object,
-      });
-      return row.id;
-    },
-    enqueueDelivery,
+    ...notifyPortsFrom(db, enqueueDelivery),
   };
 }

@@ -1,7 +1,8 @@
-/** The DeliveryStore over packages/db (Postgres): deliveries, their attempts, and the tenant's current secret. */
+/** The webhook stores over packages/db (Postgres): deliveries, their attempts, and the tenant's current secret. */
 import type { Db } from '@dynasyn/db';
 import type { DeliveryRecord, DeliveryStore } from './delivery.js';
 import type { WebhookPayload } from './events.js';
+import type { NotifyPorts } from './notify.js';
 
 export function deliveryStoreFrom(db: Pick<Db, 'webhooks' | 'tenants'>): DeliveryStore {
   return {
@@ -24,5 +25,22 @@ export function deliveryStoreFrom(db: Pick<Db, 'webhooks' | 'tenants'>): Deliver
         ...(a.nextAttemptAt ? { nextAttemptAt: a.nextAttemptAt } : {}),
       });
     },
+  };
+}
+
+/**
+ * `notify`'s ports over packages/db: the delivery row (once per `eventId`) and `enqueueDelivery`, which puts
+ * the `webhook.deliver` job on the webhooks queue (packages/queue `enqueue`).
+ */
+export function notifyPortsFrom(db: Pick<Db, 'webhooks'>, enqueueDelivery: (deliveryId: string) => Promise<void>): NotifyPorts {
+  return {
+    async createDelivery(d) {
+      const row = await db.webhooks.createDelivery({
+        tenantId: d.tenantId, personalizationId: d.personalizationId ?? null, eventType: d.payload.type, eventId: d.eventId, url: d.url,
+        payload: d.payload as unknown as object,
+      });
+      return row.id;
+    },
+    enqueueDelivery,
   };
 }

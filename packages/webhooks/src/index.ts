@@ -7,5 +7,5 @@ export {
   type AttemptOutcome, type AttemptRecord, type DeliverResult, type DeliveryPolicy, type DeliveryRecord, type DeliveryStore,
 } from './delivery.js';
 export { deliveryId, notify, type NotifyArgs, type NotifyPorts } from './notify.js';
-export { deliveryStoreFrom } from './db-store.js';
+export { deliveryStoreFrom, notifyPortsFrom } from './db-store.js';
 export { scheduleWebhookSweep, startWebhookWorker, sweepLostDeliveries, type SweepOptions, type SweepResult, type WebhookWorkerOptions } from './sweep.js';
