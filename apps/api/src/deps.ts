@@ -2,31 +2,20 @@
  * The side effects the API needs, as small ports. `src/index.ts` adapts packages/db, packages/storage and
  * packages/queue to them; tests hand in the same real implementations against fresh databases/prefixes.
  */
+import { TERMINAL_STATUSES, type ArtifactKind, type PersonalizationStatus, type SampleStatus, type StageProgress, type WebhookDeliveryStatus } from '@dynasyn/domain';
 import type { QueueHealth } from '@dynasyn/queue';
 import type { BlobStore } from '@dynasyn/storage';
 import type { Queue } from 'bullmq';
 
-export type PersonalizationStatus =
-  | 'queued'
-  | 'augmenting'
-  | 'training'
-  | 'sampling'
-  | 'succeeded'
-  | 'failed'
-  | 'canceled';
+export type { PersonalizationStatus, StageProgress } from '@dynasyn/domain';
 
-export const FINAL_STATUSES: readonly PersonalizationStatus[] = ['succeeded', 'failed', 'canceled'];
+/** The statuses a personalization never leaves (cancel answers 409 there). */
+export const FINAL_STATUSES: readonly PersonalizationStatus[] = TERMINAL_STATUSES;
 
 export interface Tenant {
   id: string;
   name: string;
   webhookSecret: string;
-}
-
-export interface StageProgress {
-  stage: string;
-  step: number;
-  total: number;
 }
 
 export interface Subject {
@@ -63,7 +52,7 @@ export interface NewPersonalization {
 
 export interface Artifact {
   id: string;
-  kind: string;
+  kind: ArtifactKind;
   key: string;
   size: number;
   sha256: string;
@@ -78,7 +67,7 @@ export interface Sample {
   seed: number;
   steps: number | null;
   guidance: number | null;
-  status: string;
+  status: SampleStatus;
   /** Storage key of the image once generated. */
   key: string | null;
   metrics: Record<string, unknown> | null;
@@ -101,7 +90,7 @@ export interface WebhookDelivery {
   id: string;
   eventType: string;
   url: string;
-  status: string;
+  status: WebhookDeliveryStatus;
   attempts: number;
   lastStatusCode: number | null;
   lastError: string | null;

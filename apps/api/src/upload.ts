@@ -4,9 +4,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
+import { personalizationOptionsSchema, type PersonalizationOptions } from '@dynasyn/domain';
 import { decode, decodeMask, ImagingError, sniffImageType, area } from '@dynasyn/imaging';
 import { isStorageError, type BlobStore } from '@dynasyn/storage';
-import { z } from 'zod';
 import * as E from './errors.js';
 
 export interface UploadLimits {
@@ -30,15 +30,6 @@ export interface PersonalizationUpload {
   /** sha256 over every part, for Idempotency-Key comparisons. */
   requestHash: string;
 }
-
-export const optionsSchema = z
-  .object({
-    preset: z.enum(['smoke', 'tiny', 'fast', 'paper']).optional(),
-    steps: z.number().int().min(1).max(100_000).optional(),
-    prompts: z.array(z.string().min(1).max(500)).max(32).optional(),
-  })
-  .strict();
-export type PersonalizationOptions = z.infer<typeof optionsSchema>;
 
 /** Reads every multipart part into memory (bounded by the multipart limits), then checks the whole request. */
 /** The parts as received, before the images are checked. */
@@ -111,7 +102,7 @@ function parseOptions(raw: string | undefined): PersonalizationOptions {
 }
 
 function checkOptions(json: unknown): PersonalizationOptions {
-  const parsed = optionsSchema.safeParse(json);
+  const parsed = personalizationOptionsSchema.safeParse(json);
   if (!parsed.success) {
     throw new E.BadOptions(parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '));
   }

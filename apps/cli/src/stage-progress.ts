@@ -4,9 +4,11 @@
  * begins; otherwise plain lines `stage: step/total ...` (logs, CI, tests).
  */
 import cliProgress from 'cli-progress';
+import type { Stage } from '@dynasyn/domain';
 import type { ProgressEvent } from '@dynasyn/dynasyn';
 
-const LABELS: Record<string, string> = {
+/** One label per stage of @dynasyn/domain: a stage added there without a label here does not compile. */
+const LABELS: Record<Stage, string> = {
   prepare: 'prepare', augment: 'augment', gsa: 'GSA', train: 'train', sample: 'sample', evaluate: 'evaluate', report: 'report',
 };
 
@@ -24,7 +26,7 @@ export interface StageProgress {
 }
 
 export function createStageProgress(stream: NodeJS.WriteStream = process.stderr): StageProgress {
-  const label = (e: ProgressEvent) => `${LABELS[e.stage] ?? e.stage}${e.phase ? ` phase ${e.phase}` : ''}`;
+  const label = (e: ProgressEvent) => `${LABELS[e.stage]}${e.phase ? ` phase ${e.phase}` : ''}`;
   if (!stream.isTTY) {
     const f = ((e: ProgressEvent) => {
       // stage start markers (step 0): a log line per finished step is enough, and an input error stays the only line

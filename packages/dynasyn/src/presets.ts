@@ -4,10 +4,12 @@
  * `smoke` the fewest steps that still run every stage once, for checking a real backbone (SD 2.1 at full
  * size) end to end and measuring it, not for results.
  */
+import { PRESET_NAMES as DOMAIN_PRESET_NAMES } from '@dynasyn/domain';
 import { InputError } from './input-error.js';
 import { PAPER_LOSS_WEIGHTS, type DynasynOptions, type PresetName } from './types.js';
 
-export const PRESET_NAMES: readonly PresetName[] = ['smoke', 'tiny', 'fast', 'paper'];
+/** The preset names, defined in @dynasyn/domain (the API's options schema accepts them); what each holds is here. */
+export const PRESET_NAMES: readonly PresetName[] = DOMAIN_PRESET_NAMES;
 
 /** Phase-2 learning rate of `full` mode (METHOD.md: the paper trains whole tensors at 2e-6). */
 export const FULL_MODE_LR = 2e-6;

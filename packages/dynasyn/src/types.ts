@@ -4,6 +4,7 @@
  * batches, the two-phase trainer), augment/ (prompts, drafts, pseudo masks, composition, GSA),
  * output/ (artifacts, metrics, report, evaluation), personalize.ts (the whole job).
  */
+import type { PresetName, Stage } from '@dynasyn/domain';
 import type { HostTensor } from '@dynasyn/ort-training';
 
 /** 8-bit RGB and 0/1 masks, structurally the same as @dynasyn/imaging's RgbImage / Mask. */
@@ -88,7 +89,8 @@ export interface SampleSettings {
   scheduler: 'ddim' | 'euler' | 'ddpm';
 }
 
-export type PresetName = 'smoke' | 'tiny' | 'fast' | 'paper';
+// the preset names and stage names are service vocabulary too (the API validates them): defined in @dynasyn/domain
+export type { PresetName, Stage } from '@dynasyn/domain';
 
 export interface DynasynOptions {
   preset: PresetName;
@@ -100,8 +102,6 @@ export interface DynasynOptions {
   executionProviders: ('cpu' | 'cuda')[];
   intraOpNumThreads?: number;
 }
-
-export type Stage = 'prepare' | 'augment' | 'gsa' | 'train' | 'sample' | 'evaluate' | 'report';
 
 /** Progress of a long stage, for CLI progress bars and the service's per-stage progress. */
 export interface ProgressEvent {

@@ -2,10 +2,11 @@
  * What a stage needs from the outside, as small interfaces handed in (STYLE.md): the apps implement them over
  * packages/db and packages/storage (`stageDbFrom`, the BlobStore itself); tests pass the real ones too.
  */
-import type { DynasynOptions, Stage } from '@dynasyn/dynasyn';
+import type { ArtifactKind, PersonalizationStatus, SampleStatus, StageProgress } from '@dynasyn/domain';
+import type { DynasynOptions } from '@dynasyn/dynasyn';
 import type { NotifyPorts } from '@dynasyn/webhooks';
 
-export type PersonalizationStatus = 'queued' | 'augmenting' | 'training' | 'sampling' | 'succeeded' | 'failed' | 'canceled';
+export type { ArtifactKind, PersonalizationStatus, StageProgress } from '@dynasyn/domain';
 
 /** A personalization as the stages read it. */
 export interface PersonalizationJob {
@@ -22,14 +23,6 @@ export interface PersonalizationJob {
   cancelRequested: boolean;
 }
 
-export interface StageProgress {
-  stage: Stage;
-  step: number;
-  total: number;
-}
-
-export type ArtifactKind = 'image' | 'mask' | 'augmented' | 'embeddings' | 'adapters' | 'checkpoint' | 'sample' | 'report' | 'metrics' | 'manifest';
-
 export interface ArtifactRow {
   personalizationId: string;
   kind: ArtifactKind;
@@ -44,7 +37,7 @@ export interface SampleJobRow {
   personalizationId: string;
   prompt: string;
   seed: number;
-  status: 'queued' | 'running' | 'succeeded' | 'failed';
+  status: SampleStatus;
   /** steps, guidance, scheduler overrides. */
   settings: { steps?: number; guidance?: number; scheduler?: 'ddim' | 'euler' | 'ddpm' };
 }

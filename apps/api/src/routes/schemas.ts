@@ -1,4 +1,10 @@
-/** JSON schemas shared by the routes (responses are serialized through them: unknown fields never leak). */
+/**
+ * JSON schemas shared by the routes (responses are serialized through them: unknown fields never leak). The
+ * value lists come from @dynasyn/domain, so the OpenAPI document names the same statuses, stages and kinds the
+ * code uses.
+ */
+import { ARTIFACT_KINDS, PERSONALIZATION_STATUSES, SAMPLE_STATUSES, STAGE_NAMES } from '@dynasyn/domain';
+
 export const errorRef = { $ref: 'Error#' } as const;
 export const idParams = {
   type: 'object',
@@ -12,7 +18,7 @@ const linksSchema = { type: 'object', additionalProperties: { type: 'string' } }
 export const createdSchema = {
   type: 'object',
   required: ['id', 'status', 'links'],
-  properties: { id: { type: 'string' }, status: { type: 'string' }, links: linksSchema },
+  properties: { id: { type: 'string' }, status: { type: 'string', enum: PERSONALIZATION_STATUSES }, links: linksSchema },
 } as const;
 
 export const personalizationSchema = {
@@ -20,13 +26,13 @@ export const personalizationSchema = {
   required: ['id', 'status', 'progress', 'artifacts', 'createdAt', 'updatedAt', 'links'],
   properties: {
     id: { type: 'string' },
-    status: { type: 'string', enum: ['queued', 'augmenting', 'training', 'sampling', 'succeeded', 'failed', 'canceled'] },
+    status: { type: 'string', enum: PERSONALIZATION_STATUSES },
     progress: {
       type: 'array',
       items: {
         type: 'object',
         required: ['stage', 'step', 'total'],
-        properties: { stage: { type: 'string' }, step: { type: 'integer' }, total: { type: 'integer' } },
+        properties: { stage: { type: 'string', enum: STAGE_NAMES }, step: { type: 'integer' }, total: { type: 'integer' } },
       },
     },
     subjects: { type: 'array', items: { type: 'object', properties: { class: { type: 'string' } } } },
@@ -39,7 +45,7 @@ export const personalizationSchema = {
       items: {
         type: 'object',
         properties: {
-          kind: { type: 'string' },
+          kind: { type: 'string', enum: ARTIFACT_KINDS },
           url: { type: 'string' },
           size: { type: 'integer' },
           sha256: { type: 'string' },
@@ -65,7 +71,7 @@ export const sampleSchema = {
     seed: { type: 'integer' },
     steps: { type: ['integer', 'null'] },
     guidance: { type: ['number', 'null'] },
-    status: { type: 'string' },
+    status: { type: 'string', enum: SAMPLE_STATUSES },
     url: { type: ['string', 'null'] },
     metrics: jsonObject,
     createdAt: { type: 'string', format: 'date-time' },
