@@ -8,6 +8,7 @@
  * after the API's delete. So a stage that ends (however) with its row gone removes the personalization's
  * storage folder again, after its last write, and ends as `canceled` without an error.
  */
+import { isTerminal } from '@dynasyn/domain';
 import type { DynasynOptions } from '@dynasyn/dynasyn';
 import { notify } from '@dynasyn/webhooks';
 import { classify, PermanentStageError, StageCanceled } from './errors.js';
@@ -91,8 +92,6 @@ export interface StageCall {
   finalAttempt?: boolean;
 }
 
-const TERMINAL: readonly PersonalizationStatus[] = ['succeeded', 'failed', 'canceled'];
-
 /** Marks a personalization failed for good and raises `personalization.failed`. */
 export async function failPersonalization(deps: StageDeps, job: PersonalizationJob, error: { code: string; message: string }): Promise<void> {
   await deps.db.setStatus(job.id, 'failed', error);
@@ -109,7 +108,7 @@ export async function runStage(deps: StageDeps, call: StageCall, spec: StageSpec
     deps.logger?.info({ id: call.personalizationId }, 'personalization deleted: nothing to do');
     return 'skipped';
   }
-  if (TERMINAL.includes(job.status)) return 'skipped';
+  if (isTerminal(job.status)) return 'skipped';
   if (job.cancelRequested) {
     await deps.db.setStatus(job.id, 'canceled');
     return 'canceled';
