@@ -5,6 +5,7 @@ export * from './presets.js';
 export * from './sample.js';
 export * from './merge-adapters.js';
 export * from './personalize.js';
+export * from './pipeline/index.js';
 export * from './example/example-input.js';
 export { runDemo, type DemoOptions } from './example/demo.js';
 export * from './augment/index.js';
