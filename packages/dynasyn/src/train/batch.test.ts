@@ -39,6 +39,8 @@ beforeAll(async () => {
   setup = {
     subjects: input.subjects, tokenizer, scheduler: trainingScheduler(bundle), grid, slots: 2, maxTokens: 77, ...latents,
     lambdas: { md: 1, m2a: 1e-2, ica: 5e-3, aug: 1e-4 }, flipProbability: 0.5,
+    // targets from the separate frozen class-map session (frozen.run), not from the training graph
+    frozenInGraph: false,
     idsType: DataType.INT64, timestepType: DataType.INT64, latentType: DataType.FLOAT,
   };
 });
