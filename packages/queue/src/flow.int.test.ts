@@ -15,6 +15,11 @@ const workers: QueueWorker[] = [];
 /** Stage runs in the order they happened, per personalization. */
 const runs: { stage: string; id: string }[] = [];
 const stagesOf = (id: string): string[] => runs.filter((r) => r.id === id).map((r) => r.stage);
+/** Jobs in any queue that a worker could still run (0: the recorded runs are final, no waiting for them needed). */
+async function runnableJobs(): Promise<number> {
+  const counts = await Promise.all(Object.values(set.queues).map((q) => q.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'waiting-children')));
+  return counts.flatMap((c) => Object.values(c)).reduce((a, b) => a + b, 0);
+}
 
 function recorder(stage: string, failFor?: string) {
   return async (p: PersonalizationPayload): Promise<string> => {
@@ -75,7 +80,7 @@ test('a duplicate enqueue is a no-op, both before and after the flow ran', async
   await waitFor('the flow to complete', async () => (await set.queues.sample.getJobState(a.job.id!)) === 'completed');
   const again = await enqueuePersonalizationFlow(set.flowProducer, input);
   expect(again.job.id).toBe(a.job.id);
-  await sleep(300);
+  expect(await runnableJobs()).toBe(0); // the second enqueue added nothing: no stage can run again
   expect(stagesOf('p-dup')).toEqual(['augment', 'gsa', 'train', 'sample']);
   expect(await set.queues.sample.getJobState(a.job.id!)).toBe('completed');
 });
@@ -88,6 +93,6 @@ test('a stage that fails for good fails the whole chain and later stages never r
   expect(await set.queues.train.getJobState('personalization.train-p-fails-augment')).toBe('failed');
   const augment = await set.queues.augment.getJob('personalization.augment-p-fails-augment');
   expect(augment!.attemptsMade).toBe(1); // UnrecoverableError: no retry despite attempts 3
-  await sleep(200);
+  expect(await runnableJobs()).toBe(0); // nothing left that a worker could still take up
   expect(stagesOf('p-fails-augment')).toEqual(['augment']);
 });
