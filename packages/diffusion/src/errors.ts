@@ -2,7 +2,7 @@
  * Errors raised by @dynasyn/diffusion. `code` is stable (callers and the API map it to responses);
  * `message` names the culprit (file, field, token) and says what was expected. `permanent`: no retry helps.
  */
-import { CodedError, type ErrorCodes } from '@dynasyn/domain';
+import { CodedError, errorGuard, type ErrorCodes } from '@dynasyn/domain';
 
 export const DIFFUSION_CODES = {
   /** The bundle directory is missing or is not a model bundle. */
@@ -26,5 +26,4 @@ export class DiffusionError extends CodedError<DiffusionErrorCode> {
   static override readonly codes = DIFFUSION_CODES;
 }
 
-export const isDiffusionError = (e: unknown, code?: DiffusionErrorCode): e is DiffusionError =>
-  e instanceof DiffusionError && (code === undefined || e.code === code);
+export const isDiffusionError = errorGuard(DiffusionError);

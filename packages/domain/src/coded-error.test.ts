@@ -1,4 +1,4 @@
-import { CodedError, isCodedError, type ErrorCodes } from './coded-error.js';
+import { CodedError, errorGuard, isCodedError, type ErrorCodes } from './coded-error.js';
 
 const PARSE_CODES = { BAD_SYNTAX: { permanent: true }, TIMEOUT: { permanent: false } } as const satisfies ErrorCodes;
 class ParseError extends CodedError<keyof typeof PARSE_CODES> {
@@ -32,4 +32,13 @@ test('a code missing from the table (only reachable through a cast) counts as re
 
 test('permanent is not an own property: logged and serialized errors keep their shape', () => {
   expect(Object.keys(new ParseError('BAD_SYNTAX', 'x')).sort()).toEqual(['code', 'name']);
+});
+
+test('errorGuard tells a class\'s errors (and one of its codes) from another class\'s with the same code', () => {
+  const isParseError = errorGuard(ParseError);
+  expect(isParseError(new ParseError('BAD_SYNTAX', 'x'))).toBe(true);
+  expect(isParseError(new ParseError('BAD_SYNTAX', 'x'), 'BAD_SYNTAX')).toBe(true);
+  expect(isParseError(new ParseError('TIMEOUT', 'x'), 'BAD_SYNTAX')).toBe(false);
+  expect(isParseError(new FetchError('BAD_SYNTAX', 'x'))).toBe(false);
+  expect(isParseError(undefined)).toBe(false);
 });

@@ -6,4 +6,4 @@ export {
 export { STAGE_NAMES, stageSchema, stageProgressSchema, type Stage, type StageProgress } from './progress.js';
 export { ARTIFACT_KINDS, artifactKindSchema, type ArtifactKind } from './artifacts.js';
 export { PRESET_NAMES, personalizationOptionsSchema, type PresetName, type PersonalizationOptions } from './options.js';
-export { CodedError, isCodedError, type CodeInfo, type ErrorCodes } from './coded-error.js';
+export { CodedError, errorGuard, isCodedError, type CodeInfo, type ErrorCodes } from './coded-error.js';

@@ -3,7 +3,7 @@
  * (the CLI and API map it to a message or a 400); `message` names the culprit (file, subject, option). Every
  * one is permanent: the same input fails the same way on every retry.
  */
-import { CodedError, type ErrorCodes } from '@dynasyn/domain';
+import { CodedError, errorGuard, type ErrorCodes } from '@dynasyn/domain';
 
 export const INPUT_CODES = {
   /** The image cannot be read or decoded. */
@@ -31,5 +31,4 @@ export class InputError extends CodedError<InputErrorCode> {
   static override readonly codes = INPUT_CODES;
 }
 
-export const isInputError = (e: unknown, code?: InputErrorCode): e is InputError =>
-  e instanceof InputError && (code === undefined || e.code === code);
+export const isInputError = errorGuard(InputError);

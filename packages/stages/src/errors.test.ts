@@ -3,7 +3,7 @@
  * changed for the codes that existed when the decision was a string set here, and that every coded error
  * the stages can meet declares a permanence for each code it is thrown with.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CodedError } from '@dynasyn/domain';
@@ -63,7 +63,9 @@ function sources(): { file: string; text: string }[] {
       else if (e.isFile() && p.endsWith('.ts') && !/\.(int\.)?test\.ts$|\.d\.ts$/.test(p)) out.push({ file: p.slice(root.length), text: readFileSync(p, 'utf8') });
     }
   };
-  for (const top of ['packages', 'apps']) for (const d of readdirSync(join(root, top))) walk(join(root, top, d, 'src'));
+  for (const top of ['packages', 'apps']) {
+    for (const d of readdirSync(join(root, top), { withFileTypes: true })) if (d.isDirectory() && existsSync(join(root, top, d.name, 'src'))) walk(join(root, top, d.name, 'src'));
+  }
   return out;
 }
 

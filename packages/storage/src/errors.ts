@@ -1,5 +1,5 @@
 /** Why a storage operation failed; callers branch on `code`, people read `message`. */
-import { CodedError, type ErrorCodes } from '@dynasyn/domain';
+import { CodedError, errorGuard, type ErrorCodes } from '@dynasyn/domain';
 
 export const STORAGE_CODES = {
   NOT_FOUND: { permanent: false }, // no object under the key
@@ -15,5 +15,4 @@ export class StorageError extends CodedError<StorageErrorCode> {
   static override readonly codes = STORAGE_CODES;
 }
 
-export const isStorageError = (err: unknown, code?: StorageErrorCode): err is StorageError =>
-  err instanceof StorageError && (code === undefined || err.code === code);
+export const isStorageError = errorGuard(StorageError);

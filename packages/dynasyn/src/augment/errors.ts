@@ -2,7 +2,7 @@
  * Errors of the augmentation stage. `code` is stable (the CLI and the service map it); `message` names the
  * culprit (endpoint, file, subject, option) and says what was expected. `permanent`: no retry helps.
  */
-import { CodedError, type ErrorCodes } from '@dynasyn/domain';
+import { CodedError, errorGuard, type ErrorCodes } from '@dynasyn/domain';
 
 export const AUGMENTATION_CODES = {
   /** The chat endpoint answered with a non-retryable HTTP status, or kept failing after every retry. */
@@ -28,5 +28,4 @@ export class AugmentationError extends CodedError<AugmentationErrorCode> {
   static override readonly codes = AUGMENTATION_CODES;
 }
 
-export const isAugmentationError = (e: unknown, code?: AugmentationErrorCode): e is AugmentationError =>
-  e instanceof AugmentationError && (code === undefined || e.code === code);
+export const isAugmentationError = errorGuard(AugmentationError);

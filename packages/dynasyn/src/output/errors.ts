@@ -2,7 +2,7 @@
  * Errors about a personalization's output directory and the evaluation models: `code` is stable (the CLI
  * and API map it), `message` names the file and what was expected. `permanent`: no retry helps.
  */
-import { CodedError, type ErrorCodes } from '@dynasyn/domain';
+import { CodedError, errorGuard, type ErrorCodes } from '@dynasyn/domain';
 
 export const ARTIFACT_CODES = {
   /** A file the operation needs is not in the output directory (or model folder). */
@@ -20,5 +20,4 @@ export class ArtifactError extends CodedError<ArtifactErrorCode> {
   static override readonly codes = ARTIFACT_CODES;
 }
 
-export const isArtifactError = (e: unknown, code?: ArtifactErrorCode): e is ArtifactError =>
-  e instanceof ArtifactError && (code === undefined || e.code === code);
+export const isArtifactError = errorGuard(ArtifactError);

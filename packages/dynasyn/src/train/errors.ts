@@ -1,5 +1,5 @@
 /** Errors of the trainer. `code` is stable (the CLI and the service map it); `message` names the culprit. */
-import { CodedError, type ErrorCodes } from '@dynasyn/domain';
+import { CodedError, errorGuard, type ErrorCodes } from '@dynasyn/domain';
 
 export const TRAINING_CODES = {
   /** An AbortSignal stopped training (state: `phase`, `step`, and whether a checkpoint holds it). */
@@ -26,5 +26,4 @@ export class TrainingError extends CodedError<TrainingErrorCode> {
   }
 }
 
-export const isTrainingError = (e: unknown, code?: TrainingErrorCode): e is TrainingError =>
-  e instanceof TrainingError && (code === undefined || e.code === code);
+export const isTrainingError = errorGuard(TrainingError);
