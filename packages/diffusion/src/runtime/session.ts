@@ -38,6 +38,11 @@ export class ModelSession {
     const opts: ort.InferenceSession.SessionOptions = {
       executionProviders: [...providers],
       graphOptimizationLevel: 'all',
+      // No CPU memory arena: the arena keeps the largest step's intermediates for the session's life and
+      // grows by doubling. SD 2.1 at 768 px (a self-attention layer's scores and probabilities are 3.4 GB
+      // each at batch 2): a smoke personalization was killed at 23.5 GB in its first draft step with it; one
+      // UNet forward at batch 2 peaks at 10.0 GB RSS without.
+      enableCpuMemArena: false,
       ...(options.intraOpNumThreads !== undefined ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
     };
     let session: ort.InferenceSession;
