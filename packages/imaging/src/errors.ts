@@ -2,8 +2,8 @@
 import { CodedError, type ErrorCodes } from '@dynasyn/domain';
 
 export const IMAGING_CODES = {
-  NOT_AN_IMAGE: { permanent: false }, // bytes are not PNG, JPEG or WebP (by magic bytes)
-  CORRUPT_IMAGE: { permanent: false }, // the type was recognised but the decoder failed
+  NOT_AN_IMAGE: { permanent: true }, // bytes are not PNG, JPEG or WebP (by magic bytes)
+  CORRUPT_IMAGE: { permanent: true }, // the type was recognised but the decoder failed
   TOO_LARGE: { permanent: false }, // width x height exceeds the caller's pixel limit
   SIZE_MISMATCH: { permanent: false }, // two rasters that must share a size do not
   EMPTY_MASK: { permanent: true }, // an operation needs at least one set pixel

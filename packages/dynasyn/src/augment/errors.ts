@@ -16,9 +16,9 @@ export const AUGMENTATION_CODES = {
   /** An option or argument is invalid. */
   BAD_ARGUMENT: { permanent: true },
   /** A feature that needs configuration (SAM model folder) was asked for without it. */
-  NOT_CONFIGURED: { permanent: false },
+  NOT_CONFIGURED: { permanent: true },
   /** A valid request this implementation does not support yet. */
-  UNSUPPORTED: { permanent: false },
+  UNSUPPORTED: { permanent: true },
   /** A saved augmented set is missing files or is malformed. */
   BAD_AUGMENTED_SET: { permanent: false },
 } as const satisfies ErrorCodes;
