@@ -1,5 +1,6 @@
 import { Prisma, type Personalization, type PersonalizationStatus, type PrismaClient } from '../generated/client.js';
-import { isTerminal, statusesLeadingTo } from '../status.js';
+import type { StageProgress } from '@dynasyn/domain';
+import { isTerminal, statusesLeadingTo, TERMINAL_STATUSES } from '../status.js';
 import { createIdempotently, releaseKey, type IdempotencyInput, type IdempotencyRecord } from './idempotency.js';
 
 /** One subject of a personalization, in the order of the request's masks. */
@@ -10,12 +11,8 @@ export interface SubjectRecord {
   maskKey: string;
 }
 
-/** Progress of one stage; `progress` holds one per stage reached, in the order reached. */
-export interface StageProgress {
-  stage: string;
-  step: number;
-  total: number;
-}
+/** Progress of one stage (the domain's shape); `progress` holds one per stage reached, in the order reached. */
+export type { StageProgress };
 
 /** What a failed personalization reports. */
 export interface JobError {
@@ -133,7 +130,7 @@ export function createPersonalizationsRepository(prisma: PrismaClient): Personal
     async requestCancel(tenantId, id) {
       const now = new Date();
       await prisma.personalization.updateMany({
-        where: { id, tenantId, cancelRequestedAt: null, status: { notIn: ['succeeded', 'failed', 'canceled'] } },
+        where: { id, tenantId, cancelRequestedAt: null, status: { notIn: [...TERMINAL_STATUSES] } },
         data: { cancelRequestedAt: now },
       });
       await prisma.personalization.updateMany({ where: { id, tenantId, status: 'queued' }, data: { status: 'canceled', finishedAt: now } });
