@@ -1,9 +1,5 @@
-/** worker-gsa: the `gsa` queue (personalization.gsa). */
-import { createWorker, gsaCatalog } from '@dynasyn/queue';
-import { closeOnSignals, stageJob, startWorkerProcess } from '@dynasyn/stages';
+/** worker-gsa: the `gsa` queue (personalization.gsa); handlers and process lifecycle live in @dynasyn/stages. */
+import { closeOnSignals, startWorkerProcess } from '@dynasyn/stages';
 import { loadEnv } from './env.js';
-import { createGsaHandler } from './handler.js';
 
-const proc = await startWorkerProcess('gsa', loadEnv(), (deps, options) =>
-  createWorker(gsaCatalog, { 'personalization.gsa': stageJob(createGsaHandler(deps)) }, options));
-closeOnSignals(proc);
+closeOnSignals(await startWorkerProcess('gsa', loadEnv()));

@@ -8,9 +8,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { closeQueues, createQueues, enqueue, redisOptions } from '@dynasyn/queue';
+import { createAugmentHandler, createGsaHandler } from '@dynasyn/stages';
 import { createPgStageBed, type PgStageBed } from '../../../packages/stages/src/testing/fixture.js';
-import { createAugmentHandler } from '../../worker-augment/src/handler.js';
-import { createGsaHandler } from '../../worker-gsa/src/handler.js';
 
 const MAIN = join(fileURLToPath(new URL('.', import.meta.url)), '../dist/index.js');
 const PREFIX = `killtest${Date.now()}`;

@@ -69,6 +69,15 @@ export function cancelWatcher(deps: StageDeps, id: string, outer?: AbortSignal):
   return { signal: ctl.signal, canceled: () => canceled, stop: () => { clearInterval(timer); outer?.removeEventListener('abort', onOuter); } };
 }
 
+/** The job's stored options run with this worker's device and threads (a GPU node sets 'cuda'). */
+export function stageOptions(deps: Pick<StageDeps, 'executionProviders' | 'intraOpNumThreads'>, job: Pick<PersonalizationJob, 'options'>): DynasynOptions {
+  return {
+    ...job.options,
+    ...(deps.executionProviders ? { executionProviders: deps.executionProviders } : {}),
+    ...(deps.intraOpNumThreads !== undefined ? { intraOpNumThreads: deps.intraOpNumThreads } : {}),
+  };
+}
+
 export interface StageRunContext {
   job: PersonalizationJob;
   options: DynasynOptions;
@@ -114,11 +123,7 @@ export async function runStage(deps: StageDeps, call: StageCall, spec: StageSpec
     return 'canceled';
   }
   if (spec.done && (await spec.done(job))) return 'skipped';
-  const options: DynasynOptions = {
-    ...job.options,
-    ...(deps.executionProviders ? { executionProviders: deps.executionProviders } : {}),
-    ...(deps.intraOpNumThreads !== undefined ? { intraOpNumThreads: deps.intraOpNumThreads } : {}),
-  };
+  const options = stageOptions(deps, job);
   await deps.db.setStatus(job.id, spec.status);
   const progress = progressWriter(deps, job.id);
   const watch = cancelWatcher(deps, job.id, call.signal);

@@ -8,10 +8,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClipTokenizer, loadBundle, type ModelBundle } from '@dynasyn/diffusion';
 import { contentTypeFor, tenantKey } from '@dynasyn/storage';
-import {
-  artifactPath, createManifest, loadInput, markPhaseCompleted, readManifest, writeInputs, writeManifest,
-  type PersonalizationInput,
-} from '@dynasyn/dynasyn';
+import { loadInput, prepareStage, type PersonalizationInput } from '@dynasyn/dynasyn';
 import type { ArtifactKind, PersonalizationJob, StageDeps } from './ports.js';
 
 /**
@@ -50,14 +47,9 @@ export async function openRunDir(deps: StageDeps, job: PersonalizationJob, need:
   for (const f of need.folders ?? []) await deps.storage.downloadPrefix(`${prefix}/${f}`, join(dir, f));
   const bundle = loadBundle(deps.backbone);
   const input = await loadJobInput(deps, job, bundle);
-  if (!existsSync(artifactPath(dir, 'manifest'))) {
-    const o = job.options;
-    writeManifest(dir, createManifest({
-      backboneDir: deps.backbone, tokens: input.subjects.map((_, i) => `<asset${i}>`), classWords: input.subjects.map((s) => s.classWord),
-      nounPhrases: input.subjects.map((s) => s.nounPhrase ?? s.classWord), preset: o.preset, seed: o.seed, options: o,
-    }));
-    await writeInputs(dir, input.image, input.subjects.map((s) => s.mask));
-    markPhaseCompleted(dir, 'prepare');
+  if (!existsSync(join(dir, 'manifest.json'))) {
+    // the first stage of a personalization: its manifest (with the options as stored, not this worker's device) and input/
+    await prepareStage({ dir, bundle, input, options: job.options });
     await uploadFolder(deps, job, dir, 'input', 'image');
     await uploadFile(deps, job, dir, 'manifest.json', 'manifest');
   }
@@ -93,8 +85,5 @@ export async function storedPhases(deps: StageDeps, job: Pick<PersonalizationJob
   const m = JSON.parse(Buffer.from(await deps.storage.get(key)).toString('utf8')) as { phasesCompleted?: string[] };
   return m.phasesCompleted ?? [];
 }
-
-/** Manifest phases already completed (read from the downloaded run directory). */
-export const completedPhases = (dir: string): string[] => (existsSync(artifactPath(dir, 'manifest')) ? readManifest(dir).phasesCompleted : []);
 
 export const removeRunDir = (dir: string): void => rmSync(dir, { recursive: true, force: true });

@@ -1,89 +1,114 @@
 /**
- * The process around one stage worker app: clients from the validated env, the backbone, the queue worker with
- * the app's handlers, and a graceful shutdown on SIGTERM/SIGINT (running stages checkpoint, their jobs go back
- * to waiting, clients close). Each app's src/index.ts is a call to this.
+ * The process around the queue workers, the same for a worker app (one stage queue per deployment) and for
+ * `dynasyn serve` (every queue in one process): clients from the validated env, the backbone, the queue workers
+ * with their handlers, and a graceful shutdown (running stages checkpoint, their jobs go back to waiting,
+ * clients close). Lock, stall and close times, device and threads are derived here and nowhere else.
  */
 import { mkdirSync } from 'node:fs';
 import { createDb } from '@dynasyn/db';
 import * as queue from '@dynasyn/queue';
 import { createBlobStore } from '@dynasyn/storage';
+import { startWebhookWorker } from '@dynasyn/webhooks';
 import { resolveBackbone } from './backbone.js';
 import { stageDbFrom } from './db-adapter.js';
-import { PermanentStageError } from './errors.js';
-import type { StageCall } from './lifecycle.js';
-import type { StageDeps } from './ports.js';
+import { createStageWorker, STAGE_QUEUES, type StageQueue } from './handlers/index.js';
+import type { StageDeps, StageLogger } from './ports.js';
 import type { WorkerEnv } from './worker-env.js';
 
-const LEVELS = { debug: 20, info: 30, warn: 40, error: 50, silent: 100 } as const;
+const LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: 100 } as const;
 
 /** One JSON line per event on stderr. */
-export function jsonLogger(level: WorkerEnv['LOG_LEVEL'], base: object = {}) {
+export function jsonLogger(level: keyof typeof LEVELS, base: object = {}) {
   const at = (lvl: number, name: string) => (obj: object, msg?: string) => {
     if (lvl >= LEVELS[level]) process.stderr.write(`${JSON.stringify({ level: name, time: Date.now(), ...base, ...obj, ...(msg ? { msg } : {}) })}\n`);
   };
   return { info: at(30, 'info'), warn: at(40, 'warn'), error: at(50, 'error') };
 }
 
-/** A stage handler as a BullMQ job handler: the last attempt fails the personalization; permanent errors skip retries. */
-export function stageJob(handler: (call: StageCall) => Promise<unknown>) {
-  return async (p: { personalizationId: string }, ctx: queue.JobContext): Promise<unknown> => {
-    try {
-      return await handler({ personalizationId: p.personalizationId, signal: ctx.signal, finalAttempt: ctx.job.attemptsMade + 1 >= (ctx.job.opts.attempts ?? 1) });
-    } catch (e) {
-      if (e instanceof PermanentStageError) throw new queue.UnrecoverableError(`${e.code}: ${e.message}`);
-      throw e;
-    }
-  };
-}
+/** Every queue a worker process can serve: the four stages, and the webhook deliveries. */
+export const WORKER_NAMES = [...STAGE_QUEUES, 'webhooks'] as const;
+export type WorkerName = (typeof WORKER_NAMES)[number];
 
-export interface WorkerProcess {
-  close(): Promise<void>;
-}
+const isStage = (n: WorkerName): n is StageQueue => (STAGE_QUEUES as readonly string[]).includes(n);
 
-/** Starts the worker of one app; `build` makes its queue worker from the shared deps. */
-export async function startWorkerProcess(
-  name: string,
-  env: WorkerEnv,
-  build: (deps: StageDeps, options: queue.CreateWorkerOptions) => queue.QueueWorker,
-): Promise<WorkerProcess> {
-  const logger = jsonLogger(env.LOG_LEVEL, { app: `worker-${name}` });
-  const s3 = {
-    ...(env.S3_ENDPOINT ? { endpoint: env.S3_ENDPOINT } : {}), ...(env.AWS_REGION ? { region: env.AWS_REGION } : {}),
-    ...(env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY } : {}),
-  };
-  const storage = createBlobStore(env.STORAGE_URL, { s3 });
-  const backbone = await resolveBackbone({ backbone: env.BACKBONE, cacheDir: env.CACHE_DIR, openStore: (url) => createBlobStore(url, { s3 }) });
-  mkdirSync(env.WORK_DIR, { recursive: true });
-  const db = createDb(env.DATABASE_URL);
-  const producer = await queue.connectRedis(env.REDIS_URL, 'producer', logger);
-  const set = queue.createQueues({ connection: producer, prefix: env.QUEUE_PREFIX });
-  const deps: StageDeps = {
-    db: stageDbFrom(db, async (deliveryId) => { await queue.enqueue(set.queues, 'webhooks', 'webhook.deliver', { v: 1, deliveryId }); }),
-    storage, backbone, workDir: env.WORK_DIR, logger, executionProviders: env.DEVICE === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
-    ...(env.THREADS !== undefined ? { intraOpNumThreads: env.THREADS } : {}),
-  };
-  const worker = build(deps, {
+/** The env's S3 settings, as packages/storage takes them. */
+const s3OptionsOf = (env: Pick<WorkerEnv, 'S3_ENDPOINT' | 'AWS_REGION' | 'AWS_ACCESS_KEY_ID' | 'AWS_SECRET_ACCESS_KEY'>) => ({
+  ...(env.S3_ENDPOINT ? { endpoint: env.S3_ENDPOINT } : {}), ...(env.AWS_REGION ? { region: env.AWS_REGION } : {}),
+  ...(env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY } : {}),
+});
+
+/** BullMQ settings of every worker, from the env. */
+export function queueWorkerOptions(env: WorkerEnv, logger: StageLogger): queue.CreateWorkerOptions & { closeTimeoutMs: number; abortGraceMs: number } {
+  return {
     connection: queue.redisOptions(env.REDIS_URL, 'worker'), prefix: env.QUEUE_PREFIX, logger, device: env.DEVICE, concurrency: env.CONCURRENCY,
     lockDuration: env.STAGE_LOCK_SECONDS * 1000,
     // a killed worker's job is taken up soon after its lock runs out
     stalledInterval: Math.min(30_000, Math.max(1_000, env.STAGE_LOCK_SECONDS * 500)),
+    // half the grace for running jobs to end, then an abort and 0.4 of it to checkpoint: a tenth is left for
+    // the clients to close before the orchestrator's (or serve's) hard stop at SHUTDOWN_GRACE_SECONDS
     closeTimeoutMs: env.SHUTDOWN_GRACE_SECONDS * 500, abortGraceMs: env.SHUTDOWN_GRACE_SECONDS * 400,
-  });
-  logger.info({ backbone, device: env.DEVICE, concurrency: env.CONCURRENCY }, 'worker started');
+  };
+}
+
+/** The stage handlers' ports over the env's Postgres and storage; webhook events are enqueued on `set`. */
+export function stageDepsOf(env: WorkerEnv, clients: { db: ReturnType<typeof createDb>; set: queue.QueueSet; backbone: string; logger: StageLogger }): StageDeps {
+  return {
+    db: stageDbFrom(clients.db, async (deliveryId) => { await queue.enqueue(clients.set.queues, 'webhooks', 'webhook.deliver', { v: 1, deliveryId }); }),
+    storage: createBlobStore(env.STORAGE_URL, { s3: s3OptionsOf(env) }), backbone: clients.backbone, workDir: env.WORK_DIR, logger: clients.logger,
+    executionProviders: env.DEVICE === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
+    ...(env.THREADS !== undefined ? { intraOpNumThreads: env.THREADS } : {}),
+  };
+}
+
+export interface WorkerProcess {
+  /** The queues served. */
+  names: readonly WorkerName[];
+  /** Stops taking jobs; running stages checkpoint and stop; then the clients close. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface StartWorkersOptions {
+  /** Default: JSON lines on stderr at env.LOG_LEVEL, tagged with the app. */
+  logger?: StageLogger;
+  /** Webhook deliveries to loopback and private addresses (tests, a local stack). Default false. */
+  webhookAllowPrivate?: boolean;
+}
+
+/** Starts the queue workers `names` in this process over one set of clients. */
+export async function startWorkers(names: readonly WorkerName[], env: WorkerEnv, o: StartWorkersOptions = {}): Promise<WorkerProcess> {
+  const logger = o.logger ?? jsonLogger(env.LOG_LEVEL, { app: names.length === 1 ? `worker-${names[0]}` : 'workers' });
+  const backbone = await resolveBackbone({ backbone: env.BACKBONE, cacheDir: env.CACHE_DIR, openStore: (url) => createBlobStore(url, { s3: s3OptionsOf(env) }) });
+  mkdirSync(env.WORK_DIR, { recursive: true });
+  const db = createDb(env.DATABASE_URL);
+  const producer = await queue.connectRedis(env.REDIS_URL, 'producer', logger);
+  const set = queue.createQueues({ connection: producer, prefix: env.QUEUE_PREFIX });
+  const deps = stageDepsOf(env, { db, set, backbone, logger });
+  const options = queueWorkerOptions(env, logger);
+  const workers = await Promise.all(names.map((name) => (isStage(name)
+    ? createStageWorker(name, deps, options)
+    // deliveries are short HTTP calls: its own concurrency and lock (packages/webhooks), the same close times
+    : startWebhookWorker(db, set, options.connection, {
+      logger, allowPrivate: o.webhookAllowPrivate ?? false, closeTimeoutMs: options.closeTimeoutMs, abortGraceMs: options.abortGraceMs,
+    }))));
+  logger.info({ workers: names, backbone, device: env.DEVICE, concurrency: env.CONCURRENCY, threads: env.THREADS ?? null }, 'workers started');
   let closing: Promise<void> | undefined;
   return {
+    names,
     close: () => (closing ??= (async () => {
-      await worker.close();
+      await Promise.all(workers.map((w) => w.close()));
       await queue.closeQueues(set);
       producer.disconnect();
       await db.close();
-      logger.info({}, 'worker stopped');
+      logger.info({ workers: names }, 'workers stopped');
     })()),
   };
 }
 
+/** The process of one worker app: the workers of its queue. */
+export const startWorkerProcess = (name: WorkerName, env: WorkerEnv, o: StartWorkersOptions = {}): Promise<WorkerProcess> => startWorkers([name], env, o);
+
 /** SIGTERM/SIGINT close the process once; a second signal exits at once. */
-export function closeOnSignals(p: WorkerProcess, logger = jsonLogger('info')): void {
+export function closeOnSignals(p: WorkerProcess, logger: StageLogger = jsonLogger('info')): void {
   let stopping = false;
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.on(sig, () => {

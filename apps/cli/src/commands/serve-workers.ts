@@ -1,16 +1,22 @@
 /**
- * The stage workers `dynasyn serve` runs in its own process: the handlers of the worker apps on the queues of
- * packages/queue, over the same Postgres, Redis and storage as the API. WORKERS picks them (comma list of
+ * The workers `dynasyn serve` runs in its own process: packages/stages' `startWorkers`, the very function each
+ * worker app's index.ts calls, over serve's Postgres, Redis and storage. Its settings come from the worker apps'
+ * own environment schema (DEVICE, THREADS, CONCURRENCY, WORK_DIR, ...) fed with serve's resolved values, so lock,
+ * stall and close times, device and threads are the deployment's. WORKERS picks the queues (comma list of
  * augment, gsa, train, sample, webhooks; `none` for an API-only process, e.g. the API benchmark); default all.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { WorkerName } from '@dynasyn/stages';
 import { CliError } from './errors.js';
-import { s3OptionsFrom, type ServiceEnv } from './service-env.js';
+import type { ServiceEnv } from './service-env.js';
 
-export const WORKER_NAMES = ['augment', 'gsa', 'train', 'sample', 'webhooks'] as const;
-export type WorkerName = (typeof WORKER_NAMES)[number];
+/** The queues serve can run: packages/stages' WORKER_NAMES (the compiler checks that none is missing). */
+export const WORKER_NAMES = ['augment', 'gsa', 'train', 'sample', 'webhooks'] as const satisfies readonly WorkerName[];
+type Missing = Exclude<WorkerName, (typeof WORKER_NAMES)[number]>;
+const everyWorkerListed: [Missing] extends [never] ? true : Missing = true;
+void everyWorkerListed;
 
 export interface RunningWorkers {
   names: WorkerName[];
@@ -26,66 +32,52 @@ export function selectedWorkers(spec: string | undefined): WorkerName[] {
   return [...new Set(names)] as WorkerName[];
 }
 
-/** A pino-shaped logger on stderr, one JSON line per event (level filter from LOG_LEVEL). */
-function stderrLogger(level: ServiceEnv['LOG_LEVEL']) {
-  const rank = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: 100 }[level];
-  const at = (lvl: number, name: string) => (obj: object, msg?: string) => {
-    if (lvl >= rank) process.stderr.write(`${JSON.stringify({ level: name, time: Date.now(), ...obj, ...(msg ? { msg } : {}) })}\n`);
+/** The worker apps' environment as serve runs them: `source` with serve's resolved values in place. */
+export function workerEnvironment(source: NodeJS.ProcessEnv, env: ServiceEnv, backboneDir: string, workDir?: string): NodeJS.ProcessEnv {
+  return {
+    ...source,
+    DATABASE_URL: env.DATABASE_URL,
+    REDIS_URL: env.REDIS_URL,
+    QUEUE_PREFIX: env.QUEUE_PREFIX,
+    STORAGE_URL: env.STORAGE_URL,
+    BACKBONE: backboneDir,
+    STAGE_LOCK_SECONDS: String(env.STAGE_LOCK_SECONDS),
+    SHUTDOWN_GRACE_SECONDS: String(env.SHUTDOWN_GRACE_SECONDS),
+    ...(workDir !== undefined ? { WORK_DIR: workDir } : {}),
+    // serve hands its own logger in (its LOG_LEVEL also takes trace and fatal)
+    LOG_LEVEL: undefined,
   };
-  return { info: at(30, 'info'), warn: at(40, 'warn'), error: at(50, 'error') };
 }
 
-export async function startWorkers(env: ServiceEnv, backboneDir: string, log: (line: string) => void): Promise<RunningWorkers> {
+export async function startWorkers(source: NodeJS.ProcessEnv, env: ServiceEnv, backboneDir: string, log: (line: string) => void): Promise<RunningWorkers> {
   const names = selectedWorkers(env.WORKERS);
   if (names.length === 0) return { names, close: async () => undefined };
   // loaded only when workers run: onnxruntime, Prisma and BullMQ stay out of the other commands
-  const [{ createDb }, { createBlobStore }, queue, { stageDbFrom, stageJob }, webhooks, augment, gsa, train, sample] = await Promise.all([
-    import('@dynasyn/db'), import('@dynasyn/storage'), import('@dynasyn/queue'), import('@dynasyn/stages'), import('@dynasyn/webhooks'),
-    import('@dynasyn/worker-augment/handler'), import('@dynasyn/worker-gsa/handler'), import('@dynasyn/worker-train/handler'), import('@dynasyn/worker-sample/handler'),
-  ]);
-  const logger = stderrLogger(env.LOG_LEVEL);
-  const db = createDb(env.DATABASE_URL);
-  const storage = createBlobStore(env.STORAGE_URL, { s3: s3OptionsFrom(env) });
-  const producer = await queue.connectRedis(env.REDIS_URL, 'producer', logger);
-  const set = queue.createQueues({ connection: producer, prefix: env.QUEUE_PREFIX });
-  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dynasyn-serve-'));
-  const deps = {
-    db: stageDbFrom(db, async (deliveryId: string) => { await queue.enqueue(set.queues, 'webhooks', 'webhook.deliver', { v: 1, deliveryId }); }),
-    storage, backbone: backboneDir, workDir, logger,
-  };
-
-  const options = {
-    connection: queue.redisOptions(env.REDIS_URL, 'worker'), prefix: env.QUEUE_PREFIX, logger,
-    lockDuration: env.STAGE_LOCK_SECONDS * 1000,
-    // a killed process's job is found soon after its lock runs out
-    stalledInterval: Math.min(30_000, Math.max(1_000, env.STAGE_LOCK_SECONDS * 500)),
-    closeTimeoutMs: Math.max(1_000, env.SHUTDOWN_GRACE_SECONDS * 400),
-    abortGraceMs: Math.max(1_000, env.SHUTDOWN_GRACE_SECONDS * 400),
-  };
-  const generate = sample.createGenerateHandler(deps);
-  const factories: Record<WorkerName, () => import('@dynasyn/queue').QueueWorker | Promise<import('@dynasyn/queue').QueueWorker>> = {
-    augment: () => queue.createWorker(queue.augmentCatalog, { 'personalization.augment': stageJob(augment.createAugmentHandler(deps)) }, options),
-    gsa: () => queue.createWorker(queue.gsaCatalog, { 'personalization.gsa': stageJob(gsa.createGsaHandler(deps)) }, options),
-    train: () => queue.createWorker(queue.trainCatalog, { 'personalization.train': stageJob(train.createTrainHandler(deps)) }, options),
-    sample: () => queue.createWorker(queue.sampleCatalog, {
-      'personalization.sample': stageJob(sample.createSampleHandler(deps)),
-      'samples.generate': async (p, ctx) => generate({ personalizationId: p.personalizationId, requestId: p.requestId, sampleIds: p.sampleIds, signal: ctx.signal }),
-    }, options),
-    // signed deliveries with retries and the lost-job sweep; short HTTP calls: many at once, the ordinary lock
-    webhooks: () => webhooks.startWebhookWorker(db, set, options.connection, {
-      logger, allowPrivate: env.WEBHOOK_ALLOW_PRIVATE, closeTimeoutMs: options.closeTimeoutMs, abortGraceMs: options.abortGraceMs,
-    }),
-  };
-  const running = await Promise.all(names.map((n) => factories[n]()));
-  log(`workers ${names.join(', ')} on queue prefix ${env.QUEUE_PREFIX}`);
+  const stages = await import('@dynasyn/stages');
+  // without WORK_DIR, a scratch directory of this process, removed when it stops
+  const scratch = source.WORK_DIR ? undefined : fs.mkdtempSync(path.join(os.tmpdir(), 'dynasyn-serve-'));
+  const removeScratch = () => { if (scratch) fs.rmSync(scratch, { recursive: true, force: true }); };
+  let workers: Awaited<ReturnType<typeof stages.startWorkers>>;
+  try {
+    let workerEnv;
+    try {
+      workerEnv = stages.parseWorkerEnv(workerEnvironment(source, env, backboneDir, scratch));
+    } catch (e) {
+      throw new CliError((e as Error).message);
+    }
+    workers = await stages.startWorkers(names, workerEnv, {
+      logger: stages.jsonLogger(env.LOG_LEVEL, { app: 'serve' }), webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE,
+    });
+    log(`workers ${names.join(', ')} on queue prefix ${env.QUEUE_PREFIX} (device ${workerEnv.DEVICE}, concurrency ${workerEnv.CONCURRENCY}${workerEnv.THREADS ? `, ${workerEnv.THREADS} threads` : ''})`);
+  } catch (e) {
+    removeScratch();
+    throw e;
+  }
   return {
     names,
     close: async () => {
-      await Promise.all(running.map((w) => w.close()));
-      await queue.closeQueues(set);
-      producer.disconnect();
-      await db.close();
-      fs.rmSync(workDir, { recursive: true, force: true });
+      await workers.close();
+      removeScratch();
     },
   };
 }

@@ -26,7 +26,7 @@ export async function serve(source: NodeJS.ProcessEnv): Promise<void> {
   });
   say(`backbone ${backboneDir}`);
 
-  const workers: RunningWorkers = await startWorkers(env, backboneDir, say);
+  const workers: RunningWorkers = await startWorkers(source, env, backboneDir, say);
   let api: Awaited<ReturnType<typeof startApi>>;
   try {
     api = await startApi(parseApiEnv(apiEnvironment(source, env)), { migrate: false, handleSignals: false });

@@ -1,7 +1,7 @@
 /** The augment stage on the tiny bundle and a fresh Postgres database: a cancel stops it within one image. */
-import { createPgStageBed, type PgStageBed } from '../../../packages/stages/src/testing/fixture.js';
-import { runPrefix } from '../../../packages/stages/src/run-dir.js';
-import { createAugmentHandler } from './handler.js';
+import { createPgStageBed, type PgStageBed } from '../testing/fixture.js';
+import { runPrefix } from '../run-dir.js';
+import { createAugmentHandler } from './augment.js';
 
 let bed: PgStageBed;
 beforeAll(async () => { bed = await createPgStageBed(); });

@@ -4,11 +4,11 @@
  * uploads as it stops), and a worker stopped mid-training (its job aborted, its scratch directory gone) resumes
  * from the checkpoint in storage and ends with exactly the embeddings and adapters of an uninterrupted run.
  */
-import { createPgStageBed, type PgStageBed } from '../../../packages/stages/src/testing/fixture.js';
-import { personalizationRoot, runPrefix } from '../../../packages/stages/src/run-dir.js';
-import { createAugmentHandler } from '../../worker-augment/src/handler.js';
-import { createGsaHandler } from '../../worker-gsa/src/handler.js';
-import { createTrainHandler } from './handler.js';
+import { createPgStageBed, type PgStageBed } from '../testing/fixture.js';
+import { personalizationRoot, runPrefix } from '../run-dir.js';
+import { createAugmentHandler } from './augment.js';
+import { createGsaHandler } from './gsa.js';
+import { createTrainHandler } from './train.js';
 
 let bed: PgStageBed;
 beforeAll(async () => { bed = await createPgStageBed(); });

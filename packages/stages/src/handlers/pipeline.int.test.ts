@@ -4,12 +4,12 @@
  * and the webhooks delivered to a loopback receiver, signed with the tenant's secret.
  */
 import { deliverOnce, deliveryStoreFrom, verifyWebhook } from '@dynasyn/webhooks';
-import { createPgStageBed, type PgStageBed } from '../../../packages/stages/src/testing/fixture.js';
-import { startTestReceiver, type TestReceiver } from '../../../packages/webhooks/src/testing/receiver.js';
-import { createAugmentHandler } from '../../worker-augment/src/handler.js';
-import { createGsaHandler } from '../../worker-gsa/src/handler.js';
-import { createTrainHandler } from '../../worker-train/src/handler.js';
-import { createGenerateHandler, createSampleHandler, initialRequestId } from './handler.js';
+import { createPgStageBed, type PgStageBed } from '../testing/fixture.js';
+import { startTestReceiver, type TestReceiver } from '../../../webhooks/src/testing/receiver.js';
+import { createAugmentHandler } from './augment.js';
+import { createGsaHandler } from './gsa.js';
+import { createTrainHandler } from './train.js';
+import { createGenerateHandler, createSampleHandler, initialRequestId } from './sample.js';
 
 let bed: PgStageBed;
 let receiver: TestReceiver;

@@ -7,10 +7,10 @@
 import { augmentOnBase, loadAugmented, loadComposed } from '@dynasyn/dynasyn';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { createPgStageBed, type PgStageBed } from '../../../packages/stages/src/testing/fixture.js';
-import { openRunDir, removeRunDir, runPrefix } from '../../../packages/stages/src/run-dir.js';
-import { createAugmentHandler } from '../../worker-augment/src/handler.js';
-import { createGsaHandler } from './handler.js';
+import { createPgStageBed, type PgStageBed } from '../testing/fixture.js';
+import { openRunDir, removeRunDir, runPrefix } from '../run-dir.js';
+import { createAugmentHandler } from './augment.js';
+import { createGsaHandler } from './gsa.js';
 
 let bed: PgStageBed;
 beforeAll(async () => { bed = await createPgStageBed(); });
@@ -79,7 +79,12 @@ it('a cancel stops GSA within seconds and stores no finished set', async () => {
   const id = await bed.addJob({ augmentation: { count: 6, gsaSchedule: 'paper' } });
   expect(await createAugmentHandler(bed.deps)({ personalizationId: id })).toBe('done');
   const running = createGsaHandler(bed.deps)({ personalizationId: id });
-  await new Promise((r) => setTimeout(r, 1500));
+  // the stage's first progress row (step 0, written before the first UNet call) says GSA has begun
+  const gsaBegun = async () => ((await bed.db.personalizations.findById(id))!.progress as { stage: string }[]).some((p) => p.stage === 'gsa');
+  for (const t0 = Date.now(); !(await gsaBegun());) {
+    if (Date.now() - t0 > 60_000) throw new Error('gsa never reported progress');
+    await new Promise((r) => setTimeout(r, 50));
+  }
   const asked = Date.now();
   await bed.db.personalizations.requestCancel(bed.tenantId, id);
   expect(await running).toBe('canceled');
