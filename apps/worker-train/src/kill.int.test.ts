@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { closeQueues, createQueues, enqueue, redisOptions } from '@dynasyn/queue';
 import { createAugmentHandler, createGsaHandler } from '@dynasyn/stages';
 import { createPgStageBed, type PgStageBed } from '../../../packages/stages/src/testing/fixture.js';
+import { waitFor } from '../../../packages/queue/src/testing/wait.js';
 
 const MAIN = join(fileURLToPath(new URL('.', import.meta.url)), '../dist/index.js');
 const PREFIX = `killtest${Date.now()}`;
@@ -40,14 +41,6 @@ function startWorker(): { child: ChildProcess; log: () => string } {
   return { child, log: () => out };
 }
 
-async function until(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const t0 = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 it('a worker killed mid-training is replaced and the job finishes from its checkpoint', async () => {
   const id = await bed.addJob({ augmentation: { count: 0 }, train: { phase1: { steps: 40 }, phase2: { steps: 4 }, checkpointEvery: 2 } }, 'https://hooks.example/x');
   await createAugmentHandler(bed.deps)({ personalizationId: id });
@@ -60,17 +53,17 @@ it('a worker killed mid-training is replaced and the job finishes from its check
     const first = startWorker();
     // past step 6 and a checkpoint uploaded (without one a restart rightly begins again from step 1)
     const ckKey = `tenants/${bed.tenantId}/personalizations/${id}/run/checkpoints/checkpoint.safetensors`;
-    await until(async () => (await trainStep()) >= 6 && (await bed.deps.storage.head(ckKey)) !== null, 90_000, 'training to pass step 6 with a checkpoint in storage');
+    await waitFor('training to pass step 6 with a checkpoint in storage', async () => (await trainStep()) >= 6 && (await bed.deps.storage.head(ckKey)) !== null, 90_000);
     first.child.kill('SIGKILL');
     await new Promise((r) => first.child.once('exit', r));
     const killedAt = await trainStep();
     expect(killedAt).toBeLessThan(44);
 
     const second = startWorker();
-    await until(async () => (await bed.db.personalizations.findById(id))!.status === 'sampling', 120_000, 'the restarted worker to finish training');
-    await until(async () => /training resumed from the stored checkpoint/.test(second.log()), 5_000, `the resume in the log:\n${second.log()}`);
+    await waitFor('the restarted worker to finish training', async () => (await bed.db.personalizations.findById(id))!.status === 'sampling', 120_000);
+    await waitFor(`the resume in the log:\n${second.log()}`, () => /training resumed from the stored checkpoint/.test(second.log()), 5_000);
     // the status moves to `sampling` before the stage records its event: wait for the job itself to end
-    await until(async () => (await set.queues.train.getJobState(job.id!)) === 'completed', 10_000, 'the train job to complete');
+    await waitFor('the train job to complete', async () => (await set.queues.train.getJobState(job.id!)) === 'completed', 10_000);
 
     const keys = (await bed.db.artifacts.list(id)).map((a) => a.key);
     expect(new Set(keys).size).toBe(keys.length);

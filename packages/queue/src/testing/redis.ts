@@ -1,6 +1,5 @@
 /** Test helpers: a random key prefix per test file and its cleanup, against the real Redis. */
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 
 export const TEST_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -20,13 +19,5 @@ export async function deletePrefix(client: Redis, prefix: string): Promise<void>
   } while (cursor !== '0');
 }
 
-/** Polls until `check` returns a truthy value or the timeout passes (then throws naming `what`). */
-export async function waitFor<T>(what: string, check: () => Promise<T> | T, timeoutMs = 15_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
+// the tests of other packages import it from here too
+export { waitFor } from './wait.js';

@@ -1,6 +1,7 @@
 /** The augment stage on the tiny bundle and a fresh Postgres database: a cancel stops it within one image. */
 import { createPgStageBed, type PgStageBed } from '../testing/fixture.js';
 import { runPrefix } from '../run-dir.js';
+import { waitFor } from '../../../queue/src/testing/wait.js';
 import { createAugmentHandler } from './augment.js';
 
 let bed: PgStageBed;
@@ -11,11 +12,7 @@ it('stops augmenting soon after a cancel request and leaves no composed set', as
   const id = await bed.addJob({ augmentation: { count: 12 } });
   const running = createAugmentHandler(bed.deps)({ personalizationId: id });
   const augStep = async () => ((await bed.db.personalizations.findById(id))!.progress as { stage: string; step: number }[]).find((p) => p.stage === 'augment')?.step ?? 0;
-  const t0 = Date.now();
-  while ((await augStep()) < 1) {
-    if (Date.now() - t0 > 60_000) throw new Error('no augment progress');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitFor('augment progress', async () => (await augStep()) >= 1, 60_000);
   const asked = Date.now();
   await bed.db.personalizations.requestCancel(bed.tenantId, id);
   expect(await running).toBe('canceled');

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { createPgStageBed, type PgStageBed } from '../testing/fixture.js';
 import { openRunDir, removeRunDir, runPrefix } from '../run-dir.js';
 import { createAugmentHandler } from './augment.js';
+import { waitFor } from '../../../queue/src/testing/wait.js';
 import { createGsaHandler } from './gsa.js';
 
 let bed: PgStageBed;
@@ -81,10 +82,7 @@ it('a cancel stops GSA within seconds and stores no finished set', async () => {
   const running = createGsaHandler(bed.deps)({ personalizationId: id });
   // the stage's first progress row (step 0, written before the first UNet call) says GSA has begun
   const gsaBegun = async () => ((await bed.db.personalizations.findById(id))!.progress as { stage: string }[]).some((p) => p.stage === 'gsa');
-  for (const t0 = Date.now(); !(await gsaBegun());) {
-    if (Date.now() - t0 > 60_000) throw new Error('gsa never reported progress');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitFor('GSA to report progress', gsaBegun, 60_000);
   const asked = Date.now();
   await bed.db.personalizations.requestCancel(bed.tenantId, id);
   expect(await running).toBe('canceled');

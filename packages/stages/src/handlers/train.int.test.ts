@@ -8,6 +8,7 @@ import { createPgStageBed, type PgStageBed } from '../testing/fixture.js';
 import { personalizationRoot, runPrefix } from '../run-dir.js';
 import { createAugmentHandler } from './augment.js';
 import { createGsaHandler } from './gsa.js';
+import { waitFor } from '../../../queue/src/testing/wait.js';
 import { createTrainHandler } from './train.js';
 
 let bed: PgStageBed;
@@ -26,13 +27,7 @@ const row = async (id: string) => (await bed.db.personalizations.findById(id))!;
 const trainStep = async (id: string) => ((await row(id)).progress as { stage: string; step: number }[]).find((p) => p.stage === 'train')?.step ?? 0;
 const key = (id: string, file: string) => `${runPrefix({ tenantId: bed.tenantId, id })}/${file}`;
 
-async function until(cond: () => Promise<boolean>, ms = 60_000): Promise<void> {
-  const t0 = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - t0 > ms) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = (cond: () => Promise<boolean>) => waitFor('training to reach the awaited step', cond, 60_000);
 
 it('stops a running training within seconds of a cancel request', async () => {
   const id = await readyToTrain(400, 6);
