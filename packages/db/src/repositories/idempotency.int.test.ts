@@ -49,7 +49,7 @@ describe('personalizations.create with a key', () => {
     const results = await Promise.all(Array.from({ length: 8 }, () => db.personalizations.create(input, idem)));
     const created = results.filter((r) => r.created);
     expect(created).toHaveLength(1);
-    expect(new Set(results.map((r) => JSON.stringify(r.idempotency.responseBody))).size).toBe(1);
+    expect(new Set(results.map((r) => JSON.stringify(r.idempotency!.responseBody))).size).toBe(1);
     // the losers' rows rolled back with their transactions
     expect(await rowsOf(tenant.id)).toBe(1);
     expect(await keysOf(tenant.id)).toBe(1);

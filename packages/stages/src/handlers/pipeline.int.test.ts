@@ -51,7 +51,7 @@ it('runs augment -> gsa -> train -> sample on Postgres, each stage safe to run t
   expect(progress.find((p) => p.stage === 'augment')).toEqual({ stage: 'augment', step: 4, total: 4 });
   expect(progress.find((p) => p.stage === 'gsa')).toEqual({ stage: 'gsa', step: 2, total: 2 });
   // the metrics summary a client reads without downloading metrics.json
-  const metrics = row.metrics as { steps: Record<string, number>; loss: { phase2: { last: Record<string, number> } }; attention: { after: { token: string; iou: number }[] } };
+  const metrics = row.metrics as { steps: { phase1: number; phase2: number }; loss: { phase2: { last: Record<string, number> } }; attention: { after: { token: string; iou: number }[] } };
   expect(metrics.steps.phase1 + metrics.steps.phase2).toBe(12);
   expect(metrics.loss.phase2.last.total).toBeGreaterThan(0);
   expect(metrics.attention.after.map((a) => a.token)).toEqual(['<asset0>', '<asset1>']);
