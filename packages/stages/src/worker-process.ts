@@ -5,6 +5,7 @@
  * clients close). Lock, stall and close times, device and threads are derived here and nowhere else.
  */
 import { mkdirSync } from 'node:fs';
+import { s3OptionsFrom } from '@dynasyn/config';
 import { createDb } from '@dynasyn/db';
 import * as queue from '@dynasyn/queue';
 import { createBlobStore } from '@dynasyn/storage';
@@ -31,12 +32,6 @@ export type WorkerName = (typeof WORKER_NAMES)[number];
 
 const isStage = (n: WorkerName): n is StageQueue => (STAGE_QUEUES as readonly string[]).includes(n);
 
-/** The env's S3 settings, as packages/storage takes them. */
-const s3OptionsOf = (env: Pick<WorkerEnv, 'S3_ENDPOINT' | 'AWS_REGION' | 'AWS_ACCESS_KEY_ID' | 'AWS_SECRET_ACCESS_KEY'>) => ({
-  ...(env.S3_ENDPOINT ? { endpoint: env.S3_ENDPOINT } : {}), ...(env.AWS_REGION ? { region: env.AWS_REGION } : {}),
-  ...(env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY } : {}),
-});
-
 /** BullMQ settings of every worker, from the env. */
 export function queueWorkerOptions(env: WorkerEnv, logger: StageLogger): queue.CreateWorkerOptions & { closeTimeoutMs: number; abortGraceMs: number } {
   return {
@@ -54,7 +49,7 @@ export function queueWorkerOptions(env: WorkerEnv, logger: StageLogger): queue.C
 export function stageDepsOf(env: WorkerEnv, clients: { db: ReturnType<typeof createDb>; set: queue.QueueSet; backbone: string; logger: StageLogger }): StageDeps {
   return {
     db: stageDbFrom(clients.db, async (deliveryId) => { await queue.enqueue(clients.set.queues, 'webhooks', 'webhook.deliver', { v: 1, deliveryId }); }),
-    storage: createBlobStore(env.STORAGE_URL, { s3: s3OptionsOf(env) }), backbone: clients.backbone, workDir: env.WORK_DIR, logger: clients.logger,
+    storage: createBlobStore(env.STORAGE_URL, { s3: s3OptionsFrom(env) }), backbone: clients.backbone, workDir: env.WORK_DIR, logger: clients.logger,
     executionProviders: env.DEVICE === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
     ...(env.THREADS !== undefined ? { intraOpNumThreads: env.THREADS } : {}),
   };
@@ -77,7 +72,7 @@ export interface StartWorkersOptions {
 /** Starts the queue workers `names` in this process over one set of clients. */
 export async function startWorkers(names: readonly WorkerName[], env: WorkerEnv, o: StartWorkersOptions = {}): Promise<WorkerProcess> {
   const logger = o.logger ?? jsonLogger(env.LOG_LEVEL, { app: names.length === 1 ? `worker-${names[0]}` : 'workers' });
-  const backbone = await resolveBackbone({ backbone: env.BACKBONE, cacheDir: env.CACHE_DIR, openStore: (url) => createBlobStore(url, { s3: s3OptionsOf(env) }) });
+  const backbone = await resolveBackbone({ backbone: env.BACKBONE, cacheDir: env.CACHE_DIR, openStore: (url) => createBlobStore(url, { s3: s3OptionsFrom(env) }) });
   mkdirSync(env.WORK_DIR, { recursive: true });
   const db = createDb(env.DATABASE_URL);
   const producer = await queue.connectRedis(env.REDIS_URL, 'producer', logger);
