@@ -9,6 +9,6 @@ export { jobOptions, stageDbFrom } from './db-adapter.js';
 export { parseWorkerEnv, workerEnvSchema, type WorkerEnv } from './worker-env.js';
 export { resolveBackbone, type BackboneSource } from './backbone.js';
 export {
-  closeOnSignals, jsonLogger, queueWorkerOptions, stageDepsOf, startWorkerProcess, startWorkers, WORKER_NAMES,
+  closeOnSignals, queueWorkerOptions, stageDepsOf, startWorkerProcess, startWorkers, WORKER_NAMES,
   type StartWorkersOptions, type WorkerName, type WorkerProcess,
 } from './worker-process.js';

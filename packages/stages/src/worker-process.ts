@@ -7,6 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import { s3OptionsFrom } from '@dynasyn/config';
 import { createDb } from '@dynasyn/db';
+import { createLogger } from '@dynasyn/logger';
 import * as queue from '@dynasyn/queue';
 import { createBlobStore } from '@dynasyn/storage';
 import { startWebhookWorker } from '@dynasyn/webhooks';
@@ -15,16 +16,6 @@ import { stageDbFrom } from './db-adapter.js';
 import { createStageWorker, STAGE_QUEUES, type StageQueue } from './handlers/index.js';
 import type { StageDeps, StageLogger } from './ports.js';
 import type { WorkerEnv } from './worker-env.js';
-
-const LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: 100 } as const;
-
-/** One JSON line per event on stderr. */
-export function jsonLogger(level: keyof typeof LEVELS, base: object = {}) {
-  const at = (lvl: number, name: string) => (obj: object, msg?: string) => {
-    if (lvl >= LEVELS[level]) process.stderr.write(`${JSON.stringify({ level: name, time: Date.now(), ...base, ...obj, ...(msg ? { msg } : {}) })}\n`);
-  };
-  return { info: at(30, 'info'), warn: at(40, 'warn'), error: at(50, 'error') };
-}
 
 /** Every queue a worker process can serve: the four stages, and the webhook deliveries. */
 export const WORKER_NAMES = [...STAGE_QUEUES, 'webhooks'] as const;
@@ -71,7 +62,7 @@ export interface StartWorkersOptions {
 
 /** Starts the queue workers `names` in this process over one set of clients. */
 export async function startWorkers(names: readonly WorkerName[], env: WorkerEnv, o: StartWorkersOptions = {}): Promise<WorkerProcess> {
-  const logger = o.logger ?? jsonLogger(env.LOG_LEVEL, { app: names.length === 1 ? `worker-${names[0]}` : 'workers' });
+  const logger = o.logger ?? createLogger({ name: names.length === 1 ? `worker-${names[0]}` : 'workers', level: env.LOG_LEVEL });
   const backbone = await resolveBackbone({ backbone: env.BACKBONE, cacheDir: env.CACHE_DIR, openStore: (url) => createBlobStore(url, { s3: s3OptionsFrom(env) }) });
   mkdirSync(env.WORK_DIR, { recursive: true });
   const db = createDb(env.DATABASE_URL);
@@ -103,7 +94,7 @@ export async function startWorkers(names: readonly WorkerName[], env: WorkerEnv,
 export const startWorkerProcess = (name: WorkerName, env: WorkerEnv, o: StartWorkersOptions = {}): Promise<WorkerProcess> => startWorkers([name], env, o);
 
 /** SIGTERM/SIGINT close the process once; a second signal exits at once. */
-export function closeOnSignals(p: WorkerProcess, logger: StageLogger = jsonLogger('info')): void {
+export function closeOnSignals(p: WorkerProcess, logger: StageLogger = createLogger({ name: 'workers', level: 'info' })): void {
   let stopping = false;
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.on(sig, () => {

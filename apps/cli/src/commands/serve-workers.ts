@@ -53,7 +53,7 @@ export async function startWorkers(source: NodeJS.ProcessEnv, env: ServiceEnv, b
   const names = selectedWorkers(env.WORKERS);
   if (names.length === 0) return { names, close: async () => undefined };
   // loaded only when workers run: onnxruntime, Prisma and BullMQ stay out of the other commands
-  const stages = await import('@dynasyn/stages');
+  const [stages, { createLogger }] = await Promise.all([import('@dynasyn/stages'), import('@dynasyn/logger')]);
   // without WORK_DIR, a scratch directory of this process, removed when it stops
   const scratch = source.WORK_DIR ? undefined : fs.mkdtempSync(path.join(os.tmpdir(), 'dynasyn-serve-'));
   const removeScratch = () => { if (scratch) fs.rmSync(scratch, { recursive: true, force: true }); };
@@ -66,7 +66,7 @@ export async function startWorkers(source: NodeJS.ProcessEnv, env: ServiceEnv, b
       throw new CliError((e as Error).message);
     }
     workers = await stages.startWorkers(names, workerEnv, {
-      logger: stages.jsonLogger(env.LOG_LEVEL, { app: 'serve' }), webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE,
+      logger: createLogger({ name: 'serve', level: env.LOG_LEVEL }), webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE,
     });
     log(`workers ${names.join(', ')} on queue prefix ${env.QUEUE_PREFIX} (device ${workerEnv.DEVICE}, concurrency ${workerEnv.CONCURRENCY}${workerEnv.THREADS ? `, ${workerEnv.THREADS} threads` : ''})`);
   } catch (e) {
