@@ -5,8 +5,23 @@
  */
 import { TestEnvironment } from 'jest-environment-node';
 
-const SHARED = ['ArrayBuffer', 'SharedArrayBuffer', 'Uint8Array', 'Int8Array', 'Uint16Array', 'Int16Array', 'Uint32Array',
-  'Int32Array', 'Float32Array', 'Float64Array', 'BigInt64Array', 'BigUint64Array', 'Uint8ClampedArray', 'DataView', 'Buffer'];
+const SHARED = [
+  'ArrayBuffer',
+  'SharedArrayBuffer',
+  'Uint8Array',
+  'Int8Array',
+  'Uint16Array',
+  'Int16Array',
+  'Uint32Array',
+  'Int32Array',
+  'Float32Array',
+  'Float64Array',
+  'BigInt64Array',
+  'BigUint64Array',
+  'Uint8ClampedArray',
+  'DataView',
+  'Buffer',
+];
 
 export default class SharedTypedArrayEnvironment extends TestEnvironment {
   constructor(config, context) {

@@ -124,7 +124,13 @@ describe('webhooks', () => {
     expect(second).not.toBe(first);
     expect(((await h.server.inject({ method: 'GET', url: '/v1/webhooks/secret', headers: alice.auth })).json() as { secret: string }).secret).toBe(second);
 
-    const delivery = await h.db.webhooks.createDelivery({ tenantId: alice.id, eventType: 'personalization.failed', eventId: 'msg_1', url: 'https://example.com/hook', payload: {} });
+    const delivery = await h.db.webhooks.createDelivery({
+      tenantId: alice.id,
+      eventType: 'personalization.failed',
+      eventId: 'msg_1',
+      url: 'https://example.com/hook',
+      payload: {},
+    });
     for (const retry of [true, true, false]) {
       await h.db.webhooks.markAttempt(delivery.id, { ok: false, statusCode: 503, ...(retry ? { nextAttemptAt: new Date() } : {}) });
     }
@@ -178,7 +184,10 @@ describe('health, metrics, docs and ops', () => {
 
   it('gives code generators what they need: an operationId, 401 and 429 on every /v1 operation, named schemas', async () => {
     const doc = (await h.server.inject('/docs/json')).json() as {
-      paths: Record<string, Record<string, { operationId?: string; parameters?: unknown[]; responses: Record<string, { content?: Record<string, { schema: { $ref?: string } }> }> }>>;
+      paths: Record<
+        string,
+        Record<string, { operationId?: string; parameters?: unknown[]; responses: Record<string, { content?: Record<string, { schema: { $ref?: string } }> }> }>
+      >;
       components: { schemas: Record<string, unknown> };
     };
     const ids: string[] = [];
@@ -188,8 +197,14 @@ describe('health, metrics, docs and ops', () => {
         if (method === 'head') continue;
         expect([method, path, typeof op.operationId]).toEqual([method, path, 'string']);
         ids.push(op.operationId!);
-        for (const code of ['401', '429', ...(op.parameters?.length && !path.includes('{*}') ? ['400'] : [])]) { // a wildcard path is not validated
-          expect([method, path, code, op.responses[code]?.content?.['application/json']?.schema.$ref]).toEqual([method, path, code, '#/components/schemas/Error']);
+        for (const code of ['401', '429', ...(op.parameters?.length && !path.includes('{*}') ? ['400'] : [])]) {
+          // a wildcard path is not validated
+          expect([method, path, code, op.responses[code]?.content?.['application/json']?.schema.$ref]).toEqual([
+            method,
+            path,
+            code,
+            '#/components/schemas/Error',
+          ]);
         }
       }
     }

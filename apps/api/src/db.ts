@@ -2,7 +2,14 @@
  * packages/db seen through the API's port (deps.ts `ApiDb`): its repositories, with rows mapped to the API's
  * shapes. Creates with an `Idempotency-Key` use the repositories' one protocol (rows and answer in one transaction).
  */
-import { DbError, type Db, type IdempotencyInput, type Personalization as PersonalizationRow, type Sample as SampleRow, type IdempotencyRecord as StoredKey } from '@dynasyn/db';
+import {
+  DbError,
+  type Db,
+  type IdempotencyInput,
+  type Personalization as PersonalizationRow,
+  type Sample as SampleRow,
+  type IdempotencyRecord as StoredKey,
+} from '@dynasyn/db';
 import type { ApiDb, Artifact, CreateOutcome, CreateRequest, IdempotencyRecord, Personalization, Sample, StageProgress, Subject } from './deps.js';
 import { IdempotencyKeyReused } from './errors.js';
 
@@ -17,7 +24,12 @@ export function apiDb(db: Db): ApiDb {
     personalizations: {
       async create(p, request) {
         const input = {
-          id: p.id, tenantId: p.tenantId, subjects: p.subjects, imageKey: p.imageKey, options: p.options as object, webhookUrl: p.webhookUrl,
+          id: p.id,
+          tenantId: p.tenantId,
+          subjects: p.subjects,
+          imageKey: p.imageKey,
+          options: p.options as object,
+          webhookUrl: p.webhookUrl,
         };
         const r = await keyReused(db.personalizations.create(input, keyInput(request, toPersonalization)));
         if (!r.created) return { replayed: toIdempotency(r.idempotency) };
@@ -37,27 +49,41 @@ export function apiDb(db: Db): ApiDb {
     artifacts: {
       async list(personalizationId) {
         const rows = await db.artifacts.list(personalizationId);
-        return rows.map(
-          (a): Artifact => ({ id: a.id, kind: a.kind, key: a.key, size: a.size, sha256: a.sha256, contentType: a.contentType, createdAt: a.createdAt }),
-        );
+        return rows.map((a): Artifact => ({
+          id: a.id,
+          kind: a.kind,
+          key: a.key,
+          size: a.size,
+          sha256: a.sha256,
+          contentType: a.contentType,
+          createdAt: a.createdAt,
+        }));
       },
     },
     samples: {
       async createMany(samples, request) {
         const first = samples[0];
-        if (!first || samples.some((s) => s.requestId !== first.requestId || s.personalizationId !== first.personalizationId || s.tenantId !== first.tenantId)) {
+        if (
+          !first ||
+          samples.some((s) => s.requestId !== first.requestId || s.personalizationId !== first.personalizationId || s.tenantId !== first.tenantId)
+        ) {
           throw new Error('createMany takes the samples of one request');
         }
         const sampleRequest = {
-          tenantId: first.tenantId, personalizationId: first.personalizationId, requestId: first.requestId,
+          tenantId: first.tenantId,
+          personalizationId: first.personalizationId,
+          requestId: first.requestId,
           items: samples.map((s) => ({
-            id: s.id, prompt: s.prompt, seed: s.seed,
+            id: s.id,
+            prompt: s.prompt,
+            seed: s.seed,
             // Only what the client set: the sampler applies its own defaults to absent keys.
             settings: { ...(s.steps !== null ? { steps: s.steps } : {}), ...(s.guidance !== null ? { guidance: s.guidance } : {}) },
           })),
         };
         const toSamples = (rows: SampleRow[]) => rows.map(toSample);
-        if (!request.idempotency) return created(toSamples(await db.samples.createMany(first.tenantId, first.personalizationId, first.requestId, sampleRequest.items)), null, request);
+        if (!request.idempotency)
+          return created(toSamples(await db.samples.createMany(first.tenantId, first.personalizationId, first.requestId, sampleRequest.items)), null, request);
         const r = await keyReused(db.samples.createManyIdempotently(sampleRequest, keyInput(request, toSamples)!));
         if (!r.created) return { replayed: toIdempotency(r.idempotency) };
         return created(toSamples(r.samples), r.idempotency, request);

@@ -2,7 +2,14 @@
  * The side effects the API needs, as small ports. `src/index.ts` adapts packages/db, packages/storage and
  * packages/queue to them; tests hand in the same real implementations against fresh databases/prefixes.
  */
-import { TERMINAL_STATUSES, type ArtifactKind, type PersonalizationStatus, type SampleStatus, type StageProgress, type WebhookDeliveryStatus } from '@dynasyn/domain';
+import {
+  TERMINAL_STATUSES,
+  type ArtifactKind,
+  type PersonalizationStatus,
+  type SampleStatus,
+  type StageProgress,
+  type WebhookDeliveryStatus,
+} from '@dynasyn/domain';
 import type { QueueHealth } from '@dynasyn/queue';
 import type { BlobStore } from '@dynasyn/storage';
 import type { Queue } from 'bullmq';

@@ -8,7 +8,11 @@ export const Unauthorized = createError('UNAUTHORIZED', 'missing or unknown API 
 export const NotFound = createError('NOT_FOUND', '%s not found', 404);
 export const BadRequest = createError('BAD_REQUEST', '%s', 400);
 export const MissingImage = createError('MISSING_IMAGE', 'the field "image" (a file, or an upload id in a JSON body) is required', 400);
-export const MissingMask = createError('MISSING_MASK', 'at least one mask is required (a multipart file "mask" per subject, or "masks": [upload ids] in a JSON body)', 400);
+export const MissingMask = createError(
+  'MISSING_MASK',
+  'at least one mask is required (a multipart file "mask" per subject, or "masks": [upload ids] in a JSON body)',
+  400,
+);
 export const MissingClasses = createError('MISSING_CLASSES', 'the field "classes" (comma-separated class words, one per mask) is required', 400);
 export const ClassCountMismatch = createError('CLASS_COUNT_MISMATCH', '%s', 400);
 export const TooManySubjects = createError('TOO_MANY_SUBJECTS', '%s', 400);
@@ -24,10 +28,6 @@ export const ImageTooLarge = createError('IMAGE_TOO_LARGE', '%s', 413);
 export const FileTooLarge = createError('FILE_TOO_LARGE', '%s', 413);
 export const MaskSizeMismatch = createError('MASK_SIZE_MISMATCH', '%s', 422);
 export const EmptyMask = createError('EMPTY_MASK', '%s', 422);
-export const IdempotencyKeyReused = createError(
-  'IDEMPOTENCY_KEY_REUSED',
-  'this Idempotency-Key was used with a different request',
-  409,
-);
+export const IdempotencyKeyReused = createError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with a different request', 409);
 export const NotSucceeded = createError('NOT_SUCCEEDED', 'personalization %s is %s; samples need a succeeded one', 409);
 export const AlreadyFinished = createError('ALREADY_FINISHED', 'personalization %s already %s', 409);

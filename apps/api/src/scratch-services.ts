@@ -44,7 +44,12 @@ export async function openScratchServices(o: ScratchOptions): Promise<ScratchSer
   const dir = await mkdtemp(path.join(tmpdir(), `dynasyn-${o.label}-`));
   const storage = createBlobStore(`file://${dir}`);
   return {
-    db, redis, queues, storage, prefix, deps: apiDeps(db, queues, redis, storage),
+    db,
+    redis,
+    queues,
+    storage,
+    prefix,
+    deps: apiDeps(db, queues, redis, storage),
     async close() {
       await closeQueues(queues);
       const keys = await redis.keys(`${prefix}*`);

@@ -68,8 +68,12 @@ it('starts from the environment (migrations applied), is ready, and links artifa
     const row = (await db.personalizations.findById(id))!;
     expect(row.imageKey).toBe(`tenants/${tenant.id}/personalizations/${id}/input/image.png`);
     await db.artifacts.record({
-      personalizationId: id, kind: 'image', key: row.imageKey, size: image.length,
-      sha256: createHash('sha256').update(image).digest('hex'), contentType: 'image/png',
+      personalizationId: id,
+      kind: 'image',
+      key: row.imageKey,
+      size: image.length,
+      sha256: createHash('sha256').update(image).digest('hex'),
+      contentType: 'image/png',
     });
 
     const got = (await (await fetch(`${base}/v1/personalizations/${id}`, { headers: auth })).json()) as { artifacts: { kind: string; url: string }[] };
@@ -94,8 +98,11 @@ it('delivers webhooks from the API process: a queued delivery reaches the receiv
     const { tenant } = await db.tenants.create('webhook tenant');
     const { url } = receiver;
     const delivery = await db.webhooks.createDelivery({
-      tenantId: tenant.id, eventType: 'personalization.training.completed', eventId: `msg_${randomBytes(8).toString('hex')}`,
-      url, payload: { type: 'personalization.training.completed', data: { id: 'p1', status: 'sampling' } },
+      tenantId: tenant.id,
+      eventType: 'personalization.training.completed',
+      eventId: `msg_${randomBytes(8).toString('hex')}`,
+      url,
+      payload: { type: 'personalization.training.completed', data: { id: 'p1', status: 'sampling' } },
     });
     await enqueue(set.queues, 'webhooks', 'webhook.deliver', { v: 1, deliveryId: delivery.id });
     const deadline = Date.now() + 20_000;
@@ -122,7 +129,8 @@ it('JSON create from uploads PUT straight to S3 through presigned URLs (s3rver d
   try {
     const { tenant, apiKey } = await db.tenants.create('s3 upload tenant');
     const auth = { authorization: `Bearer ${apiKey}` };
-    const image = await pngImage(16, 16), mask = await pngMask(16, 16);
+    const image = await pngImage(16, 16),
+      mask = await pngMask(16, 16);
     const ids: string[] = [];
     for (const bytes of [image, mask]) {
       const u = (await (await fetch(`${base}/v1/uploads`, { method: 'POST', headers: auth })).json()) as { id: string; url: string; method: string };
@@ -133,7 +141,8 @@ it('JSON create from uploads PUT straight to S3 through presigned URLs (s3rver d
       ids.push(u.id);
     }
     const created = await fetch(`${base}/v1/personalizations`, {
-      method: 'POST', headers: { ...auth, 'content-type': 'application/json' },
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
       body: JSON.stringify({ image: ids[0], masks: [ids[1]], classes: ['ball'], options: { preset: 'tiny' } }),
     });
     expect(created.status).toBe(202);

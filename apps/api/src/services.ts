@@ -33,7 +33,10 @@ export async function openServices(env: Env, opts: OpenOptions = {}): Promise<Se
   const storage = createBlobStore(env.STORAGE_URL, { s3: s3OptionsFrom(env) });
   // signed deliveries with retries, and the sweep that re-enqueues deliveries whose queue job was lost (packages/webhooks)
   const webhookWorker = env.WEBHOOK_WORKER
-    ? await startWebhookWorker(db, set, redisOptions(env.REDIS_URL, 'worker'), { allowPrivate: env.WEBHOOK_ALLOW_PRIVATE, ...(opts.logger ? { logger: opts.logger } : {}) })
+    ? await startWebhookWorker(db, set, redisOptions(env.REDIS_URL, 'worker'), {
+        allowPrivate: env.WEBHOOK_ALLOW_PRIVATE,
+        ...(opts.logger ? { logger: opts.logger } : {}),
+      })
     : undefined;
   const deps = apiDeps(db, set, redis, storage);
   return {

@@ -151,7 +151,9 @@ export function parseJsonCreate(body: unknown, limits: UploadLimits): JsonCreate
   if (b.webhook_url !== undefined && b.webhook_url !== null && typeof b.webhook_url !== 'string') throw new E.BadRequest('webhook_url must be a string');
   const options = b.options === undefined || b.options === null ? {} : checkOptions(b.options);
   const webhookUrl = typeof b.webhook_url === 'string' && b.webhook_url.trim() ? b.webhook_url.trim() : null;
-  const requestHash = createHash('sha256').update(JSON.stringify({ json: 1, image, masks, classes, options, webhookUrl })).digest('hex');
+  const requestHash = createHash('sha256')
+    .update(JSON.stringify({ json: 1, image, masks, classes, options, webhookUrl }))
+    .digest('hex');
   return { image, masks, classes, options, webhookUrl, requestHash };
 }
 
@@ -166,7 +168,9 @@ export const uploadKey = (tenantId: string, id: string) => `uploads/${tenantId}/
  */
 export const uploadTicketKey = (tenantId: string, id: string) => `${uploadKey(tenantId, id)}.ticket.json`;
 
-export interface UploadTicket { expiresAt: string }
+export interface UploadTicket {
+  expiresAt: string;
+}
 
 /** The ticket of an issued, unused upload; null otherwise. */
 export async function readUploadTicket(storage: BlobStore, tenantId: string, id: string): Promise<UploadTicket | null> {
@@ -190,7 +194,8 @@ export async function readJsonUploads(storage: BlobStore, tenantId: string, req:
     const key = uploadKey(tenantId, uploadId);
     const info = (await readUploadTicket(storage, tenantId, uploadId)) ? await storage.head(key) : null;
     if (!info) throw new E.UploadNotFound(`${what}: no upload ${uploadId} (PUT the bytes to the url POST /v1/uploads returned first; an upload is used once)`);
-    if (info.size > limits.maxUploadBytes) throw new E.FileTooLarge(`${what} (upload ${uploadId}) is ${info.size} bytes; the limit is ${limits.maxUploadBytes}`);
+    if (info.size > limits.maxUploadBytes)
+      throw new E.FileTooLarge(`${what} (upload ${uploadId}) is ${info.size} bytes; the limit is ${limits.maxUploadBytes}`);
     try {
       return await storage.get(key);
     } catch (err) {
@@ -209,10 +214,7 @@ export async function readJsonUploads(storage: BlobStore, tenantId: string, req:
 export const IMAGE_CONTENT_TYPES = { png: 'image/png', jpeg: 'image/jpeg', webp: 'image/webp' } as const;
 
 /** Sniffs, decodes (pixel limit checked from the header first) and cross-checks image, masks and classes. */
-export async function validateUpload(
-  raw: RawUpload,
-  limits: UploadLimits,
-): Promise<PersonalizationUpload> {
+export async function validateUpload(raw: RawUpload, limits: UploadLimits): Promise<PersonalizationUpload> {
   if (!raw.image) throw new E.MissingImage();
   if (raw.masks.length === 0) throw new E.MissingMask();
   if (raw.classes.length === 0) throw new E.MissingClasses();

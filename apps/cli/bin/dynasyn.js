@@ -17,7 +17,8 @@ if (!existsSync(main)) {
 // starts node again with it set (unless the caller chose a value).
 if (process.env.MALLOC_MMAP_THRESHOLD_ === undefined && process.platform === 'linux') {
   const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
-    stdio: 'inherit', env: { ...process.env, MALLOC_MMAP_THRESHOLD_: '1048576' },
+    stdio: 'inherit',
+    env: { ...process.env, MALLOC_MMAP_THRESHOLD_: '1048576' },
   });
   // Ctrl-C reaches both processes (one process group): the child alone acts on it (a second SIGINT would
   // make `personalize` quit without its checkpoint). A SIGTERM or SIGHUP sent to this process is passed on.

@@ -16,19 +16,30 @@ function workspaceDirs(): string[] {
   return (readJson('package.json').workspaces as string[]).flatMap((glob) => {
     if (!glob.endsWith('/*')) return [glob];
     const parent = glob.slice(0, -2);
-    return fs.readdirSync(path.join(root, parent)).map((d) => `${parent}/${d}`).filter((d) => fs.existsSync(path.join(root, d, 'package.json')));
+    return fs
+      .readdirSync(path.join(root, parent))
+      .map((d) => `${parent}/${d}`)
+      .filter((d) => fs.existsSync(path.join(root, d, 'package.json')));
   });
 }
 
 /** Mode of each file git tracks, by path: what a fresh clone gets. */
 function trackedModes(): Map<string, string> {
   const out = execFileSync('git', ['ls-files', '-s', '-z'], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 });
-  return new Map(out.split('\0').filter(Boolean).map((l) => { const [meta, file] = l.split('\t'); return [file!, meta!.split(' ')[0]!]; }));
+  return new Map(
+    out
+      .split('\0')
+      .filter(Boolean)
+      .map((l) => {
+        const [meta, file] = l.split('\t');
+        return [file!, meta!.split(' ')[0]!];
+      }),
+  );
 }
 
 const bins = workspaceDirs().flatMap((dir) => {
   const pkg = readJson(`${dir}/package.json`);
-  const bin = typeof pkg.bin === 'string' ? { [String(pkg.name).split('/').pop()!]: pkg.bin } : (pkg.bin ?? {}) as Record<string, string>;
+  const bin = typeof pkg.bin === 'string' ? { [String(pkg.name).split('/').pop()!]: pkg.bin } : ((pkg.bin ?? {}) as Record<string, string>);
   return Object.entries(bin).map(([name, target]) => ({ dir, name, target, file: path.posix.join(dir, target) }));
 });
 

@@ -10,10 +10,14 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../.
 const bin = path.join(root, 'apps/cli/bin/dynasyn.js');
 let dir: string;
 
-const runWith = (env: NodeJS.ProcessEnv, ...args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8', env: { ...process.env, DYNASYN_DEBUG: '', ...env } });
+const runWith = (env: NodeJS.ProcessEnv, ...args: string[]) =>
+  spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8', env: { ...process.env, DYNASYN_DEBUG: '', ...env } });
 const run = (...args: string[]) => runWith({}, ...args);
 /** Width and height from a PNG's IHDR chunk. */
-const pngSize = (file: string) => { const b = fs.readFileSync(file); return [b.readUInt32BE(16), b.readUInt32BE(20)]; };
+const pngSize = (file: string) => {
+  const b = fs.readFileSync(file);
+  return [b.readUInt32BE(16), b.readUInt32BE(20)];
+};
 /** A failure without --debug: one line, then only `caused by:` lines and the hint to --debug; no stack. */
 const oneLineError = (r: ReturnType<typeof run>) => {
   expect(r.status).toBe(1);
@@ -25,7 +29,9 @@ const oneLineError = (r: ReturnType<typeof run>) => {
 beforeAll(() => {
   // the test runs what users run: dist, built (turbo caches unchanged packages)
   execFileSync(path.join(root, 'node_modules/.bin/turbo'), ['run', 'build', '--filter=@dynasyn/cli', '--output-logs=errors-only'], {
-    cwd: root, env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1' }, stdio: 'pipe',
+    cwd: root,
+    env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1' },
+    stdio: 'pipe',
   });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dynasyn-cli-'));
   const r = run('bundle', 'create-tiny', 'tiny', '--seed', '5');
@@ -53,7 +59,9 @@ test('sample writes a PNG of the native size; the same seed gives the same bytes
 });
 
 test('image-to-image from an image of another size writes a native-size PNG', async () => {
-  const w = 96, h = 60, data = new Uint8Array(w * h * 3).map((_, i) => (i * 7) & 255);
+  const w = 96,
+    h = 60,
+    data = new Uint8Array(w * h * 3).map((_, i) => (i * 7) & 255);
   fs.writeFileSync(path.join(dir, 'in.png'), await encodePng({ width: w, height: h, data }));
   const r = run('sample', '--backbone', 'tiny', '--prompt', 'a dog', '--image', 'in.png', '--strength', '0.5', '--steps', '4', '--seed', '3', '--out', 'i.png');
   expect(r.status).toBe(0);

@@ -15,12 +15,15 @@ import { registerTenantCommands } from './commands/tenants.js';
 import { CliError, debugFromEnv, formatFailure } from './commands/errors.js';
 import { float, integer, oneOf } from './commands/parse.js';
 
-const program = new Command('dynasyn').description('DynASyn: personalize subjects from one image on Stable-Diffusion-class ONNX bundles').showHelpAfterError(false)
+const program = new Command('dynasyn')
+  .description('DynASyn: personalize subjects from one image on Stable-Diffusion-class ONNX bundles')
+  .showHelpAfterError(false)
   .configureHelp({ showGlobalOptions: true })
   // A program option: commander takes it before or after the subcommand's name and arguments.
   .option('--debug', 'on failure, print every cause whole with its stack (also DYNASYN_DEBUG=1)');
 
-program.command('sample')
+program
+  .command('sample')
   .description('render one image from a model bundle (text-to-image, or image-to-image with --image)')
   .requiredOption('--backbone <dir>', 'model bundle directory')
   .requiredOption('--prompt <text>', 'prompt')
@@ -33,21 +36,29 @@ program.command('sample')
   .option('--image <img>', 'start image (PNG/JPEG/WebP) for image-to-image')
   .option('--strength <s>', 'image-to-image strength in [0, 1]', float(0, 1))
   .option('--threads <n>', 'onnxruntime intra-op threads', integer(1, 1024))
-  .action(async (o) => { await sample(o); });
+  .action(async (o) => {
+    await sample(o);
+  });
 
 const bundle = program.command('bundle').description('model bundles');
-bundle.command('create-tiny')
+bundle
+  .command('create-tiny')
   .description('write a tiny random-weight bundle (for tests and the demo)')
   .argument('<dir>', 'output directory')
   .option('--seed <n>', 'weight seed', integer(0), 0)
-  .action(async (dir: string, o: { seed: number }) => { await createTiny(dir, o.seed); });
-bundle.command('create-sd21')
+  .action(async (dir: string, o: { seed: number }) => {
+    await createTiny(dir, o.seed);
+  });
+bundle
+  .command('create-sd21')
   .description('write a Stable Diffusion 2.1-shaped bundle at full size with random weights (for memory and speed benchmarks; 5.2 GB fp32)')
   .requiredOption('--out <dir>', 'output directory')
   .option('--variant <v>', 'sd21-base (512 px, epsilon) | sd21 (768 px, v-prediction)', oneOf(['sd21-base', 'sd21'] as const), 'sd21-base')
   .option('--dtype <t>', 'fp32 | fp16 (weights, inputs and outputs in float16, as optimum --fp16)', oneOf(['fp32', 'fp16'] as const), 'fp32')
   .option('--seed <n>', 'weight seed', integer(0, 0xffffffff), 0)
-  .action(async (o) => { await createSd21(o); });
+  .action(async (o) => {
+    await createSd21(o);
+  });
 
 registerPersonalizationCommands(program);
 registerServeCommand(program);

@@ -8,18 +8,28 @@ export interface Progress {
 
 export function createProgress(label: string, stream: NodeJS.WriteStream = process.stderr): Progress {
   if (stream.isTTY) {
-    const bar = new cliProgress.SingleBar({ stream, format: `${label} [{bar}] {value}/{total} steps | {duration_formatted}`, hideCursor: true }, cliProgress.Presets.shades_classic);
+    const bar = new cliProgress.SingleBar(
+      { stream, format: `${label} [{bar}] {value}/{total} steps | {duration_formatted}`, hideCursor: true },
+      cliProgress.Presets.shades_classic,
+    );
     let started = false;
     return {
       update(step, total) {
-        if (!started) { bar.start(total, 0); started = true; }
+        if (!started) {
+          bar.start(total, 0);
+          started = true;
+        }
         bar.update(step);
       },
-      stop() { if (started) bar.stop(); },
+      stop() {
+        if (started) bar.stop();
+      },
     };
   }
   return {
-    update(step, total) { stream.write(`${label}: step ${step}/${total}\n`); },
+    update(step, total) {
+      stream.write(`${label}: step ${step}/${total}\n`);
+    },
     stop() {},
   };
 }

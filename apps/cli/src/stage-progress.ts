@@ -9,7 +9,13 @@ import type { ProgressEvent } from '@dynasyn/dynasyn';
 
 /** One label per stage of @dynasyn/domain: a stage added there without a label here does not compile. */
 const LABELS: Record<Stage, string> = {
-  prepare: 'prepare', augment: 'augment', gsa: 'GSA', train: 'train', sample: 'sample', evaluate: 'evaluate', report: 'report',
+  prepare: 'prepare',
+  augment: 'augment',
+  gsa: 'GSA',
+  train: 'train',
+  sample: 'sample',
+  evaluate: 'evaluate',
+  report: 'report',
 };
 
 /** `md 0.1234 m2a 0.2 ...` in the order of METHOD.md's loss. */
@@ -39,16 +45,25 @@ export function createStageProgress(stream: NodeJS.WriteStream = process.stderr)
   }
   let bar: cliProgress.SingleBar | undefined;
   let current = '';
-  const stop = () => { bar?.stop(); bar = undefined; current = ''; };
+  const stop = () => {
+    bar?.stop();
+    bar = undefined;
+    current = '';
+  };
   const f = ((e: ProgressEvent) => {
     const name = label(e);
     const info = [formatLosses(e.losses), e.message].filter(Boolean).join(' ');
     if (name !== current) {
       stop();
       current = name;
-      bar = new cliProgress.SingleBar({
-        stream, hideCursor: true, format: `${name.padEnd(14)} [{bar}] {value}/{total} | {duration_formatted} | {info}`,
-      }, cliProgress.Presets.shades_classic);
+      bar = new cliProgress.SingleBar(
+        {
+          stream,
+          hideCursor: true,
+          format: `${name.padEnd(14)} [{bar}] {value}/{total} | {duration_formatted} | {info}`,
+        },
+        cliProgress.Presets.shades_classic,
+      );
       bar.start(Math.max(1, e.total), e.step, { info });
       return;
     }

@@ -30,30 +30,47 @@ function startWorker(): { child: ChildProcess; log: () => string } {
   let out = '';
   const child = spawn(process.execPath, [MAIN], {
     env: {
-      PATH: process.env.PATH, DATABASE_URL: bed.databaseUrl, REDIS_URL: 'redis://127.0.0.1:6379', QUEUE_PREFIX: PREFIX,
-      STORAGE_URL: bed.storageUrl, BACKBONE: bed.deps.backbone, WORK_DIR: join(bed.root, `work-${children.length}`), THREADS: '1',
-      STAGE_LOCK_SECONDS: '5', LOG_LEVEL: 'info',
+      PATH: process.env.PATH,
+      DATABASE_URL: bed.databaseUrl,
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      QUEUE_PREFIX: PREFIX,
+      STORAGE_URL: bed.storageUrl,
+      BACKBONE: bed.deps.backbone,
+      WORK_DIR: join(bed.root, `work-${children.length}`),
+      THREADS: '1',
+      STAGE_LOCK_SECONDS: '5',
+      LOG_LEVEL: 'info',
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  child.stderr!.on('data', (b: Buffer) => { out += b.toString(); });
+  child.stderr!.on('data', (b: Buffer) => {
+    out += b.toString();
+  });
   children.push(child);
   return { child, log: () => out };
 }
 
 it('a worker killed mid-training is replaced and the job finishes from its checkpoint', async () => {
-  const id = await bed.addJob({ augmentation: { count: 0 }, train: { phase1: { steps: 40 }, phase2: { steps: 4 }, checkpointEvery: 2 } }, 'https://hooks.example/x');
+  const id = await bed.addJob(
+    { augmentation: { count: 0 }, train: { phase1: { steps: 40 }, phase2: { steps: 4 }, checkpointEvery: 2 } },
+    'https://hooks.example/x',
+  );
   await createAugmentHandler(bed.deps)({ personalizationId: id });
   await createGsaHandler(bed.deps)({ personalizationId: id });
   const set = createQueues({ connection: redisOptions('redis://127.0.0.1:6379', 'producer'), prefix: PREFIX });
   try {
     const job = await enqueue(set.queues, 'train', 'personalization.train', { personalizationId: id, tenantId: bed.tenantId });
-    const trainStep = async () => ((await bed.db.personalizations.findById(id))!.progress as { stage: string; step: number }[]).find((p) => p.stage === 'train')?.step ?? 0;
+    const trainStep = async () =>
+      ((await bed.db.personalizations.findById(id))!.progress as { stage: string; step: number }[]).find((p) => p.stage === 'train')?.step ?? 0;
 
     const first = startWorker();
     // past step 6 and a checkpoint uploaded (without one a restart rightly begins again from step 1)
     const ckKey = `tenants/${bed.tenantId}/personalizations/${id}/run/checkpoints/checkpoint.safetensors`;
-    await waitFor('training to pass step 6 with a checkpoint in storage', async () => (await trainStep()) >= 6 && (await bed.deps.storage.head(ckKey)) !== null, 90_000);
+    await waitFor(
+      'training to pass step 6 with a checkpoint in storage',
+      async () => (await trainStep()) >= 6 && (await bed.deps.storage.head(ckKey)) !== null,
+      90_000,
+    );
     first.child.kill('SIGKILL');
     await new Promise((r) => first.child.once('exit', r));
     const killedAt = await trainStep();
@@ -67,7 +84,8 @@ it('a worker killed mid-training is replaced and the job finishes from its check
 
     const keys = (await bed.db.artifacts.list(id)).map((a) => a.key);
     expect(new Set(keys).size).toBe(keys.length);
-    for (const f of ['embeddings.safetensors', 'adapters.safetensors', 'checkpoints/checkpoint.safetensors']) expect(keys.filter((k) => k.endsWith(f))).toHaveLength(1);
+    for (const f of ['embeddings.safetensors', 'adapters.safetensors', 'checkpoints/checkpoint.safetensors'])
+      expect(keys.filter((k) => k.endsWith(f))).toHaveLength(1);
     expect((await bed.db.webhooks.list(bed.tenantId, { personalizationId: id })).map((d) => d.eventType)).toEqual(['personalization.training.completed']);
     second.child.kill('SIGTERM');
     expect(await new Promise((r) => second.child.once('exit', (code) => r(code)))).toBe(0);

@@ -1,6 +1,20 @@
 export {
-  databaseEnv, queueEnv, storageEnv, localStorageEnv, logEnv, shutdownEnv, stageEnv, httpEnv, webhookEnv, localStorageUrl,
-  type DatabaseEnv, type QueueEnv, type StorageEnv, type LogEnv, type ShutdownEnv, type StageEnv,
+  databaseEnv,
+  queueEnv,
+  storageEnv,
+  localStorageEnv,
+  logEnv,
+  shutdownEnv,
+  stageEnv,
+  httpEnv,
+  webhookEnv,
+  localStorageUrl,
+  type DatabaseEnv,
+  type QueueEnv,
+  type StorageEnv,
+  type LogEnv,
+  type ShutdownEnv,
+  type StageEnv,
 } from './pieces.js';
 export { optional, flag, count, seconds } from './values.js';
 export { EnvError, parseEnvironment } from './parse.js';

@@ -3,13 +3,30 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import {
-  EnvError, databaseEnv, httpEnv, localStorageEnv, localStorageUrl, logEnv, parseEnvironment, queueEnv, s3OptionsFrom, shutdownEnv,
-  stageEnv, storageEnv, webhookEnv,
+  EnvError,
+  databaseEnv,
+  httpEnv,
+  localStorageEnv,
+  localStorageUrl,
+  logEnv,
+  parseEnvironment,
+  queueEnv,
+  s3OptionsFrom,
+  shutdownEnv,
+  stageEnv,
+  storageEnv,
+  webhookEnv,
 } from './index.js';
 
 const all = z.object({
-  ...databaseEnv.shape, ...queueEnv.shape, ...localStorageEnv.shape, ...logEnv.shape, ...shutdownEnv.shape, ...stageEnv.shape,
-  ...httpEnv.shape, ...webhookEnv.shape,
+  ...databaseEnv.shape,
+  ...queueEnv.shape,
+  ...localStorageEnv.shape,
+  ...logEnv.shape,
+  ...shutdownEnv.shape,
+  ...stageEnv.shape,
+  ...httpEnv.shape,
+  ...webhookEnv.shape,
 });
 const base = { DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/x' };
 
@@ -39,8 +56,16 @@ test('STORAGE_URL is required except on a single machine (localStorageEnv)', () 
 
 test('empty strings count as unset; numbers and flags are read from strings', () => {
   const env = parseEnvironment(all, {
-    ...base, STORAGE_URL: '', S3_ENDPOINT: '', BACKBONE: '', THREADS: '', STAGE_LOCK_SECONDS: '8', SHUTDOWN_GRACE_SECONDS: '2.5',
-    PORT: '8080', WEBHOOK_ALLOW_PRIVATE: '1', LOG_LEVEL: 'trace',
+    ...base,
+    STORAGE_URL: '',
+    S3_ENDPOINT: '',
+    BACKBONE: '',
+    THREADS: '',
+    STAGE_LOCK_SECONDS: '8',
+    SHUTDOWN_GRACE_SECONDS: '2.5',
+    PORT: '8080',
+    WEBHOOK_ALLOW_PRIVATE: '1',
+    LOG_LEVEL: 'trace',
   });
   expect(env).toMatchObject({ STAGE_LOCK_SECONDS: 8, SHUTDOWN_GRACE_SECONDS: 2.5, PORT: 8080, WEBHOOK_ALLOW_PRIVATE: true, LOG_LEVEL: 'trace' });
   expect([env.S3_ENDPOINT, env.BACKBONE, env.THREADS]).toEqual([undefined, undefined, undefined]);
@@ -52,8 +77,16 @@ test('every bad variable is named in one EnvError', () => {
   let error: unknown;
   try {
     parseEnvironment(all, {
-      DATABASE_URL: 'mysql://x', REDIS_URL: 'http://r', QUEUE_PREFIX: 'a:b', STORAGE_URL: 'ftp://x', LOG_LEVEL: 'verbose',
-      SHUTDOWN_GRACE_SECONDS: '0', STAGE_LOCK_SECONDS: '1', DEVICE: 'tpu', THREADS: '0', WEBHOOK_ALLOW_PRIVATE: 'yes',
+      DATABASE_URL: 'mysql://x',
+      REDIS_URL: 'http://r',
+      QUEUE_PREFIX: 'a:b',
+      STORAGE_URL: 'ftp://x',
+      LOG_LEVEL: 'verbose',
+      SHUTDOWN_GRACE_SECONDS: '0',
+      STAGE_LOCK_SECONDS: '1',
+      DEVICE: 'tpu',
+      THREADS: '0',
+      WEBHOOK_ALLOW_PRIVATE: 'yes',
     });
   } catch (e) {
     error = e;
@@ -61,15 +94,27 @@ test('every bad variable is named in one EnvError', () => {
   expect(error).toBeInstanceOf(EnvError);
   const named = (error as EnvError).problems.map((p) => p.split(':')[0]);
   expect(named.sort()).toEqual([
-    'DATABASE_URL', 'DEVICE', 'LOG_LEVEL', 'QUEUE_PREFIX', 'REDIS_URL', 'SHUTDOWN_GRACE_SECONDS', 'STAGE_LOCK_SECONDS', 'STORAGE_URL',
-    'THREADS', 'WEBHOOK_ALLOW_PRIVATE',
+    'DATABASE_URL',
+    'DEVICE',
+    'LOG_LEVEL',
+    'QUEUE_PREFIX',
+    'REDIS_URL',
+    'SHUTDOWN_GRACE_SECONDS',
+    'STAGE_LOCK_SECONDS',
+    'STORAGE_URL',
+    'THREADS',
+    'WEBHOOK_ALLOW_PRIVATE',
   ]);
   expect((error as Error).message).toMatch(/^invalid environment: .*DATABASE_URL: must be postgres:\/\//);
 });
 
 test('S3 options: endpoint and region when set; credentials only as a pair', () => {
   expect(s3OptionsFrom({})).toEqual({});
-  expect(s3OptionsFrom({ S3_ENDPOINT: 'http://minio:9000', AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's' }))
-    .toEqual({ endpoint: 'http://minio:9000', region: 'eu-west-1', accessKeyId: 'k', secretAccessKey: 's' });
+  expect(s3OptionsFrom({ S3_ENDPOINT: 'http://minio:9000', AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's' })).toEqual({
+    endpoint: 'http://minio:9000',
+    region: 'eu-west-1',
+    accessKeyId: 'k',
+    secretAccessKey: 's',
+  });
   expect(s3OptionsFrom({ AWS_ACCESS_KEY_ID: 'k' })).toEqual({});
 });

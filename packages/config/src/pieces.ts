@@ -14,9 +14,15 @@ export const databaseEnv = z.object({
 });
 
 export const queueEnv = z.object({
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be redis://host:port[/db]').default('redis://127.0.0.1:6379'),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be redis://host:port[/db]')
+    .default('redis://127.0.0.1:6379'),
   /** BullMQ key prefix (and the API's rate-limit prefix): several deployments or test runs share one Redis. */
-  QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').default('dynasyn'),
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only')
+    .default('dynasyn'),
 });
 
 const storageUrl = z.string().regex(/^(s3|file):\/\//, 'must be s3://bucket/prefix or file:///dir');
@@ -43,7 +49,10 @@ export function localStorageUrl(cwd: string): string {
 
 /** storageEnv of a single-machine process (`dynasyn serve`): STORAGE_URL defaults to localStorageUrl(cwd). */
 export const localStorageEnv = storageEnv.extend({
-  STORAGE_URL: z.preprocess(emptyIsUnset, storageUrl.default(() => localStorageUrl(process.cwd()))),
+  STORAGE_URL: z.preprocess(
+    emptyIsUnset,
+    storageUrl.default(() => localStorageUrl(process.cwd())),
+  ),
 });
 
 export const logEnv = z.object({

@@ -12,7 +12,10 @@ function schemaEnums(): Record<string, string[]> {
   const schema = readFileSync(new URL('../../../prisma/schema.prisma', import.meta.url), 'utf8');
   const enums: Record<string, string[]> = {};
   for (const m of schema.matchAll(/^enum (\w+) \{([^}]*)\}/gm)) {
-    enums[m[1]!] = m[2]!.split('\n').map((l) => l.replace(/\/\/.*$/, '').trim()).filter((l) => l && !l.startsWith('@@'));
+    enums[m[1]!] = m[2]!
+      .split('\n')
+      .map((l) => l.replace(/\/\/.*$/, '').trim())
+      .filter((l) => l && !l.startsWith('@@'));
   }
   return enums;
 }

@@ -20,14 +20,5 @@ export type { SamplesRepository, SampleInput, SampleRequest, SampleUpdate, Creat
 export type { WebhooksRepository, DeliveryInput, AttemptResult } from './repositories/webhooks.js';
 export type { IdempotencyRepository, IdempotencyRecord, IdempotencyInput, IdempotentResult } from './repositories/idempotency.js';
 export { Prisma, PrismaClient } from './generated/client.js';
-export type {
-  Tenant,
-  ApiKey,
-  ModelBundle,
-  Personalization,
-  Artifact,
-  Sample,
-  WebhookDelivery,
-  IdempotencyKey,
-} from './generated/client.js';
+export type { Tenant, ApiKey, ModelBundle, Personalization, Artifact, Sample, WebhookDelivery, IdempotencyKey } from './generated/client.js';
 export { PersonalizationStatus, ArtifactKind, SampleStatus, WebhookDeliveryStatus } from './generated/enums.js';

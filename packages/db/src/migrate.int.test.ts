@@ -24,13 +24,10 @@ afterAll(async () => {
   await Promise.all([db, ...scratch].map((d) => d.drop()));
 });
 
-
 test('applies every migration to an empty database and records them as Prisma does', async () => {
   const applied = await migrate(db.url);
   expect(applied).toEqual(['20261129120000_init']);
-  const { rows } = await pool.query(
-    'SELECT migration_name, checksum, finished_at, rolled_back_at, applied_steps_count, logs FROM _prisma_migrations',
-  );
+  const { rows } = await pool.query('SELECT migration_name, checksum, finished_at, rolled_back_at, applied_steps_count, logs FROM _prisma_migrations');
   const script = readFileSync(path.join(defaultMigrationsDir, '20261129120000_init', 'migration.sql'), 'utf8');
   expect(rows).toEqual([
     {

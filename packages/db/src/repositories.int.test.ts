@@ -141,7 +141,14 @@ describe('personalizations', () => {
     const job = keyed.personalization;
     await db.artifacts.record({ personalizationId: job.id, kind: 'image', key: 'a', sha256: 'x', size: 1, contentType: 'image/png' });
     await db.samples.createMany(tenant.id, job.id, 'r1', [{ prompt: 'a dog', seed: 1, settings: {} }]);
-    await db.webhooks.createDelivery({ tenantId: tenant.id, personalizationId: job.id, eventType: 'e', eventId: `msg_${job.id}`, url: 'http://x', payload: {} });
+    await db.webhooks.createDelivery({
+      tenantId: tenant.id,
+      personalizationId: job.id,
+      eventType: 'e',
+      eventId: `msg_${job.id}`,
+      url: 'http://x',
+      payload: {},
+    });
     expect(await db.personalizations.delete(tenant.id, job.id)).toBe(true);
     expect(await db.prisma.artifact.count({ where: { personalizationId: job.id } })).toBe(0);
     expect(await db.prisma.sample.count({ where: { personalizationId: job.id } })).toBe(0);
@@ -157,7 +164,10 @@ describe('artifacts, samples, webhooks', () => {
     const job = await newJob(tenant.id);
     const base = { personalizationId: job.id, kind: 'checkpoint' as const, key: 'ckpt/step-100.safetensors', contentType: 'application/octet-stream' };
     await db.artifacts.record({ ...base, sha256: 'a'.repeat(64), size: 10 });
-    await Promise.all([db.artifacts.record({ ...base, sha256: 'b'.repeat(64), size: 3_000_000_000 }), db.artifacts.record({ ...base, sha256: 'b'.repeat(64), size: 3_000_000_000 })]);
+    await Promise.all([
+      db.artifacts.record({ ...base, sha256: 'b'.repeat(64), size: 3_000_000_000 }),
+      db.artifacts.record({ ...base, sha256: 'b'.repeat(64), size: 3_000_000_000 }),
+    ]);
     await db.artifacts.record({ ...base, kind: 'report', key: 'report.html', sha256: 'c'.repeat(64), size: 5 });
     const all = await db.artifacts.list(job.id);
     expect(all.map((a) => [a.key, a.size, a.sha256[0]])).toEqual([
@@ -188,20 +198,38 @@ describe('artifacts, samples, webhooks', () => {
     const tenant = (await db.tenants.create('replace')).tenant;
     const job = await newJob(tenant.id);
     const request = { tenantId: tenant.id, personalizationId: job.id, requestId: 'req-r' };
-    await db.samples.createMany(tenant.id, job.id, 'req-r', [{ prompt: 'a', seed: 1, settings: {} }, { prompt: 'b', seed: 2, settings: {} }]);
+    await db.samples.createMany(tenant.id, job.id, 'req-r', [
+      { prompt: 'a', seed: 1, settings: {} },
+      { prompt: 'b', seed: 2, settings: {} },
+    ]);
     await db.samples.createMany(tenant.id, job.id, 'req-keep', [{ prompt: 'k', seed: 9, settings: {} }]);
-    const replaced = await db.samples.replaceRequest({ ...request, items: [{ prompt: 'c', seed: 3, settings: {} }, { prompt: 'd', seed: 4, settings: {} }, { prompt: 'e', seed: 5, settings: {} }] });
+    const replaced = await db.samples.replaceRequest({
+      ...request,
+      items: [
+        { prompt: 'c', seed: 3, settings: {} },
+        { prompt: 'd', seed: 4, settings: {} },
+        { prompt: 'e', seed: 5, settings: {} },
+      ],
+    });
     expect(replaced.map((s) => s.prompt)).toEqual(['c', 'd', 'e']);
     expect((await db.samples.listByRequest('req-r')).map((s) => s.prompt)).toEqual(['c', 'd', 'e']);
     expect((await db.samples.listByRequest('req-keep')).map((s) => s.prompt)).toEqual(['k']);
     // a failing insert (a personalization that does not exist) keeps the old rows: delete and insert are one transaction
-    await expect(db.samples.replaceRequest({ ...request, personalizationId: '00000000-0000-0000-0000-000000000000', items: [{ prompt: 'x', seed: 0, settings: {} }] })).rejects.toThrow();
+    await expect(
+      db.samples.replaceRequest({ ...request, personalizationId: '00000000-0000-0000-0000-000000000000', items: [{ prompt: 'x', seed: 0, settings: {} }] }),
+    ).rejects.toThrow();
     expect((await db.samples.listByRequest('req-r')).map((s) => s.prompt)).toEqual(['c', 'd', 'e']);
   });
 
   test('a delivery is created once per event id, retried while due, and ends delivered or failed', async () => {
     const tenant = (await db.tenants.create('hooks')).tenant;
-    const input = { tenantId: tenant.id, eventType: 'personalization.failed', eventId: `msg_${tenant.id}`, url: 'http://127.0.0.1:1/hook', payload: { type: 'x' } };
+    const input = {
+      tenantId: tenant.id,
+      eventType: 'personalization.failed',
+      eventId: `msg_${tenant.id}`,
+      url: 'http://127.0.0.1:1/hook',
+      payload: { type: 'x' },
+    };
     const d = await db.webhooks.createDelivery(input);
     expect((await db.webhooks.createDelivery(input)).id).toBe(d.id);
     const now = new Date();

@@ -27,7 +27,9 @@ const eos = files.vocab['<|endoftext|>'];
 const added = ['<asset0>', '<asset1>'];
 const special = (id, content) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: true, special: true });
 const tokenizerJson = {
-  version: '1.0', truncation: null, padding: null,
+  version: '1.0',
+  truncation: null,
+  padding: null,
   added_tokens: [
     special(bos, '<|startoftext|>'),
     special(eos, '<|endoftext|>'),
@@ -35,21 +37,53 @@ const tokenizerJson = {
     ...added.map((content, i) => ({ ...special(vocabSize + i, content), normalized: false, special: false })),
   ],
   normalizer: { type: 'Sequence', normalizers: [{ type: 'NFC' }, { type: 'Replace', pattern: { Regex: '\\s+' }, content: ' ' }, { type: 'Lowercase' }] },
-  pre_tokenizer: { type: 'Sequence', pretokenizers: [
-    { type: 'Split', pattern: { Regex: "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+" }, behavior: 'Removed', invert: true },
-    { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
-  ] },
+  pre_tokenizer: {
+    type: 'Sequence',
+    pretokenizers: [
+      {
+        type: 'Split',
+        pattern: { Regex: "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+" },
+        behavior: 'Removed',
+        invert: true,
+      },
+      { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
+    ],
+  },
   post_processor: { type: 'RobertaProcessing', sep: ['<|endoftext|>', eos], cls: ['<|startoftext|>', bos], trim_offsets: false, add_prefix_space: false },
   decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-  model: { type: 'BPE', dropout: null, unk_token: '<|endoftext|>', continuing_subword_prefix: '', end_of_word_suffix: '</w>', fuse_unk: false, byte_fallback: false,
-    vocab: files.vocab, merges: files.merges.split('\n').slice(1).filter(Boolean) },
+  model: {
+    type: 'BPE',
+    dropout: null,
+    unk_token: '<|endoftext|>',
+    continuing_subword_prefix: '',
+    end_of_word_suffix: '</w>',
+    fuse_unk: false,
+    byte_fallback: false,
+    vocab: files.vocab,
+    merges: files.merges.split('\n').slice(1).filter(Boolean),
+  },
 };
 const hf = new Tokenizer(tokenizerJson, files.tokenizerConfig);
 const prompts = [
-  'a photo of a panda', 'A Photo of  <asset0> and <asset1> on the beach', '<asset0>, sitting next to <asset1>!', 'zebras are eating strawberries',
-  "don't stop: it's 2024... 3.14", 'Café crème brûlée à la carte', '🐼🐼 emoji 👍🏽 family 👨‍👩‍👧', 'Ünïcödé ΕΛΛΗΝΙΚΑ русский 中文字符 日本語', 'tab\tnew\nline   spaces',
-  'teddy bear playing with a dog, oil painting, highly detailed, 8k', "the cat's toy's bowl", '--- ### $$$ ((())) ', 'x'.repeat(60), 'abcdefghijklmnopqrstuvwxyz',
-  'sittingplayingbeachgrass', 'pandapanda panda-panda panda_panda', '<asset0><asset1>', 'a<asset0>b', '<ASSET0> is not a placeholder',
+  'a photo of a panda',
+  'A Photo of  <asset0> and <asset1> on the beach',
+  '<asset0>, sitting next to <asset1>!',
+  'zebras are eating strawberries',
+  "don't stop: it's 2024... 3.14",
+  'Café crème brûlée à la carte',
+  '🐼🐼 emoji 👍🏽 family 👨‍👩‍👧',
+  'Ünïcödé ΕΛΛΗΝΙΚΑ русский 中文字符 日本語',
+  'tab\tnew\nline   spaces',
+  'teddy bear playing with a dog, oil painting, highly detailed, 8k',
+  "the cat's toy's bowl",
+  '--- ### $$$ ((())) ',
+  'x'.repeat(60),
+  'abcdefghijklmnopqrstuvwxyz',
+  'sittingplayingbeachgrass',
+  'pandapanda panda-panda panda_panda',
+  '<asset0><asset1>',
+  'a<asset0>b',
+  '<ASSET0> is not a placeholder',
 ];
 const out = {
   source: '@huggingface/tokenizers 0.2.0 with a CLIPTokenizerFast-style tokenizer.json (scripts/export_tokenizer_reference.mjs)',

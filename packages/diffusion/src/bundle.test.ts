@@ -46,23 +46,43 @@ function makeBundle(spec: BundleSpec = {}): string {
     writeFileSync(join(dir, rel), JSON.stringify(v));
   };
   write('model_index.json', { _class_name: 'ORTStableDiffusionPipeline', _diffusers_version: '0.30.0', scheduler: ['diffusers', 'DDIMScheduler'] });
-  write('scheduler/scheduler_config.json', spec.scheduler ?? { _class_name: 'DDIMScheduler', beta_schedule: 'scaled_linear', beta_start: 0.00085, beta_end: 0.012, clip_sample: false, steps_offset: 1 });
+  write(
+    'scheduler/scheduler_config.json',
+    spec.scheduler ?? {
+      _class_name: 'DDIMScheduler',
+      beta_schedule: 'scaled_linear',
+      beta_start: 0.00085,
+      beta_end: 0.012,
+      clip_sample: false,
+      steps_offset: 1,
+    },
+  );
   writeTinyTokenizer(join(dir, 'tokenizer'), { words: ['panda', 'bowl'] });
   const save = (rel: string, m: OnnxModel, external = false) => {
     mkdirSync(join(dir, rel, '..'), { recursive: true });
     saveModel(m, join(dir, rel), external ? { externalizeAbove: 0 } : {});
   };
-  save('text_encoder/model.onnx', graphModel([{ name: 'input_ids', shape: [B, 77], dtype: DataType.INT32 }], { name: 'last_hidden_state', shape: [B, 77, width] }));
+  save(
+    'text_encoder/model.onnx',
+    graphModel([{ name: 'input_ids', shape: [B, 77], dtype: DataType.INT32 }], { name: 'last_hidden_state', shape: [B, 77, width] }),
+  );
   save(
     'unet/model.onnx',
     graphModel(
-      [{ name: 'sample', shape: [B, 4, ...hw] }, { name: 'timestep', shape: [B] }, { name: 'encoder_hidden_states', shape: [B, 77, width] }],
+      [
+        { name: 'sample', shape: [B, 4, ...hw] },
+        { name: 'timestep', shape: [B] },
+        { name: 'encoder_hidden_states', shape: [B, 77, width] },
+      ],
       { name: 'out_sample', shape: [B, 4, ...hw] },
       64,
     ),
     true,
   );
-  save('vae_encoder/model.onnx', graphModel([{ name: 'sample', shape: [B, 3, ...hw.map((d) => (typeof d === 'number' ? d * 8 : d))] }], { name: 'latent_sample', shape: [B, 4, ...hw] }));
+  save(
+    'vae_encoder/model.onnx',
+    graphModel([{ name: 'sample', shape: [B, 3, ...hw.map((d) => (typeof d === 'number' ? d * 8 : d))] }], { name: 'latent_sample', shape: [B, 4, ...hw] }),
+  );
   save('vae_decoder/model.onnx', graphModel([{ name: 'latent_sample', shape: [B, 4, ...hw] }], { name: 'sample', shape: [B, 3, ...hw] }));
   if (spec.configs ?? true) {
     write('unet/config.json', { sample_size: latent, in_channels: 4, out_channels: 4, cross_attention_dim: width });
@@ -75,7 +95,7 @@ function makeBundle(spec: BundleSpec = {}): string {
 const code = (c: string, message: RegExp) => expect.objectContaining({ code: c, message: expect.stringMatching(message) });
 
 describe('loadBundle', () => {
-  it('reads facts from the submodels\' config.json files', () => {
+  it("reads facts from the submodels' config.json files", () => {
     const b = loadBundle(makeBundle({ latent: 8, width: 32 }));
     expect(b.vaeScaleFactor).toBe(2); // 2 ** (len(block_out_channels) - 1)
     expect(b.sampleSize).toBe(16); // unet sample_size * vae scale factor
@@ -90,7 +110,14 @@ describe('loadBundle', () => {
 
   it('falls back to static graph shapes, then to SD defaults', () => {
     const fromGraphs = loadBundle(makeBundle({ configs: false, staticShapes: true, latent: 8, width: 24 }));
-    expect(fromGraphs).toMatchObject({ sampleSize: 64, latentChannels: 4, textEmbedDim: 24, vaeScaleFactor: SD_DEFAULTS.vaeScaleFactor, vaeScalingFactor: SD_DEFAULTS.vaeScalingFactor, maxTokens: 77 });
+    expect(fromGraphs).toMatchObject({
+      sampleSize: 64,
+      latentChannels: 4,
+      textEmbedDim: 24,
+      vaeScaleFactor: SD_DEFAULTS.vaeScaleFactor,
+      vaeScalingFactor: SD_DEFAULTS.vaeScalingFactor,
+      maxTokens: 77,
+    });
     const symbolic = loadBundle(makeBundle({ configs: false, width: 24 }));
     expect(symbolic.sampleSize).toBe(SD_DEFAULTS.sampleSize);
     expect(symbolic.textEmbedDim).toBe(24); // the hidden width is static even when batch and size are not
@@ -143,7 +170,7 @@ describe('loadBundle', () => {
 });
 
 describe('parseSchedulerConfig', () => {
-  it('fills diffusers\' DDPM/DDIM defaults', () => {
+  it("fills diffusers' DDPM/DDIM defaults", () => {
     expect(parseSchedulerConfig({})).toEqual({
       numTrainTimesteps: 1000,
       betaStart: 0.0001,
@@ -191,11 +218,15 @@ describe('parseSchedulerConfig', () => {
 
   it('takes trained betas and checks their count', () => {
     expect(parseSchedulerConfig({ trained_betas: [0.1, 0.2, 0.3] })).toMatchObject({ trainedBetas: [0.1, 0.2, 0.3], numTrainTimesteps: 3 });
-    expect(() => parseSchedulerConfig({ trained_betas: [0.1, 0.2], num_train_timesteps: 1000 }, 'x.json')).toThrow(code('BAD_CONFIG', /x\.json: "trained_betas".*1000 values/));
+    expect(() => parseSchedulerConfig({ trained_betas: [0.1, 0.2], num_train_timesteps: 1000 }, 'x.json')).toThrow(
+      code('BAD_CONFIG', /x\.json: "trained_betas".*1000 values/),
+    );
   });
 
   it('rejects unknown schedules and prediction types, naming the file and field', () => {
-    expect(() => parseSchedulerConfig({ beta_schedule: 'cosine' }, 'sched.json')).toThrow(code('BAD_CONFIG', /sched\.json: "beta_schedule" is "cosine", expected one of linear, scaled_linear, squaredcos_cap_v2/));
+    expect(() => parseSchedulerConfig({ beta_schedule: 'cosine' }, 'sched.json')).toThrow(
+      code('BAD_CONFIG', /sched\.json: "beta_schedule" is "cosine", expected one of linear, scaled_linear, squaredcos_cap_v2/),
+    );
     expect(() => parseSchedulerConfig({ prediction_type: 'x0' }, 'sched.json')).toThrow(code('BAD_CONFIG', /"prediction_type" is "x0"/));
     expect(() => parseSchedulerConfig({ timestep_spacing: 'random' })).toThrow(code('BAD_CONFIG', /timestep_spacing/));
     expect(() => parseSchedulerConfig({ steps_offset: -1 })).toThrow(code('BAD_CONFIG', /steps_offset/));

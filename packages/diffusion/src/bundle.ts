@@ -58,7 +58,8 @@ function readJson(file: string, what: string, required: boolean): Json | undefin
 function intField(config: Json | undefined, field: string, source: string): number | undefined {
   const v = config?.[field];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new DiffusionError('BAD_CONFIG', `${source}: "${field}" is ${JSON.stringify(v)}, expected a positive integer`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0)
+    throw new DiffusionError('BAD_CONFIG', `${source}: "${field}" is ${JSON.stringify(v)}, expected a positive integer`);
   return v;
 }
 
@@ -77,12 +78,14 @@ class GraphInspector {
     try {
       model = loadModel(file);
     } catch (e) {
-      if (e instanceof OrtTrainingError && e.code === 'MISSING_EXTERNAL_DATA') throw new DiffusionError('MISSING_FILE', `${name} (${SUBMODELS[name].what}): ${e.message}`, { cause: e });
+      if (e instanceof OrtTrainingError && e.code === 'MISSING_EXTERNAL_DATA')
+        throw new DiffusionError('MISSING_FILE', `${name} (${SUBMODELS[name].what}): ${e.message}`, { cause: e });
       throw new DiffusionError('BAD_MODEL', `${file} (${SUBMODELS[name].what}) does not parse as ONNX: ${(e as Error).message}`, { cause: e });
     }
     const names = model.graph.inputs.map((i) => i.name).filter((n) => !model.graph.initializers.has(n));
     for (const need of SUBMODELS[name].inputs) {
-      if (!names.includes(need)) throw new DiffusionError('BAD_MODEL', `${file} (${SUBMODELS[name].what}) has no input "${need}"; its inputs are ${names.join(', ') || '(none)'}`);
+      if (!names.includes(need))
+        throw new DiffusionError('BAD_MODEL', `${file} (${SUBMODELS[name].what}) has no input "${need}"; its inputs are ${names.join(', ') || '(none)'}`);
     }
     this.cache.set(name, model);
     return model;
@@ -106,12 +109,15 @@ export function loadBundle(dir: string, options: LoadBundleOptions = {}): ModelB
   if (!existsSync(root)) throw new DiffusionError('BAD_BUNDLE', `model bundle directory ${root} does not exist`);
   if (!statSync(root).isDirectory()) throw new DiffusionError('BAD_BUNDLE', `model bundle ${root} is not a directory`);
 
-  const modelIndex = readJson(join(root, 'model_index.json'), 'the pipeline index that names the bundle\'s parts', true);
+  const modelIndex = readJson(join(root, 'model_index.json'), "the pipeline index that names the bundle's parts", true);
   const schedulerFile = join(root, 'scheduler', 'scheduler_config.json');
   const scheduler = parseSchedulerConfig(readJson(schedulerFile, 'the noise schedule: betas, prediction type, timestep spacing', true), schedulerFile);
 
   const tokenizerDir = join(root, 'tokenizer');
-  for (const [file, what] of [['vocab.json', 'the CLIP BPE vocabulary'], ['merges.txt', 'the CLIP BPE merge list']] as const) {
+  for (const [file, what] of [
+    ['vocab.json', 'the CLIP BPE vocabulary'],
+    ['merges.txt', 'the CLIP BPE merge list'],
+  ] as const) {
     if (!existsSync(join(tokenizerDir, file))) throw new DiffusionError('MISSING_FILE', `bundle file ${join(tokenizerDir, file)} is missing (${what})`);
   }
   const tokenizer = ClipTokenizer.fromDir(tokenizerDir);
@@ -142,11 +148,13 @@ export function loadBundle(dir: string, options: LoadBundleOptions = {}): ModelB
 
   // diffusers: vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
   const blocks = vae?.['block_out_channels'];
-  if (blocks !== undefined && (!Array.isArray(blocks) || blocks.length === 0)) throw new DiffusionError('BAD_CONFIG', `${vaeSrc}: "block_out_channels" is ${JSON.stringify(blocks)}, expected a non-empty array`);
+  if (blocks !== undefined && (!Array.isArray(blocks) || blocks.length === 0))
+    throw new DiffusionError('BAD_CONFIG', `${vaeSrc}: "block_out_channels" is ${JSON.stringify(blocks)}, expected a non-empty array`);
   const vaeScaleFactor = Array.isArray(blocks) ? 2 ** (blocks.length - 1) : SD_DEFAULTS.vaeScaleFactor;
 
   const scaling = vae?.['scaling_factor'];
-  if (scaling !== undefined && (typeof scaling !== 'number' || !(scaling > 0))) throw new DiffusionError('BAD_CONFIG', `${vaeSrc}: "scaling_factor" is ${JSON.stringify(scaling)}, expected a positive number`);
+  if (scaling !== undefined && (typeof scaling !== 'number' || !(scaling > 0)))
+    throw new DiffusionError('BAD_CONFIG', `${vaeSrc}: "scaling_factor" is ${JSON.stringify(scaling)}, expected a positive number`);
   const vaeScalingFactor = typeof scaling === 'number' ? scaling : SD_DEFAULTS.vaeScalingFactor;
 
   // An inpainting UNet takes 9 input channels but its latents have 4: prefer the VAE's and the UNet's output.
@@ -173,7 +181,10 @@ export function loadBundle(dir: string, options: LoadBundleOptions = {}): ModelB
     fromGraph(() => graphs.dim('text_encoder', { output: 0 }, 2) ?? graphs.dim('unet', { input: 'encoder_hidden_states' }, 2));
   if (textEmbedDim === undefined) {
     // A wrong width would only fail later inside onnxruntime, far from the cause: refuse to guess.
-    throw new DiffusionError('BAD_BUNDLE', `${root}: cannot tell the text encoder's hidden width: no hidden_size in ${src('text_encoder')}, no cross_attention_dim in ${src('unet')}, and the graphs do not fix it${inspect === 'never' ? ' (model inspection is off)' : ''}`);
+    throw new DiffusionError(
+      'BAD_BUNDLE',
+      `${root}: cannot tell the text encoder's hidden width: no hidden_size in ${src('text_encoder')}, no cross_attention_dim in ${src('unet')}, and the graphs do not fix it${inspect === 'never' ? ' (model inspection is off)' : ''}`,
+    );
   }
 
   const maxTokens =
@@ -212,7 +223,9 @@ export function describeBundle(b: ModelBundle): string {
   const version = typeof b.modelIndex['_diffusers_version'] === 'string' ? ` (diffusers ${b.modelIndex['_diffusers_version']})` : '';
   const latent = b.sampleSize / b.vaeScaleFactor;
   const s = b.scheduler;
-  const betas = s.trainedBetas ? `${s.trainedBetas.length} trained betas` : `${s.betaSchedule} betas ${s.betaStart}..${s.betaEnd} over ${s.numTrainTimesteps} steps`;
+  const betas = s.trainedBetas
+    ? `${s.trainedBetas.length} trained betas`
+    : `${s.betaSchedule} betas ${s.betaStart}..${s.betaEnd} over ${s.numTrainTimesteps} steps`;
   const schedulerClass = componentClass(b.modelIndex, 'scheduler');
   return (
     `${pipeline}${version} at ${b.dir}: ${b.sampleSize}x${b.sampleSize} px images from ${b.latentChannels}x${latent}x${latent} latents ` +

@@ -10,12 +10,13 @@ interface RngCase {
   uint32: number[];
   normals: number[];
 }
-const fixture = JSON.parse(
-  fs.readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/schedulers.json'), 'utf8'),
-) as { rng: RngCase[] };
+const fixture = JSON.parse(fs.readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/schedulers.json'), 'utf8')) as {
+  rng: RngCase[];
+};
 
 const N = 100_000;
-const sameBytes = (a: Float32Array, b: Float32Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+const sameBytes = (a: Float32Array, b: Float32Array): boolean =>
+  Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 const mean = (xs: ArrayLike<number>): number => {
   let sum = 0;
   for (let i = 0; i < xs.length; i++) sum += xs[i]!;

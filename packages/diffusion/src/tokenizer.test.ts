@@ -176,7 +176,9 @@ describe('tiny tokenizer files', () => {
     expect(() => ClipTokenizer.fromDir(d)).toThrow(/merges\.txt is missing/);
     writeTinyTokenizer(d, { words: ['cat'] });
     writeFileSync(join(d, 'vocab.json'), '{"a": 0,');
-    expect(() => ClipTokenizer.fromDir(d)).toThrow(expect.objectContaining({ code: 'BAD_CONFIG', message: expect.stringContaining('vocab.json is not valid JSON') }));
+    expect(() => ClipTokenizer.fromDir(d)).toThrow(
+      expect.objectContaining({ code: 'BAD_CONFIG', message: expect.stringContaining('vocab.json is not valid JSON') }),
+    );
     expect(() => ClipTokenizer.fromDir(join(dir, 'nowhere'))).toThrow(expect.objectContaining({ code: 'MISSING_FILE' }));
   });
 });

@@ -103,7 +103,11 @@ export class ClipTokenizer {
 
   constructor(files: ClipTokenizerFiles, source = 'tokenizer') {
     for (const [tok, id] of Object.entries(files.vocab)) {
-      if (!Number.isInteger(id) || id < 0) throw new DiffusionError('BAD_CONFIG', `${source}: vocab.json maps ${JSON.stringify(tok)} to ${JSON.stringify(id)}, expected a non-negative integer id`);
+      if (!Number.isInteger(id) || id < 0)
+        throw new DiffusionError(
+          'BAD_CONFIG',
+          `${source}: vocab.json maps ${JSON.stringify(tok)} to ${JSON.stringify(id)}, expected a non-negative integer id`,
+        );
       this.encoder.set(tok, id);
       this.decoder.set(id, tok);
     }
@@ -116,7 +120,8 @@ export class ClipTokenizer {
       const line = raw.trim();
       if (line === '' || (i === 0 && line.startsWith('#version'))) continue;
       const parts = line.split(/\s+/);
-      if (parts.length !== 2) throw new DiffusionError('BAD_CONFIG', `${source}: merges.txt line ${i + 1} is ${JSON.stringify(raw)}, expected two space-separated symbols`);
+      if (parts.length !== 2)
+        throw new DiffusionError('BAD_CONFIG', `${source}: merges.txt line ${i + 1} is ${JSON.stringify(raw)}, expected two space-separated symbols`);
       const key = `${parts[0]} ${parts[1]}`;
       if (!this.ranks.has(key)) this.ranks.set(key, rank++);
     }
@@ -148,7 +153,8 @@ export class ClipTokenizer {
     const read = (name: string, required: boolean): string | undefined => {
       const file = join(dir, name);
       if (!existsSync(file)) {
-        if (required) throw new DiffusionError('MISSING_FILE', `tokenizer file ${file} is missing (CLIP BPE ${name === 'vocab.json' ? 'vocabulary' : 'merge list'})`);
+        if (required)
+          throw new DiffusionError('MISSING_FILE', `tokenizer file ${file} is missing (CLIP BPE ${name === 'vocab.json' ? 'vocabulary' : 'merge list'})`);
         return undefined;
       }
       return readFileSync(file, 'utf8');
@@ -209,7 +215,8 @@ export class ClipTokenizer {
    */
   addTokens(tokens: readonly string[]): number[] {
     const ids = tokens.map((tok) => {
-      if (tok.length === 0 || /\s/u.test(tok)) throw new DiffusionError('BAD_ARGUMENT', `added token ${JSON.stringify(tok)} must be non-empty and contain no whitespace`);
+      if (tok.length === 0 || /\s/u.test(tok))
+        throw new DiffusionError('BAD_ARGUMENT', `added token ${JSON.stringify(tok)} must be non-empty and contain no whitespace`);
       const known = this.idOf(tok);
       if (known !== undefined) return known;
       this.added.push(tok);
@@ -244,7 +251,9 @@ export class ClipTokenizer {
    */
   encodePadded(text: string, maxLength = this.modelMaxLength): Int32Array {
     if (!Number.isInteger(maxLength) || maxLength < 2) throw new DiffusionError('BAD_ARGUMENT', `maxLength must be an integer >= 2, got ${maxLength}`);
-    const body = this.tokenize(text).slice(0, maxLength - 2).map((t) => this.tokenId(t));
+    const body = this.tokenize(text)
+      .slice(0, maxLength - 2)
+      .map((t) => this.tokenId(t));
     const ids = new Int32Array(maxLength).fill(this.padId);
     ids[0] = this.bosId;
     ids.set(body, 1);
@@ -292,7 +301,8 @@ export class ClipTokenizer {
 
   private tokenId(token: string): number {
     const id = this.idOf(token) ?? this.unkId;
-    if (id === undefined) throw new DiffusionError('BAD_PROMPT', `token ${JSON.stringify(token)} is not in the vocabulary and the tokenizer has no unknown token`);
+    if (id === undefined)
+      throw new DiffusionError('BAD_PROMPT', `token ${JSON.stringify(token)} is not in the vocabulary and the tokenizer has no unknown token`);
     return id;
   }
 
@@ -323,7 +333,7 @@ export class ClipTokenizer {
       const second = word[best + 1]!;
       // Merge every non-overlapping occurrence left to right, as the reference implementation does.
       const merged: string[] = [];
-      for (let i = 0; i < word.length; ) {
+      for (let i = 0; i < word.length;) {
         if (i + 1 < word.length && word[i] === first && word[i + 1] === second) {
           merged.push(first + second);
           i += 2;

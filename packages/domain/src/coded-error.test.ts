@@ -9,7 +9,7 @@ class FetchError extends CodedError<keyof typeof FETCH_CODES> {
   static override readonly codes = FETCH_CODES;
 }
 
-test('permanent comes from the throwing class\'s own table, not from the code alone', () => {
+test("permanent comes from the throwing class's own table, not from the code alone", () => {
   expect(new ParseError('BAD_SYNTAX', 'x').permanent).toBe(true);
   expect(new ParseError('TIMEOUT', 'x').permanent).toBe(false);
   expect(new FetchError('BAD_SYNTAX', 'x').permanent).toBe(false);
@@ -34,7 +34,7 @@ test('permanent is not an own property: logged and serialized errors keep their 
   expect(Object.keys(new ParseError('BAD_SYNTAX', 'x')).sort()).toEqual(['code', 'name']);
 });
 
-test('errorGuard tells a class\'s errors (and one of its codes) from another class\'s with the same code', () => {
+test("errorGuard tells a class's errors (and one of its codes) from another class's with the same code", () => {
   const isParseError = errorGuard(ParseError);
   expect(isParseError(new ParseError('BAD_SYNTAX', 'x'))).toBe(true);
   expect(isParseError(new ParseError('BAD_SYNTAX', 'x'), 'BAD_SYNTAX')).toBe(true);

@@ -42,8 +42,7 @@ export class CodedError<C extends string = string> extends Error {
 }
 
 /** Whether `err` is a CodedError, optionally of one code. */
-export const isCodedError = (err: unknown, code?: string): err is CodedError =>
-  err instanceof CodedError && (code === undefined || err.code === code);
+export const isCodedError = (err: unknown, code?: string): err is CodedError => err instanceof CodedError && (code === undefined || err.code === code);
 
 /** A package's `isXError(err, code?)`: whether `err` is of that class, optionally with one of its codes. */
 export function errorGuard<E extends CodedError>(cls: abstract new (...args: never[]) => E): (err: unknown, code?: E['code']) => err is E {

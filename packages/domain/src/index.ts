@@ -1,7 +1,17 @@
 export {
-  PERSONALIZATION_STATUSES, RUNNING_ORDER, TERMINAL_STATUSES, SAMPLE_STATUSES, WEBHOOK_DELIVERY_STATUSES,
-  personalizationStatusSchema, sampleStatusSchema, isTerminal, canTransition, statusesLeadingTo,
-  type PersonalizationStatus, type SampleStatus, type WebhookDeliveryStatus,
+  PERSONALIZATION_STATUSES,
+  RUNNING_ORDER,
+  TERMINAL_STATUSES,
+  SAMPLE_STATUSES,
+  WEBHOOK_DELIVERY_STATUSES,
+  personalizationStatusSchema,
+  sampleStatusSchema,
+  isTerminal,
+  canTransition,
+  statusesLeadingTo,
+  type PersonalizationStatus,
+  type SampleStatus,
+  type WebhookDeliveryStatus,
 } from './status.js';
 export { STAGE_NAMES, stageSchema, stageProgressSchema, type Stage, type StageProgress } from './progress.js';
 export { ARTIFACT_KINDS, artifactKindSchema, type ArtifactKind } from './artifacts.js';

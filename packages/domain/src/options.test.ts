@@ -14,5 +14,6 @@ test('refuses unknown fields, unknown presets and out-of-range values (a client 
     { steps: 1.5 },
     { prompts: [''] },
     { prompts: Array.from({ length: 33 }, () => 'p') },
-  ]) expect(personalizationOptionsSchema.safeParse(bad).success).toBe(false);
+  ])
+    expect(personalizationOptionsSchema.safeParse(bad).success).toBe(false);
 });

@@ -20,7 +20,11 @@ export async function cleanUp(steps: ReadonlyArray<Step>, inFlight?: { error: un
   const errors: unknown[] = [];
   for (const step of steps) {
     if (!step) continue;
-    try { await step(); } catch (e) { errors.push(e); }
+    try {
+      await step();
+    } catch (e) {
+      errors.push(e);
+    }
   }
   if (errors.length === 0) return;
   const [first, ...rest] = errors;

@@ -39,7 +39,8 @@ function bundleWith(name: string, edit: (m: OnnxModel) => OnnxModel): string {
 async function personalizeOn(backbone: string) {
   const { image, subjects } = twoSubjectInput();
   return personalize({
-    backbone, outDir: path.join(backbone, '..', `${path.basename(backbone)}-run`),
+    backbone,
+    outDir: path.join(backbone, '..', `${path.basename(backbone)}-run`),
     input: { image, subjects: subjects.map((s) => ({ mask: s.mask, classWord: s.classWord })) },
     options: resolveOptions('smoke', { intraOpNumThreads: 1 }),
   });
@@ -71,7 +72,8 @@ test('a token table with rows past the tokenizer: placeholders take ids from the
 
 /** SD 2.1's structure (4 levels, DownBlock2D last, 3-resnet up blocks) at tiny widths and 128 px. */
 const small = (preset: SdBundleConfig): SdBundleConfig => ({
-  ...preset, sampleSize: 128,
+  ...preset,
+  sampleSize: 128,
   unet: { ...preset.unet, blockOutChannels: [32, 64, 64, 64], attentionHeads: [1, 2, 2, 2], normGroups: 8, timeEmbedDim: 128 },
   textEncoder: { ...preset.textEncoder, layers: 2, hiddenSize: 64, heads: 2, intermediateSize: 256 },
   vae: { ...preset.vae, blockOutChannels: [16, 32, 32, 32], layersPerBlock: 1, normGroups: 8 },

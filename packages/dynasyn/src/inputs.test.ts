@@ -21,7 +21,10 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 const ex = drawExampleInput(); // 256x224, ball + box
 const source = (over: Partial<InputSource> = {}): InputSource => ({
   image: ex.image,
-  subjects: [{ mask: ex.masks[0]!, classWord: 'ball' }, { mask: ex.masks[1]!, classWord: 'box' }],
+  subjects: [
+    { mask: ex.masks[0]!, classWord: 'ball' },
+    { mask: ex.masks[1]!, classWord: 'box' },
+  ],
   ...over,
 });
 const rect = (w: number, h: number, x0: number, y0: number, x1: number, y1: number): Mask => {
@@ -31,7 +34,10 @@ const rect = (w: number, h: number, x0: number, y0: number, x1: number, y1: numb
 };
 
 async function rejects(p: Promise<unknown>, code: InputErrorCode, message: RegExp): Promise<void> {
-  const e = await p.then(() => undefined, (err: unknown) => err);
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
   expect(e).toBeInstanceOf(InputError);
   expect((e as InputError).code).toBe(code);
   expect((e as InputError).message).toMatch(message);
@@ -40,7 +46,10 @@ async function rejects(p: Promise<unknown>, code: InputErrorCode, message: RegEx
 test('a valid input is fitted to the backbone size, masks following the image', async () => {
   const input = await loadInput(source(), 128, { tokenizer });
   expect([input.image.width, input.image.height]).toEqual([128, 128]);
-  expect(input.subjects.map((s) => [s.mask.width, s.mask.height])).toEqual([[128, 128], [128, 128]]);
+  expect(input.subjects.map((s) => [s.mask.width, s.mask.height])).toEqual([
+    [128, 128],
+    [128, 128],
+  ]);
   // cover fit of 256x224 -> 128: scale 128/224, so areas shrink by that factor squared (nearest: +-edge pixels)
   const scale = (128 / 224) ** 2;
   input.subjects.forEach((s, i) => {
@@ -49,24 +58,40 @@ test('a valid input is fitted to the backbone size, masks following the image', 
   });
   // the ball is red where its mask is
   const ball = input.subjects[0]!.mask;
-  let red = 0, n = 0;
-  for (let p = 0; p < ball.data.length; p++) if (ball.data[p]) { n++; if (input.image.data[p * 3]! > input.image.data[p * 3 + 2]! + 40) red++; }
+  let red = 0,
+    n = 0;
+  for (let p = 0; p < ball.data.length; p++)
+    if (ball.data[p]) {
+      n++;
+      if (input.image.data[p * 3]! > input.image.data[p * 3 + 2]! + 40) red++;
+    }
   expect(red / n).toBeGreaterThan(0.8);
 });
 
 test('encoded files are read from disk; 0/255 masks count as binary', async () => {
   const files = await createExampleInput(path.join(dir, 'example'));
   const input = await readInputFiles({ ...files, nounPhrases: ['red ball', 'blue box'] }, 128, { tokenizer });
-  expect(input.subjects.map((s) => [s.classWord, s.nounPhrase])).toEqual([['ball', 'red ball'], ['box', 'blue box']]);
+  expect(input.subjects.map((s) => [s.classWord, s.nounPhrase])).toEqual([
+    ['ball', 'red ball'],
+    ['box', 'blue box'],
+  ]);
   const m255 = { ...ex.masks[0]!, data: ex.masks[0]!.data.map((v) => v * 255) };
   const fromDecoded = await loadInput(source({ subjects: [{ mask: m255, classWord: 'ball' }] }), 128);
   expect(area(fromDecoded.subjects[0]!.mask)).toBeGreaterThan(0);
 });
 
 test('an unreadable image or mask names its file', async () => {
-  await rejects(readInputFiles({ image: path.join(dir, 'nope.png'), masks: [], classWords: [] }, 128), 'UNREADABLE_IMAGE', /cannot read image .*nope\.png: no such file/);
+  await rejects(
+    readInputFiles({ image: path.join(dir, 'nope.png'), masks: [], classWords: [] }, 128),
+    'UNREADABLE_IMAGE',
+    /cannot read image .*nope\.png: no such file/,
+  );
   fs.writeFileSync(path.join(dir, 'junk.png'), 'not an image');
-  await rejects(readInputFiles({ image: path.join(dir, 'junk.png'), masks: [path.join(dir, 'junk.png')], classWords: ['ball'] }, 128), 'UNREADABLE_IMAGE', /cannot decode image .*junk\.png/);
+  await rejects(
+    readInputFiles({ image: path.join(dir, 'junk.png'), masks: [path.join(dir, 'junk.png')], classWords: ['ball'] }, 128),
+    'UNREADABLE_IMAGE',
+    /cannot decode image .*junk\.png/,
+  );
   const img = path.join(dir, 'img.png');
   fs.writeFileSync(img, await encodePng(ex.image));
   await rejects(readInputFiles({ image: img, masks: [path.join(dir, 'junk.png')], classWords: ['ball'] }, 128), 'UNREADABLE_MASK', /cannot decode .*junk\.png/);
@@ -75,12 +100,28 @@ test('an unreadable image or mask names its file', async () => {
 
 test('a mask of another size than the image is refused with both sizes', async () => {
   const small = rect(128, 112, 10, 10, 50, 50);
-  await rejects(loadInput(source({ subjects: [{ mask: small, classWord: 'ball', name: 'm0.png' }] }), 128), 'MASK_SIZE_MISMATCH', /m0\.png \(ball\) is 128x112 but image is 256x224/);
+  await rejects(
+    loadInput(source({ subjects: [{ mask: small, classWord: 'ball', name: 'm0.png' }] }), 128),
+    'MASK_SIZE_MISMATCH',
+    /m0\.png \(ball\) is 128x112 but image is 256x224/,
+  );
 });
 
 test('an empty mask, and a mask covering the whole image, are refused', async () => {
   const empty = rect(256, 224, 0, 0, 0, 0);
-  await rejects(loadInput(source({ subjects: [{ mask: ex.masks[0]!, classWord: 'ball' }, { mask: empty, classWord: 'box' }] }), 128), 'EMPTY_MASK', /mask 1 \(box\) is empty/);
+  await rejects(
+    loadInput(
+      source({
+        subjects: [
+          { mask: ex.masks[0]!, classWord: 'ball' },
+          { mask: empty, classWord: 'box' },
+        ],
+      }),
+      128,
+    ),
+    'EMPTY_MASK',
+    /mask 1 \(box\) is empty/,
+  );
   const all = rect(256, 224, 0, 0, 256, 224);
   await rejects(loadInput(source({ subjects: [{ mask: all, classWord: 'ball' }] }), 128), 'MASK_COVERS_IMAGE', /covers 100\.0% of image/);
   const most = rect(256, 224, 1, 0, 256, 224); // 99.6%
@@ -92,15 +133,41 @@ test('an empty mask, and a mask covering the whole image, are refused', async ()
 test('a mask that falls outside the centre crop is reported after fitting', async () => {
   const wide = { width: 400, height: 100, data: new Uint8Array(400 * 100 * 3).fill(128) };
   const left = rect(400, 100, 0, 10, 40, 90);
-  await rejects(loadInput({ image: wide, imageName: 'wide.png', subjects: [{ mask: left, classWord: 'ball', name: 'left.png' }] }, 128), 'EMPTY_MASK', /left\.png \(ball\) lies outside the centre square crop of wide\.png/);
+  await rejects(
+    loadInput({ image: wide, imageName: 'wide.png', subjects: [{ mask: left, classWord: 'ball', name: 'left.png' }] }, 128),
+    'EMPTY_MASK',
+    /left\.png \(ball\) lies outside the centre square crop of wide\.png/,
+  );
 });
 
 test('masks overlapping almost completely are refused; partly overlapping ones are fine', async () => {
   const a = rect(256, 224, 20, 20, 120, 120);
   const b = rect(256, 224, 22, 20, 120, 120);
-  await rejects(loadInput(source({ subjects: [{ mask: a, classWord: 'ball' }, { mask: b, classWord: 'box' }] }), 128), 'MASKS_OVERLAP', /mask 0 \(ball\) and mask 1 \(box\) overlap almost completely \(IoU 0\.98/);
+  await rejects(
+    loadInput(
+      source({
+        subjects: [
+          { mask: a, classWord: 'ball' },
+          { mask: b, classWord: 'box' },
+        ],
+      }),
+      128,
+    ),
+    'MASKS_OVERLAP',
+    /mask 0 \(ball\) and mask 1 \(box\) overlap almost completely \(IoU 0\.98/,
+  );
   const c = rect(256, 224, 70, 20, 170, 120);
-  await expect(loadInput(source({ subjects: [{ mask: a, classWord: 'ball' }, { mask: c, classWord: 'box' }] }), 128)).resolves.toBeDefined();
+  await expect(
+    loadInput(
+      source({
+        subjects: [
+          { mask: a, classWord: 'ball' },
+          { mask: c, classWord: 'box' },
+        ],
+      }),
+      128,
+    ),
+  ).resolves.toBeDefined();
 });
 
 test('more subjects than placeholder slots, or none, are refused', async () => {
@@ -111,11 +178,16 @@ test('more subjects than placeholder slots, or none, are refused', async () => {
 });
 
 test('class words the tokenizer cannot encode are refused', async () => {
-  const one = (classWord: string, tok?: ClassWordTokenizer) => loadInput(source({ subjects: [{ mask: ex.masks[0]!, classWord, name: 'm0.png' }] }), 128, tok ? { tokenizer: tok } : {});
+  const one = (classWord: string, tok?: ClassWordTokenizer) =>
+    loadInput(source({ subjects: [{ mask: ex.masks[0]!, classWord, name: 'm0.png' }] }), 128, tok ? { tokenizer: tok } : {});
   await rejects(one('  '), 'BAD_CLASS_WORD', /class word of m0\.png is empty/);
   await rejects(one('<asset1>'), 'BAD_CLASS_WORD', /contains < or >/);
   await rejects(one('...', tokenizer), 'BAD_CLASS_WORD', /has no letter or digit/);
-  const failing: ClassWordTokenizer = { classWordIds: () => { throw new Error('encodes to no token'); } };
+  const failing: ClassWordTokenizer = {
+    classWordIds: () => {
+      throw new Error('encodes to no token');
+    },
+  };
   await rejects(one('ball', failing), 'BAD_CLASS_WORD', /"ball" cannot be encoded by the backbone's tokenizer: encodes to no token/);
   const unknownPieces: ClassWordTokenizer = { classWordIds: (w) => [...w].map((c) => (c === 'ß' ? 49407 : 1)), unkId: 49407 };
   await rejects(one('straße', unknownPieces), 'BAD_CLASS_WORD', /pieces the backbone's tokenizer does not know/);

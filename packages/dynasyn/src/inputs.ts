@@ -46,7 +46,9 @@ export const DEFAULT_MAX_SUBJECTS = 8;
 /** Decodes and validates `source`, then fits image and masks to `size` x `size` (the backbone's sampleSize). */
 export async function loadInput(source: InputSource, size: number, limits: InputLimits = {}): Promise<PersonalizationInput> {
   const imageName = source.imageName ?? 'image';
-  const image = isEncoded(source.image) ? await decodeOr(() => decode(source.image as Uint8Array), 'UNREADABLE_IMAGE', `cannot decode image ${imageName}`) : source.image;
+  const image = isEncoded(source.image)
+    ? await decodeOr(() => decode(source.image as Uint8Array), 'UNREADABLE_IMAGE', `cannot decode image ${imageName}`)
+    : source.image;
   checkSubjectCount(source.subjects.length, limits.maxSubjects ?? DEFAULT_MAX_SUBJECTS);
   const subjects: Subject[] = [];
   for (const [i, s] of source.subjects.entries()) {
@@ -56,9 +58,17 @@ export async function loadInput(source: InputSource, size: number, limits: Input
   }
   const names = source.subjects.map((s, i) => s.name ?? `mask ${i}`);
   validateInput({ image, subjects }, { ...limits, names, imageName });
-  const fitted = await fitToSquare(image, subjects.map((s) => s.mask), size);
+  const fitted = await fitToSquare(
+    image,
+    subjects.map((s) => s.mask),
+    size,
+  );
   fitted.masks.forEach((m, i) => {
-    if (area(m) === 0) throw new InputError('EMPTY_MASK', `${names[i]} (${subjects[i]!.classWord}) lies outside the centre square crop of ${imageName}: crop the image around the subjects first`);
+    if (area(m) === 0)
+      throw new InputError(
+        'EMPTY_MASK',
+        `${names[i]} (${subjects[i]!.classWord}) lies outside the centre square crop of ${imageName}: crop the image around the subjects first`,
+      );
   });
   return { image: fitted.image, subjects: subjects.map((s, i) => ({ ...s, mask: fitted.masks[i]! })) };
 }
@@ -84,7 +94,12 @@ export async function readInputFiles(files: InputFiles, size: number, limits: In
   const subjects: SubjectSource[] = [];
   for (const [i, file] of files.masks.entries()) {
     const phrase = files.nounPhrases?.[i];
-    subjects.push({ mask: await readOr(file, 'UNREADABLE_MASK', 'mask'), classWord: files.classWords[i]!, name: file, ...(phrase !== undefined ? { nounPhrase: phrase } : {}) });
+    subjects.push({
+      mask: await readOr(file, 'UNREADABLE_MASK', 'mask'),
+      classWord: files.classWords[i]!,
+      name: file,
+      ...(phrase !== undefined ? { nounPhrase: phrase } : {}),
+    });
   }
   return loadInput({ image, imageName: files.image, subjects }, size, limits);
 }
@@ -103,12 +118,18 @@ export function validateInput(input: PersonalizationInput, limits: InputLimits &
   subjects.forEach((s, i) => {
     const m = s.mask;
     if (m.width !== image.width || m.height !== image.height) {
-      throw new InputError('MASK_SIZE_MISMATCH', `${name(i)} is ${m.width}x${m.height} but ${imageName} is ${image.width}x${image.height}: masks must have the image's size`);
+      throw new InputError(
+        'MASK_SIZE_MISMATCH',
+        `${name(i)} is ${m.width}x${m.height} but ${imageName} is ${image.width}x${image.height}: masks must have the image's size`,
+      );
     }
     const covered = area(m) / (m.width * m.height);
     if (covered === 0) throw new InputError('EMPTY_MASK', `${name(i)} is empty: it selects no pixel of ${imageName}`);
     if (covered > maxCoverage) {
-      throw new InputError('MASK_COVERS_IMAGE', `${name(i)} covers ${(covered * 100).toFixed(1)}% of ${imageName} (limit ${(maxCoverage * 100).toFixed(0)}%): a mask must leave background around its subject`);
+      throw new InputError(
+        'MASK_COVERS_IMAGE',
+        `${name(i)} covers ${(covered * 100).toFixed(1)}% of ${imageName} (limit ${(maxCoverage * 100).toFixed(0)}%): a mask must leave background around its subject`,
+      );
     }
     checkText(s.classWord, `class word of ${limits.names?.[i] ?? `mask ${i}`}`, limits.tokenizer);
     if (s.nounPhrase !== undefined) checkText(s.nounPhrase, `noun phrase of ${name(i)}`, limits.tokenizer);
@@ -120,7 +141,10 @@ export function validateInput(input: PersonalizationInput, limits: InputLimits &
       if (area(intersection(a, b)) === 0) continue;
       const overlap = iou(a, b);
       if (overlap > maxOverlap) {
-        throw new InputError('MASKS_OVERLAP', `${name(i)} and ${name(j)} overlap almost completely (IoU ${overlap.toFixed(2)} > ${maxOverlap}): each subject needs its own region`);
+        throw new InputError(
+          'MASKS_OVERLAP',
+          `${name(i)} and ${name(j)} overlap almost completely (IoU ${overlap.toFixed(2)} > ${maxOverlap}): each subject needs its own region`,
+        );
       }
     }
   }
@@ -129,23 +153,30 @@ export function validateInput(input: PersonalizationInput, limits: InputLimits &
 function checkSubjectCount(n: number, max: number): void {
   if (!Number.isInteger(max) || max < 1) throw new InputError('BAD_OPTION', `maxSubjects must be a positive integer, got ${max}`);
   if (n === 0) throw new InputError('SUBJECT_COUNT', 'no subject: give at least one mask with its class word');
-  if (n > max) throw new InputError('SUBJECT_COUNT', `${n} masks but only ${max} placeholder slots (<asset0>..<asset${max - 1}>): give at most ${max} subjects`);
+  if (n > max)
+    throw new InputError('SUBJECT_COUNT', `${n} masks but only ${max} placeholder slots (<asset0>..<asset${max - 1}>): give at most ${max} subjects`);
 }
 
 function checkText(text: string, what: string, tokenizer?: ClassWordTokenizer): void {
   if (typeof text !== 'string' || text.trim() === '') throw new InputError('BAD_CLASS_WORD', `${what} is empty`);
   // A class word replaces a placeholder in class prompts; one that looks like a placeholder would be matched as one.
-  if (/<asset\d*>/i.test(text) || /[<>]/.test(text)) throw new InputError('BAD_CLASS_WORD', `${what} ${JSON.stringify(text)} contains < or >, which mark placeholder tokens`);
+  if (/<asset\d*>/i.test(text) || /[<>]/.test(text))
+    throw new InputError('BAD_CLASS_WORD', `${what} ${JSON.stringify(text)} contains < or >, which mark placeholder tokens`);
   if (!/[\p{L}\p{N}]/u.test(text)) throw new InputError('BAD_CLASS_WORD', `${what} ${JSON.stringify(text)} has no letter or digit: it names no class`);
   if (!tokenizer) return;
   let ids: number[];
   try {
     ids = tokenizer.classWordIds(text);
   } catch (e) {
-    throw new InputError('BAD_CLASS_WORD', `${what} ${JSON.stringify(text)} cannot be encoded by the backbone's tokenizer: ${(e as Error).message}`, { cause: e });
+    throw new InputError('BAD_CLASS_WORD', `${what} ${JSON.stringify(text)} cannot be encoded by the backbone's tokenizer: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   if (tokenizer.unkId !== undefined && ids.includes(tokenizer.unkId)) {
-    throw new InputError('BAD_CLASS_WORD', `${what} ${JSON.stringify(text)} has pieces the backbone's tokenizer does not know (they encode to the unknown token)`);
+    throw new InputError(
+      'BAD_CLASS_WORD',
+      `${what} ${JSON.stringify(text)} has pieces the backbone's tokenizer does not know (they encode to the unknown token)`,
+    );
   }
 }
 
@@ -155,7 +186,8 @@ function isEncoded(x: Uint8Array | RgbImage | Mask): x is Uint8Array {
 
 /** A decoded mask with any non-zero value as 1 (callers may pass 0/255 masks). */
 function binary(m: Mask): Mask {
-  if (m.data.length !== m.width * m.height) throw new InputError('UNREADABLE_MASK', `mask data has ${m.data.length} bytes for ${m.width}x${m.height}: expected one byte per pixel`);
+  if (m.data.length !== m.width * m.height)
+    throw new InputError('UNREADABLE_MASK', `mask data has ${m.data.length} bytes for ${m.width}x${m.height}: expected one byte per pixel`);
   return m.data.every((v) => v === 0 || v === 1) ? m : { width: m.width, height: m.height, data: m.data.map((v) => (v ? 1 : 0)) };
 }
 

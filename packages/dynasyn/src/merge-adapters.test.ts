@@ -22,7 +22,10 @@ function randomAdapters(): { specs: AdapterSpec[]; values: Map<string, HostTenso
   const rng = new GaussianRng(7);
   const specs: AdapterSpec[] = [];
   const values = new Map<string, HostTensor>();
-  for (const [which, file] of [['unet', bundle.unetPath], ['text_encoder', bundle.textEncoderPath]] as const) {
+  for (const [which, file] of [
+    ['unet', bundle.unetPath],
+    ['text_encoder', bundle.textEncoderPath],
+  ] as const) {
     const adapted = addTrainableAdapters(loadModel(file), which, { rank: 4, alpha: 8 });
     specs.push(...adapted.specs);
     for (const [name, v] of adapted.startValues) values.set(name, { ...v, data: Float32Array.from(rng.fill(v.data.length), (x) => 0.2 * x) });
@@ -37,7 +40,10 @@ test('merged UNet and text encoder equal the models with adapter nodes, and diff
   expect(specs.some((s) => s.model === 'unet') && specs.some((s) => s.model === 'text_encoder')).toBe(true);
   const merged = bundleWithAdapters(bundle, { adapters: values, adapterSpec: specs }, path.join(dir, 'merged'));
   const withNodes: ModelBundle = { ...bundle };
-  for (const [which, key] of [['unet', 'unetPath'], ['text_encoder', 'textEncoderPath']] as const) {
+  for (const [which, key] of [
+    ['unet', 'unetPath'],
+    ['text_encoder', 'textEncoderPath'],
+  ] as const) {
     const file = path.join(dir, 'nodes', which, 'model.onnx');
     saveModel(applyAdapters(loadModel(bundle[key]), specs, values, which), file);
     withNodes[key] = file;

@@ -6,7 +6,17 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { DataType, fromNumbers, initializerToHost, loadModel, readExternal, saveModel, toNumbers, type HostTensor, type OnnxModel } from '@dynasyn/ort-training';
+import {
+  DataType,
+  fromNumbers,
+  initializerToHost,
+  loadModel,
+  readExternal,
+  saveModel,
+  toNumbers,
+  type HostTensor,
+  type OnnxModel,
+} from '@dynasyn/ort-training';
 import type { ModelBundle } from '@dynasyn/diffusion';
 import { InputError } from './input-error.js';
 import type { AdapterSpec, LearnedConcepts } from './types.js';
@@ -18,7 +28,11 @@ export function mergeAdapters(onnx: OnnxModel, which: AdapterSpec['model'], conc
     if (spec.model !== which) continue;
     const init = onnx.graph.initializers.get(spec.weight);
     if (!init) throw new InputError('BAD_OPTION', `adapter ${spec.a}: weight ${spec.weight} is not an initializer of the ${which} model`);
-    if ((init.dtype !== DataType.FLOAT && init.dtype !== DataType.FLOAT16) || init.dims.length !== 2) throw new InputError('BAD_OPTION', `adapter ${spec.a}: weight ${spec.weight} is ${init.dims.length}-D of type ${init.dtype}; only 2-D float32/float16 weights take adapters`);
+    if ((init.dtype !== DataType.FLOAT && init.dtype !== DataType.FLOAT16) || init.dims.length !== 2)
+      throw new InputError(
+        'BAD_OPTION',
+        `adapter ${spec.a}: weight ${spec.weight} is ${init.dims.length}-D of type ${init.dtype}; only 2-D float32/float16 weights take adapters`,
+      );
     const stored = initializerToHost(init, readExternal);
     // a float16 weight is merged in float32 and stored back as float16
     const w = stored.dtype === DataType.FLOAT ? stored : fromNumbers(DataType.FLOAT, stored.dims, toNumbers(stored));
@@ -28,7 +42,10 @@ export function mergeAdapters(onnx: OnnxModel, which: AdapterSpec['model'], conc
     const [aRows, rank = 0] = a.dims;
     const [bRank, bCols] = b.dims;
     if (aRows !== rows || bRank !== rank || bCols !== cols) {
-      throw new InputError('BAD_OPTION', `adapter ${spec.a}[${a.dims}] x ${spec.b}[${b.dims}] does not fit weight ${spec.weight}[${w.dims}]${spec.transposed ? ' (stored transposed)' : ''}`);
+      throw new InputError(
+        'BAD_OPTION',
+        `adapter ${spec.a}[${a.dims}] x ${spec.b}[${b.dims}] does not fit weight ${spec.weight}[${w.dims}]${spec.transposed ? ' (stored transposed)' : ''}`,
+      );
     }
     const out = new Float32Array(w.data as Float32Array);
     const ad = a.data as Float32Array;
@@ -57,7 +74,10 @@ export function mergeAdapters(onnx: OnnxModel, which: AdapterSpec['model'], conc
 export function bundleWithAdapters(bundle: ModelBundle, concepts: Pick<LearnedConcepts, 'adapters' | 'adapterSpec'>, cacheDir: string): ModelBundle {
   if (!concepts.adapterSpec.length) return bundle;
   const out: ModelBundle = { ...bundle };
-  for (const [which, key] of [['unet', 'unetPath'], ['text_encoder', 'textEncoderPath']] as const) {
+  for (const [which, key] of [
+    ['unet', 'unetPath'],
+    ['text_encoder', 'textEncoderPath'],
+  ] as const) {
     if (!concepts.adapterSpec.some((s) => s.model === which)) continue;
     const model = loadModel(bundle[key]);
     mergeAdapters(model, which, concepts);
@@ -72,6 +92,7 @@ export function bundleWithAdapters(bundle: ModelBundle, concepts: Pick<LearnedCo
 function tensor(map: Map<string, HostTensor>, name: string): HostTensor {
   const t = map.get(name);
   if (!t) throw new InputError('BAD_OPTION', `adapter tensor ${name} is missing from the learned concepts`);
-  if (t.dtype !== DataType.FLOAT || t.dims.length !== 2) throw new InputError('BAD_OPTION', `adapter tensor ${name} must be a 2-D float tensor, got [${t.dims}]`);
+  if (t.dtype !== DataType.FLOAT || t.dims.length !== 2)
+    throw new InputError('BAD_OPTION', `adapter tensor ${name} must be a 2-D float tensor, got [${t.dims}]`);
   return t;
 }

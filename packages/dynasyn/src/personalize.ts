@@ -12,10 +12,27 @@ import { loadAugmented, saveAugmented } from './augment/storage.js';
 import { InputError } from './input-error.js';
 import { loadInput, readInputFiles, type InputFiles, type InputSource } from './inputs.js';
 import {
-  artifactPath, fingerprintBackbone, fingerprintDifferences, markPhaseCompleted, readInputs, readManifest, referencePath, type Manifest, type SampleEntry,
+  artifactPath,
+  fingerprintBackbone,
+  fingerprintDifferences,
+  markPhaseCompleted,
+  readInputs,
+  readManifest,
+  referencePath,
+  type Manifest,
+  type SampleEntry,
 } from './output/artifacts.js';
 import {
-  augmentOnBase, augmentStage, evaluateStage, gsaStage, holdsSet, prepareStage, reportStage, sampleStage, trainStage, type StageRun,
+  augmentOnBase,
+  augmentStage,
+  evaluateStage,
+  gsaStage,
+  holdsSet,
+  prepareStage,
+  reportStage,
+  sampleStage,
+  trainStage,
+  type StageRun,
 } from './pipeline/index.js';
 import type { SamplePrompt } from './sample.js';
 import type { TrainResult } from './train/trainer.js';
@@ -75,7 +92,13 @@ export async function personalize(req: PersonalizeRequest): Promise<PersonalizeR
   const input = await prepareInput(req, bundle);
   await checkSameRun(outDir, req.backbone, input, o); // a run already in outDir must be this run
   const run: StageRun = {
-    dir: outDir, bundle, input, options: o, cacheDir: req.cacheDir ?? join(outDir, 'cache'), onProgress: emit, ...(req.signal ? { signal: req.signal } : {}),
+    dir: outDir,
+    bundle,
+    input,
+    options: o,
+    cacheDir: req.cacheDir ?? join(outDir, 'cache'),
+    onProgress: emit,
+    ...(req.signal ? { signal: req.signal } : {}),
   };
   await prepareStage(run);
   emit({ stage: 'prepare', step: 1, total: 1 });
@@ -96,7 +119,11 @@ export async function personalize(req: PersonalizeRequest): Promise<PersonalizeR
   if (req.clipModelDir !== undefined) await evaluateStage(run, req.clipModelDir);
   const reportPath = await reportStage(run);
   return {
-    outDir, reportPath, manifest: readManifest(outDir), concepts, samples,
+    outDir,
+    reportPath,
+    manifest: readManifest(outDir),
+    concepts,
+    samples,
     ...(trained ? { alignment: trained.alignment, ...(trained.resumedFrom ? { resumedFrom: trained.resumedFrom } : {}) } : {}),
   };
 }
@@ -168,7 +195,11 @@ async function checkSameRun(outDir: string, backbone: string, input: Personaliza
   if (existsSync(referencePath(outDir))) {
     const saved = await readInputs(outDir);
     const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && Buffer.from(a).equals(Buffer.from(b));
-    if (!same(saved.image.data, input.image.data) || saved.masks.length !== input.subjects.length || saved.masks.some((mk, i) => !same(mk.data, input.subjects[i]!.mask.data))) {
+    if (
+      !same(saved.image.data, input.image.data) ||
+      saved.masks.length !== input.subjects.length ||
+      saved.masks.some((mk, i) => !same(mk.data, input.subjects[i]!.mask.data))
+    ) {
       other('a different image or masks');
     }
   }

@@ -16,7 +16,9 @@ test('paper is METHOD.md: 700+700 steps, lr 5e-4 then adapters at 1e-4, 30 augme
 });
 
 test('fast keeps the losses and training of paper, with the fast GSA schedule; tiny is a few steps of everything', () => {
-  const paper = resolveOptions('paper'), fast = resolveOptions('fast'), tiny = resolveOptions('tiny');
+  const paper = resolveOptions('paper'),
+    fast = resolveOptions('fast'),
+    tiny = resolveOptions('tiny');
   expect(fast.train).toEqual(paper.train);
   expect(fast.augmentation).toMatchObject({ gsaSchedule: 'fast', gsaSteps: 50, gsaStrength: 0.7 });
   expect(fast.augmentation.count).toBeLessThanOrEqual(paper.augmentation.count);
@@ -29,7 +31,11 @@ test('fast keeps the losses and training of paper, with the fast GSA schedule; t
 });
 
 test('overrides merge deeply; presets are not mutated; full mode defaults to the paper lr', () => {
-  const o = resolveOptions('tiny', { seed: 7, train: { phase1: { steps: 3 } }, augmentation: { promptProvider: { kind: 'openai', baseUrl: 'http://localhost:8080/v1', model: 'm' } } });
+  const o = resolveOptions('tiny', {
+    seed: 7,
+    train: { phase1: { steps: 3 } },
+    augmentation: { promptProvider: { kind: 'openai', baseUrl: 'http://localhost:8080/v1', model: 'm' } },
+  });
   expect(o.seed).toBe(7);
   expect(o.train.phase1).toEqual({ steps: 3, lr: preset('tiny').train.phase1.lr });
   expect(o.augmentation.promptProvider).toEqual({ kind: 'openai', baseUrl: 'http://localhost:8080/v1', model: 'm' });
@@ -42,7 +48,11 @@ test('overrides merge deeply; presets are not mutated; full mode defaults to the
 test('bad options are refused with the option named', () => {
   const bad = (f: () => unknown, msg: RegExp) => {
     let err: unknown;
-    try { f(); } catch (e) { err = e; }
+    try {
+      f();
+    } catch (e) {
+      err = e;
+    }
     expect(err).toBeInstanceOf(InputError);
     expect((err as InputError).code).toBe('BAD_OPTION');
     expect((err as Error).message).toMatch(msg);
@@ -55,6 +65,9 @@ test('bad options are refused with the option named', () => {
   bad(() => resolveOptions('tiny', { train: { adapters: { targets: [] } } }), /train\.adapters\.targets/);
   bad(() => resolveOptions('tiny', { sampling: { prompts: ['a', 'b'], seeds: [1] } }), /sampling\.seeds must be one seed per prompt/);
   bad(() => resolveOptions('tiny', { sampling: { scheduler: 'pndm' as 'ddim' } }), /sampling\.scheduler must be one of ddim, euler, ddpm/);
-  bad(() => resolveOptions('tiny', { augmentation: { promptProvider: { kind: 'openai', baseUrl: 'ftp://x', model: 'm' } } }), /promptProvider\.baseUrl must be an http/);
+  bad(
+    () => resolveOptions('tiny', { augmentation: { promptProvider: { kind: 'openai', baseUrl: 'ftp://x', model: 'm' } } }),
+    /promptProvider\.baseUrl must be an http/,
+  );
   bad(() => resolveOptions('tiny', { seed: 1.5 }), /option seed must be an integer/);
 });

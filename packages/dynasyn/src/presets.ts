@@ -124,7 +124,8 @@ export function validateOptions(o: DynasynOptions): void {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) bad(path, `an integer in [${min}, ${max}]`, v);
   };
   const num = (path: string, v: unknown, min: number, max: number, openMin = false) => {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max || (openMin && v === min)) bad(path, `a number in ${openMin ? '(' : '['}${min}, ${max}]`, v);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max || (openMin && v === min))
+      bad(path, `a number in ${openMin ? '(' : '['}${min}, ${max}]`, v);
   };
   const oneOf = (path: string, v: unknown, choices: readonly string[]) => {
     if (typeof v !== 'string' || !choices.includes(v)) bad(path, `one of ${choices.join(', ')}`, v);
@@ -138,7 +139,8 @@ export function validateOptions(o: DynasynOptions): void {
   oneOf('train.adapters.mode', t.adapters.mode, ['lora', 'full']);
   int('train.adapters.rank', t.adapters.rank, 1, 256);
   if (t.adapters.alpha !== undefined) num('train.adapters.alpha', t.adapters.alpha, 0, 1e4, true);
-  if (!Array.isArray(t.adapters.targets) || !t.adapters.targets.length) bad('train.adapters.targets', 'a non-empty list of unet, text_encoder', t.adapters.targets);
+  if (!Array.isArray(t.adapters.targets) || !t.adapters.targets.length)
+    bad('train.adapters.targets', 'a non-empty list of unet, text_encoder', t.adapters.targets);
   t.adapters.targets.forEach((x, i) => oneOf(`train.adapters.targets[${i}]`, x, ['unet', 'text_encoder']));
   if (t.adapters.mode === 'full' && t.phase2.steps > 0 && !t.adapters.fullTensors?.length) {
     bad('train.adapters.fullTensors', "a non-empty list of tensor names or /regex/ in 'full' mode", t.adapters.fullTensors);
@@ -166,7 +168,8 @@ export function validateOptions(o: DynasynOptions): void {
   int('augmentation.gsaSteps', a.gsaSteps, 1, 1000);
   oneOf('augmentation.pseudoMasks.kind', a.pseudoMasks?.kind, ['attention', 'sam']);
   if (a.pseudoMasks.kind === 'attention') num('augmentation.pseudoMasks.threshold', a.pseudoMasks.threshold, 0, 1, true);
-  else if (typeof a.pseudoMasks.modelDir !== 'string' || !a.pseudoMasks.modelDir) bad('augmentation.pseudoMasks.modelDir', 'a SAM model directory', a.pseudoMasks.modelDir);
+  else if (typeof a.pseudoMasks.modelDir !== 'string' || !a.pseudoMasks.modelDir)
+    bad('augmentation.pseudoMasks.modelDir', 'a SAM model directory', a.pseudoMasks.modelDir);
   const s = o.sampling;
   if (!Array.isArray(s.prompts) || s.prompts.some((p) => typeof p !== 'string' || !p.trim())) bad('sampling.prompts', 'a list of non-empty prompts', s.prompts);
   if (s.seeds !== undefined) {

@@ -33,7 +33,10 @@ test('a merged adapter gives x W + scale x A B', () => {
   const b = Float32Array.from({ length: rank * cols }, (_, i) => i * 0.05 - 0.2);
   const graph = new Graph({ initializers: new Map([['W', { name: 'W', dtype: DataType.FLOAT, dims: [rows, cols], data: new Uint8Array(w.slice().buffer) }]]) });
   const model = { graph } as unknown as OnnxModel;
-  const adapters = new Map([['A', { dtype: DataType.FLOAT, dims: [rows, rank], data: a }], ['B', { dtype: DataType.FLOAT, dims: [rank, cols], data: b }]]);
+  const adapters = new Map([
+    ['A', { dtype: DataType.FLOAT, dims: [rows, rank], data: a }],
+    ['B', { dtype: DataType.FLOAT, dims: [rank, cols], data: b }],
+  ]);
   expect(mergeAdapters(model, 'unet', { adapters, adapterSpec: [{ model: 'unet', weight: 'W', a: 'A', b: 'B', scale: 0.5 }] })).toBe(1);
   const init = graph.initializers.get('W')!;
   const merged = new Float32Array((init.data as Uint8Array).slice().buffer);
@@ -48,6 +51,8 @@ test('a merged adapter gives x W + scale x A B', () => {
     const got = x.reduce((s, xi, i) => s + xi * merged[i * cols + j]!, 0);
     expect(got).toBeCloseTo(expected, 5);
   }
-  expect(() => mergeAdapters(model, 'unet', { adapters, adapterSpec: [{ model: 'unet', weight: 'nope', a: 'A', b: 'B', scale: 1 }] })).toThrow(/weight nope is not an initializer/);
+  expect(() => mergeAdapters(model, 'unet', { adapters, adapterSpec: [{ model: 'unet', weight: 'nope', a: 'A', b: 'B', scale: 1 }] })).toThrow(
+    /weight nope is not an initializer/,
+  );
   expect(mergeAdapters(model, 'text_encoder', { adapters, adapterSpec: [{ model: 'unet', weight: 'W', a: 'A', b: 'B', scale: 1 }] })).toBe(0);
 });

@@ -45,8 +45,9 @@ export function defaultSamplePrompts(n: number, count: number): SamplePrompt[] {
     const round = Math.floor(k / order.length);
     const templates = BUILTIN[category];
     const i = round % n;
-    const prompt = templates[round % templates.length]!
-      .replace('{all}', all).replace('{i}', placeholder(i)).replace('{j}', placeholder((i + 1) % n));
+    const prompt = templates[round % templates.length]!.replace('{all}', all)
+      .replace('{i}', placeholder(i))
+      .replace('{j}', placeholder((i + 1) % n));
     out.push({ prompt, category });
   }
   return out;
@@ -86,7 +87,8 @@ export function parsePromptFile(text: string, subjects: number): SamplePrompt[] 
 /** Throws when `prompt` names `<assetK>` with K >= subjects. */
 export function checkPlaceholders(prompt: string, subjects: number, where = 'prompt'): void {
   for (const m of prompt.matchAll(/<asset(\d+)>/g)) {
-    if (Number(m[1]) >= subjects) throw new InputError('BAD_OPTION', `${where}: ${m[0]} names no subject (there are ${subjects}: <asset0>..<asset${subjects - 1}>)`);
+    if (Number(m[1]) >= subjects)
+      throw new InputError('BAD_OPTION', `${where}: ${m[0]} names no subject (there are ${subjects}: <asset0>..<asset${subjects - 1}>)`);
   }
 }
 
@@ -101,7 +103,11 @@ export interface PersonalizedPipelineOptions extends RuntimeOptions {
 }
 
 /** A pipeline that knows the placeholders of `concepts` and runs with their adapters merged in. */
-export async function createPersonalizedPipeline(backbone: string | ModelBundle, concepts: LearnedConcepts, options: PersonalizedPipelineOptions): Promise<DiffusionPipeline> {
+export async function createPersonalizedPipeline(
+  backbone: string | ModelBundle,
+  concepts: LearnedConcepts,
+  options: PersonalizedPipelineOptions,
+): Promise<DiffusionPipeline> {
   const bundle = typeof backbone === 'string' ? loadBundle(backbone) : backbone;
   const merged = bundleWithAdapters(bundle, concepts, `${options.cacheDir}/merged`);
   return DiffusionPipeline.create(merged, {
@@ -121,8 +127,15 @@ export interface SampleRunOptions {
 }
 
 /** One image per prompt (batch 1, so memory stays flat), with its seed recorded. */
-export async function sampleConcepts(pipeline: DiffusionPipeline, concepts: LearnedConcepts, prompts: readonly SamplePrompt[], settings: Omit<SampleSettings, 'prompts'>, run: SampleRunOptions): Promise<SampleRecord[]> {
-  if (settings.seeds && settings.seeds.length !== prompts.length) throw new InputError('BAD_OPTION', `${settings.seeds.length} seeds for ${prompts.length} prompts`);
+export async function sampleConcepts(
+  pipeline: DiffusionPipeline,
+  concepts: LearnedConcepts,
+  prompts: readonly SamplePrompt[],
+  settings: Omit<SampleSettings, 'prompts'>,
+  run: SampleRunOptions,
+): Promise<SampleRecord[]> {
+  if (settings.seeds && settings.seeds.length !== prompts.length)
+    throw new InputError('BAD_OPTION', `${settings.seeds.length} seeds for ${prompts.length} prompts`);
   const embeddings = concepts.embeddings.data;
   if (!(embeddings instanceof Float32Array)) throw new InputError('BAD_OPTION', 'placeholder embeddings must be float32');
   const out: SampleRecord[] = [];
@@ -132,7 +145,11 @@ export async function sampleConcepts(pipeline: DiffusionPipeline, concepts: Lear
     checkPlaceholders(p.prompt, concepts.tokens.length);
     const seed = settings.seeds?.[i] ?? (run.seed + i) % 2 ** 32;
     const res = await pipeline.textToImage({
-      prompt: p.prompt, steps: settings.steps, guidance: settings.guidance, scheduler: settings.scheduler, seed,
+      prompt: p.prompt,
+      steps: settings.steps,
+      guidance: settings.guidance,
+      scheduler: settings.scheduler,
+      seed,
       placeholderEmbeddings: embeddings,
       ...(run.onProgress ? { onProgress: (step: number) => run.onProgress!(i * settings.steps + step, total) } : {}),
     });

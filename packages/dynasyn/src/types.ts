@@ -8,8 +8,16 @@ import type { PresetName, Stage } from '@dynasyn/domain';
 import type { HostTensor } from '@dynasyn/ort-training';
 
 /** 8-bit RGB and 0/1 masks, structurally the same as @dynasyn/imaging's RgbImage / Mask. */
-export interface RgbImage { width: number; height: number; data: Uint8Array }
-export interface Mask { width: number; height: number; data: Uint8Array }
+export interface RgbImage {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+export interface Mask {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
 
 export interface Subject {
   mask: Mask;
@@ -25,7 +33,12 @@ export interface PersonalizationInput {
 }
 
 /** Loss weights (METHOD.md "Losses"): L = md*L_MD + m2a*L_M2A + ica*L_ICA + aug*L_AUG. */
-export interface LossWeights { md: number; m2a: number; ica: number; aug: number }
+export interface LossWeights {
+  md: number;
+  m2a: number;
+  ica: number;
+  aug: number;
+}
 export const PAPER_LOSS_WEIGHTS: LossWeights = { md: 1, m2a: 1e-2, ica: 5e-3, aug: 1e-4 };
 
 export interface PhaseOptions {

@@ -6,7 +6,11 @@ import { decode, decodeRgba, encodeJpeg, encodePng, readImage, sniffImageType, w
 import { ImagingError } from './errors.js';
 import { fillRect, gradient, pngHeaderClaiming, solid } from './testing/shapes.js';
 
-const codeOf = async (p: Promise<unknown>) => p.then(() => 'resolved', (e: unknown) => (e instanceof ImagingError ? e.code : String(e)));
+const codeOf = async (p: Promise<unknown>) =>
+  p.then(
+    () => 'resolved',
+    (e: unknown) => (e instanceof ImagingError ? e.code : String(e)),
+  );
 
 describe('decode / encode', () => {
   it('PNG round trip is exact', async () => {
@@ -31,7 +35,9 @@ describe('decode / encode', () => {
 
   it('decodes WebP', async () => {
     const img = solid(8, 8, [200, 100, 50]);
-    const webp = await sharp(img.data, { raw: { width: 8, height: 8, channels: 3 } }).webp({ lossless: true }).toBuffer();
+    const webp = await sharp(img.data, { raw: { width: 8, height: 8, channels: 3 } })
+      .webp({ lossless: true })
+      .toBuffer();
     expect(sniffImageType(webp)).toBe('webp');
     expect(Array.from((await decode(webp)).data.subarray(0, 3))).toEqual([200, 100, 50]);
   });
@@ -52,7 +58,10 @@ describe('decode / encode', () => {
   it('honours EXIF orientation', async () => {
     // 4x2 stored: left half red, right half blue; orientation 6 = display rotated 90 degrees clockwise.
     const img = fillRect(solid(4, 2, [255, 0, 0]), 2, 0, 2, 2, [0, 0, 255]);
-    const jpg = await sharp(img.data, { raw: { width: 4, height: 2, channels: 3 } }).jpeg({ quality: 100 }).withMetadata({ orientation: 6 }).toBuffer();
+    const jpg = await sharp(img.data, { raw: { width: 4, height: 2, channels: 3 } })
+      .jpeg({ quality: 100 })
+      .withMetadata({ orientation: 6 })
+      .toBuffer();
     const shown = await decode(jpg);
     expect([shown.width, shown.height]).toEqual([2, 4]);
     // after a clockwise turn the stored left (red) is at the top, the right (blue) at the bottom

@@ -73,10 +73,12 @@ export async function pasteSubject(target: RgbImage, source: RgbImage, sourceMas
   let placed: Box = { ...targetBox };
   if ((opts.fit ?? 'contain') === 'contain') {
     const s = Math.min(targetBox.width / bb.width, targetBox.height / bb.height);
-    const w = Math.max(1, Math.round(bb.width * s)), h = Math.max(1, Math.round(bb.height * s));
+    const w = Math.max(1, Math.round(bb.width * s)),
+      h = Math.max(1, Math.round(bb.height * s));
     placed = { x: targetBox.x + Math.floor((targetBox.width - w) / 2), y: targetBox.y + Math.floor((targetBox.height - h) / 2), width: w, height: h };
   }
-  const cut = crop(source, bb), cutMask = crop(sourceMask, bb);
+  const cut = crop(source, bb),
+    cutMask = crop(sourceMask, bb);
   const rgba = new Uint8Array(bb.width * bb.height * 4);
   for (let i = 0; i < cutMask.data.length; i++) {
     rgba.set(cut.data.subarray(i * 3, i * 3 + 3), i * 4);
@@ -100,5 +102,9 @@ export async function pasteSubject(target: RgbImage, source: RgbImage, sourceMas
       if (a >= 0.5) pasted[t] = 1;
     }
   }
-  return { image: { width: target.width, height: target.height, data: out }, pastedMask: { width: target.width, height: target.height, data: pasted }, placedBox: placed };
+  return {
+    image: { width: target.width, height: target.height, data: out },
+    pastedMask: { width: target.width, height: target.height, data: pasted },
+    placedBox: placed,
+  };
 }

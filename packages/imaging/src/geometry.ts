@@ -58,7 +58,8 @@ export function flipHorizontal<T extends Raster>(r: T): T {
   const out = new Uint8Array(r.data.length);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
-      const s = (y * w + x) * c, d = (y * w + (w - 1 - x)) * c;
+      const s = (y * w + x) * c,
+        d = (y * w + (w - 1 - x)) * c;
       for (let k = 0; k < c; k++) out[d + k] = r.data[s + k]!;
     }
   }

@@ -2,10 +2,13 @@ import { imageGrid } from './grid.js';
 import { solid } from './testing/shapes.js';
 
 describe('imageGrid', () => {
-  const px = (img: { width: number; data: Uint8Array }, x: number, y: number) => Array.from(img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3));
+  const px = (img: { width: number; data: Uint8Array }, x: number, y: number) =>
+    Array.from(img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3));
 
   it('lays images in rows, padded, smaller ones centred in their cell', () => {
-    const red = solid(4, 4, [255, 0, 0]), green = solid(4, 4, [0, 255, 0]), blue = solid(2, 2, [0, 0, 255]);
+    const red = solid(4, 4, [255, 0, 0]),
+      green = solid(4, 4, [0, 255, 0]),
+      blue = solid(2, 2, [0, 0, 255]);
     const g = imageGrid([red, green, blue], 2, { pad: 1, background: [7, 7, 7] });
     expect([g.width, g.height]).toEqual([2 * 4 + 3, 2 * 4 + 3]);
     expect(px(g, 0, 0)).toEqual([7, 7, 7]);

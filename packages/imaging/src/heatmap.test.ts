@@ -3,7 +3,8 @@ import { solid } from './testing/shapes.js';
 import type { RgbImage } from './types.js';
 
 const argmax = (img: RgbImage, score: (r: number, g: number, b: number) => number) => {
-  let best = -Infinity, at = 0;
+  let best = -Infinity,
+    at = 0;
   for (let i = 0; i < img.width * img.height; i++) {
     const s = score(img.data[i * 3]!, img.data[i * 3 + 1]!, img.data[i * 3 + 2]!);
     if (s > best) [best, at] = [s, i];
@@ -21,19 +22,27 @@ describe('heatmapOverlay', () => {
     const out = heatmapOverlay(solid(64, 64, [0, 0, 0]), map, 8, 8, { alpha: 1 });
     const p = argmax(out, (r, g, b) => 0.299 * r + 0.587 * g + 0.114 * b);
     expect(Math.hypot(p.x - 51.5, p.y - 19.5)).toBeLessThanOrEqual(1);
-    expect(Array.from(out.data.subarray((63 * 64) * 3, (63 * 64) * 3 + 3))).toEqual(colormapColor(0)); // far corner: ~0
+    expect(Array.from(out.data.subarray(63 * 64 * 3, 63 * 64 * 3 + 3))).toEqual(colormapColor(0)); // far corner: ~0
   });
 
   it("is dark red (jet's top) around the peak, and independent of the map scale", () => {
     const base = solid(64, 64, [0, 0, 0]);
     const out = heatmapOverlay(base, map, 8, 8, { colormap: 'jet', alpha: 1 });
-    let n = 0, sx = 0, sy = 0; // centroid of jet's dark-red band, t > ~0.86
+    let n = 0,
+      sx = 0,
+      sy = 0; // centroid of jet's dark-red band, t > ~0.86
     for (let i = 0; i < 64 * 64; i++) {
       if (out.data[i * 3]! > 100 && out.data[i * 3 + 1]! < 10 && out.data[i * 3 + 2]! < 10) [n, sx, sy] = [n + 1, sx + (i % 64), sy + Math.floor(i / 64)];
     }
     expect(n).toBeGreaterThanOrEqual(4);
     expect(Math.hypot(sx / n - 51.5, sy / n - 19.5)).toBeLessThanOrEqual(1);
-    const scaled = heatmapOverlay(base, map.map((v) => v * 2 ** -20), 8, 8, { colormap: 'jet', alpha: 1 });
+    const scaled = heatmapOverlay(
+      base,
+      map.map((v) => v * 2 ** -20),
+      8,
+      8,
+      { colormap: 'jet', alpha: 1 },
+    );
     expect(Buffer.from(scaled.data).equals(Buffer.from(out.data))).toBe(true);
   });
 

@@ -6,8 +6,15 @@ export type Colormap = 'viridis' | 'jet';
 
 // matplotlib's viridis sampled at 0, 1/8, ..., 1; linear interpolation between stops is visually faithful.
 const VIRIDIS: readonly (readonly [number, number, number])[] = [
-  [68, 1, 84], [71, 45, 123], [59, 82, 139], [44, 114, 142], [33, 145, 140],
-  [40, 174, 128], [94, 201, 98], [173, 220, 48], [253, 231, 37],
+  [68, 1, 84],
+  [71, 45, 123],
+  [59, 82, 139],
+  [44, 114, 142],
+  [33, 145, 140],
+  [40, 174, 128],
+  [94, 201, 98],
+  [173, 220, 48],
+  [253, 231, 37],
 ];
 
 /** Colour of t in [0,1] (clamped) under the colormap, as [r,g,b] 0-255. */
@@ -19,7 +26,9 @@ export function colormapColor(t: number, map: Colormap = 'viridis'): [number, nu
   }
   const f = v * (VIRIDIS.length - 1);
   const i = Math.min(VIRIDIS.length - 2, Math.floor(f));
-  const a = VIRIDIS[i]!, b = VIRIDIS[i + 1]!, w = f - i;
+  const a = VIRIDIS[i]!,
+    b = VIRIDIS[i + 1]!,
+    w = f - i;
   return [0, 1, 2].map((k) => Math.round(a[k]! * (1 - w) + b[k]! * w)) as [number, number, number];
 }
 

@@ -3,18 +3,8 @@ import { area, binarize, boundingBox, decodeMask, intersection, invert, iou, mas
 import { maskFrom, maskRows } from './testing/shapes.js';
 
 describe('masks', () => {
-  const a = maskFrom([
-    '......',
-    '.###..',
-    '.###..',
-    '......',
-  ]);
-  const b = maskFrom([
-    '......',
-    '...##.',
-    '...##.',
-    '...##.',
-  ]);
+  const a = maskFrom(['......', '.###..', '.###..', '......']);
+  const b = maskFrom(['......', '...##.', '...##.', '...##.']);
 
   it('area, bounding box, union, intersection, subtract, invert, iou', () => {
     expect(area(a)).toBe(6);

@@ -119,7 +119,10 @@ export function iou(a: Mask, b: Mask): number {
 export function boundingBox(mask: Mask): Box | null {
   assertMask(mask);
   const { width: w, height: h, data } = mask;
-  let x0 = w, y0 = h, x1 = -1, y1 = -1;
+  let x0 = w,
+    y0 = h,
+    x1 = -1,
+    y1 = -1;
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       if (!data[y * w + x]) continue;

@@ -15,7 +15,8 @@ describe('distance transform', () => {
     const d = squaredDistanceToSet(m);
     const set = [...m.data.keys()].filter((i) => m.data[i]);
     for (let i = 0; i < d.length; i++) {
-      const x = i % 7, y = Math.floor(i / 7);
+      const x = i % 7,
+        y = Math.floor(i / 7);
       expect(d[i]).toBe(Math.min(...set.map((j) => (x - (j % 7)) ** 2 + (y - Math.floor(j / 7)) ** 2)));
     }
   });
@@ -55,13 +56,7 @@ describe('dilate / erode', () => {
 });
 
 describe('connected components', () => {
-  const m = maskFrom([
-    '##....#',
-    '##...#.',
-    '......#',
-    '.###...',
-    '.#.#..#',
-  ]);
+  const m = maskFrom(['##....#', '##...#.', '......#', '.###...', '.#.#..#']);
 
   it('labels regions with sizes and boxes, by connectivity', () => {
     const c8 = connectedComponents(m, 8);
@@ -82,23 +77,7 @@ describe('connected components', () => {
   });
 
   it('fills holes but not bays open to the border', () => {
-    const ring = maskFrom([
-      '#####..',
-      '#...#..',
-      '#.#.#..',
-      '#####..',
-      '.......',
-      '###....',
-      '#.#....',
-    ]);
-    expect(maskRows(fillHoles(ring))).toEqual([
-      '#####..',
-      '#####..',
-      '#####..',
-      '#####..',
-      '.......',
-      '###....',
-      '#.#....',
-    ]);
+    const ring = maskFrom(['#####..', '#...#..', '#.#.#..', '#####..', '.......', '###....', '#.#....']);
+    expect(maskRows(fillHoles(ring))).toEqual(['#####..', '#####..', '#####..', '#####..', '.......', '###....', '#.#....']);
   });
 });

@@ -58,7 +58,9 @@ export function squaredDistanceToSet(mask: Mask): Float64Array {
   const { width: w, height: h } = mask;
   const g = Float64Array.from(mask.data, (v) => (v ? 0 : FAR));
   const n = Math.max(w, h);
-  const f = new Float64Array(n), d = new Float64Array(n), z = new Float64Array(n + 1);
+  const f = new Float64Array(n),
+    d = new Float64Array(n),
+    z = new Float64Array(n + 1);
   const v = new Int32Array(n);
   const pass = (start: number, stride: number, len: number) => {
     for (let i = 0; i < len; i++) f[i] = g[start + i * stride]!;
@@ -115,24 +117,47 @@ export function connectedComponents(mask: Mask, connectivity: Connectivity = 8):
   const labels = new Int32Array(w * h);
   const stack = new Int32Array(w * h);
   const components: Component[] = [];
-  const dirs = connectivity === 8 ? [[-1, -1], [0, -1], [1, -1], [-1, 0], [1, 0], [-1, 1], [0, 1], [1, 1]] : [[0, -1], [-1, 0], [1, 0], [0, 1]];
+  const dirs =
+    connectivity === 8
+      ? [
+          [-1, -1],
+          [0, -1],
+          [1, -1],
+          [-1, 0],
+          [1, 0],
+          [-1, 1],
+          [0, 1],
+          [1, 1],
+        ]
+      : [
+          [0, -1],
+          [-1, 0],
+          [1, 0],
+          [0, 1],
+        ];
   for (let seed = 0; seed < w * h; seed++) {
     if (!data[seed] || labels[seed]) continue;
     const label = components.length + 1;
-    let top = 0, count = 0;
-    let x0 = w, y0 = h, x1 = 0, y1 = 0;
+    let top = 0,
+      count = 0;
+    let x0 = w,
+      y0 = h,
+      x1 = 0,
+      y1 = 0;
     stack[top++] = seed;
     labels[seed] = label;
     while (top > 0) {
       const p = stack[--top]!;
-      const px = p % w, py = (p - px) / w;
+      const px = p % w,
+        py = (p - px) / w;
       count++;
       if (px < x0) x0 = px;
       if (px > x1) x1 = px;
       if (py < y0) y0 = py;
       if (py > y1) y1 = py;
       for (const [dx, dy] of dirs) {
-        const qx = px + dx!, qy = py + dy!;
+        const qx = px + dx!,
+          qy = py + dy!;
         if (qx < 0 || qy < 0 || qx >= w || qy >= h) continue;
         const q = qy * w + qx;
         if (data[q] && !labels[q]) {

@@ -10,7 +10,9 @@ export function resizeMap(map: ArrayLike<number>, width: number, height: number,
   assertPositiveSize(toWidth, toHeight, 'target size');
   if (map.length !== width * height) throw new ImagingError('SIZE_MISMATCH', `map has ${map.length} values, ${width}x${height} needs ${width * height}`);
   const out = new Float32Array(toWidth * toHeight);
-  const x0 = new Int32Array(toWidth), x1 = new Int32Array(toWidth), fx = new Float32Array(toWidth);
+  const x0 = new Int32Array(toWidth),
+    x1 = new Int32Array(toWidth),
+    fx = new Float32Array(toWidth);
   for (let x = 0; x < toWidth; x++) {
     const sx = Math.max(0, ((x + 0.5) * width) / toWidth - 0.5);
     x0[x] = Math.min(width - 1, Math.floor(sx));
@@ -22,9 +24,12 @@ export function resizeMap(map: ArrayLike<number>, width: number, height: number,
     const y0 = Math.min(height - 1, Math.floor(sy));
     const y1 = Math.min(height - 1, y0 + 1);
     const fy = sy - y0;
-    const r0 = y0 * width, r1 = y1 * width;
+    const r0 = y0 * width,
+      r1 = y1 * width;
     for (let x = 0; x < toWidth; x++) {
-      const a = x0[x]!, b = x1[x]!, t = fx[x]!;
+      const a = x0[x]!,
+        b = x1[x]!,
+        t = fx[x]!;
       const top = map[r0 + a]! * (1 - t) + map[r0 + b]! * t;
       const bottom = map[r1 + a]! * (1 - t) + map[r1 + b]! * t;
       out[y * toWidth + x] = top * (1 - fy) + bottom * fy;

@@ -72,8 +72,10 @@ export function deriveGradientGraph(model: OnnxModel, options: DeriveOptions): D
     };
     throw new OrtTrainingError('UNKNOWN_TENSOR', `--wrt names no initializer or graph input: ${missing.map((t) => `${t}${hint(t)}`).join('; ')}`);
   }
-  if (!known.has(options.loss)) throw new OrtTrainingError('UNKNOWN_TENSOR', `loss tensor ${options.loss} is not in the graph (outputs: ${g.outputs.map((o) => o.name).join(', ')})`);
-  for (const k of options.keepOutputs ?? []) if (!known.has(k)) throw new OrtTrainingError('UNKNOWN_TENSOR', `tensor ${k} (to keep as an output) is not in the graph`);
+  if (!known.has(options.loss))
+    throw new OrtTrainingError('UNKNOWN_TENSOR', `loss tensor ${options.loss} is not in the graph (outputs: ${g.outputs.map((o) => o.name).join(', ')})`);
+  for (const k of options.keepOutputs ?? [])
+    if (!known.has(k)) throw new OrtTrainingError('UNKNOWN_TENSOR', `tensor ${k} (to keep as an output) is not in the graph`);
   if (new Set(options.wrt).size !== options.wrt.length) throw new OrtTrainingError('BAD_ARGUMENT', 'a tensor is named twice in wrt');
 
   for (const t of options.wrt) if (g.initializers.has(t)) g.promoteInitializerToInput(t);
@@ -81,7 +83,8 @@ export function deriveGradientGraph(model: OnnxModel, options: DeriveOptions): D
   const { types, values } = inferTypes(g, { inputShapes: options.inputShapes, opset });
   for (const t of options.wrt) {
     const ty = types.get(t)!;
-    if (!isFloat(ty.dtype)) throw new OrtTrainingError('BAD_ARGUMENT', `cannot differentiate with respect to ${t}: it is ${dataTypeName(ty.dtype)}, not a floating-point tensor`);
+    if (!isFloat(ty.dtype))
+      throw new OrtTrainingError('BAD_ARGUMENT', `cannot differentiate with respect to ${t}: it is ${dataTypeName(ty.dtype)}, not a floating-point tensor`);
     values.delete(t); // trainable: never folded
   }
   if (options.chunkAttentionAbove !== undefined) {
@@ -90,7 +93,10 @@ export function deriveGradientGraph(model: OnnxModel, options: DeriveOptions): D
   }
   const lossType = types.get(options.loss)!;
   if (numel(lossType.dims) !== 1) {
-    throw new OrtTrainingError('NOT_SCALAR', `loss ${options.loss} must be a scalar, but its shape is [${lossType.dims.join(',')}] (reduce it, e.g. with ReduceMean)`);
+    throw new OrtTrainingError(
+      'NOT_SCALAR',
+      `loss ${options.loss} must be a scalar, but its shape is [${lossType.dims.join(',')}] (reduce it, e.g. with ReduceMean)`,
+    );
   }
   if (!isFloat(lossType.dtype)) throw new OrtTrainingError('NOT_SCALAR', `loss ${options.loss} is ${dataTypeName(lossType.dtype)}, not floating point`);
 
@@ -115,7 +121,11 @@ export function deriveGradientGraph(model: OnnxModel, options: DeriveOptions): D
 
   const b = new Builder(g, opset, types, values);
   const grads = new Map<string, string[]>();
-  const push = (name: string, grad: string) => { const l = grads.get(name); if (l) l.push(grad); else grads.set(name, [grad]); };
+  const push = (name: string, grad: string) => {
+    const l = grads.get(name);
+    if (l) l.push(grad);
+    else grads.set(name, [grad]);
+  };
   const settled = new Map<string, string>();
   const gradOf = (name: string): string | undefined => {
     if (settled.has(name)) return settled.get(name);
@@ -129,12 +139,19 @@ export function deriveGradientGraph(model: OnnxModel, options: DeriveOptions): D
 
   // Forward consumers, read by rules that recognise a pattern (softmax feeding attention's product).
   const consumers = new Map<string, Node[]>();
-  for (const n of order) for (const x of new Set(n.inputs)) if (x) { const l = consumers.get(x); if (l) l.push(n); else consumers.set(x, [n]); }
+  for (const n of order)
+    for (const x of new Set(n.inputs))
+      if (x) {
+        const l = consumers.get(x);
+        if (l) l.push(n);
+        else consumers.set(x, [n]);
+      }
   const outputNames = new Set([options.loss, ...(options.keepOutputs ?? []), ...g.outputs.map((o) => o.name)]);
 
   const rematerialize = recomputer(g, b, producers, types, values, activeNodes, options.recomputeAbove);
 
-  for (const node of activeNodes) { // reverse topological order
+  for (const node of activeNodes) {
+    // reverse topological order
     const def = lookupOp(node.domain, node.opType, node.name);
     const dOutputs = node.outputs.map((o) => (o ? gradOf(o) : undefined));
     if (dOutputs.every((d) => d === undefined)) continue;
@@ -142,26 +159,40 @@ export function deriveGradientGraph(model: OnnxModel, options: DeriveOptions): D
     if (!needs.some(Boolean)) continue;
     if (def.nonDifferentiable) continue;
     if (!def.gradient) {
-      throw new OrtTrainingError('NO_GRADIENT', `operator ${node.opType} (node ${node.name}) has no gradient rule, and the loss depends on its input ${node.inputs.filter((_, i) => needs[i]).join(', ')}`);
+      throw new OrtTrainingError(
+        'NO_GRADIENT',
+        `operator ${node.opType} (node ${node.name}) has no gradient rule, and the loss depends on its input ${node.inputs.filter((_, i) => needs[i]).join(', ')}`,
+      );
     }
     b.scope = `${node.opType}:${node.name}`;
     const emittedBefore = g.nodes.length;
     const ref = (name: string): TensorRef => ({ name, type: b.type(name), ...(values.has(name) ? { value: values.get(name)! } : {}) });
     const inGrads = def.gradient({
-      node, opset, b, dOutputs, needs,
+      node,
+      opset,
+      b,
+      dOutputs,
+      needs,
       consumers: (t) => consumers.get(t) ?? [],
       gradientOf: gradOf,
       isOutput: (t) => outputNames.has(t),
       inputs: node.inputs.map((x) => (x ? ref(x) : undefined)),
       outputs: node.outputs.map((o) => ref(o)),
     });
-    rematerialize(g.nodes.slice(emittedBefore), dOutputs.find((d) => d !== undefined)!);
+    rematerialize(
+      g.nodes.slice(emittedBefore),
+      dOutputs.find((d) => d !== undefined)!,
+    );
     node.inputs.forEach((x, i) => {
       const gi = inGrads[i];
       if (needs[i] && gi) {
-        const want = types.get(x)!, got = b.type(gi);
+        const want = types.get(x)!,
+          got = b.type(gi);
         if (want.dims.length !== got.dims.length || want.dims.some((d, k) => d !== got.dims[k])) {
-          throw new OrtTrainingError('BAD_STATE', `gradient rule of ${node.opType} (node ${node.name}) gave [${got.dims}] for input ${x} of shape [${want.dims}]`);
+          throw new OrtTrainingError(
+            'BAD_STATE',
+            `gradient rule of ${node.opType} (node ${node.name}) gave [${got.dims}] for input ${x} of shape [${want.dims}]`,
+          );
         }
         push(x, gi);
       }
@@ -213,13 +244,22 @@ export function deriveGradientGraph(model: OnnxModel, options: DeriveOptions): D
  * runs the copy early (it must wait for dY), which would keep it alive as long as the original.
  */
 function recomputer(
-  g: Graph, b: Builder, producers: Map<string, Node>, types: Map<string, TensorType>, values: Map<string, HostTensor>,
-  activeNodes: Node[], minBytes: number | undefined,
+  g: Graph,
+  b: Builder,
+  producers: Map<string, Node>,
+  types: Map<string, TensorType>,
+  values: Map<string, HostTensor>,
+  activeNodes: Node[],
+  minBytes: number | undefined,
 ): (emitted: Node[], gradient: string) => void {
-  const size = (t: string) => { const ty = types.get(t); return ty ? numel(ty.dims) * elementSize(ty.dtype) : 0; };
+  const size = (t: string) => {
+    const ty = types.get(t);
+    return ty ? numel(ty.dims) * elementSize(ty.dtype) : 0;
+  };
   const targets = new Set<string>();
   if (minBytes !== undefined) {
-    for (const n of activeNodes) if (n.opType === 'Softmax' && (n.domain === '' || n.domain === 'ai.onnx') && size(n.outputs[0]!) >= minBytes) targets.add(n.outputs[0]!);
+    for (const n of activeNodes)
+      if (n.opType === 'Softmax' && (n.domain === '' || n.domain === 'ai.onnx') && size(n.outputs[0]!) >= minBytes) targets.add(n.outputs[0]!);
   }
   if (targets.size === 0) return () => {};
   const copies = new Map<string, string>();
@@ -238,7 +278,15 @@ function recomputer(
   };
   return (emitted, gradient) => {
     let gate: string | undefined;
-    const gateOf = () => (gate ??= b.scale(b.reduceSum(gradient, b.dims(gradient).map((_, i) => i), false), 0));
+    const gateOf = () =>
+      (gate ??= b.scale(
+        b.reduceSum(
+          gradient,
+          b.dims(gradient).map((_, i) => i),
+          false,
+        ),
+        0,
+      ));
     for (const n of emitted) {
       if (!n.inputs.some((x) => x && targets.has(x))) continue;
       n.inputs = n.inputs.map((x) => (x && targets.has(x) ? copy(x, gateOf) : x));

@@ -25,11 +25,14 @@ function builderOver(inputs: Record<string, number[]>): Builder {
 }
 
 describe('Builder simplifications', () => {
-  afterEach(() => { builderOptions.simplify = true; });
+  afterEach(() => {
+    builderOptions.simplify = true;
+  });
 
   test('an identical request returns the earlier node, with shared shape constants', () => {
     const b = builderOver({ x: [2, 3, 4] });
-    const r1 = b.reshape('x', [6, 4]), r2 = b.reshape('x', [6, 4]);
+    const r1 = b.reshape('x', [6, 4]),
+      r2 = b.reshape('x', [6, 4]);
     expect(r2).toBe(r1);
     expect(b.graph.nodes.filter((n) => n.opType === 'Reshape')).toHaveLength(1);
     expect(b.mul('x', 'x')).toBe(b.mul('x', 'x'));
@@ -90,9 +93,13 @@ async function gradients(name: string, simplify: boolean): Promise<{ nodes: numb
   const feeds: Record<string, ort.Tensor> = {};
   for (const [input, key] of Object.entries(manifest.inputs as Record<string, string>)) {
     const t = reference.get(key)!;
-    feeds[input] = t.dtype === DataType.INT64 ? new ort.Tensor('int64', t.data as BigInt64Array, t.dims) : new ort.Tensor('float32', t.data as Float32Array, t.dims);
+    feeds[input] =
+      t.dtype === DataType.INT64 ? new ort.Tensor('int64', t.data as BigInt64Array, t.dims) : new ort.Tensor('float32', t.data as Float32Array, t.dims);
   }
-  for (const w of weights) { const t = floatInit(model, w); feeds[w] = new ort.Tensor('float32', t.data as Float32Array, t.dims); }
+  for (const w of weights) {
+    const t = floatInit(model, w);
+    feeds[w] = new ort.Tensor('float32', t.data as Float32Array, t.dims);
+  }
   const out = await session.run(feeds);
   await session.release();
   return { nodes: derived.model.graph.nodes.length, grads: Object.fromEntries(wrt.map((t) => [t, out[derived.gradientOutputs[t]!]!.data as Float32Array])) };
@@ -103,13 +110,18 @@ describe('derived training graphs with and without simplification agree', () => 
   // Transpose folded into one MatMul but not another), which reorders float32 sums: 1e-5 of each tensor's
   // scale allows that, while a wrong rewiring (a wrong axis or operand) is off by O(1).
   test.each(['unet', 'text_encoder'])('%s', async (name) => {
-    const plain = await gradients(name, false), simplified = await gradients(name, true);
+    const plain = await gradients(name, false),
+      simplified = await gradients(name, true);
     expect(simplified.nodes).toBeLessThan(plain.nodes);
     const bad: string[] = [];
     for (const [t, g] of Object.entries(plain.grads)) {
       const h = simplified.grads[t]!;
-      let diff = 0, scale = 1e-30;
-      for (let i = 0; i < g.length; i++) { diff = Math.max(diff, Math.abs(g[i]! - h[i]!)); scale = Math.max(scale, Math.abs(g[i]!)); }
+      let diff = 0,
+        scale = 1e-30;
+      for (let i = 0; i < g.length; i++) {
+        diff = Math.max(diff, Math.abs(g[i]! - h[i]!));
+        scale = Math.max(scale, Math.abs(g[i]!));
+      }
       if (!(diff / scale <= 1e-5)) bad.push(`${t}: ${diff / scale}`);
     }
     expect(bad).toEqual([]);

@@ -29,7 +29,13 @@ export class Builder {
   /** The forward node being differentiated, named in emitted node names (for profiles and debugging). */
   scope = '';
 
-  constructor(readonly graph: Graph, readonly opset: number, types: Map<string, TensorType>, values: Map<string, HostTensor>, private readonly prefix = 'grad') {
+  constructor(
+    readonly graph: Graph,
+    readonly opset: number,
+    types: Map<string, TensorType>,
+    values: Map<string, HostTensor>,
+    private readonly prefix = 'grad',
+  ) {
     this.types = types;
     this.values = values;
     this.producers = graph.producers();
@@ -46,14 +52,18 @@ export class Builder {
   }
 
   /** The node producing `name` (forward or emitted), if any. */
-  producer(name: string): Node | undefined { return this.producers.get(name); }
+  producer(name: string): Node | undefined {
+    return this.producers.get(name);
+  }
 
   type(name: string): TensorType {
     const t = this.types.get(name);
     if (!t) throw new OrtTrainingError('SHAPE_INFERENCE', `no static type known for tensor ${name}`);
     return t;
   }
-  dims(name: string): number[] { return this.type(name).dims; }
+  dims(name: string): number[] {
+    return this.type(name).dims;
+  }
 
   /** Emit one node; returns its output names (types inferred). */
   emit(opType: string, inputs: string[], nOutputs = 1, attributes: Record<string, AttrValue | undefined> = {}, hint = opType): string[] {
@@ -63,7 +73,13 @@ export class Builder {
     const seen = builderOptions.simplify ? this.emitted.get(key) : undefined;
     if (seen) return seen;
     const outputs = Array.from({ length: nOutputs }, (_, i) => this.graph.uniqueName(`${this.prefix}/${hint}${nOutputs > 1 ? `_${i}` : ''}`));
-    const node = this.graph.addNode({ opType, inputs, outputs, attributes: attrs(attributes), name: this.graph.uniqueName(`${this.prefix}/${this.scope ? `${this.scope}/` : ''}${hint}_node`) });
+    const node = this.graph.addNode({
+      opType,
+      inputs,
+      outputs,
+      attributes: attrs(attributes),
+      name: this.graph.uniqueName(`${this.prefix}/${this.scope ? `${this.scope}/` : ''}${hint}_node`),
+    });
     const def = lookupOp(node.domain, opType);
     const inTypes = inputs.map((n) => (n ? this.type(n) : undefined));
     const values = inputs.map((n) => (n ? this.values.get(n) : undefined));
@@ -84,7 +100,13 @@ export class Builder {
    */
   copyOf(node: Node, inputs: string[]): string[] {
     const outputs = node.outputs.map((o) => this.graph.uniqueName(`${this.prefix}/recompute/${o}`));
-    const copy = this.graph.addNode({ ...node, inputs, outputs, attributes: [...node.attributes], name: this.graph.uniqueName(`${this.prefix}/recompute/${node.name}`) });
+    const copy = this.graph.addNode({
+      ...node,
+      inputs,
+      outputs,
+      attributes: [...node.attributes],
+      name: this.graph.uniqueName(`${this.prefix}/recompute/${node.name}`),
+    });
     node.outputs.forEach((o, i) => this.types.set(outputs[i]!, this.type(o)));
     for (const o of outputs) this.producers.set(o, copy);
     return outputs;
@@ -106,16 +128,24 @@ export class Builder {
   scalar(v: number, dtype: number): string {
     const key = `${dtype}:${Object.is(v, -0) ? '-0' : v}`;
     let name = this.scalarCache.get(key);
-    if (!name) { name = this.constant(scalar(dtype, v), 'scalar'); this.scalarCache.set(key, name); }
+    if (!name) {
+      name = this.constant(scalar(dtype, v), 'scalar');
+      this.scalarCache.set(key, name);
+    }
     return name;
   }
 
-  int64s(values: number[], hint = 'ints'): string { return this.smallConstant(int64s(values), hint); }
+  int64s(values: number[], hint = 'ints'): string {
+    return this.smallConstant(int64s(values), hint);
+  }
 
   /** A constant made once per `key` (for generated tensors too large to key by value). */
   sharedConstant(key: string, make: () => HostTensor, hint = 'const'): string {
     let name = builderOptions.simplify ? this.constCache.get(key) : undefined;
-    if (!name) { name = this.constant(make(), hint); this.constCache.set(key, name); }
+    if (!name) {
+      name = this.constant(make(), hint);
+      this.constCache.set(key, name);
+    }
     return name;
   }
 
@@ -124,18 +154,33 @@ export class Builder {
     if (numel(t.dims) > 256 || !builderOptions.simplify) return this.constant(t, hint);
     const key = `${t.dtype}:${t.dims.join(',')}:${toNumbers(t).join(',')}`;
     let name = this.constCache.get(key);
-    if (!name) { name = this.constant(t, hint); this.constCache.set(key, name); }
+    if (!name) {
+      name = this.constant(t, hint);
+      this.constCache.set(key, name);
+    }
     return name;
   }
 
   // ---- common compositions ----
-  add(a: string, b: string): string { return this.op('Add', [a, b]); }
-  sub(a: string, b: string): string { return this.op('Sub', [a, b]); }
-  mul(a: string, b: string): string { return this.op('Mul', [a, b]); }
-  div(a: string, b: string): string { return this.op('Div', [a, b]); }
-  neg(a: string): string { return this.op('Neg', [a]); }
+  add(a: string, b: string): string {
+    return this.op('Add', [a, b]);
+  }
+  sub(a: string, b: string): string {
+    return this.op('Sub', [a, b]);
+  }
+  mul(a: string, b: string): string {
+    return this.op('Mul', [a, b]);
+  }
+  div(a: string, b: string): string {
+    return this.op('Div', [a, b]);
+  }
+  neg(a: string): string {
+    return this.op('Neg', [a]);
+  }
   /** x * scalar c, in x's element type. */
-  scale(x: string, c: number): string { return c === 1 ? x : this.mul(x, this.scalar(c, this.type(x).dtype)); }
+  scale(x: string, c: number): string {
+    return c === 1 ? x : this.mul(x, this.scalar(c, this.type(x).dtype));
+  }
 
   reshape(x: string, dims: number[]): string {
     // A reshape of a reshape (or Flatten/Squeeze/Unsqueeze) reshapes the original tensor.

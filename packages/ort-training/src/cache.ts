@@ -30,7 +30,11 @@ export function defaultCacheDir(): string {
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 export const packageVersion: string = (() => {
-  try { return (JSON.parse(fs.readFileSync(path.join(here, '..', 'package.json'), 'utf8')) as { version: string }).version; } catch { return 'unknown'; }
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(here, '..', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
 })();
 
 let codeHash: string | undefined;
@@ -53,15 +57,29 @@ function codeFingerprint(): string {
 function externalFiles(g: Graph): { path: string; size: number; mtimeMs: number }[] {
   const files = new Set<string>();
   for (const init of g.initializers.values()) if (isExternal(init.data)) files.add(init.data.path);
-  return [...files].sort().map((p) => { const s = fs.statSync(p); return { path: p, size: s.size, mtimeMs: s.mtimeMs }; });
+  return [...files].sort().map((p) => {
+    const s = fs.statSync(p);
+    return { path: p, size: s.size, mtimeMs: s.mtimeMs };
+  });
 }
 
 /** Model bytes with external initializers written as references (absolute paths), never read. */
 function modelBytesForKey(model: OnnxModel): Uint8Array {
-  const protos: TensorProto[] = [...model.graph.initializers.values()].map((init) => (isExternal(init.data)
-    ? { name: init.name, dims: init.dims, data_type: init.dtype, data_location: 1, external_data: [
-      { key: 'location', value: init.data.path }, { key: 'offset', value: String(init.data.offset) }, { key: 'length', value: String(init.data.length) }] }
-    : { name: init.name, dims: init.dims, data_type: init.dtype, raw_data: init.data }));
+  const protos: TensorProto[] = [...model.graph.initializers.values()].map((init) =>
+    isExternal(init.data)
+      ? {
+          name: init.name,
+          dims: init.dims,
+          data_type: init.dtype,
+          data_location: 1,
+          external_data: [
+            { key: 'location', value: init.data.path },
+            { key: 'offset', value: String(init.data.offset) },
+            { key: 'length', value: String(init.data.length) },
+          ],
+        }
+      : { name: init.name, dims: init.dims, data_type: init.dtype, raw_data: init.data },
+  );
   return serializeModel(model, protos);
 }
 
@@ -75,14 +93,21 @@ export interface CacheKeyInput {
 export function cacheKey({ modelBytes, model, options }: CacheKeyInput): string {
   const h = crypto.createHash('sha256');
   h.update(modelBytes ?? modelBytesForKey(model));
-  h.update(JSON.stringify({
-    external: externalFiles(model.graph),
-    loss: options.loss, wrt: options.wrt, keepOutputs: options.keepOutputs ?? [],
-    inputShapes: Object.entries(options.inputShapes ?? {}).sort(([a], [b]) => a.localeCompare(b)),
-    allowUnused: !!options.allowUnused, gradSuffix: options.gradSuffix ?? '_grad', recomputeAbove: options.recomputeAbove ?? null,
-    chunkAttentionAbove: options.chunkAttentionAbove ?? null,
-    version: packageVersion, code: codeFingerprint(),
-  }));
+  h.update(
+    JSON.stringify({
+      external: externalFiles(model.graph),
+      loss: options.loss,
+      wrt: options.wrt,
+      keepOutputs: options.keepOutputs ?? [],
+      inputShapes: Object.entries(options.inputShapes ?? {}).sort(([a], [b]) => a.localeCompare(b)),
+      allowUnused: !!options.allowUnused,
+      gradSuffix: options.gradSuffix ?? '_grad',
+      recomputeAbove: options.recomputeAbove ?? null,
+      chunkAttentionAbove: options.chunkAttentionAbove ?? null,
+      version: packageVersion,
+      code: codeFingerprint(),
+    }),
+  );
   return h.digest('hex').slice(0, 32);
 }
 

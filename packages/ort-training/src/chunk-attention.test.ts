@@ -7,12 +7,21 @@ import { DataType, elementSize, fromNumbers, numel, type HostTensor } from './te
 // in ops/*.test.ts). DOUBLE, so "the same function" can be asserted to 1e-12.
 const D = DataType.DOUBLE;
 
-interface Case { B: number; T: number; Tk: number; d: number; layout: 'batch-heads' | 'heads-axis'; maskDims?: number[]; secondReader?: boolean }
+interface Case {
+  B: number;
+  T: number;
+  Tk: number;
+  d: number;
+  layout: 'batch-heads' | 'heads-axis';
+  maskDims?: number[];
+  secondReader?: boolean;
+}
 
 /** O = Cast(softmax(Q K^T * 0.5 + mask)) @ V, loss = sum(O * O) (+ sum of P's row maxima when P has a second reader). */
 function attentionModel(c: Case) {
   const lead = c.layout === 'batch-heads' ? [c.B] : [c.B, 2];
-  const qd = [...lead, c.T, c.d], kd = [...lead, c.Tk, c.d];
+  const qd = [...lead, c.T, c.d],
+    kd = [...lead, c.Tk, c.d];
   const rank = qd.length;
   const perm = rank === 3 ? [0, 2, 1] : [0, 1, 3, 2];
   const nodes: TestNode[] = [
@@ -26,12 +35,20 @@ function attentionModel(c: Case) {
     { op: 'Mul', inputs: ['o', 'o'], outputs: ['oo'] },
     { op: 'ReduceSum', inputs: ['oo'], outputs: ['l1'], attrs: { keepdims: 0 } },
     ...(c.secondReader
-      ? [{ op: 'ReduceMax', inputs: ['p'], outputs: ['pmax'], attrs: { axes: [rank - 1], keepdims: 0 } }, { op: 'ReduceSum', inputs: ['pmax'], outputs: ['l2'], attrs: { keepdims: 0 } }, { op: 'Add', inputs: ['l1', 'l2'], outputs: ['loss'] }]
+      ? [
+          { op: 'ReduceMax', inputs: ['p'], outputs: ['pmax'], attrs: { axes: [rank - 1], keepdims: 0 } },
+          { op: 'ReduceSum', inputs: ['pmax'], outputs: ['l2'], attrs: { keepdims: 0 } },
+          { op: 'Add', inputs: ['l1', 'l2'], outputs: ['loss'] },
+        ]
       : [{ op: 'Identity', inputs: ['l1'], outputs: ['loss'] }]),
   ];
   const constants: Record<string, HostTensor> = { half: fromNumbers(D, [], [0.5]) };
   if (c.maskDims) constants.mask = fromNumbers(D, c.maskDims, randomValues(numel(c.maskDims), 40, -3, 0));
-  const inputs = [{ name: 'q', dtype: D, dims: qd }, { name: 'k', dtype: D, dims: kd }, { name: 'v', dtype: D, dims: kd }];
+  const inputs = [
+    { name: 'q', dtype: D, dims: qd },
+    { name: 'k', dtype: D, dims: kd },
+    { name: 'v', dtype: D, dims: kd },
+  ];
   const model = buildModel({ inputs, constants, nodes, outputs: ['loss'], opset: 17 });
   const feeds = Object.fromEntries(inputs.map((v, i) => [v.name, fromNumbers(D, v.dims, randomValues(numel(v.dims), 31 + i, -2, 2))]));
   const probsBytes = numel([...lead, c.T, c.Tk]) * elementSize(D);
@@ -42,10 +59,18 @@ async function compare(c: Case, limit: (probsBytes: number) => number, recompute
   const { model, feeds, probsBytes } = attentionModel(c);
   const wrt = ['q', 'k', 'v'];
   const plain = deriveGradientGraph(model, { loss: 'loss', wrt });
-  const chunked = deriveGradientGraph(model, { loss: 'loss', wrt, chunkAttentionAbove: limit(probsBytes), ...(recomputeAbove !== undefined ? { recomputeAbove } : {}) });
+  const chunked = deriveGradientGraph(model, {
+    loss: 'loss',
+    wrt,
+    chunkAttentionAbove: limit(probsBytes),
+    ...(recomputeAbove !== undefined ? { recomputeAbove } : {}),
+  });
   const [a, b] = [await run(await session(plain.model), feeds), await run(await session(chunked.model), feeds)];
   const maxDiff = (x: number[], y: number[]) => Math.max(...x.map((v, i) => Math.abs(v - y[i]!)));
-  const diffs = { loss: maxDiff(a.loss!, b.loss!), ...Object.fromEntries(wrt.map((t) => [t, maxDiff(a[plain.gradientOutputs[t]!]!, b[chunked.gradientOutputs[t]!]!)])) };
+  const diffs = {
+    loss: maxDiff(a.loss!, b.loss!),
+    ...Object.fromEntries(wrt.map((t) => [t, maxDiff(a[plain.gradientOutputs[t]!]!, b[chunked.gradientOutputs[t]!]!)])),
+  };
   const g = chunked.model.graph;
   const { types } = inferTypes(g, { opset: 17 });
   const softmaxBytes = g.nodes.filter((n) => n.opType === 'Softmax').map((n) => numel(types.get(n.outputs[0]!)!.dims) * elementSize(D));

@@ -44,9 +44,17 @@ export interface ChunkedAttention {
  * the loss, kept outputs). Returns what it rewrote.
  */
 export function chunkAttention(
-  g: Graph, types: Map<string, TensorType>, values: Map<string, HostTensor>, opset: number, minBytes: number, protect: ReadonlySet<string>,
+  g: Graph,
+  types: Map<string, TensorType>,
+  values: Map<string, HostTensor>,
+  opset: number,
+  minBytes: number,
+  protect: ReadonlySet<string>,
 ): ChunkedAttention[] {
-  const bytes = (t: string) => { const ty = types.get(t); return ty ? numel(ty.dims) * elementSize(ty.dtype) : 0; };
+  const bytes = (t: string) => {
+    const ty = types.get(t);
+    return ty ? numel(ty.dims) * elementSize(ty.dtype) : 0;
+  };
   const producers = g.producers();
   const consumers = g.consumers();
   const outputs = new Set([...protect, ...g.outputs.map((o) => o.name)]);
@@ -63,7 +71,10 @@ export function chunkAttention(
     const axis = Number(sm.attributes.find((a) => a.name === 'axis')?.i ?? -1);
     if (opset < 13 || (axis !== -1 && axis !== rank - 1)) continue;
     const rows = pt.dims[rank - 2]!;
-    const sameShape = (t: string) => { const d = types.get(t)?.dims; return !!d && d.length === rank && d.every((x, i) => x === pt.dims[i]); };
+    const sameShape = (t: string) => {
+      const d = types.get(t)?.dims;
+      return !!d && d.length === rank && d.every((x, i) => x === pt.dims[i]);
+    };
 
     // after the softmax: unary ops, then the product with V
     const tail: Node[] = [];
@@ -73,12 +84,17 @@ export function chunkAttention(
       const readers = consumers.get(t) ?? [];
       const r = readers[0];
       if (outputs.has(t) || readers.length !== 1 || !r || !isDefault(r)) break;
-      if (UNARY.has(r.opType) && sameShape(r.outputs[0]!)) { tail.push(r); t = r.outputs[0]!; continue; }
+      if (UNARY.has(r.opType) && sameShape(r.outputs[0]!)) {
+        tail.push(r);
+        t = r.outputs[0]!;
+        continue;
+      }
       if (r.opType === 'MatMul' && r.inputs[0] === t && r.inputs[1] !== t) product = r;
       break;
     }
     if (!product) continue;
-    const out = product.outputs[0]!, od = types.get(out)?.dims;
+    const out = product.outputs[0]!,
+      od = types.get(out)?.dims;
     if (!od || od.length !== rank || od[rank - 2] !== rows) continue;
 
     // before the softmax: elementwise ops back to the scores' product
@@ -88,17 +104,30 @@ export function chunkAttention(
     let ok = readOnceBy(s, sm);
     while (ok) {
       const p = producers.get(s);
-      if (!p || !isDefault(p) || !sameShape(s)) { ok = false; break; }
-      if (p.opType === 'MatMul') { scores = p; break; }
+      if (!p || !isDefault(p) || !sameShape(s)) {
+        ok = false;
+        break;
+      }
+      if (p.opType === 'MatMul') {
+        scores = p;
+        break;
+      }
       let main = -1;
       if (UNARY.has(p.opType)) main = 0;
       else if (BINARY.has(p.opType) && p.inputs.length === 2) {
         // the operand on the path has the full shape; the other must be constant along the query axis
-        const i = sameShape(p.inputs[0]!) && !alongRows(types.get(p.inputs[1]!)?.dims, rank) ? 0
-          : sameShape(p.inputs[1]!) && !alongRows(types.get(p.inputs[0]!)?.dims, rank) ? 1 : -1;
+        const i =
+          sameShape(p.inputs[0]!) && !alongRows(types.get(p.inputs[1]!)?.dims, rank)
+            ? 0
+            : sameShape(p.inputs[1]!) && !alongRows(types.get(p.inputs[0]!)?.dims, rank)
+              ? 1
+              : -1;
         main = i;
       }
-      if (main < 0 || !readOnceBy(p.inputs[main]!, p)) { ok = false; break; }
+      if (main < 0 || !readOnceBy(p.inputs[main]!, p)) {
+        ok = false;
+        break;
+      }
       head.unshift({ node: p, main });
       s = p.inputs[main]!;
     }
@@ -117,7 +146,12 @@ export function chunkAttention(
       const outs = Array.from({ length: nOut }, (_, i) => tag(like.outputs[Math.min(i, like.outputs.length - 1)]!));
       const node = g.addNode({ ...like, ...over, inputs, outputs: outs, attributes: over.attributes ?? [...like.attributes], name: tag(like.name) });
       const def = lookupOp(node.domain, node.opType, node.name);
-      const inferred = def.infer({ node, opset, inputs: inputs.map((x) => (x ? types.get(x) : undefined)), values: inputs.map((x) => (x ? values.get(x) : undefined)) });
+      const inferred = def.infer({
+        node,
+        opset,
+        inputs: inputs.map((x) => (x ? types.get(x) : undefined)),
+        values: inputs.map((x) => (x ? values.get(x) : undefined)),
+      });
       outs.forEach((o, i) => types.set(o, inferred[i]!));
       return outs;
     };
@@ -127,7 +161,11 @@ export function chunkAttention(
     const parts = emit(scores, [a, splitSizes], blocks, { opType: 'Split', attributes: [makeAttr('axis', ad.length - 2)] });
     const blockOutputs = parts.map((q) => {
       let x = emit(scores, [q, bk])[0]!;
-      for (const { node, main } of head) x = emit(node, node.inputs.map((y, i) => (i === main ? x : y)))[0]!;
+      for (const { node, main } of head)
+        x = emit(
+          node,
+          node.inputs.map((y, i) => (i === main ? x : y)),
+        )[0]!;
       x = emit(sm, [x])[0]!;
       for (const n of tail) x = emit(n, [x])[0]!;
       return emit(product, [x, product.inputs[1]!])[0]!;

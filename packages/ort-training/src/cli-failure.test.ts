@@ -9,15 +9,17 @@ function nestedFailure() {
 }
 
 test('without debug: message and code, one short line per cause and per aggregated error, then the hint', () => {
-  expect(formatFailure(nestedFailure(), { prefix: 'ort-train', debug: false, hint: true })).toBe([
-    'ort-train: tensor w: external data unreadable [MISSING_EXTERNAL_DATA]',
-    '  caused by: Error: cannot read unet.onnx.data',
-    '  caused by: AggregateError: both reads failed',
-    '    error 1 of 2: Error [EIO]: EIO: i/o error, read',
-    '    error 2 of 2: Error: short read',
-    DEBUG_HINT,
-    '',
-  ].join('\n'));
+  expect(formatFailure(nestedFailure(), { prefix: 'ort-train', debug: false, hint: true })).toBe(
+    [
+      'ort-train: tensor w: external data unreadable [MISSING_EXTERNAL_DATA]',
+      '  caused by: Error: cannot read unet.onnx.data',
+      '  caused by: AggregateError: both reads failed',
+      '    error 1 of 2: Error [EIO]: EIO: i/o error, read',
+      '    error 2 of 2: Error: short read',
+      DEBUG_HINT,
+      '',
+    ].join('\n'),
+  );
 });
 
 test('with debug: each error with its name and code, followed by its own stack', () => {
@@ -46,13 +48,17 @@ test('a cause that is no Error, a cycle and an error without a message are still
   const loop = new Error('loop');
   const inner = new Error('inner', { cause: loop });
   (loop as { cause?: unknown }).cause = inner;
-  expect(formatFailure(loop, { prefix: 'x', debug: false, hint: false })).toBe('x: loop\n  caused by: Error: inner\n  caused by: (the same error again: a cycle)\n');
+  expect(formatFailure(loop, { prefix: 'x', debug: false, hint: false })).toBe(
+    'x: loop\n  caused by: Error: inner\n  caused by: (the same error again: a cycle)\n',
+  );
   expect(formatFailure(new AggregateError([], ''), { prefix: 'x', debug: false, hint: false })).toBe('x: AggregateError\n');
   expect(formatFailure('plain string', { prefix: 'x', debug: false, hint: false })).toBe('x: plain string\n');
 });
 
 test('a multi-line message is one line without debug (a Prisma-style reason last) and whole with it', () => {
   const prisma = new Error('Invalid `db.tenant.create()` invocation:\n\n\n  Unique constraint failed on the fields: (`name`)');
-  expect(formatFailure(prisma, { prefix: 'dynasyn', debug: false, hint: false })).toBe('dynasyn: Invalid `db.tenant.create()` invocation: Unique constraint failed on the fields: (`name`)\n');
+  expect(formatFailure(prisma, { prefix: 'dynasyn', debug: false, hint: false })).toBe(
+    'dynasyn: Invalid `db.tenant.create()` invocation: Unique constraint failed on the fields: (`name`)\n',
+  );
   expect(formatFailure(prisma, { prefix: 'dynasyn', debug: true, hint: false })).toContain('\n      Unique constraint failed');
 });

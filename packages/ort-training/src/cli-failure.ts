@@ -10,7 +10,10 @@ export function oneLine(e: unknown): string {
 
 /** The first line of a message; '' when it has none. */
 function compact(message: string): string {
-  const lines = message.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = message
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   if (!lines.length) return '';
   // Messages like Prisma's ("Invalid `x()` invocation:" ... the reason) put the reason last.
   return lines[0]!.endsWith(':') && lines.length > 1 ? `${lines[0]} ${lines[lines.length - 1]}` : lines[0]!;
@@ -38,10 +41,16 @@ export function formatFailure(e: unknown, { prefix, debug, hint }: { prefix: str
   if (debug) lines.push(...stackFrames(e, '  '));
   const seen = new Set<unknown>([e]);
   const walk = (err: unknown, indent: string, depth: number): void => {
-    if (depth > 32) { lines.push(`${indent}caused by: ... (deeper causes left out)`); return; }
+    if (depth > 32) {
+      lines.push(`${indent}caused by: ... (deeper causes left out)`);
+      return;
+    }
     for (const [label, child] of children(err)) {
       const at = label === 'caused by' ? indent : `${indent}  `; // an aggregate's errors and cleanup failures sit beneath it
-      if (seen.has(child)) { lines.push(`${at}${label}: (the same error again: a cycle)`); continue; }
+      if (seen.has(child)) {
+        lines.push(`${at}${label}: (the same error again: a cycle)`);
+        continue;
+      }
       seen.add(child);
       lines.push(...prefixed(`${at}${label}: `, header(child, debug)));
       if (debug) lines.push(...stackFrames(child, `${at}  `));

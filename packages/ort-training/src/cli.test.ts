@@ -19,12 +19,16 @@ const bin = path.join(pkg, 'bin', 'ort-train.js');
 let tmp: string;
 
 beforeAll(() => {
-  const tsc = spawnSync(process.execPath, [path.join(pkg, '..', '..', 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(pkg, 'tsconfig.json')], { encoding: 'utf8' });
+  const tsc = spawnSync(process.execPath, [path.join(pkg, '..', '..', 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(pkg, 'tsconfig.json')], {
+    encoding: 'utf8',
+  });
   // Type errors elsewhere in the package still emit JavaScript; the CLI tests below judge the result.
   if (!fs.existsSync(cli)) throw new Error(`building the package did not produce ${cli}:\n${tsc.stdout}${tsc.stderr}`);
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ort-train-cli-'));
 }, 120_000);
-afterAll(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
+afterAll(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
 
 const F = DataType.FLOAT;
 /** loss = ReduceSum(x * w + b) over x[B,4] with a symbolic batch; per-row output `y` is not a scalar. */
@@ -106,9 +110,18 @@ test('an unknown --wrt tensor, a non-scalar loss, a bad --input-shape', () => {
   const input = path.join(tmp, 'args', 'in.onnx');
   saveModel(model(), input);
   const out = path.join(tmp, 'args', 'out.onnx');
-  expectCleanFailure(ortTrain('derive', input, '--loss', 'loss', '--wrt', 'w,weight_typo', '--out', out, '--input-shape', 'x=2,4'), /--wrt names no initializer or graph input: weight_typo/);
-  expectCleanFailure(ortTrain('derive', input, '--loss', 'y', '--wrt', 'w', '--out', out, '--input-shape', 'x=2,4'), /loss y must be a scalar, but its shape is \[2,4\]/);
-  expectCleanFailure(ortTrain('derive', input, '--loss', 'loss', '--wrt', 'w', '--out', out, '--input-shape', 'x:2,4'), /--input-shape x:2,4: expected NAME=D1,D2/);
+  expectCleanFailure(
+    ortTrain('derive', input, '--loss', 'loss', '--wrt', 'w,weight_typo', '--out', out, '--input-shape', 'x=2,4'),
+    /--wrt names no initializer or graph input: weight_typo/,
+  );
+  expectCleanFailure(
+    ortTrain('derive', input, '--loss', 'y', '--wrt', 'w', '--out', out, '--input-shape', 'x=2,4'),
+    /loss y must be a scalar, but its shape is \[2,4\]/,
+  );
+  expectCleanFailure(
+    ortTrain('derive', input, '--loss', 'loss', '--wrt', 'w', '--out', out, '--input-shape', 'x:2,4'),
+    /--input-shape x:2,4: expected NAME=D1,D2/,
+  );
   expect(fs.existsSync(out)).toBe(false);
 });
 
@@ -116,7 +129,10 @@ test('a missing external data file', () => {
   const input = path.join(tmp, 'ext', 'in.onnx');
   saveModel(model(), input, { externalizeAbove: 0 });
   fs.rmSync(`${input}.data`);
-  expectCleanFailure(ortTrain('derive', input, '--loss', 'loss', '--wrt', 'w', '--out', path.join(tmp, 'ext', 'out.onnx')), /external data file .*in\.onnx\.data does not exist/);
+  expectCleanFailure(
+    ortTrain('derive', input, '--loss', 'loss', '--wrt', 'w', '--out', path.join(tmp, 'ext', 'out.onnx')),
+    /external data file .*in\.onnx\.data does not exist/,
+  );
 });
 
 test('a failure names its code; --debug (before or after the command) or DYNASYN_DEBUG=1 adds the stack', () => {
@@ -175,13 +191,23 @@ test('processes deriving the same model at once share one cache entry (built dis
     const r = await s.step({ x: { dtype: 1, dims: [2, 4], data: new Float32Array(8).fill(1) } });
     console.log(JSON.stringify({ entry: s.cacheEntry, loss: r.loss }));`;
   const { spawn } = await import('node:child_process');
-  const runs = await Promise.all([0, 1, 2, 3].map(() => new Promise<string>((resolve, reject) => {
-    const p = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { err += d; });
-    p.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(err))));
-  })));
+  const runs = await Promise.all(
+    [0, 1, 2, 3].map(
+      () =>
+        new Promise<string>((resolve, reject) => {
+          const p = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+          let out = '',
+            err = '';
+          p.stdout.on('data', (d) => {
+            out += d;
+          });
+          p.stderr.on('data', (d) => {
+            err += d;
+          });
+          p.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(err))));
+        }),
+    ),
+  );
   const results = runs.map((o) => JSON.parse(o) as { entry: string; loss: number });
   expect(new Set(results.map((r) => r.entry)).size).toBe(1);
   expect(results.map((r) => r.loss)).toEqual(Array(4).fill(2 * (1 + 2 + 3 + 4) + 8 * 0.5));

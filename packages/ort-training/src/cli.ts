@@ -37,10 +37,16 @@ function parseInputShapes(specs: string[]): Record<string, number[]> {
 
 function derive(input: string, o: { loss: string; wrt: string; out: string; inputShape: string[]; keepOutput: string[]; startValues?: string }): void {
   const model = loadModel(input);
-  const wrt = o.wrt.split(',').map((s) => s.trim()).filter(Boolean);
+  const wrt = o.wrt
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (!wrt.length) throw new OrtTrainingError('BAD_ARGUMENT', '--wrt names no tensor');
   const { model: training, gradientOutputs } = deriveGradientGraph(model, {
-    loss: o.loss, wrt, inputShapes: parseInputShapes(o.inputShape), keepOutputs: o.keepOutput,
+    loss: o.loss,
+    wrt,
+    inputShapes: parseInputShapes(o.inputShape),
+    keepOutputs: o.keepOutput,
   });
   saveModel(training, o.out);
   const grads = wrt.map((t) => `${t} -> ${gradientOutputs[t]}`).join(', ');
@@ -66,11 +72,14 @@ function info(input: string, o: { json?: boolean }): void {
     const key = n.domain ? `${n.domain}::${n.opType}` : n.opType;
     histogram.set(key, (histogram.get(key) ?? 0) + 1);
   }
-  const unsupported: string[] = [], noGradient: string[] = [];
+  const unsupported: string[] = [],
+    noGradient: string[] = [];
   for (const n of g.nodes) {
     const def = findOp(n.domain, n.opType);
     const key = n.domain ? `${n.domain}::${n.opType}` : n.opType;
-    if (!def) { if (!unsupported.includes(key)) unsupported.push(key); } else if (!def.gradient && !def.nonDifferentiable && !noGradient.includes(key)) noGradient.push(key);
+    if (!def) {
+      if (!unsupported.includes(key)) unsupported.push(key);
+    } else if (!def.gradient && !def.nonDifferentiable && !noGradient.includes(key)) noGradient.push(key);
   }
   const initNames = new Set(g.initializers.keys());
   const report = {
@@ -86,14 +95,20 @@ function info(input: string, o: { json?: boolean }): void {
     unsupportedOps: unsupported.sort(),
     opsWithoutGradient: noGradient.sort(),
   };
-  if (o.json) { process.stdout.write(`${JSON.stringify(report, null, 2)}\n`); return; }
+  if (o.json) {
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    return;
+  }
   const shape = (s: unknown[] | null) => (s ? `[${s.map((d) => d ?? '?').join(',')}]` : '[?]');
   const lines = [
     `opset ${report.opset}`,
-    'inputs:', ...report.inputs.map((v) => `  ${v.name} ${v.dtype}${shape(v.shape)}`),
-    'outputs:', ...report.outputs.map((v) => `  ${v.name} ${v.dtype}${shape(v.shape)}`),
+    'inputs:',
+    ...report.inputs.map((v) => `  ${v.name} ${v.dtype}${shape(v.shape)}`),
+    'outputs:',
+    ...report.outputs.map((v) => `  ${v.name} ${v.dtype}${shape(v.shape)}`),
     `initializers: ${report.initializers.count} (${report.initializers.external} external), ${report.initializers.bytes} bytes`,
-    'ops:', ...Object.entries(report.ops).map(([k, n]) => `  ${k} ${n}`),
+    'ops:',
+    ...Object.entries(report.ops).map(([k, n]) => `  ${k} ${n}`),
     `unsupported ops: ${report.unsupportedOps.join(', ') || 'none'}`,
     `ops without a gradient rule: ${report.opsWithoutGradient.join(', ') || 'none'}`,
   ];
@@ -101,18 +116,20 @@ function info(input: string, o: { json?: boolean }): void {
 }
 
 /** Run an action; report a failure with its causes (stacks with --debug). */
-const guarded = <A extends unknown[]>(action: (...args: A) => void) => (...args: A): void => {
-  try {
-    action(...args);
-  } catch (e) {
-    const debug = program.opts<{ debug?: boolean }>().debug === true || debugFromEnv(process.env);
-    const known = e instanceof OrtTrainingError;
-    // A bad argument says all in its message: no hint to stacks there.
-    const hint = !(known && e.code === 'BAD_ARGUMENT' && e.cause === undefined);
-    process.stderr.write(formatFailure(e, { prefix: known ? 'ort-train' : 'ort-train: internal error', debug, hint }));
-    process.exitCode = known ? 1 : 2;
-  }
-};
+const guarded =
+  <A extends unknown[]>(action: (...args: A) => void) =>
+  (...args: A): void => {
+    try {
+      action(...args);
+    } catch (e) {
+      const debug = program.opts<{ debug?: boolean }>().debug === true || debugFromEnv(process.env);
+      const known = e instanceof OrtTrainingError;
+      // A bad argument says all in its message: no hint to stacks there.
+      const hint = !(known && e.code === 'BAD_ARGUMENT' && e.cause === undefined);
+      process.stderr.write(formatFailure(e, { prefix: known ? 'ort-train' : 'ort-train: internal error', debug, hint }));
+      process.exitCode = known ? 1 : 2;
+    }
+  };
 
 // V8 keeps 10 frames, too few to reach from deep autodiff code up to the command's action.
 if (process.argv.includes('--debug') || debugFromEnv(process.env)) Error.stackTraceLimit = 100;
@@ -124,7 +141,8 @@ const program = new Command('ort-train')
   // A program option: commander takes it before or after the subcommand's name and arguments.
   .option('--debug', 'on failure, print every cause whole with its stack (also DYNASYN_DEBUG=1)');
 
-program.command('derive')
+program
+  .command('derive')
   .description('write a graph computing the loss and its gradients with respect to chosen tensors')
   .argument('<in>', 'the model (.onnx; external data beside it)')
   .requiredOption('--loss <name>', 'scalar loss tensor')
@@ -132,10 +150,11 @@ program.command('derive')
   .requiredOption('--out <file>', 'where to write the training graph (external data is linked beside it)')
   .option('--input-shape <name=dims>', 'concrete shape of an input with symbolic dimensions (repeatable)', collect, [])
   .option('--keep-output <name>', 'further tensor to output (repeatable)', collect, [])
-  .option('--start-values <file>', 'where to write the --wrt initializers\' values (default OUT.start.safetensors)')
+  .option('--start-values <file>', "where to write the --wrt initializers' values (default OUT.start.safetensors)")
   .action(guarded(derive));
 
-program.command('info')
+program
+  .command('info')
   .description('inputs, outputs, initializers and op histogram of a model, with the ops ort-training cannot differentiate')
   .argument('<in>', 'the model (.onnx)')
   .option('--json', 'machine-readable output')

@@ -34,7 +34,9 @@ async function main() {
 
   console.log(`deriving the training graph of ${path.relative(process.cwd(), path.join(fixture, 'model.onnx'))} (cached after the first run)`);
   const session = await TrainingSession.create({
-    model: path.join(fixture, 'model.onnx'), loss: manifest.loss, trainable: ['encoder_hidden_states'],
+    model: path.join(fixture, 'model.onnx'),
+    loss: manifest.loss,
+    trainable: ['encoder_hidden_states'],
     cacheDir: path.join(out, '.cache'),
   });
   session.setTrainable('encoder_hidden_states', input('encoder_hidden_states'));
@@ -65,4 +67,7 @@ async function main() {
   console.log(`wrote ${path.relative(process.cwd(), out)}/{embedding.safetensors,checkpoint.safetensors,metrics.json}`);
 }
 
-main().catch((e) => { console.error(`demo: ${e instanceof Error ? e.message : e}`); process.exit(1); });
+main().catch((e) => {
+  console.error(`demo: ${e instanceof Error ? e.message : e}`);
+  process.exit(1);
+});

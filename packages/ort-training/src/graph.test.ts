@@ -17,7 +17,9 @@ function chain(): Graph {
 
 describe('graph editing', () => {
   test('topological order puts producers first', () => {
-    const order = chain().topologicalOrder().map((n) => n.name);
+    const order = chain()
+      .topologicalOrder()
+      .map((n) => n.name);
     expect(order.indexOf('n1')).toBeLessThan(order.indexOf('n2'));
     expect(order.indexOf('n2')).toBeLessThan(order.indexOf('n3'));
   });
@@ -55,7 +57,8 @@ describe('graph editing', () => {
 
   test('unique names never collide', () => {
     const g = chain();
-    const a = g.uniqueName('y'), b = g.uniqueName('y');
+    const a = g.uniqueName('y'),
+      b = g.uniqueName('y');
     expect(new Set(['y', a, b]).size).toBe(3);
   });
 

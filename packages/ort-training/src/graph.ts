@@ -56,7 +56,10 @@ export function initializerToHost(init: Initializer, readExternal?: (ref: Extern
   if (!bytes) throw new OrtTrainingError('BAD_STATE', `initializer ${init.name} lives in external data and was not read`);
   const expected = numel(init.dims) * elementSize(init.dtype);
   if (bytes.byteLength !== expected) {
-    throw new OrtTrainingError('BAD_TENSOR', `initializer ${init.name}: ${bytes.byteLength} bytes for ${dataTypeName(init.dtype)}[${init.dims.join(',')}] (expected ${expected})`);
+    throw new OrtTrainingError(
+      'BAD_TENSOR',
+      `initializer ${init.name}: ${bytes.byteLength} bytes for ${dataTypeName(init.dtype)}[${init.dims.join(',')}] (expected ${expected})`,
+    );
   }
   return { dtype: init.dtype, dims: [...init.dims], data: viewBytes(init.dtype, bytes) };
 }
@@ -94,14 +97,20 @@ export class Graph {
 
   private collectNames(): Set<string> {
     const s = new Set<string>();
-    for (const n of this.nodes) { for (const x of n.inputs) s.add(x); for (const x of n.outputs) s.add(x); s.add(n.name); }
+    for (const n of this.nodes) {
+      for (const x of n.inputs) s.add(x);
+      for (const x of n.outputs) s.add(x);
+      s.add(n.name);
+    }
     for (const v of this.inputs) s.add(v.name);
     for (const v of this.outputs) s.add(v.name);
     for (const k of this.initializers.keys()) s.add(k);
     return s;
   }
 
-  private reserve(names: string[]): void { if (this.usedNames) for (const x of names) if (x) this.usedNames.add(x); }
+  private reserve(names: string[]): void {
+    if (this.usedNames) for (const x of names) if (x) this.usedNames.add(x);
+  }
 
   addNode(node: Omit<Node, 'domain' | 'attributes' | 'name'> & Partial<Pick<Node, 'domain' | 'attributes' | 'name'>>): Node {
     const full: Node = { domain: '', attributes: [], ...node, name: node.name ?? this.uniqueName(`${node.opType}_n`) };
@@ -162,7 +171,13 @@ export class Graph {
   /** Map from tensor name to the nodes consuming it (subgraph references are not followed). */
   consumers(): Map<string, Node[]> {
     const m = new Map<string, Node[]>();
-    for (const n of this.nodes) for (const i of n.inputs) if (i) { const l = m.get(i); if (l) l.push(n); else m.set(i, [n]); }
+    for (const n of this.nodes)
+      for (const i of n.inputs)
+        if (i) {
+          const l = m.get(i);
+          if (l) l.push(n);
+          else m.set(i, [n]);
+        }
     return m;
   }
 
@@ -190,7 +205,10 @@ export class Graph {
           if (!p) continue;
           const s = state.get(p);
           if (s === 1) throw new OrtTrainingError('BAD_MODEL', `graph ${this.name} has a cycle through node ${p.name} (${p.opType})`);
-          if (s === undefined) { state.set(p, 1); stack.push([p, 0]); }
+          if (s === undefined) {
+            state.set(p, 1);
+            stack.push([p, 0]);
+          }
         } else {
           stack.pop();
           state.set(node, 2);
@@ -201,7 +219,9 @@ export class Graph {
     return order;
   }
 
-  sortTopologically(): void { this.nodes = this.topologicalOrder(); }
+  sortTopologically(): void {
+    this.nodes = this.topologicalOrder();
+  }
 
   /** Remove nodes whose outputs reach no graph output, and initializers nothing reads. */
   removeDeadNodes(): void {
@@ -238,8 +258,12 @@ export class Graph {
       if (seen.has(t) || stop.has(t)) continue;
       seen.add(t);
       const p = producer.get(t);
-      if (p) { if (!need.has(p)) { need.add(p); stack.push(...p.inputs.filter(Boolean), ...subgraphOuterInputs(p)); } }
-      else if (this.initializers.has(t)) usedInits.add(t);
+      if (p) {
+        if (!need.has(p)) {
+          need.add(p);
+          stack.push(...p.inputs.filter(Boolean), ...subgraphOuterInputs(p));
+        }
+      } else if (this.initializers.has(t)) usedInits.add(t);
       else throw new OrtTrainingError('UNKNOWN_TENSOR', `extractSubgraph: ${t} is neither produced nor given as an input`);
     }
     return new Graph({
@@ -257,7 +281,7 @@ export class Graph {
 export function subgraphOuterInputs(node: Node): string[] {
   const out: string[] = [];
   for (const a of node.attributes) {
-    const graphs = a.g ? [a.g] : a.graphs ?? [];
+    const graphs = a.g ? [a.g] : (a.graphs ?? []);
     for (const g of graphs) {
       const local = new Set<string>([...(g.input ?? []).map((v) => v.name!), ...(g.initializer ?? []).map((t) => t.name!)]);
       for (const n of g.node ?? []) for (const o of n.output ?? []) local.add(o);
@@ -315,4 +339,6 @@ export function makeAttr(name: string, v: AttrValue): AttributeProto {
 }
 
 export const attrs = (o: Record<string, AttrValue | undefined>): AttributeProto[] =>
-  Object.entries(o).filter(([, v]) => v !== undefined).map(([k, v]) => makeAttr(k, v!));
+  Object.entries(o)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => makeAttr(k, v!));

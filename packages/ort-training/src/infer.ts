@@ -40,7 +40,10 @@ export function inferTypes(graph: Graph, options: InferOptions): InferredTypes {
     } else if (v.shape && v.shape.every((d) => typeof d === 'number')) {
       types.set(v.name, { dtype: v.dtype, dims: v.shape as number[] });
     } else {
-      throw new OrtTrainingError('BAD_ARGUMENT', `input ${v.name} has shape [${(v.shape ?? []).map((d) => d ?? '?')}] with symbolic dimensions: give its concrete shape`);
+      throw new OrtTrainingError(
+        'BAD_ARGUMENT',
+        `input ${v.name} has shape [${(v.shape ?? []).map((d) => d ?? '?')}] with symbolic dimensions: give its concrete shape`,
+      );
     }
   }
   for (const node of graph.topologicalOrder()) {
@@ -51,7 +54,11 @@ export function inferTypes(graph: Graph, options: InferOptions): InferredTypes {
     const inputs = node.inputs.map((n) => {
       if (!n) return undefined;
       const t = types.get(n);
-      if (!t) throw new OrtTrainingError('SHAPE_INFERENCE', `${node.opType} node ${node.name}: input ${n} has no known type (is it produced by a node or given as an input?)`);
+      if (!t)
+        throw new OrtTrainingError(
+          'SHAPE_INFERENCE',
+          `${node.opType} node ${node.name}: input ${n} has no known type (is it produced by a node or given as an input?)`,
+        );
       return t;
     });
     const inVals = node.inputs.map((n) => (n ? values.get(n) : undefined));
@@ -63,13 +70,18 @@ export function inferTypes(graph: Graph, options: InferOptions): InferredTypes {
       if (e instanceof OrtTrainingError) throw e;
       throw new OrtTrainingError('SHAPE_INFERENCE', `${node.opType} node ${node.name}: ${(e as Error).message}`, { cause: e });
     }
-    node.outputs.forEach((o, i) => { if (o && outTypes[i]) types.set(o, outTypes[i]!); });
+    node.outputs.forEach((o, i) => {
+      if (o && outTypes[i]) types.set(o, outTypes[i]!);
+    });
     // Shape and Size read only the static type of their input, so they fold whatever the input's value.
     const typeOnly = (node.opType === 'Shape' || node.opType === 'Size') && (node.domain === '' || node.domain === 'ai.onnx');
     const allKnown = typeOnly || node.inputs.every((n, i) => !n || inVals[i] !== undefined);
     if (def.evaluate && allKnown && outTypes.every((t) => numel(t.dims) <= FOLD_LIMIT)) {
       const folded = def.evaluate(ctx);
-      folded?.forEach((v, i) => { const o = node.outputs[i]; if (o) values.set(o, v); });
+      folded?.forEach((v, i) => {
+        const o = node.outputs[i];
+        if (o) values.set(o, v);
+      });
     }
   }
   return { types, values };

@@ -15,7 +15,10 @@ function linearModel() {
   return buildModel({
     inputs: [{ name: 'x', dims: [2, 3] }],
     constants: { W: fromNumbers(DataType.FLOAT, [3, 4], randomValues(12, 3)), b: fromNumbers(DataType.FLOAT, [4], [1, 2, 3, 4]) },
-    nodes: [{ op: 'MatMul', inputs: ['x', 'W'], outputs: ['xw'] }, { op: 'Add', inputs: ['xw', 'b'], outputs: ['y'] }],
+    nodes: [
+      { op: 'MatMul', inputs: ['x', 'W'], outputs: ['xw'] },
+      { op: 'Add', inputs: ['xw', 'b'], outputs: ['y'] },
+    ],
     outputs: ['y'],
   });
 }
@@ -38,7 +41,8 @@ describe('model IO', () => {
   });
 
   test('external data is referenced, not read, and hard-linked beside a model saved elsewhere', async () => {
-    const src = tmp(), dst = tmp();
+    const src = tmp(),
+      dst = tmp();
     saveModel(linearModel(), path.join(src, 'model.onnx'), { externalizeAbove: 16 });
     expect(fs.existsSync(path.join(src, 'model.onnx.data'))).toBe(true);
     const m = loadModel(path.join(src, 'model.onnx'));
@@ -57,17 +61,23 @@ describe('model IO', () => {
     const big = buildModel({
       inputs: [{ name: 'x', dims: [2, 3] }],
       constants: { W: fromNumbers(DataType.FLOAT, [3, cols], randomValues(3 * cols, 5)), b: fromNumbers(DataType.FLOAT, [cols], randomValues(cols, 6)) },
-      nodes: [{ op: 'MatMul', inputs: ['x', 'W'], outputs: ['xw'] }, { op: 'Add', inputs: ['xw', 'b'], outputs: ['y'] }],
+      nodes: [
+        { op: 'MatMul', inputs: ['x', 'W'], outputs: ['xw'] },
+        { op: 'Add', inputs: ['xw', 'b'], outputs: ['y'] },
+      ],
       outputs: ['y'],
     });
-    const src = tmp(), dst = tmp();
+    const src = tmp(),
+      dst = tmp();
     saveModel(big, path.join(src, 'model.onnx'));
     expect(fs.existsSync(path.join(src, 'model.onnx.data'))).toBe(false); // written inline
     const m = loadModel(path.join(src, 'model.onnx'));
     const W = m.graph.initializers.get('W')!;
     expect(isExternal(W.data)).toBe(true);
     expect(W.data).toMatchObject({ path: path.join(src, 'model.onnx'), length: 3 * cols * 4 });
-    expect(Array.from(initializerToHost(W, readExternal).data as Float32Array).slice(0, 5)).toEqual(Array.from(randomValues(3 * cols, 5).slice(0, 5), Math.fround));
+    expect(Array.from(initializerToHost(W, readExternal).data as Float32Array).slice(0, 5)).toEqual(
+      Array.from(randomValues(3 * cols, 5).slice(0, 5), Math.fround),
+    );
     // saved under the same file name elsewhere: the source is linked under another name, never overwritten
     saveModel(m, path.join(dst, 'model.onnx'));
     const linked = fs.readdirSync(dst).filter((f) => f !== 'model.onnx');
@@ -97,7 +107,11 @@ describe('model IO', () => {
     ['an empty file', Buffer.alloc(0)],
   ])('%s is refused with BAD_MODEL', (_, bytes) => {
     let err: unknown;
-    try { parseModel(bytes, '/tmp', 'x.onnx'); } catch (e) { err = e; }
+    try {
+      parseModel(bytes, '/tmp', 'x.onnx');
+    } catch (e) {
+      err = e;
+    }
     expect(err).toBeInstanceOf(OrtTrainingError);
     expect((err as OrtTrainingError).code).toBe('BAD_MODEL');
     expect((err as Error).message).toMatch(/x\.onnx is not a valid ONNX model/);

@@ -13,7 +13,10 @@ import { ModelProtoType } from './onnx/schema.js';
 import type { GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto, Int64 } from './onnx/types.js';
 import { DataType, dataTypeName, elementSize, fromNumbers, numel, tensorBytes, allocate, type HostTensor } from './tensor.js';
 
-export interface OpsetImport { domain: string; version: number }
+export interface OpsetImport {
+  domain: string;
+  version: number;
+}
 
 export interface OnnxModel {
   irVersion: number;
@@ -41,7 +44,11 @@ export function tensorProtoToHost(t: TensorProto, name = t.name ?? '?'): HostTen
   const n = numel(dims);
   if (t.raw_data && t.raw_data.byteLength > 0) {
     const bytes = t.raw_data;
-    if (bytes.byteLength !== n * elementSize(dtype)) throw new OrtTrainingError('BAD_TENSOR', `tensor ${name}: raw_data holds ${bytes.byteLength} bytes, ${dataTypeName(dtype)}[${dims}] needs ${n * elementSize(dtype)}`);
+    if (bytes.byteLength !== n * elementSize(dtype))
+      throw new OrtTrainingError(
+        'BAD_TENSOR',
+        `tensor ${name}: raw_data holds ${bytes.byteLength} bytes, ${dataTypeName(dtype)}[${dims}] needs ${n * elementSize(dtype)}`,
+      );
     const data = allocate(dtype, n);
     new Uint8Array(data.buffer).set(bytes);
     return { dtype, dims, data };
@@ -50,26 +57,41 @@ export function tensorProtoToHost(t: TensorProto, name = t.name ?? '?'): HostTen
   if (typed.length !== n && !(n === 0)) throw new OrtTrainingError('BAD_TENSOR', `tensor ${name}: holds ${typed.length} values, shape [${dims}] needs ${n}`);
   if (dtype === DataType.INT64 || dtype === DataType.UINT64) {
     const data = allocate(dtype, n) as BigInt64Array;
-    typed.forEach((v, i) => { data[i] = typeof v === 'number' ? BigInt(v) : BigInt((v as Long).toString()); });
+    typed.forEach((v, i) => {
+      data[i] = typeof v === 'number' ? BigInt(v) : BigInt((v as Long).toString());
+    });
     return { dtype, dims, data };
   }
   if (dtype === DataType.FLOAT16 || dtype === DataType.BFLOAT16) {
     // int32_data holds the raw 16 bits for these types
     const data = allocate(dtype, n);
-    typed.forEach((v, i) => { data[i] = Number(v); });
+    typed.forEach((v, i) => {
+      data[i] = Number(v);
+    });
     return { dtype, dims, data };
   }
-  return fromNumbers(dtype, dims, typed.map((v) => (typeof v === 'number' ? v : int64(v))));
+  return fromNumbers(
+    dtype,
+    dims,
+    typed.map((v) => (typeof v === 'number' ? v : int64(v))),
+  );
 }
 
 function typedFieldValues(t: TensorProto, dtype: number): Int64[] {
   switch (dtype) {
-    case DataType.FLOAT: return t.float_data ?? [];
-    case DataType.DOUBLE: return t.double_data ?? [];
-    case DataType.INT64: return t.int64_data ?? [];
-    case DataType.UINT64: case DataType.UINT32: return t.uint64_data ?? [];
-    case DataType.STRING: throw new OrtTrainingError('UNSUPPORTED_DTYPE', `tensor ${t.name}: string tensors are not supported`);
-    default: return t.int32_data ?? [];
+    case DataType.FLOAT:
+      return t.float_data ?? [];
+    case DataType.DOUBLE:
+      return t.double_data ?? [];
+    case DataType.INT64:
+      return t.int64_data ?? [];
+    case DataType.UINT64:
+    case DataType.UINT32:
+      return t.uint64_data ?? [];
+    case DataType.STRING:
+      throw new OrtTrainingError('UNSUPPORTED_DTYPE', `tensor ${t.name}: string tensors are not supported`);
+    default:
+      return t.int32_data ?? [];
   }
 }
 
@@ -81,11 +103,19 @@ function externalRefOf(t: TensorProto, modelDir: string): ExternalRef {
   const length = kv.length !== undefined ? Number(kv.length) : numel(dims) * elementSize(t.data_type ?? 0);
   const offset = kv.offset !== undefined ? Number(kv.offset) : 0;
   let size: number;
-  try { size = fs.statSync(file).size; } catch {
-    throw new OrtTrainingError('MISSING_EXTERNAL_DATA', `tensor ${t.name}: external data file ${file} does not exist (location "${kv.location}" is relative to the model's directory)`);
+  try {
+    size = fs.statSync(file).size;
+  } catch {
+    throw new OrtTrainingError(
+      'MISSING_EXTERNAL_DATA',
+      `tensor ${t.name}: external data file ${file} does not exist (location "${kv.location}" is relative to the model's directory)`,
+    );
   }
   if (offset + length > size) {
-    throw new OrtTrainingError('MISSING_EXTERNAL_DATA', `tensor ${t.name}: external data file ${file} is ${size} bytes, too short for offset ${offset} + length ${length} (truncated?)`);
+    throw new OrtTrainingError(
+      'MISSING_EXTERNAL_DATA',
+      `tensor ${t.name}: external data file ${file} is ${size} bytes, too short for offset ${offset} + length ${length} (truncated?)`,
+    );
   }
   return { path: file, offset, length };
 }
@@ -98,7 +128,10 @@ function toInitializer(t: TensorProto, modelDir: string): Initializer {
   if (t.raw_data && t.raw_data.byteLength > 0) {
     const expected = numel(dims) * elementSize(dtype);
     if (t.raw_data.byteLength !== expected) {
-      throw new OrtTrainingError('BAD_MODEL', `initializer ${name}: raw_data holds ${t.raw_data.byteLength} bytes, ${dataTypeName(dtype)}[${dims.join(',')}] needs ${expected}`);
+      throw new OrtTrainingError(
+        'BAD_MODEL',
+        `initializer ${name}: raw_data holds ${t.raw_data.byteLength} bytes, ${dataTypeName(dtype)}[${dims.join(',')}] needs ${expected}`,
+      );
     }
     return { name, dtype, dims, data: t.raw_data };
   }
@@ -118,7 +151,9 @@ function toValueInfo(v: ValueInfoProto): ValueInfo {
     name: v.name ?? '',
     dtype: tt?.elem_type ?? 0,
     // decoded oneof members read their default (dim_value 0) when unset: test which one is really present
-    shape: tt?.shape ? (dims ?? []).map((d): Dim => (d.dim_param ? d.dim_param : Object.hasOwn(d, 'dim_value') && d.dim_value !== null ? int64(d.dim_value) : null)) : undefined,
+    shape: tt?.shape
+      ? (dims ?? []).map((d): Dim => (d.dim_param ? d.dim_param : Object.hasOwn(d, 'dim_value') && d.dim_value !== null ? int64(d.dim_value) : null))
+      : undefined,
   };
 }
 
@@ -136,7 +171,10 @@ export function parseModel(bytes: Uint8Array, modelDir: string, label = 'model')
   try {
     proto = ModelProtoType.decode(bytes) as unknown as ModelProto;
   } catch (e) {
-    throw new OrtTrainingError('BAD_MODEL', `${label} is not a valid ONNX model (protobuf decoding failed: ${(e as Error).message}); the file may be truncated or corrupt`);
+    throw new OrtTrainingError(
+      'BAD_MODEL',
+      `${label} is not a valid ONNX model (protobuf decoding failed: ${(e as Error).message}); the file may be truncated or corrupt`,
+    );
   }
   if (!proto.graph || !(proto.graph.node?.length || proto.graph.output?.length)) {
     throw new OrtTrainingError('BAD_MODEL', `${label} is not a valid ONNX model: it has no graph`);
@@ -162,7 +200,7 @@ function toGraph(g: GraphProto, modelDir: string): Graph {
     return {
       name: name || `${op_type}_${i}`,
       opType: op_type ?? '',
-      domain: domain === 'ai.onnx' ? '' : domain ?? '',
+      domain: domain === 'ai.onnx' ? '' : (domain ?? ''),
       inputs: [...(input ?? [])],
       outputs: [...(output ?? [])],
       attributes: [...(attribute ?? [])],
@@ -192,7 +230,9 @@ export const INLINE_REFERENCE_MIN_BYTES = 1 << 20;
  */
 export function loadModel(file: string): OnnxModel {
   let bytes: Buffer;
-  try { bytes = fs.readFileSync(file); } catch (e) {
+  try {
+    bytes = fs.readFileSync(file);
+  } catch (e) {
     throw new OrtTrainingError('BAD_ARGUMENT', `cannot read model ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   const model = parseModel(bytes, path.dirname(path.resolve(file)), file);
@@ -201,14 +241,15 @@ export function loadModel(file: string): OnnxModel {
     const d = init.data;
     // protobufjs decodes bytes fields of a Buffer as views of it: the view's offset is the data's place in the file
     if (isExternal(d) || d.buffer !== bytes.buffer) continue;
-    init.data = d.byteLength >= INLINE_REFERENCE_MIN_BYTES
-      ? { path: source, offset: d.byteOffset - bytes.byteOffset, length: d.byteLength }
-      : new Uint8Array(d); // a copy (Buffer#slice is a view): a view would keep the whole file's bytes alive (1.4 GB for SD 2.x's text encoder)
+    init.data =
+      d.byteLength >= INLINE_REFERENCE_MIN_BYTES ? { path: source, offset: d.byteOffset - bytes.byteOffset, length: d.byteLength } : new Uint8Array(d); // a copy (Buffer#slice is a view): a view would keep the whole file's bytes alive (1.4 GB for SD 2.x's text encoder)
   }
   // so would the bytes decoded into node attributes (Constant values, string attributes); set in place, as
   // decoded messages keep their unset fields' defaults on their prototype
   const isView = (b: Uint8Array | null | undefined): b is Uint8Array => !!b && b.byteLength > 0 && b.buffer === bytes.buffer;
-  const ownTensor = (t: { raw_data?: Uint8Array | null }) => { if (isView(t.raw_data)) t.raw_data = new Uint8Array(t.raw_data); };
+  const ownTensor = (t: { raw_data?: Uint8Array | null }) => {
+    if (isView(t.raw_data)) t.raw_data = new Uint8Array(t.raw_data);
+  };
   for (const n of model.graph.nodes) {
     for (const a of n.attributes) {
       if (isView(a.s)) a.s = new Uint8Array(a.s);
@@ -246,7 +287,11 @@ export function saveModel(model: OnnxModel, file: string, options: SaveOptions =
     let n = 0;
     while (own.has(location) || (fs.existsSync(dest()) && !sameFile(dest(), src))) location = `${++n}_${base}`;
     if (!fs.existsSync(dest())) {
-      try { fs.linkSync(src, dest()); } catch { fs.copyFileSync(src, dest()); }
+      try {
+        fs.linkSync(src, dest());
+      } catch {
+        fs.copyFileSync(src, dest());
+      }
     }
     linked.set(src, location);
     return location;
@@ -273,7 +318,10 @@ export function saveModel(model: OnnxModel, file: string, options: SaveOptions =
       } else if (init.data.byteLength > threshold) {
         if (dataFd === undefined) dataFd = fs.openSync(path.join(outDir, dataFile), 'w');
         const pad = (4096 - (dataOffset % 4096)) % 4096; // page-aligned so onnxruntime can mmap
-        if (pad) { fs.writeSync(dataFd, new Uint8Array(pad)); dataOffset += pad; }
+        if (pad) {
+          fs.writeSync(dataFd, new Uint8Array(pad));
+          dataOffset += pad;
+        }
         fs.writeSync(dataFd, init.data);
         base.data_location = 1;
         base.external_data = [
@@ -297,20 +345,36 @@ export function saveModel(model: OnnxModel, file: string, options: SaveOptions =
 }
 
 function sameFile(a: string, b: string): boolean {
-  try { const x = fs.statSync(a), y = fs.statSync(b); return x.ino === y.ino && x.dev === y.dev; } catch { return false; }
+  try {
+    const x = fs.statSync(a),
+      y = fs.statSync(b);
+    return x.ino === y.ino && x.dev === y.dev;
+  } catch {
+    return false;
+  }
 }
 
 /** Model bytes; initializers must be inline (or pre-built protos given). */
 export function serializeModel(model: OnnxModel, initializerProtos?: TensorProto[]): Uint8Array {
   const g = model.graph;
-  const inits = initializerProtos ?? [...g.initializers.values()].map((init) => {
-    if (isExternal(init.data)) throw new OrtTrainingError('BAD_STATE', `initializer ${init.name} is external; use saveModel`);
-    return { name: init.name, dims: init.dims, data_type: init.dtype, raw_data: init.data } as TensorProto;
-  });
+  const inits =
+    initializerProtos ??
+    [...g.initializers.values()].map((init) => {
+      if (isExternal(init.data)) throw new OrtTrainingError('BAD_STATE', `initializer ${init.name} is external; use saveModel`);
+      return { name: init.name, dims: init.dims, data_type: init.dtype, raw_data: init.data } as TensorProto;
+    });
   const graph: GraphProto = {
     ...g.extra,
     name: g.name,
-    node: g.nodes.map((n) => ({ ...(n.extra ?? {}), input: n.inputs, output: n.outputs, name: n.name, op_type: n.opType, ...(n.domain ? { domain: n.domain } : {}), attribute: n.attributes })),
+    node: g.nodes.map((n) => ({
+      ...(n.extra ?? {}),
+      input: n.inputs,
+      output: n.outputs,
+      name: n.name,
+      op_type: n.opType,
+      ...(n.domain ? { domain: n.domain } : {}),
+      attribute: n.attributes,
+    })),
     initializer: inits,
     input: g.inputs.map(fromValueInfo),
     output: g.outputs.map(fromValueInfo),
@@ -342,7 +406,9 @@ export function readExternal(ref: ExternalRef): Uint8Array {
       done += n;
     }
     return buf;
-  } finally { fs.closeSync(fd); }
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 export { Long };

@@ -30,15 +30,30 @@ describe('AdamW', () => {
     // With clipping the gradient is g * c; Adam's first step is invariant to that scale, so compare the
     // moments instead: m = (1-b1) g c.
     const opt = new AdamW({ lr: 0.01, maxGradNorm: 1, weightDecay: 0 });
-    const p = new Map([['a', t([0, 0])], ['b', t([0])]]);
-    const info = opt.update(p, new Map([['a', t([3, 0])], ['b', t([4])]]));
+    const p = new Map([
+      ['a', t([0, 0])],
+      ['b', t([0])],
+    ]);
+    const info = opt.update(
+      p,
+      new Map([
+        ['a', t([3, 0])],
+        ['b', t([4])],
+      ]),
+    );
     expect(info.gradNorm).toBe(5);
     expect(info.clipScale).toBeCloseTo(1 / (5 + 1e-6), 15);
     const s = opt.state();
-    expect(Array.from(s.tensors.get('a')!.m)).toEqual([expect.closeTo(0.1 * 3 / 5, 6), 0]);
-    expect(Array.from(s.tensors.get('b')!.m)).toEqual([expect.closeTo(0.1 * 4 / 5, 6)]);
+    expect(Array.from(s.tensors.get('a')!.m)).toEqual([expect.closeTo((0.1 * 3) / 5, 6), 0]);
+    expect(Array.from(s.tensors.get('b')!.m)).toEqual([expect.closeTo((0.1 * 4) / 5, 6)]);
     // below the threshold nothing is scaled
-    const small = opt.update(p, new Map([['a', t([0.3, 0])], ['b', t([0.4])]]));
+    const small = opt.update(
+      p,
+      new Map([
+        ['a', t([0.3, 0])],
+        ['b', t([0.4])],
+      ]),
+    );
     expect(small).toMatchObject({ gradNorm: expect.closeTo(0.5, 15), clipScale: 1 });
   });
 
@@ -54,9 +69,23 @@ describe('AdamW', () => {
 
   test('lr schedule sees the 1-based update number; tensors keep their own step counts', () => {
     const seen: number[] = [];
-    const opt = new AdamW({ lr: (s) => { seen.push(s); return 0.1 / s; } });
-    const p = new Map([['a', t([1])], ['b', t([1])]]);
-    opt.update(p, new Map([['a', t([1])], ['b', t([1])]]));
+    const opt = new AdamW({
+      lr: (s) => {
+        seen.push(s);
+        return 0.1 / s;
+      },
+    });
+    const p = new Map([
+      ['a', t([1])],
+      ['b', t([1])],
+    ]);
+    opt.update(
+      p,
+      new Map([
+        ['a', t([1])],
+        ['b', t([1])],
+      ]),
+    );
     opt.update(p, new Map([['a', t([1])]]));
     expect(seen).toEqual([1, 2]);
     expect(opt.state().tensors.get('a')!.step).toBe(2);

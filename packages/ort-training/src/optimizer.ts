@@ -75,7 +75,9 @@ export class AdamW {
     }
   }
 
-  get step(): number { return this.stepCount; }
+  get step(): number {
+    return this.stepCount;
+  }
 
   /** Learning rate of update number `step` (1-based). */
   lrAt(step: number): number {
@@ -93,7 +95,10 @@ export class AdamW {
       const p = params.get(name);
       if (!p) throw new OrtTrainingError('UNKNOWN_TENSOR', `AdamW: gradient for ${name}, which is not a trainable tensor`);
       if (p.dtype !== g.dtype || numel(p.dims) !== numel(g.dims)) {
-        throw new OrtTrainingError('BAD_ARGUMENT', `AdamW: gradient of ${name} is ${dataTypeName(g.dtype)}[${g.dims}], the tensor is ${dataTypeName(p.dtype)}[${p.dims}]`);
+        throw new OrtTrainingError(
+          'BAD_ARGUMENT',
+          `AdamW: gradient of ${name} is ${dataTypeName(g.dtype)}[${g.dims}], the tensor is ${dataTypeName(p.dtype)}[${p.dims}]`,
+        );
       }
       pairs.push([name, floatData(p, name), floatData(g, `the gradient of ${name}`)]);
     }
@@ -107,13 +112,18 @@ export class AdamW {
     const max = this.options.maxGradNorm;
     const clipScale = max !== undefined ? Math.min(1, max / (gradNorm + 1e-6)) : 1;
 
-    const { betas: [b1, b2], eps, weightDecay } = this.options;
+    const {
+      betas: [b1, b2],
+      eps,
+      weightDecay,
+    } = this.options;
     const decay = 1 - lr * weightDecay;
     for (const [name, p, g] of pairs) {
       let s = this.tensors.get(name);
       if (!s) this.tensors.set(name, (s = { m: new Float64Array(p.length), v: new Float64Array(p.length), step: 0 }));
       s.step++;
-      const c1 = 1 - b1 ** s.step, c2 = 1 - b2 ** s.step;
+      const c1 = 1 - b1 ** s.step,
+        c2 = 1 - b2 ** s.step;
       const { m, v } = s;
       for (let i = 0; i < p.length; i++) {
         const gi = g[i]! * clipScale;
@@ -166,7 +176,8 @@ export function saveCheckpoint(file: string, store: TrainableStore, optimizer: A
 /** Restore what `saveCheckpoint` wrote; returns the file's metadata. */
 export function loadCheckpoint(file: string, store: TrainableStore, optimizer: AdamW): Record<string, string> {
   const { tensors, metadata } = readSafetensors(file);
-  if (metadata.format !== FORMAT) throw new OrtTrainingError('BAD_STATE', `${file} is not an ort-training AdamW checkpoint (format ${metadata.format ?? 'missing'})`);
+  if (metadata.format !== FORMAT)
+    throw new OrtTrainingError('BAD_STATE', `${file} is not an ort-training AdamW checkpoint (format ${metadata.format ?? 'missing'})`);
   for (const name of store.trainableNames) {
     const t = tensors.get(`trainable/${name}`);
     if (!t) throw new OrtTrainingError('BAD_STATE', `checkpoint ${file} holds no value for trainable tensor ${name}`);
@@ -175,7 +186,8 @@ export function loadCheckpoint(file: string, store: TrainableStore, optimizer: A
   const steps = JSON.parse(metadata.tensorSteps ?? '{}') as Record<string, number>;
   const state: AdamWState = { step: Number(metadata.step), tensors: new Map() };
   for (const [name, step] of Object.entries(steps)) {
-    const m = tensors.get(`adamw.m/${name}`), v = tensors.get(`adamw.v/${name}`);
+    const m = tensors.get(`adamw.m/${name}`),
+      v = tensors.get(`adamw.v/${name}`);
     if (!m || !v) throw new OrtTrainingError('BAD_STATE', `checkpoint ${file} lacks the moments of ${name}`);
     state.tensors.set(name, { m: m.data as Float64Array, v: v.data as Float64Array, step });
   }

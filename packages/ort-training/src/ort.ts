@@ -13,9 +13,17 @@ import { DataType, dataTypeName, type HostTensor, type TypedArray } from './tens
 export type ExecutionProvider = 'cpu' | 'cuda';
 
 const TO_ORT: Record<number, ort.Tensor.Type> = {
-  [DataType.FLOAT]: 'float32', [DataType.DOUBLE]: 'float64', [DataType.FLOAT16]: 'float16',
-  [DataType.INT64]: 'int64', [DataType.INT32]: 'int32', [DataType.INT16]: 'int16', [DataType.INT8]: 'int8',
-  [DataType.UINT64]: 'uint64', [DataType.UINT32]: 'uint32', [DataType.UINT16]: 'uint16', [DataType.UINT8]: 'uint8',
+  [DataType.FLOAT]: 'float32',
+  [DataType.DOUBLE]: 'float64',
+  [DataType.FLOAT16]: 'float16',
+  [DataType.INT64]: 'int64',
+  [DataType.INT32]: 'int32',
+  [DataType.INT16]: 'int16',
+  [DataType.INT8]: 'int8',
+  [DataType.UINT64]: 'uint64',
+  [DataType.UINT32]: 'uint32',
+  [DataType.UINT16]: 'uint16',
+  [DataType.UINT8]: 'uint8',
   [DataType.BOOL]: 'bool',
 };
 const FROM_ORT = Object.fromEntries(Object.entries(TO_ORT).map(([k, v]) => [v, Number(k)])) as Record<string, number>;
@@ -56,15 +64,18 @@ export function checkExecutionProviders(providers: readonly ExecutionProvider[])
   }
 }
 
-const cudaMissing = (why: string, cause?: unknown): OrtTrainingError => new OrtTrainingError(
-  'BAD_ARGUMENT',
-  `the CUDA execution provider is not available in this onnxruntime-node install (${why}); reinstall onnxruntime-node with network access and ONNXRUNTIME_NODE_INSTALL_CUDA=v12, or use executionProviders ['cpu']`,
-  { cause },
-);
+const cudaMissing = (why: string, cause?: unknown): OrtTrainingError =>
+  new OrtTrainingError(
+    'BAD_ARGUMENT',
+    `the CUDA execution provider is not available in this onnxruntime-node install (${why}); reinstall onnxruntime-node with network access and ONNXRUNTIME_NODE_INSTALL_CUDA=v12, or use executionProviders ['cpu']`,
+    { cause },
+  );
 
 /** Create a session from a model file; external data resolves relative to the file. */
 export async function createSession(
-  modelFile: string, providers: readonly ExecutionProvider[], options: ort.InferenceSession.SessionOptions = {},
+  modelFile: string,
+  providers: readonly ExecutionProvider[],
+  options: ort.InferenceSession.SessionOptions = {},
 ): Promise<ort.InferenceSession> {
   checkExecutionProviders(providers);
   try {

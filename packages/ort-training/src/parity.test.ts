@@ -68,7 +68,11 @@ async function runParity(name: string): Promise<ParityResult> {
   // Feeds: the recorded inputs, plus each weight turned into an input at its start value (the initializer).
   const feeds: Record<string, ort.Tensor> = {};
   for (const [input, key] of Object.entries(manifest.inputs)) feeds[input] = ortTensor(reference.get(key)!);
-  const start = loadStartValues(model, wrt.filter((t) => !(t in manifest.inputs)), dir);
+  const start = loadStartValues(
+    model,
+    wrt.filter((t) => !(t in manifest.inputs)),
+    dir,
+  );
   for (const [t, v] of Object.entries(start)) feeds[t] = ortTensor(v);
   const out = await session.run(feeds);
   await session.release();
@@ -104,7 +108,9 @@ function expectParity(name: string, r: ParityResult): void {
 
 describe('gradients of torch.onnx-exported models match PyTorch autograd', () => {
   const dirs: string[] = [];
-  afterAll(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }); });
+  afterAll(() => {
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  });
 
   test.each(['unet', 'unet_opset14', 'text_encoder'])('%s', async (name) => {
     const r = await runParity(name);

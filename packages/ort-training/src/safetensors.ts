@@ -7,13 +7,26 @@ import { OrtTrainingError } from './errors.js';
 import { DataType, dataTypeName, elementSize, numel, tensorBytes, viewBytes, type HostTensor } from './tensor.js';
 
 const TO_ST: Record<number, string> = {
-  [DataType.FLOAT]: 'F32', [DataType.DOUBLE]: 'F64', [DataType.FLOAT16]: 'F16', [DataType.BFLOAT16]: 'BF16',
-  [DataType.INT64]: 'I64', [DataType.INT32]: 'I32', [DataType.INT16]: 'I16', [DataType.INT8]: 'I8',
-  [DataType.UINT8]: 'U8', [DataType.BOOL]: 'BOOL', [DataType.UINT64]: 'U64', [DataType.UINT32]: 'U32', [DataType.UINT16]: 'U16',
+  [DataType.FLOAT]: 'F32',
+  [DataType.DOUBLE]: 'F64',
+  [DataType.FLOAT16]: 'F16',
+  [DataType.BFLOAT16]: 'BF16',
+  [DataType.INT64]: 'I64',
+  [DataType.INT32]: 'I32',
+  [DataType.INT16]: 'I16',
+  [DataType.INT8]: 'I8',
+  [DataType.UINT8]: 'U8',
+  [DataType.BOOL]: 'BOOL',
+  [DataType.UINT64]: 'U64',
+  [DataType.UINT32]: 'U32',
+  [DataType.UINT16]: 'U16',
 };
 const FROM_ST = Object.fromEntries(Object.entries(TO_ST).map(([k, v]) => [v, Number(k)]));
 
-export interface SafetensorsFile { tensors: Map<string, HostTensor>; metadata: Record<string, string> }
+export interface SafetensorsFile {
+  tensors: Map<string, HostTensor>;
+  metadata: Record<string, string>;
+}
 
 export function encodeSafetensors(tensors: Map<string, HostTensor> | Record<string, HostTensor>, metadata: Record<string, string> = {}): Buffer {
   const entries = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
@@ -34,23 +47,35 @@ export function encodeSafetensors(tensors: Map<string, HostTensor> | Record<stri
   out.writeBigUInt64LE(BigInt(head.length), 0);
   head.copy(out, 8);
   let pos = 8 + head.length;
-  for (const [, t] of entries) { out.set(tensorBytes(t), pos); pos += t.data.byteLength; }
+  for (const [, t] of entries) {
+    out.set(tensorBytes(t), pos);
+    pos += t.data.byteLength;
+  }
   return out;
 }
 
 export function decodeSafetensors(buf: Uint8Array, label = 'safetensors data'): SafetensorsFile {
-  const bad = (why: string): never => { throw new OrtTrainingError('BAD_TENSOR', `${label} is not a valid safetensors file: ${why}`); };
+  const bad = (why: string): never => {
+    throw new OrtTrainingError('BAD_TENSOR', `${label} is not a valid safetensors file: ${why}`);
+  };
   if (buf.byteLength < 8) bad('shorter than its 8-byte header length');
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const n = Number(dv.getBigUint64(0, true));
   if (8 + n > buf.byteLength) bad(`header of ${n} bytes runs past the end (truncated?)`);
   let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>>;
-  try { header = JSON.parse(Buffer.from(buf.buffer, buf.byteOffset + 8, n).toString('utf8')); } catch { return bad('header is not JSON'); }
+  try {
+    header = JSON.parse(Buffer.from(buf.buffer, buf.byteOffset + 8, n).toString('utf8'));
+  } catch {
+    return bad('header is not JSON');
+  }
   const base = 8 + n;
   const tensors = new Map<string, HostTensor>();
   let metadata: Record<string, string> = {};
   for (const [name, e] of Object.entries(header)) {
-    if (name === '__metadata__') { metadata = e as Record<string, string>; continue; }
+    if (name === '__metadata__') {
+      metadata = e as Record<string, string>;
+      continue;
+    }
     const { dtype, shape, data_offsets } = e as { dtype: string; shape: number[]; data_offsets: [number, number] };
     const dt = FROM_ST[dtype];
     if (dt === undefined) bad(`tensor ${name} has unsupported dtype ${dtype}`);
@@ -63,7 +88,11 @@ export function decodeSafetensors(buf: Uint8Array, label = 'safetensors data'): 
 
 export function readSafetensors(file: string): SafetensorsFile {
   let buf: Buffer;
-  try { buf = fs.readFileSync(file); } catch (e) { throw new OrtTrainingError('BAD_ARGUMENT', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code}`); }
+  try {
+    buf = fs.readFileSync(file);
+  } catch (e) {
+    throw new OrtTrainingError('BAD_ARGUMENT', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code}`);
+  }
   return decodeSafetensors(buf, file);
 }
 

@@ -5,8 +5,23 @@
 import { OrtTrainingError } from './errors.js';
 
 export const DataType = {
-  UNDEFINED: 0, FLOAT: 1, UINT8: 2, INT8: 3, UINT16: 4, INT16: 5, INT32: 6, INT64: 7, STRING: 8, BOOL: 9,
-  FLOAT16: 10, DOUBLE: 11, UINT32: 12, UINT64: 13, COMPLEX64: 14, COMPLEX128: 15, BFLOAT16: 16,
+  UNDEFINED: 0,
+  FLOAT: 1,
+  UINT8: 2,
+  INT8: 3,
+  UINT16: 4,
+  INT16: 5,
+  INT32: 6,
+  INT64: 7,
+  STRING: 8,
+  BOOL: 9,
+  FLOAT16: 10,
+  DOUBLE: 11,
+  UINT32: 12,
+  UINT64: 13,
+  COMPLEX64: 14,
+  COMPLEX128: 15,
+  BFLOAT16: 16,
 } as const;
 export type DataType = (typeof DataType)[keyof typeof DataType];
 
@@ -16,20 +31,35 @@ export const dataTypeName = (t: number): string => NAMES[t] ?? `type#${t}`;
 /** Bytes per element; undefined for strings and sub-byte types. */
 export function elementSize(t: number): number {
   switch (t) {
-    case DataType.FLOAT: case DataType.INT32: case DataType.UINT32: return 4;
-    case DataType.DOUBLE: case DataType.INT64: case DataType.UINT64: case DataType.COMPLEX64: return 8;
-    case DataType.FLOAT16: case DataType.BFLOAT16: case DataType.INT16: case DataType.UINT16: return 2;
-    case DataType.UINT8: case DataType.INT8: case DataType.BOOL: return 1;
-    case DataType.COMPLEX128: return 16;
-    default: throw new OrtTrainingError('UNSUPPORTED_DTYPE', `element type ${dataTypeName(t)} is not supported`);
+    case DataType.FLOAT:
+    case DataType.INT32:
+    case DataType.UINT32:
+      return 4;
+    case DataType.DOUBLE:
+    case DataType.INT64:
+    case DataType.UINT64:
+    case DataType.COMPLEX64:
+      return 8;
+    case DataType.FLOAT16:
+    case DataType.BFLOAT16:
+    case DataType.INT16:
+    case DataType.UINT16:
+      return 2;
+    case DataType.UINT8:
+    case DataType.INT8:
+    case DataType.BOOL:
+      return 1;
+    case DataType.COMPLEX128:
+      return 16;
+    default:
+      throw new OrtTrainingError('UNSUPPORTED_DTYPE', `element type ${dataTypeName(t)} is not supported`);
   }
 }
 
-export const isFloat = (t: number): boolean =>
-  t === DataType.FLOAT || t === DataType.DOUBLE || t === DataType.FLOAT16 || t === DataType.BFLOAT16;
+export const isFloat = (t: number): boolean => t === DataType.FLOAT || t === DataType.DOUBLE || t === DataType.FLOAT16 || t === DataType.BFLOAT16;
 
-export type TypedArray = Float32Array | Float64Array | Int32Array | BigInt64Array | BigUint64Array |
-  Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array;
+export type TypedArray =
+  Float32Array | Float64Array | Int32Array | BigInt64Array | BigUint64Array | Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array;
 
 export interface HostTensor {
   dtype: number;
@@ -42,17 +72,31 @@ export const numel = (dims: readonly number[]): number => dims.reduce((a, b) => 
 
 export function allocate(dtype: number, n: number): TypedArray {
   switch (dtype) {
-    case DataType.FLOAT: return new Float32Array(n);
-    case DataType.DOUBLE: return new Float64Array(n);
-    case DataType.INT32: return new Int32Array(n);
-    case DataType.INT64: return new BigInt64Array(n);
-    case DataType.UINT64: return new BigUint64Array(n);
-    case DataType.UINT32: return new Uint32Array(n);
-    case DataType.INT16: return new Int16Array(n);
-    case DataType.UINT16: case DataType.FLOAT16: case DataType.BFLOAT16: return new Uint16Array(n);
-    case DataType.INT8: return new Int8Array(n);
-    case DataType.UINT8: case DataType.BOOL: return new Uint8Array(n);
-    default: throw new OrtTrainingError('UNSUPPORTED_DTYPE', `element type ${dataTypeName(dtype)} is not supported`);
+    case DataType.FLOAT:
+      return new Float32Array(n);
+    case DataType.DOUBLE:
+      return new Float64Array(n);
+    case DataType.INT32:
+      return new Int32Array(n);
+    case DataType.INT64:
+      return new BigInt64Array(n);
+    case DataType.UINT64:
+      return new BigUint64Array(n);
+    case DataType.UINT32:
+      return new Uint32Array(n);
+    case DataType.INT16:
+      return new Int16Array(n);
+    case DataType.UINT16:
+    case DataType.FLOAT16:
+    case DataType.BFLOAT16:
+      return new Uint16Array(n);
+    case DataType.INT8:
+      return new Int8Array(n);
+    case DataType.UINT8:
+    case DataType.BOOL:
+      return new Uint8Array(n);
+    default:
+      throw new OrtTrainingError('UNSUPPORTED_DTYPE', `element type ${dataTypeName(dtype)} is not supported`);
   }
 }
 
@@ -97,7 +141,8 @@ export function floatToHalf(v: number): number {
     m |= 0x800000;
     const shift = 14 - exp;
     let half = m >> shift;
-    const rem = m & ((1 << shift) - 1), mid = 1 << (shift - 1);
+    const rem = m & ((1 << shift) - 1),
+      mid = 1 << (shift - 1);
     if (rem > mid || (rem === mid && half & 1)) half++;
     return sign | half;
   }
@@ -106,7 +151,10 @@ export function floatToHalf(v: number): number {
   if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
   return sign | half;
 }
-const bfloatToFloat = (b: number): number => { u32[0] = b << 16; return f32[0]!; };
+const bfloatToFloat = (b: number): number => {
+  u32[0] = b << 16;
+  return f32[0]!;
+};
 
 /** Element values as JS numbers (int64 beyond 2^53 loses precision, which shape arithmetic never needs). */
 export function toNumbers(t: HostTensor): number[] {
@@ -129,7 +177,10 @@ export function fromNumbers(dtype: number, dims: number[], values: ArrayLike<num
   } else if (dtype === DataType.FLOAT16) {
     for (let i = 0; i < values.length; i++) data[i] = floatToHalf(values[i]!);
   } else if (dtype === DataType.BFLOAT16) {
-    for (let i = 0; i < values.length; i++) { f32[0] = values[i]!; data[i] = u32[0]! >>> 16; }
+    for (let i = 0; i < values.length; i++) {
+      f32[0] = values[i]!;
+      data[i] = u32[0]! >>> 16;
+    }
   } else if (dtype === DataType.BOOL) {
     for (let i = 0; i < values.length; i++) data[i] = values[i] ? 1 : 0;
   } else {
@@ -151,7 +202,8 @@ export const int64s = (values: number[]): HostTensor => fromNumbers(DataType.INT
 /** max|a - b| / max|b|: scale-free and not blown up by elements near zero (the metric of the parity tests against PyTorch). */
 export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) return Infinity;
-  let diff = 0, scale = 0;
+  let diff = 0,
+    scale = 0;
   for (let i = 0; i < b.length; i++) {
     diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
     scale = Math.max(scale, Math.abs(b[i]!));

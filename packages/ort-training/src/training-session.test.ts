@@ -19,13 +19,20 @@ const cudaInstalled = (() => {
   }
 })();
 let tmp: string;
-beforeEach(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ort-train-session-')); });
-afterEach(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
+beforeEach(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ort-train-session-'));
+});
+afterEach(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
 
 /** loss = mean((x * w + b - t)^2) over x[B,4]: a linear fit whose gradients have a closed form. */
 function linearFit(w = [0.5, -0.25, 1, 0.1], b = [0.2]): OnnxModel {
   return buildModel({
-    inputs: [{ name: 'x', dims: [8, 4] }, { name: 't', dims: [8, 4] }],
+    inputs: [
+      { name: 'x', dims: [8, 4] },
+      { name: 't', dims: [8, 4] },
+    ],
     constants: { w: fromNumbers(F, [4], w), b: fromNumbers(F, [1], b), frozen: fromNumbers(F, [1], [1]) },
     nodes: [
       { op: 'Mul', inputs: ['x', 'w'], outputs: ['xw'] },
@@ -49,13 +56,15 @@ const batch = (seed: number): Record<string, HostTensor> => {
 const create = (model: string | OnnxModel, extra: Partial<Parameters<typeof TrainingSession.create>[0]> = {}) =>
   TrainingSession.create({ model, loss: 'loss', trainable: ['w', 'b'], cacheDir: path.join(tmp, 'cache'), ...extra });
 
-test('step returns the loss and the closed-form gradients at the initializers\' values', async () => {
+test("step returns the loss and the closed-form gradients at the initializers' values", async () => {
   const s = await create(linearFit());
   expect(Array.from(s.getTrainable('w').data as Float32Array)).toEqual(Array.from(new Float32Array([0.5, -0.25, 1, 0.1])));
   const feeds = batch(1);
   const { loss, grads } = await s.step(feeds);
-  const x = Array.from(feeds.x!.data as Float32Array), t = Array.from(feeds.t!.data as Float32Array);
-  const w = [0.5, -0.25, 1, 0.1], b = 0.2;
+  const x = Array.from(feeds.x!.data as Float32Array),
+    t = Array.from(feeds.t!.data as Float32Array);
+  const w = [0.5, -0.25, 1, 0.1],
+    b = 0.2;
   const d = x.map((v, i) => v * w[i % 4]! + b - t[i]!);
   // L = mean(d^2): dL/dw_j = sum_{i in column j} 2 d_i x_i / 32, dL/db = sum 2 d_i / 32
   const gw = [0, 1, 2, 3].map((j) => d.reduce((a, di, i) => a + (i % 4 === j ? (2 * di * x[i]!) / 32 : 0), 0));
@@ -82,7 +91,8 @@ test('AdamW training lowers the loss and the trainables move; frozen weights sta
 });
 
 test('a resumed run continues exactly: N steps == k steps, checkpoint, new session, N-k steps', async () => {
-  const N = 12, k = 5;
+  const N = 12,
+    k = 5;
   const options = { lr: (step: number) => 0.02 * Math.min(1, step / 4), maxGradNorm: 0.5, weightDecay: 0.1 };
   const straight = await create(linearFit());
   const optA = new AdamW(options);

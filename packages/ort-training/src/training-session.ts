@@ -76,7 +76,8 @@ export class TrainingSession implements TrainableStore {
   static async prepare(options: Omit<TrainingSessionOptions, 'executionProviders' | 'sessionOptions'>): Promise<string> {
     const { model, bytes } = loadInput(options.model);
     const derive: DeriveOptions = {
-      loss: options.loss, wrt: options.trainable,
+      loss: options.loss,
+      wrt: options.trainable,
       ...(options.inputShapes ? { inputShapes: options.inputShapes } : {}),
       ...(options.keepOutputs ? { keepOutputs: options.keepOutputs } : {}),
       ...(options.recomputeAbove !== undefined ? { recomputeAbove: options.recomputeAbove } : {}),
@@ -95,10 +96,16 @@ export class TrainingSession implements TrainableStore {
     return new TrainingSession(session, meta, values, dir);
   }
 
-  get trainableNames(): readonly string[] { return this.meta.trainable; }
-  get lossName(): string { return this.meta.loss; }
+  get trainableNames(): readonly string[] {
+    return this.meta.trainable;
+  }
+  get lossName(): string {
+    return this.meta.loss;
+  }
   /** Graph inputs a step must be fed (the trainables are fed by the session). */
-  get inputNames(): string[] { return this.meta.inputs.map((i) => i.name).filter((n) => !this.meta.trainable.includes(n)); }
+  get inputNames(): string[] {
+    return this.meta.inputs.map((i) => i.name).filter((n) => !this.meta.trainable.includes(n));
+  }
 
   /** A copy of the current value of a trainable tensor. */
   getTrainable(name: string): HostTensor {
@@ -113,9 +120,13 @@ export class TrainingSession implements TrainableStore {
   /** Replace the value of a trainable tensor (same dtype and shape; copied). */
   setTrainable(name: string, value: HostTensor): void {
     const spec = this.meta.inputs.find((i) => i.name === name);
-    if (!spec || !this.meta.trainable.includes(name)) throw new OrtTrainingError('UNKNOWN_TENSOR', `${name} is not a trainable tensor (trainable: ${this.meta.trainable.join(', ')})`);
+    if (!spec || !this.meta.trainable.includes(name))
+      throw new OrtTrainingError('UNKNOWN_TENSOR', `${name} is not a trainable tensor (trainable: ${this.meta.trainable.join(', ')})`);
     if (value.dtype !== spec.dtype || value.dims.length !== spec.dims.length || value.dims.some((d, i) => d !== spec.dims[i])) {
-      throw new OrtTrainingError('BAD_ARGUMENT', `trainable ${name} is ${dataTypeName(spec.dtype)}[${spec.dims}], got ${dataTypeName(value.dtype)}[${value.dims}]`);
+      throw new OrtTrainingError(
+        'BAD_ARGUMENT',
+        `trainable ${name} is ${dataTypeName(spec.dtype)}[${spec.dims}], got ${dataTypeName(value.dtype)}[${value.dims}]`,
+      );
     }
     this.values.set(name, copy(value));
   }
@@ -125,8 +136,10 @@ export class TrainingSession implements TrainableStore {
     const { meta } = this;
     const ortFeeds: Record<string, ortTypes.Tensor> = {};
     for (const [name, t] of Object.entries(feeds)) {
-      if (meta.trainable.includes(name)) throw new OrtTrainingError('BAD_ARGUMENT', `${name} is trainable: its value comes from the session (use setTrainable)`);
-      if (!meta.inputs.some((i) => i.name === name)) throw new OrtTrainingError('UNKNOWN_TENSOR', `feed ${name} is not an input of the training graph (inputs: ${this.inputNames.join(', ')})`);
+      if (meta.trainable.includes(name))
+        throw new OrtTrainingError('BAD_ARGUMENT', `${name} is trainable: its value comes from the session (use setTrainable)`);
+      if (!meta.inputs.some((i) => i.name === name))
+        throw new OrtTrainingError('UNKNOWN_TENSOR', `feed ${name} is not an input of the training graph (inputs: ${this.inputNames.join(', ')})`);
       ortFeeds[name] = asOrtTensor(t);
     }
     const missing = this.inputNames.filter((n) => !(n in feeds));
@@ -156,7 +169,9 @@ export class TrainingSession implements TrainableStore {
     return { ...r, update: this.applyGradients(optimizer, r.grads) };
   }
 
-  async release(): Promise<void> { await this.session.release(); }
+  async release(): Promise<void> {
+    await this.session.release();
+  }
 }
 
 const copy = (t: HostTensor): HostTensor => ({ dtype: t.dtype, dims: [...t.dims], data: t.data.slice() });
@@ -164,7 +179,9 @@ const copy = (t: HostTensor): HostTensor => ({ dtype: t.dtype, dims: [...t.dims]
 function loadInput(model: string | OnnxModel): { model: OnnxModel; bytes?: Uint8Array } {
   if (typeof model !== 'string') return { model };
   let bytes: Buffer;
-  try { bytes = fs.readFileSync(model); } catch (e) {
+  try {
+    bytes = fs.readFileSync(model);
+  } catch (e) {
     throw new OrtTrainingError('BAD_ARGUMENT', `cannot read model ${model}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   return { model: parseModel(bytes, path.dirname(path.resolve(model)), model), bytes };

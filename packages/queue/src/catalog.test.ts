@@ -29,22 +29,25 @@ test('every queue has its jobs, named domain.verb, with a retry policy', () => {
 
 test('payloads carry ids and a version; bytes, unknown fields and unsafe ids are refused with the culprit named', () => {
   expect(parsePayload('train', 'personalization.train', { personalizationId: 'p1', tenantId: 't1' })).toEqual({
-    v: 1, personalizationId: 'p1', tenantId: 't1',
+    v: 1,
+    personalizationId: 'p1',
+    tenantId: 't1',
   });
-  expect(() => parsePayload('train', 'personalization.train', { personalizationId: 'p1', tenantId: 't1', image: 'AAAA' }))
-    .toThrow(/invalid payload for train\/personalization\.train: .*image/);
+  expect(() => parsePayload('train', 'personalization.train', { personalizationId: 'p1', tenantId: 't1', image: 'AAAA' })).toThrow(
+    /invalid payload for train\/personalization\.train: .*image/,
+  );
   expect(() => parsePayload('train', 'personalization.train', { v: 2, personalizationId: 'p1', tenantId: 't1' })).toThrow(/v:/);
-  expect(() => parsePayload('train', 'personalization.train', { personalizationId: 'a:b', tenantId: 't1' }))
-    .toThrow(/personalizationId/);
-  expect(() => parsePayload('sample', 'samples.generate', { personalizationId: 'p', tenantId: 't', requestId: 'r', sampleIds: [] }))
-    .toThrow(/sampleIds/);
+  expect(() => parsePayload('train', 'personalization.train', { personalizationId: 'a:b', tenantId: 't1' })).toThrow(/personalizationId/);
+  expect(() => parsePayload('sample', 'samples.generate', { personalizationId: 'p', tenantId: 't', requestId: 'r', sampleIds: [] })).toThrow(/sampleIds/);
   expect(() => parsePayload('train', 'personalization.nope', {})).toThrow(/unknown job "personalization.nope" on queue "train"/);
 });
 
 test('job ids are deterministic per unit of work, so a second enqueue is a no-op', () => {
   const payload = parsePayload('gsa', 'personalization.gsa', { personalizationId: 'p1', tenantId: 't1' });
   expect(jobOptions('gsa', 'personalization.gsa', payload)).toEqual({
-    jobId: 'personalization.gsa-p1', attempts: 3, backoff: { type: 'exponential', delay: 30_000 },
+    jobId: 'personalization.gsa-p1',
+    attempts: 3,
+    backoff: { type: 'exponential', delay: 30_000 },
   });
   const samples = parsePayload('sample', 'samples.generate', { personalizationId: 'p', tenantId: 't', requestId: 'r9', sampleIds: ['s'] });
   expect(jobOptions('sample', 'samples.generate', samples).jobId).toBe('samples.generate-r9');
@@ -60,7 +63,12 @@ test('the handler map and enqueue are checked at compile time (see worker.typete
 
 test('Redis URLs become BullMQ-ready options per role; passwords never reach messages', () => {
   expect(redisOptions('redis://u:s3cret@cache:6380/2', 'worker')).toEqual({
-    host: 'cache', port: 6380, db: 2, username: 'u', password: 's3cret', maxRetriesPerRequest: null,
+    host: 'cache',
+    port: 6380,
+    db: 2,
+    username: 'u',
+    password: 's3cret',
+    maxRetriesPerRequest: null,
   });
   expect(redisOptions('rediss://cache', 'producer')).toMatchObject({ port: 6379, tls: {}, maxRetriesPerRequest: 2 });
   expect(() => redisOptions('http://cache', 'worker')).toThrow(/protocol must be redis/);
@@ -77,6 +85,11 @@ test('an eviction policy other than noeviction is warned about clearly', async (
   expect(await checkEvictionPolicy(client('allkeys-lru'), logger)).toBe('allkeys-lru');
   expect(warnings[0]).toMatch(/maxmemory-policy is "allkeys-lru", not "noeviction".*jobs are lost/);
   // CONFIG disabled (managed Redis): INFO is read instead.
-  const managed = { config: async () => { throw new Error('unknown command'); }, info: async () => '# Memory\r\nmaxmemory_policy:volatile-lru\r\n' } as never;
+  const managed = {
+    config: async () => {
+      throw new Error('unknown command');
+    },
+    info: async () => '# Memory\r\nmaxmemory_policy:volatile-lru\r\n',
+  } as never;
   expect(await checkEvictionPolicy(managed, logger)).toBe('volatile-lru');
 });

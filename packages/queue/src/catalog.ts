@@ -163,8 +163,7 @@ export const queueNames = Object.keys(catalogs) as QueueName[];
 /** Job names of one queue. */
 export type JobName<Q extends QueueName> = keyof Catalogs[Q]['jobs'] & string;
 /** The payload schema of one job. */
-export type PayloadSchema<Q extends QueueName, N extends JobName<Q>> =
-  Catalogs[Q]['jobs'][N] extends JobDefinition<infer S> ? S : never;
+export type PayloadSchema<Q extends QueueName, N extends JobName<Q>> = Catalogs[Q]['jobs'][N] extends JobDefinition<infer S> ? S : never;
 /** What a producer passes (defaults such as `v` may be omitted). */
 export type PayloadInput<Q extends QueueName, N extends JobName<Q>> = z.input<PayloadSchema<Q, N>>;
 /** What a handler receives after validation. */

@@ -37,11 +37,7 @@ beforeAll(async () => {
     createWorker(augmentCatalog, { 'personalization.augment': recorder('augment', 'p-fails-augment') }, common),
     createWorker(gsaCatalog, { 'personalization.gsa': recorder('gsa') }, common),
     createWorker(trainCatalog, { 'personalization.train': recorder('train') }, common),
-    createWorker(
-      sampleCatalog,
-      { 'personalization.sample': recorder('sample'), 'samples.generate': async () => 'unused' },
-      common,
-    ),
+    createWorker(sampleCatalog, { 'personalization.sample': recorder('sample'), 'samples.generate': async () => 'unused' }, common),
   );
 });
 
@@ -72,10 +68,7 @@ test('the flow runs augment, gsa, train, sample in that order, each after the pr
 
 test('a duplicate enqueue is a no-op, both before and after the flow ran', async () => {
   const input = { personalizationId: 'p-dup', tenantId: 't1' };
-  const [a, b] = await Promise.all([
-    enqueuePersonalizationFlow(set.flowProducer, input),
-    enqueuePersonalizationFlow(set.flowProducer, input),
-  ]);
+  const [a, b] = await Promise.all([enqueuePersonalizationFlow(set.flowProducer, input), enqueuePersonalizationFlow(set.flowProducer, input)]);
   expect(a.job.id).toBe(b.job.id);
   await waitFor('the flow to complete', async () => (await set.queues.sample.getJobState(a.job.id!)) === 'completed');
   const again = await enqueuePersonalizationFlow(set.flowProducer, input);

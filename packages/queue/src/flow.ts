@@ -25,10 +25,7 @@ export interface PersonalizationFlowInput {
  * Enqueues the whole chain for one personalization. Job ids derive from the personalization id, so a second call
  * for the same personalization returns the existing flow without adding jobs.
  */
-export async function enqueuePersonalizationFlow(
-  flowProducer: FlowProducer,
-  input: PersonalizationFlowInput,
-): Promise<JobNode> {
+export async function enqueuePersonalizationFlow(flowProducer: FlowProducer, input: PersonalizationFlowInput): Promise<JobNode> {
   const data = parsePayload('augment', 'personalization.augment', { v: 1, ...input });
   const root = personalizationStages[personalizationStages.length - 1]!;
   const rootId = jobOptions(root.queue, root.name, data).jobId!;

@@ -37,8 +37,10 @@ beforeAll(async () => {
   );
   await enqueue(queues, 'train', 'personalization.train', { personalizationId: 'bad', tenantId: 't' });
   await enqueue(queues, 'train', 'personalization.train', { personalizationId: 'good', tenantId: 't' });
-  await waitFor('train jobs to finish', async () => (await queues.train.getJobCounts('completed', 'failed')).failed === 1 &&
-    (await queues.train.getCompletedCount()) === 1);
+  await waitFor(
+    'train jobs to finish',
+    async () => (await queues.train.getJobCounts('completed', 'failed')).failed === 1 && (await queues.train.getCompletedCount()) === 1,
+  );
   await waitFor('a train heartbeat', async () => (await redis.exists(`${prefix}:heartbeat:train:${train.workerId}`)) === 1);
   // sample: one active job whose worker vanished (lock gone), the stalled case.
   await enqueue(queues, 'sample', 'samples.generate', { personalizationId: 's', tenantId: 't', requestId: 'r1', sampleIds: ['x'] });
@@ -90,7 +92,10 @@ test('prometheusMetrics renders every queue as gauges', () => {
   expect(text).toContain('dynasyn_queue_workers{queue="train",device="cuda"} 1');
   expect(text).toContain('dynasyn_queue_throughput_per_minute{queue="train",outcome="completed"} 0.2');
   // Every sample line is `name{labels} number`.
-  for (const line of text.trim().split('\n').filter((l) => !l.startsWith('#'))) {
+  for (const line of text
+    .trim()
+    .split('\n')
+    .filter((l) => !l.startsWith('#'))) {
     expect(line).toMatch(/^dynasyn_queue_[a-z_]+(\{[^}]*\})? -?[0-9.e+-]+$/);
   }
 });

@@ -96,17 +96,17 @@ async function oldestReadyAge(queue: Queue, t: number): Promise<number | null> {
     queue.getJobs(['prioritized'], 0, 0, true),
     queue.getJobs(['prioritized'], 0, 0, false),
   ]);
-  const readySince = ends.flat().filter((j): j is Job => Boolean(j)).map((j) => j.timestamp + (j.delay || 0));
+  const readySince = ends
+    .flat()
+    .filter((j): j is Job => Boolean(j))
+    .map((j) => j.timestamp + (j.delay || 0));
   return readySince.length ? Math.max(0, t - Math.min(...readySince)) : null;
 }
 
 /** Finished sets are scored by finish time, so a range count gives the recent rate exactly (within retention). */
 async function recentThroughput(queue: Queue, connection: Redis, t: number, windowMinutes: number): Promise<QueueHealth['throughput']> {
   const from = t - windowMinutes * 60_000;
-  const [completed, failed] = await Promise.all([
-    connection.zcount(queue.toKey('completed'), from, t),
-    connection.zcount(queue.toKey('failed'), from, t),
-  ]);
+  const [completed, failed] = await Promise.all([connection.zcount(queue.toKey('completed'), from, t), connection.zcount(queue.toKey('failed'), from, t)]);
   return { windowMinutes, completedPerMinute: completed / windowMinutes, failedPerMinute: failed / windowMinutes };
 }
 
@@ -127,15 +127,39 @@ export function prometheusMetrics(health: readonly QueueHealth[], metricPrefix =
     for (const [labels, value] of samples) lines.push(`${metricPrefix}_${name}${formatLabels(labels)} ${value}`);
   };
   const states = ['waiting', 'prioritized', 'delayed', 'waitingChildren', 'active', 'completed', 'failed', 'paused'] as const;
-  gauge('jobs', 'Jobs per queue and state.', health.flatMap((h) => states.map((s): [Record<string, string>, number] => [{ queue: h.queue, state: s }, h[s]])));
-  gauge('depth', 'Ready jobs (waiting + prioritized + delayed-due): the autoscaling signal.', health.map((h) => [{ queue: h.queue }, h.depth]));
-  gauge('oldest_waiting_seconds', 'Age of the oldest ready job in seconds (0 when none).', health.map((h) => [{ queue: h.queue }, (h.oldestWaitingAgeMs ?? 0) / 1000]));
-  gauge('throughput_per_minute', 'Jobs finished per minute over the recent window.', health.flatMap((h): [Record<string, string>, number][] => [
-    [{ queue: h.queue, outcome: 'completed' }, h.throughput.completedPerMinute],
-    [{ queue: h.queue, outcome: 'failed' }, h.throughput.failedPerMinute],
-  ]));
-  gauge('stalled_jobs', 'Active jobs whose lock expired.', health.map((h) => [{ queue: h.queue }, h.stalled]));
-  gauge('paused', '1 when the queue is paused.', health.map((h) => [{ queue: h.queue }, h.isPaused ? 1 : 0]));
+  gauge(
+    'jobs',
+    'Jobs per queue and state.',
+    health.flatMap((h) => states.map((s): [Record<string, string>, number] => [{ queue: h.queue, state: s }, h[s]])),
+  );
+  gauge(
+    'depth',
+    'Ready jobs (waiting + prioritized + delayed-due): the autoscaling signal.',
+    health.map((h) => [{ queue: h.queue }, h.depth]),
+  );
+  gauge(
+    'oldest_waiting_seconds',
+    'Age of the oldest ready job in seconds (0 when none).',
+    health.map((h) => [{ queue: h.queue }, (h.oldestWaitingAgeMs ?? 0) / 1000]),
+  );
+  gauge(
+    'throughput_per_minute',
+    'Jobs finished per minute over the recent window.',
+    health.flatMap((h): [Record<string, string>, number][] => [
+      [{ queue: h.queue, outcome: 'completed' }, h.throughput.completedPerMinute],
+      [{ queue: h.queue, outcome: 'failed' }, h.throughput.failedPerMinute],
+    ]),
+  );
+  gauge(
+    'stalled_jobs',
+    'Active jobs whose lock expired.',
+    health.map((h) => [{ queue: h.queue }, h.stalled]),
+  );
+  gauge(
+    'paused',
+    '1 when the queue is paused.',
+    health.map((h) => [{ queue: h.queue }, h.isPaused ? 1 : 0]),
+  );
   const workerSamples = new Map<string, [Record<string, string>, number]>();
   for (const h of health) {
     for (const device of ['cpu', 'cuda'] as const) workerSamples.set(`${h.queue}/${device}`, [{ queue: h.queue, device }, 0]);
@@ -145,7 +169,11 @@ export function prometheusMetrics(health: readonly QueueHealth[], metricPrefix =
     }
   }
   gauge('workers', 'Live workers (unexpired heartbeats) per queue and device.', [...workerSamples.values()]);
-  gauge('worker_active_jobs', 'Jobs running on live workers.', health.map((h) => [{ queue: h.queue }, h.workers.reduce((n, w) => n + w.activeJobs, 0)]));
+  gauge(
+    'worker_active_jobs',
+    'Jobs running on live workers.',
+    health.map((h) => [{ queue: h.queue }, h.workers.reduce((n, w) => n + w.activeJobs, 0)]),
+  );
   return `${lines.join('\n')}\n`;
 }
 

@@ -34,13 +34,17 @@ async function add(data: Record<string, unknown>, jobId?: string) {
 }
 
 function worker(handler: (p: { choreId: string }, signal: AbortSignal) => Promise<unknown>, extra = {}): QueueWorker {
-  const w = createWorker(testCatalog, { 'chore.run': (p, ctx) => handler(p, ctx.signal) }, {
-    connection: testRedisOptions,
-    prefix,
-    heartbeatIntervalMs: 200,
-    closeTimeoutMs: 5_000,
-    ...extra,
-  });
+  const w = createWorker(
+    testCatalog,
+    { 'chore.run': (p, ctx) => handler(p, ctx.signal) },
+    {
+      connection: testRedisOptions,
+      prefix,
+      heartbeatIntervalMs: 200,
+      closeTimeoutMs: 5_000,
+      ...extra,
+    },
+  );
   opened.push(w);
   return w;
 }
@@ -172,8 +176,14 @@ test('a worker heartbeat appears with its description and goes away on close', a
 test('the heartbeat of a worker that died expires by itself', async () => {
   const client = new Redis(testRedisOptions);
   const describe = () => ({
-    workerId: 'dead-worker', host: 'h', pid: 1, queue: 'chores', device: 'cpu' as const,
-    startedAt: new Date().toISOString(), activeJobs: 1, concurrency: 1,
+    workerId: 'dead-worker',
+    host: 'h',
+    pid: 1,
+    queue: 'chores',
+    device: 'cpu' as const,
+    startedAt: new Date().toISOString(),
+    activeJobs: 1,
+    concurrency: 1,
   });
   startHeartbeat(client, describe, { prefix, intervalMs: 100, ttlMs: 300 });
   await waitFor('a heartbeat', async () => (await readHeartbeats(redis, prefix, 'chores')).length === 1);

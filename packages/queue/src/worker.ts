@@ -73,11 +73,7 @@ export interface QueueWorker {
 
 const SHUTDOWN = 'worker shutting down';
 
-export function createWorker<C extends QueueCatalog>(
-  catalog: C,
-  handlers: HandlerMap<C>,
-  options: CreateWorkerOptions,
-): QueueWorker {
+export function createWorker<C extends QueueCatalog>(catalog: C, handlers: HandlerMap<C>, options: CreateWorkerOptions): QueueWorker {
   const {
     connection,
     prefix,
@@ -143,9 +139,7 @@ export function createWorker<C extends QueueCatalog>(
     ...keepFinishedJobs,
   });
   worker.on('error', (err) => logger.error({ queue, err: err.message }, 'worker error'));
-  worker.on('failed', (job, err) =>
-    logger.warn({ queue, job: job?.name, jobId: job?.id, attemptsMade: job?.attemptsMade, err: err.message }, 'job failed'),
-  );
+  worker.on('failed', (job, err) => logger.warn({ queue, job: job?.name, jobId: job?.id, attemptsMade: job?.attemptsMade, err: err.message }, 'job failed'));
   worker.on('stalled', (jobId) => logger.warn({ queue, jobId }, 'job stalled (its worker stopped renewing the lock)'));
   worker.on('lockRenewalFailed', (jobIds) => logger.error({ queue, jobIds }, 'job lock renewal failed'));
 

@@ -10,20 +10,20 @@ const options = { connection: {}, prefix: 'p' };
 
 // Complete handler maps compile, and payloads arrive typed.
 createWorker(trainCatalog, { 'personalization.train': async (p) => p.personalizationId.length }, options);
-createWorker(
-  sampleCatalog,
-  { 'personalization.sample': async () => undefined, 'samples.generate': async (p) => p.sampleIds.length },
-  options,
-);
+createWorker(sampleCatalog, { 'personalization.sample': async () => undefined, 'samples.generate': async (p) => p.sampleIds.length }, options);
 
 // @ts-expect-error a handler map missing 'samples.generate' does not compile
 createWorker(sampleCatalog, { 'personalization.sample': async () => undefined }, options);
 
-createWorker(trainCatalog, {
-  'personalization.train': async () => undefined,
-  // @ts-expect-error a handler for a job the catalog does not have does not compile
-  'personalization.extra': async () => undefined,
-}, options);
+createWorker(
+  trainCatalog,
+  {
+    'personalization.train': async () => undefined,
+    // @ts-expect-error a handler for a job the catalog does not have does not compile
+    'personalization.extra': async () => undefined,
+  },
+  options,
+);
 
 // @ts-expect-error a handler reading a field the payload does not have does not compile
 createWorker(trainCatalog, { 'personalization.train': async (p) => p.imageBytes }, options);

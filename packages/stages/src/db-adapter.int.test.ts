@@ -30,7 +30,11 @@ const item = (prompt: string, seed: number) => ({ prompt, seed, settings: { step
 
 it('reads the stored options resolved, and refuses a row whose options break the contract for good', async () => {
   const good = await stageDb.getPersonalization(await personalization({ preset: 'tiny', steps: 7 }));
-  expect(good).toMatchObject({ status: 'queued', subjects: [{ classWord: 'dog', maskKey: 'm.png' }], options: { preset: 'tiny', train: { phase1: { steps: 7 } } } });
+  expect(good).toMatchObject({
+    status: 'queued',
+    subjects: [{ classWord: 'dog', maskKey: 'm.png' }],
+    options: { preset: 'tiny', train: { phase1: { steps: 7 } } },
+  });
   const bad = await personalization({ preset: 'tiny', steps: -1 });
   await expect(stageDb.getPersonalization(bad)).rejects.toMatchObject({ code: 'BAD_OPTION', permanent: true });
 });
@@ -41,11 +45,18 @@ it("saveSamples stores a request's finished samples; a re-run with another set r
   await save([item('a', 1), item('b', 2)]);
   await save([item('other', 9)], 'r2');
   const first = await stageDb.getRequestSamples('r1');
-  expect(first.map((s) => [s.prompt, s.status])).toEqual([['a', 'succeeded'], ['b', 'succeeded']]);
+  expect(first.map((s) => [s.prompt, s.status])).toEqual([
+    ['a', 'succeeded'],
+    ['b', 'succeeded'],
+  ]);
 
   await save([item('c', 3), item('d', 4), item('e', 5)]);
   const replaced = await db.samples.listByRequest('r1');
-  expect(replaced.map((s) => [s.prompt, s.artifactKey])).toEqual([['c', 'samples/c-3.png'], ['d', 'samples/d-4.png'], ['e', 'samples/e-5.png']]);
+  expect(replaced.map((s) => [s.prompt, s.artifactKey])).toEqual([
+    ['c', 'samples/c-3.png'],
+    ['d', 'samples/d-4.png'],
+    ['e', 'samples/e-5.png'],
+  ]);
   expect(replaced.map((s) => s.id)).not.toContain(first[0]!.id);
 
   await save([item('c', 3), item('d', 4), item('f', 6)]);

@@ -26,9 +26,14 @@ describe('jobOptions', () => {
       ['tiny', 'options'],
       [{ augmentation: { count: -1 } }, 'augmentation'],
     ] as const) {
-      expect(() => jobOptions(stored, 'p9')).toThrow(expect.objectContaining({
-        name: 'PermanentStageError', code: 'BAD_OPTION', permanent: true, message: expect.stringMatching(new RegExp(`p9.*${option}`)),
-      }));
+      expect(() => jobOptions(stored, 'p9')).toThrow(
+        expect.objectContaining({
+          name: 'PermanentStageError',
+          code: 'BAD_OPTION',
+          permanent: true,
+          message: expect.stringMatching(new RegExp(`p9.*${option}`)),
+        }),
+      );
     }
   });
 });

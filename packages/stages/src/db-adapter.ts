@@ -23,7 +23,8 @@ export function jobOptions(stored: unknown, id: string) {
     throw new PermanentStageError('BAD_OPTION', `personalization ${id}: stored options: ${why}`, { cause: parsed.error });
   }
   const { preset = 'fast', steps, prompts, ...overrides } = parsed.data as PersonalizationOptions & OptionOverrides;
-  if (steps !== undefined) overrides.train = { ...overrides.train, phase1: { ...overrides.train?.phase1, steps }, phase2: { ...overrides.train?.phase2, steps } };
+  if (steps !== undefined)
+    overrides.train = { ...overrides.train, phase1: { ...overrides.train?.phase1, steps }, phase2: { ...overrides.train?.phase2, steps } };
   if (prompts !== undefined) overrides.sampling = { ...overrides.sampling, prompts };
   try {
     return resolveOptions(preset, overrides);
@@ -35,13 +36,23 @@ export function jobOptions(stored: unknown, id: string) {
 function toJob(row: Personalization): PersonalizationJob {
   const subjects = (row.subjects as { classWord: string; maskKey: string }[]).map((s) => ({ classWord: s.classWord, maskKey: s.maskKey }));
   return {
-    id: row.id, tenantId: row.tenantId, status: row.status, imageKey: row.imageKey, subjects,
-    options: jobOptions(row.options, row.id), webhookUrl: row.webhookUrl, cancelRequested: row.cancelRequestedAt !== null,
+    id: row.id,
+    tenantId: row.tenantId,
+    status: row.status,
+    imageKey: row.imageKey,
+    subjects,
+    options: jobOptions(row.options, row.id),
+    webhookUrl: row.webhookUrl,
+    cancelRequested: row.cancelRequestedAt !== null,
   };
 }
 
 const toSample = (s: Sample): SampleJobRow => ({
-  id: s.id, personalizationId: s.personalizationId, prompt: s.prompt, seed: s.seed, status: s.status,
+  id: s.id,
+  personalizationId: s.personalizationId,
+  prompt: s.prompt,
+  seed: s.seed,
+  status: s.status,
   settings: (s.settings ?? {}) as SampleJobRow['settings'],
 });
 
@@ -69,7 +80,10 @@ export function stageDbFrom(db: Db, enqueueDelivery: (deliveryId: string) => Pro
       if (rows.length !== items.length) {
         // a different count can only come from a changed run: start the request's rows over
         rows = await db.samples.replaceRequest({
-          tenantId, personalizationId, requestId, items: items.map((it) => ({ prompt: it.prompt, seed: it.seed, settings: it.settings })),
+          tenantId,
+          personalizationId,
+          requestId,
+          items: items.map((it) => ({ prompt: it.prompt, seed: it.seed, settings: it.settings })),
         });
       }
       for (const [i, it] of items.entries()) await db.samples.update(rows[i]!.id, { status: 'succeeded', artifactKey: it.artifactKey });

@@ -18,8 +18,22 @@ import { classify, PermanentStageError } from './errors.js';
 
 /** packages/stages/src/errors.ts PERMANENT_CODES before the tables: any error with one of these codes failed for good. */
 const PERMANENT_BEFORE_TABLES = new Set([
-  'UNREADABLE_IMAGE', 'UNREADABLE_MASK', 'SUBJECT_COUNT', 'MASK_SIZE_MISMATCH', 'EMPTY_MASK', 'MASK_COVERS_IMAGE', 'MASKS_OVERLAP',
-  'BAD_CLASS_WORD', 'BAD_OPTION', 'BAD_ARTIFACT', 'ARTIFACT_MISMATCH', 'BAD_MODEL', 'BAD_CHECKPOINT', 'BAD_PROMPT', 'BAD_INPUT', 'BAD_ARGUMENT',
+  'UNREADABLE_IMAGE',
+  'UNREADABLE_MASK',
+  'SUBJECT_COUNT',
+  'MASK_SIZE_MISMATCH',
+  'EMPTY_MASK',
+  'MASK_COVERS_IMAGE',
+  'MASKS_OVERLAP',
+  'BAD_CLASS_WORD',
+  'BAD_OPTION',
+  'BAD_ARTIFACT',
+  'ARTIFACT_MISMATCH',
+  'BAD_MODEL',
+  'BAD_CHECKPOINT',
+  'BAD_PROMPT',
+  'BAD_INPUT',
+  'BAD_ARGUMENT',
 ]);
 
 /**
@@ -27,10 +41,29 @@ const PERMANENT_BEFORE_TABLES = new Set([
  * what it is, a storage key or URL that is malformed, a provider that is not configured, a webhook address
  * that is forbidden): made permanent with the tables, so a bad bundle fails once instead of three times.
  */
-const PERMANENT_SINCE_TABLES = new Set(['BAD_BUNDLE', 'BAD_CONFIG', 'UNSUPPORTED', 'NOT_AN_IMAGE', 'CORRUPT_IMAGE', 'BAD_KEY', 'BAD_URL', 'NOT_CONFIGURED', 'FORBIDDEN_ADDRESS']);
+const PERMANENT_SINCE_TABLES = new Set([
+  'BAD_BUNDLE',
+  'BAD_CONFIG',
+  'UNSUPPORTED',
+  'NOT_AN_IMAGE',
+  'CORRUPT_IMAGE',
+  'BAD_KEY',
+  'BAD_URL',
+  'NOT_CONFIGURED',
+  'FORBIDDEN_ADDRESS',
+]);
 
 const CODED: Record<string, typeof CodedError<string>> = {
-  DbError, DiffusionError, ArtifactError, AugmentationError, InputError, TrainingError, ImagingError, OrtTrainingError, StorageError, WebhookError,
+  DbError,
+  DiffusionError,
+  ArtifactError,
+  AugmentationError,
+  InputError,
+  TrainingError,
+  ImagingError,
+  OrtTrainingError,
+  StorageError,
+  WebhookError,
 };
 
 test.each(Object.entries(CODED))('%s declares its own code table, a permanence for every code', (_name, cls) => {
@@ -44,7 +77,11 @@ test('a code is permanent in its table exactly when the old string set held it, 
   for (const [name, cls] of Object.entries(CODED)) {
     for (const code of Object.keys(cls.codes)) {
       const err = new cls(code, 'm');
-      expect({ name, code, permanent: classify(err).permanent }).toEqual({ name, code, permanent: PERMANENT_BEFORE_TABLES.has(code) || PERMANENT_SINCE_TABLES.has(code) });
+      expect({ name, code, permanent: classify(err).permanent }).toEqual({
+        name,
+        code,
+        permanent: PERMANENT_BEFORE_TABLES.has(code) || PERMANENT_SINCE_TABLES.has(code),
+      });
     }
   }
   const declared = new Set(Object.values(CODED).flatMap((cls) => Object.keys(cls.codes)));
@@ -52,7 +89,11 @@ test('a code is permanent in its table exactly when the old string set held it, 
 });
 
 test('classify: a PermanentStageError is permanent whatever its code; errors that are not coded are retried', () => {
-  expect(classify(new PermanentStageError('STAGE_ORDER', 'gsa ran before augment'))).toEqual({ code: 'STAGE_ORDER', message: 'gsa ran before augment', permanent: true });
+  expect(classify(new PermanentStageError('STAGE_ORDER', 'gsa ran before augment'))).toEqual({
+    code: 'STAGE_ORDER',
+    message: 'gsa ran before augment',
+    permanent: true,
+  });
   expect(classify(new TrainingError('BAD_CHECKPOINT', 'another run'))).toEqual({ code: 'BAD_CHECKPOINT', message: 'another run', permanent: true });
   expect(classify(new StorageError('UNAVAILABLE', 'endpoint down')).permanent).toBe(false);
   expect(classify(Object.assign(new Error('read failed'), { code: 'EIO' }))).toEqual({ code: 'EIO', message: 'read failed', permanent: false });
@@ -67,16 +108,18 @@ function sources(): { file: string; text: string }[] {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const p = join(dir, e.name);
       if (e.isDirectory() && !['node_modules', 'dist', 'generated', 'testing'].includes(e.name)) walk(p);
-      else if (e.isFile() && p.endsWith('.ts') && !/\.(int\.)?test\.ts$|\.d\.ts$/.test(p)) out.push({ file: p.slice(root.length), text: readFileSync(p, 'utf8') });
+      else if (e.isFile() && p.endsWith('.ts') && !/\.(int\.)?test\.ts$|\.d\.ts$/.test(p))
+        out.push({ file: p.slice(root.length), text: readFileSync(p, 'utf8') });
     }
   };
   for (const top of ['packages', 'apps']) {
-    for (const d of readdirSync(join(root, top), { withFileTypes: true })) if (d.isDirectory() && existsSync(join(root, top, d.name, 'src'))) walk(join(root, top, d.name, 'src'));
+    for (const d of readdirSync(join(root, top), { withFileTypes: true }))
+      if (d.isDirectory() && existsSync(join(root, top, d.name, 'src'))) walk(join(root, top, d.name, 'src'));
   }
   return out;
 }
 
-test('every code the sources throw a coded error with is in that class\'s table, and every coded class is listed here', () => {
+test("every code the sources throw a coded error with is in that class's table, and every coded class is listed here", () => {
   const files = sources();
   const classes = files.flatMap(({ text }) => [...text.matchAll(/^(?:export )?class (\w+) extends CodedError\b/gm)].map((m) => m[1]!));
   expect(classes.filter((c) => c !== 'PermanentStageError').sort()).toEqual(Object.keys(CODED).sort());

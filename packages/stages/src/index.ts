@@ -2,13 +2,28 @@ export * from './ports.js';
 export { classify, PermanentStageError, StageCanceled } from './errors.js';
 export { openRunDir, personalizationRoot, removeRunDir, runPrefix, storedPhases, uploadFile, uploadFolder, type RunDir } from './run-dir.js';
 export {
-  cancelWatcher, failPersonalization, progressWriter, purgeIfDeleted, runStage, stageOptions, type StageCall, type StageRunContext, type StageSpec,
+  cancelWatcher,
+  failPersonalization,
+  progressWriter,
+  purgeIfDeleted,
+  runStage,
+  stageOptions,
+  type StageCall,
+  type StageRunContext,
+  type StageSpec,
 } from './lifecycle.js';
 export * from './handlers/index.js';
 export { jobOptions, stageDbFrom } from './db-adapter.js';
 export { parseWorkerEnv, workerEnvSchema, type WorkerEnv } from './worker-env.js';
 export { resolveBackbone, type BackboneSource } from './backbone.js';
 export {
-  closeOnSignals, queueWorkerOptions, stageDepsOf, startWorkerProcess, startWorkers, WORKER_NAMES,
-  type StartWorkersOptions, type WorkerName, type WorkerProcess,
+  closeOnSignals,
+  queueWorkerOptions,
+  stageDepsOf,
+  startWorkerProcess,
+  startWorkers,
+  WORKER_NAMES,
+  type StartWorkersOptions,
+  type WorkerName,
+  type WorkerProcess,
 } from './worker-process.js';

@@ -20,7 +20,13 @@ import { personalizationRoot } from './run-dir.js';
  * under its storage folder after the API's delete, and returns true.
  */
 export async function purgeIfDeleted(deps: StageDeps, job: Pick<PersonalizationJob, 'tenantId' | 'id'>): Promise<boolean> {
-  if (await deps.db.getPersonalization(job.id).then((row) => row !== undefined, () => true)) return false;
+  if (
+    await deps.db.getPersonalization(job.id).then(
+      (row) => row !== undefined,
+      () => true,
+    )
+  )
+    return false;
   const removed = await deps.storage.deletePrefix(personalizationRoot(job));
   deps.logger?.info({ id: job.id, removed }, 'personalization deleted while its stage ran: its storage folder is removed again');
   return true;
@@ -56,17 +62,29 @@ export function cancelWatcher(deps: StageDeps, id: string, outer?: AbortSignal):
   const ctl = new AbortController();
   let canceled = false;
   const timer = setInterval(() => {
-    deps.db.isCancelRequested(id).then((yes) => {
-      if (yes && !ctl.signal.aborted) {
-        canceled = true;
-        ctl.abort(new StageCanceled(id));
-      }
-    }, () => { /* a missed poll is retried at the next tick */ });
+    deps.db.isCancelRequested(id).then(
+      (yes) => {
+        if (yes && !ctl.signal.aborted) {
+          canceled = true;
+          ctl.abort(new StageCanceled(id));
+        }
+      },
+      () => {
+        /* a missed poll is retried at the next tick */
+      },
+    );
   }, deps.cancelPollMs ?? 1000);
   const onOuter = () => ctl.abort(outer?.reason);
   outer?.addEventListener('abort', onOuter, { once: true });
   if (outer?.aborted) onOuter();
-  return { signal: ctl.signal, canceled: () => canceled, stop: () => { clearInterval(timer); outer?.removeEventListener('abort', onOuter); } };
+  return {
+    signal: ctl.signal,
+    canceled: () => canceled,
+    stop: () => {
+      clearInterval(timer);
+      outer?.removeEventListener('abort', onOuter);
+    },
+  };
 }
 
 /** The job's stored options run with this worker's device and threads (a GPU node sets 'cuda'). */
@@ -104,7 +122,13 @@ export interface StageCall {
 /** Marks a personalization failed for good and raises `personalization.failed`. */
 export async function failPersonalization(deps: StageDeps, job: PersonalizationJob, error: { code: string; message: string }): Promise<void> {
   await deps.db.setStatus(job.id, 'failed', error);
-  await notify(deps.db, { tenantId: job.tenantId, url: job.webhookUrl, type: 'personalization.failed', personalizationId: job.id, data: { id: job.id, status: 'failed', error } });
+  await notify(deps.db, {
+    tenantId: job.tenantId,
+    url: job.webhookUrl,
+    type: 'personalization.failed',
+    personalizationId: job.id,
+    data: { id: job.id, status: 'failed', error },
+  });
 }
 
 /**

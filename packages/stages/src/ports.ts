@@ -56,8 +56,16 @@ export interface StageDb extends NotifyPorts {
   /** The Sample rows of one request, in request order. */
   getRequestSamples(requestId: string): Promise<SampleJobRow[]>;
   /** Stores finished samples as the rows of `requestId`, replacing what an earlier run of the same request stored. */
-  saveSamples(s: { tenantId: string; personalizationId: string; requestId: string; items: { prompt: string; seed: number; settings: SampleJobRow['settings']; artifactKey: string }[] }): Promise<void>;
-  updateSample(id: string, patch: { status: SampleJobRow['status']; artifactKey?: string; metrics?: unknown; error?: { code: string; message: string } }): Promise<void>;
+  saveSamples(s: {
+    tenantId: string;
+    personalizationId: string;
+    requestId: string;
+    items: { prompt: string; seed: number; settings: SampleJobRow['settings']; artifactKey: string }[];
+  }): Promise<void>;
+  updateSample(
+    id: string,
+    patch: { status: SampleJobRow['status']; artifactKey?: string; metrics?: unknown; error?: { code: string; message: string } },
+  ): Promise<void>;
 }
 
 /** What a stage needs of packages/storage's BlobStore (a structural subset). */

@@ -30,7 +30,9 @@ export interface RunDir {
 /** Decodes, validates and fits the uploaded image and masks (the same as personalize()'s prepare). */
 async function loadJobInput(deps: StageDeps, job: PersonalizationJob, bundle: ModelBundle): Promise<PersonalizationInput> {
   const image = await deps.storage.get(job.imageKey);
-  const subjects = await Promise.all(job.subjects.map(async (s, i) => ({ mask: await deps.storage.get(s.maskKey), classWord: s.classWord, name: `mask ${i}` })));
+  const subjects = await Promise.all(
+    job.subjects.map(async (s, i) => ({ mask: await deps.storage.get(s.maskKey), classWord: s.classWord, name: `mask ${i}` })),
+  );
   return loadInput({ image, imageName: 'image', subjects }, bundle.sampleSize, { tokenizer: ClipTokenizer.fromDir(bundle.tokenizerDir) });
 }
 
@@ -38,7 +40,11 @@ async function loadJobInput(deps: StageDeps, job: PersonalizationJob, bundle: Mo
  * Opens the run directory of `job` locally: downloads manifest.json, metrics.json, the `files` and the `folders`
  * a stage needs, loads the input, and writes the manifest and input/ the first time (uploading them).
  */
-export async function openRunDir(deps: StageDeps, job: PersonalizationJob, need: { folders?: readonly string[]; files?: readonly string[] } = {}): Promise<RunDir> {
+export async function openRunDir(
+  deps: StageDeps,
+  job: PersonalizationJob,
+  need: { folders?: readonly string[]; files?: readonly string[] } = {},
+): Promise<RunDir> {
   const dir = join(deps.workDir, job.id);
   const prefix = runPrefix(job);
   rmSync(dir, { recursive: true, force: true }); // what a killed run left here is not trusted: storage is the truth
@@ -66,7 +72,8 @@ async function downloadFile(deps: StageDeps, key: string, file: string): Promise
 export async function uploadFolder(deps: StageDeps, job: PersonalizationJob, dir: string, folder: string, kind: ArtifactKind): Promise<void> {
   if (!existsSync(join(dir, folder))) return;
   const written = await deps.storage.uploadDir(join(dir, folder), `${runPrefix(job)}/${folder}`);
-  for (const b of written) await deps.db.recordArtifact({ personalizationId: job.id, kind, key: b.key, sha256: b.sha256, size: b.size, contentType: b.contentType });
+  for (const b of written)
+    await deps.db.recordArtifact({ personalizationId: job.id, kind, key: b.key, sha256: b.sha256, size: b.size, contentType: b.contentType });
 }
 
 /** Uploads one file of the run directory (when it exists) and records it. */

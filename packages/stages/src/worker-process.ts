@@ -26,21 +26,34 @@ const isStage = (n: WorkerName): n is StageQueue => (STAGE_QUEUES as readonly st
 /** BullMQ settings of every worker, from the env. */
 export function queueWorkerOptions(env: WorkerEnv, logger: StageLogger): queue.CreateWorkerOptions & { closeTimeoutMs: number; abortGraceMs: number } {
   return {
-    connection: queue.redisOptions(env.REDIS_URL, 'worker'), prefix: env.QUEUE_PREFIX, logger, device: env.DEVICE, concurrency: env.CONCURRENCY,
+    connection: queue.redisOptions(env.REDIS_URL, 'worker'),
+    prefix: env.QUEUE_PREFIX,
+    logger,
+    device: env.DEVICE,
+    concurrency: env.CONCURRENCY,
     lockDuration: env.STAGE_LOCK_SECONDS * 1000,
     // a killed worker's job is taken up soon after its lock runs out
     stalledInterval: Math.min(30_000, Math.max(1_000, env.STAGE_LOCK_SECONDS * 500)),
     // half the grace for running jobs to end, then an abort and 0.4 of it to checkpoint: a tenth is left for
     // the clients to close before the orchestrator's (or serve's) hard stop at SHUTDOWN_GRACE_SECONDS
-    closeTimeoutMs: env.SHUTDOWN_GRACE_SECONDS * 500, abortGraceMs: env.SHUTDOWN_GRACE_SECONDS * 400,
+    closeTimeoutMs: env.SHUTDOWN_GRACE_SECONDS * 500,
+    abortGraceMs: env.SHUTDOWN_GRACE_SECONDS * 400,
   };
 }
 
 /** The stage handlers' ports over the env's Postgres and storage; webhook events are enqueued on `set`. */
-export function stageDepsOf(env: WorkerEnv, clients: { db: ReturnType<typeof createDb>; set: queue.QueueSet; backbone: string; logger: StageLogger }): StageDeps {
+export function stageDepsOf(
+  env: WorkerEnv,
+  clients: { db: ReturnType<typeof createDb>; set: queue.QueueSet; backbone: string; logger: StageLogger },
+): StageDeps {
   return {
-    db: stageDbFrom(clients.db, async (deliveryId) => { await queue.enqueue(clients.set.queues, 'webhooks', 'webhook.deliver', { v: 1, deliveryId }); }),
-    storage: createBlobStore(env.STORAGE_URL, { s3: s3OptionsFrom(env) }), backbone: clients.backbone, workDir: env.WORK_DIR, logger: clients.logger,
+    db: stageDbFrom(clients.db, async (deliveryId) => {
+      await queue.enqueue(clients.set.queues, 'webhooks', 'webhook.deliver', { v: 1, deliveryId });
+    }),
+    storage: createBlobStore(env.STORAGE_URL, { s3: s3OptionsFrom(env) }),
+    backbone: clients.backbone,
+    workDir: env.WORK_DIR,
+    logger: clients.logger,
     executionProviders: env.DEVICE === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
     ...(env.THREADS !== undefined ? { intraOpNumThreads: env.THREADS } : {}),
   };
@@ -63,30 +76,42 @@ export interface StartWorkersOptions {
 /** Starts the queue workers `names` in this process over one set of clients. */
 export async function startWorkers(names: readonly WorkerName[], env: WorkerEnv, o: StartWorkersOptions = {}): Promise<WorkerProcess> {
   const logger = o.logger ?? createLogger({ name: names.length === 1 ? `worker-${names[0]}` : 'workers', level: env.LOG_LEVEL });
-  const backbone = await resolveBackbone({ backbone: env.BACKBONE, cacheDir: env.CACHE_DIR, openStore: (url) => createBlobStore(url, { s3: s3OptionsFrom(env) }) });
+  const backbone = await resolveBackbone({
+    backbone: env.BACKBONE,
+    cacheDir: env.CACHE_DIR,
+    openStore: (url) => createBlobStore(url, { s3: s3OptionsFrom(env) }),
+  });
   mkdirSync(env.WORK_DIR, { recursive: true });
   const db = createDb(env.DATABASE_URL);
   const producer = await queue.connectRedis(env.REDIS_URL, 'producer', logger);
   const set = queue.createQueues({ connection: producer, prefix: env.QUEUE_PREFIX });
   const deps = stageDepsOf(env, { db, set, backbone, logger });
   const options = queueWorkerOptions(env, logger);
-  const workers = await Promise.all(names.map((name) => (isStage(name)
-    ? createStageWorker(name, deps, options)
-    // deliveries are short HTTP calls: its own concurrency and lock (packages/webhooks), the same close times
-    : startWebhookWorker(db, set, options.connection, {
-      logger, allowPrivate: o.webhookAllowPrivate ?? false, closeTimeoutMs: options.closeTimeoutMs, abortGraceMs: options.abortGraceMs,
-    }))));
+  const workers = await Promise.all(
+    names.map((name) =>
+      isStage(name)
+        ? createStageWorker(name, deps, options)
+        : // deliveries are short HTTP calls: its own concurrency and lock (packages/webhooks), the same close times
+          startWebhookWorker(db, set, options.connection, {
+            logger,
+            allowPrivate: o.webhookAllowPrivate ?? false,
+            closeTimeoutMs: options.closeTimeoutMs,
+            abortGraceMs: options.abortGraceMs,
+          }),
+    ),
+  );
   logger.info({ workers: names, backbone, device: env.DEVICE, concurrency: env.CONCURRENCY, threads: env.THREADS ?? null }, 'workers started');
   let closing: Promise<void> | undefined;
   return {
     names,
-    close: () => (closing ??= (async () => {
-      await Promise.all(workers.map((w) => w.close()));
-      await queue.closeQueues(set);
-      producer.disconnect();
-      await db.close();
-      logger.info({ workers: names }, 'workers stopped');
-    })()),
+    close: () =>
+      (closing ??= (async () => {
+        await Promise.all(workers.map((w) => w.close()));
+        await queue.closeQueues(set);
+        producer.disconnect();
+        await db.close();
+        logger.info({ workers: names }, 'workers stopped');
+      })()),
   };
 }
 
@@ -101,7 +126,13 @@ export function closeOnSignals(p: WorkerProcess, logger: StageLogger = createLog
       if (stopping) process.exit(130);
       stopping = true;
       logger.info({ signal: sig }, 'shutting down');
-      p.close().then(() => process.exit(0), (e: Error) => { logger.error({ err: e.message }, 'shutdown failed'); process.exit(1); });
+      p.close().then(
+        () => process.exit(0),
+        (e: Error) => {
+          logger.error({ err: e.message }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
     });
   }
 }

@@ -47,10 +47,7 @@ export function toReadable(body: NodeJS.ReadableStream): Readable {
 
 export function checkSha256(expected: string | undefined, actual: string, key: string): void {
   if (expected !== undefined && expected.toLowerCase() !== actual) {
-    throw new StorageError(
-      'CHECKSUM_MISMATCH',
-      `checksum mismatch for ${key}: expected sha256 ${expected}, the bytes received hash to ${actual}`,
-    );
+    throw new StorageError('CHECKSUM_MISMATCH', `checksum mismatch for ${key}: expected sha256 ${expected}, the bytes received hash to ${actual}`);
   }
 }
 

@@ -15,8 +15,18 @@ describe('keys', () => {
   });
 
   test.each([
-    ['..', 'x'], ['t1', '../other/x'], ['t1', '/abs'], ['t1', 'a//b'], ['t1', 'a/b/'], ['t/2', 'x'], ['', 'x'],
-    ['t1', 'sp ace'], ['t1', 'é'], ['t1', '.hidden'], ['t1', 'a\\b'], ['t1', 'a\u0000b'],
+    ['..', 'x'],
+    ['t1', '../other/x'],
+    ['t1', '/abs'],
+    ['t1', 'a//b'],
+    ['t1', 'a/b/'],
+    ['t/2', 'x'],
+    ['', 'x'],
+    ['t1', 'sp ace'],
+    ['t1', 'é'],
+    ['t1', '.hidden'],
+    ['t1', 'a\\b'],
+    ['t1', 'a\u0000b'],
   ])('tenantKey(%j, %j) is refused with BAD_KEY', (tenant, part) => {
     expect(code(() => tenantKey(tenant, part))).toBe('BAD_KEY');
   });

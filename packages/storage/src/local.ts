@@ -6,9 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { contentTypeFor } from './content-type.js';
 import { StorageError } from './errors.js';
 import { normalizePrefix, validateKey } from './keys.js';
-import {
-  hashThrough, checkSha256, resolveUnder, sha256File, sha256Hex, walkFiles, writeFileAtomic,
-} from './files.js';
+import { hashThrough, checkSha256, resolveUnder, sha256File, sha256Hex, walkFiles, writeFileAtomic } from './files.js';
 import type { BlobBody, BlobInfo, BlobStore, PutOptions } from './types.js';
 
 const DEFAULT_TYPE = 'application/octet-stream';

@@ -22,7 +22,9 @@ describeBlobStore('S3 (s3rver)', async () => {
     store,
     presigns: true,
     partsUploaded: () => parts,
-    resetParts: () => { parts = 0; },
+    resetParts: () => {
+      parts = 0;
+    },
     teardown: async () => {
       store.client.destroy();
       await s3.stop();

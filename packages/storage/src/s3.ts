@@ -2,8 +2,14 @@ import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import {
-  CopyObjectCommand, DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand,
-  ListObjectsV2Command, PutObjectCommand, S3Client,
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
@@ -21,9 +27,7 @@ const QUEUE_SIZE = 4;
 const META_SHA = 'sha256'; // travels as x-amz-meta-sha256
 
 export function createS3Client(opts: S3Options = {}): S3Client {
-  const credentials = opts.accessKeyId && opts.secretAccessKey
-    ? { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey }
-    : undefined;
+  const credentials = opts.accessKeyId && opts.secretAccessKey ? { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey } : undefined;
   return new S3Client({
     region: opts.region ?? 'us-east-1',
     ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
@@ -76,10 +80,16 @@ export class S3BlobStore implements BlobStore {
     }
     if (opts.sha256 === undefined) {
       try {
-        await this.client.send(new CopyObjectCommand({
-          Bucket: this.bucket, Key, CopySource: `${this.bucket}/${encodeURIComponent(Key).replace(/%2F/g, '/')}`,
-          MetadataDirective: 'REPLACE', ContentType: contentType, Metadata: { [META_SHA]: sha256 },
-        }));
+        await this.client.send(
+          new CopyObjectCommand({
+            Bucket: this.bucket,
+            Key,
+            CopySource: `${this.bucket}/${encodeURIComponent(Key).replace(/%2F/g, '/')}`,
+            MetadataDirective: 'REPLACE',
+            ContentType: contentType,
+            Metadata: { [META_SHA]: sha256 },
+          }),
+        );
       } catch (err) {
         throw fromS3Error(err, this.bucket, Key);
       }
@@ -125,7 +135,10 @@ export class S3BlobStore implements BlobStore {
     try {
       const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
       return {
-        key, size: res.ContentLength ?? 0, sha256: res.Metadata?.[META_SHA] ?? '', contentType: res.ContentType ?? DEFAULT_TYPE,
+        key,
+        size: res.ContentLength ?? 0,
+        sha256: res.Metadata?.[META_SHA] ?? '',
+        contentType: res.ContentType ?? DEFAULT_TYPE,
       };
     } catch (err) {
       const e = fromS3Error(err, this.bucket, Key);
@@ -149,9 +162,12 @@ export class S3BlobStore implements BlobStore {
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000);
       try {
-        const res = await this.client.send(new DeleteObjectsCommand({
-          Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
-        }));
+        const res = await this.client.send(
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
+          }),
+        );
         const failed = res.Errors?.[0];
         if (failed) throw new StorageError('UNAVAILABLE', `could not delete s3://${this.bucket}/${failed.Key}: ${failed.Code} ${failed.Message}`);
       } catch (err) {

@@ -2,9 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { StorageError } from './errors.js';
 import { normalizePrefix } from './keys.js';
 
-export type StorageLocation =
-  | { kind: 's3'; bucket: string; prefix: string }
-  | { kind: 'file'; dir: string };
+export type StorageLocation = { kind: 's3'; bucket: string; prefix: string } | { kind: 'file'; dir: string };
 
 const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/; // S3's naming rules, minus the rarer exceptions
 

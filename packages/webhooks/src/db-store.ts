@@ -36,7 +36,11 @@ export function notifyPortsFrom(db: Pick<Db, 'webhooks'>, enqueueDelivery: (deli
   return {
     async createDelivery(d) {
       const row = await db.webhooks.createDelivery({
-        tenantId: d.tenantId, personalizationId: d.personalizationId ?? null, eventType: d.payload.type, eventId: d.eventId, url: d.url,
+        tenantId: d.tenantId,
+        personalizationId: d.personalizationId ?? null,
+        eventType: d.payload.type,
+        eventId: d.eventId,
+        url: d.url,
         payload: d.payload as unknown as object,
       });
       return row.id;

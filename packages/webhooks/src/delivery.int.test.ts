@@ -28,7 +28,16 @@ afterAll(async () => {
 /** The Postgres store, with every attempt it is asked to record kept in `attempts`. */
 function recording(store: DeliveryStore) {
   const attempts: AttemptRecord[] = [];
-  return { attempts, store: { ...store, recordAttempt: async (id: string, a: AttemptRecord) => { attempts.push(a); await store.recordAttempt(id, a); } } };
+  return {
+    attempts,
+    store: {
+      ...store,
+      recordAttempt: async (id: string, a: AttemptRecord) => {
+        attempts.push(a);
+        await store.recordAttempt(id, a);
+      },
+    },
+  };
 }
 
 let tenants = 0;
@@ -36,8 +45,15 @@ async function setup(codes: number[], url?: string) {
   const receiver = await startTestReceiver(codes);
   const { tenant } = await db.tenants.create(`hooks-${++tenants}`);
   const enqueued: string[] = [];
-  const ports = notifyPortsFrom(db, async (id) => { enqueued.push(id); });
-  const event = { tenantId: tenant.id, url: url ?? receiver.url, type: 'personalization.training.completed' as const, data: { id: `p${tenants}`, status: 'sampling' } };
+  const ports = notifyPortsFrom(db, async (id) => {
+    enqueued.push(id);
+  });
+  const event = {
+    tenantId: tenant.id,
+    url: url ?? receiver.url,
+    type: 'personalization.training.completed' as const,
+    data: { id: `p${tenants}`, status: 'sampling' },
+  };
   const id = (await notify(ports, event))!;
   const { store, attempts } = recording(deliveryStoreFrom(db));
   return { ...receiver, tenant, ports, event, enqueued, store, attempts, id, secret: tenant.webhookSecret, row: async () => (await db.webhooks.get(id))! };
@@ -53,7 +69,10 @@ describe('webhook delivery', () => {
       const r = await deliverOnce(s.store, s.id, fast);
       expect(r).toMatchObject({ status: 'succeeded', attempt: 1 });
       expect(s.received).toHaveLength(1);
-      const body = verifyWebhook(s.secret, s.received[0]!.headers as Record<string, string>, s.received[0]!.body) as { type: string; data: { id: string; status: string } };
+      const body = verifyWebhook(s.secret, s.received[0]!.headers as Record<string, string>, s.received[0]!.body) as {
+        type: string;
+        data: { id: string; status: string };
+      };
       expect(body).toMatchObject({ type: 'personalization.training.completed', data: s.event.data });
       const row = await s.row();
       expect(row).toMatchObject({ status: 'delivered', attempts: 1, lastStatusCode: 204, lastError: null, deliveredAt: expect.any(Date) });
@@ -91,7 +110,11 @@ describe('webhook delivery', () => {
     try {
       const r = await deliverWithRetries(s.store, s.id, fast);
       expect(r).toMatchObject({ status: 'succeeded', attempt: 3 });
-      expect(s.attempts.map((a) => [a.statusCode, a.status])).toEqual([[500, 'pending'], [503, 'pending'], [200, 'succeeded']]);
+      expect(s.attempts.map((a) => [a.statusCode, a.status])).toEqual([
+        [500, 'pending'],
+        [503, 'pending'],
+        [200, 'succeeded'],
+      ]);
       expect(await s.row()).toMatchObject({ status: 'delivered', attempts: 3, lastStatusCode: 200, nextAttemptAt: null });
       expect(new Set(s.received.map((g) => g.headers['webhook-id'])).size).toBe(1);
     } finally {
@@ -147,7 +170,9 @@ describe('webhook delivery', () => {
   });
 
   it('times out a receiver that never answers, and records why', async () => {
-    const server = createServer(() => { /* hang */ });
+    const server = createServer(() => {
+      /* hang */
+    });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const s = await setup([200], `http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
     try {

@@ -96,17 +96,23 @@ export async function postWebhook(url: string, secret: string, id: string, body:
   const headers = { 'content-type': 'application/json', 'user-agent': 'dynasyn-webhooks/0.1', ...webhookHeaders(secret, id, timestamp, body) };
   const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise<AttemptOutcome>((resolve) => {
-    const req = send(target, {
-      method: 'POST', headers, timeout: p.timeoutMs ?? 10_000,
-      lookup: guardedLookup(guard),
-    }, (res: IncomingMessage) => {
-      res.resume(); // the body does not matter; drain it so the socket is freed
-      res.on('end', () => {
-        const code = res.statusCode ?? 0;
-        resolve(code >= 200 && code < 300 ? { ok: true, statusCode: code } : { ok: false, statusCode: code, error: `HTTP ${code}` });
-      });
-      res.on('error', (e) => resolve({ ok: false, statusCode: res.statusCode ?? 0, error: e.message }));
-    });
+    const req = send(
+      target,
+      {
+        method: 'POST',
+        headers,
+        timeout: p.timeoutMs ?? 10_000,
+        lookup: guardedLookup(guard),
+      },
+      (res: IncomingMessage) => {
+        res.resume(); // the body does not matter; drain it so the socket is freed
+        res.on('end', () => {
+          const code = res.statusCode ?? 0;
+          resolve(code >= 200 && code < 300 ? { ok: true, statusCode: code } : { ok: false, statusCode: code, error: `HTTP ${code}` });
+        });
+        res.on('error', (e) => resolve({ ok: false, statusCode: res.statusCode ?? 0, error: e.message }));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`no response within ${p.timeoutMs ?? 10_000} ms`)));
     req.on('error', (e) => resolve({ ok: false, error: e.message }));
     req.end(body);
@@ -142,11 +148,13 @@ export async function deliverOnce(store: DeliveryStore, id: string, p: DeliveryP
   const attempt = d.attempts + 1;
   const now = p.now?.() ?? new Date();
   const scheduleMs = p.scheduleMs ?? DEFAULT_SCHEDULE_MS;
-  const retryInMs = outcome.ok || p.final === true ? undefined
-    : retryDelayMs(attempt, p) ?? (p.final === false ? retryDelayMs(scheduleMs.length, p) ?? 0 : undefined);
+  const retryInMs =
+    outcome.ok || p.final === true ? undefined : (retryDelayMs(attempt, p) ?? (p.final === false ? (retryDelayMs(scheduleMs.length, p) ?? 0) : undefined));
   const status: DeliveryRecord['status'] = outcome.ok ? 'succeeded' : retryInMs === undefined ? 'failed' : 'pending';
   await store.recordAttempt(id, {
-    attempt, at: now, status,
+    attempt,
+    at: now,
+    status,
     ...(outcome.statusCode !== undefined ? { statusCode: outcome.statusCode } : {}),
     ...(outcome.error !== undefined ? { error: outcome.error } : {}),
     ...(retryInMs !== undefined ? { nextAttemptAt: new Date(now.getTime() + retryInMs) } : {}),
@@ -168,7 +176,10 @@ export async function deliverWithRetries(store: DeliveryStore, id: string, p: De
  * attempt, and a thrown error while the delivery is still pending so the queue schedules the next. Pass the
  * BullMQ job (`ctx.job`) so its last attempt is the one recorded as `failed`.
  */
-export function createDeliverJobHandler(store: DeliveryStore, p: DeliveryPolicy = {}): (payload: { deliveryId: string }, job?: { attemptsMade: number; opts: { attempts?: number } }) => Promise<DeliverResult> {
+export function createDeliverJobHandler(
+  store: DeliveryStore,
+  p: DeliveryPolicy = {},
+): (payload: { deliveryId: string }, job?: { attemptsMade: number; opts: { attempts?: number } }) => Promise<DeliverResult> {
   return async ({ deliveryId }, job) => {
     // with the BullMQ job at hand, its attempts decide when to give up (recorded `failed` on the last one)
     const final = job ? job.attemptsMade + 1 >= (job.opts.attempts ?? 1) : undefined;

@@ -3,8 +3,18 @@ export { WEBHOOK_EVENTS, webhookPayload, type WebhookEventType, type WebhookPayl
 export { generateWebhookSecret, signWebhook, verifyWebhook, webhookHeaders, type VerifyOptions } from './signing.js';
 export { checkWebhookUrl, guardedLookup, isForbiddenAddress, parseWebhookUrl, systemResolver, type Resolver } from './ssrf.js';
 export {
-  createDeliverJobHandler, DEFAULT_SCHEDULE_MS, deliverOnce, deliverWithRetries, postWebhook, retryDelayMs,
-  type AttemptOutcome, type AttemptRecord, type DeliverResult, type DeliveryPolicy, type DeliveryRecord, type DeliveryStore,
+  createDeliverJobHandler,
+  DEFAULT_SCHEDULE_MS,
+  deliverOnce,
+  deliverWithRetries,
+  postWebhook,
+  retryDelayMs,
+  type AttemptOutcome,
+  type AttemptRecord,
+  type DeliverResult,
+  type DeliveryPolicy,
+  type DeliveryRecord,
+  type DeliveryStore,
 } from './delivery.js';
 export { deliveryId, notify, type NotifyArgs, type NotifyPorts } from './notify.js';
 export { deliveryStoreFrom, notifyPortsFrom } from './db-store.js';

@@ -33,7 +33,11 @@ export async function notify(ports: NotifyPorts, a: NotifyArgs): Promise<string 
   if (!a.url) return undefined;
   const eventId = deliveryId(a.dedupeKey ?? `${a.type}:${a.data.id}`);
   const id = await ports.createDelivery({
-    eventId, tenantId: a.tenantId, url: a.url, payload: webhookPayload(a.type, a.data), ...(a.personalizationId ? { personalizationId: a.personalizationId } : {}),
+    eventId,
+    tenantId: a.tenantId,
+    url: a.url,
+    payload: webhookPayload(a.type, a.data),
+    ...(a.personalizationId ? { personalizationId: a.personalizationId } : {}),
   });
   // enqueue even when it existed: the earlier run may have died between insert and enqueue; the job is a no-op once finished
   await ports.enqueueDelivery(id);

@@ -9,13 +9,33 @@ import { WebhookError } from './errors.js';
 
 const blocked = new BlockList();
 for (const [net, bits] of [
-  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
-  ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['198.51.100.0', 24], ['203.0.113.0', 24],
-  ['224.0.0.0', 4], ['240.0.0.0', 4],
-] as const) blocked.addSubnet(net, bits, 'ipv4');
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.0.0.0', 24],
+  ['192.0.2.0', 24],
+  ['192.168.0.0', 16],
+  ['198.18.0.0', 15],
+  ['198.51.100.0', 24],
+  ['203.0.113.0', 24],
+  ['224.0.0.0', 4],
+  ['240.0.0.0', 4],
+] as const)
+  blocked.addSubnet(net, bits, 'ipv4');
 for (const [net, bits] of [
-  ['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['fec0::', 10], ['ff00::', 8], ['2001:db8::', 32], ['100::', 64],
-] as const) blocked.addSubnet(net, bits, 'ipv6');
+  ['::', 128],
+  ['::1', 128],
+  ['fc00::', 7],
+  ['fe80::', 10],
+  ['fec0::', 10],
+  ['ff00::', 8],
+  ['2001:db8::', 32],
+  ['100::', 64],
+] as const)
+  blocked.addSubnet(net, bits, 'ipv6');
 
 /** The eight hextets of an IPv6 address (with an embedded dotted quad allowed at the end). */
 function hextets(addr: string): number[] {
@@ -25,7 +45,7 @@ function hextets(addr: string): number[] {
     const p = quad[1]!.split('.').map(Number);
     a = a.slice(0, -quad[1]!.length) + `${((p[0]! << 8) | p[1]!).toString(16)}:${((p[2]! << 8) | p[3]!).toString(16)}`;
   }
-  const [head, tail] = a.includes('::') ? a.split('::') as [string, string] : [a, undefined];
+  const [head, tail] = a.includes('::') ? (a.split('::') as [string, string]) : [a, undefined];
   const h = head ? head.split(':') : [];
   const t = tail ? tail.split(':') : [];
   const zeros = tail === undefined ? [] : Array(8 - h.length - t.length).fill('0');
@@ -73,9 +93,10 @@ const hostOf = (url: URL): string => url.hostname.replace(/^\[|\]$/g, '');
 export type Resolver = (host: string) => Promise<string[]>;
 
 /** The system resolver (getaddrinfo, like the connection itself), every address. */
-export const systemResolver: Resolver = (host) => new Promise((resolve, reject) => {
-  dnsLookup(host, { all: true, verbatim: true }, (err, addrs: LookupAddress[]) => (err ? reject(err) : resolve(addrs.map((a) => a.address))));
-});
+export const systemResolver: Resolver = (host) =>
+  new Promise((resolve, reject) => {
+    dnsLookup(host, { all: true, verbatim: true }, (err, addrs: LookupAddress[]) => (err ? reject(err) : resolve(addrs.map((a) => a.address))));
+  });
 
 /**
  * Resolves the URL's host and refuses it when any address is forbidden (unless allowPrivate).
@@ -84,13 +105,19 @@ export const systemResolver: Resolver = (host) => new Promise((resolve, reject) 
 export async function checkWebhookUrl(raw: string, o: { allowPrivate?: boolean; resolve?: Resolver } = {}): Promise<string[]> {
   const url = parseWebhookUrl(raw);
   const host = hostOf(url);
-  const addrs = isIP(host) ? [host] : await (o.resolve ?? systemResolver)(host).catch((e: Error) => {
-    throw new WebhookError('BAD_URL', `webhook host ${host} does not resolve: ${e.message}`);
-  });
+  const addrs = isIP(host)
+    ? [host]
+    : await (o.resolve ?? systemResolver)(host).catch((e: Error) => {
+        throw new WebhookError('BAD_URL', `webhook host ${host} does not resolve: ${e.message}`);
+      });
   if (!addrs.length) throw new WebhookError('BAD_URL', `webhook host ${host} has no address`);
   if (!o.allowPrivate) {
     const bad = addrs.find(isForbiddenAddress);
-    if (bad !== undefined) throw new WebhookError('FORBIDDEN_ADDRESS', `webhook host ${host} resolves to ${bad}, a private, loopback or link-local address (operators may allow these with WEBHOOK_ALLOW_PRIVATE)`);
+    if (bad !== undefined)
+      throw new WebhookError(
+        'FORBIDDEN_ADDRESS',
+        `webhook host ${host} resolves to ${bad}, a private, loopback or link-local address (operators may allow these with WEBHOOK_ALLOW_PRIVATE)`,
+      );
   }
   return addrs;
 }
@@ -98,10 +125,13 @@ export async function checkWebhookUrl(raw: string, o: { allowPrivate?: boolean; 
 /** A `lookup` for http.request that only ever hands out checked addresses (see the file header). */
 export function guardedLookup(o: { allowPrivate?: boolean; resolve?: Resolver }): LookupFunction {
   return (host, options, callback) => {
-    checkWebhookUrl(`http://${isIP(host) === 6 ? `[${host}]` : host}/`, o).then((addrs) => {
-      const list = addrs.map((address) => ({ address, family: isIP(address) }));
-      if ((options as { all?: boolean }).all) (callback as (e: null, a: typeof list) => void)(null, list);
-      else callback(null, list[0]!.address, list[0]!.family);
-    }, (e: Error) => callback(e as NodeJS.ErrnoException, '', 0));
+    checkWebhookUrl(`http://${isIP(host) === 6 ? `[${host}]` : host}/`, o).then(
+      (addrs) => {
+        const list = addrs.map((address) => ({ address, family: isIP(address) }));
+        if ((options as { all?: boolean }).all) (callback as (e: null, a: typeof list) => void)(null, list);
+        else callback(null, list[0]!.address, list[0]!.family);
+      },
+      (e: Error) => callback(e as NodeJS.ErrnoException, '', 0),
+    );
   };
 }

@@ -42,10 +42,15 @@ afterAll(async () => {
 
 let n = 0;
 /** A pending delivery due a minute ago (as if its first attempt had been scheduled then), with no queue job. */
-const pending = async (target = url) => db.webhooks.createDelivery({
-  tenantId, eventType: 'personalization.training.completed', eventId: `msg_sweep_${++n}`, url: target,
-  payload: { type: 'personalization.training.completed', data: { id: `p${n}`, status: 'training' } }, nextAttemptAt: new Date(Date.now() - 60_000),
-});
+const pending = async (target = url) =>
+  db.webhooks.createDelivery({
+    tenantId,
+    eventType: 'personalization.training.completed',
+    eventId: `msg_sweep_${++n}`,
+    url: target,
+    payload: { type: 'personalization.training.completed', data: { id: `p${n}`, status: 'training' } },
+    nextAttemptAt: new Date(Date.now() - 60_000),
+  });
 const jobOf = (id: string) => set.queues.webhooks.getJob(webhooksCatalog.jobs['webhook.deliver'].jobId({ v: 1, deliveryId: id }));
 
 it('a live job is left alone; a missing one is enqueued again with the attempts left; none left: given up', async () => {
@@ -79,16 +84,24 @@ it('the webhooks worker delivers a lost delivery through its scheduled sweep, si
   // one whose job finished although Postgres still says pending (a worker killed between the POST and the record)
   const finished = await pending();
   await enqueue(set.queues, 'webhooks', 'webhook.deliver', { v: 1, deliveryId: finished.id });
-  const noop: QueueWorker = createWorker(webhooksCatalog, { 'webhook.deliver': async () => undefined, 'webhook.sweep': async () => undefined }, { connection: testRedisOptions, prefix });
+  const noop: QueueWorker = createWorker(
+    webhooksCatalog,
+    { 'webhook.deliver': async () => undefined, 'webhook.sweep': async () => undefined },
+    { connection: testRedisOptions, prefix },
+  );
   await waitFor('the no-op worker to finish the job', async () => (await (await jobOf(finished.id))!.getState()) === 'completed');
   await noop.close();
 
   const worker = await startWebhookWorker(db, set, testRedisOptions, { allowPrivate: true, sweepEveryMs: 300, sweep: { graceMs: 0 } });
   try {
-    await waitFor('both deliveries to be delivered', async () => {
-      const rows = await Promise.all([db.webhooks.get(lost.id), db.webhooks.get(finished.id)]);
-      return rows.every((d) => d!.status === 'delivered');
-    }, 20_000);
+    await waitFor(
+      'both deliveries to be delivered',
+      async () => {
+        const rows = await Promise.all([db.webhooks.get(lost.id), db.webhooks.get(finished.id)]);
+        return rows.every((d) => d!.status === 'delivered');
+      },
+      20_000,
+    );
   } finally {
     await worker.close();
   }

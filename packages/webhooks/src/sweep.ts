@@ -54,7 +54,14 @@ export async function sweepLostDeliveries(db: Pick<Db, 'webhooks'>, queues: Queu
       continue;
     }
     // a finished job keeps its id (duplicate enqueues are no-ops), so it goes first; one locked meanwhile is live
-    if (job && !(await job.remove().then(() => true, () => false))) continue;
+    if (
+      job &&
+      !(await job.remove().then(
+        () => true,
+        () => false,
+      ))
+    )
+      continue;
     await enqueue(queues, 'webhooks', 'webhook.deliver', { v: 1, deliveryId: d.id }, { attempts: left });
     requeued.push(d.id);
   }
@@ -63,10 +70,15 @@ export async function sweepLostDeliveries(db: Pick<Db, 'webhooks'>, queues: Queu
 
 /** Registers (or updates) the sweep's job scheduler: one `webhook.sweep` job every `everyMs`. */
 export async function scheduleWebhookSweep(queues: QueueSet['queues'], everyMs = 60_000): Promise<void> {
-  await queues.webhooks.upsertJobScheduler('webhook.sweep', { every: everyMs }, {
-    name: 'webhook.sweep', data: { v: 1 },
-    opts: { attempts: SWEEP.retry.attempts, backoff: { ...SWEEP.retry.backoff }, removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } },
-  });
+  await queues.webhooks.upsertJobScheduler(
+    'webhook.sweep',
+    { every: everyMs },
+    {
+      name: 'webhook.sweep',
+      data: { v: 1 },
+      opts: { attempts: SWEEP.retry.attempts, backoff: { ...SWEEP.retry.backoff }, removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } },
+    },
+  );
 }
 
 export interface WebhookWorkerOptions extends Omit<CreateWorkerOptions, 'connection' | 'prefix'> {
@@ -82,17 +94,27 @@ export interface WebhookWorkerOptions extends Omit<CreateWorkerOptions, 'connect
  * `webhook.sweep`; schedules the sweep. `connection`: the worker's own Redis connection (`redisOptions(url,
  * 'worker')`); the key prefix is the queues'.
  */
-export async function startWebhookWorker(db: Pick<Db, 'webhooks' | 'tenants'>, set: QueueSet, connection: CreateWorkerOptions['connection'], o: WebhookWorkerOptions = {}): Promise<QueueWorker> {
+export async function startWebhookWorker(
+  db: Pick<Db, 'webhooks' | 'tenants'>,
+  set: QueueSet,
+  connection: CreateWorkerOptions['connection'],
+  o: WebhookWorkerOptions = {},
+): Promise<QueueWorker> {
   const { allowPrivate, sweepEveryMs, sweep, ...workerOptions } = o;
   const deliver = createDeliverJobHandler(deliveryStoreFrom(db), { ...(allowPrivate !== undefined ? { allowPrivate } : {}) });
   await scheduleWebhookSweep(set.queues, sweepEveryMs);
-  return createWorker(webhooksCatalog, {
-    'webhook.deliver': async (p, ctx) => deliver(p, ctx.job),
-    'webhook.sweep': async (_p, ctx) => {
-      const r = await sweepLostDeliveries(db, set.queues, sweep);
-      if (r.requeued.length || r.abandoned.length) ctx.logger.warn({ requeued: r.requeued, abandoned: r.abandoned }, 'webhook deliveries without a queue job');
-      return r;
+  return createWorker(
+    webhooksCatalog,
+    {
+      'webhook.deliver': async (p, ctx) => deliver(p, ctx.job),
+      'webhook.sweep': async (_p, ctx) => {
+        const r = await sweepLostDeliveries(db, set.queues, sweep);
+        if (r.requeued.length || r.abandoned.length)
+          ctx.logger.warn({ requeued: r.requeued, abandoned: r.abandoned }, 'webhook deliveries without a queue job');
+        return r;
+      },
+      // deliveries are short HTTP calls: many at once, the ordinary lock
     },
-    // deliveries are short HTTP calls: many at once, the ordinary lock
-  }, { lockDuration: 60_000, concurrency: 8, ...workerOptions, connection, prefix: set.prefix });
+    { lockDuration: 60_000, concurrency: 8, ...workerOptions, connection, prefix: set.prefix },
+  );
 }

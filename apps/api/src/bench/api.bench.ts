@@ -37,7 +37,8 @@ async function ownApp(): Promise<Target> {
   const services = await openScratchServices({
     adminUrl: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
     redisUrl: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
-    label: 'bench-api', maxConnections: 10,
+    label: 'bench-api',
+    maxConnections: 10,
   });
   const server = buildServer({
     deps: services.deps,
@@ -76,9 +77,7 @@ async function main() {
   const duration = Number(args.duration);
   const connections = Number(args.connections);
   const postConnections = Number(args['post-connections']);
-  const target: Target = args.url
-    ? { url: args.url.replace(/\/$/, ''), apiKey: args.key ?? '', stop: async () => undefined }
-    : await ownApp();
+  const target: Target = args.url ? { url: args.url.replace(/\/$/, ''), apiKey: args.key ?? '', stop: async () => undefined } : await ownApp();
   if (!target.apiKey) throw new Error('--key <api key> is required with --url');
   try {
     const auth = { authorization: `Bearer ${target.apiKey}` };
@@ -93,7 +92,14 @@ async function main() {
       ['GET /v1/samples?personalization=', { url: `${target.url}/v1/samples?personalization=${id}`, headers: auth, connections, duration }],
       [
         'POST /v1/personalizations (64x64)',
-        { url: `${target.url}/v1/personalizations`, method: 'POST', headers: { ...upload.headers, ...auth }, body: upload.payload, connections: postConnections, duration },
+        {
+          url: `${target.url}/v1/personalizations`,
+          method: 'POST',
+          headers: { ...upload.headers, ...auth },
+          body: upload.payload,
+          connections: postConnections,
+          duration,
+        },
       ],
     ];
     const rows = [];

@@ -3,9 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { crc32, deflateSync } from 'node:zlib';
 import { encodePng, type RgbImage } from '@dynasyn/imaging';
 
-export type Part =
-  | { name: string; value: string }
-  | { name: string; filename: string; contentType: string; data: Uint8Array };
+export type Part = { name: string; value: string } | { name: string; filename: string; contentType: string; data: Uint8Array };
 
 /** A multipart/form-data body for `inject`. */
 export function multipart(parts: Part[]): { payload: Buffer; headers: Record<string, string> } {

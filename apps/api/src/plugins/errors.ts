@@ -37,9 +37,7 @@ export function installErrorHandler(app: FastifyInstance): void {
     const code = RENAMED[error.code] ?? error.code ?? 'BAD_REQUEST';
     return reply.code(status).send({ code, message: MESSAGES[error.code] ?? error.message });
   });
-  app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send({ code: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` }),
-  );
+  app.setNotFoundHandler((request, reply) => reply.code(404).send({ code: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` }));
 }
 
 /** `{code, message}`: the body of every error answer, for response schemas. */

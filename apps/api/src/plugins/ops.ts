@@ -68,7 +68,8 @@ export function renderHealthPage(queues: QueueHealth[], now: Date): string {
   const t = now.getTime();
   const rows = queues
     .map(
-      (q) => `<tr><td>${esc(q.queue)}${q.isPaused ? ' (paused)' : ''}</td><td>${q.depth}</td><td>${q.active}</td><td>${q.delayed}</td>` +
+      (q) =>
+        `<tr><td>${esc(q.queue)}${q.isPaused ? ' (paused)' : ''}</td><td>${q.depth}</td><td>${q.active}</td><td>${q.delayed}</td>` +
         `<td>${q.waitingChildren}</td><td class="${q.failed ? 'bad' : ''}">${q.failed}</td><td class="${q.stalled ? 'bad' : ''}">${q.stalled}</td>` +
         `<td>${q.completed}</td><td>${q.throughput.completedPerMinute.toFixed(1)}</td><td>${q.throughput.failedPerMinute.toFixed(1)}</td>` +
         `<td>${age(q.oldestWaitingAgeMs)}</td><td>${q.workers.length}</td><td>${q.workers.filter((w) => w.device === 'cuda').length}</td></tr>`,
@@ -77,7 +78,8 @@ export function renderHealthPage(queues: QueueHealth[], now: Date): string {
   const workers = queues
     .flatMap((q) =>
       q.workers.map(
-        (w) => `<tr><td>${esc(q.queue)}</td><td>${esc(w.workerId)}</td><td>${esc(w.host)}:${w.pid}</td><td>${w.device === 'cuda' ? 'GPU' : 'CPU'}</td>` +
+        (w) =>
+          `<tr><td>${esc(q.queue)}</td><td>${esc(w.workerId)}</td><td>${esc(w.host)}:${w.pid}</td><td>${w.device === 'cuda' ? 'GPU' : 'CPU'}</td>` +
           `<td>${w.activeJobs}/${w.concurrency}</td><td>${age(t - Date.parse(w.beatAt))} ago</td></tr>`,
       ),
     )

@@ -12,7 +12,14 @@ import { errors } from './schemas.js';
 export function fileRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.get(
     '/v1/files/*',
-    { schema: { operationId: 'getFile', summary: 'Download an artifact or sample (local storage backend)', tags: ['files'], response: { 200: { description: "the object's bytes, with its content type", type: 'string', format: 'binary' }, ...errors(401, 404) } } },
+    {
+      schema: {
+        operationId: 'getFile',
+        summary: 'Download an artifact or sample (local storage backend)',
+        tags: ['files'],
+        response: { 200: { description: "the object's bytes, with its content type", type: 'string', format: 'binary' }, ...errors(401, 404) },
+      },
+    },
     async (request, reply) => {
       const key = (request.params as { '*': string })['*'];
       if (!ownsKey(request.tenant.id, key)) throw new NotFound('file');

@@ -51,7 +51,12 @@ describe('POST /v1/personalizations', () => {
     expect(Buffer.from(await h.storage.get(keys[0]!)).equals(Buffer.from(image))).toBe(true);
 
     const row = await h.db.personalizations.findById(body.id);
-    expect(row).toMatchObject({ tenantId: alice.id, status: 'queued', subjects: [{ classWord: 'dog', maskKey: keys[1] }], options: { preset: 'tiny', steps: 5 } });
+    expect(row).toMatchObject({
+      tenantId: alice.id,
+      status: 'queued',
+      subjects: [{ classWord: 'dog', maskKey: keys[1] }],
+      options: { preset: 'tiny', steps: 5 },
+    });
 
     // The flow's leaf (augment) is ready to run; its root (sample) waits for its children.
     const augment = await h.queues.queues.augment.getJob(`personalization.augment-${body.id}`);
@@ -100,7 +105,15 @@ describe('POST /v1/personalizations', () => {
 
   it('undoes the row, the blobs and the stored answer when the flow cannot be enqueued, so a retry with the key creates it', async () => {
     const down = buildServer({
-      deps: { ...h.deps, queues: { ...h.deps.queues, enqueuePersonalization: async () => { throw new Error('redis is down'); } } },
+      deps: {
+        ...h.deps,
+        queues: {
+          ...h.deps.queues,
+          enqueuePersonalization: async () => {
+            throw new Error('redis is down');
+          },
+        },
+      },
       config: { ...DEFAULT_CONFIG, maxUploadBytes: 64 * 1024, maxImagePixels: 1_000_000 },
       rateLimitNamespace: `${h.prefix}-down:`,
     });
@@ -129,22 +142,47 @@ describe('POST /v1/personalizations', () => {
     const big = await pngImage(32, 32);
     const cases: [string, Part[], number, string][] = [
       ['not an image', [file('image', Buffer.from('hello, I am text')), file('mask', mask), { name: 'classes', value: 'dog' }], 415, 'NOT_AN_IMAGE'],
-      ['huge dimensions in the header', [file('image', pngHeaderOnly(50_000, 50_000)), file('mask', mask), { name: 'classes', value: 'dog' }], 413, 'IMAGE_TOO_LARGE'],
+      [
+        'huge dimensions in the header',
+        [file('image', pngHeaderOnly(50_000, 50_000)), file('mask', mask), { name: 'classes', value: 'dog' }],
+        413,
+        'IMAGE_TOO_LARGE',
+      ],
       ['mask size mismatch', [file('image', big), file('mask', await pngMask(16, 16)), { name: 'classes', value: 'dog' }], 422, 'MASK_SIZE_MISMATCH'],
-      ['empty mask', [file('image', big), file('mask', await pngMask(32, 32, { x: 0, y: 0, width: 0, height: 0 })), { name: 'classes', value: 'dog' }], 422, 'EMPTY_MASK'],
+      [
+        'empty mask',
+        [file('image', big), file('mask', await pngMask(32, 32, { x: 0, y: 0, width: 0, height: 0 })), { name: 'classes', value: 'dog' }],
+        422,
+        'EMPTY_MASK',
+      ],
       ['missing classes', [file('image', big), file('mask', mask)], 400, 'MISSING_CLASSES'],
       ['an empty class', [file('image', big), file('mask', mask), file('mask', mask), { name: 'classes', value: 'dog,' }], 400, 'MISSING_CLASSES'],
       ['class count != mask count', [file('image', big), file('mask', mask), { name: 'classes', value: 'dog,ball' }], 400, 'CLASS_COUNT_MISMATCH'],
       ['missing image', [file('mask', mask), { name: 'classes', value: 'dog' }], 400, 'MISSING_IMAGE'],
       ['missing mask', [file('image', big), { name: 'classes', value: 'dog' }], 400, 'MISSING_MASK'],
-      ['file over the upload limit', [file('image', Buffer.alloc(100 * 1024, 1)), file('mask', mask), { name: 'classes', value: 'dog' }], 413, 'FILE_TOO_LARGE'],
+      [
+        'file over the upload limit',
+        [file('image', Buffer.alloc(100 * 1024, 1)), file('mask', mask), { name: 'classes', value: 'dog' }],
+        413,
+        'FILE_TOO_LARGE',
+      ],
       ['unknown preset', [...validParts().slice(0, 3), { name: 'options', value: '{"preset":"huge"}' }], 400, 'BAD_OPTIONS'],
       ['options not JSON', [...validParts().slice(0, 3), { name: 'options', value: '{preset' }], 400, 'BAD_OPTIONS'],
       ['webhook to loopback', validParts([{ name: 'webhook_url', value: 'http://127.0.0.1:9/hook' }]), 400, 'BAD_WEBHOOK_URL'],
       ['webhook not a URL', validParts([{ name: 'webhook_url', value: 'not a url' }]), 400, 'BAD_WEBHOOK_URL'],
       ['unknown field', validParts([{ name: 'colour', value: 'red' }]), 400, 'UNKNOWN_FIELD'],
-      ['one mask more than MAX_SUBJECTS (4)', [file('image', big), ...Array.from({ length: 5 }, () => file('mask', mask)), { name: 'classes', value: 'a,b,c,d,e' }], 400, 'TOO_MANY_SUBJECTS'],
-      ['far too many masks', [file('image', big), ...Array.from({ length: 9 }, () => file('mask', mask)), { name: 'classes', value: 'a' }], 400, 'TOO_MANY_SUBJECTS'],
+      [
+        'one mask more than MAX_SUBJECTS (4)',
+        [file('image', big), ...Array.from({ length: 5 }, () => file('mask', mask)), { name: 'classes', value: 'a,b,c,d,e' }],
+        400,
+        'TOO_MANY_SUBJECTS',
+      ],
+      [
+        'far too many masks',
+        [file('image', big), ...Array.from({ length: 9 }, () => file('mask', mask)), { name: 'classes', value: 'a' }],
+        400,
+        'TOO_MANY_SUBJECTS',
+      ],
     ];
     const before = await footprint();
     for (const [name, parts, status, code] of cases) {
@@ -160,7 +198,12 @@ describe('POST /v1/personalizations', () => {
     const res = await post(validParts(), { authorization: 'Bearer dsk_not-a-key' });
     expect(res.statusCode).toBe(401);
     expect(res.json()).toMatchObject({ code: 'UNAUTHORIZED' });
-    const text = await h.server.inject({ method: 'POST', url: '/v1/personalizations', payload: 'image=x', headers: { ...alice.auth, 'content-type': 'text/plain' } });
+    const text = await h.server.inject({
+      method: 'POST',
+      url: '/v1/personalizations',
+      payload: 'image=x',
+      headers: { ...alice.auth, 'content-type': 'text/plain' },
+    });
     expect(text.statusCode).toBe(415);
     expect(text.json()).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE' });
   });

@@ -33,7 +33,10 @@ const jsonBody = {
     image: uploadId,
     masks: { type: 'array', minItems: 1, items: uploadId, description: 'one mask upload per subject, in subject order' },
     classes: {
-      anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'string', description: 'comma-separated' }],
+      anyOf: [
+        { type: 'array', items: { type: 'string' } },
+        { type: 'string', description: 'comma-separated' },
+      ],
       description: 'class words, one per mask, same order',
       example: ['dog', 'ball'],
     },
@@ -51,8 +54,9 @@ export function personalizationRoutes(app: FastifyInstance, deps: ApiDeps, confi
       schema: {
         operationId: 'createPersonalization',
         summary: 'Start a personalization from one image and a mask per subject',
-        description: 'multipart/form-data with the files, or JSON naming uploads made through POST /v1/uploads '
-          + '(for large images, or clients that upload straight to object storage); each upload is used once.',
+        description:
+          'multipart/form-data with the files, or JSON naming uploads made through POST /v1/uploads ' +
+          '(for large images, or clients that upload straight to object storage); each upload is used once.',
         tags: ['personalizations'],
         consumes: ['multipart/form-data', 'application/json'],
         body: { content: { 'multipart/form-data': { schema: multipartBody }, 'application/json': { schema: jsonBody } } },
@@ -73,7 +77,10 @@ export function personalizationRoutes(app: FastifyInstance, deps: ApiDeps, confi
       };
       if (!request.isMultipart()) {
         const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-        if (type !== 'application/json') throw new UnsupportedMediaType(`a ${type || 'body without a content type'} is not accepted: send multipart/form-data with the files, or application/json naming uploads`);
+        if (type !== 'application/json')
+          throw new UnsupportedMediaType(
+            `a ${type || 'body without a content type'} is not accepted: send multipart/form-data with the files, or application/json naming uploads`,
+          );
         const req = parseJsonCreate(request.body, config);
         return idempotent(db, request, reply, req.requestHash, async (key) => {
           const created = await create(await readJsonUploads(storage, tenantId, req, config), key);
@@ -155,7 +162,9 @@ export function personalizationRoutes(app: FastifyInstance, deps: ApiDeps, confi
       if (!FINAL_STATUSES.includes(p.status)) await db.personalizations.requestCancel(tenantId, id);
       await storage.deletePrefix(prefix);
       await db.personalizations.delete(tenantId, id);
-      await storage.deletePrefix(prefix).catch((err: Error) => request.log.warn({ id, err: err.message }, 'second storage cleanup failed; a running stage removes its own writes'));
+      await storage
+        .deletePrefix(prefix)
+        .catch((err: Error) => request.log.warn({ id, err: err.message }, 'second storage cleanup failed; a running stage removes its own writes'));
       return reply.code(204).send();
     },
   );

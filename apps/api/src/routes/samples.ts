@@ -66,7 +66,9 @@ export function sampleRoutes(app: FastifyInstance, deps: ApiDeps, config: ApiCon
       if (body.prompts.length * seeds.length > MAX_SAMPLES_PER_REQUEST) {
         throw new BadRequest(`prompts x seeds is ${body.prompts.length * seeds.length}; at most ${MAX_SAMPLES_PER_REQUEST} images per request`);
       }
-      const hash = createHash('sha256').update(`samples:${id}:${JSON.stringify(body)}`).digest('hex');
+      const hash = createHash('sha256')
+        .update(`samples:${id}:${JSON.stringify(body)}`)
+        .digest('hex');
       return idempotent(db, request, reply, hash, async (key) => {
         const p = await db.personalizations.get(tenantId, id);
         if (!p) throw new NotFound(`personalization ${id}`);

@@ -20,7 +20,13 @@ beforeAll(async () => {
 });
 afterAll(async () => h?.close());
 
-interface Upload { id: string; url: string; method: string; expires_at: string; max_bytes: number }
+interface Upload {
+  id: string;
+  url: string;
+  method: string;
+  expires_at: string;
+  max_bytes: number;
+}
 
 /** Asks for an upload and PUTs `bytes` to its URL, as a client would; returns the upload id. */
 async function upload(bytes: Uint8Array, auth = alice.auth, contentType = 'image/png'): Promise<string> {
@@ -42,9 +48,24 @@ describe('uploads', () => {
     const res = await h.server.inject({ method: 'POST', url: '/v1/uploads', headers: alice.auth });
     expect(res.statusCode).toBe(201);
     const u = res.json() as Upload;
-    expect(u).toEqual({ id: expect.stringMatching(/^[0-9a-f-]{36}$/), url: `/v1/uploads/${u.id}`, method: 'PUT', expires_at: expect.any(String), max_bytes: 64 * 1024 });
+    expect(u).toEqual({
+      id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      url: `/v1/uploads/${u.id}`,
+      method: 'PUT',
+      expires_at: expect.any(String),
+      max_bytes: 64 * 1024,
+    });
     expect(Date.parse(u.expires_at)).toBeGreaterThan(Date.now());
-    expect((await h.server.inject({ method: 'PUT', url: u.url, payload: Buffer.from(image), headers: { ...alice.auth, 'content-type': 'application/octet-stream' } })).statusCode).toBe(204);
+    expect(
+      (
+        await h.server.inject({
+          method: 'PUT',
+          url: u.url,
+          payload: Buffer.from(image),
+          headers: { ...alice.auth, 'content-type': 'application/octet-stream' },
+        })
+      ).statusCode,
+    ).toBe(204);
     expect((await h.storage.get(`uploads/${alice.id}/${u.id}`)).equals(Buffer.from(image))).toBe(true);
   });
 
@@ -89,7 +110,8 @@ describe('uploads', () => {
 
 describe('POST /v1/personalizations with a JSON body', () => {
   it('creates the personalization from uploads exactly as from multipart files, and uses the uploads up', async () => {
-    const img = await upload(image), m = await upload(mask);
+    const img = await upload(image),
+      m = await upload(mask);
     const res = await create({ image: img, masks: [m], classes: ['dog'], options: { preset: 'tiny', steps: 5 } });
     expect(res.statusCode).toBe(202);
     const { id, status } = res.json() as { id: string; status: string };
@@ -98,7 +120,11 @@ describe('POST /v1/personalizations with a JSON body', () => {
     expect((await h.storage.list(prefix)).map((b) => b.key).sort()).toEqual([`${prefix}/input/image.png`, `${prefix}/input/mask-0.png`]);
     expect((await h.storage.get(`${prefix}/input/image.png`)).equals(Buffer.from(image))).toBe(true);
     expect((await h.storage.get(`${prefix}/input/mask-0.png`)).equals(Buffer.from(mask))).toBe(true);
-    expect(await h.db.personalizations.findById(id)).toMatchObject({ tenantId: alice.id, options: { preset: 'tiny', steps: 5 }, subjects: [{ classWord: 'dog' }] });
+    expect(await h.db.personalizations.findById(id)).toMatchObject({
+      tenantId: alice.id,
+      options: { preset: 'tiny', steps: 5 },
+      subjects: [{ classWord: 'dog' }],
+    });
     expect(await (await h.queues.queues.augment.getJob(`personalization.augment-${id}`))?.getState()).toBe('waiting');
     expect((await h.storage.list(`uploads/${alice.id}`)).filter((b) => b.key.includes(img) || b.key.includes(m))).toEqual([]); // bytes and ticket
     // used up: naming them again is refused with a code that says why
@@ -123,7 +149,8 @@ describe('POST /v1/personalizations with a JSON body', () => {
   });
 
   it("another tenant's upload id is unknown, and its upload stays untouched", async () => {
-    const img = await upload(image), m = await upload(mask);
+    const img = await upload(image),
+      m = await upload(mask);
     const res = await create({ image: img, masks: [m], classes: ['dog'] }, bob.auth);
     expect(res.statusCode).toBe(422);
     expect(res.json()).toMatchObject({ code: 'UPLOAD_NOT_FOUND' });
@@ -131,8 +158,10 @@ describe('POST /v1/personalizations with a JSON body', () => {
     expect(await h.storage.list(`uploads/${bob.id}`)).toEqual([]);
   });
 
-  it('bad requests get a 4xx with the multipart form\'s codes, store nothing and keep the uploads for a corrected retry', async () => {
-    const img = await upload(image), m = await upload(mask), wrongSize = await upload(await pngMask(16, 16));
+  it("bad requests get a 4xx with the multipart form's codes, store nothing and keep the uploads for a corrected retry", async () => {
+    const img = await upload(image),
+      m = await upload(mask),
+      wrongSize = await upload(await pngMask(16, 16));
     const cases: [unknown, number, string][] = [
       [{ masks: [m], classes: ['dog'] }, 400, 'MISSING_IMAGE'],
       [{ image: img, classes: ['dog'] }, 400, 'MISSING_MASK'],
@@ -156,13 +185,20 @@ describe('POST /v1/personalizations with a JSON body', () => {
   });
 
   it('a body that is neither multipart nor JSON is refused as an unsupported media type', async () => {
-    const res = await h.server.inject({ method: 'POST', url: '/v1/personalizations', payload: 'image=x', headers: { ...alice.auth, 'content-type': 'text/plain' } });
+    const res = await h.server.inject({
+      method: 'POST',
+      url: '/v1/personalizations',
+      payload: 'image=x',
+      headers: { ...alice.auth, 'content-type': 'text/plain' },
+    });
     expect(res.statusCode).toBe(415);
     expect(res.json()).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE' });
   });
 
   it('the OpenAPI document describes both request bodies and the upload endpoints', async () => {
-    const doc = (await h.server.inject({ method: 'GET', url: '/docs/json' })).json() as { paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { required?: string[] } }> } }>> };
+    const doc = (await h.server.inject({ method: 'GET', url: '/docs/json' })).json() as {
+      paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { required?: string[] } }> } }>>;
+    };
     const content = doc.paths['/v1/personalizations']!.post!.requestBody!.content;
     expect(Object.keys(content).sort()).toEqual(['application/json', 'multipart/form-data']);
     expect(content['application/json']!.schema.required).toEqual(['image', 'masks', 'classes']);

@@ -21,8 +21,8 @@ const uploadSchema = {
     id: { type: 'string', format: 'uuid', description: 'name it in POST /v1/personalizations (JSON) as image or in masks' },
     url: {
       type: 'string',
-      description: 'where to PUT the bytes: an absolute URL is presigned (send no Authorization header); a path '
-        + 'is this API (send your Authorization header)',
+      description:
+        'where to PUT the bytes: an absolute URL is presigned (send no Authorization header); a path ' + 'is this API (send your Authorization header)',
     },
     method: { type: 'string', enum: ['PUT'] },
     expires_at: { type: 'string', format: 'date-time', description: 'the url works until then' },
@@ -72,7 +72,11 @@ export function uploadRoutes(app: FastifyInstance, deps: ApiDeps, config: ApiCon
           tags: ['uploads'],
           params: idParams,
           consumes: ['image/png', 'image/jpeg', 'image/webp', 'application/octet-stream'],
-          body: { content: Object.fromEntries(['image/png', 'image/jpeg', 'image/webp', 'application/octet-stream'].map((t) => [t, { schema: { type: 'string', format: 'binary' } }])) },
+          body: {
+            content: Object.fromEntries(
+              ['image/png', 'image/jpeg', 'image/webp', 'application/octet-stream'].map((t) => [t, { schema: { type: 'string', format: 'binary' } }]),
+            ),
+          },
           response: { 204: { type: 'null' }, ...errors(400, 401, 404, 413, 415) },
         },
         // the body is raw bytes, checked below; the schema only documents it

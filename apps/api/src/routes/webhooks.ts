@@ -8,7 +8,14 @@ const secretSchema = { type: 'object', required: ['secret'], properties: { secre
 export function webhookRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.get(
     '/v1/webhooks/secret',
-    { schema: { operationId: 'getWebhookSecret', summary: 'The secret that signs every webhook delivery', tags: ['webhooks'], response: { 200: secretSchema, ...errors(401) } } },
+    {
+      schema: {
+        operationId: 'getWebhookSecret',
+        summary: 'The secret that signs every webhook delivery',
+        tags: ['webhooks'],
+        response: { 200: secretSchema, ...errors(401) },
+      },
+    },
     async (request) => ({ secret: request.tenant.webhookSecret }),
   );
 

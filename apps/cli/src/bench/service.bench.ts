@@ -34,7 +34,9 @@ async function multipartBody(image: Buffer, masks: Buffer[], classes: string): P
 }
 
 function line(name: string, r: Result) {
-  console.log(`${name.padEnd(32)} ${r.requests.average.toFixed(0).padStart(6)} req/s  latency p50 ${ms(r.latency.p50)} p99 ${ms(r.latency.p99)} max ${ms(r.latency.max)}  2xx ${r['2xx']} non-2xx ${r.non2xx} errors ${r.errors}`);
+  console.log(
+    `${name.padEnd(32)} ${r.requests.average.toFixed(0).padStart(6)} req/s  latency p50 ${ms(r.latency.p50)} p99 ${ms(r.latency.p99)} max ${ms(r.latency.max)}  2xx ${r['2xx']} non-2xx ${r.non2xx} errors ${r.errors}`,
+  );
 }
 
 async function main() {
@@ -48,7 +50,12 @@ async function main() {
     const image = readFile(ex.image);
     const masks = ex.masks.map(readFile);
     const classes = ex.classWords.join(',');
-    console.log(`# dynasyn service bench: ${os.cpus().length} cores, ${seconds} s per run, loopback, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    console.log(
+      `# dynasyn service bench: ${os.cpus().length} cores, ${seconds} s per run, loopback, load average ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    );
 
     // 1. the API alone
     const apiServe = await startServe({ ...env, WORKERS: 'none' }, await freePort(), work);
@@ -58,11 +65,24 @@ async function main() {
     const created = await api.createPersonalization({ image, masks, classes, options: { preset: 'tiny' } });
     if (created.status !== 202) throw new Error(`POST failed: ${created.status} ${JSON.stringify(created.body)}`);
     const auth = { authorization: `Bearer ${key}` };
-    line('GET /v1/personalizations/:id', await autocannon({ url: `${apiServe.baseUrl}/v1/personalizations/${created.body.id}`, connections: 16, duration: seconds, headers: auth }));
+    line(
+      'GET /v1/personalizations/:id',
+      await autocannon({ url: `${apiServe.baseUrl}/v1/personalizations/${created.body.id}`, connections: 16, duration: seconds, headers: auth }),
+    );
     line('GET /healthz', await autocannon({ url: `${apiServe.baseUrl}/healthz`, connections: 16, duration: seconds }));
     const mp = await multipartBody(image, masks, classes);
     console.log(`POST body: ${(mp.body.length / 1024).toFixed(1)} KiB multipart (image ${image.length} B + ${masks.length} masks)`);
-    line('POST /v1/personalizations', await autocannon({ url: `${apiServe.baseUrl}/v1/personalizations`, method: 'POST', connections: 8, duration: seconds, headers: { ...auth, 'content-type': mp.contentType }, body: mp.body }));
+    line(
+      'POST /v1/personalizations',
+      await autocannon({
+        url: `${apiServe.baseUrl}/v1/personalizations`,
+        method: 'POST',
+        connections: 8,
+        duration: seconds,
+        headers: { ...auth, 'content-type': mp.contentType },
+        body: mp.body,
+      }),
+    );
     await apiServe.stop();
     cleanups.shift();
 
@@ -71,12 +91,25 @@ async function main() {
     const full = await startServe(stageEnv, await freePort(), work);
     cleanups.unshift(() => full.stop());
     const c2 = new ApiClient(full.baseUrl, key);
-    const { body: { id } } = await c2.createPersonalization({ image, masks, classes, options: { preset: 'tiny' } });
+    const {
+      body: { id },
+    } = await c2.createPersonalization({ image, masks, classes, options: { preset: 'tiny' } });
     const t0 = Date.now();
-    await waitUntil('personalization', async () => { const p = (await c2.get(id)).body; if (p.status === 'failed' || p.status === 'canceled') throw new Error(p.status); return p.status === 'succeeded' ? p : undefined; }, 600_000, 500);
+    await waitUntil(
+      'personalization',
+      async () => {
+        const p = (await c2.get(id)).body;
+        if (p.status === 'failed' || p.status === 'canceled') throw new Error(p.status);
+        return p.status === 'succeeded' ? p : undefined;
+      },
+      600_000,
+      500,
+    );
     console.log(`one tiny personalization end to end: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     const connection = new Redis(redisOptions(env.REDIS_URL, 'worker'));
-    cleanups.unshift(async () => { connection.disconnect(); });
+    cleanups.unshift(async () => {
+      connection.disconnect();
+    });
     // In a flow every job is added at once and a parent waits for its child: the stage's own queueing delay
     // is from the moment it became runnable (the previous stage finished) to its start.
     let readyAt: number | undefined;
@@ -84,9 +117,14 @@ async function main() {
       const q = new Queue(name, { connection, prefix: stageEnv.QUEUE_PREFIX });
       const job = (await q.getJobs(['completed', 'failed'])).find((j) => j.name.startsWith('personalization.') && j.processedOn);
       await q.close();
-      if (!job) { console.log(`stage ${name.padEnd(8)} no job found`); continue; }
+      if (!job) {
+        console.log(`stage ${name.padEnd(8)} no job found`);
+        continue;
+      }
       const runnable = Math.max(job.timestamp, readyAt ?? job.timestamp);
-      console.log(`stage ${name.padEnd(8)} enqueue-to-start ${ms(job.processedOn! - runnable)} (from flow creation ${ms(job.processedOn! - job.timestamp)})  run ${ms(job.finishedOn! - job.processedOn!)}`);
+      console.log(
+        `stage ${name.padEnd(8)} enqueue-to-start ${ms(job.processedOn! - runnable)} (from flow creation ${ms(job.processedOn! - job.timestamp)})  run ${ms(job.finishedOn! - job.processedOn!)}`,
+      );
       readyAt = job.finishedOn!;
     }
     await full.stop();
@@ -103,7 +141,11 @@ async function main() {
       const start = performance.now();
       const finished = new Promise<void>((resolve) => {
         const w = new Worker('bench-empty', async () => undefined, { connection, prefix, concurrency });
-        w.on('completed', () => { if (++done === n) { void w.close().then(resolve); } });
+        w.on('completed', () => {
+          if (++done === n) {
+            void w.close().then(resolve);
+          }
+        });
       });
       await finished;
       const s = (performance.now() - start) / 1000;

@@ -35,7 +35,9 @@ export async function createSd21(o: CreateSd21Options): Promise<void> {
   const t0 = Date.now();
   const info = await createSdBundle(o.out, { variant: o.variant, dtype: o.dtype, seed: o.seed, onProgress: progressLine(`${o.variant} ${o.dtype}`) });
   const gb = (n: number) => `${(n / 1e9).toFixed(2)} GB`;
-  const sizes = Object.entries(info.bytes).map(([part, n]) => `${part} ${gb(n)}`).join(', ');
+  const sizes = Object.entries(info.bytes)
+    .map(([part, n]) => `${part} ${gb(n)}`)
+    .join(', ');
   process.stderr.write(`wrote ${sizes} in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
   process.stdout.write(`${path.resolve(o.out)}\n`);
 }

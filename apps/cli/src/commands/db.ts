@@ -9,7 +9,12 @@ export async function dbMigrate(env: NodeJS.ProcessEnv): Promise<void> {
 }
 
 export function registerDbCommands(program: Command): void {
-  program.command('db').description('the service database (DATABASE_URL)')
-    .command('migrate').description('apply pending migrations')
-    .action(async () => { await dbMigrate(process.env); });
+  program
+    .command('db')
+    .description('the service database (DATABASE_URL)')
+    .command('migrate')
+    .description('apply pending migrations')
+    .action(async () => {
+      await dbMigrate(process.env);
+    });
 }

@@ -28,7 +28,9 @@ const oneLineError = (r: ReturnType<typeof run>) => {
 
 beforeAll(async () => {
   execFileSync(path.join(root, 'node_modules/.bin/turbo'), ['run', 'build', '--filter=@dynasyn/cli', '--output-logs=errors-only'], {
-    cwd: root, env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1' }, stdio: 'pipe',
+    cwd: root,
+    env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1' },
+    stdio: 'pipe',
   });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dynasyn-personalize-cli-'));
   expect(run('bundle', 'create-tiny', 'tiny').status).toBe(0);
@@ -54,7 +56,17 @@ test('personalize writes the manifest, learned tensors, metrics, samples, heatma
   expect(manifest.classWords).toEqual(['ball', 'box']);
   expect((manifest.backbone as { randomWeights: boolean }).randomWeights).toBe(true);
   expect(manifest.phasesCompleted).toEqual(expect.arrayContaining(['prepare', 'compose', 'augment', 'phase1', 'phase2', 'sample', 'report']));
-  for (const f of ['embeddings.safetensors', 'adapters.safetensors', 'composed/augmented.json', 'augmented/augmented.json', 'input/reference.png', 'attention/before_0.png', 'attention/after_1.png', 'samples/000.png', 'samples/001.png']) {
+  for (const f of [
+    'embeddings.safetensors',
+    'adapters.safetensors',
+    'composed/augmented.json',
+    'augmented/augmented.json',
+    'input/reference.png',
+    'attention/before_0.png',
+    'attention/after_1.png',
+    'samples/000.png',
+    'samples/001.png',
+  ]) {
     expect(fs.existsSync(path.join(dir, 'full', f))).toBe(true);
   }
   const metrics = json('full/metrics.json') as { steps: Record<string, number>[]; timings: Record<string, number> };
@@ -123,9 +135,13 @@ test('bad input exits non-zero with one clear line', () => {
   expect(oneLineError(run('personalize', ...base))).toMatch(/at least one --mask/);
   expect(oneLineError(run('personalize', ...base, '--mask', 'nope.png', '--class', 'ball'))).toMatch(/cannot read mask nope\.png: no such file/);
   expect(oneLineError(run('personalize', ...base, '--mask', path.join(ex, 'mask0.png'), '--class', '<ball>'))).toMatch(/class word .* contains < or >/);
-  expect(oneLineError(run('personalize', ...base, '--mask', path.join(ex, 'mask0.png'), '--class', 'ball', '--mask', path.join(ex, 'mask0.png'), '--class', 'box'))).toMatch(/overlap almost completely/);
+  expect(
+    oneLineError(run('personalize', ...base, '--mask', path.join(ex, 'mask0.png'), '--class', 'ball', '--mask', path.join(ex, 'mask0.png'), '--class', 'box')),
+  ).toMatch(/overlap almost completely/);
   expect(oneLineError(run('personalize', ...base.slice(0, -1), 'huge', '--mask', path.join(ex, 'mask0.png'), '--class', 'ball'))).toMatch(/--preset.*huge/);
   fs.writeFileSync(path.join(dir, 'prompts.txt'), 'a photo of <asset3>\n');
-  expect(oneLineError(run('personalize', ...base, '--mask', path.join(ex, 'mask0.png'), '--class', 'ball', '--prompts', 'prompts.txt'))).toMatch(/prompts line 1: <asset3> names no subject/);
+  expect(oneLineError(run('personalize', ...base, '--mask', path.join(ex, 'mask0.png'), '--class', 'ball', '--prompts', 'prompts.txt'))).toMatch(
+    /prompts line 1: <asset3> names no subject/,
+  );
   expect(oneLineError(run('report', 'missing-dir'))).toMatch(/missing-dir/);
 });

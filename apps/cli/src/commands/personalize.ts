@@ -7,8 +7,15 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import {
-  augmentToDir, parsePromptFile, personalize, PRESET_NAMES, renderReport, resolveOptions, runDemo,
-  type OptionOverrides, type PresetName,
+  augmentToDir,
+  parsePromptFile,
+  personalize,
+  PRESET_NAMES,
+  renderReport,
+  resolveOptions,
+  runDemo,
+  type OptionOverrides,
+  type PresetName,
 } from '@dynasyn/dynasyn';
 import { CliError } from './errors.js';
 import { integer } from './parse.js';
@@ -53,8 +60,10 @@ function inputOptions(c: Command): Command {
 
 function checkInput(a: InputArgs): void {
   if (!a.mask.length) throw new CliError('give at least one --mask with its --class');
-  if (a.mask.length !== a.class.length) throw new CliError(`${a.mask.length} --mask but ${a.class.length} --class: give one class word per mask, in the same order`);
-  if (a.phrase.length && a.phrase.length !== a.mask.length) throw new CliError(`${a.phrase.length} --phrase for ${a.mask.length} masks: give one per mask or none`);
+  if (a.mask.length !== a.class.length)
+    throw new CliError(`${a.mask.length} --mask but ${a.class.length} --class: give one class word per mask, in the same order`);
+  if (a.phrase.length && a.phrase.length !== a.mask.length)
+    throw new CliError(`${a.phrase.length} --phrase for ${a.mask.length} masks: give one per mask or none`);
 }
 
 function overrides(a: PersonalizeArgs | InputArgs): OptionOverrides {
@@ -90,19 +99,29 @@ async function runPersonalize(a: PersonalizeArgs): Promise<void> {
   const options = resolveOptions(a.preset, overrides(a));
   let prompts;
   if (a.prompts) {
-    const text = await readFile(a.prompts, 'utf8').catch((e: NodeJS.ErrnoException) => { throw new CliError(`cannot read prompts ${a.prompts}: ${e.code ?? e.message}`); });
+    const text = await readFile(a.prompts, 'utf8').catch((e: NodeJS.ErrnoException) => {
+      throw new CliError(`cannot read prompts ${a.prompts}: ${e.code ?? e.message}`);
+    });
     prompts = parsePromptFile(text, a.mask.length);
   }
   const progress = createStageProgress();
   const stop = interruptible();
   try {
     const r = await personalize({
-      backbone: a.backbone, input: inputFiles(a), options, outDir: a.out, onProgress: progress, signal: stop.signal,
-      ...(prompts ? { prompts } : {}), ...(a.augmented ? { augmentedDir: a.augmented } : {}), ...(a.clip ? { clipModelDir: a.clip } : {}),
+      backbone: a.backbone,
+      input: inputFiles(a),
+      options,
+      outDir: a.out,
+      onProgress: progress,
+      signal: stop.signal,
+      ...(prompts ? { prompts } : {}),
+      ...(a.augmented ? { augmentedDir: a.augmented } : {}),
+      ...(a.clip ? { clipModelDir: a.clip } : {}),
     });
     progress.stop();
     if (r.resumedFrom) process.stderr.write(`resumed training at phase ${r.resumedFrom.phase}, step ${r.resumedFrom.step}\n`);
-    if (r.manifest.backbone.randomWeights) process.stderr.write('note: the backbone has random weights, so its images are noise by nature; the losses and attention maps are the signal\n');
+    if (r.manifest.backbone.randomWeights)
+      process.stderr.write('note: the backbone has random weights, so its images are noise by nature; the losses and attention maps are the signal\n');
     process.stdout.write(`${r.reportPath}\n`);
   } catch (e) {
     if (stop.signal.aborted) throw new CliError(`interrupted; rerun the same command to resume from the last checkpoint in ${path.resolve(a.out)}`);
@@ -127,22 +146,29 @@ async function runAugment(a: InputArgs & { out: string }): Promise<void> {
 }
 
 export function registerPersonalizationCommands(program: Command): void {
-  inputOptions(program.command('personalize')
-    .description('learn placeholder tokens <asset0>.. (and adapters) for the masked subjects of one image, then sample and write report.html'))
+  inputOptions(
+    program
+      .command('personalize')
+      .description('learn placeholder tokens <asset0>.. (and adapters) for the masked subjects of one image, then sample and write report.html'),
+  )
     .requiredOption('--out <dir>', 'output directory (rerun with the same one to resume)')
     .option('--prompts <file>', 'sample prompts, one per line with <assetN> (optional "plain:", "action:", "interaction:" prefix)')
     .option('--augmented <dir>', 'use an augmented set made by `dynasyn augment` instead of augmenting')
     .option('--clip <dir>', 'CLIP ONNX folder: CLIP-T / CLIP-I of the samples')
     .option('--phase1-steps <n>', 'phase 1 steps (override the preset)', integer(0, 1e6))
     .option('--phase2-steps <n>', 'phase 2 steps (override the preset)', integer(0, 1e6))
-    .action(async (o: PersonalizeArgs) => { await runPersonalize(o); });
+    .action(async (o: PersonalizeArgs) => {
+      await runPersonalize(o);
+    });
 
-  inputOptions(program.command('augment')
-    .description('prompt-and-image augmentation and Guided SDE Augmentation alone: writes the augmented set to --out'))
+  inputOptions(program.command('augment').description('prompt-and-image augmentation and Guided SDE Augmentation alone: writes the augmented set to --out'))
     .requiredOption('--out <dir>', 'output directory of the augmented set')
-    .action(async (o: InputArgs & { out: string }) => { await runAugment(o); });
+    .action(async (o: InputArgs & { out: string }) => {
+      await runAugment(o);
+    });
 
-  program.command('report')
+  program
+    .command('report')
     .description('render report.html of a personalization output directory (also of a partial run)')
     .argument('<dir>', 'output directory of `dynasyn personalize`')
     .option('--out <file>', 'HTML file (default DIR/report.html)')
@@ -151,7 +177,8 @@ export function registerPersonalizationCommands(program: Command): void {
       process.stdout.write(`${path.resolve(file)}\n`);
     });
 
-  program.command('demo')
+  program
+    .command('demo')
     .description('tiny random-weight bundle + example image (ball and box), personalized with the tiny preset')
     .option('--dir <dir>', 'where the demo files go', path.join('out', 'demo'))
     .action(async (o: { dir: string }) => {
@@ -161,7 +188,9 @@ export function registerPersonalizationCommands(program: Command): void {
         const r = await runDemo({ dir: o.dir, onProgress: progress });
         progress.stop();
         process.stdout.write(`report: ${r.reportPath}\n`);
-        process.stderr.write(`done in ${((performance.now() - t0) / 1000).toFixed(0)} s. The tiny bundle has random weights: its images are noise by nature; the losses and attention maps are the signal.\n`);
+        process.stderr.write(
+          `done in ${((performance.now() - t0) / 1000).toFixed(0)} s. The tiny bundle has random weights: its images are noise by nature; the losses and attention maps are the signal.\n`,
+        );
       } finally {
         progress.stop();
       }

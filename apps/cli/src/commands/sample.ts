@@ -26,14 +26,23 @@ export async function sample(a: SampleArgs): Promise<void> {
   const progress = createProgress(a.image ? 'img2img' : 'sample');
   try {
     const common = {
-      prompt: a.prompt, negativePrompt: a.negative, steps: a.steps, guidance: a.guidance, scheduler: a.scheduler,
-      ...(a.seed !== undefined ? { seed: a.seed } : {}), onProgress: (step: number, total: number) => progress.update(step, total),
+      prompt: a.prompt,
+      negativePrompt: a.negative,
+      steps: a.steps,
+      guidance: a.guidance,
+      scheduler: a.scheduler,
+      ...(a.seed !== undefined ? { seed: a.seed } : {}),
+      onProgress: (step: number, total: number) => progress.update(step, total),
     };
     let result;
     if (a.image) {
       const size = pipeline.bundle.sampleSize;
-      const bytes = await readFile(a.image).catch((e: NodeJS.ErrnoException) => { throw new CliError(`cannot read image ${a.image}: ${e.code ?? e.message}`); });
-      const decoded = await decode(bytes).catch((e: Error) => { throw new CliError(`cannot decode image ${a.image}: ${e.message}`); });
+      const bytes = await readFile(a.image).catch((e: NodeJS.ErrnoException) => {
+        throw new CliError(`cannot read image ${a.image}: ${e.code ?? e.message}`);
+      });
+      const decoded = await decode(bytes).catch((e: Error) => {
+        throw new CliError(`cannot decode image ${a.image}: ${e.message}`);
+      });
       const { image } = await fitToSquare(decoded, [], size);
       result = await pipeline.imageToImage({ ...common, image, strength: a.strength ?? 0.8 });
     } else {
@@ -41,7 +50,9 @@ export async function sample(a: SampleArgs): Promise<void> {
     }
     progress.stop();
     const img = result.images[0]!;
-    await writeFile(a.out, await encodePng(img)).catch((e: NodeJS.ErrnoException) => { throw new CliError(`cannot write ${a.out}: ${e.code ?? e.message}`); });
+    await writeFile(a.out, await encodePng(img)).catch((e: NodeJS.ErrnoException) => {
+      throw new CliError(`cannot write ${a.out}: ${e.code ?? e.message}`);
+    });
     process.stdout.write(`${path.resolve(a.out)} (${img.width}x${img.height}, seed ${result.seeds[0]})\n`);
   } finally {
     progress.stop();

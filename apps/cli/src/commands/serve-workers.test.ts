@@ -8,8 +8,15 @@ import { parseServiceEnv } from './service-env.js';
 import { workerEnvironment } from './serve-workers.js';
 
 const source = {
-  DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/x', REDIS_URL: 'redis://127.0.0.1:6379', STORAGE_URL: 'file:///tmp/dynasyn-serve-test',
-  DEVICE: 'cuda', THREADS: '3', CONCURRENCY: '2', STAGE_LOCK_SECONDS: '40', SHUTDOWN_GRACE_SECONDS: '20', LOG_LEVEL: 'trace',
+  DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/x',
+  REDIS_URL: 'redis://127.0.0.1:6379',
+  STORAGE_URL: 'file:///tmp/dynasyn-serve-test',
+  DEVICE: 'cuda',
+  THREADS: '3',
+  CONCURRENCY: '2',
+  STAGE_LOCK_SECONDS: '40',
+  SHUTDOWN_GRACE_SECONDS: '20',
+  LOG_LEVEL: 'trace',
 };
 const logger = { info() {}, warn() {}, error() {} };
 const settings = (o: ReturnType<typeof queueWorkerOptions>) => {
@@ -17,17 +24,22 @@ const settings = (o: ReturnType<typeof queueWorkerOptions>) => {
   return rest;
 };
 
-test('the queue settings of serve\'s workers are those of a worker app given the same variables', () => {
+test("the queue settings of serve's workers are those of a worker app given the same variables", () => {
   const app = parseWorkerEnv({ ...source, LOG_LEVEL: 'debug', BACKBONE: '/bundle' });
   const served = parseWorkerEnv(workerEnvironment(source, parseServiceEnv(source), '/bundle', '/tmp/scratch'));
   expect(settings(queueWorkerOptions(served, logger))).toEqual(settings(queueWorkerOptions(app, logger)));
   expect(settings(queueWorkerOptions(served, logger))).toMatchObject({
-    device: 'cuda', concurrency: 2, lockDuration: 40_000, stalledInterval: 20_000, closeTimeoutMs: 10_000, abortGraceMs: 8_000,
+    device: 'cuda',
+    concurrency: 2,
+    lockDuration: 40_000,
+    stalledInterval: 20_000,
+    closeTimeoutMs: 10_000,
+    abortGraceMs: 8_000,
   });
   expect([served.BACKBONE, served.WORK_DIR, served.STORAGE_URL]).toEqual(['/bundle', '/tmp/scratch', 'file:///tmp/dynasyn-serve-test']);
 });
 
-test('serve\'s stage ports run on the configured device with the configured threads', () => {
+test("serve's stage ports run on the configured device with the configured threads", () => {
   const served = parseWorkerEnv(workerEnvironment(source, parseServiceEnv(source), '/bundle'));
   const deps = stageDepsOf(served, { db: {} as never, set: {} as never, backbone: '/bundle', logger });
   expect([deps.executionProviders, deps.intraOpNumThreads, deps.backbone]).toEqual([['cuda', 'cpu'], 3, '/bundle']);

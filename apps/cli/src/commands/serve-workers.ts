@@ -27,8 +27,13 @@ export interface RunningWorkers {
 export function selectedWorkers(spec: string | undefined): WorkerName[] {
   if (spec === undefined || spec.trim() === '' || spec.trim() === 'all') return [...WORKER_NAMES];
   if (spec.trim() === 'none') return [];
-  const names = spec.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const n of names) if (!(WORKER_NAMES as readonly string[]).includes(n)) throw new CliError(`WORKERS: unknown worker ${JSON.stringify(n)} (known: ${WORKER_NAMES.join(', ')}, none)`);
+  const names = spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const n of names)
+    if (!(WORKER_NAMES as readonly string[]).includes(n))
+      throw new CliError(`WORKERS: unknown worker ${JSON.stringify(n)} (known: ${WORKER_NAMES.join(', ')}, none)`);
   return [...new Set(names)] as WorkerName[];
 }
 
@@ -56,7 +61,9 @@ export async function startWorkers(source: NodeJS.ProcessEnv, env: ServiceEnv, b
   const [stages, { createLogger }] = await Promise.all([import('@dynasyn/stages'), import('@dynasyn/logger')]);
   // without WORK_DIR, a scratch directory of this process, removed when it stops
   const scratch = source.WORK_DIR ? undefined : fs.mkdtempSync(path.join(os.tmpdir(), 'dynasyn-serve-'));
-  const removeScratch = () => { if (scratch) fs.rmSync(scratch, { recursive: true, force: true }); };
+  const removeScratch = () => {
+    if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
+  };
   let workers: Awaited<ReturnType<typeof stages.startWorkers>>;
   try {
     let workerEnv;
@@ -66,9 +73,12 @@ export async function startWorkers(source: NodeJS.ProcessEnv, env: ServiceEnv, b
       throw new CliError((e as Error).message);
     }
     workers = await stages.startWorkers(names, workerEnv, {
-      logger: createLogger({ name: 'serve', level: env.LOG_LEVEL }), webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE,
+      logger: createLogger({ name: 'serve', level: env.LOG_LEVEL }),
+      webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE,
     });
-    log(`workers ${names.join(', ')} on queue prefix ${env.QUEUE_PREFIX} (device ${workerEnv.DEVICE}, concurrency ${workerEnv.CONCURRENCY}${workerEnv.THREADS ? `, ${workerEnv.THREADS} threads` : ''})`);
+    log(
+      `workers ${names.join(', ')} on queue prefix ${env.QUEUE_PREFIX} (device ${workerEnv.DEVICE}, concurrency ${workerEnv.CONCURRENCY}${workerEnv.THREADS ? `, ${workerEnv.THREADS} threads` : ''})`,
+    );
   } catch (e) {
     removeScratch();
     throw e;

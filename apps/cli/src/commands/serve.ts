@@ -22,7 +22,9 @@ export async function serve(source: NodeJS.ProcessEnv): Promise<void> {
   if (env.BACKBONE === undefined) say(`backbone: the tiny random-weight bundle (created on first use in ${cacheDirOf(env)})`);
   else if (env.BACKBONE.startsWith('s3://')) say(`backbone: syncing ${env.BACKBONE} into ${cacheDirOf(env)}`);
   const backboneDir = await resolveBackbone({
-    backbone: env.BACKBONE, cacheDir: cacheDirOf(env), openStore: (url) => createBlobStore(url, { s3: s3OptionsFrom(env) }),
+    backbone: env.BACKBONE,
+    cacheDir: cacheDirOf(env),
+    openStore: (url) => createBlobStore(url, { s3: s3OptionsFrom(env) }),
   });
   say(`backbone ${backboneDir}`);
 
@@ -41,11 +43,20 @@ export async function serve(source: NodeJS.ProcessEnv): Promise<void> {
     if (closing) return;
     closing = true;
     say(`${signal}: no new requests or jobs; running stages checkpoint and stop`);
-    const timer = setTimeout(() => { say(`still closing after ${env.SHUTDOWN_GRACE_SECONDS} s; exiting`); process.exit(1); }, env.SHUTDOWN_GRACE_SECONDS * 1000);
+    const timer = setTimeout(() => {
+      say(`still closing after ${env.SHUTDOWN_GRACE_SECONDS} s; exiting`);
+      process.exit(1);
+    }, env.SHUTDOWN_GRACE_SECONDS * 1000);
     timer.unref();
     Promise.all([api.close(), workers.close()]).then(
-      () => { say('stopped'); process.exit(0); },
-      (e: unknown) => { say(`shutdown failed: ${e instanceof Error ? e.message : String(e)}`); process.exit(1); },
+      () => {
+        say('stopped');
+        process.exit(0);
+      },
+      (e: unknown) => {
+        say(`shutdown failed: ${e instanceof Error ? e.message : String(e)}`);
+        process.exit(1);
+      },
     );
   };
   // `on`, not `once`: a signal delivered twice (to the bin's process and to this one) must not kill mid-checkpoint
@@ -70,7 +81,10 @@ function apiEnvironment(source: NodeJS.ProcessEnv, env: ServiceEnv): NodeJS.Proc
 }
 
 export function registerServeCommand(program: Command): void {
-  program.command('serve')
+  program
+    .command('serve')
     .description('run the API and every worker in one process (env: DATABASE_URL, REDIS_URL, PORT, STORAGE_URL, BACKBONE, WEBHOOK_ALLOW_PRIVATE)')
-    .action(async () => { await serve(process.env); });
+    .action(async () => {
+      await serve(process.env);
+    });
 }

@@ -5,9 +5,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import {
-  EnvError, databaseEnv, httpEnv, logEnv, parseEnvironment, queueEnv, shutdownEnv, stageEnv, localStorageEnv, webhookEnv,
-} from '@dynasyn/config';
+import { EnvError, databaseEnv, httpEnv, logEnv, parseEnvironment, queueEnv, shutdownEnv, stageEnv, localStorageEnv, webhookEnv } from '@dynasyn/config';
 import { z } from 'zod';
 import { CliError } from './errors.js';
 

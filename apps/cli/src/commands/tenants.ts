@@ -20,8 +20,13 @@ export async function createTenant(env: NodeJS.ProcessEnv, name: string): Promis
 }
 
 export function registerTenantCommands(program: Command): void {
-  program.command('tenants').description('tenants of the service (DATABASE_URL)')
-    .command('create').description('create a tenant and print its API key once')
+  program
+    .command('tenants')
+    .description('tenants of the service (DATABASE_URL)')
+    .command('create')
+    .description('create a tenant and print its API key once')
     .argument('<name>', 'tenant name')
-    .action(async (name: string) => { await createTenant(process.env, name); });
+    .action(async (name: string) => {
+      await createTenant(process.env, name);
+    });
 }

@@ -20,8 +20,16 @@ const loadYaml = (s: string): unknown => parseYaml(s, { merge: true });
 
 // ---------------------------------------------------------------------------------------------- Dockerfiles
 
-interface Instruction { op: string; args: string; line: number }
-interface Stage { from: string; name?: string; body: Instruction[] }
+interface Instruction {
+  op: string;
+  args: string;
+  line: number;
+}
+interface Stage {
+  from: string;
+  name?: string;
+  body: Instruction[];
+}
 
 /** Instructions with continuation lines joined and comments dropped, grouped by FROM into stages. */
 function parseDockerfile(text: string): Stage[] {
@@ -90,7 +98,20 @@ function ignoredByDockerignore(p: string): boolean {
     const neg = line.startsWith('!');
     const pat = (neg ? line.slice(1) : line).replace(/^\/+/, '').replace(/\/+$/, '');
     const re = new RegExp(
-      '^' + pat.split('/').map((seg) => (seg === '**' ? '(?:.*/)?' : seg.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]') + '/')).join('').replace(/\/$/, '') + '(?:/.*)?$',
+      '^' +
+        pat
+          .split('/')
+          .map((seg) =>
+            seg === '**'
+              ? '(?:.*/)?'
+              : seg
+                  .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+                  .replace(/\*/g, '[^/]*')
+                  .replace(/\?/g, '[^/]') + '/',
+          )
+          .join('')
+          .replace(/\/$/, '') +
+        '(?:/.*)?$',
     );
     if (re.test(p)) ignored = !neg;
   }
@@ -165,7 +186,9 @@ describe.each(DOCKERFILES)('%s', (file) => {
       const from = /--from=(\S+)/.exec(ins.args)![1]!;
       expect(names.has(from)).toBe(true);
     }
-    const copies = finalStage(file).body.filter((i) => i.op === 'COPY').map((i) => i.args);
+    const copies = finalStage(file)
+      .body.filter((i) => i.op === 'COPY')
+      .map((i) => i.args);
     expect(copies.every((c) => /--from=/.test(c))).toBe(true);
     expect(copies.filter((c) => /\/src\b|fixtures|\.git\b/.test(c))).toEqual([]);
   });
@@ -193,7 +216,9 @@ function expectBuilt(file: string): void {
   const dir = `${m![1]}/${m![2]}`;
   const pkg = JSON.parse(read(`${dir}/package.json`)) as { main?: string; bin?: Record<string, string> };
   // a bin is a committed shim (bin/*.js) that loads its build: the file it loads counts as an entry
-  const shimTargets = Object.values(pkg.bin ?? {}).flatMap((b) => [...read(path.posix.join(dir, b)).matchAll(/new URL\('\.\.\/(dist\/[^']+)'/g)].map((x) => x[1]!));
+  const shimTargets = Object.values(pkg.bin ?? {}).flatMap((b) =>
+    [...read(path.posix.join(dir, b)).matchAll(/new URL\('\.\.\/(dist\/[^']+)'/g)].map((x) => x[1]!),
+  );
   const entries = [pkg.main, ...Object.values(pkg.bin ?? {}), ...shimTargets].filter(Boolean).map((e) => path.posix.join(dir, e!));
   expect(entries).toContain(file);
   const tsconfig = read(`${dir}/tsconfig.json`);
@@ -392,10 +417,28 @@ describe('docker/compose.yaml', () => {
 
 describe('.dockerignore', () => {
   test('keeps build outputs, dependencies, git and run-time-irrelevant files out of the context', () => {
-    for (const p of ['node_modules', 'packages/db/node_modules', 'apps/api/dist', '.git', 'out', '.dynasyn', 'packages/diffusion/fixtures', 'apps/api/src/app.int.test.ts', 'packages/db/tsconfig.tsbuildinfo']) {
+    for (const p of [
+      'node_modules',
+      'packages/db/node_modules',
+      'apps/api/dist',
+      '.git',
+      'out',
+      '.dynasyn',
+      'packages/diffusion/fixtures',
+      'apps/api/src/app.int.test.ts',
+      'packages/db/tsconfig.tsbuildinfo',
+    ]) {
       expect([p, ignoredByDockerignore(p)]).toEqual([p, true]);
     }
-    for (const p of ['package.json', 'package-lock.json', 'prisma/migrations', 'apps/api/src/index.ts', 'packages/db/src/index.ts', 'tsconfig.base.json', 'turbo.json']) {
+    for (const p of [
+      'package.json',
+      'package-lock.json',
+      'prisma/migrations',
+      'apps/api/src/index.ts',
+      'packages/db/src/index.ts',
+      'tsconfig.base.json',
+      'turbo.json',
+    ]) {
       expect([p, ignoredByDockerignore(p)]).toEqual([p, false]);
     }
   });

@@ -82,7 +82,9 @@ function containerEnv(container: Obj): Map<string, string> {
 }
 
 const requiredKeys = (schema: z.ZodObject) =>
-  Object.entries(schema.shape).filter(([, s]) => !(s as z.ZodType).safeParse(undefined).success).map(([k]) => k);
+  Object.entries(schema.shape)
+    .filter(([, s]) => !(s as z.ZodType).safeParse(undefined).success)
+    .map(([k]) => k);
 
 describe('k8s manifests', () => {
   it('every YAML file parses and every object has apiVersion, kind and metadata.name', () => {
@@ -108,7 +110,11 @@ describe('k8s manifests', () => {
   });
 
   it('has the api, the four workers, a migration Job, a PDB, config and a secret template', () => {
-    expect(byKind('Deployment').map((d) => d.metadata.name).sort()).toEqual(['api', ...stages.map((s) => `worker-${s}`)].sort());
+    expect(
+      byKind('Deployment')
+        .map((d) => d.metadata.name)
+        .sort(),
+    ).toEqual(['api', ...stages.map((s) => `worker-${s}`)].sort());
     expect(find('Namespace', 'dynasyn')).toBeDefined();
     expect(baseKustomization.namespace).toBe('dynasyn');
     expect(configMap).toBeDefined();
@@ -210,7 +216,7 @@ describe('k8s manifests', () => {
   it('the metric the ScaledObjects query is the one packages/queue exports', () => {
     const health = fs.readFileSync(path.join(root, 'packages/queue/src/health.ts'), 'utf8');
     expect(health).toMatch(/metricPrefix = 'dynasyn_queue'/);
-    expect(health).toMatch(/gauge\('depth'/);
+    expect(health).toMatch(/gauge\(\s*'depth'/);
   });
 
   it('the gpu overlay puts every model stage on the CUDA image with a GPU, the pool selector and tolerations', () => {
@@ -226,7 +232,10 @@ describe('k8s manifests', () => {
     expect(find('ScaledObject', 'worker-augment')).toBeDefined();
     expect(scaled[0]!.spec.minReplicaCount).toBe(0);
     const [trigger] = scaled[0]!.spec.triggers; // a merge patch replaces the list whole: it must be complete
-    expect(trigger).toMatchObject({ type: 'prometheus', metadata: { query: expect.stringContaining('dynasyn_queue_depth{queue="augment"}'), serverAddress: expect.any(String) } });
+    expect(trigger).toMatchObject({
+      type: 'prometheus',
+      metadata: { query: expect.stringContaining('dynasyn_queue_depth{queue="augment"}'), serverAddress: expect.any(String) },
+    });
     for (const p of patches) {
       expect(find(p.kind, p.metadata.name)).toBeDefined();
       const pod = p.spec.template.spec;

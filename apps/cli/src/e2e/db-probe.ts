@@ -6,7 +6,8 @@ import type { TestServices } from './services.js';
 
 export async function countRowsPerTable(s: TestServices): Promise<Record<string, number>> {
   const tables = await s.query<{ table_name: string }>(
-    `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' AND table_name <> '_prisma_migrations' ORDER BY 1`);
+    `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' AND table_name <> '_prisma_migrations' ORDER BY 1`,
+  );
   const out: Record<string, number> = {};
   for (const { table_name: t } of tables) {
     const [row] = await s.query<{ n: string }>(`SELECT count(*) AS n FROM "${t}"`);
@@ -16,14 +17,16 @@ export async function countRowsPerTable(s: TestServices): Promise<Record<string,
 }
 
 async function columns(s: TestServices, table: string): Promise<string[]> {
-  return (await s.query<{ column_name: string }>(
-    `SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1`, [table])).map((r) => r.column_name);
+  return (
+    await s.query<{ column_name: string }>(`SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1`, [table])
+  ).map((r) => r.column_name);
 }
 
 /** `{kind, key}` of every artifact row of personalization `id`. */
 export async function artifactRows(s: TestServices, id: string): Promise<{ kind: string; key: string }[]> {
   const [t] = await s.query<{ table_name: string }>(
-    `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name ILIKE 'artifact%' ORDER BY length(table_name) LIMIT 1`);
+    `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name ILIKE 'artifact%' ORDER BY length(table_name) LIMIT 1`,
+  );
   if (!t) throw new Error('no artifact table in the database');
   const cols = await columns(s, t.table_name);
   const fk = cols.find((c) => /^personali[sz]ation_?id$/i.test(c));

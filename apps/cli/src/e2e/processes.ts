@@ -27,17 +27,27 @@ export interface ServeProcess {
 /** Starts `dynasyn serve` and waits until GET /readyz answers 200 (or fails with the process's output). */
 export async function startServe(env: Record<string, string>, port: number, cwd: string, timeoutMs = 120_000): Promise<ServeProcess> {
   const child = spawn(process.execPath, [cliBin, 'serve'], {
-    cwd, env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd,
+    env: { ...process.env, ...env, PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let gone = false;
-  void exited.then(() => { gone = true; });
+  void exited.then(() => {
+    gone = true;
+  });
   const baseUrl = `http://127.0.0.1:${port}`;
   const proc: ServeProcess = {
-    baseUrl, child, log: () => out,
+    baseUrl,
+    child,
+    log: () => out,
     stop: async (graceMs = 15_000) => {
       if (gone) return;
       child.kill('SIGTERM');
@@ -45,7 +55,12 @@ export async function startServe(env: Record<string, string>, port: number, cwd:
       await exited;
       clearTimeout(t);
     },
-    kill9: async () => { if (!gone) { child.kill('SIGKILL'); await exited; } },
+    kill9: async () => {
+      if (!gone) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
   };
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -53,7 +68,9 @@ export async function startServe(env: Record<string, string>, port: number, cwd:
     try {
       const r = await fetch(`${baseUrl}/readyz`);
       if (r.status === 200) return proc;
-    } catch { /* not listening yet */ }
+    } catch {
+      /* not listening yet */
+    }
     await sleep(250);
   }
   await proc.kill9();
@@ -73,7 +90,10 @@ export function createTenant(env: Record<string, string>, cwd: string, name: str
   return m[1]!;
 }
 
-export interface ReceivedWebhook { headers: http.IncomingHttpHeaders; body: string }
+export interface ReceivedWebhook {
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
 
 export interface WebhookReceiver {
   url: string;
@@ -108,7 +128,11 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
         await sleep(200);
       }
     },
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -141,7 +165,9 @@ export async function waitUntil<T>(what: string, probe: () => Promise<T | undefi
     try {
       const v = await probe();
       if (v !== undefined) return v;
-    } catch (e) { last = e; }
+    } catch (e) {
+      last = e;
+    }
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await sleep(everyMs);
   }

@@ -10,7 +10,17 @@ import { execFileSync } from 'node:child_process';
 import sharp from 'sharp';
 import { createExampleInput } from '@dynasyn/dynasyn';
 import { freePort, listBlobKeys, startServices, type TestServices } from './services.js';
-import { createTenant, repoRoot, runCli, startServe, startWebhookReceiver, verifyStandardWebhook, waitUntil, type ServeProcess, type WebhookReceiver } from './processes.js';
+import {
+  createTenant,
+  repoRoot,
+  runCli,
+  startServe,
+  startWebhookReceiver,
+  verifyStandardWebhook,
+  waitUntil,
+  type ServeProcess,
+  type WebhookReceiver,
+} from './processes.js';
 import { ApiClient, isPng, pngWithHugeHeader, readFile, type Personalization, type Upload } from './api-client.js';
 import { countRowsPerTable, artifactRows } from './db-probe.js';
 
@@ -25,20 +35,31 @@ let bob: ApiClient;
 let upload: Upload;
 const TERMINAL = new Set(['succeeded', 'failed', 'canceled']);
 
-const restart = async () => { serve = await startServe(env, port, work); };
+const restart = async () => {
+  serve = await startServe(env, port, work);
+};
 const statusOf = async (c: ApiClient, id: string) => (await c.get(id)).body;
 const until = (c: ApiClient, id: string, accept: (p: Personalization) => boolean, timeoutMs: number) =>
-  waitUntil(`personalization ${id}`, async () => {
-    const p = await statusOf(c, id);
-    if (accept(p)) return p;
-    if (TERMINAL.has(p.status)) throw new Error(`ended ${p.status}: ${JSON.stringify(p)}\n${serve?.log().slice(-3000)}`);
-    return undefined;
-  }, timeoutMs, 250).catch((e: Error) => { throw new Error(`${e.message}\nserve log:\n${serve?.log().slice(-3000)}`); });
+  waitUntil(
+    `personalization ${id}`,
+    async () => {
+      const p = await statusOf(c, id);
+      if (accept(p)) return p;
+      if (TERMINAL.has(p.status)) throw new Error(`ended ${p.status}: ${JSON.stringify(p)}\n${serve?.log().slice(-3000)}`);
+      return undefined;
+    },
+    timeoutMs,
+    250,
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}\nserve log:\n${serve?.log().slice(-3000)}`);
+  });
 const trainingStep = (p: Personalization) => Math.max(0, ...p.progress.filter((s) => /train|phase/i.test(s.stage)).map((s) => s.step));
 
 beforeAll(async () => {
   execFileSync(path.join(repoRoot, 'node_modules/.bin/turbo'), ['run', 'build', '--filter=@dynasyn/cli', '--output-logs=errors-only'], {
-    cwd: repoRoot, env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1' }, stdio: 'pipe',
+    cwd: repoRoot,
+    env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1' },
+    stdio: 'pipe',
   });
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'dynasyn-e2e-'));
   services = await startServices();
@@ -115,7 +136,15 @@ test('a whole personalization: 202, idempotent retry, tenant isolation, signed w
   expect((await bob.listSamples(fullId)).status).toBe(404);
 
   const seen = new Set<string>();
-  const done = await until(alice, fullId, (p) => { seen.add(p.status); return p.status === 'succeeded'; }, 200_000);
+  const done = await until(
+    alice,
+    fullId,
+    (p) => {
+      seen.add(p.status);
+      return p.status === 'succeeded';
+    },
+    200_000,
+  );
   expect(done.progress.length).toBeGreaterThan(0);
   for (const s of done.progress) {
     expect(s).toEqual(expect.objectContaining({ stage: expect.any(String), step: expect.any(Number), total: expect.any(Number) }));
@@ -129,7 +158,9 @@ test('a whole personalization: 202, idempotent retry, tenant isolation, signed w
   expect(initial.every((i) => i.status === 'succeeded' && typeof i.url === 'string')).toBe(true);
   expect(fullArtifacts.length).toBeGreaterThan(0);
 
-  const { body: { secret } } = await alice.webhookSecret();
+  const {
+    body: { secret },
+  } = await alice.webhookSecret();
   expect(secret).toMatch(/^whsec_[A-Za-z0-9+/=]+$/);
   // DESIGN.md: the app developer "gets a webhook when training completes"
   const event = (w: { body: string }) => JSON.parse(w.body) as { type: string; data: { id: string; status: string } };
@@ -145,12 +176,16 @@ test('a whole personalization: 202, idempotent retry, tenant isolation, signed w
   const prompt = 'a photo of <asset0> next to <asset1>';
   const asked = await alice.requestSamples(fullId, [prompt], 7);
   expect(asked.status).toBe(202);
-  const items = await waitUntil('samples', async () => {
-    const r = await alice.listSamples(fullId);
-    const mine = r.body.items.filter((i) => i.prompt === prompt);
-    if (mine.some((i) => i.status === 'failed')) throw new Error(`sample failed: ${JSON.stringify(mine)}`);
-    return mine.length > 0 && mine.every((i) => i.status === 'succeeded' && i.url) ? mine : undefined;
-  }, 120_000);
+  const items = await waitUntil(
+    'samples',
+    async () => {
+      const r = await alice.listSamples(fullId);
+      const mine = r.body.items.filter((i) => i.prompt === prompt);
+      if (mine.some((i) => i.status === 'failed')) throw new Error(`sample failed: ${JSON.stringify(mine)}`);
+      return mine.length > 0 && mine.every((i) => i.status === 'succeeded' && i.url) ? mine : undefined;
+    },
+    120_000,
+  );
   expect(items[0]!.seed).toBe(7);
   const img = await alice.fetchUrl(items[0]!.url!);
   expect(img.status).toBe(200);
@@ -158,18 +193,29 @@ test('a whole personalization: 202, idempotent retry, tenant isolation, signed w
 }, 360_000);
 
 test('cancel mid-training: the job ends canceled within seconds', async () => {
-  const { body: { id } } = await alice.createPersonalization({ ...upload, options: { preset: 'tiny', steps: 40 } });
+  const {
+    body: { id },
+  } = await alice.createPersonalization({ ...upload, options: { preset: 'tiny', steps: 40 } });
   await until(alice, id, (p) => p.status === 'training', 120_000);
   const r = await alice.cancel(id);
   expect(r.status).toBeLessThan(300);
   const t0 = Date.now();
-  const p = await waitUntil('canceled', async () => { const s = await statusOf(alice, id); return s.status === 'canceled' ? s : undefined; }, 30_000);
+  const p = await waitUntil(
+    'canceled',
+    async () => {
+      const s = await statusOf(alice, id);
+      return s.status === 'canceled' ? s : undefined;
+    },
+    30_000,
+  );
   expect(p.status).toBe('canceled');
   expect(Date.now() - t0).toBeLessThan(30_000);
 }, 180_000);
 
 test('serve killed with SIGKILL mid-training, restarted: the job finishes from its checkpoint with no duplicate artifacts', async () => {
-  const { body: { id } } = await alice.createPersonalization({ ...upload, options: { preset: 'tiny', steps: 10 } });
+  const {
+    body: { id },
+  } = await alice.createPersonalization({ ...upload, options: { preset: 'tiny', steps: 10 } });
   // past the first checkpoint (the tiny preset checkpoints every 3 steps)
   await until(alice, id, (p) => p.status === 'training' && trainingStep(p) >= 4, 150_000);
   const stepAtKill = trainingStep(await statusOf(alice, id));

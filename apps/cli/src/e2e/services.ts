@@ -16,8 +16,15 @@ const REDIS_URL = 'redis://127.0.0.1:6379';
 
 /** Environment for `dynasyn serve` and `dynasyn tenants create` pointing at these services. */
 export interface ServiceTestEnv {
-  DATABASE_URL: string; REDIS_URL: string; QUEUE_PREFIX: string; STORAGE_URL: string; S3_ENDPOINT: string;
-  AWS_ACCESS_KEY_ID: string; AWS_SECRET_ACCESS_KEY: string; AWS_REGION: string; WEBHOOK_ALLOW_PRIVATE: string;
+  DATABASE_URL: string;
+  REDIS_URL: string;
+  QUEUE_PREFIX: string;
+  STORAGE_URL: string;
+  S3_ENDPOINT: string;
+  AWS_ACCESS_KEY_ID: string;
+  AWS_SECRET_ACCESS_KEY: string;
+  AWS_REGION: string;
+  WEBHOOK_ALLOW_PRIVATE: string;
   [name: string]: string;
 }
 
@@ -65,7 +72,10 @@ export async function startServices(): Promise<TestServices> {
     WEBHOOK_ALLOW_PRIVATE: 'true',
   };
   return {
-    env, databaseUrl, bucket, s3Dir,
+    env,
+    databaseUrl,
+    bucket,
+    s3Dir,
     query: async (sql, params) => (await db.query(sql, params)).rows,
     close: async () => {
       await db.end();

@@ -32,7 +32,11 @@ describe('personalizations.create with a key', () => {
     const idem = { key: 'k-1', requestHash: 'h1', response: answer };
     const first = await db.personalizations.create(input, idem);
     if (!first.created) throw new Error('expected a new row');
-    expect(first.idempotency).toMatchObject({ responseStatus: 202, responseBody: { id: first.personalization.id, status: 'queued' }, personalizationId: first.personalization.id });
+    expect(first.idempotency).toMatchObject({
+      responseStatus: 202,
+      responseBody: { id: first.personalization.id, status: 'queued' },
+      personalizationId: first.personalization.id,
+    });
     const retry = await db.personalizations.create(input, idem);
     expect(retry).toEqual({ created: false, idempotency: first.idempotency });
     await expect(db.personalizations.create(input, { ...idem, requestHash: 'h2' })).rejects.toMatchObject({ name: 'DbError', code: 'IDEMPOTENCY_KEY_REUSED' });
@@ -70,7 +74,13 @@ describe('personalizations.create with a key', () => {
   test('a response builder that throws rolls the row back and stores no key', async () => {
     const tenant = (await db.tenants.create('throws')).tenant;
     const input = { tenantId: tenant.id, subjects, imageKey: 'i.png', options: {} };
-    const failing = { key: 'k', requestHash: 'h', response: () => { throw new Error('no answer'); } };
+    const failing = {
+      key: 'k',
+      requestHash: 'h',
+      response: () => {
+        throw new Error('no answer');
+      },
+    };
     await expect(db.personalizations.create(input, failing)).rejects.toThrow('no answer');
     expect([await rowsOf(tenant.id), await keysOf(tenant.id)]).toEqual([0, 0]);
     expect((await db.personalizations.create(input, { ...failing, response: answer })).created).toBe(true);
@@ -107,10 +117,19 @@ describe('samples.createManyIdempotently', () => {
     const job = await db.personalizations.create({ tenantId: tenant.id, subjects, imageKey: 'i.png', options: {} });
     if (!job.created) throw new Error('expected a new row');
     const request = (requestId: string) => ({
-      tenantId: tenant.id, personalizationId: job.personalization.id, requestId,
-      items: [{ prompt: 'a dog', seed: 1, settings: {} }, { prompt: 'a dog', seed: 2, settings: { steps: 4 } }],
+      tenantId: tenant.id,
+      personalizationId: job.personalization.id,
+      requestId,
+      items: [
+        { prompt: 'a dog', seed: 1, settings: {} },
+        { prompt: 'a dog', seed: 2, settings: { steps: 4 } },
+      ],
     });
-    const idem = { key: 's-1', requestHash: 'h', response: (rows: { id: string; seed: number }[]) => ({ status: 202, body: { items: rows.map((r) => ({ id: r.id, seed: r.seed })) } }) };
+    const idem = {
+      key: 's-1',
+      requestHash: 'h',
+      response: (rows: { id: string; seed: number }[]) => ({ status: 202, body: { items: rows.map((r) => ({ id: r.id, seed: r.seed })) } }),
+    };
     return { tenant, personalizationId: job.personalization.id, request, idem };
   }
 
@@ -119,9 +138,14 @@ describe('samples.createManyIdempotently', () => {
     const first = await db.samples.createManyIdempotently(s.request('r1'), s.idem);
     if (!first.created) throw new Error('expected new rows');
     expect(first.samples.map((r) => r.seed)).toEqual([1, 2]);
-    expect(first.idempotency).toMatchObject({ personalizationId: s.personalizationId, responseBody: { items: first.samples.map((r) => ({ id: r.id, seed: r.seed })) } });
+    expect(first.idempotency).toMatchObject({
+      personalizationId: s.personalizationId,
+      responseBody: { items: first.samples.map((r) => ({ id: r.id, seed: r.seed })) },
+    });
     expect(await db.samples.createManyIdempotently(s.request('r2'), s.idem)).toEqual({ created: false, idempotency: first.idempotency });
-    await expect(db.samples.createManyIdempotently(s.request('r3'), { ...s.idem, requestHash: 'other' })).rejects.toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED' });
+    await expect(db.samples.createManyIdempotently(s.request('r3'), { ...s.idem, requestHash: 'other' })).rejects.toMatchObject({
+      code: 'IDEMPOTENCY_KEY_REUSED',
+    });
     expect((await db.samples.list(s.tenant.id, s.personalizationId)).map((r) => r.requestId)).toEqual(['r1', 'r1']);
   });
 

@@ -32,8 +32,7 @@ export interface CreatePersonalizationInput {
 }
 
 export type CreatePersonalizationResult =
-  | { created: true; personalization: Personalization; idempotency: IdempotencyRecord | null }
-  | { created: false; idempotency: IdempotencyRecord };
+  { created: true; personalization: Personalization; idempotency: IdempotencyRecord | null } | { created: false; idempotency: IdempotencyRecord };
 
 export interface StatusUpdate {
   error?: JobError;
@@ -83,7 +82,13 @@ export function createPersonalizationsRepository(prisma: PrismaClient): Personal
       webhookUrl: input.webhookUrl ?? null,
     };
     if (!idem) return { created: true, personalization: await prisma.personalization.create({ data }), idempotency: null };
-    const r = await createIdempotently(prisma, input.tenantId, idem, (tx) => tx.personalization.create({ data }), (p) => p.id);
+    const r = await createIdempotently(
+      prisma,
+      input.tenantId,
+      idem,
+      (tx) => tx.personalization.create({ data }),
+      (p) => p.id,
+    );
     return r.created ? { created: true, personalization: r.value, idempotency: r.idempotency } : r;
   }
 

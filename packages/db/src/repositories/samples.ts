@@ -55,7 +55,11 @@ async function insert(db: Tx | PrismaClient, r: SampleRequest): Promise<Sample[]
   const base = Date.now();
   const rows = await db.sample.createManyAndReturn({
     data: r.items.map((item, i) => ({
-      ...item, tenantId: r.tenantId, personalizationId: r.personalizationId, requestId: r.requestId, createdAt: new Date(base + i),
+      ...item,
+      tenantId: r.tenantId,
+      personalizationId: r.personalizationId,
+      requestId: r.requestId,
+      createdAt: new Date(base + i),
     })),
   });
   return rows.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
@@ -67,7 +71,13 @@ export function createSamplesRepository(prisma: PrismaClient): SamplesRepository
   return {
     createMany: (tenantId, personalizationId, requestId, items) => insert(prisma, { tenantId, personalizationId, requestId, items }),
     async createManyIdempotently(request, idem) {
-      const r = await createIdempotently(prisma, request.tenantId, idem, (tx) => insert(tx, request), () => request.personalizationId);
+      const r = await createIdempotently(
+        prisma,
+        request.tenantId,
+        idem,
+        (tx) => insert(tx, request),
+        () => request.personalizationId,
+      );
       return r.created ? { created: true, samples: r.value, idempotency: r.idempotency } : r;
     },
     replaceRequest: (request) =>

@@ -62,7 +62,10 @@ export function createWebhooksRepository(prisma: PrismaClient): WebhooksReposito
         take: limit,
       }),
     abandon: async (id, reason) => {
-      const r = await prisma.webhookDelivery.updateMany({ where: { id, status: 'pending' }, data: { status: 'failed', lastError: reason, nextAttemptAt: null } });
+      const r = await prisma.webhookDelivery.updateMany({
+        where: { id, status: 'pending' },
+        data: { status: 'failed', lastError: reason, nextAttemptAt: null },
+      });
       return r.count === 1;
     },
     get: (id) => prisma.webhookDelivery.findUnique({ where: { id } }),

@@ -54,11 +54,18 @@ function blocks(source: string): Block[] {
   return [...clean.matchAll(/^(model|enum)\s+(\w+)\s*\{([^}]*)\}/gm)].map((m) => ({
     kind: m[1] as 'model' | 'enum',
     name: m[2]!,
-    lines: m[3]!.split('\n').map((l) => l.trim()).filter(Boolean),
+    lines: m[3]!
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean),
   }));
 }
 
-const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
+const list = (s: string) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 
 export function expectedDatabase(schemaPath: string): ExpectedDatabase {
   const all = blocks(readFileSync(schemaPath, 'utf8'));

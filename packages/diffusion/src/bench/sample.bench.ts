@@ -32,10 +32,17 @@ const fmt = (ms: number): string => `${ms.toFixed(2)} ms`;
 
 /** Bare onnxruntime: the UNet with the pipeline's CFG shapes and session options, feeds built once. */
 class BareUnet {
-  private constructor(private readonly session: ort.InferenceSession, private readonly feeds: Record<string, ort.Tensor>) {}
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly feeds: Record<string, ort.Tensor>,
+  ) {}
 
   static async create(bundle: ModelBundle, threads: number): Promise<BareUnet> {
-    const session = await ort.InferenceSession.create(bundle.unetPath, { executionProviders: ['cpu'], graphOptimizationLevel: 'all', intraOpNumThreads: threads });
+    const session = await ort.InferenceSession.create(bundle.unetPath, {
+      executionProviders: ['cpu'],
+      graphOptimizationLevel: 'all',
+      intraOpNumThreads: threads,
+    });
     const side = bundle.sampleSize / bundle.vaeScaleFactor;
     const meta = Object.fromEntries(session.inputMetadata.map((m) => [m.name, m]));
     const tsType = (meta['timestep'] as { type?: string } | undefined)?.type ?? 'int64';
@@ -43,7 +50,8 @@ class BareUnet {
     const hidden = Float32Array.from({ length: 2 * bundle.maxTokens * bundle.textEmbedDim }, (_, i) => Math.cos(i) * 0.5);
     return new BareUnet(session, {
       sample: new ort.Tensor('float32', sample, [2, bundle.latentChannels, side, side]),
-      timestep: tsType === 'int64' ? new ort.Tensor('int64', BigInt64Array.from([500n, 500n]), [2]) : new ort.Tensor('float32', Float32Array.from([500, 500]), [2]),
+      timestep:
+        tsType === 'int64' ? new ort.Tensor('int64', BigInt64Array.from([500n, 500n]), [2]) : new ort.Tensor('float32', Float32Array.from([500, 500]), [2]),
       encoder_hidden_states: new ort.Tensor('float32', hidden, [2, bundle.maxTokens, bundle.textEmbedDim]),
     });
   }
@@ -64,10 +72,17 @@ class BareUnet {
     return times;
   }
 
-  release(): Promise<void> { return this.session.release(); }
+  release(): Promise<void> {
+    return this.session.release();
+  }
 }
 
-interface SampleTiming { totalMs: number; loopPerStepMs: number; stepTimes: number[]; unetTimes: number[] }
+interface SampleTiming {
+  totalMs: number;
+  loopPerStepMs: number;
+  stepTimes: number[];
+  unetTimes: number[];
+}
 
 /** Times every UNet call the pipeline makes, so the pipeline's own share of a step can be told apart from machine noise. */
 function instrumentUnet(p: DiffusionPipeline): number[] {
@@ -76,7 +91,11 @@ function instrumentUnet(p: DiffusionPipeline): number[] {
   const predict = unet.predict.bind(unet);
   unet.predict = async (...a: unknown[]) => {
     const t0 = performance.now();
-    try { return await predict(...a); } finally { times.push(performance.now() - t0); }
+    try {
+      return await predict(...a);
+    } finally {
+      times.push(performance.now() - t0);
+    }
   };
   return times;
 }
@@ -98,7 +117,11 @@ function torchEager(bundle: ModelBundle, threads: number, runs: number, expectFi
   if (!fs.existsSync('/usr/bin/python3')) return { reason: '/usr/bin/python3 is not installed' };
   const probe = spawnSync('/usr/bin/python3', ['-c', 'import torch, onnx'], { encoding: 'utf8' });
   if (probe.status !== 0) return { reason: 'python3-torch or python3-onnx is not installed (apt-get install python3-torch python3-onnx)' };
-  const r = spawnSync('/usr/bin/python3', [script, '--model', bundle.unetPath, '--threads', String(threads), '--runs', String(runs), '--batch', '2', '--expect', expectFile], { encoding: 'utf8', timeout: 600_000 });
+  const r = spawnSync(
+    '/usr/bin/python3',
+    [script, '--model', bundle.unetPath, '--threads', String(threads), '--runs', String(runs), '--batch', '2', '--expect', expectFile],
+    { encoding: 'utf8', timeout: 600_000 },
+  );
   if (r.status !== 0) return { reason: `bench_torch_unet.py failed: ${(r.stderr || r.stdout).trim().split('\n').pop()}` };
   const last = r.stdout.trim().split('\n').pop()!;
   const res = JSON.parse(last) as { median_ms: number; max_rel_err: number };
@@ -113,7 +136,9 @@ async function main(): Promise<void> {
   try {
     await createTinyBundle(dir, { seed: 0 });
     const bundle = loadBundle(dir);
-    console.log(`tiny bundle: ${bundle.sampleSize}px, latents ${bundle.latentChannels}x${bundle.sampleSize / bundle.vaeScaleFactor}^2, text dim ${bundle.textEmbedDim}; threads ${threads}, ${steps} steps, ${rounds} rounds`);
+    console.log(
+      `tiny bundle: ${bundle.sampleSize}px, latents ${bundle.latentChannels}x${bundle.sampleSize / bundle.vaeScaleFactor}^2, text dim ${bundle.textEmbedDim}; threads ${threads}, ${steps} steps, ${rounds} rounds`,
+    );
     const pipeline = await DiffusionPipeline.create(bundle, { intraOpNumThreads: threads });
     const bareUnet = await BareUnet.create(bundle, threads);
     // warm-up of both (first runs allocate the sessions' arenas)
@@ -122,7 +147,10 @@ async function main(): Promise<void> {
     await bareUnet.time(5);
 
     // Interleave the two so that machine noise hits both alike.
-    const bare: number[] = [], perStep: number[] = [], totals: number[] = [], overhead: number[] = [];
+    const bare: number[] = [],
+      perStep: number[] = [],
+      totals: number[] = [],
+      overhead: number[] = [];
     for (let r = 0; r < rounds; r++) {
       bare.push(...(await bareUnet.time(steps)));
       const s = await timedSample(pipeline, unetTimes, steps, 100 + r);
@@ -133,20 +161,43 @@ async function main(): Promise<void> {
     }
     const expected = await bareUnet.output();
     await Promise.all([pipeline.release(), bareUnet.release()]);
-    const bareMs = median(bare), stepMs = median(perStep), totalMs = median(totals), ownMs = median(overhead);
+    const bareMs = median(bare),
+      stepMs = median(perStep),
+      totalMs = median(totals),
+      ownMs = median(overhead);
     console.log(`bare onnxruntime UNet (batch 2):     ${fmt(bareMs)} per call`);
     console.log(`pipeline denoising step (CFG):       ${fmt(stepMs)} per step   ratio ${(stepMs / bareMs).toFixed(3)} (goal < 1.10)`);
-    console.log(`pipeline's own work per step:       ${fmt(ownMs)} per step   ${((100 * ownMs) / bareMs).toFixed(2)}% of the bare UNet call (step time minus its UNet call)`);
-    console.log(`pipeline full sample / steps:        ${fmt(totalMs)} per step   ratio ${(totalMs / bareMs).toFixed(3)} (includes text encoder and VAE decoder)`);
+    console.log(
+      `pipeline's own work per step:       ${fmt(ownMs)} per step   ${((100 * ownMs) / bareMs).toFixed(2)}% of the bare UNet call (step time minus its UNet call)`,
+    );
+    console.log(
+      `pipeline full sample / steps:        ${fmt(totalMs)} per step   ratio ${(totalMs / bareMs).toFixed(3)} (includes text encoder and VAE decoder)`,
+    );
     const expectFile = path.join(dir, 'unet-out.f32');
     fs.writeFileSync(expectFile, new Uint8Array(expected.buffer, expected.byteOffset, expected.byteLength));
     const torch = torchEager(bundle, threads, Math.max(10, steps), expectFile);
     if (torch.ms !== undefined) {
-      console.log(`pytorch eager UNet (batch 2):        ${fmt(torch.ms)} per call   pipeline step / pytorch ${(stepMs / torch.ms).toFixed(3)} (goal < 1), output max rel err vs onnxruntime ${torch.maxRelErr!.toExponential(2)}`);
+      console.log(
+        `pytorch eager UNet (batch 2):        ${fmt(torch.ms)} per call   pipeline step / pytorch ${(stepMs / torch.ms).toFixed(3)} (goal < 1), output max rel err vs onnxruntime ${torch.maxRelErr!.toExponential(2)}`,
+      );
     } else {
       console.log(`pytorch: not measured (${torch.reason})`);
     }
-    console.log(JSON.stringify({ threads, steps, rounds, bareUnetMs: bareMs, pipelineStepMs: stepMs, pipelineOwnPerStepMs: ownMs, pipelineTotalPerStepMs: totalMs, stepRatio: stepMs / bareMs, totalRatio: totalMs / bareMs, torchEagerMs: torch.ms ?? null, torchReason: torch.reason ?? null }));
+    console.log(
+      JSON.stringify({
+        threads,
+        steps,
+        rounds,
+        bareUnetMs: bareMs,
+        pipelineStepMs: stepMs,
+        pipelineOwnPerStepMs: ownMs,
+        pipelineTotalPerStepMs: totalMs,
+        stepRatio: stepMs / bareMs,
+        totalRatio: totalMs / bareMs,
+        torchEagerMs: torch.ms ?? null,
+        torchReason: torch.reason ?? null,
+      }),
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -60,9 +60,12 @@ export function tensorToImages(t: FloatTensor): RgbPixels[] {
  * its f x f block is inside the mask, so the known region never carries masked pixels into the result.
  */
 export function maskToLatentGrid(mask: MaskPixels, factor: number): { data: Float32Array; height: number; width: number } {
-  if (mask.data.length !== mask.width * mask.height) throw new DiffusionError('BAD_ARGUMENT', `mask must have 1 byte per pixel (${mask.width * mask.height}), got ${mask.data.length}`);
-  if (mask.width % factor || mask.height % factor) throw new DiffusionError('BAD_ARGUMENT', `mask ${mask.width}x${mask.height} is not a multiple of the VAE factor ${factor}`);
-  const width = mask.width / factor, height = mask.height / factor;
+  if (mask.data.length !== mask.width * mask.height)
+    throw new DiffusionError('BAD_ARGUMENT', `mask must have 1 byte per pixel (${mask.width * mask.height}), got ${mask.data.length}`);
+  if (mask.width % factor || mask.height % factor)
+    throw new DiffusionError('BAD_ARGUMENT', `mask ${mask.width}x${mask.height} is not a multiple of the VAE factor ${factor}`);
+  const width = mask.width / factor,
+    height = mask.height / factor;
   const data = new Float32Array(width * height);
   for (let y = 0; y < mask.height; y++) {
     for (let x = 0; x < mask.width; x++) {

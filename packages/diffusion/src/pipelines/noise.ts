@@ -31,7 +31,10 @@ function checkSeed(s: number): void {
 export class BatchNoise {
   private readonly rngs: GaussianRng[];
 
-  constructor(readonly seeds: readonly number[], private readonly perImage: number) {
+  constructor(
+    readonly seeds: readonly number[],
+    private readonly perImage: number,
+  ) {
     this.rngs = seeds.map((s) => new GaussianRng(s));
   }
 

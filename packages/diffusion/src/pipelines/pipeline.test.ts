@@ -23,17 +23,25 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const bytesEqual = (a: RgbPixels, b: RgbPixels) => a.width === b.width && a.height === b.height && Buffer.compare(Buffer.from(a.data), Buffer.from(b.data)) === 0;
-const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!)); return m; };
+const bytesEqual = (a: RgbPixels, b: RgbPixels) =>
+  a.width === b.width && a.height === b.height && Buffer.compare(Buffer.from(a.data), Buffer.from(b.data)) === 0;
+const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+};
 
 /** A smooth test picture at native size (a VAE round trip of it is meaningful). */
 function picture(): RgbPixels {
   const n = p.bundle.sampleSize;
   const data = new Uint8Array(n * n * 3);
-  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) {
-    const i = (y * n + x) * 3;
-    data[i] = (x * 2) & 255; data[i + 1] = (y * 2) & 255; data[i + 2] = 128;
-  }
+  for (let y = 0; y < n; y++)
+    for (let x = 0; x < n; x++) {
+      const i = (y * n + x) * 3;
+      data[i] = (x * 2) & 255;
+      data[i + 1] = (y * 2) & 255;
+      data[i + 2] = 128;
+    }
   return { width: n, height: n, data };
 }
 
@@ -54,7 +62,12 @@ describe('textToImage', () => {
   test('image i of a batch is the image drawn alone with seed + i; progress reports (step, total)', async () => {
     const steps: Array<[number, number]> = [];
     const batch = await p.textToImage({ prompt: 'a dog', steps: STEPS, seed: 7, batch: 2, onProgress: (s, t) => steps.push([s, t]) });
-    expect(steps).toEqual([[1, STEPS], [2, STEPS], [3, STEPS], [4, STEPS]]);
+    expect(steps).toEqual([
+      [1, STEPS],
+      [2, STEPS],
+      [3, STEPS],
+      [4, STEPS],
+    ]);
     expect(batch.seeds).toEqual([7, 8]);
     const second = await p.textToImage({ prompt: 'a dog', steps: STEPS, seed: 8 });
     // batched and single UNet runs may round differently in the last bits; the images agree to a pixel level
@@ -62,7 +75,7 @@ describe('textToImage', () => {
     expect(bytesEqual(batch.images[0]!, batch.images[1]!)).toBe(false);
   });
 
-  test('the initial latents are the seed\'s first GaussianRng draws times initNoiseSigma (documented draw)', async () => {
+  test("the initial latents are the seed's first GaussianRng draws times initNoiseSigma (documented draw)", async () => {
     // a 1-step DDIM sample, rebuilt by hand from GaussianRng(seed).fill(C*h*w)
     const side = p.bundle.sampleSize / p.bundle.vaeScaleFactor;
     const n = p.bundle.latentChannels * side * side;
@@ -114,8 +127,11 @@ describe('textToImage', () => {
 
   test('bad options are refused with BAD_ARGUMENT naming the option', async () => {
     for (const [o, re] of [
-      [{ prompt: 'x', steps: 0 }, /steps/], [{ prompt: 'x', guidance: Number.NaN }, /guidance/],
-      [{ prompt: 'x', seed: -1 }, /seed/], [{ prompt: 'x', scheduler: 'pndm' }, /scheduler/], [{ prompts: [] }, /prompts/],
+      [{ prompt: 'x', steps: 0 }, /steps/],
+      [{ prompt: 'x', guidance: Number.NaN }, /guidance/],
+      [{ prompt: 'x', seed: -1 }, /seed/],
+      [{ prompt: 'x', scheduler: 'pndm' }, /scheduler/],
+      [{ prompts: [] }, /prompts/],
     ] as const) {
       const err = await p.textToImage(o as never).catch((e: unknown) => e);
       expect(isDiffusionError(err, 'BAD_ARGUMENT')).toBe(true);
@@ -135,7 +151,8 @@ describe('imageToImage', () => {
   test('higher strength changes the image more; the same seed reproduces it', async () => {
     const img = picture();
     const z0 = await p.encodeImages(img, 1);
-    const dist = async (strength: number) => maxAbsDiff((await p.imageToImage({ image: img, strength, prompt: 'x', steps: 10, seed: 3, guidance: 1 })).latents.data, z0.data);
+    const dist = async (strength: number) =>
+      maxAbsDiff((await p.imageToImage({ image: img, strength, prompt: 'x', steps: 10, seed: 3, guidance: 1 })).latents.data, z0.data);
     const [low, high] = [await dist(0.2), await dist(0.9)];
     expect(low).toBeGreaterThan(0);
     expect(high).toBeGreaterThan(low);
@@ -152,19 +169,24 @@ describe('imageToImage', () => {
 describe('inpaint', () => {
   test('the unmasked region keeps the original latents; the masked region is repainted', async () => {
     const img = picture();
-    const n = p.bundle.sampleSize, f = p.bundle.vaeScaleFactor;
+    const n = p.bundle.sampleSize,
+      f = p.bundle.vaeScaleFactor;
     const mask: MaskPixels = { width: n, height: n, data: new Uint8Array(n * n) };
     for (let y = 0; y < n / 2; y++) for (let x = 0; x < n / 2; x++) mask.data[y * n + x] = 1; // top-left quarter
     const z0 = await p.encodeImages(img, 1);
     const out = await p.inpaint({ image: img, mask, prompt: 'a cat', steps: STEPS, seed: 4 });
-    const side = n / f, plane = side * side;
-    let keptMax = 0, paintedMax = 0;
-    for (let c = 0; c < p.bundle.latentChannels; c++) for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) {
-      const i = c * plane + y * side + x;
-      const d = Math.abs(out.latents.data[i]! - z0.data[i]!);
-      if (y < side / 2 && x < side / 2) paintedMax = Math.max(paintedMax, d);
-      else keptMax = Math.max(keptMax, d);
-    }
+    const side = n / f,
+      plane = side * side;
+    let keptMax = 0,
+      paintedMax = 0;
+    for (let c = 0; c < p.bundle.latentChannels; c++)
+      for (let y = 0; y < side; y++)
+        for (let x = 0; x < side; x++) {
+          const i = c * plane + y * side + x;
+          const d = Math.abs(out.latents.data[i]! - z0.data[i]!);
+          if (y < side / 2 && x < side / 2) paintedMax = Math.max(paintedMax, d);
+          else keptMax = Math.max(keptMax, d);
+        }
     expect(keptMax).toBeLessThan(1e-6);
     expect(paintedMax).toBeGreaterThan(0.1);
     // (pixels are not compared: the tiny VAE's mid-block attention spreads any latent change over the image)

@@ -18,7 +18,6 @@ import { BatchNoise, seedsFor } from './noise.js';
 import { denoise, type DenoiseResult, type ProgressCallback } from './denoise.js';
 import { imagesToTensor, maskToLatentGrid, tensorToImages, type MaskPixels, type RgbPixels } from './images.js';
 
-
 export interface PipelineOptions extends RuntimeOptions {
   /**
    * Placeholder tokens (`<asset0>`, ...) added to the tokenizer; their rows come from `placeholderEmbeddings`
@@ -101,21 +100,33 @@ export class DiffusionPipeline {
   /** Loads a bundle (directory or already loaded) and creates the text encoder, UNet and VAE decoder sessions. */
   static async create(bundle: ModelBundle | string, options: PipelineOptions = {}): Promise<DiffusionPipeline> {
     const b = typeof bundle === 'string' ? loadBundle(bundle) : bundle;
-    const runtime: RuntimeOptions = { ...(options.executionProviders ? { executionProviders: options.executionProviders } : {}), ...(options.intraOpNumThreads !== undefined ? { intraOpNumThreads: options.intraOpNumThreads } : {}) };
+    const runtime: RuntimeOptions = {
+      ...(options.executionProviders ? { executionProviders: options.executionProviders } : {}),
+      ...(options.intraOpNumThreads !== undefined ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
+    };
     const tokenizer = ClipTokenizer.fromDir(b.tokenizerDir);
     const placeholders = options.placeholderTokens ?? [];
     const baseVocabSize = tokenizer.size;
     if (placeholders.length) tokenizer.addTokens(placeholders);
     const [textEncoder, unet, vaeDecoder] = await Promise.all([
       ClipTextEncoder.create(b, { ...runtime, placeholders: placeholders.length, baseVocabSize, ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}) }),
-      Unet.create(b, { ...runtime, ...(options.captureAttention ? { captureAttention: options.captureAttention } : {}), ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}) }),
+      Unet.create(b, {
+        ...runtime,
+        ...(options.captureAttention ? { captureAttention: options.captureAttention } : {}),
+        ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}),
+      }),
       VaeDecoder.create(b, runtime),
     ]);
     return new DiffusionPipeline(b, tokenizer, textEncoder, unet, vaeDecoder, runtime);
   }
 
   /** Hidden states for the prompts: [negatives; prompts] (2B rows) under guidance, else the prompts' B rows. */
-  async encodePrompts(prompts: readonly string[], negative: string | readonly string[] = '', guidance = 7.5, placeholderEmbeddings?: FloatTensor | Float32Array): Promise<FloatTensor> {
+  async encodePrompts(
+    prompts: readonly string[],
+    negative: string | readonly string[] = '',
+    guidance = 7.5,
+    placeholderEmbeddings?: FloatTensor | Float32Array,
+  ): Promise<FloatTensor> {
     const negs = typeof negative === 'string' ? prompts.map(() => negative) : [...negative];
     if (negs.length !== prompts.length) throw new DiffusionError('BAD_ARGUMENT', `${negs.length} negative prompts for ${prompts.length} prompts`);
     const texts = usesGuidance(guidance) ? [...negs, ...prompts] : [...prompts];
@@ -129,7 +140,16 @@ export class DiffusionPipeline {
     const latents = s.noise.draw();
     for (let i = 0; i < latents.length; i++) latents[i]! *= s.scheduler.initNoiseSigma;
     const hidden = await this.encodePrompts(s.prompts, o.negativePrompt, s.guidance, o.placeholderEmbeddings);
-    const out = await denoise({ unet: this.unet, scheduler: s.scheduler, timesteps: s.scheduler.timesteps, latents: { dims: s.latentDims, data: latents }, hidden, guidance: s.guidance, noise: s.noise, onProgress: o.onProgress });
+    const out = await denoise({
+      unet: this.unet,
+      scheduler: s.scheduler,
+      timesteps: s.scheduler.timesteps,
+      latents: { dims: s.latentDims, data: latents },
+      hidden,
+      guidance: s.guidance,
+      noise: s.noise,
+      onProgress: o.onProgress,
+    });
     return this.finish(out, s.seeds);
   }
 
@@ -150,7 +170,16 @@ export class DiffusionPipeline {
     if (!timesteps.length) return this.finish({ latents: init }, s.seeds);
     const latents = s.scheduler.addNoise(init.data, noise, timesteps[0]!);
     const hidden = await this.encodePrompts(s.prompts, o.negativePrompt, s.guidance, o.placeholderEmbeddings);
-    const out = await denoise({ unet: this.unet, scheduler: s.scheduler, timesteps, latents: { dims: s.latentDims, data: latents }, hidden, guidance: s.guidance, noise: s.noise, onProgress: o.onProgress });
+    const out = await denoise({
+      unet: this.unet,
+      scheduler: s.scheduler,
+      timesteps,
+      latents: { dims: s.latentDims, data: latents },
+      hidden,
+      guidance: s.guidance,
+      noise: s.noise,
+      onProgress: o.onProgress,
+    });
     return this.finish(out, s.seeds);
   }
 
@@ -168,7 +197,8 @@ export class DiffusionPipeline {
     const plane = h * w;
     const repaint = new Float32Array(s.batch * plane);
     masks.forEach((m, i) => {
-      if (m.width !== this.bundle.sampleSize || m.height !== this.bundle.sampleSize) throw new DiffusionError('BAD_ARGUMENT', `mask ${i} is ${m.width}x${m.height}; the bundle samples ${this.bundle.sampleSize}x${this.bundle.sampleSize}`);
+      if (m.width !== this.bundle.sampleSize || m.height !== this.bundle.sampleSize)
+        throw new DiffusionError('BAD_ARGUMENT', `mask ${i} is ${m.width}x${m.height}; the bundle samples ${this.bundle.sampleSize}x${this.bundle.sampleSize}`);
       repaint.set(maskToLatentGrid(m, this.bundle.vaeScaleFactor).data, i * plane);
     });
     const noise = s.noise.draw();
@@ -189,7 +219,17 @@ export class DiffusionPipeline {
         }
       }
     };
-    const out = await denoise({ unet: this.unet, scheduler: s.scheduler, timesteps, latents: { dims: s.latentDims, data: latents }, hidden, guidance: s.guidance, noise: s.noise, onProgress: o.onProgress, afterStep });
+    const out = await denoise({
+      unet: this.unet,
+      scheduler: s.scheduler,
+      timesteps,
+      latents: { dims: s.latentDims, data: latents },
+      hidden,
+      guidance: s.guidance,
+      noise: s.noise,
+      onProgress: o.onProgress,
+      afterStep,
+    });
     return this.finish(out, s.seeds);
   }
 
@@ -204,7 +244,11 @@ export class DiffusionPipeline {
     if (list.length !== batch) throw new DiffusionError('BAD_ARGUMENT', `${list.length} images for a batch of ${batch}`);
     const n = this.bundle.sampleSize;
     list.forEach((img, i) => {
-      if (img.width !== n || img.height !== n) throw new DiffusionError('BAD_ARGUMENT', `image ${i} is ${img.width}x${img.height}; the bundle works at ${n}x${n} (resize or crop it first, e.g. @dynasyn/imaging fitToSquare)`);
+      if (img.width !== n || img.height !== n)
+        throw new DiffusionError(
+          'BAD_ARGUMENT',
+          `image ${i} is ${img.width}x${img.height}; the bundle works at ${n}x${n} (resize or crop it first, e.g. @dynasyn/imaging fitToSquare)`,
+        );
     });
     this.vaeEncoder ??= await VaeEncoder.create(this.bundle, this.runtime);
     return this.vaeEncoder.encode(imagesToTensor(list));
@@ -214,7 +258,16 @@ export class DiffusionPipeline {
     await Promise.all([this.textEncoder.release(), this.unet.release(), this.vaeDecoder.release(), this.vaeEncoder?.release()]);
   }
 
-  private prepare(o: SampleOptions): { prompts: string[]; batch: number; steps: number; guidance: number; scheduler: Scheduler; seeds: number[]; noise: BatchNoise; latentDims: number[] } {
+  private prepare(o: SampleOptions): {
+    prompts: string[];
+    batch: number;
+    steps: number;
+    guidance: number;
+    scheduler: Scheduler;
+    seeds: number[];
+    noise: BatchNoise;
+    latentDims: number[];
+  } {
     const prompts = promptList(o);
     const steps = o.steps ?? 50;
     if (!Number.isInteger(steps) || steps < 1 || steps > this.bundle.scheduler.numTrainTimesteps) {
@@ -229,7 +282,16 @@ export class DiffusionPipeline {
     const side = this.bundle.sampleSize / this.bundle.vaeScaleFactor;
     const latentDims = [prompts.length, this.bundle.latentChannels, side, side];
     const seeds = seedsFor(prompts.length, o.seed);
-    return { prompts, batch: prompts.length, steps, guidance, scheduler, seeds, noise: new BatchNoise(seeds, this.bundle.latentChannels * side * side), latentDims };
+    return {
+      prompts,
+      batch: prompts.length,
+      steps,
+      guidance,
+      scheduler,
+      seeds,
+      noise: new BatchNoise(seeds, this.bundle.latentChannels * side * side),
+      latentDims,
+    };
   }
 
   private async finish(out: DenoiseResult, seeds: number[]): Promise<SampleResult> {
@@ -241,7 +303,8 @@ function promptList(o: SampleOptions): string[] {
   if (o.prompts !== undefined) {
     if (o.prompt !== undefined) throw new DiffusionError('BAD_ARGUMENT', 'give either prompt or prompts, not both');
     if (!o.prompts.length) throw new DiffusionError('BAD_ARGUMENT', 'prompts is empty');
-    if (o.batch !== undefined && o.batch !== o.prompts.length) throw new DiffusionError('BAD_ARGUMENT', `batch ${o.batch} differs from the ${o.prompts.length} prompts`);
+    if (o.batch !== undefined && o.batch !== o.prompts.length)
+      throw new DiffusionError('BAD_ARGUMENT', `batch ${o.batch} differs from the ${o.prompts.length} prompts`);
     return [...o.prompts];
   }
   const batch = o.batch ?? 1;

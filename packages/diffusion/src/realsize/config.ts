@@ -72,18 +72,35 @@ const SD21_UNET: SdUnetConfig = {
   upcastAttention: false,
 };
 
-const SD21_TEXT_ENCODER: SdTextEncoderConfig = { layers: 23, hiddenSize: 1024, heads: 16, intermediateSize: 4096, vocabSize: CLIP_VOCAB_SIZE, maxPositions: 77 };
+const SD21_TEXT_ENCODER: SdTextEncoderConfig = {
+  layers: 23,
+  hiddenSize: 1024,
+  heads: 16,
+  intermediateSize: 4096,
+  vocabSize: CLIP_VOCAB_SIZE,
+  maxPositions: 77,
+};
 const SD_VAE: SdVaeConfig = { blockOutChannels: [128, 256, 512, 512], layersPerBlock: 2, normGroups: 32, scalingFactor: 0.18215 };
 
 /** SD 2.1's real sizes: 2.1-base (512 px, epsilon, PNDM) and 2.1 (768 px, v-prediction, DDIM, upcast attention). */
 export const SD21_PRESETS: Readonly<Record<SdVariant, SdBundleConfig>> = Object.freeze({
   'sd21-base': {
-    sampleSize: 512, latentChannels: 4, predictionType: 'epsilon', schedulerClass: 'PNDMScheduler',
-    unet: SD21_UNET, textEncoder: SD21_TEXT_ENCODER, vae: SD_VAE,
+    sampleSize: 512,
+    latentChannels: 4,
+    predictionType: 'epsilon',
+    schedulerClass: 'PNDMScheduler',
+    unet: SD21_UNET,
+    textEncoder: SD21_TEXT_ENCODER,
+    vae: SD_VAE,
   },
   sd21: {
-    sampleSize: 768, latentChannels: 4, predictionType: 'v_prediction', schedulerClass: 'DDIMScheduler',
-    unet: { ...SD21_UNET, upcastAttention: true }, textEncoder: SD21_TEXT_ENCODER, vae: SD_VAE,
+    sampleSize: 768,
+    latentChannels: 4,
+    predictionType: 'v_prediction',
+    schedulerClass: 'DDIMScheduler',
+    unet: { ...SD21_UNET, upcastAttention: true },
+    textEncoder: SD21_TEXT_ENCODER,
+    vae: SD_VAE,
   },
 });
 
@@ -93,16 +110,23 @@ export const latentSize = (c: SdBundleConfig): number => c.sampleSize / vaeScale
 
 /** Throws a plain Error naming the first field that cannot build (the caller wraps it). */
 export function checkSdConfig(c: SdBundleConfig): void {
-  const u = c.unet, t = c.textEncoder, v = c.vae;
+  const u = c.unet,
+    t = c.textEncoder,
+    v = c.vae;
   const levels = u.blockOutChannels.length;
-  const fail = (why: string) => { throw new Error(why); };
-  if (u.downBlockTypes.length !== levels || u.upBlockTypes.length !== levels || u.attentionHeads.length !== levels) fail('unet: blockOutChannels, downBlockTypes, upBlockTypes and attentionHeads need one entry per level');
+  const fail = (why: string) => {
+    throw new Error(why);
+  };
+  if (u.downBlockTypes.length !== levels || u.upBlockTypes.length !== levels || u.attentionHeads.length !== levels)
+    fail('unet: blockOutChannels, downBlockTypes, upBlockTypes and attentionHeads need one entry per level');
   u.blockOutChannels.forEach((ch, i) => {
     if (ch % u.normGroups !== 0) fail(`unet: block ${i} has ${ch} channels, not a multiple of normGroups ${u.normGroups}`);
     if (ch % u.attentionHeads[i]! !== 0) fail(`unet: block ${i} has ${ch} channels, not a multiple of its ${u.attentionHeads[i]} heads`);
   });
   if (t.hiddenSize % t.heads !== 0) fail(`textEncoder: hiddenSize ${t.hiddenSize} is not a multiple of heads ${t.heads}`);
-  if (v.blockOutChannels.some((ch) => ch % v.normGroups !== 0)) fail(`vae: blockOutChannels ${v.blockOutChannels} are not multiples of normGroups ${v.normGroups}`);
+  if (v.blockOutChannels.some((ch) => ch % v.normGroups !== 0))
+    fail(`vae: blockOutChannels ${v.blockOutChannels} are not multiples of normGroups ${v.normGroups}`);
   const latent = latentSize(c);
-  if (!Number.isInteger(latent) || latent % 2 ** (levels - 1) !== 0) fail(`sampleSize ${c.sampleSize} gives latents of ${latent}, which the UNet's ${levels - 1} downsamplings cannot halve evenly`);
+  if (!Number.isInteger(latent) || latent % 2 ** (levels - 1) !== 0)
+    fail(`sampleSize ${c.sampleSize} gives latents of ${latent}, which the UNet's ${levels - 1} downsamplings cannot halve evenly`);
 }

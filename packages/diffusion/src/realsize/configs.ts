@@ -24,12 +24,21 @@ export function modelIndex(c: SdBundleConfig, layout: SdBundleLayout): Json {
     tokenizer: ['transformers', 'CLIPTokenizer'],
   };
   if (layout === 'diffusers-index') {
-    return { _class_name: 'StableDiffusionPipeline', ...common, text_encoder: ['transformers', 'CLIPTextModel'], unet: ['diffusers', 'UNet2DConditionModel'], vae: ['diffusers', 'AutoencoderKL'] };
+    return {
+      _class_name: 'StableDiffusionPipeline',
+      ...common,
+      text_encoder: ['transformers', 'CLIPTextModel'],
+      unet: ['diffusers', 'UNet2DConditionModel'],
+      vae: ['diffusers', 'AutoencoderKL'],
+    };
   }
   return {
-    _class_name: 'ORTStableDiffusionPipeline', ...common,
-    text_encoder: ['optimum', 'ORTModelTextEncoder'], unet: ['optimum', 'ORTModelUnet'],
-    vae_decoder: ['optimum', 'ORTModelVaeDecoder'], vae_encoder: ['optimum', 'ORTModelVaeEncoder'],
+    _class_name: 'ORTStableDiffusionPipeline',
+    ...common,
+    text_encoder: ['optimum', 'ORTModelTextEncoder'],
+    unet: ['optimum', 'ORTModelUnet'],
+    vae_decoder: ['optimum', 'ORTModelVaeDecoder'],
+    vae_encoder: ['optimum', 'ORTModelVaeEncoder'],
   };
 }
 

@@ -24,7 +24,9 @@ function transformer(c: number, context: number): number {
 
 export function unetParameterCount(config: SdBundleConfig): number {
   const u = config.unet;
-  const ch = u.blockOutChannels, ctx = config.textEncoder.hiddenSize, t = u.timeEmbedDim;
+  const ch = u.blockOutChannels,
+    ctx = config.textEncoder.hiddenSize,
+    t = u.timeEmbedDim;
   let n = conv(config.latentChannels, ch[0]!, 3) + linear(ch[0]!, t) + linear(t, t);
   const skips = [ch[0]!];
   let c = ch[0]!;
@@ -34,7 +36,10 @@ export function unetParameterCount(config: SdBundleConfig): number {
       c = out;
       skips.push(c);
     }
-    if (i < ch.length - 1) { n += conv(c, c, 3); skips.push(c); }
+    if (i < ch.length - 1) {
+      n += conv(c, c, 3);
+      skips.push(c);
+    }
   });
   n += 2 * resnet(c, c, t) + transformer(c, ctx);
   [...ch].reverse().forEach((out, i) => {
@@ -56,18 +61,26 @@ export function textEncoderParameterCount(config: SdBundleConfig): number {
 /** The VAE's encoder (+ quant_conv) and decoder (+ post_quant_conv). */
 export function vaeParameterCounts(config: SdBundleConfig): { encoder: number; decoder: number } {
   const { blockOutChannels: ch, layersPerBlock } = config.vae;
-  const z = config.latentChannels, top = ch[ch.length - 1]!;
+  const z = config.latentChannels,
+    top = ch[ch.length - 1]!;
   const mid = 2 * resnet(top, top) + norm(top) + 3 * linear(top, top) + linear(top, top);
-  let encoder = conv(3, ch[0]!, 3), c = ch[0]!;
+  let encoder = conv(3, ch[0]!, 3),
+    c = ch[0]!;
   ch.forEach((out, i) => {
-    for (let j = 0; j < layersPerBlock; j++) { encoder += resnet(c, out); c = out; }
+    for (let j = 0; j < layersPerBlock; j++) {
+      encoder += resnet(c, out);
+      c = out;
+    }
     if (i < ch.length - 1) encoder += conv(c, c, 3);
   });
   encoder += mid + norm(top) + conv(top, 2 * z, 3) + conv(2 * z, 2 * z, 1);
   let decoder = conv(z, z, 1) + conv(z, top, 3) + mid;
   c = top;
   [...ch].reverse().forEach((out, i) => {
-    for (let j = 0; j <= layersPerBlock; j++) { decoder += resnet(c, out); c = out; }
+    for (let j = 0; j <= layersPerBlock; j++) {
+      decoder += resnet(c, out);
+      c = out;
+    }
     if (i < ch.length - 1) decoder += conv(c, c, 3);
   });
   decoder += norm(c) + conv(c, 3, 3);

@@ -9,8 +9,13 @@ import { findTokenEmbedding } from '../surgery/placeholders.js';
 import { ClipTokenizer } from '../tokenizer.js';
 import { normals } from '../tiny/prng.js';
 import {
-  createSdBundle, SD21_PRESETS, textEncoderParameterCount, unetParameterCount, vaeParameterCounts,
-  type SdBundleConfig, type SdBundleInfo,
+  createSdBundle,
+  SD21_PRESETS,
+  textEncoderParameterCount,
+  unetParameterCount,
+  vaeParameterCounts,
+  type SdBundleConfig,
+  type SdBundleInfo,
 } from './index.js';
 import { partsOverProtobufLimit } from './create.js';
 import { filesUnder } from '../testing/files.js';
@@ -18,7 +23,8 @@ import { filesUnder } from '../testing/files.js';
 /** SD 2.1's structure (4 levels, DownBlock2D last, 3-resnet up blocks, mid transformer) at tiny widths. */
 function small(preset: SdBundleConfig, sampleSize = 128): SdBundleConfig {
   return {
-    ...preset, sampleSize,
+    ...preset,
+    sampleSize,
     unet: { ...preset.unet, blockOutChannels: [32, 64, 64, 64], attentionHeads: [1, 2, 2, 2], normGroups: 8, timeEmbedDim: 128 },
     textEncoder: { ...preset.textEncoder, layers: 2, hiddenSize: 64, heads: 2, intermediateSize: 256 },
     vae: { ...preset.vae, blockOutChannels: [16, 32, 32, 32], layersPerBlock: 1, normGroups: 8 },
@@ -41,13 +47,17 @@ const json = (dir: string, file: string) => JSON.parse(readFileSync(join(dir, fi
 const randn = (key: string, dims: number[]) => new ort.Tensor('float32', normals(`test/${key}`, numel(dims), 1), dims);
 const session = (dir: string, sub: string) => ort.InferenceSession.create(join(dir, sub, 'model.onnx'), { intraOpNumThreads: 1 });
 const std = (a: Float32Array) => {
-  let s = 0, s2 = 0;
-  for (const v of a) { s += v; s2 += v * v; }
+  let s = 0,
+    s2 = 0;
+  for (const v of a) {
+    s += v;
+    s2 += v * v;
+  }
   return Math.sqrt(s2 / a.length - (s / a.length) ** 2);
 };
 
 describe('SD 2.1 sizes', () => {
-  it('the presets have SD 2.1\'s parameter counts (computed from the config)', () => {
+  it("the presets have SD 2.1's parameter counts (computed from the config)", () => {
     for (const preset of Object.values(SD21_PRESETS)) {
       expect(unetParameterCount(preset)).toBe(865_910_724);
       expect(textEncoderParameterCount(preset)).toBe(340_387_840); // OpenCLIP ViT-H text tower, 23 layers, as CLIPTextModel
@@ -55,7 +65,7 @@ describe('SD 2.1 sizes', () => {
     }
   });
 
-  it('only the fp32 UNet is over protobuf\'s 2 GiB, so only it gets external data by default (optimum\'s rule)', () => {
+  it("only the fp32 UNet is over protobuf's 2 GiB, so only it gets external data by default (optimum's rule)", () => {
     expect(partsOverProtobufLimit(SD21_PRESETS['sd21-base'], 'fp32')).toEqual(['unet']);
     expect(partsOverProtobufLimit(SD21_PRESETS.sd21, 'fp16')).toEqual([]);
     expect(partsOverProtobufLimit(SMALL, 'fp32')).toEqual([]);
@@ -70,14 +80,23 @@ describe('SD 2.1 sizes', () => {
 });
 
 describe('createSdBundle (SD 2.1 structure, small widths)', () => {
-  it('writes optimum\'s layout: UNet weights in model.onnx_data, the others inline', () => {
+  it("writes optimum's layout: UNet weights in model.onnx_data, the others inline", () => {
     expect([...filesUnder(bundle.dir).keys()].sort()).toEqual([
-      'model_index.json', 'scheduler/scheduler_config.json',
-      'text_encoder/config.json', 'text_encoder/model.onnx',
-      'tokenizer/merges.txt', 'tokenizer/special_tokens_map.json', 'tokenizer/tokenizer_config.json', 'tokenizer/vocab.json',
-      'unet/config.json', 'unet/model.onnx', 'unet/model.onnx_data',
-      'vae_decoder/config.json', 'vae_decoder/model.onnx',
-      'vae_encoder/config.json', 'vae_encoder/model.onnx',
+      'model_index.json',
+      'scheduler/scheduler_config.json',
+      'text_encoder/config.json',
+      'text_encoder/model.onnx',
+      'tokenizer/merges.txt',
+      'tokenizer/special_tokens_map.json',
+      'tokenizer/tokenizer_config.json',
+      'tokenizer/vocab.json',
+      'unet/config.json',
+      'unet/model.onnx',
+      'unet/model.onnx_data',
+      'vae_decoder/config.json',
+      'vae_decoder/model.onnx',
+      'vae_encoder/config.json',
+      'vae_encoder/model.onnx',
     ]);
     const unet = loadModel(join(bundle.dir, 'unet/model.onnx'));
     const inits = [...unet.graph.initializers.values()];
@@ -88,19 +107,34 @@ describe('createSdBundle (SD 2.1 structure, small widths)', () => {
     // loadModel references large inline weights in place (in model.onnx itself); none may lie in another file
     const elsewhere = [...text.graph.initializers.values()].filter((i) => isExternal(i.data) && i.data.path !== join(bundle.dir, 'text_encoder/model.onnx'));
     expect(elsewhere.map((i) => i.name)).toEqual([]);
-    expect(json(bundle.dir, 'model_index.json')).toMatchObject({ _class_name: 'ORTStableDiffusionPipeline', vae_encoder: ['optimum', 'ORTModelVaeEncoder'], scheduler: ['diffusers', 'PNDMScheduler'] });
+    expect(json(bundle.dir, 'model_index.json')).toMatchObject({
+      _class_name: 'ORTStableDiffusionPipeline',
+      vae_encoder: ['optimum', 'ORTModelVaeEncoder'],
+      scheduler: ['diffusers', 'PNDMScheduler'],
+    });
     expect(json(bundle.dir, 'unet/config.json')).toMatchObject({
-      sample_size: 16, attention_head_dim: [1, 2, 2, 2], cross_attention_dim: 64, layers_per_block: 2, use_linear_projection: true,
+      sample_size: 16,
+      attention_head_dim: [1, 2, 2, 2],
+      cross_attention_dim: 64,
+      layers_per_block: 2,
+      use_linear_projection: true,
       down_block_types: ['CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D'],
       up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'],
     });
     expect(json(bundle.dir, 'text_encoder/config.json')).toMatchObject({ hidden_act: 'gelu', vocab_size: 49408, eos_token_id: 2 });
   });
 
-  it('loads with loadBundle, with SD 2.1-base\'s scheduler and a 49408-token CLIP tokenizer', () => {
+  it("loads with loadBundle, with SD 2.1-base's scheduler and a 49408-token CLIP tokenizer", () => {
     const b = loadBundle(bundle.dir, { inspectModels: 'always' });
     expect(b).toMatchObject({ sampleSize: 128, vaeScaleFactor: 8, latentChannels: 4, textEmbedDim: 64, maxTokens: 77, vaeScalingFactor: 0.18215 });
-    expect(b.scheduler).toMatchObject({ predictionType: 'epsilon', betaSchedule: 'scaled_linear', betaStart: 0.00085, betaEnd: 0.012, numTrainTimesteps: 1000, stepsOffset: 1 });
+    expect(b.scheduler).toMatchObject({
+      predictionType: 'epsilon',
+      betaSchedule: 'scaled_linear',
+      betaStart: 0.00085,
+      betaEnd: 0.012,
+      numTrainTimesteps: 1000,
+      stepsOffset: 1,
+    });
     const tok = ClipTokenizer.fromDir(b.tokenizerDir);
     expect(tok.vocabSize).toBe(49408);
     expect([tok.idOf('<|startoftext|>'), tok.idOf('<|endoftext|>'), tok.idOf('!')]).toEqual([49406, 49407, 0]);
@@ -144,7 +178,7 @@ describe('createSdBundle (SD 2.1 structure, small widths)', () => {
   });
 });
 
-describe('the text encoder is shaped like transformers\' CLIPTextModel export', () => {
+describe("the text encoder is shaped like transformers' CLIPTextModel export", () => {
   it('reshapes input_ids (view(-1, L)) before the token-embedding Gather and slices position_ids by the length', () => {
     const g = loadModel(join(bundle.dir, 'text_encoder/model.onnx')).graph;
     expect(g.inputs[0]).toEqual({ name: 'input_ids', dtype: DataType.INT64, shape: ['batch', 'sequence_length'] });
@@ -175,7 +209,8 @@ describe('the text encoder is shaped like transformers\' CLIPTextModel export', 
     const out = await s.run({ input_ids: new ort.Tensor('int64', ids, [b, 77]) });
     expect(out.last_hidden_state!.dims).toEqual([b, 77, 64]);
     expect(out.pooler_output!.dims).toEqual([b, 64]);
-    const h = out.last_hidden_state!.data as Float32Array, p = out.pooler_output!.data as Float32Array;
+    const h = out.last_hidden_state!.data as Float32Array,
+      p = out.pooler_output!.data as Float32Array;
     expect(h.every(Number.isFinite)).toBe(true);
     for (let i = 0; i < b; i++) {
       const row = (i * 77 + eosAt[i]!) * 64;
@@ -191,19 +226,34 @@ describe('the text encoder is shaped like transformers\' CLIPTextModel export', 
 });
 
 describe('the UNet', () => {
-  it('has SD 2.1\'s 16 cross-attention layers (6 down, 1 mid, 9 up; none in the DownBlock2D / UpBlock2D level)', () => {
+  it("has SD 2.1's 16 cross-attention layers (6 down, 1 mid, 9 up; none in the DownBlock2D / UpBlock2D level)", () => {
     const unet = loadModel(join(bundle.dir, 'unet/model.onnx'));
     const layers = findCrossAttentionLayers(unet, { sample: [1, 4, 16, 16], timestep: [1], encoder_hidden_states: [1, 77, 64] });
     expect(layers.map((l) => l.scope.split('/')[1])).toEqual([
-      'down_blocks.0', 'down_blocks.0', 'down_blocks.1', 'down_blocks.1', 'down_blocks.2', 'down_blocks.2', 'mid_block',
-      'up_blocks.1', 'up_blocks.1', 'up_blocks.1', 'up_blocks.2', 'up_blocks.2', 'up_blocks.2', 'up_blocks.3', 'up_blocks.3', 'up_blocks.3',
+      'down_blocks.0',
+      'down_blocks.0',
+      'down_blocks.1',
+      'down_blocks.1',
+      'down_blocks.2',
+      'down_blocks.2',
+      'mid_block',
+      'up_blocks.1',
+      'up_blocks.1',
+      'up_blocks.1',
+      'up_blocks.2',
+      'up_blocks.2',
+      'up_blocks.2',
+      'up_blocks.3',
+      'up_blocks.3',
+      'up_blocks.3',
     ]);
     expect(layers.map((l) => l.queryLength)).toEqual([256, 256, 64, 64, 16, 16, 4, 16, 16, 16, 64, 64, 64, 256, 256, 256]);
   });
 
   it('runs: out_sample [2,4,16,16], O(1), one timestep broadcast to the batch, text and timestep matter', async () => {
     const s = await session(bundle.dir, 'unet');
-    const sample = randn('sample', [2, 4, 16, 16]), context = randn('ctx', [2, 77, 64]);
+    const sample = randn('sample', [2, 4, 16, 16]),
+      context = randn('ctx', [2, 77, 64]);
     const run = async (t: bigint[], ctx = context) =>
       (await s.run({ sample, timestep: new ort.Tensor('int64', BigInt64Array.from(t), [t.length]), encoder_hidden_states: ctx })).out_sample!;
     const out = await run([500n, 500n]);
@@ -227,19 +277,26 @@ describe('the UNet', () => {
 });
 
 describe('fp16', () => {
-  it('every float weight, input and output is float16; onnxruntime\'s CPU provider loads and runs it', async () => {
+  it("every float weight, input and output is float16; onnxruntime's CPU provider loads and runs it", async () => {
     const half = await createSdBundle(join(tmp, 'fp16'), { config: SMALL, dtype: 'fp16' });
     for (const part of ['text_encoder', 'unet', 'vae_encoder', 'vae_decoder'] as const) {
       const g = loadModel(join(half.dir, part, 'model.onnx')).graph;
       const floats = [...g.initializers.values()].filter((i) => i.dtype === DataType.FLOAT);
       expect({ part, float32: floats.map((i) => i.name) }).toEqual({ part, float32: [] });
-      for (const v of [...g.inputs, ...g.outputs]) if (v.name !== 'input_ids' && v.name !== 'timestep') expect({ v: v.name, dtype: v.dtype }).toEqual({ v: v.name, dtype: DataType.FLOAT16 });
+      for (const v of [...g.inputs, ...g.outputs])
+        if (v.name !== 'input_ids' && v.name !== 'timestep') expect({ v: v.name, dtype: v.dtype }).toEqual({ v: v.name, dtype: DataType.FLOAT16 });
     }
     expect(half.bytes.unet).toBeLessThan(bundle.bytes.unet * 0.6);
     const unet = await session(half.dir, 'unet');
-    const toHalf = (t: ort.Tensor) => new ort.Tensor('float16', Uint16Array.from(t.data as Float32Array, (v) => floatToHalf(v)), t.dims);
+    const toHalf = (t: ort.Tensor) =>
+      new ort.Tensor(
+        'float16',
+        Uint16Array.from(t.data as Float32Array, (v) => floatToHalf(v)),
+        t.dims,
+      );
     const out = await unet.run({
-      sample: toHalf(randn('sample', [1, 4, 16, 16])), timestep: new ort.Tensor('int64', BigInt64Array.of(500n), [1]),
+      sample: toHalf(randn('sample', [1, 4, 16, 16])),
+      timestep: new ort.Tensor('int64', BigInt64Array.of(500n), [1]),
       encoder_hidden_states: toHalf(randn('ctx', [1, 77, 64])),
     });
     expect(out.out_sample!.type).toBe('float16');

@@ -91,12 +91,19 @@ export async function createSdBundle(dir: string, options: CreateSdBundleOptions
   const dtype = options.dtype ?? 'fp32';
   const seed = options.seed ?? 0;
   const layout = options.layout ?? 'optimum';
-  if (!(variant in SD21_PRESETS)) throw new DiffusionError('BAD_ARGUMENT', `unknown SD variant ${JSON.stringify(variant)}; expected ${Object.keys(SD21_PRESETS).join(' or ')}`);
+  if (!(variant in SD21_PRESETS))
+    throw new DiffusionError('BAD_ARGUMENT', `unknown SD variant ${JSON.stringify(variant)}; expected ${Object.keys(SD21_PRESETS).join(' or ')}`);
   if (dtype !== 'fp32' && dtype !== 'fp16') throw new DiffusionError('BAD_ARGUMENT', `unknown dtype ${JSON.stringify(dtype)}; expected fp32 or fp16`);
-  if (layout !== 'optimum' && layout !== 'diffusers-index') throw new DiffusionError('BAD_ARGUMENT', `unknown layout ${JSON.stringify(layout)}; expected optimum or diffusers-index`);
-  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new DiffusionError('BAD_ARGUMENT', `SD bundle seed ${seed} is not an unsigned 32-bit integer`);
+  if (layout !== 'optimum' && layout !== 'diffusers-index')
+    throw new DiffusionError('BAD_ARGUMENT', `unknown layout ${JSON.stringify(layout)}; expected optimum or diffusers-index`);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)
+    throw new DiffusionError('BAD_ARGUMENT', `SD bundle seed ${seed} is not an unsigned 32-bit integer`);
   const config = options.config ?? SD21_PRESETS[variant];
-  try { checkSdConfig(config); } catch (e) { throw new DiffusionError('BAD_ARGUMENT', `SD bundle config: ${(e as Error).message}`); }
+  try {
+    checkSdConfig(config);
+  } catch (e) {
+    throw new DiffusionError('BAD_ARGUMENT', `SD bundle config: ${(e as Error).message}`);
+  }
 
   const parameters = sdParameterCounts(config);
   const total = Object.values(parameters).reduce((a, b) => a + b, 0);
@@ -128,7 +135,10 @@ export async function createSdBundle(dir: string, options: CreateSdBundleOptions
     const external = externalParts.includes(part);
     const weights = new WeightFile(external ? join(dir, part, 'model.onnx_data') : `${modelFile}.spool-${process.pid}`, external ? 4096 : 1);
     try {
-      const store = spillTo(weights, (n) => { done += n; options.onProgress?.({ part, done, total }); });
+      const store = spillTo(weights, (n) => {
+        done += n;
+        options.onProgress?.({ part, done, total });
+      });
       const model = build(new ModuleBuilder(`${seed}/${seedModel}`, anonymousStart, { floatType, normals: fastNormals, store }));
       model.producerName = 'dynasyn-create-sd21';
       weights.close();

@@ -12,14 +12,21 @@ import fs from 'node:fs';
 import { isExternal, serializeModel, type ExternalRef, type Initializer, type OnnxModel } from '@dynasyn/ort-training';
 
 const CHUNK = 16 * 2 ** 20;
-const WIRE_VARINT = 0, WIRE_I64 = 1, WIRE_LEN = 2, WIRE_I32 = 5;
-const GRAPH_FIELD = 7, INITIALIZER_FIELD = 5;
+const WIRE_VARINT = 0,
+  WIRE_I64 = 1,
+  WIRE_LEN = 2,
+  WIRE_I32 = 5;
+const GRAPH_FIELD = 7,
+  INITIALIZER_FIELD = 5;
 const TENSOR = { dims: 1, dataType: 2, name: 8, rawData: 9 } as const;
 
 /** A base-128 varint; arithmetic rather than bit operations, so lengths past 2^31 encode correctly. */
 function varint(n: number): number[] {
   const out: number[] = [];
-  while (n >= 128) { out.push((n % 128) + 128); n = Math.floor(n / 128); }
+  while (n >= 128) {
+    out.push((n % 128) + 128);
+    n = Math.floor(n / 128);
+  }
   out.push(n);
   return out;
 }
@@ -30,9 +37,13 @@ function tensorHead(init: Initializer, length: number): Uint8Array {
   const name = new TextEncoder().encode(init.name);
   return Uint8Array.from([
     ...init.dims.flatMap((d) => [...tag(TENSOR.dims, WIRE_VARINT), ...varint(d)]),
-    ...tag(TENSOR.dataType, WIRE_VARINT), ...varint(init.dtype),
-    ...tag(TENSOR.name, WIRE_LEN), ...varint(name.byteLength), ...name,
-    ...tag(TENSOR.rawData, WIRE_LEN), ...varint(length),
+    ...tag(TENSOR.dataType, WIRE_VARINT),
+    ...varint(init.dtype),
+    ...tag(TENSOR.name, WIRE_LEN),
+    ...varint(name.byteLength),
+    ...name,
+    ...tag(TENSOR.rawData, WIRE_LEN),
+    ...varint(length),
   ]);
 }
 
@@ -41,7 +52,8 @@ function topLevelFields(bytes: Uint8Array): { field: number; start: number; payl
   const fields = [];
   let pos = 0;
   const readVarint = (): number => {
-    let v = 0, scale = 1;
+    let v = 0,
+      scale = 1;
     for (;;) {
       const b = bytes[pos++]!;
       v += (b & 127) * scale;
@@ -52,13 +64,17 @@ function topLevelFields(bytes: Uint8Array): { field: number; start: number; payl
   while (pos < bytes.byteLength) {
     const start = pos;
     const key = readVarint();
-    const field = Math.floor(key / 8), wire = key % 8;
+    const field = Math.floor(key / 8),
+      wire = key % 8;
     let payload = pos;
     if (wire === WIRE_VARINT) readVarint();
     else if (wire === WIRE_I64) pos += 8;
     else if (wire === WIRE_I32) pos += 4;
-    else if (wire === WIRE_LEN) { const len = readVarint(); payload = pos; pos += len; }
-    else throw new Error(`unexpected protobuf wire type ${wire} at byte ${start}`);
+    else if (wire === WIRE_LEN) {
+      const len = readVarint();
+      payload = pos;
+      pos += len;
+    } else throw new Error(`unexpected protobuf wire type ${wire} at byte ${start}`);
     fields.push({ field, start, payload, end: pos });
   }
   return fields;
@@ -85,14 +101,18 @@ export function saveModelInliningSpool(model: OnnxModel, file: string, spool: st
   const heads = spooled.map((init) => tensorHead(init, init.data.length));
   const entryLength = (i: number) => heads[i]!.byteLength + spooled[i]!.data.length;
   let appended = 0;
-  spooled.forEach((_, i) => { appended += tag(INITIALIZER_FIELD, WIRE_LEN).length + varint(entryLength(i)).length + entryLength(i); });
+  spooled.forEach((_, i) => {
+    appended += tag(INITIALIZER_FIELD, WIRE_LEN).length + varint(entryLength(i)).length + entryLength(i);
+  });
 
   const tmp = `${file}.tmp-${process.pid}`;
   const out = fs.openSync(tmp, 'w');
   const spoolFd = spooled.length ? fs.openSync(spool, 'r') : undefined;
   let written = false;
   try {
-    const write = (bytes: Uint8Array) => { for (let d = 0; d < bytes.byteLength;) d += fs.writeSync(out, bytes, d, bytes.byteLength - d); };
+    const write = (bytes: Uint8Array) => {
+      for (let d = 0; d < bytes.byteLength;) d += fs.writeSync(out, bytes, d, bytes.byteLength - d);
+    };
     for (const f of fields) if (f !== graph) write(encoded.subarray(f.start, f.end));
     const graphBody = encoded.subarray(graph.payload, graph.end);
     write(Uint8Array.from([...tag(GRAPH_FIELD, WIRE_LEN), ...varint(graphBody.byteLength + appended)]));

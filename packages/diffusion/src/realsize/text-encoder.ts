@@ -32,7 +32,11 @@ class Sizes {
   /** A 1-D shape from sizes (scalar tensors) and static numbers. */
   shape(parts: (string | number)[]): string {
     const m = this.m;
-    return m.op('Concat', parts.map((p) => (typeof p === 'number' ? m.constInt64([p]) : m.op('Unsqueeze', [p, m.constInt64([0])]))), { axis: 0 });
+    return m.op(
+      'Concat',
+      parts.map((p) => (typeof p === 'number' ? m.constInt64([p]) : m.op('Unsqueeze', [p, m.constInt64([0])]))),
+      { axis: 0 },
+    );
   }
   reshape(x: Value, parts: (string | number)[], shape: number[]): Value {
     return { name: this.m.op('Reshape', [x.name, this.shape(parts)], { allowzero: 0 }), shape };
@@ -41,8 +45,10 @@ class Sizes {
 
 /** CLIPAttention (`self_attn`) with the causal mask [B, 1, T, T]. */
 function clipAttention(m: ModuleBuilder, s: Sizes, x: Value, mask: string, heads: number): Value {
-  const dim = x.shape[2]!, headDim = dim / heads;
-  const bsz = s.of(x.name, 0), tgt = s.of(x.name, 1);
+  const dim = x.shape[2]!,
+    headDim = dim / heads;
+  const bsz = s.of(x.name, 0),
+    tgt = s.of(x.name, 1);
   const q0 = linear(m, x, 'q_proj', dim);
   const q: Value = { name: m.op('Mul', [q0.name, m.constFloat(headDim ** -0.5)]), shape: q0.shape };
   // _shape(t, seq, bsz): view(bsz, seq, H, d).transpose(1, 2)
@@ -91,7 +97,14 @@ export function buildSdTextEncoder(m: ModuleBuilder, config: SdBundleConfig): On
 
     let h: Value = m.scoped('embeddings', () => {
       const seqLength = s.of(flatIds, -1);
-      const positionIds = m.buffer('text_model.embeddings.position_ids', fromNumbers(DataType.INT64, [1, maxPositions], Array.from({ length: maxPositions }, (_, i) => i)));
+      const positionIds = m.buffer(
+        'text_model.embeddings.position_ids',
+        fromNumbers(
+          DataType.INT64,
+          [1, maxPositions],
+          Array.from({ length: maxPositions }, (_, i) => i),
+        ),
+      );
       const sliced = m.op('Slice', [positionIds, m.constInt64([0]), m.op('Unsqueeze', [seqLength, m.constInt64([0])]), m.constInt64([1]), m.constInt64([1])]);
       const tok = m.scoped('token_embedding', () => m.op('Gather', [m.param('weight', [vocabSize, dim], { std: 1 }), flatIds], { axis: 0 }));
       const pos = m.scoped('position_embedding', () => m.op('Gather', [m.param('weight', [maxPositions, dim], { std: 1 }), sliced], { axis: 0 }));

@@ -12,7 +12,8 @@ import { latentSize, type SdBundleConfig } from './config.js';
 export function buildSdUnet(m: ModuleBuilder, config: SdBundleConfig): OnnxModel {
   const u = config.unet;
   const { blockOutChannels: channels, layersPerBlock, attentionHeads: heads, normGroups: groups } = u;
-  const size = latentSize(config), cLatent = config.latentChannels;
+  const size = latentSize(config),
+    cLatent = config.latentChannels;
   const { hiddenSize: contextDim, maxPositions: tokens } = config.textEncoder;
   const upcast = u.upcastAttention ? { upcast: 'attention' as const } : {};
   const sample: Value = { name: 'sample', shape: [-1, cLatent, size, size] };
@@ -34,7 +35,10 @@ export function buildSdUnet(m: ModuleBuilder, config: SdBundleConfig): OnnxModel
         if (u.downBlockTypes[i] === 'CrossAttnDownBlock2D') x = transformer2d(m, x, context, `attentions.${j}`, heads[i]!, groups, upcast);
         skips.push(x);
       }
-      if (i < channels.length - 1) { x = downsample(m, x); skips.push(x); }
+      if (i < channels.length - 1) {
+        x = downsample(m, x);
+        skips.push(x);
+      }
       return x;
     });
   });

@@ -28,7 +28,8 @@ const outHead = (m: ModuleBuilder, x: Value, cout: number, groups: number): Valu
 
 export function buildSdVaeEncoder(m: ModuleBuilder, config: SdBundleConfig): OnnxModel {
   const { blockOutChannels: channels, layersPerBlock, normGroups: groups } = config.vae;
-  const size = config.sampleSize, z = config.latentChannels;
+  const size = config.sampleSize,
+    z = config.latentChannels;
   const sample: Value = { name: 'sample', shape: [-1, 3, size, size] };
   const moments = m.scoped('encoder', () => {
     let h = conv2d(m, sample, 'conv_in', channels[0]!, 3);
@@ -48,7 +49,8 @@ export function buildSdVaeEncoder(m: ModuleBuilder, config: SdBundleConfig): Onn
 /** `m` must share the encoder's seed key (one AutoencoderKL's parameters) and number its anonymous weights apart. */
 export function buildSdVaeDecoder(m: ModuleBuilder, config: SdBundleConfig): OnnxModel {
   const { blockOutChannels: channels, layersPerBlock, normGroups: groups } = config.vae;
-  const size = latentSize(config), z = config.latentChannels;
+  const size = latentSize(config),
+    z = config.latentChannels;
   const latent: Value = { name: 'latent_sample', shape: [-1, z, size, size] };
   const zIn = conv2d(m, latent, 'post_quant_conv', z, 1);
   const image = m.scoped('decoder', () => {

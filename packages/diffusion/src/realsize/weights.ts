@@ -18,7 +18,10 @@ export class WeightFile {
   private offset = 0;
 
   /** `alignment`: each tensor starts at a multiple of it (4096 lets onnxruntime map pages, as saveModel does). */
-  constructor(file: string, private readonly alignment = 1) {
+  constructor(
+    file: string,
+    private readonly alignment = 1,
+  ) {
     this.path = path.resolve(file);
     this.fd = fs.openSync(this.path, 'w');
   }
@@ -35,7 +38,9 @@ export class WeightFile {
   }
 
   /** Bytes written so far, padding included. */
-  get size(): number { return this.offset; }
+  get size(): number {
+    return this.offset;
+  }
 
   close(): void {
     if (this.fd !== undefined) fs.closeSync(this.fd);

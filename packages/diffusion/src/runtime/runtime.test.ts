@@ -28,8 +28,12 @@ beforeAll(async () => {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const maxRelErr = (a: Float32Array, b: Float32Array): number => {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) { num = Math.max(num, Math.abs(a[i]! - b[i]!)); den = Math.max(den, Math.abs(b[i]!)); }
+  let num = 0,
+    den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs(a[i]! - b[i]!));
+    den = Math.max(den, Math.abs(b[i]!));
+  }
   return num / den;
 };
 const randn = (dims: number[], seed: number): FloatTensor => ({ dims, data: new GaussianRng(seed).fill(dims.reduce((a, b) => a * b, 1)) });
@@ -73,7 +77,10 @@ describe('ClipTextEncoder', () => {
     expect(tok.encodePadded('a photo of <asset0>')).toContain(asset0);
     expect(maxRelErr(withPlaceholder.data, withWord.data)).toBeLessThan(1e-6);
     // another row (not a constant shift: the first LayerNorm removes those) changes the states; prompts without it are untouched
-    const moved = await te.encode([tok.encodePadded('a photo of <asset0>')], emb.map((v, i) => v + 0.5 * Math.sin(i)));
+    const moved = await te.encode(
+      [tok.encodePadded('a photo of <asset0>')],
+      emb.map((v, i) => v + 0.5 * Math.sin(i)),
+    );
     expect(maxRelErr(moved.data, withWord.data)).toBeGreaterThan(1e-3);
     expect((await te.encode([tok.encodePadded('a dog')], emb)).data).toEqual((await plain.encode([tok.encodePadded('a dog')])).data);
     await expect(te.encode([tok.encodePadded('a dog')])).rejects.toThrow(/placeholderEmbeddings/);
@@ -89,9 +96,16 @@ describe('Unet', () => {
     const x = randn([2, bundle.latentChannels, side(), side()], 1);
     const h = randn([2, 77, bundle.textEmbedDim], 2);
     const both = await unet.predict(x, [10, 700], h);
-    const half = x.data.length / 2, hh = h.data.length / 2;
-    const r0 = await unet.predict({ dims: [1, ...x.dims.slice(1)], data: x.data.slice(0, half) }, 10, { dims: [1, 77, bundle.textEmbedDim], data: h.data.slice(0, hh) });
-    const r1 = await unet.predict({ dims: [1, ...x.dims.slice(1)], data: x.data.slice(half) }, 700, { dims: [1, 77, bundle.textEmbedDim], data: h.data.slice(hh) });
+    const half = x.data.length / 2,
+      hh = h.data.length / 2;
+    const r0 = await unet.predict({ dims: [1, ...x.dims.slice(1)], data: x.data.slice(0, half) }, 10, {
+      dims: [1, 77, bundle.textEmbedDim],
+      data: h.data.slice(0, hh),
+    });
+    const r1 = await unet.predict({ dims: [1, ...x.dims.slice(1)], data: x.data.slice(half) }, 700, {
+      dims: [1, 77, bundle.textEmbedDim],
+      data: h.data.slice(hh),
+    });
     expect(both.noise.dims).toEqual(x.dims);
     expect(maxRelErr(both.noise.data.slice(0, half), r0.noise.data)).toBeLessThan(1e-5);
     expect(maxRelErr(both.noise.data.slice(half), r1.noise.data)).toBeLessThan(1e-5);
@@ -116,11 +130,15 @@ describe('Unet', () => {
 
   test('an fp16-I/O UNet takes and returns float32 through float16 tensors', async () => {
     const file = path.join(dir, 'unet-fp16', 'model.onnx');
-    retypeIo(bundle.unetPath, file, { inputs: { sample: DataType.FLOAT16, encoder_hidden_states: DataType.FLOAT16 }, outputs: { out_sample: DataType.FLOAT16 } });
+    retypeIo(bundle.unetPath, file, {
+      inputs: { sample: DataType.FLOAT16, encoder_hidden_states: DataType.FLOAT16 },
+      outputs: { out_sample: DataType.FLOAT16 },
+    });
     const [fp32, fp16] = await Promise.all([Unet.create(bundle), Unet.create(withModel('unetPath', file))]);
     const x = randn([1, bundle.latentChannels, side(), side()], 5);
     const h = randn([1, 77, bundle.textEmbedDim], 6);
-    const a = await fp32.predict(x, 300, h), b = await fp16.predict(x, 300, h);
+    const a = await fp32.predict(x, 300, h),
+      b = await fp16.predict(x, 300, h);
     expect(b.noise.data).toBeInstanceOf(Float32Array);
     expect(maxRelErr(b.noise.data, a.noise.data)).toBeLessThan(5e-3); // half precision at the boundary only
     expect(maxRelErr(b.noise.data, a.noise.data)).toBeGreaterThan(0);
@@ -153,7 +171,8 @@ describe('Unet', () => {
 
 describe('VAE', () => {
   test('encode applies the scaling factor and decode removes it: a round trip stays close to the image', async () => {
-    const enc = await VaeEncoder.create(bundle), dec = await VaeDecoder.create(bundle);
+    const enc = await VaeEncoder.create(bundle),
+      dec = await VaeDecoder.create(bundle);
     const n = bundle.sampleSize;
     const img = randn([1, 3, n, n], 7);
     for (let i = 0; i < img.data.length; i++) img.data[i] = Math.tanh(img.data[i]!);
@@ -187,9 +206,18 @@ describe('VAE', () => {
     const moments = 'moments'; // optimum names the sampled output latent_sample: the mean|logvar tensor is renamed
     for (const n of g.nodes) n.outputs = n.outputs.map((o) => (o === g.outputs[0]!.name ? moments : o));
     const C = bundle.latentChannels;
-    const add = (opType: string, inputs: string[], attributes: Node['attributes'] = []) => g.addNode({ name: `sample/${opType}_${g.nodes.length}`, opType, domain: '', inputs, outputs: [`sample/${opType}_${g.nodes.length}_out`], attributes }).outputs[0]!;
-    const slice = (from: number, to: number) => add('Slice', [moments, g.addConstant('s', fromNumbers(DataType.INT64, [1], [from])), g.addConstant('e', fromNumbers(DataType.INT64, [1], [to])), g.addConstant('a', fromNumbers(DataType.INT64, [1], [1]))]);
-    const mean = slice(0, C), logvar = slice(C, 2 * C);
+    const add = (opType: string, inputs: string[], attributes: Node['attributes'] = []) =>
+      g.addNode({ name: `sample/${opType}_${g.nodes.length}`, opType, domain: '', inputs, outputs: [`sample/${opType}_${g.nodes.length}_out`], attributes })
+        .outputs[0]!;
+    const slice = (from: number, to: number) =>
+      add('Slice', [
+        moments,
+        g.addConstant('s', fromNumbers(DataType.INT64, [1], [from])),
+        g.addConstant('e', fromNumbers(DataType.INT64, [1], [to])),
+        g.addConstant('a', fromNumbers(DataType.INT64, [1], [1])),
+      ]);
+    const mean = slice(0, C),
+      logvar = slice(C, 2 * C);
     const std = add('Exp', [add('Mul', [logvar, g.addConstant('half', fromNumbers(DataType.FLOAT, [], [0.5]))])]);
     const eps = add('RandomNormalLike', [mean]);
     g.addNode({ name: 'sample/out', opType: 'Add', domain: '', inputs: [mean, add('Mul', [std, eps])], outputs: ['latent_sample'], attributes: [] });

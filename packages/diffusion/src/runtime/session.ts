@@ -30,7 +30,11 @@ export class ModelSession {
   ) {}
 
   /** Session from a model file (external data resolves beside it) or from model bytes (inline weights only). */
-  static async create(source: string | Uint8Array, options: RuntimeOptions = {}, label = typeof source === 'string' ? source : 'model bytes'): Promise<ModelSession> {
+  static async create(
+    source: string | Uint8Array,
+    options: RuntimeOptions = {},
+    label = typeof source === 'string' ? source : 'model bytes',
+  ): Promise<ModelSession> {
     const providers = options.executionProviders ?? ['cpu'];
     for (const p of providers) {
       if (p !== 'cpu' && p !== 'cuda') throw new DiffusionError('BAD_ARGUMENT', `unknown execution provider ${String(p)} (use cpu or cuda)`);
@@ -50,8 +54,10 @@ export class ModelSession {
       session = typeof source === 'string' ? await ort.InferenceSession.create(source, opts) : await ort.InferenceSession.create(source, opts);
     } catch (e) {
       const msg = (e as Error).message;
-      const hint = providers.includes('cuda') && /cuda|shared library|provider/i.test(msg)
-        ? ' (the CUDA provider is installed only when onnxruntime-node is installed with network access; use executionProviders ["cpu"])' : '';
+      const hint =
+        providers.includes('cuda') && /cuda|shared library|provider/i.test(msg)
+          ? ' (the CUDA provider is installed only when onnxruntime-node is installed with network access; use executionProviders ["cpu"])'
+          : '';
       throw new DiffusionError('BAD_MODEL', `onnxruntime could not load ${label}: ${msg}${hint}`, { cause: e });
     }
     const spec = (m: ort.InferenceSession.ValueMetadata): ValueSpec => ({
@@ -68,14 +74,20 @@ export class ModelSession {
   }
 
   output(names: string[], what: string): ValueSpec {
-    return pick(this.outputs, names, `${this.label} has no ${what} output (looked for ${names.join(', ')}; it has ${this.outputs.map((o) => o.name).join(', ')})`);
+    return pick(
+      this.outputs,
+      names,
+      `${this.label} has no ${what} output (looked for ${names.join(', ')}; it has ${this.outputs.map((o) => o.name).join(', ')})`,
+    );
   }
 
   async run(feeds: Record<string, ort.Tensor>, outputs?: string[]): Promise<Record<string, ort.Tensor>> {
     try {
       return (outputs ? await this.session.run(feeds, outputs) : await this.session.run(feeds)) as Record<string, ort.Tensor>;
     } catch (e) {
-      const shapes = Object.entries(feeds).map(([k, t]) => `${k}: ${t.type}[${t.dims.join(',')}]`).join('; ');
+      const shapes = Object.entries(feeds)
+        .map(([k, t]) => `${k}: ${t.type}[${t.dims.join(',')}]`)
+        .join('; ');
       throw new DiffusionError('BAD_MODEL', `${this.label} failed to run with ${shapes}: ${(e as Error).message}`, { cause: e });
     }
   }
@@ -96,22 +108,36 @@ function pick(specs: ValueSpec[], names: string[], message: string): ValueSpec {
 /** A float input in the element type the model declares (float16 goes as raw bits in a Uint16Array). */
 export function floatInput(t: FloatTensor, spec: ValueSpec): ort.Tensor {
   switch (spec.type) {
-    case 'float32': return new ort.Tensor('float32', t.data, t.dims);
-    case 'float16': return new ort.Tensor('float16', toHalf(t.data), t.dims);
-    case 'float64': return new ort.Tensor('float64', Float64Array.from(t.data), t.dims);
-    default: throw new DiffusionError('BAD_MODEL', `input ${spec.name} is ${spec.type}; a float tensor was expected`);
+    case 'float32':
+      return new ort.Tensor('float32', t.data, t.dims);
+    case 'float16':
+      return new ort.Tensor('float16', toHalf(t.data), t.dims);
+    case 'float64':
+      return new ort.Tensor('float64', Float64Array.from(t.data), t.dims);
+    default:
+      throw new DiffusionError('BAD_MODEL', `input ${spec.name} is ${spec.type}; a float tensor was expected`);
   }
 }
 
 /** Integers (token ids, timesteps) in the model's declared int32/int64 (or float) input type. */
 export function numberInput(values: ArrayLike<number>, dims: number[], spec: ValueSpec): ort.Tensor {
   switch (spec.type) {
-    case 'int64': return new ort.Tensor('int64', BigInt64Array.from(Array.from(values, (v) => BigInt(Math.round(v)))), dims);
-    case 'int32': return new ort.Tensor('int32', Int32Array.from(values, (v) => Math.round(v)), dims);
-    case 'float32': return new ort.Tensor('float32', Float32Array.from(values), dims);
-    case 'float16': return new ort.Tensor('float16', toHalf(Float32Array.from(values)), dims);
-    case 'float64': return new ort.Tensor('float64', Float64Array.from(values), dims);
-    default: throw new DiffusionError('BAD_MODEL', `input ${spec.name} has unsupported type ${String(spec.type)}`);
+    case 'int64':
+      return new ort.Tensor('int64', BigInt64Array.from(Array.from(values, (v) => BigInt(Math.round(v)))), dims);
+    case 'int32':
+      return new ort.Tensor(
+        'int32',
+        Int32Array.from(values, (v) => Math.round(v)),
+        dims,
+      );
+    case 'float32':
+      return new ort.Tensor('float32', Float32Array.from(values), dims);
+    case 'float16':
+      return new ort.Tensor('float16', toHalf(Float32Array.from(values)), dims);
+    case 'float64':
+      return new ort.Tensor('float64', Float64Array.from(values), dims);
+    default:
+      throw new DiffusionError('BAD_MODEL', `input ${spec.name} has unsupported type ${String(spec.type)}`);
   }
 }
 

@@ -43,9 +43,14 @@ export function textEncoderModel(bundle: ModelBundle): OnnxModel {
   return withIdsOnlyInputs(loadModel(bundle.textEncoderPath));
 }
 
-export function placeholderModel(bundle: ModelBundle, count: number, options: { cacheDir?: string; baseVocabSize?: number }): RewrittenModel & { input: string } {
+export function placeholderModel(
+  bundle: ModelBundle,
+  count: number,
+  options: { cacheDir?: string; baseVocabSize?: number },
+): RewrittenModel & { input: string } {
   const edited = withPlaceholderEmbeddings(textEncoderModel(bundle), {
-    numPlaceholders: count, ...(options.baseVocabSize !== undefined ? { baseVocabSize: options.baseVocabSize } : {}),
+    numPlaceholders: count,
+    ...(options.baseVocabSize !== undefined ? { baseVocabSize: options.baseVocabSize } : {}),
   });
   return { ...materialize(edited.model, `text_encoder_placeholders_${count}`, options.cacheDir), input: edited.inputName };
 }
@@ -54,14 +59,23 @@ export function placeholderModel(bundle: ModelBundle, count: number, options: { 
  * The UNet with an `attention_probs [B, h*w, 77]` output. Layers are located with batch 1 at the bundle's
  * native latent size; the added nodes keep the batch dimension free, so any batch runs.
  */
-export function attentionCaptureModel(bundle: ModelBundle, opts: UnetAttentionOptions, cacheDir?: string): RewrittenModel & { output: string; height: number; width: number } {
+export function attentionCaptureModel(
+  bundle: ModelBundle,
+  opts: UnetAttentionOptions,
+  cacheDir?: string,
+): RewrittenModel & { output: string; height: number; width: number } {
   const side = bundle.sampleSize / bundle.vaeScaleFactor;
   const unet = loadModel(bundle.unetPath);
   // a UNet exported with one timestep for the batch may take it as a 0-d tensor
   const scalarTimestep = unet.graph.inputs.find((v) => v.name === 'timestep')?.shape?.length === 0;
   const captured = withAttentionCapture(unet, {
-    inputShapes: { sample: [1, bundle.latentChannels, side, side], timestep: scalarTimestep ? [] : [1], encoder_hidden_states: [1, bundle.maxTokens, bundle.textEmbedDim] },
-    ...(opts.grid ? { grid: opts.grid } : {}), ...(opts.blocks ? { blocks: opts.blocks } : {}),
+    inputShapes: {
+      sample: [1, bundle.latentChannels, side, side],
+      timestep: scalarTimestep ? [] : [1],
+      encoder_hidden_states: [1, bundle.maxTokens, bundle.textEmbedDim],
+    },
+    ...(opts.grid ? { grid: opts.grid } : {}),
+    ...(opts.blocks ? { blocks: opts.blocks } : {}),
   });
   const [height, width] = captured.layers[0]!.grid;
   return { ...materialize(captured.model, 'unet_attention', cacheDir), output: captured.outputName, height, width };

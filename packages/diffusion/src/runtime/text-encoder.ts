@@ -50,13 +50,23 @@ export class ClipTextEncoder {
       }
     }
     const rewritten = placeholderModel(bundle, count, {
-      ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}), ...(options.baseVocabSize !== undefined ? { baseVocabSize: options.baseVocabSize } : {}),
+      ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}),
+      ...(options.baseVocabSize !== undefined ? { baseVocabSize: options.baseVocabSize } : {}),
     });
     try {
       const s = await ModelSession.create(rewritten.source, options, `${bundle.textEncoderPath} (with ${count} placeholders)`);
-      return new ClipTextEncoder(s, s.input(['input_ids'], 'input_ids'), textOutput(s), bundle.maxTokens, {
-        input: s.input([rewritten.input], 'placeholder embeddings'), count, dim: bundle.textEmbedDim,
-      }, rewritten.tempDir);
+      return new ClipTextEncoder(
+        s,
+        s.input(['input_ids'], 'input_ids'),
+        textOutput(s),
+        bundle.maxTokens,
+        {
+          input: s.input([rewritten.input], 'placeholder embeddings'),
+          count,
+          dim: bundle.textEmbedDim,
+        },
+        rewritten.tempDir,
+      );
     } catch (e) {
       removeTempDir(rewritten.tempDir);
       throw e;
@@ -64,7 +74,9 @@ export class ClipTextEncoder {
   }
 
   /** Number of placeholder rows this encoder takes (0 without placeholders). */
-  get placeholderCount(): number { return this.placeholders?.count ?? 0; }
+  get placeholderCount(): number {
+    return this.placeholders?.count ?? 0;
+  }
 
   /**
    * ids: B rows of `maxTokens` ids (padded, e.g. ClipTokenizer.encodePadded); placeholderEmbeddings [P,D]
@@ -76,18 +88,27 @@ export class ClipTextEncoder {
     if (b === 0) throw new DiffusionError('BAD_ARGUMENT', 'encode needs at least one row of token ids');
     const flat = new Float64Array(b * this.maxTokens);
     ids.forEach((row, i) => {
-      if (row.length !== this.maxTokens) throw new DiffusionError('BAD_ARGUMENT', `token row ${i} has ${row.length} ids; the text encoder takes ${this.maxTokens} (pad with ClipTokenizer.encodePadded)`);
+      if (row.length !== this.maxTokens)
+        throw new DiffusionError(
+          'BAD_ARGUMENT',
+          `token row ${i} has ${row.length} ids; the text encoder takes ${this.maxTokens} (pad with ClipTokenizer.encodePadded)`,
+        );
       for (let j = 0; j < row.length; j++) flat[i * this.maxTokens + j] = row[j]!;
     });
     const feeds = { [this.ids.name]: numberInput(flat, [b, this.maxTokens], this.ids) };
     if (this.placeholders) {
       const { count, dim, input } = this.placeholders;
-      if (placeholderEmbeddings === undefined) throw new DiffusionError('BAD_ARGUMENT', `this text encoder takes ${count} placeholder rows: pass placeholderEmbeddings [${count},${dim}]`);
+      if (placeholderEmbeddings === undefined)
+        throw new DiffusionError('BAD_ARGUMENT', `this text encoder takes ${count} placeholder rows: pass placeholderEmbeddings [${count},${dim}]`);
       const data = placeholderEmbeddings instanceof Float32Array ? placeholderEmbeddings : placeholderEmbeddings.data;
-      if (data.length !== count * dim) throw new DiffusionError('BAD_ARGUMENT', `placeholder embeddings have ${data.length} values; expected [${count},${dim}]`);
+      if (data.length !== count * dim)
+        throw new DiffusionError('BAD_ARGUMENT', `placeholder embeddings have ${data.length} values; expected [${count},${dim}]`);
       feeds[input.name] = floatInput({ dims: [count, dim], data }, input);
     } else if (placeholderEmbeddings !== undefined) {
-      throw new DiffusionError('BAD_ARGUMENT', 'placeholder embeddings given to a text encoder created without placeholders (ClipTextEncoder.create(bundle, { placeholders: P }))');
+      throw new DiffusionError(
+        'BAD_ARGUMENT',
+        'placeholder embeddings given to a text encoder created without placeholders (ClipTextEncoder.create(bundle, { placeholders: P }))',
+      );
     }
     const res = await this.session.run(feeds, [this.out.name]);
     return floatOutput(res[this.out.name], this.out.name);

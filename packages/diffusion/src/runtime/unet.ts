@@ -48,7 +48,15 @@ export class Unet {
       const s = await ModelSession.create(source, options, bundle.unetPath);
       const out = s.outputs.find((o) => o.name === 'out_sample') ?? s.outputs.find((o) => o.name !== attention?.output);
       if (!out) throw new DiffusionError('BAD_MODEL', `${bundle.unetPath} has no out_sample output`);
-      return new Unet(s, s.input(['sample'], 'sample'), s.input(['timestep', 'timesteps', 't'], 'timestep'), s.input(['encoder_hidden_states'], 'encoder_hidden_states'), out, attention, tempDir);
+      return new Unet(
+        s,
+        s.input(['sample'], 'sample'),
+        s.input(['timestep', 'timesteps', 't'], 'timestep'),
+        s.input(['encoder_hidden_states'], 'encoder_hidden_states'),
+        out,
+        attention,
+        tempDir,
+      );
     } catch (e) {
       removeTempDir(tempDir);
       throw e;
@@ -56,7 +64,9 @@ export class Unet {
   }
 
   /** Element type the model takes timesteps in ('int64' models see rounded timesteps). */
-  get timestepType(): string { return this.timestep.type; }
+  get timestepType(): string {
+    return this.timestep.type;
+  }
 
   /**
    * latents [B,C,h,w] (already scaled by the scheduler's scaleModelInput), one timestep for all rows or one
@@ -65,7 +75,8 @@ export class Unet {
   async predict(latents: FloatTensor, timesteps: number | readonly number[], encoderHiddenStates: FloatTensor): Promise<UnetOutput> {
     const b = latents.dims[0]!;
     if (latents.dims.length !== 4) throw new DiffusionError('BAD_ARGUMENT', `UNet sample must be [B,C,h,w], got [${latents.dims}]`);
-    if (encoderHiddenStates.dims[0] !== b) throw new DiffusionError('BAD_ARGUMENT', `encoder_hidden_states batch ${encoderHiddenStates.dims[0]} differs from latents batch ${b}`);
+    if (encoderHiddenStates.dims[0] !== b)
+      throw new DiffusionError('BAD_ARGUMENT', `encoder_hidden_states batch ${encoderHiddenStates.dims[0]} differs from latents batch ${b}`);
     const ts = typeof timesteps === 'number' ? new Array<number>(b).fill(timesteps) : [...timesteps];
     if (ts.length !== b) throw new DiffusionError('BAD_ARGUMENT', `${ts.length} timesteps for a batch of ${b}`);
     const feeds = {

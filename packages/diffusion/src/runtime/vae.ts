@@ -22,7 +22,10 @@ export interface EncodeOptions {
 
 export class VaeEncoder {
   private constructor(
-    private readonly session: ModelSession, private readonly bundle: ModelBundle, private readonly input: ValueSpec, private readonly output: ValueSpec,
+    private readonly session: ModelSession,
+    private readonly bundle: ModelBundle,
+    private readonly input: ValueSpec,
+    private readonly output: ValueSpec,
     private readonly tempDir?: string,
   ) {}
 
@@ -33,7 +36,13 @@ export class VaeEncoder {
     const rewritten = mean !== model ? materialize(mean, 'vae_encoder_mean') : undefined;
     try {
       const s = await ModelSession.create(rewritten?.source ?? bundle.vaeEncoderPath, options, bundle.vaeEncoderPath);
-      return new VaeEncoder(s, bundle, s.input(['sample', 'pixel_values'], 'image'), s.output(['latent_sample', 'latent_parameters', 'latent_dist'], 'latent'), rewritten?.tempDir);
+      return new VaeEncoder(
+        s,
+        bundle,
+        s.input(['sample', 'pixel_values'], 'image'),
+        s.output(['latent_sample', 'latent_parameters', 'latent_dist'], 'latent'),
+        rewritten?.tempDir,
+      );
     } catch (e) {
       removeTempDir(rewritten?.tempDir);
       throw e;
@@ -48,13 +57,16 @@ export class VaeEncoder {
     const raw = floatOutput(out[this.output.name], this.output.name);
     const ch = this.bundle.latentChannels;
     const [, rc = 0, h = 0, w = 0] = raw.dims;
-    if (rc !== ch && rc !== 2 * ch) throw new DiffusionError('BAD_MODEL', `${this.session.label} returns ${rc} channels; expected ${ch} (latents) or ${2 * ch} (mean|logvar)`);
+    if (rc !== ch && rc !== 2 * ch)
+      throw new DiffusionError('BAD_MODEL', `${this.session.label} returns ${rc} channels; expected ${ch} (latents) or ${2 * ch} (mean|logvar)`);
     const plane = h * w;
     const latents = new Float32Array(b! * ch * plane);
     const noise = rc === 2 * ch && options.sample ? options.sample(latents.length) : undefined;
     for (let i = 0; i < b!; i++) {
       for (let k = 0; k < ch; k++) {
-        const src = (i * rc + k) * plane, logvarAt = (i * rc + ch + k) * plane, dst = (i * ch + k) * plane;
+        const src = (i * rc + k) * plane,
+          logvarAt = (i * rc + ch + k) * plane,
+          dst = (i * ch + k) * plane;
         for (let p = 0; p < plane; p++) {
           let z = raw.data[src + p]!;
           if (noise) {
@@ -70,12 +82,21 @@ export class VaeEncoder {
   }
 
   async release(): Promise<void> {
-    try { await this.session.release(); } finally { removeTempDir(this.tempDir); }
+    try {
+      await this.session.release();
+    } finally {
+      removeTempDir(this.tempDir);
+    }
   }
 }
 
 export class VaeDecoder {
-  private constructor(private readonly session: ModelSession, private readonly bundle: ModelBundle, private readonly input: ValueSpec, private readonly output: ValueSpec) {}
+  private constructor(
+    private readonly session: ModelSession,
+    private readonly bundle: ModelBundle,
+    private readonly input: ValueSpec,
+    private readonly output: ValueSpec,
+  ) {}
 
   static async create(bundle: ModelBundle, options: RuntimeOptions = {}): Promise<VaeDecoder> {
     const s = await ModelSession.create(bundle.vaeDecoderPath, options);
@@ -94,5 +115,7 @@ export class VaeDecoder {
     return floatOutput(out[this.output.name], this.output.name);
   }
 
-  async release(): Promise<void> { await this.session.release(); }
+  async release(): Promise<void> {
+    await this.session.release();
+  }
 }

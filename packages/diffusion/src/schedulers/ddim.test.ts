@@ -71,7 +71,12 @@ describe('DDIMScheduler', () => {
     const withNoise = noisy.step(model, 901, xt, () => z);
     const withoutNoise = noisy.step(model, 901, xt, () => new Float32Array(n));
     const std = Math.sqrt(noisy.variance(901));
-    expect(maxAbsDiff(withNoise.map((v, i) => v - std * z[i]!), withoutNoise)).toBeLessThan(1e-6);
+    expect(
+      maxAbsDiff(
+        withNoise.map((v, i) => v - std * z[i]!),
+        withoutNoise,
+      ),
+    ).toBeLessThan(1e-6);
     // eta = 1 has DDPM's posterior variance: (1 - abar_prev) / (1 - abar_t) * (1 - abar_t / abar_prev).
     const [at, ap] = [noisy.alphasCumprod[901]!, noisy.alphasCumprod[801]!];
     expect(noisy.variance(901)).toBeCloseTo(((1 - ap) / (1 - at)) * (1 - at / ap), 14);

@@ -14,9 +14,19 @@ describe('DDPMScheduler', () => {
     for (const t of [0, 1, 250, 999]) {
       const abar = eps_.alphasCumprod[t]!;
       const xt = eps_.addNoise(x0, eps, t);
-      expect(maxAbsDiff(xt, x0.map((x, i) => Math.sqrt(abar) * x + Math.sqrt(1 - abar) * eps[i]!))).toBeLessThan(1e-6);
+      expect(
+        maxAbsDiff(
+          xt,
+          x0.map((x, i) => Math.sqrt(abar) * x + Math.sqrt(1 - abar) * eps[i]!),
+        ),
+      ).toBeLessThan(1e-6);
       const v = eps_.getVelocity(x0, eps, t);
-      expect(maxAbsDiff(v, eps.map((e, i) => Math.sqrt(abar) * e - Math.sqrt(1 - abar) * x0[i]!))).toBeLessThan(1e-6);
+      expect(
+        maxAbsDiff(
+          v,
+          eps.map((e, i) => Math.sqrt(abar) * e - Math.sqrt(1 - abar) * x0[i]!),
+        ),
+      ).toBeLessThan(1e-6);
       // 1 / sqrt(abar) amplifies float32 rounding of x_t at t = 999 (abar ~ 0.0047).
       const tol = 2e-6 / Math.sqrt(abar);
       expect(maxAbsDiff(eps_.predictOriginalSample(eps, t, xt), x0)).toBeLessThan(tol);
@@ -49,7 +59,12 @@ describe('DDPMScheduler', () => {
     // sqrt(abar_prev) x0 + sqrt(1 - abar_prev - var) eps.
     const mean = s.step(eps, t, xt, zeros);
     const c = Math.sqrt(1 - ap - s.variance(t));
-    expect(maxAbsDiff(mean, x0.map((x, i) => Math.sqrt(ap) * x + c * eps[i]!))).toBeLessThan(2e-6);
+    expect(
+      maxAbsDiff(
+        mean,
+        x0.map((x, i) => Math.sqrt(ap) * x + c * eps[i]!),
+      ),
+    ).toBeLessThan(2e-6);
   });
 
   it('uses fixed_large (beta_t) when asked, and no noise at t = 0', () => {

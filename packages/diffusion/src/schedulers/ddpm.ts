@@ -33,7 +33,8 @@ export class DDPMScheduler extends DiscreteScheduler {
   previousTimestep(timestep: number): number {
     if (this.numInferenceSteps === undefined) return timestep - 1;
     const index = this.timesteps.indexOf(timestep);
-    if (index < 0) throw new DiffusionError('BAD_ARGUMENT', `timestep ${timestep} is not in the DDPM schedule [${this.timesteps[0]} .. ${this.timesteps.at(-1)}]`);
+    if (index < 0)
+      throw new DiffusionError('BAD_ARGUMENT', `timestep ${timestep} is not in the DDPM schedule [${this.timesteps[0]} .. ${this.timesteps.at(-1)}]`);
     return this.timesteps[index + 1] ?? -1;
   }
 

@@ -43,7 +43,12 @@ describe('EulerDiscreteScheduler', () => {
       const sigma = s.sigmas[s.timesteps.indexOf(t)]!;
       const scaled = s.scaleModelInput(s.addNoise(x0, eps, t), t);
       const x = s.addNoise(x0, eps, t);
-      expect(maxAbsDiff(scaled, x.map((v) => v / Math.sqrt(sigma * sigma + 1)))).toBeLessThan(1e-6);
+      expect(
+        maxAbsDiff(
+          scaled,
+          x.map((v) => v / Math.sqrt(sigma * sigma + 1)),
+        ),
+      ).toBeLessThan(1e-6);
       expect(maxAbsDiff(scaled, ddpm.addNoise(x0, eps, t))).toBeLessThan(2e-6);
     }
   });
@@ -59,7 +64,12 @@ describe('EulerDiscreteScheduler', () => {
     s.timesteps.forEach((t, i) => {
       const x = s.addNoise(x0, eps, t);
       const out = s.step(perfect(x, t), t, x);
-      expect(maxAbsDiff(out, x0.map((v, j) => v + s.sigmas[i + 1]! * eps[j]!))).toBeLessThan(2e-5 * s.sigmas[i]!);
+      expect(
+        maxAbsDiff(
+          out,
+          x0.map((v, j) => v + s.sigmas[i + 1]! * eps[j]!),
+        ),
+      ).toBeLessThan(2e-5 * s.sigmas[i]!);
       expect(maxAbsDiff(s.predictOriginalSample(perfect(x, t), t, x), x0)).toBeLessThan(2e-5 * s.sigmas[i]!);
     });
     let x: Float32Array = x0.map((v, i) => v + s.initNoiseSigma * eps[i]!); // start: x0 + sigma_max eps

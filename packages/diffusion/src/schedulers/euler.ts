@@ -159,7 +159,10 @@ export class EulerDiscreteScheduler implements Scheduler {
   private indexOf(timestep: number): number {
     const index = this.timesteps.indexOf(f32(timestep));
     if (index < 0) {
-      throw new DiffusionError('BAD_ARGUMENT', `timestep ${timestep} is not in the Euler schedule [${this.timesteps[0]} .. ${this.timesteps.at(-1)}]; pass one of scheduler.timesteps`);
+      throw new DiffusionError(
+        'BAD_ARGUMENT',
+        `timestep ${timestep} is not in the Euler schedule [${this.timesteps[0]} .. ${this.timesteps.at(-1)}]; pass one of scheduler.timesteps`,
+      );
     }
     return index;
   }

@@ -57,7 +57,9 @@ export function integerTimesteps(spacing: TimestepSpacing, n: number, numTrainTi
     case 'trailing':
       return numpyArange(T, 0, -T / n).map((t) => roundHalfEven(t) - 1);
     case 'linspace':
-      return numpyLinspace(0, T - 1, n).map(roundHalfEven).reverse();
+      return numpyLinspace(0, T - 1, n)
+        .map(roundHalfEven)
+        .reverse();
     default:
       throw new DiffusionError('BAD_CONFIG', `scheduler timestep_spacing "${String(spacing)}" is not one of leading, trailing, linspace`);
   }
@@ -70,7 +72,9 @@ export function integerTimesteps(spacing: TimestepSpacing, n: number, numTrainTi
 export function eulerTimesteps(spacing: TimestepSpacing, n: number, numTrainTimesteps: number, stepsOffset: number): number[] {
   if (spacing === 'linspace') {
     checkStepCount(n, numTrainTimesteps);
-    return numpyLinspace(0, numTrainTimesteps - 1, n).map(Math.fround).reverse();
+    return numpyLinspace(0, numTrainTimesteps - 1, n)
+      .map(Math.fround)
+      .reverse();
   }
   return integerTimesteps(spacing, n, numTrainTimesteps, stepsOffset);
 }

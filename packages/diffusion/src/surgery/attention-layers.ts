@@ -53,7 +53,8 @@ export function findCrossAttentionLayers(unet: OnnxModel, inputShapes: Record<st
   const sampleName = names.sample ?? 'sample';
   const contextName = names.context ?? 'encoder_hidden_states';
   for (const n of [sampleName, contextName]) {
-    if (!g.inputs.some((v) => v.name === n)) throw new DiffusionError('BAD_MODEL', `the UNet has no input ${n} (inputs: ${g.inputs.map((v) => v.name).join(', ')})`);
+    if (!g.inputs.some((v) => v.name === n))
+      throw new DiffusionError('BAD_MODEL', `the UNet has no input ${n} (inputs: ${g.inputs.map((v) => v.name).join(', ')})`);
   }
   let types;
   try {
@@ -80,18 +81,29 @@ export function findCrossAttentionLayers(unet: OnnxModel, inputShapes: Record<st
     const rank = dims.length;
     const axis = Number(n.attributes.find((a) => a.name === 'axis')?.i ?? -1);
     if ((rank !== 3 && rank !== 4) || (axis !== -1 && axis !== rank - 1)) {
-      throw new DiffusionError('UNSUPPORTED', `cross-attention softmax ${n.name} has shape [${dims}] and axis ${axis}; expected [B*heads, q, k] or [B, heads, q, k] over the last axis`);
+      throw new DiffusionError(
+        'UNSUPPORTED',
+        `cross-attention softmax ${n.name} has shape [${dims}] and axis ${axis}; expected [B*heads, q, k] or [B, heads, q, k] over the last axis`,
+      );
     }
-    const q = dims[rank - 2]!, k = dims[rank - 1]!;
+    const q = dims[rank - 2]!,
+      k = dims[rank - 1]!;
     const heads = rank === 4 ? dims[1]! : dims[0]! / batch;
     if (k !== L || !Number.isInteger(heads) || (rank === 4 && dims[0] !== batch)) {
-      throw new DiffusionError('UNSUPPORTED', `cross-attention softmax ${n.name} has shape [${dims}], which does not fit batch ${batch} and ${L} context tokens`);
+      throw new DiffusionError(
+        'UNSUPPORTED',
+        `cross-attention softmax ${n.name} has shape [${dims}], which does not fit batch ${batch} and ${L} context tokens`,
+      );
     }
     const scope = byName ? n.name.slice(0, n.name.search(ATTN2) + n.name.match(ATTN2)![0].replace(/[/.]$/, '').length) : '';
     return {
-      softmax: n.name, probs, scope,
+      softmax: n.name,
+      probs,
+      scope,
       block: blocks?.[i] ?? blockFromScope(n.name)!,
-      queryLength: q, keyLength: k, heads,
+      queryLength: q,
+      keyLength: k,
+      heads,
       grid: gridOf(q, H, W),
       layout: rank === 4 ? 'heads-axis' : 'batch-heads',
     } satisfies CrossAttentionLayer;
@@ -130,7 +142,8 @@ function inputDependencies(g: Graph, order: Node[], inputs: string[]): Map<strin
 
 function structuralCrossAttention(g: Graph, order: Node[], softmaxes: Node[], sample: string, context: string): Node[] {
   const deps = inputDependencies(g, order, [sample, context]);
-  const SAMPLE = 1, CONTEXT = 2;
+  const SAMPLE = 1,
+    CONTEXT = 2;
   const producer = g.producers();
   return softmaxes.filter((sm) => {
     // walk back from the scores to the MatMul(s) that made them
@@ -157,8 +170,13 @@ function structuralCrossAttention(g: Graph, order: Node[], softmaxes: Node[], sa
  */
 function classifyBlocks(g: Graph, order: Node[], layers: Node[], types: Map<string, { dims: number[] }>): UNetBlock[] {
   const producer = g.producers();
-  const firstConcat = order.find((n) => n.opType === 'Concat' && types.get(n.outputs[0]!)?.dims.length === 4
-    && Number(n.attributes.find((a) => a.name === 'axis')?.i ?? 0) === 1 && n.inputs.length === 2);
+  const firstConcat = order.find(
+    (n) =>
+      n.opType === 'Concat' &&
+      types.get(n.outputs[0]!)?.dims.length === 4 &&
+      Number(n.attributes.find((a) => a.name === 'axis')?.i ?? 0) === 1 &&
+      n.inputs.length === 2,
+  );
   if (!firstConcat) return layers.map(() => 'mid');
   const ancestors = (t: string): Set<Node> => {
     const seen = new Set<Node>();
@@ -172,7 +190,8 @@ function classifyBlocks(g: Graph, order: Node[], layers: Node[], types: Map<stri
     return seen;
   };
   const [a, b] = firstConcat.inputs as [string, string];
-  const aAnc = ancestors(a), bAnc = ancestors(b);
+  const aAnc = ancestors(a),
+    bAnc = ancestors(b);
   const lastSkip = producer.get(a) && bAnc.has(producer.get(a)!) ? aAnc : bAnc; // the skip feeds the other operand
   const upStart = new Set<Node>([firstConcat]);
   for (const n of order) if (!upStart.has(n) && n.inputs.some((x) => x && upStart.has(producer.get(x)!))) upStart.add(n);

@@ -59,7 +59,7 @@ describe('UNet fixture', () => {
     expect(capture.layers.map((l) => l.block)).toEqual(['down', 'up', 'up']);
     const out = await runModel(capture.model, feeds);
     const probs = out[capture.outputName]!;
-    expect(probs.dims).toEqual([2, 16 * 16 / (key === '4x4' ? 16 : 4), 77]);
+    expect(probs.dims).toEqual([2, (16 * 16) / (key === '4x4' ? 16 : 4), 77]);
     expect(relativeError(data(probs), ref(fx.manifest.meanDownUp[key]!))).toBeLessThan(TOLERANCE);
     // the UNet's own output is untouched by the surgery
     expect(relativeError(data(out.out_sample), ref('out_sample'))).toBeLessThan(TOLERANCE);
@@ -96,7 +96,11 @@ describe('UNet fixture', () => {
 
   test('a grid no layer has is refused, listing the grids found', () => {
     let err: unknown;
-    try { withAttentionCapture(fx.model, { inputShapes, grid: [3, 3] }); } catch (e) { err = e; }
+    try {
+      withAttentionCapture(fx.model, { inputShapes, grid: [3, 3] });
+    } catch (e) {
+      err = e;
+    }
     expect(isDiffusionError(err, 'BAD_ARGUMENT')).toBe(true);
     expect((err as Error).message).toMatch(/grid 3x3.*down 16x16.*mid 2x2.*up 4x4/);
     // the mid block is at 2x2, but it is not among the default blocks

@@ -39,18 +39,21 @@ export function withAttentionCapture(unet: OnnxModel, options: AttentionCaptureO
   const layers = all.filter((l) => l.grid[0] === grid[0] && l.grid[1] === grid[1] && blocks.includes(l.block));
   if (layers.length === 0) {
     const found = all.length ? all.map((l) => `${l.block} ${l.grid[0]}x${l.grid[1]}`).join(', ') : 'none';
-    throw new DiffusionError('BAD_ARGUMENT', `no cross-attention layer of the ${blocks.join('/')} blocks has grid ${grid[0]}x${grid[1]} (layers found: ${found})`);
+    throw new DiffusionError(
+      'BAD_ARGUMENT',
+      `no cross-attention layer of the ${blocks.join('/')} blocks has grid ${grid[0]}x${grid[1]} (layers found: ${found})`,
+    );
   }
 
   const model = copyModel(unet);
   const g = model.graph;
-  if (g.uniqueName(ATTENTION_OUTPUT) !== ATTENTION_OUTPUT) throw new DiffusionError('BAD_MODEL', `the UNet already has a tensor named ${ATTENTION_OUTPUT} (attention capture applied twice?)`);
+  if (g.uniqueName(ATTENTION_OUTPUT) !== ATTENTION_OUTPUT)
+    throw new DiffusionError('BAD_MODEL', `the UNet already has a tensor named ${ATTENTION_OUTPUT} (attention capture applied twice?)`);
   const f = new NodeFactory(g, model, 'attention_capture');
   const perLayer = layers.map((l) => {
     // [B*heads, q, k] -> [B, heads, q, k]: batch-major, as diffusers folds heads (reshape b,n,h,d -> permute)
-    const split = l.layout === 'batch-heads'
-      ? f.add('Reshape', [l.probs, f.constant(int64Tensor([-1, l.heads, l.queryLength, l.keyLength]), 'heads_shape')])
-      : l.probs;
+    const split =
+      l.layout === 'batch-heads' ? f.add('Reshape', [l.probs, f.constant(int64Tensor([-1, l.heads, l.queryLength, l.keyLength]), 'heads_shape')]) : l.probs;
     return f.reduceMean(split, [1], false);
   });
   const summed = perLayer.length === 1 ? perLayer[0]! : f.add('Sum', perLayer);

@@ -33,7 +33,22 @@ export function withoutSampling(model: OnnxModel): OnnxModel {
       if (dtype !== undefined) zeros.push(f.make('Cast', [diff.out], { to: dtype }, out).node);
     } else {
       const shape = (attr('shape')?.ints ?? []).map(Number);
-      zeros = [f.make('ConstantOfShape', [f.constant(int64Tensor(shape), 'shape')], { value: { tensor: { dims: [1], data_type: dtype ?? DataType.FLOAT, ...(dtype === DataType.FLOAT16 ? { int32_data: [0] } : dtype === DataType.DOUBLE ? { double_data: [0] } : { float_data: [0] }) } } }, out).node];
+      zeros = [
+        f.make(
+          'ConstantOfShape',
+          [f.constant(int64Tensor(shape), 'shape')],
+          {
+            value: {
+              tensor: {
+                dims: [1],
+                data_type: dtype ?? DataType.FLOAT,
+                ...(dtype === DataType.FLOAT16 ? { int32_data: [0] } : dtype === DataType.DOUBLE ? { double_data: [0] } : { float_data: [0] }),
+              },
+            },
+          },
+          out,
+        ).node,
+      ];
     }
     g.replaceNode(n, zeros);
   }

@@ -24,7 +24,11 @@ export function copyModel(model: OnnxModel): OnnxModel {
 export class NodeFactory {
   readonly opset: number;
 
-  constructor(readonly graph: Graph, model: OnnxModel, private readonly prefix: string) {
+  constructor(
+    readonly graph: Graph,
+    model: OnnxModel,
+    private readonly prefix: string,
+  ) {
     this.opset = defaultOpset(model);
   }
 

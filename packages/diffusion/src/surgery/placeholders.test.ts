@@ -4,20 +4,32 @@
  * placeholder can change (causal attention), pooling stays at the end token, and gradients reach only the
  * placeholder rows a prompt uses.
  */
-import {
-  DataType, Graph, deriveGradientGraph, initializerToHost, scalar, type HostTensor, type OnnxModel,
-} from '@dynasyn/ort-training';
+import { DataType, Graph, deriveGradientGraph, initializerToHost, scalar, type HostTensor, type OnnxModel } from '@dynasyn/ort-training';
 import { findTokenEmbedding, placeholderStartValues, withPlaceholderEmbeddings } from './placeholders.js';
 import { NodeFactory, copyModel } from './edit.js';
 import { isDiffusionError } from '../errors.js';
 import { loadFixture, relativeError, runModel, toOrt, type Fixture, type ort } from '../testing/fixtures.js';
 
-interface TextManifest { model: string; reference: string; vocabSize: number; bos: number; eos: number; maxLength: number; dim: number }
+interface TextManifest {
+  model: string;
+  reference: string;
+  vocabSize: number;
+  bos: number;
+  eos: number;
+  maxLength: number;
+  dim: number;
+}
 
 let fx: Fixture<TextManifest>;
-beforeAll(() => { fx = loadFixture<TextManifest>('text_encoder'); });
+beforeAll(() => {
+  fx = loadFixture<TextManifest>('text_encoder');
+});
 
-const L = 77, D = 32, V = 1000, BOS = 998, EOS = 999;
+const L = 77,
+  D = 32,
+  V = 1000,
+  BOS = 998,
+  EOS = 999;
 const P = 2;
 
 /** [BOS, ...tokens, EOS, EOS...] padded to 77. */
@@ -27,10 +39,11 @@ function prompt(tokens: number[]): number[] {
   return ids;
 }
 
-const idsTensor = (rows: number[][], dtype: 'int64' | 'int32' = 'int64') => toOrt({
-  dims: [rows.length, L],
-  data: dtype === 'int64' ? BigInt64Array.from(rows.flat().map(BigInt)) : Int32Array.from(rows.flat()),
-});
+const idsTensor = (rows: number[][], dtype: 'int64' | 'int32' = 'int64') =>
+  toOrt({
+    dims: [rows.length, L],
+    data: dtype === 'int64' ? BigInt64Array.from(rows.flat().map(BigInt)) : Int32Array.from(rows.flat()),
+  });
 const floats = (t: ort.Tensor | undefined) => t!.data as Float32Array;
 const placeholderFeed = (t: HostTensor) => toOrt({ dims: t.dims, data: t.data as Float32Array });
 
@@ -91,7 +104,10 @@ describe('withPlaceholderEmbeddings', () => {
     const start = placeholderStartValues(fx.model, [42, 517]);
     const ids = [prompt([5, V, 7, V + 1, 9])];
     const a = await runModel(edited.model, { input_ids: idsTensor(ids, 'int32'), placeholder_embeddings: placeholderFeed(start) });
-    const b = await runModel(withPlaceholderEmbeddings(fx.model, { numPlaceholders: P }).model, { input_ids: idsTensor(ids), placeholder_embeddings: placeholderFeed(start) });
+    const b = await runModel(withPlaceholderEmbeddings(fx.model, { numPlaceholders: P }).model, {
+      input_ids: idsTensor(ids),
+      placeholder_embeddings: placeholderFeed(start),
+    });
     expect(Array.from(floats(a.last_hidden_state))).toEqual(Array.from(floats(b.last_hidden_state)));
     expect(Array.from(floats(a.pooler_output))).toEqual(Array.from(floats(b.pooler_output)));
   });
@@ -113,7 +129,10 @@ describe('withPlaceholderEmbeddings', () => {
     const start = placeholderStartValues(fx.model, [42, 517]);
     const rows = [prompt([5, V, 7, V + 1, 9])];
     const a = await runModel(edited.model, { input_ids: idsTensor(rows), placeholder_embeddings: placeholderFeed(start) });
-    const b = await runModel(withPlaceholderEmbeddings(fx.model, { numPlaceholders: P }).model, { input_ids: idsTensor(rows), placeholder_embeddings: placeholderFeed(start) });
+    const b = await runModel(withPlaceholderEmbeddings(fx.model, { numPlaceholders: P }).model, {
+      input_ids: idsTensor(rows),
+      placeholder_embeddings: placeholderFeed(start),
+    });
     expect(Array.from(floats(a.last_hidden_state))).toEqual(Array.from(floats(b.last_hidden_state)));
   });
 
@@ -140,8 +159,10 @@ describe('withPlaceholderEmbeddings', () => {
     const h = 1e-2;
     const loss = async (pe: Float32Array) => floats((await runModel(lossModel, feeds(pe))).loss)[0]!;
     for (const i of [3, 17]) {
-      const plus = Float32Array.from(start.data as Float32Array); plus[i]! += h;
-      const minus = Float32Array.from(start.data as Float32Array); minus[i]! -= h;
+      const plus = Float32Array.from(start.data as Float32Array);
+      plus[i]! += h;
+      const minus = Float32Array.from(start.data as Float32Array);
+      minus[i]! -= h;
       const fd = ((await loss(plus)) - (await loss(minus))) / (2 * h);
       expect(Math.abs(fd - grad[i]!)).toBeLessThan(2e-2 * Math.max(1, Math.abs(grad[i]!)));
     }
@@ -155,12 +176,34 @@ describe('withPlaceholderEmbeddings', () => {
     expect(() => withPlaceholderEmbeddings(twice, { numPlaceholders: P })).toThrow(/applied twice/);
 
     // a graph that reads input_ids but has no embedding table
-    const g = new Graph({ inputs: [{ name: 'input_ids', dtype: DataType.INT64, shape: [1, 4] }], outputs: [{ name: 'y', dtype: DataType.FLOAT, shape: [1, 4] }] });
-    const noTable: OnnxModel = { irVersion: 8, opsetImports: [{ domain: '', version: 17 }], producerName: 'test', producerVersion: '0', graph: g, metadata: {}, extra: {} };
+    const g = new Graph({
+      inputs: [{ name: 'input_ids', dtype: DataType.INT64, shape: [1, 4] }],
+      outputs: [{ name: 'y', dtype: DataType.FLOAT, shape: [1, 4] }],
+    });
+    const noTable: OnnxModel = {
+      irVersion: 8,
+      opsetImports: [{ domain: '', version: 17 }],
+      producerName: 'test',
+      producerVersion: '0',
+      graph: g,
+      metadata: {},
+      extra: {},
+    };
     const bias = g.addConstant('bias', scalar(DataType.FLOAT, 1));
-    g.addNode({ opType: 'Add', inputs: [g.addNode({ opType: 'Cast', inputs: ['input_ids'], outputs: ['f'], attributes: [{ name: 'to', type: 2, i: DataType.FLOAT }] }).outputs[0]!, bias], outputs: ['y'] });
+    g.addNode({
+      opType: 'Add',
+      inputs: [
+        g.addNode({ opType: 'Cast', inputs: ['input_ids'], outputs: ['f'], attributes: [{ name: 'to', type: 2, i: DataType.FLOAT }] }).outputs[0]!,
+        bias,
+      ],
+      outputs: ['y'],
+    });
     let err: unknown;
-    try { withPlaceholderEmbeddings(noTable, { numPlaceholders: 1 }); } catch (e) { err = e; }
+    try {
+      withPlaceholderEmbeddings(noTable, { numPlaceholders: 1 });
+    } catch (e) {
+      err = e;
+    }
     expect(isDiffusionError(err, 'BAD_MODEL')).toBe(true);
     expect((err as Error).message).toMatch(/no token-embedding lookup found: no Gather reads a float \[V, D\] initializer at input_ids/);
     expect(() => withPlaceholderEmbeddings(noTable, { numPlaceholders: 1, inputIdsName: 'tokens' })).toThrow(/no input tokens \(inputs: input_ids\)/);

@@ -11,8 +11,18 @@
  * gets gradients through the small [P, D] input only.
  */
 import {
-  allocate, elementSize, isExternal, isFloat, readExternal, scalar,
-  type AttrValue, type Graph, type HostTensor, type Initializer, type Node, type OnnxModel,
+  allocate,
+  elementSize,
+  isExternal,
+  isFloat,
+  readExternal,
+  scalar,
+  type AttrValue,
+  type Graph,
+  type HostTensor,
+  type Initializer,
+  type Node,
+  type OnnxModel,
 } from '@dynasyn/ort-training';
 import { DiffusionError } from '../errors.js';
 import { NodeFactory, copyModel, int64Tensor } from './edit.js';
@@ -99,10 +109,17 @@ function findEmbeddingLookup(graph: Graph, inputIdsName: string, baseVocabSize?:
     candidates.push({ gather: n, table, ids: idx, idsDtype: ids.get(idx)!, idTensors: ids });
   }
   if (candidates.length === 0) {
-    throw new DiffusionError('BAD_MODEL', `no token-embedding lookup found: no Gather reads a float [V, D] initializer at ${inputIdsName} (directly or through ${[...ID_PRESERVING].filter((o) => o !== 'Min').join('/')})`);
+    throw new DiffusionError(
+      'BAD_MODEL',
+      `no token-embedding lookup found: no Gather reads a float [V, D] initializer at ${inputIdsName} (directly or through ${[...ID_PRESERVING].filter((o) => o !== 'Min').join('/')})`,
+    );
   }
   if (baseVocabSize === undefined) {
-    if (candidates.length > 1) throw new DiffusionError('BAD_MODEL', `several Gathers read a [V, D] table at ${inputIdsName}: ${candidates.map((c) => c.table.name).join(', ')}; give baseVocabSize to pick one`);
+    if (candidates.length > 1)
+      throw new DiffusionError(
+        'BAD_MODEL',
+        `several Gathers read a [V, D] table at ${inputIdsName}: ${candidates.map((c) => c.table.name).join(', ')}; give baseVocabSize to pick one`,
+      );
     return candidates[0]!;
   }
   // A table may have more rows than the tokenizer has tokens (exporters pad it, e.g. to a multiple of 64):
@@ -110,10 +127,16 @@ function findEmbeddingLookup(graph: Graph, inputIdsName: string, baseVocabSize?:
   const exact = candidates.filter((c) => c.table.dims[0] === baseVocabSize);
   const matching = exact.length ? exact : candidates.filter((c) => c.table.dims[0]! > baseVocabSize);
   if (matching.length === 0) {
-    throw new DiffusionError('BAD_MODEL', `the token-embedding table has ${candidates.map((c) => `${c.table.dims[0]} rows (${c.table.name})`).join(', ')}, fewer than the tokenizer's ${baseVocabSize} tokens: the tokenizer does not belong to this text encoder`);
+    throw new DiffusionError(
+      'BAD_MODEL',
+      `the token-embedding table has ${candidates.map((c) => `${c.table.dims[0]} rows (${c.table.name})`).join(', ')}, fewer than the tokenizer's ${baseVocabSize} tokens: the tokenizer does not belong to this text encoder`,
+    );
   }
   if (matching.length > 1) {
-    throw new DiffusionError('BAD_MODEL', `several Gathers read a [V, D] table at ${inputIdsName}: ${matching.map((c) => c.table.name).join(', ')}; cannot tell which is the token embedding`);
+    throw new DiffusionError(
+      'BAD_MODEL',
+      `several Gathers read a [V, D] table at ${inputIdsName}: ${matching.map((c) => c.table.name).join(', ')}; cannot tell which is the token embedding`,
+    );
   }
   return matching[0]!;
 }
@@ -157,9 +180,7 @@ export function withPlaceholderEmbeddings(textEncoder: OnnxModel, options: Place
   const extraIdx = emit('Max', [emit('Sub', [ids, vocab]), idConst(0, t, 'zero')]);
   const extra = emit('Gather', [PLACEHOLDER_INPUT, extraIdx], { axis: 0 });
   const isBase = emit('Less', [ids, vocab]);
-  const isBaseRow = f.opset >= 13
-    ? emit('Unsqueeze', [isBase, f.constant(int64Tensor([-1]), 'axes')])
-    : emit('Unsqueeze', [isBase], { axes: [-1] });
+  const isBaseRow = f.opset >= 13 ? emit('Unsqueeze', [isBase, f.constant(int64Tensor([-1]), 'axes')]) : emit('Unsqueeze', [isBase], { axes: [-1] });
   emit('Where', [isBaseRow, base, extra], {}, lookup.gather.outputs[0]!);
   g.replaceNode(lookup.gather, nodes);
 
@@ -190,14 +211,19 @@ function clampArgMaxInputs(g: Graph, f: NodeFactory, lookup: EmbeddingLookup, V:
  * (METHOD.md: each placeholder starts at the embedding of its class word's first sub-token). Only those rows
  * are read from external data.
  */
-export function placeholderStartValues(textEncoder: OnnxModel, tokenIds: number[], options: { baseVocabSize?: number; inputIdsName?: string } = {}): HostTensor {
+export function placeholderStartValues(
+  textEncoder: OnnxModel,
+  tokenIds: number[],
+  options: { baseVocabSize?: number; inputIdsName?: string } = {},
+): HostTensor {
   const { table } = findEmbeddingLookup(textEncoder.graph, options.inputIdsName ?? 'input_ids', options.baseVocabSize);
   const [V, D] = table.dims as [number, number];
   const rowBytes = D * elementSize(table.dtype);
   const out = allocate(table.dtype, tokenIds.length * D);
   const outBytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   tokenIds.forEach((id, i) => {
-    if (!Number.isInteger(id) || id < 0 || id >= V) throw new DiffusionError('BAD_ARGUMENT', `token id ${id} is outside the embedding table ${table.name} (${V} rows)`);
+    if (!Number.isInteger(id) || id < 0 || id >= V)
+      throw new DiffusionError('BAD_ARGUMENT', `token id ${id} is outside the embedding table ${table.name} (${V} rows)`);
     const row = isExternal(table.data)
       ? readExternal({ path: table.data.path, offset: table.data.offset + id * rowBytes, length: rowBytes })
       : table.data.subarray(id * rowBytes, (id + 1) * rowBytes);

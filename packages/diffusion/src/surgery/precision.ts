@@ -19,8 +19,10 @@ import { copyModel } from './edit.js';
 export function usesFloat16(model: OnnxModel): boolean {
   const g = model.graph;
   const half = new Set([...g.initializers.values()].filter((i) => i.dtype === DataType.FLOAT16).map((i) => i.name));
-  return [...g.inputs, ...g.outputs].some((v) => v.dtype === DataType.FLOAT16)
-    || g.nodes.some((n) => (n.opType === 'Cast' ? castTo(n) === DataType.FLOAT16 : n.inputs.some((x) => half.has(x))));
+  return (
+    [...g.inputs, ...g.outputs].some((v) => v.dtype === DataType.FLOAT16) ||
+    g.nodes.some((n) => (n.opType === 'Cast' ? castTo(n) === DataType.FLOAT16 : n.inputs.some((x) => half.has(x))))
+  );
 }
 
 const toFloatTensor = (t: NonNullable<AttributeProto['t']>) => {
@@ -42,13 +44,21 @@ export function withFloat32Compute(model: OnnxModel): OnnxModel {
     const inputs = n.inputs.map((x) => readAsFloat.get(x) ?? x);
     const attributes = n.attributes.map((a): AttributeProto => {
       if (n.opType === 'Cast' && a.name === 'to' && castTo(n) === DataType.FLOAT16) return { ...a, i: DataType.FLOAT };
-      if ((n.opType === 'Constant' || n.opType === 'ConstantOfShape') && a.name === 'value' && a.t?.data_type === DataType.FLOAT16) return { ...a, t: toFloatTensor(a.t) };
+      if ((n.opType === 'Constant' || n.opType === 'ConstantOfShape') && a.name === 'value' && a.t?.data_type === DataType.FLOAT16)
+        return { ...a, t: toFloatTensor(a.t) };
       return a;
     });
     return { ...n, inputs, attributes };
   });
   for (const [name, asFloat] of readAsFloat) {
-    g.addNode({ name: `${asFloat}/Cast`, opType: 'Cast', domain: '', inputs: [name], outputs: [asFloat], attributes: [{ name: 'to', type: 2, i: DataType.FLOAT }] });
+    g.addNode({
+      name: `${asFloat}/Cast`,
+      opType: 'Cast',
+      domain: '',
+      inputs: [name],
+      outputs: [asFloat],
+      attributes: [{ name: 'to', type: 2, i: DataType.FLOAT }],
+    });
   }
   const f32 = <T extends { dtype: number }>(v: T): T => (v.dtype === DataType.FLOAT16 ? { ...v, dtype: DataType.FLOAT } : v);
   g.inputs = g.inputs.map(f32);

@@ -31,7 +31,10 @@ interface VariantManifest {
 }
 
 const root = path.join(fixturesDir, 'text_encoder_variants');
-const names = fs.readdirSync(root).filter((d) => fs.existsSync(path.join(root, d, 'manifest.json'))).sort();
+const names = fs
+  .readdirSync(root)
+  .filter((d) => fs.existsSync(path.join(root, d, 'manifest.json')))
+  .sort();
 
 function load(name: string) {
   const dir = path.join(root, name);
@@ -63,9 +66,7 @@ async function run(file: string, feeds: Record<string, ort.Tensor>) {
 }
 
 test('the variants are all there', () => {
-  expect(names).toEqual([
-    'clip_hf', 'clip_hf_eos', 'clip_hf_fp16', 'clip_hf_int32', 'clip_hf_position_input', 'clip_padded_table', 'openclip_mha',
-  ]);
+  expect(names).toEqual(['clip_hf', 'clip_hf_eos', 'clip_hf_fp16', 'clip_hf_int32', 'clip_hf_position_input', 'clip_padded_table', 'openclip_mha']);
 });
 
 describe.each(names)('%s', (name) => {
@@ -112,16 +113,21 @@ function promptIds(m: VariantManifest & { bos: number; eos: number; pad?: number
 
 async function runModel(model: OnnxModel, feeds: Record<string, ort.Tensor>) {
   const session = await ort.InferenceSession.create(serializeModel(model), { intraOpNumThreads: 1 });
-  try { return await session.run(feeds); } finally { await session.release(); }
+  try {
+    return await session.run(feeds);
+  } finally {
+    await session.release();
+  }
 }
 
 describe.each(names)('%s: placeholder surgery', (name) => {
   const { dir, manifest } = load(name);
   const m = manifest as VariantManifest & { bos: number; eos: number; pad?: number };
   const idsType = manifest.inputDtypes.input_ids ?? 'int64';
-  const ids = (rows: number[][]) => (idsType === 'int32'
-    ? new ort.Tensor('int32', Int32Array.from(rows.flat()), [rows.length, 77])
-    : new ort.Tensor('int64', BigInt64Array.from(rows.flat().map(BigInt)), [rows.length, 77]));
+  const ids = (rows: number[][]) =>
+    idsType === 'int32'
+      ? new ort.Tensor('int32', Int32Array.from(rows.flat()), [rows.length, 77])
+      : new ort.Tensor('int64', BigInt64Array.from(rows.flat().map(BigInt)), [rows.length, 77]);
   const V = manifest.baseVocab;
 
   test('input_ids is the only input left; placeholder rows set to table rows t_i encode like the prompt with t_i', async () => {
@@ -131,9 +137,10 @@ describe.each(names)('%s: placeholder surgery', (name) => {
     expect(edited.tokenEmbedding).toMatchObject({ name: manifest.graph.tokenEmbedding.initializer, vocabSize: V, rows: manifest.tableRows });
     const [t0, t1] = [42, 517];
     const start = placeholderStartValues(original, [t0, t1]);
-    const startFeed = start.dtype === DataType.FLOAT16
-      ? new ort.Tensor('float16', start.data as Uint16Array, start.dims)
-      : new ort.Tensor('float32', start.data as Float32Array, start.dims);
+    const startFeed =
+      start.dtype === DataType.FLOAT16
+        ? new ort.Tensor('float16', start.data as Uint16Array, start.dims)
+        : new ort.Tensor('float32', start.data as Float32Array, start.dims);
     const withPlaceholders = [promptIds(m, [5, V, 7, V + 1, 9]), promptIds(m, [V + 1, 3])];
     const withTokens = [promptIds(m, [5, t0, 7, t1, 9]), promptIds(m, [t1, 3])];
     const ours = await runModel(edited.model, { input_ids: ids(withPlaceholders), [edited.inputName]: startFeed });

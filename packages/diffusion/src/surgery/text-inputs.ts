@@ -44,7 +44,10 @@ export function withIdsOnlyInputs(model: OnnxModel, inputIdsName = 'input_ids'):
     } else if (ATTENTION_MASK.test(name)) {
       f.add('ConstantOfShape', [shape], { value: { tensor: { dims: [1], data_type: v.dtype, ...oneOf(v.dtype) } } }, name);
     } else {
-      throw new DiffusionError('UNSUPPORTED', `the text encoder takes an input ${name} besides ${inputIdsName}; only position_ids and attention_mask can be filled in`);
+      throw new DiffusionError(
+        'UNSUPPORTED',
+        `the text encoder takes an input ${name} besides ${inputIdsName}; only position_ids and attention_mask can be filled in`,
+      );
     }
     g.inputs = g.inputs.filter((x) => x.name !== name);
   }

@@ -28,7 +28,9 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 const L = TINY_BUNDLE_FACTS.maxTokens;
 
 test('placeholder rows set to the rows of tokens t_i encode like the prompt with t_i', async () => {
-  const V = vocabSize, bos = V - 2, eos = V - 1;
+  const V = vocabSize,
+    bos = V - 2,
+    eos = V - 1;
   const edited = withPlaceholderEmbeddings(textEncoder, { numPlaceholders: 2, baseVocabSize: V });
   const pad = (ids: number[]) => [...ids, ...Array<number>(L - ids.length).fill(eos)];
   const ids = (rows: number[][]) => toOrt({ dims: [rows.length, L], data: BigInt64Array.from(rows.flat().map(BigInt)) });

@@ -20,39 +20,72 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-
 const std = (a: Float32Array): number => {
-  let s = 0, s2 = 0;
-  for (const v of a) { s += v; s2 += v * v; }
+  let s = 0,
+    s2 = 0;
+  for (const v of a) {
+    s += v;
+    s2 += v * v;
+  }
   const mean = s / a.length;
   return Math.sqrt(s2 / a.length - mean * mean);
 };
 const allFinite = (a: Float32Array): boolean => a.every((v) => Number.isFinite(v));
-const randn = (key: string, dims: number[]) => new ort.Tensor('float32', normals(`test/${key}`, dims.reduce((a, b) => a * b, 1), 1), dims);
+const randn = (key: string, dims: number[]) =>
+  new ort.Tensor(
+    'float32',
+    normals(
+      `test/${key}`,
+      dims.reduce((a, b) => a * b, 1),
+      1,
+    ),
+    dims,
+  );
 
 describe('createTinyBundle', () => {
   it('writes the optimum SD layout in a few seconds', () => {
     console.log(`createTinyBundle: ${createMs.toFixed(0)} ms`);
     const names = [...filesUnder(bundle.dir).keys()].sort();
     expect(names).toEqual([
-      'model_index.json', 'scheduler/scheduler_config.json',
-      'text_encoder/config.json', 'text_encoder/model.onnx',
-      'tokenizer/merges.txt', 'tokenizer/special_tokens_map.json', 'tokenizer/tokenizer_config.json', 'tokenizer/vocab.json',
-      'unet/config.json', 'unet/model.onnx',
-      'vae_decoder/config.json', 'vae_decoder/model.onnx',
-      'vae_encoder/config.json', 'vae_encoder/model.onnx',
+      'model_index.json',
+      'scheduler/scheduler_config.json',
+      'text_encoder/config.json',
+      'text_encoder/model.onnx',
+      'tokenizer/merges.txt',
+      'tokenizer/special_tokens_map.json',
+      'tokenizer/tokenizer_config.json',
+      'tokenizer/vocab.json',
+      'unet/config.json',
+      'unet/model.onnx',
+      'vae_decoder/config.json',
+      'vae_decoder/model.onnx',
+      'vae_encoder/config.json',
+      'vae_encoder/model.onnx',
     ]);
     expect(statSync(join(bundle.dir, 'unet/model.onnx')).size).toBeLessThan(16 * 2 ** 20);
     const sched = JSON.parse(readFileSync(join(bundle.dir, 'scheduler/scheduler_config.json'), 'utf8'));
-    expect(sched).toMatchObject({ beta_schedule: 'scaled_linear', beta_start: 0.00085, beta_end: 0.012, num_train_timesteps: 1000, prediction_type: 'epsilon', timestep_spacing: 'leading', steps_offset: 1, clip_sample: false, set_alpha_to_one: false });
+    expect(sched).toMatchObject({
+      beta_schedule: 'scaled_linear',
+      beta_start: 0.00085,
+      beta_end: 0.012,
+      num_train_timesteps: 1000,
+      prediction_type: 'epsilon',
+      timestep_spacing: 'leading',
+      steps_offset: 1,
+      clip_sample: false,
+      set_alpha_to_one: false,
+    });
   });
 
   it('loads with loadBundle, with the facts TINY_BUNDLE_FACTS states', () => {
     const b = loadBundle(bundle.dir, { inspectModels: 'always' });
     expect(b).toMatchObject({
-      sampleSize: TINY_BUNDLE_FACTS.sampleSize, vaeScaleFactor: TINY_BUNDLE_FACTS.vaeScaleFactor,
-      latentChannels: TINY_BUNDLE_FACTS.latentChannels, textEmbedDim: TINY_BUNDLE_FACTS.textEmbedDim,
-      vaeScalingFactor: TINY_BUNDLE_FACTS.vaeScalingFactor, maxTokens: TINY_BUNDLE_FACTS.maxTokens,
+      sampleSize: TINY_BUNDLE_FACTS.sampleSize,
+      vaeScaleFactor: TINY_BUNDLE_FACTS.vaeScaleFactor,
+      latentChannels: TINY_BUNDLE_FACTS.latentChannels,
+      textEmbedDim: TINY_BUNDLE_FACTS.textEmbedDim,
+      vaeScalingFactor: TINY_BUNDLE_FACTS.vaeScalingFactor,
+      maxTokens: TINY_BUNDLE_FACTS.maxTokens,
     });
     expect(b.scheduler).toMatchObject({ predictionType: 'epsilon', timestepSpacing: 'leading', stepsOffset: 1, betaSchedule: 'scaled_linear' });
     expect(b.sampleSize).toBe(128);
@@ -77,7 +110,8 @@ describe('createTinyBundle', () => {
 
     const other = filesUnder((await createTinyBundle(join(tmp, 'seed1'), { seed: 1 })).dir);
     for (const m of ['text_encoder', 'unet', 'vae_encoder', 'vae_decoder']) {
-      const a = first.get(`${m}/model.onnx`)!, b = other.get(`${m}/model.onnx`)!;
+      const a = first.get(`${m}/model.onnx`)!,
+        b = other.get(`${m}/model.onnx`)!;
       expect(a.length).toBe(b.length); // same graph, other weights
       expect(a.equals(b)).toBe(false);
     }
@@ -102,13 +136,16 @@ describe('tiny bundle models in onnxruntime', () => {
       for (let j = 1; j < 77; j++) ids[i * 77 + j] = j < eosAt[i]! ? BigInt(300 + 7 * j + i) : BigInt(bundle.vocabSize - 1);
     }
     const out = await s.run({ input_ids: new ort.Tensor('int64', ids, [b, 77]) });
-    const hidden = out.last_hidden_state!, pooled = out.pooler_output!;
+    const hidden = out.last_hidden_state!,
+      pooled = out.pooler_output!;
     expect(hidden.dims).toEqual([b, 77, 64]);
     expect(pooled.dims).toEqual([b, 64]);
-    const h = hidden.data as Float32Array, p = pooled.data as Float32Array;
+    const h = hidden.data as Float32Array,
+      p = pooled.data as Float32Array;
     expect(allFinite(h) && allFinite(p)).toBe(true);
     expect(std(h)).toBeGreaterThan(0.1);
-    for (let i = 0; i < b; i++) { // pooled = hidden state at the first end token
+    for (let i = 0; i < b; i++) {
+      // pooled = hidden state at the first end token
       const row = h.subarray((i * 77 + eosAt[i]!) * 64, (i * 77 + eosAt[i]! + 1) * 64);
       expect(Array.from(p.subarray(i * 64, (i + 1) * 64))).toEqual(Array.from(row));
     }
@@ -141,16 +178,23 @@ describe('tiny bundle models in onnxruntime', () => {
 
   it('computes each row of a batch as a batch of one (reshapes keep the batch apart)', async () => {
     const s = await session('unet');
-    const one = async (i: number) => (await s.run({
-      sample: randn(`row-sample${i}`, [1, 4, 32, 32]), timestep: new ort.Tensor('int64', BigInt64Array.of(BigInt(100 + 400 * i)), [1]),
-      encoder_hidden_states: randn(`row-ctx${i}`, [1, 77, 64]),
-    })).out_sample!.data as Float32Array;
-    const cat = (a: ort.Tensor, b: ort.Tensor) => new ort.Tensor('float32', Float32Array.of(...(a.data as Float32Array), ...(b.data as Float32Array)), [2, ...a.dims.slice(1)]);
-    const both = (await s.run({
-      sample: cat(randn('row-sample0', [1, 4, 32, 32]), randn('row-sample1', [1, 4, 32, 32])),
-      timestep: new ort.Tensor('int64', BigInt64Array.of(100n, 500n), [2]),
-      encoder_hidden_states: cat(randn('row-ctx0', [1, 77, 64]), randn('row-ctx1', [1, 77, 64])),
-    })).out_sample!.data as Float32Array;
+    const one = async (i: number) =>
+      (
+        await s.run({
+          sample: randn(`row-sample${i}`, [1, 4, 32, 32]),
+          timestep: new ort.Tensor('int64', BigInt64Array.of(BigInt(100 + 400 * i)), [1]),
+          encoder_hidden_states: randn(`row-ctx${i}`, [1, 77, 64]),
+        })
+      ).out_sample!.data as Float32Array;
+    const cat = (a: ort.Tensor, b: ort.Tensor) =>
+      new ort.Tensor('float32', Float32Array.of(...(a.data as Float32Array), ...(b.data as Float32Array)), [2, ...a.dims.slice(1)]);
+    const both = (
+      await s.run({
+        sample: cat(randn('row-sample0', [1, 4, 32, 32]), randn('row-sample1', [1, 4, 32, 32])),
+        timestep: new ort.Tensor('int64', BigInt64Array.of(100n, 500n), [2]),
+        encoder_hidden_states: cat(randn('row-ctx0', [1, 77, 64]), randn('row-ctx1', [1, 77, 64])),
+      })
+    ).out_sample!.data as Float32Array;
     const rows = [await one(0), await one(1)];
     const n = 4 * 32 * 32;
     for (let i = 0; i < 2; i++) {

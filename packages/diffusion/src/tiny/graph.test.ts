@@ -33,7 +33,9 @@ describe('tiny graphs', () => {
       for (const v of [...m.graph.inputs, ...m.graph.outputs]) expect(v.shape?.[0]).toBe('batch');
     }
     expect(unet.graph.inputs.map((v) => [v.name, v.shape])).toEqual([
-      ['sample', ['batch', 4, 32, 32]], ['timestep', ['batch']], ['encoder_hidden_states', ['batch', 77, 64]],
+      ['sample', ['batch', 4, 32, 32]],
+      ['timestep', ['batch']],
+      ['encoder_hidden_states', ['batch', 77, 64]],
     ]);
   });
 
@@ -59,7 +61,11 @@ describe('tiny graphs', () => {
       const scores = producers.get(producers.get(n.inputs[0]!)!.inputs[0]!)!;
       let k = producers.get(scores.inputs[1]!)!;
       while (!(k.opType === 'MatMul' && unet.graph.initializers.has(k.inputs[1]!))) k = producers.get(k.inputs[0]!)!;
-      expect({ n: n.name, key: k.name.split('/').slice(-2)[0], ctx: k.inputs[0] === 'encoder_hidden_states' }).toEqual({ n: n.name, key: 'to_k', ctx: n.name.includes('/attn2/') });
+      expect({ n: n.name, key: k.name.split('/').slice(-2)[0], ctx: k.inputs[0] === 'encoder_hidden_states' }).toEqual({
+        n: n.name,
+        key: 'to_k',
+        ctx: n.name.includes('/attn2/'),
+      });
     }
   });
 
@@ -75,7 +81,9 @@ describe('tiny graphs', () => {
       expect(chain[1]!.inputs[1]).toMatch(/^onnx::Mul_\d+$/);
       expect(chain[2]!.inputs[1]).toMatch(/^onnx::Add_\d+$/);
     }
-    const matmulWeights = ops(g, 'MatMul').map((n) => n.inputs[1]!).filter((i) => g.initializers.has(i));
+    const matmulWeights = ops(g, 'MatMul')
+      .map((n) => n.inputs[1]!)
+      .filter((i) => g.initializers.has(i));
     expect(matmulWeights.length).toBeGreaterThan(100);
     for (const w of matmulWeights) expect(w).toMatch(/^onnx::MatMul_\d+$/);
     expect(ops(g, 'Erf').length).toBe(10); // one GEGLU per transformer block

@@ -8,8 +8,19 @@
  * therefore be tested on the tiny bundle.
  */
 import {
-  DataType, Graph, attrs, floatToHalf, fromNumbers, hostToTensorProto, initializerFromHost,
-  type AttrValue, type Dim, type HostTensor, type Initializer, type OnnxModel, type ValueInfo,
+  DataType,
+  Graph,
+  attrs,
+  floatToHalf,
+  fromNumbers,
+  hostToTensorProto,
+  initializerFromHost,
+  type AttrValue,
+  type Dim,
+  type HostTensor,
+  type Initializer,
+  type OnnxModel,
+  type ValueInfo,
 } from '@dynasyn/ort-training';
 import { normals } from './prng.js';
 
@@ -45,7 +56,11 @@ export class ModuleBuilder {
   private readonly store: NonNullable<ModuleBuilderOptions['store']>;
 
   /** `seedKey` (e.g. `0/unet`) prefixes every parameter's random stream. */
-  constructor(private readonly seedKey: string, anonymousStart = 1000, options: ModuleBuilderOptions = {}) {
+  constructor(
+    private readonly seedKey: string,
+    anonymousStart = 1000,
+    options: ModuleBuilderOptions = {},
+  ) {
     this.anonymous = anonymousStart;
     this.floatType = options.floatType ?? DataType.FLOAT;
     this.normals = options.normals ?? normals;
@@ -55,7 +70,11 @@ export class ModuleBuilder {
   /** Run `fn` inside module scope `name` (a node path segment and a parameter path segment). */
   scoped<R>(name: string, fn: () => R): R {
     this.scopes.push(name);
-    try { return fn(); } finally { this.scopes.pop(); }
+    try {
+      return fn();
+    } finally {
+      this.scopes.pop();
+    }
   }
 
   /** Dotted module path of the current scope plus `local` (a parameter's name). */
@@ -82,11 +101,19 @@ export class ModuleBuilder {
   constant(t: HostTensor): string {
     return this.op('Constant', [], { value: { tensor: hostToTensorProto('', t) } });
   }
-  constInt64(values: number[]): string { return this.constant(fromNumbers(DataType.INT64, [values.length], values)); }
-  constInt64Scalar(v: number): string { return this.constant(fromNumbers(DataType.INT64, [], [v])); }
+  constInt64(values: number[]): string {
+    return this.constant(fromNumbers(DataType.INT64, [values.length], values));
+  }
+  constInt64Scalar(v: number): string {
+    return this.constant(fromNumbers(DataType.INT64, [], [v]));
+  }
   /** A float constant in the builder's float type (what torch traces for a Python scalar in an fp16 model). */
-  constFloat(v: number): string { return this.constant(fromNumbers(this.floatType, [], [v])); }
-  constFloats(dims: number[], values: ArrayLike<number>): string { return this.constant(fromNumbers(this.floatType, dims, values)); }
+  constFloat(v: number): string {
+    return this.constant(fromNumbers(this.floatType, [], [v]));
+  }
+  constFloats(dims: number[], values: ArrayLike<number>): string {
+    return this.constant(fromNumbers(this.floatType, dims, values));
+  }
 
   /** Values of parameter `path` (its own seeded stream, see prng.ts). */
   values(path: string, dims: number[], init: ParamInit): Float32Array {
@@ -95,7 +122,9 @@ export class ModuleBuilder {
   }
 
   /** Key of parameter `path`'s random stream: `<seed>/<model>/<path>`. */
-  seedOf(path: string): string { return `${this.seedKey}/${path}`; }
+  seedOf(path: string): string {
+    return `${this.seedKey}/${path}`;
+  }
 
   /** A named float parameter `<scope path>.<local>` as an initializer; returns its name. */
   param(local: string, dims: number[], init: ParamInit): string {

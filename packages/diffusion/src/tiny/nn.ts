@@ -23,7 +23,11 @@ export function conv2d(m: ModuleBuilder, x: Value, name: string, cout: number, k
     const weight = m.param('weight', [cout, cin, kernel, kernel], { std: 1 / Math.sqrt(cin * kernel * kernel) });
     const bias = m.param('bias', [cout], { std: BIAS_STD });
     const out = m.op('Conv', [x.name, weight, bias], {
-      dilations: [1, 1], group: 1, kernel_shape: [kernel, kernel], pads: [pad, pad, pad, pad], strides: [stride, stride],
+      dilations: [1, 1],
+      group: 1,
+      kernel_shape: [kernel, kernel],
+      pads: [pad, pad, pad, pad],
+      strides: [stride, stride],
     });
     const size = (n: number) => Math.floor((n + 2 * pad - kernel) / stride) + 1;
     return { name: out, shape: [b, cout, size(h), size(w)] };
@@ -60,7 +64,11 @@ export function groupNorm(m: ModuleBuilder, x: Value, name: string, groups: numb
   const c = x.shape[1]!;
   return m.scoped(name, () => {
     const grouped = m.op('Reshape', [x.name, m.constInt64([0, groups, -1])], { allowzero: 0 });
-    const normed = m.op('InstanceNormalization', [grouped, m.constFloats([groups], new Float32Array(groups).fill(1)), m.constFloats([groups], new Float32Array(groups))], { epsilon: { float: eps } });
+    const normed = m.op(
+      'InstanceNormalization',
+      [grouped, m.constFloats([groups], new Float32Array(groups).fill(1)), m.constFloats([groups], new Float32Array(groups))],
+      { epsilon: { float: eps } },
+    );
     const back = m.op('Reshape', [normed, m.op('Shape', [x.name])], { allowzero: 0 });
     const gamma = m.anonymousParam('Mul', { dtype: DataType.FLOAT, dims: [c, 1, 1], data: m.values(m.paramPath('weight'), [c], { fill: 1 }) });
     const beta = m.anonymousParam('Add', { dtype: DataType.FLOAT, dims: [c, 1, 1], data: m.values(m.paramPath('bias'), [c], { fill: 0 }) });
@@ -72,7 +80,10 @@ export function groupNorm(m: ModuleBuilder, x: Value, name: string, groups: numb
 export function layerNorm(m: ModuleBuilder, x: Value, name: string, eps = 1e-5): Value {
   const d = last(x);
   return m.scoped(name, () => {
-    const y = m.op('LayerNormalization', [x.name, m.param('weight', [d], { fill: 1 }), m.param('bias', [d], { fill: 0 })], { axis: -1, epsilon: { float: eps } });
+    const y = m.op('LayerNormalization', [x.name, m.param('weight', [d], { fill: 1 }), m.param('bias', [d], { fill: 0 })], {
+      axis: -1,
+      epsilon: { float: eps },
+    });
     return { name: y, shape: x.shape };
   });
 }
@@ -184,15 +195,29 @@ export function resnetBlock(m: ModuleBuilder, x: Value, temb: Value | null, name
  * diffusers Transformer2DModel as SD 2.x configures it (`attentions.N`): GroupNorm, linear proj_in on
  * [B, HW, C], one BasicTransformerBlock (attn1 self, attn2 cross, GEGLU feed-forward), proj_out, residual.
  */
-export function transformer2d(m: ModuleBuilder, x: Value, context: Value, name: string, heads: number, groups: number, opts: Pick<AttentionOptions, 'upcast'> = {}): Value {
+export function transformer2d(
+  m: ModuleBuilder,
+  x: Value,
+  context: Value,
+  name: string,
+  heads: number,
+  groups: number,
+  opts: Pick<AttentionOptions, 'upcast'> = {},
+): Value {
   const [, c, hgt, wid] = x.shape as [number, number, number, number];
   return m.scoped(name, () => {
     const normed = groupNorm(m, x, 'norm', groups, 1e-6);
     let h = linear(m, m.reshapeBatch(m.transpose(normed, [0, 2, 3, 1]), [hgt * wid, c]), 'proj_in', c);
     h = m.scoped('transformer_blocks.0', () => {
       const add = (a: Value, b: Value): Value => ({ name: m.op('Add', [a.name, b.name]), shape: b.shape });
-      let y = add(m.scoped('attn1', () => attention(m, layerNorm(m, h, 'norm1'), null, heads, opts)), h);
-      y = add(m.scoped('attn2', () => attention(m, layerNorm(m, y, 'norm2'), context, heads, opts)), y);
+      let y = add(
+        m.scoped('attn1', () => attention(m, layerNorm(m, h, 'norm1'), null, heads, opts)),
+        h,
+      );
+      y = add(
+        m.scoped('attn2', () => attention(m, layerNorm(m, y, 'norm2'), context, heads, opts)),
+        y,
+      );
       return add(feedForwardGeglu(m, layerNorm(m, y, 'norm3')), y);
     });
     const out = linear(m, h, 'proj_out', c);
@@ -233,7 +258,10 @@ export function upsample(m: ModuleBuilder, x: Value): Value {
   return m.scoped('upsamplers.0', () => {
     const scales = m.constant(fromNumbers(DataType.FLOAT, [4], [1, 1, 2, 2])); // Resize's scales are float32 in any model
     const resized = m.op('Resize', [x.name, '', scales], {
-      coordinate_transformation_mode: 'asymmetric', cubic_coeff_a: { float: -0.75 }, mode: 'nearest', nearest_mode: 'floor',
+      coordinate_transformation_mode: 'asymmetric',
+      cubic_coeff_a: { float: -0.75 },
+      mode: 'nearest',
+      nearest_mode: 'floor',
     });
     return conv2d(m, { name: resized, shape: [b, c, h * 2, w * 2] }, 'conv', c, 3);
   });
@@ -251,7 +279,8 @@ export function timestepEmbedding(m: ModuleBuilder, timestep: Value, dim: number
     const t = m.op('Cast', [m.op('Unsqueeze', [timestep.name, m.constInt64([1])])], { to: DataType.FLOAT });
     const args = m.op('Mul', [t, m.constant(fromNumbers(DataType.FLOAT, [1, half], freqs))]);
     const sinCos: Value = { name: m.op('Concat', [m.op('Sin', [args]), m.op('Cos', [args])], { axis: -1 }), shape: [-1, dim] };
-    const cos = sliceLast(m, sinCos, half, dim), sin = sliceLast(m, sinCos, 0, half); // flip_sin_to_cos
+    const cos = sliceLast(m, sinCos, half, dim),
+      sin = sliceLast(m, sinCos, 0, half); // flip_sin_to_cos
     return { name: m.op('Concat', [cos.name, sin.name], { axis: -1 }), shape: [-1, dim] };
   });
   const tEmb: Value = m.floatType === DataType.FLOAT ? proj : { name: m.op('Cast', [proj.name], { to: m.floatType }), shape: proj.shape };

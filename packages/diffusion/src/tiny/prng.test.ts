@@ -8,7 +8,9 @@ describe('tiny bundle PRNG', () => {
   });
 
   it('mulberry32 yields uniforms in [0, 1), reproducibly per seed', () => {
-    const a = mulberry32(42), b = mulberry32(42), c = mulberry32(43);
+    const a = mulberry32(42),
+      b = mulberry32(42),
+      c = mulberry32(43);
     const xs = Array.from({ length: 10000 }, () => a());
     expect(xs.every((x) => x >= 0 && x < 1)).toBe(true);
     expect(Array.from({ length: 10000 }, () => b())).toEqual(xs);
@@ -20,8 +22,14 @@ describe('tiny bundle PRNG', () => {
   it('normals are N(0, std^2): mean, variance and tail mass', () => {
     const n = 100000;
     const z = normals('stats', n, 2);
-    let s = 0, s2 = 0, tail = 0;
-    for (const v of z) { s += v; s2 += v * v; if (Math.abs(v) > 2 * 1.96) tail++; }
+    let s = 0,
+      s2 = 0,
+      tail = 0;
+    for (const v of z) {
+      s += v;
+      s2 += v * v;
+      if (Math.abs(v) > 2 * 1.96) tail++;
+    }
     expect(Math.abs(s / n)).toBeLessThan(0.03); // sd of the mean: 2 / 316
     expect(Math.sqrt(s2 / n)).toBeCloseTo(2, 1);
     expect(tail / n).toBeCloseTo(0.05, 2);

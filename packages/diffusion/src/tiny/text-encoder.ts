@@ -17,9 +17,12 @@ function clipAttention(m: ModuleBuilder, x: Value, mask: string, heads: number):
   const headDim = dim / heads;
   const q0 = linear(m, x, 'q_proj', dim);
   const q: Value = { name: m.op('Mul', [q0.name, m.constFloat(1 / Math.sqrt(headDim))]), shape: q0.shape };
-  const toHeads = (t: Value): Value => // view(B, T, H, d).transpose(1, 2) then view(B*H, T, d)
+  const toHeads = (t: Value): Value =>
+    // view(B, T, H, d).transpose(1, 2) then view(B*H, T, d)
     m.reshapeBatch(m.transpose(m.reshapeBatch(t, [tokens, heads, headDim]), [0, 2, 1, 3]), [tokens, headDim], { mul: heads });
-  const qh = toHeads(q), kh = toHeads(linear(m, x, 'k_proj', dim)), vh = toHeads(linear(m, x, 'v_proj', dim));
+  const qh = toHeads(q),
+    kh = toHeads(linear(m, x, 'k_proj', dim)),
+    vh = toHeads(linear(m, x, 'v_proj', dim));
   const scores: Value = { name: m.op('MatMul', [qh.name, m.transpose(kh, [0, 2, 1]).name]), shape: [-1, tokens, tokens] };
   const perHead = m.reshapeBatch(scores, [heads, tokens, tokens], { div: heads });
   const masked: Value = { name: m.op('Add', [perHead.name, mask]), shape: perHead.shape };
@@ -37,13 +40,22 @@ export function buildTinyTextEncoder(seed: number, vocabSize: number): OnnxModel
   const { hidden, pooled } = m.scoped('text_model', () => {
     let h = m.scoped('embeddings', () => {
       const tok = m.scoped('token_embedding', () => m.op('Gather', [m.param('weight', [vocabSize, dim], { std: 1 }), ids.name], { axis: 0 }));
-      const positionIds = m.buffer('text_model.embeddings.position_ids', fromNumbers(DataType.INT64, [1, tokens], Array.from({ length: tokens }, (_, i) => i)));
+      const positionIds = m.buffer(
+        'text_model.embeddings.position_ids',
+        fromNumbers(
+          DataType.INT64,
+          [1, tokens],
+          Array.from({ length: tokens }, (_, i) => i),
+        ),
+      );
       const sliced = m.op('Slice', [positionIds, m.constInt64([0]), m.constInt64([tokens]), m.constInt64([1]), m.constInt64([1])]);
       const pos = m.scoped('position_embedding', () => m.op('Gather', [m.param('weight', [tokens, dim], { std: 1 }), sliced], { axis: 0 }));
       return { name: m.op('Add', [tok, pos]), shape: [-1, tokens, dim] };
     });
     // Causal mask [B, 1, T, T]: float32 min above the diagonal, as transformers builds it.
-    const filled = m.op('ConstantOfShape', [m.batchShape(ids, [tokens, tokens])], { value: { tensor: { dims: [1], data_type: DataType.FLOAT, float_data: [FLOAT32_MIN] } } });
+    const filled = m.op('ConstantOfShape', [m.batchShape(ids, [tokens, tokens])], {
+      value: { tensor: { dims: [1], data_type: DataType.FLOAT, float_data: [FLOAT32_MIN] } },
+    });
     const mask = m.op('Unsqueeze', [m.op('Trilu', [filled, m.constInt64Scalar(1)], { upper: 1 }), m.constInt64([1])]);
 
     m.scoped('encoder', () => {
@@ -66,6 +78,9 @@ export function buildTinyTextEncoder(seed: number, vocabSize: number): OnnxModel
   });
   return m.finish(
     [batchedInput('input_ids', DataType.INT64, [tokens])],
-    [{ value: hidden, name: 'last_hidden_state' }, { value: pooled, name: 'pooler_output' }],
+    [
+      { value: hidden, name: 'last_hidden_state' },
+      { value: pooled, name: 'pooler_output' },
+    ],
   );
 }

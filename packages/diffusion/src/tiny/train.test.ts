@@ -8,7 +8,15 @@ import { buildTinyUnet } from './index.js';
 import { normals } from './prng.js';
 
 const SHAPES = { sample: [1, 4, 32, 32], timestep: [1], encoder_hidden_states: [1, 77, 64] };
-const f32 = (key: string, dims: number[]): HostTensor => ({ dtype: DataType.FLOAT, dims, data: normals(`train-test/${key}`, dims.reduce((a, b) => a * b, 1), 1) });
+const f32 = (key: string, dims: number[]): HostTensor => ({
+  dtype: DataType.FLOAT,
+  dims,
+  data: normals(
+    `train-test/${key}`,
+    dims.reduce((a, b) => a * b, 1),
+    1,
+  ),
+});
 const sample = f32('sample', SHAPES.sample);
 const context = f32('context', SHAPES.encoder_hidden_states);
 const timestep: HostTensor = { dtype: DataType.INT64, dims: [1], data: BigInt64Array.of(321n) };
@@ -18,13 +26,21 @@ function unetWithLoss(): OnnxModel {
   const model = buildTinyUnet(0);
   const g = model.graph;
   g.addNode({ name: '/loss/Mul', opType: 'Mul', inputs: ['out_sample', 'out_sample'], outputs: ['/loss/Mul_output_0'] });
-  g.addNode({ name: '/loss/ReduceMean', opType: 'ReduceMean', inputs: ['/loss/Mul_output_0'], outputs: ['loss'], attributes: [{ name: 'keepdims', type: 2, i: 0 }] });
+  g.addNode({
+    name: '/loss/ReduceMean',
+    opType: 'ReduceMean',
+    inputs: ['/loss/Mul_output_0'],
+    outputs: ['loss'],
+    attributes: [{ name: 'keepdims', type: 2, i: 0 }],
+  });
   g.addOutput({ name: 'loss', dtype: DataType.FLOAT, shape: [] });
   return model;
 }
 
 let tmp: string;
-beforeAll(() => { tmp = mkdtempSync(join(tmpdir(), 'tiny-train-')); });
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'tiny-train-'));
+});
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('tiny UNet training', () => {
@@ -33,8 +49,12 @@ describe('tiny UNet training', () => {
     const model = unetWithLoss();
     const t0 = performance.now();
     const session = await TrainingSession.create({
-      model, loss: 'loss', trainable: ['encoder_hidden_states'], inputShapes: SHAPES,
-      cacheDir: join(tmp, 'cache'), sessionOptions: { intraOpNumThreads: 1, interOpNumThreads: 1 },
+      model,
+      loss: 'loss',
+      trainable: ['encoder_hidden_states'],
+      inputShapes: SHAPES,
+      cacheDir: join(tmp, 'cache'),
+      sessionOptions: { intraOpNumThreads: 1, interOpNumThreads: 1 },
     });
     const deriveMs = performance.now() - t0;
     try {
@@ -46,11 +66,16 @@ describe('tiny UNet training', () => {
       // directional derivative along a random unit direction d: (L(c + h d) - L(c - h d)) / 2h ~ <g, d>
       const fwd = await ort.InferenceSession.create(serializeModel(model), { intraOpNumThreads: 1 });
       const base = context.data as Float32Array;
-      const loss = async (ctx: Float32Array) => ((await fwd.run({
-        sample: new ort.Tensor('float32', sample.data as Float32Array, SHAPES.sample),
-        timestep: new ort.Tensor('int64', timestep.data as BigInt64Array, [1]),
-        encoder_hidden_states: new ort.Tensor('float32', ctx, SHAPES.encoder_hidden_states),
-      })).loss!.data as Float32Array)[0]!;
+      const loss = async (ctx: Float32Array) =>
+        (
+          (
+            await fwd.run({
+              sample: new ort.Tensor('float32', sample.data as Float32Array, SHAPES.sample),
+              timestep: new ort.Tensor('int64', timestep.data as BigInt64Array, [1]),
+              encoder_hidden_states: new ort.Tensor('float32', ctx, SHAPES.encoder_hidden_states),
+            })
+          ).loss!.data as Float32Array
+        )[0]!;
       expect(await loss(base)).toBeCloseTo(first.loss, 5);
       const d = normals('train-test/direction', base.length, 1 / Math.sqrt(base.length));
       const h = 1e-2;

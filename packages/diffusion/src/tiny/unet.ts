@@ -28,7 +28,10 @@ export function buildTinyUnet(seed: number): OnnxModel {
         x = transformer2d(m, x, context, `attentions.${j}`, heads, groups);
         skips.push(x);
       }
-      if (i < channels.length - 1) { x = downsample(m, x); skips.push(x); }
+      if (i < channels.length - 1) {
+        x = downsample(m, x);
+        skips.push(x);
+      }
       return x;
     });
   });

@@ -20,8 +20,7 @@ function midBlock(m: ModuleBuilder, x: Value): Value {
   });
 }
 
-const outHead = (m: ModuleBuilder, x: Value, cout: number): Value =>
-  conv2d(m, silu(m, groupNorm(m, x, 'conv_norm_out', groups, 1e-6)), 'conv_out', cout, 3);
+const outHead = (m: ModuleBuilder, x: Value, cout: number): Value => conv2d(m, silu(m, groupNorm(m, x, 'conv_norm_out', groups, 1e-6)), 'conv_out', cout, 3);
 
 export function buildTinyVaeEncoder(seed: number): OnnxModel {
   const m = new ModuleBuilder(`${seed}/vae`);

@@ -35,13 +35,22 @@ const isBinary = (m: Mask) => m.data.every((v) => v === 0 || v === 1);
 
 /** A smooth picture with a disk (a "panda") and a square (a "bowl"). */
 function input(): PersonalizationInput {
-  const data = new Uint8Array(N * N * 3), disk = new Uint8Array(N * N), square = new Uint8Array(N * N);
-  for (let y = 0; y < N; y++) for (let x = 0; x < N; x++) {
-    const p = y * N + x;
-    data.set([x * 2, y * 2, 128], p * 3);
-    if ((x - 40) ** 2 + (y - 60) ** 2 < 400) { disk[p] = 1; data.set([240, 240, 240], p * 3); }
-    if (x >= 80 && x < 110 && y >= 70 && y < 100) { square[p] = 1; data.set([30, 160, 40], p * 3); }
-  }
+  const data = new Uint8Array(N * N * 3),
+    disk = new Uint8Array(N * N),
+    square = new Uint8Array(N * N);
+  for (let y = 0; y < N; y++)
+    for (let x = 0; x < N; x++) {
+      const p = y * N + x;
+      data.set([x * 2, y * 2, 128], p * 3);
+      if ((x - 40) ** 2 + (y - 60) ** 2 < 400) {
+        disk[p] = 1;
+        data.set([240, 240, 240], p * 3);
+      }
+      if (x >= 80 && x < 110 && y >= 70 && y < 100) {
+        square[p] = 1;
+        data.set([30, 160, 40], p * 3);
+      }
+    }
   return {
     image: { width: N, height: N, data },
     subjects: [
@@ -52,7 +61,13 @@ function input(): PersonalizationInput {
 }
 
 const OPTIONS: AugmentationOptions = {
-  count: 2, promptProvider: { kind: 'templates' }, draftSteps: 3, draftGuidance: 5, gsaStrength: 0.7, gsaSchedule: 'fast', gsaSteps: 4,
+  count: 2,
+  promptProvider: { kind: 'templates' },
+  draftSteps: 3,
+  draftGuidance: 5,
+  gsaStrength: 0.7,
+  gsaSchedule: 'fast',
+  gsaSteps: 4,
   pseudoMasks: { kind: 'attention', threshold: 0.5 },
 };
 
@@ -147,8 +162,11 @@ describe('augment', () => {
     loaded.forEach((e, i) => {
       const f = first[i]!;
       expect(same(e.image, f.image)).toBe(true);
-      expect({ ...e, image: undefined, masks: e.masks.map((m) => Array.from(m.data)) })
-        .toEqual({ ...f, image: undefined, masks: f.masks.map((m) => Array.from(m.data)) });
+      expect({ ...e, image: undefined, masks: e.masks.map((m) => Array.from(m.data)) }).toEqual({
+        ...f,
+        image: undefined,
+        masks: f.masks.map((m) => Array.from(m.data)),
+      });
     });
     fs.rmSync(path.join(out, 'aug-001-mask-0.png'));
     await expect(loadAugmented(out)).rejects.toThrow(/aug-001-mask-0\.png, named in augmented\.json, does not exist/);
@@ -175,9 +193,14 @@ describe('augment', () => {
 
     const loaded = await loadComposed(out);
     const apart = await applyGsa(pipeline, loaded, OPTIONS, { onProgress: (e) => gsaEvents.push(e) });
-    expect(gsaEvents.filter((e) => e.stage === 'gsa').map((e) => [e.step, e.total])).toEqual([[1, 2], [2, 2]]);
+    expect(gsaEvents.filter((e) => e.stage === 'gsa').map((e) => [e.step, e.total])).toEqual([
+      [1, 2],
+      [2, 2],
+    ]);
     apart.forEach((e, i) => expect(same(e.image, first[i]!.image)).toBe(true));
-    expect(apart.map((e) => [e.prompt, e.nounPrompt, e.seeds, e.pasteOrder, e.subjects])).toEqual(first.map((e) => [e.prompt, e.nounPrompt, e.seeds, e.pasteOrder, e.subjects]));
+    expect(apart.map((e) => [e.prompt, e.nounPrompt, e.seeds, e.pasteOrder, e.subjects])).toEqual(
+      first.map((e) => [e.prompt, e.nounPrompt, e.seeds, e.pasteOrder, e.subjects]),
+    );
   });
 
   test('GSA stops within one image when its signal aborts; a composed set without seeds is refused', async () => {
@@ -187,7 +210,13 @@ describe('augment', () => {
     await expect(applyGsa(pipeline, composed, OPTIONS, { signal: ctl.signal })).rejects.toThrow('stop now');
     let steps = 0;
     const mid = new AbortController();
-    const run = applyGsa(pipeline, [...composed, ...composed], OPTIONS, { signal: mid.signal, onProgress: () => { steps++; mid.abort(new Error('canceled mid-set')); } });
+    const run = applyGsa(pipeline, [...composed, ...composed], OPTIONS, {
+      signal: mid.signal,
+      onProgress: () => {
+        steps++;
+        mid.abort(new Error('canceled mid-set'));
+      },
+    });
     await expect(run).rejects.toThrow('canceled mid-set');
     expect(steps).toBe(1);
     const out = path.join(dir, 'composed-no-seeds');

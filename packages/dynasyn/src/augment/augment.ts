@@ -61,7 +61,8 @@ export interface GsaRunOptions {
 export function createPromptProvider(spec: AugmentationOptions['promptProvider'], seed: number): PromptProvider {
   if (spec.kind === 'templates') return new TemplatePromptProvider({ seed });
   return new OpenAiPromptProvider({
-    baseUrl: spec.baseUrl, model: spec.model,
+    baseUrl: spec.baseUrl,
+    model: spec.model,
     ...(spec.apiKey !== undefined ? { apiKey: spec.apiKey } : {}),
     ...(spec.timeoutMs !== undefined ? { timeoutMs: spec.timeoutMs } : {}),
     ...(spec.retries !== undefined ? { retries: spec.retries } : {}),
@@ -80,26 +81,41 @@ function shuffledRange(n: number, rng: GaussianRng): number[] {
 }
 
 function checkInput(input: PersonalizationInput, options: AugmentationOptions): void {
-  if (!Number.isInteger(options.count) || options.count < 0) throw new AugmentationError('BAD_ARGUMENT', `augmentation count must be a non-negative integer, got ${options.count}`);
+  if (!Number.isInteger(options.count) || options.count < 0)
+    throw new AugmentationError('BAD_ARGUMENT', `augmentation count must be a non-negative integer, got ${options.count}`);
   if (!input.subjects.length) throw new AugmentationError('BAD_ARGUMENT', 'augmentation needs at least one subject');
   input.subjects.forEach((s, i) => {
     if (s.mask.width !== input.image.width || s.mask.height !== input.image.height) {
-      throw new AugmentationError('BAD_ARGUMENT', `mask of subject ${i} (${s.classWord}) is ${s.mask.width}x${s.mask.height}; the image is ${input.image.width}x${input.image.height}`);
+      throw new AugmentationError(
+        'BAD_ARGUMENT',
+        `mask of subject ${i} (${s.classWord}) is ${s.mask.width}x${s.mask.height}; the image is ${input.image.width}x${input.image.height}`,
+      );
     }
     if (!s.mask.data.some((v) => v)) throw new AugmentationError('BAD_ARGUMENT', `mask of subject ${i} (${s.classWord}) is empty`);
   });
 }
 
 /** Steps 1-5: composition then GSA (the same set as `applyGsa(composeAugmentations(...))`). */
-export async function augment(input: PersonalizationInput, pipeline: DiffusionPipeline, options: AugmentationOptions, run: AugmentRunOptions): Promise<AugmentedSample[]> {
+export async function augment(
+  input: PersonalizationInput,
+  pipeline: DiffusionPipeline,
+  options: AugmentationOptions,
+  run: AugmentRunOptions,
+): Promise<AugmentedSample[]> {
   const composed = await composeAugmentations(input, pipeline, options, run);
   return applyGsa(pipeline, composed, options, {
-    ...(run.onProgress ? { onProgress: run.onProgress } : {}), ...(run.negativePrompt !== undefined ? { negativePrompt: run.negativePrompt } : {}),
+    ...(run.onProgress ? { onProgress: run.onProgress } : {}),
+    ...(run.negativePrompt !== undefined ? { negativePrompt: run.negativePrompt } : {}),
   });
 }
 
 /** Steps 1-4: prompts, drafts, pseudo masks, composition and inpainting; each example carries its GSA seed. */
-export async function composeAugmentations(input: PersonalizationInput, pipeline: DiffusionPipeline, options: AugmentationOptions, run: AugmentRunOptions): Promise<ComposedSample[]> {
+export async function composeAugmentations(
+  input: PersonalizationInput,
+  pipeline: DiffusionPipeline,
+  options: AugmentationOptions,
+  run: AugmentRunOptions,
+): Promise<ComposedSample[]> {
   checkInput(input, options);
   if (options.count === 0) return [];
   if (options.pseudoMasks.kind === 'sam') createSamSegmenter(options.pseudoMasks.modelDir);
@@ -111,12 +127,14 @@ export async function composeAugmentations(input: PersonalizationInput, pipeline
   emit({ stage: 'augment', step: 0, total: 2 * count, message: 'prompts' });
   const provider = run.provider ?? createPromptProvider(options.promptProvider, seedOf(root.fork('prompts')));
   const phrases = await provider.nounPhrases(input.image, input.subjects);
-  if (phrases.length !== input.subjects.length) throw new AugmentationError('MALFORMED_RESPONSE', `the prompt provider gave ${phrases.length} noun phrases for ${input.subjects.length} subjects`);
+  if (phrases.length !== input.subjects.length)
+    throw new AugmentationError('MALFORMED_RESPONSE', `the prompt provider gave ${phrases.length} noun phrases for ${input.subjects.length} subjects`);
   const subjects: Subject[] = input.subjects.map((s, i) => ({ ...s, nounPhrase: phrases[i]! }));
   const given = await provider.prompts(phrases, count);
   if (!given.length) throw new AugmentationError('MALFORMED_RESPONSE', 'the prompt provider gave no prompt');
   given.forEach((p) => {
-    if (!p.subjects.length || p.subjects.some((i) => !(i >= 0 && i < subjects.length))) throw new AugmentationError('MALFORMED_RESPONSE', `prompt ${JSON.stringify(p.text)} names subjects [${p.subjects}] of ${subjects.length}`);
+    if (!p.subjects.length || p.subjects.some((i) => !(i >= 0 && i < subjects.length)))
+      throw new AugmentationError('MALFORMED_RESPONSE', `prompt ${JSON.stringify(p.text)} names subjects [${p.subjects}] of ${subjects.length}`);
   });
   // fewer distinct prompts than asked: reuse them in turn (each use draws its own seeds, so the images differ)
   const prompts: AugmentationPrompt[] = Array.from({ length: count }, (_, i) => given[i % given.length]!);
@@ -126,12 +144,15 @@ export async function composeAugmentations(input: PersonalizationInput, pipeline
   });
 
   // 3: drafts and their pseudo masks, with one attention-capturing UNet for all drafts
-  const unet = run.attentionUnet ?? await Unet.create(pipeline.bundle, { ...run.runtime, captureAttention: {} });
+  const unet = run.attentionUnet ?? (await Unet.create(pipeline.bundle, { ...run.runtime, captureAttention: {} }));
   const drafts: Draft[] = [];
   try {
     for (const [i, p] of prompts.entries()) {
       const [d] = await renderDrafts(pipeline, [{ template: p.text, words: p.subjects.map((k) => phrases[k]!) }], {
-        steps: options.draftSteps, guidance: options.draftGuidance, seed: [perExample[i]!.draft], attentionUnet: unet,
+        steps: options.draftSteps,
+        guidance: options.draftGuidance,
+        seed: [perExample[i]!.draft],
+        attentionUnet: unet,
         ...(run.negativePrompt !== undefined ? { negativePrompt: run.negativePrompt } : {}),
       });
       drafts.push(d!);
@@ -149,11 +170,28 @@ export async function composeAugmentations(input: PersonalizationInput, pipeline
     const d = drafts[i]!;
     const draftMasks = attentionMasks(d.slotMaps, d.height, d.width, size, size, { threshold });
     const order = shuffledRange(p.subjects.length, perExample[i]!.order);
-    const pasted = await pasteSubjects({ draft: d.image, draftMasks, reference: input.image, referenceMasks: p.subjects.map((k) => input.subjects[k]!.mask), order });
-    const filled = await inpaintHoles(pipeline, pasted, { prompt: d.prompt, steps: options.draftSteps, guidance: options.draftGuidance, seed: perExample[i]!.inpaint });
+    const pasted = await pasteSubjects({
+      draft: d.image,
+      draftMasks,
+      reference: input.image,
+      referenceMasks: p.subjects.map((k) => input.subjects[k]!.mask),
+      order,
+    });
+    const filled = await inpaintHoles(pipeline, pasted, {
+      prompt: d.prompt,
+      steps: options.draftSteps,
+      guidance: options.draftGuidance,
+      seed: perExample[i]!.inpaint,
+    });
     out.push({
-      image: filled.image, ...renderings(p, subjects, run.placeholders), subjects: [...p.subjects], masks: filled.masks, category: p.category, template: p.text,
-      seeds: { draft: perExample[i]!.draft, inpaint: perExample[i]!.inpaint, gsa: perExample[i]!.gsa }, pasteOrder: order,
+      image: filled.image,
+      ...renderings(p, subjects, run.placeholders),
+      subjects: [...p.subjects],
+      masks: filled.masks,
+      category: p.category,
+      template: p.text,
+      seeds: { draft: perExample[i]!.draft, inpaint: perExample[i]!.inpaint, gsa: perExample[i]!.gsa },
+      pasteOrder: order,
     });
     emit({ stage: 'augment', step: count + i + 1, total: 2 * count, message: `compose ${i + 1}/${count}` });
   }
@@ -164,19 +202,34 @@ export async function composeAugmentations(input: PersonalizationInput, pipeline
  * Step 5: GSA of each composed example with its noun prompt and its own seed. The masks stay those of the
  * composition (SDEdit at METHOD.md's strength keeps the layout). Progress events `gsa` after each image.
  */
-export async function applyGsa(pipeline: DiffusionPipeline, composed: readonly ComposedSample[], options: Pick<AugmentationOptions, 'gsaStrength' | 'gsaSchedule' | 'gsaSteps' | 'draftGuidance'>, run: GsaRunOptions = {}): Promise<AugmentedSample[]> {
+export async function applyGsa(
+  pipeline: DiffusionPipeline,
+  composed: readonly ComposedSample[],
+  options: Pick<AugmentationOptions, 'gsaStrength' | 'gsaSchedule' | 'gsaSteps' | 'draftGuidance'>,
+  run: GsaRunOptions = {},
+): Promise<AugmentedSample[]> {
   const emit = run.onProgress ?? (() => {});
   const out: AugmentedSample[] = [];
   for (const [i, c] of composed.entries()) {
     run.signal?.throwIfAborted();
-    if (c.seeds?.gsa === undefined) throw new AugmentationError('BAD_ARGUMENT', `composed example ${i} has no GSA seed (it was not made by composeAugmentations)`);
+    if (c.seeds?.gsa === undefined)
+      throw new AugmentationError('BAD_ARGUMENT', `composed example ${i} has no GSA seed (it was not made by composeAugmentations)`);
     const gsa = await guidedSdeAugmentation(pipeline, c.image, c.nounPrompt, {
-      strength: options.gsaStrength, schedule: options.gsaSchedule, steps: options.gsaSteps, guidance: options.draftGuidance, seed: c.seeds.gsa,
+      strength: options.gsaStrength,
+      schedule: options.gsaSchedule,
+      steps: options.gsaSteps,
+      guidance: options.draftGuidance,
+      seed: c.seeds.gsa,
       ...(run.negativePrompt !== undefined ? { negativePrompt: run.negativePrompt } : {}),
       ...(run.signal ? { onStep: () => run.signal!.throwIfAborted() } : {}),
     });
     out.push({ ...c, image: gsa.image }); // prompts, masks, seeds and paste order are the composition's
-    emit({ stage: 'gsa', step: i + 1, total: composed.length, message: `GSA ${i + 1}/${composed.length} (${gsa.denoisingSteps} of ${gsa.steps} ${gsa.scheduler} steps)` });
+    emit({
+      stage: 'gsa',
+      step: i + 1,
+      total: composed.length,
+      message: `GSA ${i + 1}/${composed.length} (${gsa.denoisingSteps} of ${gsa.steps} ${gsa.scheduler} steps)`,
+    });
   }
   return out;
 }

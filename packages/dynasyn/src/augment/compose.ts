@@ -68,7 +68,13 @@ export async function inpaintHoles(pipeline: DiffusionPipeline, c: Composition, 
   const holes = subtract(grown, union(...c.masks));
   if (area(holes) === 0) return { ...c, holes };
   const res = await pipeline.inpaint({
-    prompt: o.prompt, image: c.image, mask: holes, steps: o.steps, guidance: o.guidance, seed: o.seed, ...(o.scheduler ? { scheduler: o.scheduler } : {}),
+    prompt: o.prompt,
+    image: c.image,
+    mask: holes,
+    steps: o.steps,
+    guidance: o.guidance,
+    seed: o.seed,
+    ...(o.scheduler ? { scheduler: o.scheduler } : {}),
   });
   const painted = res.images[0]!;
   const data = Uint8Array.from(c.image.data);

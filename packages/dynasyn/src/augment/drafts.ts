@@ -7,8 +7,16 @@
  * averaged over all denoising steps.
  */
 import {
-  BatchNoise, combineGuided, createScheduler, doubleBatch, Unet, usesGuidance,
-  type DiffusionPipeline, type FloatTensor, type RuntimeOptions, type SchedulerKind,
+  BatchNoise,
+  combineGuided,
+  createScheduler,
+  doubleBatch,
+  Unet,
+  usesGuidance,
+  type DiffusionPipeline,
+  type FloatTensor,
+  type RuntimeOptions,
+  type SchedulerKind,
 } from '@dynasyn/diffusion';
 import type { RgbImage } from '../types.js';
 import { AugmentationError } from './errors.js';
@@ -58,7 +66,7 @@ export interface Draft {
 export async function renderDrafts(pipeline: DiffusionPipeline, prompts: readonly DraftPrompt[], options: DraftOptions): Promise<Draft[]> {
   const seeds = typeof options.seed === 'number' ? prompts.map((_, i) => (options.seed as number) + i) : [...options.seed];
   if (seeds.length !== prompts.length) throw new AugmentationError('BAD_ARGUMENT', `${seeds.length} seeds for ${prompts.length} draft prompts`);
-  const unet = options.attentionUnet ?? await Unet.create(pipeline.bundle, { ...options.runtime, captureAttention: {} });
+  const unet = options.attentionUnet ?? (await Unet.create(pipeline.bundle, { ...options.runtime, captureAttention: {} }));
   try {
     const out: Draft[] = [];
     for (const [i, p] of prompts.entries()) out.push(await renderOne(pipeline, unet, p, seeds[i]!, options, (s, t) => options.onStep?.(i, s, t)));
@@ -68,7 +76,14 @@ export async function renderDrafts(pipeline: DiffusionPipeline, prompts: readonl
   }
 }
 
-async function renderOne(pipeline: DiffusionPipeline, unet: Unet, p: DraftPrompt, seed: number, o: DraftOptions, onStep: (s: number, t: number) => void): Promise<Draft> {
+async function renderOne(
+  pipeline: DiffusionPipeline,
+  unet: Unet,
+  p: DraftPrompt,
+  seed: number,
+  o: DraftOptions,
+  onStep: (s: number, t: number) => void,
+): Promise<Draft> {
   const bundle = pipeline.bundle;
   const prompt = renderPrompt(p.template, p.words);
   const scheduler = createScheduler(o.scheduler ?? 'ddim', bundle.scheduler);
@@ -103,11 +118,21 @@ async function renderOne(pipeline: DiffusionPipeline, unet: Unet, p: DraftPrompt
   const [image] = await pipeline.decodeLatents(final);
   const slotTokens = slotTokenPositions(pipeline.tokenizer, p.template, p.words, grid.keys || bundle.maxTokens);
   slotTokens.forEach((tokens, k) => {
-    if (!tokens.length) throw new AugmentationError('BAD_ARGUMENT', `subject words ${JSON.stringify(p.words[k])} fall outside the ${bundle.maxTokens} tokens of ${JSON.stringify(prompt)} (shorten the prompt)`);
+    if (!tokens.length)
+      throw new AugmentationError(
+        'BAD_ARGUMENT',
+        `subject words ${JSON.stringify(p.words[k])} fall outside the ${bundle.maxTokens} tokens of ${JSON.stringify(prompt)} (shorten the prompt)`,
+      );
   });
   const cells = grid.height * grid.width;
   return {
-    prompt, image: image!, seed, latents: final, height: grid.height, width: grid.width, slotTokens,
+    prompt,
+    image: image!,
+    seed,
+    latents: final,
+    height: grid.height,
+    width: grid.width,
+    slotTokens,
     slotMaps: slotTokens.map((tokens) => tokenMap(mean, cells, grid.keys, tokens)),
   };
 }

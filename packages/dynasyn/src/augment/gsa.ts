@@ -31,7 +31,10 @@ export interface GsaResult {
 }
 
 /** The scheduler and schedule length GSA runs for a bundle with `trainTimesteps` (1000 for SD). */
-export function gsaSchedule(o: Pick<GsaOptions, 'schedule' | 'steps' | 'strength'>, trainTimesteps: number): { scheduler: SchedulerKind; steps: number; denoisingSteps: number } {
+export function gsaSchedule(
+  o: Pick<GsaOptions, 'schedule' | 'steps' | 'strength'>,
+  trainTimesteps: number,
+): { scheduler: SchedulerKind; steps: number; denoisingSteps: number } {
   if (!(o.strength > 0 && o.strength <= 1)) throw new AugmentationError('BAD_ARGUMENT', `GSA strength must be in (0, 1], got ${o.strength}`);
   const steps = o.schedule === 'paper' ? trainTimesteps : o.steps;
   if (!Number.isInteger(steps) || steps < 1) throw new AugmentationError('BAD_ARGUMENT', `GSA steps must be a positive integer, got ${steps}`);
@@ -42,7 +45,13 @@ export function gsaSchedule(o: Pick<GsaOptions, 'schedule' | 'steps' | 'strength
 export async function guidedSdeAugmentation(pipeline: DiffusionPipeline, image: RgbImage, prompt: string, o: GsaOptions): Promise<GsaResult> {
   const plan = gsaSchedule(o, pipeline.bundle.scheduler.numTrainTimesteps);
   const res = await pipeline.imageToImage({
-    prompt, image, strength: o.strength, steps: plan.steps, scheduler: plan.scheduler, guidance: o.guidance, seed: o.seed,
+    prompt,
+    image,
+    strength: o.strength,
+    steps: plan.steps,
+    scheduler: plan.scheduler,
+    guidance: o.guidance,
+    seed: o.seed,
     ...(o.negativePrompt !== undefined ? { negativePrompt: o.negativePrompt } : {}),
     ...(o.onStep ? { onProgress: o.onStep } : {}),
   });

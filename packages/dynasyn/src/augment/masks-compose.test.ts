@@ -49,7 +49,13 @@ describe('attention pseudo masks', () => {
   });
 
   test('SAM: a clear not-configured error, and unsupported when configured', () => {
-    const e = (() => { try { createSamSegmenter(undefined); } catch (x) { return x; } })();
+    const e = (() => {
+      try {
+        createSamSegmenter(undefined);
+      } catch (x) {
+        return x;
+      }
+    })();
     expect(isAugmentationError(e, 'NOT_CONFIGURED')).toBe(true);
     expect(() => createSamSegmenter('/models/sam')).toThrow(/not implemented/);
   });
@@ -80,12 +86,14 @@ describe('composition', () => {
   /** A 64x64 reference with a textured subject (a disk) of radius 10 at (20, 24). */
   function reference() {
     const n = 64;
-    const data = new Uint8Array(n * n * 3), m = new Uint8Array(n * n);
-    for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) {
-      const p = y * n + x;
-      data.set([(x * 37 + y * 11) & 255, (x * 5 + y * 53) & 255, (x * y) & 255], p * 3);
-      if ((x - 20) ** 2 + (y - 24) ** 2 <= 100) m[p] = 1;
-    }
+    const data = new Uint8Array(n * n * 3),
+      m = new Uint8Array(n * n);
+    for (let y = 0; y < n; y++)
+      for (let x = 0; x < n; x++) {
+        const p = y * n + x;
+        data.set([(x * 37 + y * 11) & 255, (x * 5 + y * 53) & 255, (x * y) & 255], p * 3);
+        if ((x - 20) ** 2 + (y - 24) ** 2 <= 100) m[p] = 1;
+      }
     return { image: { width: n, height: n, data }, mask: { width: n, height: n, data: m } };
   }
   const boxMask = (n: number, x0: number, y0: number, w: number, h: number): Mask => {
@@ -102,15 +110,16 @@ describe('composition', () => {
     const c = await pasteSubjects({ draft, draftMasks: [draftMask], reference: ref.image, referenceMasks: [ref.mask] });
     const pasted = c.masks[0]!;
     expect(area(pasted)).toBe(area(ref.mask));
-    for (let y = 0; y < 96; y++) for (let x = 0; x < 96; x++) {
-      const p = y * 96 + x;
-      const got = Array.from(c.image.data.subarray(p * 3, p * 3 + 3));
-      if (pasted.data[p]) {
-        const q = (y - 40 + bb.y) * 64 + (x - 50 + bb.x);
-        expect(ref.mask.data[q]).toBe(1);
-        expect(got).toEqual(Array.from(ref.image.data.subarray(q * 3, q * 3 + 3)));
-      } else expect(got).toEqual([9, 9, 9]);
-    }
+    for (let y = 0; y < 96; y++)
+      for (let x = 0; x < 96; x++) {
+        const p = y * 96 + x;
+        const got = Array.from(c.image.data.subarray(p * 3, p * 3 + 3));
+        if (pasted.data[p]) {
+          const q = (y - 40 + bb.y) * 64 + (x - 50 + bb.x);
+          expect(ref.mask.data[q]).toBe(1);
+          expect(got).toEqual(Array.from(ref.image.data.subarray(q * 3, q * 3 + 3)));
+        } else expect(got).toEqual([9, 9, 9]);
+      }
     // the holes are the draft box minus the disk
     expect(area(c.holes)).toBe(area(draftMask) - area(pasted));
     expect(c.holes.data.every((v, p) => !v || (draftMask.data[p] && !pasted.data[p]))).toBe(true);
@@ -121,10 +130,13 @@ describe('composition', () => {
     const draft = { width: 64, height: 64, data: new Uint8Array(64 * 64 * 3) };
     const masks = [boxMask(64, 0, 0, 40, 40), boxMask(64, 20, 20, 40, 40)];
     const c = await pasteSubjects({ draft, draftMasks: masks, reference: ref.image, referenceMasks: [ref.mask, ref.mask], order: [0, 1] });
-    const a0 = area(c.masks[0]!), a1 = area(c.masks[1]!);
+    const a0 = area(c.masks[0]!),
+      a1 = area(c.masks[1]!);
     expect(a1).toBeGreaterThan(area(ref.mask) * 2.5); // 21 -> 40 px: about 3.6x the area
     expect(a0).toBeLessThan(a1); // partly covered by slot 1
     expect(c.masks[0]!.data.some((v, p) => v && c.masks[1]!.data[p])).toBe(false);
-    await expect(pasteSubjects({ draft, draftMasks: masks, reference: ref.image, referenceMasks: [ref.mask, ref.mask], order: [1, 1] })).rejects.toThrow(/permutation/);
+    await expect(pasteSubjects({ draft, draftMasks: masks, reference: ref.image, referenceMasks: [ref.mask, ref.mask], order: [1, 1] })).rejects.toThrow(
+      /permutation/,
+    );
   });
 });

@@ -37,7 +37,11 @@ export interface ChatMessage {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Why one attempt failed, and whether another may succeed. */
-interface AttemptFailure { retryable: boolean; error: AugmentationError; retryAfterMs?: number }
+interface AttemptFailure {
+  retryable: boolean;
+  error: AugmentationError;
+  retryAfterMs?: number;
+}
 
 export class OpenAiChatClient {
   private readonly url: string;
@@ -49,7 +53,8 @@ export class OpenAiChatClient {
     } catch {
       throw new AugmentationError('BAD_ARGUMENT', `chat endpoint baseUrl ${JSON.stringify(options.baseUrl)} is not a URL`);
     }
-    if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new AugmentationError('BAD_ARGUMENT', `chat endpoint baseUrl must be http(s), got ${base.protocol}`);
+    if (base.protocol !== 'http:' && base.protocol !== 'https:')
+      throw new AugmentationError('BAD_ARGUMENT', `chat endpoint baseUrl must be http(s), got ${base.protocol}`);
     if (!options.model) throw new AugmentationError('BAD_ARGUMENT', 'chat endpoint model is empty');
     this.url = `${options.baseUrl.replace(/\/+$/, '')}/chat/completions`;
   }
@@ -77,7 +82,11 @@ export class OpenAiChatClient {
     const timer = setTimeout(() => controller.abort(), timeoutMs);
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
     if (this.options.apiKey) headers.authorization = `Bearer ${this.options.apiKey}`;
-    const body = JSON.stringify({ model: this.options.model, messages, ...(this.options.temperature !== undefined ? { temperature: this.options.temperature } : {}) });
+    const body = JSON.stringify({
+      model: this.options.model,
+      messages,
+      ...(this.options.temperature !== undefined ? { temperature: this.options.temperature } : {}),
+    });
     try {
       const res = await (this.options.fetch ?? fetch)(this.url, { method: 'POST', headers, body, signal: controller.signal });
       const text = await res.text();
@@ -94,7 +103,10 @@ export class OpenAiChatClient {
     } catch (e) {
       if (e instanceof AugmentationError) return { retryable: false, error: e };
       if (controller.signal.aborted) {
-        return { retryable: true, error: new AugmentationError('PROVIDER_TIMEOUT', `chat endpoint ${this.url} gave no answer within ${timeoutMs} ms`, { cause: e }) };
+        return {
+          retryable: true,
+          error: new AugmentationError('PROVIDER_TIMEOUT', `chat endpoint ${this.url} gave no answer within ${timeoutMs} ms`, { cause: e }),
+        };
       }
       const why = e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e);
       return { retryable: true, error: new AugmentationError('PROVIDER_NETWORK', `chat endpoint ${this.url} could not be reached: ${why}`, { cause: e }) };
@@ -108,9 +120,11 @@ export class OpenAiChatClient {
 function errorDetail(body: string): string {
   try {
     const j = JSON.parse(body) as { error?: { message?: unknown } | string; message?: unknown };
-    const m = typeof j.error === 'string' ? j.error : j.error?.message ?? j.message;
+    const m = typeof j.error === 'string' ? j.error : (j.error?.message ?? j.message);
     if (typeof m === 'string' && m) return m.slice(0, 300);
-  } catch { /* not JSON */ }
+  } catch {
+    /* not JSON */
+  }
   return body.trim().slice(0, 300) || '(empty body)';
 }
 
@@ -123,9 +137,8 @@ function contentOf(body: string, url: string): string {
     throw new AugmentationError('MALFORMED_RESPONSE', `chat endpoint ${url} answered with something that is not JSON: ${body.trim().slice(0, 120)}`);
   }
   const content = (j as { choices?: Array<{ message?: { content?: unknown } }> })?.choices?.[0]?.message?.content;
-  const text = typeof content === 'string'
-    ? content
-    : Array.isArray(content) ? content.map((p) => (typeof p?.text === 'string' ? p.text : '')).join('') : undefined;
+  const text =
+    typeof content === 'string' ? content : Array.isArray(content) ? content.map((p) => (typeof p?.text === 'string' ? p.text : '')).join('') : undefined;
   if (!text || !text.trim()) throw new AugmentationError('MALFORMED_RESPONSE', `chat endpoint ${url} answered without choices[0].message.content`);
   return text;
 }

@@ -17,16 +17,18 @@ export const NOUN_PHRASE_QUESTION = 'Please describe each subject in the photo i
 export const KEEP_NATURAL_REQUEST = (n: number): string =>
   `Can you keep only ${n} natural sentences and ensure that the occurrences of objects, excluding the subject, are balanced?`;
 
-const quoteList = (xs: readonly string[]): string =>
-  xs.length <= 1 ? (xs[0] ?? '') : `${xs.slice(0, -1).join(', ')} and ${xs.at(-1)}`;
+const quoteList = (xs: readonly string[]): string => (xs.length <= 1 ? (xs[0] ?? '') : `${xs.slice(0, -1).join(', ')} and ${xs.at(-1)}`);
 
 /** The generation request: the paper's sentence for a pair, its natural extension for one or three+ subjects. */
 export function generationRequest(phrases: readonly string[]): string {
-  const what = phrases.length === 1
-    ? `a ${phrases[0]} doing different actions in different places`
-    : `the interaction between ${quoteList(phrases.map((p) => `a ${p}`))}, and each of them acting alone`;
-  return `Generate more than 100 diverse sentences describing ${what}. `
-    + `Refer to the subjects with exactly these phrases: ${phrases.map((p) => JSON.stringify(p)).join(', ')}. Write one sentence per line, with nothing else.`;
+  const what =
+    phrases.length === 1
+      ? `a ${phrases[0]} doing different actions in different places`
+      : `the interaction between ${quoteList(phrases.map((p) => `a ${p}`))}, and each of them acting alone`;
+  return (
+    `Generate more than 100 diverse sentences describing ${what}. ` +
+    `Refer to the subjects with exactly these phrases: ${phrases.map((p) => JSON.stringify(p)).join(', ')}. Write one sentence per line, with nothing else.`
+  );
 }
 
 export class OpenAiPromptProvider implements PromptProvider {
@@ -41,16 +43,25 @@ export class OpenAiPromptProvider implements PromptProvider {
     if (subjects.every((s) => s.nounPhrase)) return subjects.map((s) => s.nounPhrase!.trim());
     const png = await encodePng(image);
     const order = subjects.map((s, i) => `${i + 1}) the ${s.classWord}`).join(', ');
-    const question = `${NOUN_PHRASE_QUESTION} There ${subjects.length === 1 ? 'is 1 subject' : `are ${subjects.length} subjects`}: ${order}. `
-      + `Answer with exactly ${subjects.length} line(s), one noun phrase per subject in this order, and nothing else.`;
-    const messages: ChatMessage[] = [{
-      role: 'user',
-      content: [{ type: 'text', text: question }, { type: 'image_url', image_url: { url: `data:image/png;base64,${Buffer.from(png).toString('base64')}` } }],
-    }];
+    const question =
+      `${NOUN_PHRASE_QUESTION} There ${subjects.length === 1 ? 'is 1 subject' : `are ${subjects.length} subjects`}: ${order}. ` +
+      `Answer with exactly ${subjects.length} line(s), one noun phrase per subject in this order, and nothing else.`;
+    const messages: ChatMessage[] = [
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: question },
+          { type: 'image_url', image_url: { url: `data:image/png;base64,${Buffer.from(png).toString('base64')}` } },
+        ],
+      },
+    ];
     const answer = await this.client.complete(messages);
     const lines = parseLineList(answer).filter((l) => l.split(/\s+/).length <= 10);
     if (lines.length < subjects.length) {
-      throw new AugmentationError('MALFORMED_RESPONSE', `asked for ${subjects.length} noun phrase(s), the endpoint answered ${lines.length}: ${JSON.stringify(answer.slice(0, 200))}`);
+      throw new AugmentationError(
+        'MALFORMED_RESPONSE',
+        `asked for ${subjects.length} noun phrase(s), the endpoint answered ${lines.length}: ${JSON.stringify(answer.slice(0, 200))}`,
+      );
     }
     return subjects.map((s, i) => (s.nounPhrase ?? lines[i]!).trim());
   }
@@ -59,7 +70,10 @@ export class OpenAiPromptProvider implements PromptProvider {
     if (!subjectPhrases.length) throw new AugmentationError('BAD_ARGUMENT', 'no subject to write prompts for');
     const first: ChatMessage = { role: 'user', content: generationRequest(subjectPhrases) };
     const generated = await this.client.complete([first]);
-    const keep: ChatMessage = { role: 'user', content: `${KEEP_NATURAL_REQUEST(Math.max(50, count))} Write one sentence per line, keeping the subjects' exact phrases, with nothing else.` };
+    const keep: ChatMessage = {
+      role: 'user',
+      content: `${KEEP_NATURAL_REQUEST(Math.max(50, count))} Write one sentence per line, keeping the subjects' exact phrases, with nothing else.`,
+    };
     const kept = await this.client.complete([first, { role: 'assistant', content: generated }, keep]);
     const seen = new Set<string>();
     const out: AugmentationPrompt[] = [];
@@ -72,7 +86,10 @@ export class OpenAiPromptProvider implements PromptProvider {
       if (out.length === count) break;
     }
     if (count > 0 && out.length === 0) {
-      throw new AugmentationError('MALFORMED_RESPONSE', `the endpoint's sentences name none of the subjects (${subjectPhrases.map((p) => JSON.stringify(p)).join(', ')}): ${JSON.stringify(kept.slice(0, 200))}`);
+      throw new AugmentationError(
+        'MALFORMED_RESPONSE',
+        `the endpoint's sentences name none of the subjects (${subjectPhrases.map((p) => JSON.stringify(p)).join(', ')}): ${JSON.stringify(kept.slice(0, 200))}`,
+      );
     }
     return out;
   }

@@ -13,16 +13,24 @@ export function parseLineList(answer: string): string[] {
   if (text.startsWith('[')) {
     try {
       const j: unknown = JSON.parse(text);
-      if (Array.isArray(j)) return j.filter((x): x is string => typeof x === 'string').map(cleanItem).filter(Boolean);
-    } catch { /* not JSON after all: read it as lines */ }
+      if (Array.isArray(j))
+        return j
+          .filter((x): x is string => typeof x === 'string')
+          .map(cleanItem)
+          .filter(Boolean);
+    } catch {
+      /* not JSON after all: read it as lines */
+    }
   }
-  return text
-    .split(/\r?\n/)
-    .map((l) => l.trim())
-    // a chatty header ("Here are the sentences:") ends with a colon and is not an item
-    .filter((l) => l && !/:$/.test(l))
-    .map(cleanItem)
-    .filter(Boolean);
+  return (
+    text
+      .split(/\r?\n/)
+      .map((l) => l.trim())
+      // a chatty header ("Here are the sentences:") ends with a colon and is not an item
+      .filter((l) => l && !/:$/.test(l))
+      .map(cleanItem)
+      .filter(Boolean)
+  );
 }
 
 function cleanItem(line: string): string {
@@ -39,7 +47,10 @@ const escape = (w: string): string => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** A regex for a phrase: case-insensitive, flexible whitespace, optional articles before each word. */
 function phrasePattern(phrase: string): RegExp | undefined {
-  const words = phrase.toLowerCase().match(/[\p{L}\p{N}'-]+/gu)?.filter((w) => !['a', 'an', 'the'].includes(w));
+  const words = phrase
+    .toLowerCase()
+    .match(/[\p{L}\p{N}'-]+/gu)
+    ?.filter((w) => !['a', 'an', 'the'].includes(w));
   if (!words?.length) return undefined;
   return new RegExp(`\\b${ARTICLE}${words.map(escape).join(`\\s+${ARTICLE}`)}\\b`, 'giu');
 }
@@ -51,8 +62,30 @@ export function headNoun(phrase: string): string | undefined {
   return (cut > 0 ? words.slice(0, cut) : words).at(-1);
 }
 
-const NOT_ACTIONS = new Set(['painting', 'drawing', 'clothing', 'building', 'morning', 'evening', 'ceiling', 'wedding', 'king', 'ring',
-  'string', 'thing', 'nothing', 'something', 'everything', 'spring', 'lighting', 'setting', 'background', 'sing', 'wing', 'swing']);
+const NOT_ACTIONS = new Set([
+  'painting',
+  'drawing',
+  'clothing',
+  'building',
+  'morning',
+  'evening',
+  'ceiling',
+  'wedding',
+  'king',
+  'ring',
+  'string',
+  'thing',
+  'nothing',
+  'something',
+  'everything',
+  'spring',
+  'lighting',
+  'setting',
+  'background',
+  'sing',
+  'wing',
+  'swing',
+]);
 
 /** Plain or action for a one-subject sentence: an -ing verb or `is/are <verb>` makes it an action (a heuristic). */
 export function singleCategory(sentence: string): PromptCategory {

@@ -37,7 +37,8 @@ const SLOT = /\{(\d+)\}/g;
 export function renderPrompt(template: string, words: readonly string[]): string {
   return template.replace(SLOT, (_, k: string) => {
     const w = words[Number(k)];
-    if (w === undefined) throw new AugmentationError('BAD_ARGUMENT', `prompt template ${JSON.stringify(template)} uses slot {${k}} but only ${words.length} word(s) were given`);
+    if (w === undefined)
+      throw new AugmentationError('BAD_ARGUMENT', `prompt template ${JSON.stringify(template)} uses slot {${k}} but only ${words.length} word(s) were given`);
     return w;
   });
 }
@@ -53,15 +54,29 @@ export function slotsOf(template: string): number[] {
 }
 
 /** The three renderings of a prompt: placeholders, class words, noun phrases. */
-export function renderings(p: AugmentationPrompt, subjects: readonly Subject[], placeholders?: readonly string[]): { prompt: string; classPrompt: string; nounPrompt: string } {
-  const pick = <T>(f: (s: Subject, i: number) => T): T[] => p.subjects.map((i) => {
-    const s = subjects[i];
-    if (!s) throw new AugmentationError('BAD_ARGUMENT', `prompt ${JSON.stringify(p.text)} names subject ${i}; there are ${subjects.length}`);
-    return f(s, i);
-  });
+export function renderings(
+  p: AugmentationPrompt,
+  subjects: readonly Subject[],
+  placeholders?: readonly string[],
+): { prompt: string; classPrompt: string; nounPrompt: string } {
+  const pick = <T>(f: (s: Subject, i: number) => T): T[] =>
+    p.subjects.map((i) => {
+      const s = subjects[i];
+      if (!s) throw new AugmentationError('BAD_ARGUMENT', `prompt ${JSON.stringify(p.text)} names subject ${i}; there are ${subjects.length}`);
+      return f(s, i);
+    });
   return {
-    prompt: renderPrompt(p.text, pick((_, i) => placeholders?.[i] ?? placeholderToken(i))),
-    classPrompt: renderPrompt(p.text, pick((s) => s.classWord)),
-    nounPrompt: renderPrompt(p.text, pick((s) => s.nounPhrase ?? s.classWord)),
+    prompt: renderPrompt(
+      p.text,
+      pick((_, i) => placeholders?.[i] ?? placeholderToken(i)),
+    ),
+    classPrompt: renderPrompt(
+      p.text,
+      pick((s) => s.classWord),
+    ),
+    nounPrompt: renderPrompt(
+      p.text,
+      pick((s) => s.nounPhrase ?? s.classWord),
+    ),
   };
 }

@@ -92,23 +92,36 @@ describe('renderings', () => {
 
   test('a slot without a word is an error naming the template', () => {
     expect(() => renderPrompt('the {0} and the {1}', ['dog'])).toThrow(/slot \{1\}/);
-    try { renderPrompt('{3}', []); } catch (e) { expect(isAugmentationError(e, 'BAD_ARGUMENT')).toBe(true); }
+    try {
+      renderPrompt('{3}', []);
+    } catch (e) {
+      expect(isAugmentationError(e, 'BAD_ARGUMENT')).toBe(true);
+    }
   });
 });
 
 describe('parsing language-model answers', () => {
   test('numbered, bulleted, quoted, labelled and fenced lists; a chatty header is dropped', () => {
-    expect(parseLineList('Here are the noun phrases:\n1. Subject 1: toy panda with white belly\n2) "green bowl."\n')).toEqual(['toy panda with white belly', 'green bowl']);
+    expect(parseLineList('Here are the noun phrases:\n1. Subject 1: toy panda with white belly\n2) "green bowl."\n')).toEqual([
+      'toy panda with white belly',
+      'green bowl',
+    ]);
     expect(parseLineList('- **red ball**\n* blue cup\n\u2022 tall lamp')).toEqual(['red ball', 'blue cup', 'tall lamp']);
     expect(parseLineList('```json\n["a dog", "a cat."]\n```')).toEqual(['a dog', 'a cat']);
   });
 
   test('sentences become slot templates in order of appearance, articles and plurals tolerated', () => {
     const phrases = ['toy panda with white belly', 'green bowl'];
-    expect(sentenceToPrompt('The green bowl sits beside a toy panda with a white belly.', phrases))
-      .toEqual({ text: 'the {0} sits beside the {1}.', category: 'interaction', subjects: [1, 0] });
-    expect(sentenceToPrompt('A toy panda with white belly is dancing in the rain', phrases))
-      .toEqual({ text: 'the {0} is dancing in the rain', category: 'action', subjects: [0] });
+    expect(sentenceToPrompt('The green bowl sits beside a toy panda with a white belly.', phrases)).toEqual({
+      text: 'the {0} sits beside the {1}.',
+      category: 'interaction',
+      subjects: [1, 0],
+    });
+    expect(sentenceToPrompt('A toy panda with white belly is dancing in the rain', phrases)).toEqual({
+      text: 'the {0} is dancing in the rain',
+      category: 'action',
+      subjects: [0],
+    });
     // the LM shortened the phrase: the head noun still finds the subject
     expect(sentenceToPrompt('The panda in an oil painting', phrases)).toEqual({ text: 'the {0} in an oil painting', category: 'plain', subjects: [0] });
     expect(sentenceToPrompt('A cat sleeps', phrases)).toBeUndefined();

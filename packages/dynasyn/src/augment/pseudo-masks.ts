@@ -60,16 +60,23 @@ export function otsuThreshold(values: ArrayLike<number>): number {
   const total = values.length;
   let sumAll = 0;
   for (let b = 0; b < 256; b++) sumAll += b * bins[b]!;
-  let wB = 0, sumB = 0, best = 0, bestT = 128;
+  let wB = 0,
+    sumB = 0,
+    best = 0,
+    bestT = 128;
   for (let b = 0; b < 256; b++) {
     wB += bins[b]!;
     if (wB === 0) continue;
     const wF = total - wB;
     if (wF === 0) break;
     sumB += b * bins[b]!;
-    const mB = sumB / wB, mF = (sumAll - sumB) / wF;
+    const mB = sumB / wB,
+      mF = (sumAll - sumB) / wF;
     const between = wB * wF * (mB - mF) ** 2;
-    if (between > best) { best = between; bestT = b + 1; }
+    if (between > best) {
+      best = between;
+      bestT = b + 1;
+    }
   }
   return bestT / 256;
 }
@@ -81,7 +88,8 @@ export function otsuThreshold(values: ArrayLike<number>): number {
  */
 export function attentionMasks(maps: readonly Float32Array[], h: number, w: number, width: number, height: number, options: AttentionMaskOptions = {}): Mask[] {
   const threshold = options.threshold ?? 0.5;
-  if (typeof threshold === 'number' && !(threshold > 0 && threshold <= 1)) throw new AugmentationError('BAD_ARGUMENT', `pseudo-mask threshold must be in (0, 1], got ${threshold}`);
+  if (typeof threshold === 'number' && !(threshold > 0 && threshold <= 1))
+    throw new AugmentationError('BAD_ARGUMENT', `pseudo-mask threshold must be in (0, 1], got ${threshold}`);
   const up = maps.map((m, i) => {
     if (m.length !== h * w) throw new AugmentationError('BAD_ARGUMENT', `attention map ${i} has ${m.length} cells; the grid is ${h}x${w}`);
     let max = 0;
@@ -115,6 +123,10 @@ export interface SubjectSegmenter {
 
 /** The SAM segmenter for a model folder: a clear error until SAM ONNX support lands. */
 export function createSamSegmenter(modelDir: string | undefined): SubjectSegmenter {
-  if (!modelDir) throw new AugmentationError('NOT_CONFIGURED', 'pseudo masks from SAM need pseudoMasks.modelDir (a folder with the SAM ONNX encoder and decoder); use { kind: "attention" } otherwise');
+  if (!modelDir)
+    throw new AugmentationError(
+      'NOT_CONFIGURED',
+      'pseudo masks from SAM need pseudoMasks.modelDir (a folder with the SAM ONNX encoder and decoder); use { kind: "attention" } otherwise',
+    );
   throw new AugmentationError('UNSUPPORTED', `SAM pseudo masks (${modelDir}) are not implemented yet; use { kind: "attention", threshold: 0.5 }`);
 }

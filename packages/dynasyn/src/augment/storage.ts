@@ -41,17 +41,28 @@ export async function saveAugmented(dir: string, examples: readonly LoadedAugmen
   fs.mkdirSync(dir, { recursive: true });
   const entries: ManifestEntry[] = [];
   for (const [i, e] of examples.entries()) {
-    if (e.masks.length !== e.subjects.length) throw new AugmentationError('BAD_ARGUMENT', `augmented example ${i} has ${e.masks.length} masks for ${e.subjects.length} subjects`);
+    if (e.masks.length !== e.subjects.length)
+      throw new AugmentationError('BAD_ARGUMENT', `augmented example ${i} has ${e.masks.length} masks for ${e.subjects.length} subjects`);
     const image = `aug-${pad(i)}.png`;
     await writePng(path.join(dir, image), e.image);
-    const masks = await Promise.all(e.masks.map(async (m, k) => {
-      const name = `aug-${pad(i)}-mask-${k}.png`;
-      await writePng(path.join(dir, name), maskToImage(m));
-      return name;
-    }));
+    const masks = await Promise.all(
+      e.masks.map(async (m, k) => {
+        const name = `aug-${pad(i)}-mask-${k}.png`;
+        await writePng(path.join(dir, name), maskToImage(m));
+        return name;
+      }),
+    );
     entries.push({
-      image, masks, prompt: e.prompt, classPrompt: e.classPrompt, nounPrompt: e.nounPrompt, subjects: [...e.subjects], category: e.category,
-      ...(e.template !== undefined ? { template: e.template } : {}), ...(e.seeds ? { seeds: e.seeds } : {}), ...(e.pasteOrder ? { pasteOrder: e.pasteOrder } : {}),
+      image,
+      masks,
+      prompt: e.prompt,
+      classPrompt: e.classPrompt,
+      nounPrompt: e.nounPrompt,
+      subjects: [...e.subjects],
+      category: e.category,
+      ...(e.template !== undefined ? { template: e.template } : {}),
+      ...(e.seeds ? { seeds: e.seeds } : {}),
+      ...(e.pasteOrder ? { pasteOrder: e.pasteOrder } : {}),
     });
   }
   const file = path.join(dir, AUGMENTED_MANIFEST);
@@ -65,7 +76,10 @@ export async function loadComposed(dir: string): Promise<ComposedSample[]> {
   const set = await loadSet(dir, 'composed');
   return set.map((e, i) => {
     if (e.template === undefined || e.seeds === undefined || e.pasteOrder === undefined) {
-      throw new AugmentationError('BAD_AUGMENTED_SET', `${path.join(dir, AUGMENTED_MANIFEST)} examples[${i}] lacks its template, seeds or paste order (GSA needs its seed)`);
+      throw new AugmentationError(
+        'BAD_AUGMENTED_SET',
+        `${path.join(dir, AUGMENTED_MANIFEST)} examples[${i}] lacks its template, seeds or paste order (GSA needs its seed)`,
+      );
     }
     return { ...e, template: e.template, seeds: e.seeds, pasteOrder: e.pasteOrder };
   });
@@ -87,11 +101,15 @@ async function loadSet(dir: string, want: AugmentedSetStage): Promise<LoadedAugm
   }
   if (manifest.version !== VERSION) throw new AugmentationError('BAD_AUGMENTED_SET', `${file}: version ${String(manifest.version)} is not ${VERSION}`);
   const stage = manifest.stage ?? 'augmented';
-  if (stage !== 'augmented' && stage !== 'composed') throw new AugmentationError('BAD_AUGMENTED_SET', `${file}: "stage" must be "augmented" or "composed", got ${JSON.stringify(manifest.stage)}`);
+  if (stage !== 'augmented' && stage !== 'composed')
+    throw new AugmentationError('BAD_AUGMENTED_SET', `${file}: "stage" must be "augmented" or "composed", got ${JSON.stringify(manifest.stage)}`);
   if (stage !== want) {
-    throw new AugmentationError('BAD_AUGMENTED_SET', want === 'augmented'
-      ? `${file} holds a composed set that has not been through GSA yet; run GSA on it (the gsa stage) before training`
-      : `${file} holds a finished augmented set, not a composed one awaiting GSA`);
+    throw new AugmentationError(
+      'BAD_AUGMENTED_SET',
+      want === 'augmented'
+        ? `${file} holds a composed set that has not been through GSA yet; run GSA on it (the gsa stage) before training`
+        : `${file} holds a finished augmented set, not a composed one awaiting GSA`,
+    );
   }
   if (!Array.isArray(manifest.examples)) throw new AugmentationError('BAD_AUGMENTED_SET', `${file}: "examples" must be an array`);
   const out: LoadedAugmentedExample[] = [];
@@ -100,11 +118,20 @@ async function loadSet(dir: string, want: AugmentedSetStage): Promise<LoadedAugm
     const image = await readFile(dir, e.image, (p) => readImage(p));
     const masks = await Promise.all(e.masks.map((m) => readFile(dir, m, async (p) => decodeMask(new Uint8Array(fs.readFileSync(p))))));
     masks.forEach((m, k) => {
-      if (m.width !== image.width || m.height !== image.height) throw new AugmentationError('BAD_AUGMENTED_SET', `${e.masks[k]} is ${m.width}x${m.height}; its image ${e.image} is ${image.width}x${image.height}`);
+      if (m.width !== image.width || m.height !== image.height)
+        throw new AugmentationError('BAD_AUGMENTED_SET', `${e.masks[k]} is ${m.width}x${m.height}; its image ${e.image} is ${image.width}x${image.height}`);
     });
     out.push({
-      image, masks, prompt: e.prompt, classPrompt: e.classPrompt, nounPrompt: e.nounPrompt, subjects: e.subjects, category: e.category,
-      ...(e.template !== undefined ? { template: e.template } : {}), ...(e.seeds ? { seeds: e.seeds } : {}), ...(e.pasteOrder ? { pasteOrder: e.pasteOrder } : {}),
+      image,
+      masks,
+      prompt: e.prompt,
+      classPrompt: e.classPrompt,
+      nounPrompt: e.nounPrompt,
+      subjects: e.subjects,
+      category: e.category,
+      ...(e.template !== undefined ? { template: e.template } : {}),
+      ...(e.seeds ? { seeds: e.seeds } : {}),
+      ...(e.pasteOrder ? { pasteOrder: e.pasteOrder } : {}),
     });
   }
   return out;
@@ -112,7 +139,8 @@ async function loadSet(dir: string, want: AugmentedSetStage): Promise<LoadedAugm
 
 async function readFile<T>(dir: string, name: string, read: (p: string) => Promise<T>): Promise<T> {
   const p = path.join(dir, name);
-  if (path.basename(name) !== name) throw new AugmentationError('BAD_AUGMENTED_SET', `file name ${JSON.stringify(name)} in ${AUGMENTED_MANIFEST} must be a plain name in the set's folder`);
+  if (path.basename(name) !== name)
+    throw new AugmentationError('BAD_AUGMENTED_SET', `file name ${JSON.stringify(name)} in ${AUGMENTED_MANIFEST} must be a plain name in the set's folder`);
   if (!fs.existsSync(p)) throw new AugmentationError('BAD_AUGMENTED_SET', `${p}, named in ${AUGMENTED_MANIFEST}, does not exist`);
   try {
     return await read(p);
@@ -123,7 +151,9 @@ async function readFile<T>(dir: string, name: string, read: (p: string) => Promi
 
 function checkEntry(raw: unknown, where: string): ManifestEntry {
   const e = raw as Partial<ManifestEntry> | null;
-  const bad = (field: string, want: string): never => { throw new AugmentationError('BAD_AUGMENTED_SET', `${where}.${field} must be ${want}`); };
+  const bad = (field: string, want: string): never => {
+    throw new AugmentationError('BAD_AUGMENTED_SET', `${where}.${field} must be ${want}`);
+  };
   if (!e || typeof e !== 'object') return bad('', 'an object');
   for (const f of ['image', 'prompt', 'classPrompt', 'nounPrompt'] as const) if (typeof e[f] !== 'string') bad(f, 'a string');
   if (!Array.isArray(e.masks) || !e.masks.every((m) => typeof m === 'string')) bad('masks', 'an array of file names');
@@ -132,7 +162,8 @@ function checkEntry(raw: unknown, where: string): ManifestEntry {
   if (!['plain', 'action', 'interaction'].includes(e.category as string)) bad('category', 'plain, action or interaction');
   if (e.template !== undefined && typeof e.template !== 'string') bad('template', 'a string');
   const seed = (v: unknown) => Number.isInteger(v) && (v as number) >= 0;
-  if (e.seeds !== undefined && !(e.seeds && typeof e.seeds === 'object' && seed(e.seeds.draft) && seed(e.seeds.inpaint) && seed(e.seeds.gsa))) bad('seeds', '{draft, inpaint, gsa} non-negative integers');
+  if (e.seeds !== undefined && !(e.seeds && typeof e.seeds === 'object' && seed(e.seeds.draft) && seed(e.seeds.inpaint) && seed(e.seeds.gsa)))
+    bad('seeds', '{draft, inpaint, gsa} non-negative integers');
   if (e.pasteOrder !== undefined && !(Array.isArray(e.pasteOrder) && e.pasteOrder.every(seed))) bad('pasteOrder', 'an array of indices');
   return e as ManifestEntry;
 }

@@ -34,9 +34,10 @@ export class TemplatePromptProvider implements PromptProvider {
 
 /** Category quotas summing to `count` (largest remainders). */
 export function categoryQuotas(count: number, subjects: number, mix: TemplateProviderOptions['mix'] = {}): Record<PromptCategory, number> {
-  const w: Record<PromptCategory, number> = subjects >= 2
-    ? { plain: mix.plain ?? 0.25, action: mix.action ?? 0.35, interaction: mix.interaction ?? 0.4 }
-    : { plain: mix.plain ?? 0.4, action: mix.action ?? 0.6, interaction: 0 };
+  const w: Record<PromptCategory, number> =
+    subjects >= 2
+      ? { plain: mix.plain ?? 0.25, action: mix.action ?? 0.35, interaction: mix.interaction ?? 0.4 }
+      : { plain: mix.plain ?? 0.4, action: mix.action ?? 0.6, interaction: 0 };
   const cats: PromptCategory[] = ['plain', 'action', 'interaction'];
   const total = cats.reduce((s, c) => s + Math.max(0, w[c]), 0);
   if (!(total > 0)) throw new AugmentationError('BAD_ARGUMENT', `prompt mix ${JSON.stringify(mix)} gives no category a positive share`);
@@ -107,7 +108,12 @@ export function selectTemplatePrompts(phrases: readonly string[], count: number,
     let given = 0;
     for (let k = 0; given < quotas[category] && k < quotas[category] + n * 200; k++) {
       const i = order[k % n]!;
-      const made = take(`${category}:${i}`, () => candidateQueue(category === 'plain' ? plainTemplates(families[i]!) : FAMILY_ACTIONS[families[i]!], category === 'action', rng), category, [i]);
+      const made = take(
+        `${category}:${i}`,
+        () => candidateQueue(category === 'plain' ? plainTemplates(families[i]!) : FAMILY_ACTIONS[families[i]!], category === 'action', rng),
+        category,
+        [i],
+      );
       if (made) given++;
       else if ([...order].every((j) => queues.get(`${category}:${j}`)?.length === 0)) break;
     }
@@ -119,7 +125,8 @@ export function selectTemplatePrompts(phrases: readonly string[], count: number,
   let given = 0;
   for (let k = 0; pairs.length && given < quotas.interaction && k < quotas.interaction + pairs.length * 400; k++) {
     const [a, b] = pairs[k % pairs.length]!;
-    const agentA = AGENT_FAMILIES.has(families[a]!), agentB = AGENT_FAMILIES.has(families[b]!);
+    const agentA = AGENT_FAMILIES.has(families[a]!),
+      agentB = AGENT_FAMILIES.has(families[b]!);
     const pairKey = `${a},${b}`;
     let actorFirst: boolean;
     if (agentA !== agentB) actorFirst = agentA;

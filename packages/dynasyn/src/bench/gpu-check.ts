@@ -30,7 +30,9 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 function gpuMemoryMiB(): number | undefined {
   try {
     return Number(execFileSync('nvidia-smi', ['--query-gpu=memory.used', '--format=csv,noheader,nounits'], { encoding: 'utf8' }).trim().split('\n')[0]);
-  } catch { return undefined; }
+  } catch {
+    return undefined;
+  }
 }
 
 async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
@@ -46,13 +48,16 @@ async function bareUnet(bundle: ModelBundle, runs: number): Promise<number> {
     const side = bundle.sampleSize / bundle.vaeScaleFactor;
     const type = (name: string) => (s.inputMetadata.find((m) => m.name === name) as { type?: string } | undefined)?.type ?? 'float32';
     const floats = (dims: number[]) => {
-      const n = dims.reduce((a, b) => a * b, 1), data = new GaussianRng(1).fill(n);
+      const n = dims.reduce((a, b) => a * b, 1),
+        data = new GaussianRng(1).fill(n);
       return type(dims.length === 4 ? 'sample' : 'encoder_hidden_states') === 'float16'
-        ? new ort.Tensor('float16', fromNumbers(10, dims, data).data as Uint16Array, dims) : new ort.Tensor('float32', data, dims);
+        ? new ort.Tensor('float16', fromNumbers(10, dims, data).data as Uint16Array, dims)
+        : new ort.Tensor('float32', data, dims);
     };
     const feeds = {
       sample: floats([2, bundle.latentChannels, side, side]),
-      timestep: type('timestep') === 'int64' ? new ort.Tensor('int64', BigInt64Array.of(500n, 500n), [2]) : new ort.Tensor('float32', Float32Array.of(500, 500), [2]),
+      timestep:
+        type('timestep') === 'int64' ? new ort.Tensor('int64', BigInt64Array.of(500n, 500n), [2]) : new ort.Tensor('float32', Float32Array.of(500, 500), [2]),
       encoder_hidden_states: floats([2, bundle.maxTokens, bundle.textEmbedDim]),
     };
     await s.run(feeds); // warm-up: kernels, cuDNN algorithm search
@@ -68,13 +73,25 @@ async function bareUnet(bundle: ModelBundle, runs: number): Promise<number> {
 async function trainingStep(bundle: ModelBundle, phase: 1 | 2, cacheDir: string): Promise<number> {
   const { tokenizer, baseVocabSize } = placeholderTokenizer(bundle, 2);
   const built = buildTrainingModel(bundle, {
-    numPlaceholders: 2, maxSubjects: 2, baseVocabSize, phase, grid: attentionGrid(bundle, 4), batch: 2,
+    numPlaceholders: 2,
+    maxSubjects: 2,
+    baseVocabSize,
+    phase,
+    grid: attentionGrid(bundle, 4),
+    batch: 2,
     placeholderTokenIds: [tokenizer.firstSubTokenId('dog'), tokenizer.firstSubTokenId('ball')],
   });
   const o = built.outputs;
   const s = await TrainingSession.create({
-    model: built.model, loss: o.loss, trainable: built.trainable, keepOutputs: [o.md, o.m2a, o.ica, o.aug, o.attention],
-    recomputeAbove: RECOMPUTE_ATTENTION_ABOVE, chunkAttentionAbove: CHUNK_ATTENTION_ABOVE, cacheDir, executionProviders: ['cuda'], sessionOptions: TRAINING_SESSION_OPTIONS,
+    model: built.model,
+    loss: o.loss,
+    trainable: built.trainable,
+    keepOutputs: [o.md, o.m2a, o.ica, o.aug, o.attention],
+    recomputeAbove: RECOMPUTE_ATTENTION_ABOVE,
+    chunkAttentionAbove: CHUNK_ATTENTION_ABOVE,
+    cacheDir,
+    executionProviders: ['cuda'],
+    sessionOptions: TRAINING_SESSION_OPTIONS,
   });
   try {
     for (const [k, v] of built.startValues) s.setTrainable(k, v);
@@ -83,10 +100,14 @@ async function trainingStep(bundle: ModelBundle, phase: 1 | 2, cacheDir: string)
     for (const spec of Object.values(built.inputs)) {
       if (!spec) continue;
       const n = spec.dims.reduce((a: number, b: number) => a * b, 1);
-      const values = /input_ids/.test(spec.name) ? Array.from({ length: n }, (_, i) => (i % 77 === 0 ? 49406 : i % 77 < 6 ? 320 + (i % 77) : 49407))
-        : spec.name === 'timestep' ? new Array<number>(n).fill(500)
-          : spec.name === 'lambdas' ? [1, 1e-2, 5e-3, 1e-4]
-            : /select/.test(spec.name) ? Array.from({ length: n }, (_, i) => (i === 4 || i === 7 ? 1 : 0))
+      const values = /input_ids/.test(spec.name)
+        ? Array.from({ length: n }, (_, i) => (i % 77 === 0 ? 49406 : i % 77 < 6 ? 320 + (i % 77) : 49407))
+        : spec.name === 'timestep'
+          ? new Array<number>(n).fill(500)
+          : spec.name === 'lambdas'
+            ? [1, 1e-2, 5e-3, 1e-4]
+            : /select/.test(spec.name)
+              ? Array.from({ length: n }, (_, i) => (i === 4 || i === 7 ? 1 : 0))
               : Array.from(rng.fill(n));
       feeds[spec.name] = fromNumbers(spec.dtype, spec.dims, values);
     }
@@ -120,7 +141,9 @@ async function main(): Promise<void> {
     const pipeline = await DiffusionPipeline.create(bundle, { executionProviders: ['cuda'] });
     try {
       await pipeline.textToImage({ prompt: 'a photo of a dog', steps: 2, guidance: 7.5, seed: 0, scheduler: 'ddim' }); // warm-up
-      const [, ms] = await timed(() => pipeline.textToImage({ prompt: 'a photo of a dog playing with a ball', steps: 25, guidance: 7.5, seed: 1, scheduler: 'ddim' }));
+      const [, ms] = await timed(() =>
+        pipeline.textToImage({ prompt: 'a photo of a dog playing with a ball', steps: 25, guidance: 7.5, seed: 1, scheduler: 'ddim' }),
+      );
       report.sample25Steps = { time: seconds(ms), perStep: seconds(ms / 25), xForwardPerStep: +(ms / 25 / forward).toFixed(2), gpuMemoryMiB: gpuMemoryMiB() };
       console.log(`25-step sample: ${seconds(ms)} (${seconds(ms / 25)} per step = ${(ms / 25 / forward).toFixed(2)} x the bare forward)`);
     } finally {
@@ -137,7 +160,10 @@ async function main(): Promise<void> {
 
 main().catch((e: unknown) => {
   const msg = (e as Error).message ?? String(e);
-  console.error(/CUDA execution provider is not available/.test(msg) || /cuda/i.test(msg)
-    ? `gpu-check: ${msg}\n(the CUDA provider comes with \`ONNXRUNTIME_NODE_INSTALL_CUDA=v12 npm ci\` on a machine with network access)` : e);
+  console.error(
+    /CUDA execution provider is not available/.test(msg) || /cuda/i.test(msg)
+      ? `gpu-check: ${msg}\n(the CUDA provider comes with \`ONNXRUNTIME_NODE_INSTALL_CUDA=v12 npm ci\` on a machine with network access)`
+      : e,
+  );
   process.exit(1);
 });

@@ -15,9 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import {
-  createTinyBundle, DiffusionPipeline, GaussianRng, loadBundle, PLACEHOLDER_INPUT, ClipTextEncoder, Unet, type ModelBundle,
-} from '@dynasyn/diffusion';
+import { createTinyBundle, DiffusionPipeline, GaussianRng, loadBundle, PLACEHOLDER_INPUT, ClipTextEncoder, Unet, type ModelBundle } from '@dynasyn/diffusion';
 import { AdamW, serializeModel, TrainingSession, type HostTensor } from '@dynasyn/ort-training';
 import { augment } from '../augment/augment.js';
 import { guidedSdeAugmentation } from '../augment/gsa.js';
@@ -60,29 +58,57 @@ interface PhaseNumbers {
   trainables: number;
 }
 
-async function benchPhase(phase: 1 | 2, bundle: ModelBundle, setupBase: Omit<BatchSetup, 'idsType' | 'timestepType' | 'latentType' | 'frozenInGraph'>, o: DynasynOptions, n: number): Promise<{ numbers: PhaseNumbers; concepts?: LearnedConcepts; feeds: Record<string, HostTensor> }> {
+async function benchPhase(
+  phase: 1 | 2,
+  bundle: ModelBundle,
+  setupBase: Omit<BatchSetup, 'idsType' | 'timestepType' | 'latentType' | 'frozenInGraph'>,
+  o: DynasynOptions,
+  n: number,
+): Promise<{ numbers: PhaseNumbers; concepts?: LearnedConcepts; feeds: Record<string, HostTensor> }> {
   const N = setupBase.subjects.length;
   const { tokenizer } = setupBase;
   const built = buildTrainingModel(bundle, {
-    numPlaceholders: N, maxSubjects: N, baseVocabSize: tokenizer.vocabSize, phase, adapters: o.train.adapters, grid: setupBase.grid,
-    icaNormalizeBoth: o.train.icaNormalizeBoth, batch: 2, placeholderTokenIds: setupBase.subjects.map((s) => tokenizer.firstSubTokenId(s.classWord)), seed: o.seed,
+    numPlaceholders: N,
+    maxSubjects: N,
+    baseVocabSize: tokenizer.vocabSize,
+    phase,
+    adapters: o.train.adapters,
+    grid: setupBase.grid,
+    icaNormalizeBoth: o.train.icaNormalizeBoth,
+    batch: 2,
+    placeholderTokenIds: setupBase.subjects.map((s) => tokenizer.firstSubTokenId(s.classWord)),
+    seed: o.seed,
   });
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dynasyn-bench-graphs-'));
   const session = await TrainingSession.create({
-    model: built.model, loss: built.outputs.loss, trainable: built.trainable, cacheDir,
+    model: built.model,
+    loss: built.outputs.loss,
+    trainable: built.trainable,
+    cacheDir,
     keepOutputs: [built.outputs.md, built.outputs.m2a, built.outputs.ica, built.outputs.aug],
     ...(o.intraOpNumThreads !== undefined ? { sessionOptions: { intraOpNumThreads: o.intraOpNumThreads } } : {}),
   });
   for (const [name, value] of built.startValues) session.setTrainable(name, value);
-  const forward = await ort.InferenceSession.create(serializeModel(built.model), { graphOptimizationLevel: 'all', ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}) });
-  const setup: BatchSetup = { ...setupBase, frozenInGraph: built.inputs.classSelect !== undefined, idsType: built.inputs.inputIds.dtype, timestepType: built.inputs.timestep.dtype, latentType: built.inputs.noisyLatents.dtype };
+  const forward = await ort.InferenceSession.create(serializeModel(built.model), {
+    graphOptimizationLevel: 'all',
+    ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
+  });
+  const setup: BatchSetup = {
+    ...setupBase,
+    frozenInGraph: built.inputs.classSelect !== undefined,
+    idsType: built.inputs.inputIds.dtype,
+    timestepType: built.inputs.timestep.dtype,
+    latentType: built.inputs.noisyLatents.dtype,
+  };
   const optimizer = new AdamW({ lr: (phase === 1 ? o.train.phase1 : o.train.phase2).lr, weightDecay: o.train.weightDecay, maxGradNorm: o.train.maxGradNorm });
   const root = new GaussianRng(o.seed);
   const rows: { step: number; batch: number; fb: number; fwd: number; opt: number }[] = [];
   let feeds: Record<string, HostTensor> = {};
   for (let i = 0; i <= n; i++) {
     const t0 = performance.now();
-    const [batch, batchMs] = await timed(() => buildStepBatch(setup, root.fork(`bench-${phase}-${i}`), setupBase.augmented.length ? i % setupBase.augmented.length : undefined));
+    const [batch, batchMs] = await timed(() =>
+      buildStepBatch(setup, root.fork(`bench-${phase}-${i}`), setupBase.augmented.length ? i % setupBase.augmented.length : undefined),
+    );
     const [r, fb] = await timed(() => session.step(batch.feeds));
     const [, opt] = await timed(async () => session.applyGradients(optimizer, r.grads));
     const step = performance.now() - t0;
@@ -92,21 +118,30 @@ async function benchPhase(phase: 1 | 2, bundle: ModelBundle, setupBase: Omit<Bat
     const [, fwd] = await timed(() => forward.run(fwdFeeds, [built.outputs.loss]));
     if (i > 0) rows.push({ step, batch: batchMs, fb, fwd, opt }); // i = 0 warms up
   }
-  const concepts: LearnedConcepts | undefined = phase === 2 ? {
-    tokens: setupBase.subjects.map((_, i) => `<asset${i}>`), classWords: setupBase.subjects.map((s) => s.classWord),
-    embeddings: session.getTrainable(PLACEHOLDER_INPUT),
-    adapters: new Map(session.trainableNames.filter((t) => t !== PLACEHOLDER_INPUT).map((t) => [t, session.getTrainable(t)])),
-    adapterSpec: [...built.adapters],
-  } : undefined;
+  const concepts: LearnedConcepts | undefined =
+    phase === 2
+      ? {
+          tokens: setupBase.subjects.map((_, i) => `<asset${i}>`),
+          classWords: setupBase.subjects.map((s) => s.classWord),
+          embeddings: session.getTrainable(PLACEHOLDER_INPUT),
+          adapters: new Map(session.trainableNames.filter((t) => t !== PLACEHOLDER_INPUT).map((t) => [t, session.getTrainable(t)])),
+          adapterSpec: [...built.adapters],
+        }
+      : undefined;
   const trainables = session.trainableNames.reduce((acc, name) => acc + session.getTrainable(name).data.length, 0);
   await session.release();
   await forward.release();
   fs.rmSync(cacheDir, { recursive: true, force: true });
-  const fwd = median(rows.map((r) => r.fwd)), fbm = median(rows.map((r) => r.fb));
+  const fwd = median(rows.map((r) => r.fwd)),
+    fbm = median(rows.map((r) => r.fb));
   return {
     numbers: {
-      stepMs: median(rows.map((r) => r.step)), batchMs: median(rows.map((r) => r.batch)),
-      forwardBackwardMs: fbm, forwardOnlyMs: fwd, backwardMs: fbm - fwd, optimizerMs: median(rows.map((r) => r.opt)),
+      stepMs: median(rows.map((r) => r.step)),
+      batchMs: median(rows.map((r) => r.batch)),
+      forwardBackwardMs: fbm,
+      forwardOnlyMs: fwd,
+      backwardMs: fbm - fwd,
+      optimizerMs: median(rows.map((r) => r.opt)),
       trainables,
     },
     ...(concepts ? { concepts } : {}),
@@ -115,21 +150,36 @@ async function benchPhase(phase: 1 | 2, bundle: ModelBundle, setupBase: Omit<Bat
 }
 
 /** Standalone text encoder (with placeholders) and UNet (with attention capture) forwards at batch 2: the forward's split. */
-async function benchForwardParts(bundle: ModelBundle, o: DynasynOptions, N: number, feeds: Record<string, HostTensor>, grid: [number, number], n: number): Promise<{ textEncoderMs: number; unetMs: number }> {
+async function benchForwardParts(
+  bundle: ModelBundle,
+  o: DynasynOptions,
+  N: number,
+  feeds: Record<string, HostTensor>,
+  grid: [number, number],
+  n: number,
+): Promise<{ textEncoderMs: number; unetMs: number }> {
   const runtime = o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {};
   const { baseVocabSize } = placeholderTokenizer(bundle, N);
   const text = await ClipTextEncoder.create(bundle, { ...runtime, placeholders: N, baseVocabSize });
   const unet = await Unet.create(bundle, { ...runtime, captureAttention: { grid } });
   const ids = feeds['input_ids'] ?? Object.values(feeds).find((t) => t.dims.length === 2 && t.dims[1] === bundle.maxTokens)!;
-  const rows = [0, 1].map((r) => Array.from(ids.data as ArrayLike<number | bigint>).slice(r * bundle.maxTokens, (r + 1) * bundle.maxTokens).map(Number));
+  const rows = [0, 1].map((r) =>
+    Array.from(ids.data as ArrayLike<number | bigint>)
+      .slice(r * bundle.maxTokens, (r + 1) * bundle.maxTokens)
+      .map(Number),
+  );
   const emb = new Float32Array(N * bundle.textEmbedDim);
   const side = bundle.sampleSize / bundle.vaeScaleFactor;
   const latents = { dims: [2, bundle.latentChannels, side, side], data: new GaussianRng(1).fill(2 * bundle.latentChannels * side * side) };
-  const te: number[] = [], un: number[] = [];
+  const te: number[] = [],
+    un: number[] = [];
   for (let i = 0; i <= n; i++) {
     const [hidden, a] = await timed(() => text.encode(rows, emb));
     const [, b] = await timed(() => unet.predict(latents, [500, 500], hidden));
-    if (i > 0) { te.push(a); un.push(b); }
+    if (i > 0) {
+      te.push(a);
+      un.push(b);
+    }
   }
   await text.release();
   await unet.release();
@@ -151,7 +201,9 @@ async function main(): Promise<void> {
     // augmentation, timed per image from its own progress events
     const base = await DiffusionPipeline.create(bundle, runtime);
     const events: { e: ProgressEvent; t: number }[] = [];
-    const [augmented, augmentMs] = await timed(() => augment(input, base, o.augmentation, { seed: o.seed, runtime, onProgress: (e) => events.push({ e, t: performance.now() }) }));
+    const [augmented, augmentMs] = await timed(() =>
+      augment(input, base, o.augmentation, { seed: o.seed, runtime, onProgress: (e) => events.push({ e, t: performance.now() }) }),
+    );
     const gaps = (pred: (e: ProgressEvent) => boolean) => {
       const out: number[] = [];
       for (let i = 1; i < events.length; i++) if (pred(events[i]!.e)) out.push(events[i]!.t - events[i - 1]!.t);
@@ -162,9 +214,15 @@ async function main(): Promise<void> {
     const gsaInRunMs = median(gaps((e) => e.stage === 'gsa'));
     const gsaAlone: number[] = [];
     for (let i = 0; i < 4; i++) {
-      const [, t] = await timed(() => guidedSdeAugmentation(base, augmented[0]!.image, augmented[0]!.nounPrompt, {
-        strength: o.augmentation.gsaStrength, schedule: 'fast', steps: o.augmentation.gsaSteps, guidance: o.augmentation.draftGuidance, seed: i,
-      }));
+      const [, t] = await timed(() =>
+        guidedSdeAugmentation(base, augmented[0]!.image, augmented[0]!.nounPrompt, {
+          strength: o.augmentation.gsaStrength,
+          schedule: 'fast',
+          steps: o.augmentation.gsaSteps,
+          guidance: o.augmentation.draftGuidance,
+          seed: i,
+        }),
+      );
       if (i > 0) gsaAlone.push(t);
     }
     // one guided UNet step of the base pipeline, to extrapolate the GSA schedules of fast (50) and paper (1000 x 0.7)
@@ -179,8 +237,15 @@ async function main(): Promise<void> {
     const grid = attentionGrid(bundle, o.train.attentionGridDivisor);
     const latents = await encodeLatents(bundle, input, augmented as AugmentedExample[], runtime);
     const setupBase = {
-      subjects: input.subjects, tokenizer, scheduler: trainingScheduler(bundle), grid, slots: N, maxTokens: bundle.maxTokens, ...latents,
-      lambdas: o.train.lambdas, flipProbability: o.train.flipProbability,
+      subjects: input.subjects,
+      tokenizer,
+      scheduler: trainingScheduler(bundle),
+      grid,
+      slots: N,
+      maxTokens: bundle.maxTokens,
+      ...latents,
+      lambdas: o.train.lambdas,
+      flipProbability: o.train.flipProbability,
     };
     const p1 = await benchPhase(1, bundle, setupBase, o, steps);
     const p2 = await benchPhase(2, bundle, setupBase, o, steps);
@@ -198,30 +263,42 @@ async function main(): Promise<void> {
 
     const peakRssMiB = process.resourceUsage().maxRSS / 1024;
     const result = {
-      preset: 'tiny', threads: o.intraOpNumThreads ?? null, cpus: os.cpus().length, node: process.versions.node,
+      preset: 'tiny',
+      threads: o.intraOpNumThreads ?? null,
+      cpus: os.cpus().length,
+      node: process.versions.node,
       training: { phase1: p1.numbers, phase2: p2.numbers, forwardSplitAtBatch2: parts },
       augmentation: {
-        count: augmented.length, totalMs: augmentMs, draftMs, composeMs, gsaPerImageInRunMs: gsaInRunMs, gsaPerImageMs: median(gsaAlone),
+        count: augmented.length,
+        totalMs: augmentMs,
+        draftMs,
+        composeMs,
+        gsaPerImageInRunMs: gsaInRunMs,
+        gsaPerImageMs: median(gsaAlone),
         gsaSchedule: `${Math.floor(o.augmentation.gsaSteps * o.augmentation.gsaStrength)} of ${o.augmentation.gsaSteps} DDIM steps`,
-        guidedUnetStepMs: perGuidedStep, extrapolatedGsaFast50Ms: 35 * perGuidedStep, extrapolatedGsaPaper700Ms: 700 * perGuidedStep,
+        guidedUnetStepMs: perGuidedStep,
+        extrapolatedGsaFast50Ms: 35 * perGuidedStep,
+        extrapolatedGsaPaper700Ms: 700 * perGuidedStep,
       },
       sampling: { perSampleMs: median(sampleMs), steps: o.sampling.steps, guidance: o.sampling.guidance },
       peakRssMiB,
     };
     const line = (name: string, p: PhaseNumbers) =>
       `  ${name}: step ${ms(p.stepMs)} = batch ${ms(p.batchMs)} + forward/backward ${ms(p.forwardBackwardMs)} (forward ${ms(p.forwardOnlyMs)}, backward ~${ms(p.backwardMs)}) + optimizer ${ms(p.optimizerMs)}; ${p.trainables} trainable values`;
-    process.stdout.write([
-      `dynasyn tiny preset on the tiny bundle (${result.cpus} CPUs, onnxruntime threads ${result.threads ?? 'default'}), medians`,
-      'training step:',
-      line('phase 1', p1.numbers),
-      line('phase 2', p2.numbers),
-      `  forward split at batch 2 (standalone models): text encoder ${ms(parts.textEncoderMs)}, UNet with attention capture ${ms(parts.unetMs)}`,
-      `augmentation (${augmented.length} images, ${ms(augmentMs)} in all): draft ${ms(draftMs)}, compose+inpaint ${ms(composeMs)}, GSA ${ms(median(gsaAlone))} per image (${result.augmentation.gsaSchedule})`,
-      `  guided UNet step ${ms(perGuidedStep)}: GSA fast (35 steps) ~${ms(35 * perGuidedStep)}, paper (700 steps) ~${ms(700 * perGuidedStep)} per image on this bundle`,
-      `sampling: ${ms(median(sampleMs))} per sample (${o.sampling.steps} DDIM steps, guidance ${o.sampling.guidance}, adapters merged)`,
-      `peak memory (maxRSS): ${peakRssMiB.toFixed(0)} MiB`,
-      '',
-    ].join('\n'));
+    process.stdout.write(
+      [
+        `dynasyn tiny preset on the tiny bundle (${result.cpus} CPUs, onnxruntime threads ${result.threads ?? 'default'}), medians`,
+        'training step:',
+        line('phase 1', p1.numbers),
+        line('phase 2', p2.numbers),
+        `  forward split at batch 2 (standalone models): text encoder ${ms(parts.textEncoderMs)}, UNet with attention capture ${ms(parts.unetMs)}`,
+        `augmentation (${augmented.length} images, ${ms(augmentMs)} in all): draft ${ms(draftMs)}, compose+inpaint ${ms(composeMs)}, GSA ${ms(median(gsaAlone))} per image (${result.augmentation.gsaSchedule})`,
+        `  guided UNet step ${ms(perGuidedStep)}: GSA fast (35 steps) ~${ms(35 * perGuidedStep)}, paper (700 steps) ~${ms(700 * perGuidedStep)} per image on this bundle`,
+        `sampling: ${ms(median(sampleMs))} per sample (${o.sampling.steps} DDIM steps, guidance ${o.sampling.guidance}, adapters merged)`,
+        `peak memory (maxRSS): ${peakRssMiB.toFixed(0)} MiB`,
+        '',
+      ].join('\n'),
+    );
     const out = arg('json');
     if (out) fs.writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
   } finally {

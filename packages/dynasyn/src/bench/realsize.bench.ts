@@ -28,7 +28,12 @@ const arg = (name: string): string | undefined => {
   return i >= 0 ? process.argv[i + 1] : undefined;
 };
 
-interface ChildLine { t: number; event?: ProgressEvent; done?: { timingsMs: Record<string, number>; maxRssKiB: number }; error?: string }
+interface ChildLine {
+  t: number;
+  event?: ProgressEvent;
+  done?: { timingsMs: Record<string, number>; maxRssKiB: number };
+  error?: string;
+}
 
 /** The child: one personalization, progress as JSON lines on stdout. */
 async function child(): Promise<void> {
@@ -37,7 +42,9 @@ async function child(): Promise<void> {
   const example = drawExampleInput(640, 560); // not square, and larger than 512: fitted like a user's photo
   const threads = Number(arg('threads') ?? 2);
   const out = await personalize({
-    backbone: arg('bundle')!, outDir: arg('out')!, graphCacheDir: arg('graph-cache')!,
+    backbone: arg('bundle')!,
+    outDir: arg('out')!,
+    graphCacheDir: arg('graph-cache')!,
     input: { image: example.image, subjects: example.subjects.map((s, i) => ({ mask: example.masks[i]!, classWord: s.classWord, nounPhrase: s.nounPhrase })) },
     options: resolveOptions('smoke', { intraOpNumThreads: threads }),
     onProgress: (event) => line({ t: performance.now() - t0, event }),
@@ -50,7 +57,9 @@ const statusKiB = (pid: number, key: 'VmRSS' | 'VmHWM'): number | undefined => {
   try {
     const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) : undefined;
-  } catch { return undefined; }
+  } catch {
+    return undefined;
+  }
 };
 
 /** Bytes of the files under `dir`, split into those that are hard links to a file of `bundle` and the rest. */
@@ -60,17 +69,20 @@ function diskUse(dir: string, bundle: string): { own: number; linked: number } {
     if (!fs.existsSync(d)) return;
     for (const e of fs.readdirSync(d, { withFileTypes: true })) {
       const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p, visit); else if (e.isFile()) visit(p, fs.statSync(p));
+      if (e.isDirectory()) walk(p, visit);
+      else if (e.isFile()) visit(p, fs.statSync(p));
     }
   };
   walk(bundle, (_, st) => bundleInodes.add(`${st.dev}:${st.ino}`));
   const seen = new Set<string>();
-  let own = 0, linked = 0;
+  let own = 0,
+    linked = 0;
   walk(dir, (_, st) => {
     const id = `${st.dev}:${st.ino}`;
     if (seen.has(id)) return;
     seen.add(id);
-    if (bundleInodes.has(id)) linked += st.size; else own += st.size;
+    if (bundleInodes.has(id)) linked += st.size;
+    else own += st.size;
   });
   return { own, linked };
 }
@@ -85,7 +97,12 @@ interface StageNumbers {
   msPerLaterUnit: number;
   peakRssMiB: number;
 }
-interface RunNumbers { totalMs: number; stages: Record<string, StageNumbers>; peakRssMiB: number; hwmMiB: number }
+interface RunNumbers {
+  totalMs: number;
+  stages: Record<string, StageNumbers>;
+  peakRssMiB: number;
+  hwmMiB: number;
+}
 
 const stageOf = (e: ProgressEvent) => (e.stage === 'train' ? `train phase ${e.phase}` : e.stage);
 
@@ -131,7 +148,10 @@ async function runChild(bundle: string, out: string, graphCache: string, threads
   const progress = events.filter((e) => e.event);
   const stageAt = (t: number) => stageOf((progress.find((e) => e.t >= t) ?? progress[progress.length - 1]!).event!);
   const peak = new Map<string, number>();
-  for (const x of samples) { const k = stageAt(x.t); peak.set(k, Math.max(peak.get(k) ?? 0, x.rssKiB)); }
+  for (const x of samples) {
+    const k = stageAt(x.t);
+    peak.set(k, Math.max(peak.get(k) ?? 0, x.rssKiB));
+  }
   const stages: Record<string, StageNumbers> = {};
   let previousEnd = 0;
   const order = [...new Set(progress.map((e) => stageOf(e.event!)))];
@@ -142,8 +162,11 @@ async function runChild(bundle: string, out: string, graphCache: string, threads
     const units = es.length ? es.length : 1;
     const later = es.slice(1).map((e, i) => e.t - es[i]!.t);
     stages[key] = {
-      wallMs: last.t - previousEnd, units, firstUnitMs: (es[0] ?? last).t - previousEnd,
-      msPerLaterUnit: later.length ? later.reduce((a, b) => a + b, 0) / later.length : NaN, peakRssMiB: (peak.get(key) ?? 0) / 1024,
+      wallMs: last.t - previousEnd,
+      units,
+      firstUnitMs: (es[0] ?? last).t - previousEnd,
+      msPerLaterUnit: later.length ? later.reduce((a, b) => a + b, 0) / later.length : NaN,
+      peakRssMiB: (peak.get(key) ?? 0) / 1024,
     };
     previousEnd = last.t;
   }
@@ -153,7 +176,9 @@ async function runChild(bundle: string, out: string, graphCache: string, threads
 async function main(): Promise<void> {
   const bundle = arg('bundle');
   if (!bundle || !fs.existsSync(path.join(bundle, 'model_index.json'))) {
-    console.error('usage: realsize.bench.js --bundle DIR (a real-size bundle: dynasyn bundle create-sd21 --out DIR) [--threads N] [--json FILE] [--runs cold,warm]');
+    console.error(
+      'usage: realsize.bench.js --bundle DIR (a real-size bundle: dynasyn bundle create-sd21 --out DIR) [--threads N] [--json FILE] [--runs cold,warm]',
+    );
     process.exit(2);
   }
   const threads = Number(arg('threads') ?? 2);
@@ -170,20 +195,35 @@ async function main(): Promise<void> {
       console.log(`${run}: ${(r.totalMs / 1000).toFixed(1)} s, peak RSS ${r.peakRssMiB.toFixed(0)} MiB (VmHWM ${r.hwmMiB.toFixed(0)} MiB)`);
       for (const [k, s] of Object.entries(r.stages)) {
         const later = Number.isNaN(s.msPerLaterUnit) ? '' : `, then ${(s.msPerLaterUnit / 1000).toFixed(1)} s per unit`;
-        console.log(`  ${k.padEnd(14)} ${(s.wallMs / 1000).toFixed(1).padStart(7)} s for ${s.units} units: first ${(s.firstUnitMs / 1000).toFixed(1)} s (loading included)${later}; peak RSS ${s.peakRssMiB.toFixed(0)} MiB`);
+        console.log(
+          `  ${k.padEnd(14)} ${(s.wallMs / 1000).toFixed(1).padStart(7)} s for ${s.units} units: first ${(s.firstUnitMs / 1000).toFixed(1)} s (loading included)${later}; peak RSS ${s.peakRssMiB.toFixed(0)} MiB`,
+        );
       }
       const d = results[run]!.disk;
-      console.log(`  disk: graph cache ${mib(d.cache.own)} written + ${mib(d.cache.linked)} hard-linked to the bundle; run folder ${mib(d.run.own)} + ${mib(d.run.linked)} linked`);
+      console.log(
+        `  disk: graph cache ${mib(d.cache.own)} written + ${mib(d.cache.linked)} hard-linked to the bundle; run folder ${mib(d.run.own)} + ${mib(d.run.linked)} linked`,
+      );
     }
     const json = arg('json');
-    if (json) fs.writeFileSync(json, JSON.stringify({ bundle, threads, host: `${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`, results }, null, 2));
+    if (json)
+      fs.writeFileSync(
+        json,
+        JSON.stringify({ bundle, threads, host: `${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`, results }, null, 2),
+      );
   } finally {
     if (!process.argv.includes('--keep')) fs.rmSync(work, { recursive: true, force: true });
   }
 }
 
 if (process.argv.includes('--child')) {
-  child().catch((e: unknown) => { process.stdout.write(`${JSON.stringify({ t: 0, error: String((e as Error).stack ?? e) })}\n`); console.error(e); process.exit(1); });
+  child().catch((e: unknown) => {
+    process.stdout.write(`${JSON.stringify({ t: 0, error: String((e as Error).stack ?? e) })}\n`);
+    console.error(e);
+    process.exit(1);
+  });
 } else {
-  main().catch((e: unknown) => { console.error(e); process.exit(1); });
+  main().catch((e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });
 }

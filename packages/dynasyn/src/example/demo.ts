@@ -44,5 +44,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
     ...(process.argv[2] ? { dir: process.argv[2] } : {}),
     onProgress: (e) => process.stderr.write(`${e.stage}${e.phase ? ` phase ${e.phase}` : ''}: ${e.step}/${e.total}${e.message ? ` ${e.message}` : ''}\n`),
   });
-  process.stdout.write(`report: ${r.reportPath}\n(${((performance.now() - t0) / 1000).toFixed(0)} s; tiny random-weight bundle: images are noise by nature, see the losses and attention maps)\n`);
+  process.stdout.write(
+    `report: ${r.reportPath}\n(${((performance.now() - t0) / 1000).toFixed(0)} s; tiny random-weight bundle: images are noise by nature, see the losses and attention maps)\n`,
+  );
 }

@@ -47,28 +47,35 @@ export function drawExampleInput(width = 256, height = 224): ExampleInput {
     for (let x = 0; x < width; x++) {
       const p = y * width + x;
       // wall: pale vertical gradient; table: warm wood with faint stripes
-      let rgb: [number, number, number] = y < horizon
-        ? [222 - (y * 30) / horizon, 218 - (y * 25) / horizon, 205 - (y * 20) / horizon]
-        : [150 + 12 * Math.sin(y * 0.9), 105 + 8 * Math.sin(y * 0.9), 70];
+      let rgb: [number, number, number] =
+        y < horizon
+          ? [222 - (y * 30) / horizon, 218 - (y * 25) / horizon, 205 - (y * 20) / horizon]
+          : [150 + 12 * Math.sin(y * 0.9), 105 + 8 * Math.sin(y * 0.9), 70];
       const dx = x - cx;
       const dy = y - cy;
       if (dx * dx + dy * dy <= r * r) {
         ball[p] = 1;
         // Lambert-ish shading from a light at the top left
         const nz = Math.sqrt(Math.max(0, 1 - (dx * dx + dy * dy) / (r * r)));
-        const light = Math.max(0, (-0.5 * dx / r - 0.5 * dy / r + 0.7 * nz) / 1.0);
+        const light = Math.max(0, ((-0.5 * dx) / r - (0.5 * dy) / r + 0.7 * nz) / 1.0);
         rgb = [90 + 165 * light, 15 + 40 * light * light, 20 + 40 * light * light];
       } else if (x >= bx && x < bx + side && y >= by && y < by + side) {
         box[p] = 1;
         const edge = Math.min(x - bx, bx + side - 1 - x, y - by, by + side - 1 - y) < 3;
         rgb = edge ? [20, 40, 110] : [40 + (x - bx) * 0.2, 80 + (y - by) * 0.3, 200];
       }
-      data.set(rgb.map((v) => Math.max(0, Math.min(255, Math.round(v)))), p * 3);
+      data.set(
+        rgb.map((v) => Math.max(0, Math.min(255, Math.round(v)))),
+        p * 3,
+      );
     }
   }
   return {
     image: { width, height, data },
-    masks: [{ width, height, data: ball }, { width, height, data: box }],
+    masks: [
+      { width, height, data: ball },
+      { width, height, data: box },
+    ],
     subjects: EXAMPLE_SUBJECTS,
   };
 }

@@ -21,7 +21,9 @@ async function encode(model: OnnxModel, ids: number[]): Promise<Float32Array> {
   try {
     const out = await s.run({ input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, 77]) });
     return Float32Array.from(out.last_hidden_state!.data as Float32Array);
-  } finally { await s.release(); }
+  } finally {
+    await s.release();
+  }
 }
 const prompt = [998, 5, 17, 240, 999, ...new Array<number>(72).fill(0)];
 const maxAbsDiff = (a: Float32Array, b: Float32Array) => Math.max(...a.map((v, i) => Math.abs(v - b[i]!)));
@@ -34,7 +36,7 @@ test.each([
   expect(targets).toHaveLength(2 * roles.length);
   expect(targets.map((t) => t.role)).toEqual([...roles, ...roles]);
   if (name === 'openclip_mha') {
-    const [qkv, out] = targets as [typeof targets[0], typeof targets[0]];
+    const [qkv, out] = targets as [(typeof targets)[0], (typeof targets)[0]];
     expect([qkv.inFeatures, qkv.outFeatures, qkv.transposed]).toEqual([32, 96, false]); // x [D] -> [q|k|v]
     expect([out.inFeatures, out.outFeatures, out.transposed]).toEqual([32, 32, true]); // Gemm(transB=1) keeps W [out, in]
   }

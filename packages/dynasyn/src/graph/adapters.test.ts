@@ -35,7 +35,9 @@ test('finds q, k, v, out of every attention: UNet attn1 + attn2 (10 transformer 
   for (const role of ['q', 'k', 'v', 'out']) expect(u.filter((t) => t.role === role)).toHaveLength(20);
   expect(u.filter((t) => /attn2\/to_k$/.test(t.scope)).every((t) => t.inFeatures === 64)).toBe(true); // context width
   const te = adapterTargets(textEncoder);
-  expect(te.map((t) => t.scope)).toEqual(['0', '1'].flatMap((l) => ['q_proj', 'k_proj', 'v_proj', 'out_proj'].map((p) => `text_model/encoder/layers.${l}/self_attn/${p}`)));
+  expect(te.map((t) => t.scope)).toEqual(
+    ['0', '1'].flatMap((l) => ['q_proj', 'k_proj', 'v_proj', 'out_proj'].map((p) => `text_model/encoder/layers.${l}/self_attn/${p}`)),
+  );
 });
 
 test('without scope names, the structure around each Softmax finds the same projections', () => {
@@ -48,7 +50,9 @@ async function encode(model: OnnxModel, ids: BigInt64Array): Promise<Float32Arra
   try {
     const out = await s.run({ input_ids: new ort.Tensor('int64', ids, [1, 77]) });
     return out.last_hidden_state!.data as Float32Array;
-  } finally { await s.release(); }
+  } finally {
+    await s.release();
+  }
 }
 
 test('applyAdapters computes x (W + scale A B): equal to the model with merged weights; B = 0 changes nothing', async () => {
@@ -65,15 +69,17 @@ test('applyAdapters computes x (W + scale A B): equal to the model with merged w
   const merged = cloneModel(textEncoder);
   for (const s of added.specs) {
     const w = initializerToHost(merged.graph.initializers.get(s.weight)!);
-    const a = values.get(s.a)!, b = values.get(s.b)!;
+    const a = values.get(s.a)!,
+      b = values.get(s.b)!;
     const [n, m] = w.dims as [number, number];
     const r = a.dims[1]!;
     const out = Float32Array.from(w.data as Float32Array);
-    for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) {
-      let acc = 0;
-      for (let k = 0; k < r; k++) acc += (a.data as Float32Array)[i * r + k]! * (b.data as Float32Array)[k * m + j]!;
-      out[i * m + j]! += s.scale * acc;
-    }
+    for (let i = 0; i < n; i++)
+      for (let j = 0; j < m; j++) {
+        let acc = 0;
+        for (let k = 0; k < r; k++) acc += (a.data as Float32Array)[i * r + k]! * (b.data as Float32Array)[k * m + j]!;
+        out[i * m + j]! += s.scale * acc;
+      }
     merged.graph.initializers.set(s.weight, { name: s.weight, dtype: DataType.FLOAT, dims: [n, m], data: new Uint8Array(out.buffer) });
   }
   const want = await encode(merged, ids);

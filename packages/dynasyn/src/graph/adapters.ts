@@ -158,7 +158,14 @@ function insertAdapter(g: Graph, spec: AdapterSpec, nodes: Node[]): void {
     const xa = g.uniqueName(`${y}/lora_xa`);
     const xab = g.uniqueName(`${y}/lora_xab`);
     const made: Node[] = [{ ...n, outputs: [base] }];
-    const mk = (opType: string, inputs: string[], out: string): Node => ({ name: g.uniqueName(`${n.name}/lora_${opType}`), opType, domain: '', inputs, outputs: [out], attributes: [] });
+    const mk = (opType: string, inputs: string[], out: string): Node => ({
+      name: g.uniqueName(`${n.name}/lora_${opType}`),
+      opType,
+      domain: '',
+      inputs,
+      outputs: [out],
+      attributes: [],
+    });
     // A and B are float32 whatever the weight's type: a float16 model's adapter runs on Cast(x, float)
     const dtype = g.initializers.get(spec.weight)?.dtype ?? DataType.FLOAT;
     const cast = (from: string, to: number, out: string): Node => ({ ...mk('Cast', [from], out), attributes: [{ name: 'to', type: 2, i: to }] });
@@ -216,7 +223,11 @@ export function addTrainableAdapters(model: OnnxModel, which: AdapterModel, opti
   for (const [weight, ts] of byWeight) {
     const t = ts[0]!;
     const w = g.initializers.get(weight)!;
-    if (w.dtype !== DataType.FLOAT && w.dtype !== DataType.FLOAT16) throw new DiffusionError('UNSUPPORTED', `adapter on ${weight} (${t.scope}): only float32 and float16 weights take adapters, this one has ONNX type ${w.dtype}`);
+    if (w.dtype !== DataType.FLOAT && w.dtype !== DataType.FLOAT16)
+      throw new DiffusionError(
+        'UNSUPPORTED',
+        `adapter on ${weight} (${t.scope}): only float32 and float16 weights take adapters, this one has ONNX type ${w.dtype}`,
+      );
     let base = `lora/${which}/${t.scope}`;
     for (let i = 1; used.has(base); i++) base = `lora/${which}/${t.scope}_${i}`;
     used.add(base);
@@ -252,7 +263,10 @@ export function applyAdapters(model: OnnxModel, specs: AdapterSpec[], values: Ma
     if (nodes.length === 0) throw new DiffusionError('BAD_MODEL', `adapter ${spec.a}: no MatMul of ${g.name} reads weight ${spec.weight}`);
     const w = g.initializers.get(spec.weight)!;
     const [inF, outF] = spec.transposed ? [w.dims[1]!, w.dims[0]!] : [w.dims[0]!, w.dims[1]!];
-    for (const [name, dims] of [[spec.a, [inF, -1]], [spec.b, [-1, outF]]] as const) {
+    for (const [name, dims] of [
+      [spec.a, [inF, -1]],
+      [spec.b, [-1, outF]],
+    ] as const) {
       const v = values.get(name);
       if (!v) throw new DiffusionError('BAD_ARGUMENT', `no value for adapter tensor ${name}`);
       if (v.dims.length !== 2 || (dims[0] !== -1 && v.dims[0] !== dims[0]) || (dims[1] !== -1 && v.dims[1] !== dims[1])) {

@@ -24,7 +24,8 @@ export interface ClassMapModel {
 
 export function buildClassMapModel(bundle: ModelBundle, options: ClassMapModelOptions = {}): ClassMapModel {
   const composed = composeEncoderUnet(bundle, textEncoderModel(bundle), loadModel(bundle.unetPath), {
-    batch: options.batch ?? 2, ...(options.grid ? { grid: options.grid } : {}),
+    batch: options.batch ?? 2,
+    ...(options.grid ? { grid: options.grid } : {}),
   });
   const g = composed.model.graph;
   g.outputs = g.outputs.filter((v) => v.name === COMPOSED_NAMES.attentionProbs);
@@ -38,7 +39,12 @@ export function buildClassMapModel(bundle: ModelBundle, options: ClassMapModelOp
  * output [B, hw, T] (or one row [hw, T]); `tokenIndex` the class word's position in row `row`'s prompt
  * (several positions: their columns are summed, for a class word of several sub-tokens); `maskAtGrid` [hw].
  */
-export function classMapTarget(maps: { dims: number[]; data: ArrayLike<number> }, tokenIndex: number | number[], maskAtGrid: ArrayLike<number>, row = 0): Float32Array {
+export function classMapTarget(
+  maps: { dims: number[]; data: ArrayLike<number> },
+  tokenIndex: number | number[],
+  maskAtGrid: ArrayLike<number>,
+  row = 0,
+): Float32Array {
   const [hw, T] = maps.dims.slice(-2) as [number, number];
   const rows = maps.dims.length === 3 ? maps.dims[0]! : 1;
   if (maps.dims.length < 2 || maps.dims.length > 3) throw new DiffusionError('BAD_ARGUMENT', `class maps must be [B, hw, T] or [hw, T], got [${maps.dims}]`);

@@ -41,7 +41,8 @@ export function mergedName(part: GraphPart, name: string): string {
 function sameData(a: Initializer, b: Initializer): boolean {
   if (a.data === b.data) return true;
   if (a.dtype !== b.dtype || a.dims.length !== b.dims.length || a.dims.some((d, i) => d !== b.dims[i])) return false;
-  const x = a.data, y = b.data;
+  const x = a.data,
+    y = b.data;
   if (x instanceof Uint8Array && y instanceof Uint8Array) return x.byteLength === y.byteLength && x.every((v, i) => v === y[i]);
   if (!(x instanceof Uint8Array) && !(y instanceof Uint8Array)) return x.path === y.path && x.offset === y.offset && x.length === y.length;
   return false;
@@ -51,7 +52,10 @@ function sameData(a: Initializer, b: Initializer): boolean {
 function mergedOpsets(parts: GraphPart[]): OpsetImport[] {
   const defaults = parts.map((p) => defaultOpset(p.model));
   if (defaults.some((v) => v >= 18) && defaults.some((v) => v < 18)) {
-    throw new DiffusionError('UNSUPPORTED', `cannot merge models exported at opsets ${defaults.join(' and ')} (ONNX changed the Reduce ops at opset 18); re-export them at one opset`);
+    throw new DiffusionError(
+      'UNSUPPORTED',
+      `cannot merge models exported at opsets ${defaults.join(' and ')} (ONNX changed the Reduce ops at opset 18); re-export them at one opset`,
+    );
   }
   const byDomain = new Map<string, number>();
   for (const p of parts) {
@@ -75,7 +79,10 @@ export function mergeModels(parts: GraphPart[], name = 'dynasyn'): OnnxModel {
     const m = (x: string) => mergedName(part, x);
     for (const n of src.nodes) {
       if (n.attributes.some((a) => a.g || a.graphs?.length)) {
-        throw new DiffusionError('UNSUPPORTED', `node ${n.name} (${n.opType}) of ${src.name} has a subgraph; merging graphs with control flow is not supported`);
+        throw new DiffusionError(
+          'UNSUPPORTED',
+          `node ${n.name} (${n.opType}) of ${src.name} has a subgraph; merging graphs with control flow is not supported`,
+        );
       }
       const node: Node = { ...n, name: m(n.name), inputs: n.inputs.map(m), outputs: n.outputs.map(m), attributes: [...n.attributes] };
       g.nodes.push(node);
@@ -85,7 +92,10 @@ export function mergeModels(parts: GraphPart[], name = 'dynasyn'): OnnxModel {
       const prior = g.initializers.get(renamed.name);
       if (prior) {
         if (part.initializerPrefix !== undefined && sameData(prior, renamed)) continue;
-        throw new DiffusionError('BAD_MODEL', `two merged models both define initializer ${renamed.name}${part.initializerPrefix !== undefined ? ' with different values' : ''}`);
+        throw new DiffusionError(
+          'BAD_MODEL',
+          `two merged models both define initializer ${renamed.name}${part.initializerPrefix !== undefined ? ' with different values' : ''}`,
+        );
       }
       g.initializers.set(renamed.name, renamed);
     }
@@ -94,7 +104,8 @@ export function mergeModels(parts: GraphPart[], name = 'dynasyn'): OnnxModel {
       const renamed: ValueInfo = { ...v, name: m(v.name), ...(v.shape ? { shape: [...v.shape] } : {}) };
       const prior = g.inputs.find((x) => x.name === renamed.name);
       if (prior) {
-        if (prior.dtype !== renamed.dtype) throw new DiffusionError('BAD_MODEL', `merged input ${renamed.name} has element types ${prior.dtype} and ${renamed.dtype} in different models`);
+        if (prior.dtype !== renamed.dtype)
+          throw new DiffusionError('BAD_MODEL', `merged input ${renamed.name} has element types ${prior.dtype} and ${renamed.dtype} in different models`);
         continue;
       }
       g.inputs.push(renamed);

@@ -74,28 +74,42 @@ export function composeEncoderUnet(bundle: ModelBundle, textEncoder: OnnxModel, 
     sampleDims.splice(0, 4, B, bundle.latentChannels, side, side);
   }
   const latent = sampleDims as number[];
-  const capture = (model: OnnxModel) => withAttentionCapture(model, {
-    sample: sample.name, context: context.name,
-    inputShapes: { [sample.name]: latent, [timestep.name]: tDims, [context.name]: [B, T, D] },
-    ...(options.grid ? { grid: options.grid } : {}),
-  });
+  const capture = (model: OnnxModel) =>
+    withAttentionCapture(model, {
+      sample: sample.name,
+      context: context.name,
+      inputShapes: { [sample.name]: latent, [timestep.name]: tDims, [context.name]: [B, T, D] },
+      ...(options.grid ? { grid: options.grid } : {}),
+    });
   const captured = capture(unet);
   const grid = captured.layers[0]!.grid;
 
   /** A text encoder -> captured UNet pair of parts; the UNet's outputs go to `prediction` and `attention`. */
-  const pair = (te: OnnxModel, cap: typeof captured, p: { prefix: string; ids: string; prediction: string; attention: string; shared?: boolean; keep?: Set<string> }): GraphPart[] => {
+  const pair = (
+    te: OnnxModel,
+    cap: typeof captured,
+    p: { prefix: string; ids: string; prediction: string; attention: string; shared?: boolean; keep?: Set<string> },
+  ): GraphPart[] => {
     const teIds = findInput(te, ['input_ids'], `text encoder ${bundle.textEncoderPath}`).name;
     const hidden = outputName(te, 'last_hidden_state', ['pooler_output']);
     const unetOut = outputName(cap.model, 'out_sample', [cap.outputName]);
     const tePart: GraphPart = {
-      model: te, prefix: `${p.prefix}text_encoder/`, keep: new Set([...(p.keep ?? []), teIds]), rename: new Map([[teIds, p.ids]]),
+      model: te,
+      prefix: `${p.prefix}text_encoder/`,
+      keep: new Set([...(p.keep ?? []), teIds]),
+      rename: new Map([[teIds, p.ids]]),
       ...(p.shared ? { initializerPrefix: 'text_encoder/' } : {}),
     };
     const unPart: GraphPart = {
-      model: cap.model, prefix: `${p.prefix}unet/`, keep: p.keep ?? new Set(),
+      model: cap.model,
+      prefix: `${p.prefix}unet/`,
+      keep: p.keep ?? new Set(),
       rename: new Map([
-        [sample.name, COMPOSED_NAMES.noisyLatents], [timestep.name, COMPOSED_NAMES.timestep],
-        [context.name, mergedName(tePart, hidden)], [unetOut, p.prediction], [cap.outputName, p.attention],
+        [sample.name, COMPOSED_NAMES.noisyLatents],
+        [timestep.name, COMPOSED_NAMES.timestep],
+        [context.name, mergedName(tePart, hidden)],
+        [unetOut, p.prediction],
+        [cap.outputName, p.attention],
       ]),
       internalInputs: new Set([context.name]),
       ...(p.shared ? { initializerPrefix: 'unet/' } : {}),
@@ -103,17 +117,31 @@ export function composeEncoderUnet(bundle: ModelBundle, textEncoder: OnnxModel, 
     return [tePart, unPart];
   };
   const keep = options.keep ?? new Set<string>();
-  const parts = pair(textEncoder, captured, { prefix: '', ids: COMPOSED_NAMES.inputIds, prediction: COMPOSED_NAMES.prediction, attention: COMPOSED_NAMES.attentionProbs, keep });
+  const parts = pair(textEncoder, captured, {
+    prefix: '',
+    ids: COMPOSED_NAMES.inputIds,
+    prediction: COMPOSED_NAMES.prediction,
+    attention: COMPOSED_NAMES.attentionProbs,
+    keep,
+  });
   if (options.frozen) {
     // its UNet prediction has no reader: removeDeadNodes drops the frozen UNet after its last captured layer
-    parts.push(...pair(options.frozen.textEncoder, capture(options.frozen.unet), {
-      prefix: 'frozen/', ids: COMPOSED_NAMES.classInputIds, prediction: 'frozen/prediction', attention: COMPOSED_NAMES.classAttentionProbs, shared: true,
-    }));
+    parts.push(
+      ...pair(options.frozen.textEncoder, capture(options.frozen.unet), {
+        prefix: 'frozen/',
+        ids: COMPOSED_NAMES.classInputIds,
+        prediction: 'frozen/prediction',
+        attention: COMPOSED_NAMES.classAttentionProbs,
+        shared: true,
+      }),
+    );
   }
   const model = mergeModels(parts);
   const g = model.graph;
   const shapes: Record<string, number[]> = {
-    [COMPOSED_NAMES.inputIds]: [B, T], [COMPOSED_NAMES.noisyLatents]: latent, [COMPOSED_NAMES.timestep]: tDims,
+    [COMPOSED_NAMES.inputIds]: [B, T],
+    [COMPOSED_NAMES.noisyLatents]: latent,
+    [COMPOSED_NAMES.timestep]: tDims,
     ...(options.frozen ? { [COMPOSED_NAMES.classInputIds]: [B, T] } : {}),
   };
   g.inputs = g.inputs.map((v) => (shapes[v.name] ? { ...v, shape: shapes[v.name] } : v));
@@ -130,9 +158,14 @@ export function composeEncoderUnet(bundle: ModelBundle, textEncoder: OnnxModel, 
   }
   const spec = (name: string): TensorSpec => ({ name, dtype: g.inputs.find((v) => v.name === name)!.dtype, dims: shapes[name]! });
   return {
-    model, types, grid, opset,
+    model,
+    types,
+    grid,
+    opset,
     inputs: {
-      inputIds: spec(COMPOSED_NAMES.inputIds), noisyLatents: spec(COMPOSED_NAMES.noisyLatents), timestep: spec(COMPOSED_NAMES.timestep),
+      inputIds: spec(COMPOSED_NAMES.inputIds),
+      noisyLatents: spec(COMPOSED_NAMES.noisyLatents),
+      timestep: spec(COMPOSED_NAMES.timestep),
       ...(options.frozen ? { classInputIds: spec(COMPOSED_NAMES.classInputIds) } : {}),
     },
   };

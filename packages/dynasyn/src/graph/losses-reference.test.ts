@@ -7,20 +7,50 @@ import { classMapTarget } from './class-map.js';
 import { runLossGraph } from '../testing/loss-graph.js';
 
 // Row 0 (reference) attention per cell over tokens [t0, t1, t2]; subject 0 is token 1, subject 1 token 2.
-const row0 = [[0.5, 0.4, 0.1], [0.6, 0.2, 0.2], [0.8, 0.1, 0.1], [0.3, 0.3, 0.4]];
+const row0 = [
+  [0.5, 0.4, 0.1],
+  [0.6, 0.2, 0.2],
+  [0.8, 0.1, 0.1],
+  [0.3, 0.3, 0.4],
+];
 // Row 1 (augmented): subject 1 is token 1, subject 0 absent.
-const row1 = [[0.2, 0.3, 0.5], [0.2, 0.3, 0.5], [0.2, 0.3, 0.5], [0.2, 0.3, 0.5]];
+const row1 = [
+  [0.2, 0.3, 0.5],
+  [0.2, 0.3, 0.5],
+  [0.2, 0.3, 0.5],
+  [0.2, 0.3, 0.5],
+];
 // token_select [2, 3, 2]: [row][token][subject]
-const select = [[[0, 0], [1, 0], [0, 1]], [[0, 0], [0, 1], [0, 0]]];
+const select = [
+  [
+    [0, 0],
+    [1, 0],
+    [0, 1],
+  ],
+  [
+    [0, 0],
+    [0, 1],
+    [0, 0],
+  ],
+];
 
 const example = (icaNormalizeBoth: boolean, m2aWeight = [1, 1]): LossReferenceInputs => ({
   // C=1, h=1, w=2: row 0 pred [1, 3], target [0, 1], mask [1, 0]; row 1 arbitrary (no MD loss there)
-  prediction: [1, 3, 7, 7], target: [0, 1, 0, 0], mdMask: [1, 0, 0, 0], latentDims: [2, 1, 1, 2],
-  attentionProbs: [...row0.flat(), ...row1.flat()], hw: 4, tokens: 3, K: 2,
+  prediction: [1, 3, 7, 7],
+  target: [0, 1, 0, 0],
+  mdMask: [1, 0, 0, 0],
+  latentDims: [2, 1, 1, 2],
+  attentionProbs: [...row0.flat(), ...row1.flat()],
+  hw: 4,
+  tokens: 3,
+  K: 2,
   tokenSelect: select.flat(2),
-  m2aTarget: [1, 1, 0, 0, 0, 0, 0, 1], m2aWeight,
-  icaTarget: [0, 0, 0, 0, 1, 1, 1, 1], icaWeight: [1, 0],
-  augTarget: [9, 9, 9, 9, 1, 0, 1, 0], augWeight: [0, 1],
+  m2aTarget: [1, 1, 0, 0, 0, 0, 0, 1],
+  m2aWeight,
+  icaTarget: [0, 0, 0, 0, 1, 1, 1, 1],
+  icaWeight: [1, 0],
+  augTarget: [9, 9, 9, 9, 1, 0, 1, 0],
+  augWeight: [0, 1],
   lambdas: [1, 0.01, 0.005, 0.0001],
   icaNormalizeBoth,
 });

@@ -57,7 +57,10 @@ export function weightedMapLossReference(left: readonly (readonly number[])[], t
   let total = 0;
   left.forEach((map, k) => {
     let s = 0;
-    map.forEach((v, p) => { const d = v - target[k * map.length + p]!; s += d * d; });
+    map.forEach((v, p) => {
+      const d = v - target[k * map.length + p]!;
+      s += d * d;
+    });
     total += weight[k]! * (s / map.length);
   });
   return total;

@@ -5,7 +5,12 @@ import { runLossGraph } from '../testing/loss-graph.js';
 
 function randomInputs(seed: number, icaNormalizeBoth: boolean): LossReferenceInputs {
   const rng = new GaussianRng(seed);
-  const C = 4, h = 8, w = 8, hw = 16, T = 77, K = 3;
+  const C = 4,
+    h = 8,
+    w = 8,
+    hw = 16,
+    T = 77,
+    K = 3;
   const normal = (n: number) => Array.from({ length: n }, () => rng.normal());
   const unit = (n: number) => Array.from({ length: n }, () => rng.uniform());
   const bits = (n: number) => Array.from({ length: n }, () => (rng.uniform() < 0.5 ? 1 : 0));
@@ -23,18 +28,32 @@ function randomInputs(seed: number, icaNormalizeBoth: boolean): LossReferenceInp
   select[(1 * T + 9) * K + 2] = 1;
   const mdMask = [...bits(h * w), ...new Array<number>(h * w).fill(0)];
   return {
-    prediction: normal(2 * C * h * w), target: normal(2 * C * h * w), mdMask, latentDims: [2, C, h, w],
-    attentionProbs: probs, hw, tokens: T, K, tokenSelect: select,
-    m2aTarget: bits(K * hw), icaTarget: unit(K * hw), augTarget: unit(K * hw),
-    m2aWeight: [1, 0, 1], icaWeight: [1, 0, 1], augWeight: [0, 1, 1],
-    lambdas: [1, 1e-2, 5e-3, 1e-4], icaNormalizeBoth,
+    prediction: normal(2 * C * h * w),
+    target: normal(2 * C * h * w),
+    mdMask,
+    latentDims: [2, C, h, w],
+    attentionProbs: probs,
+    hw,
+    tokens: T,
+    K,
+    tokenSelect: select,
+    m2aTarget: bits(K * hw),
+    icaTarget: unit(K * hw),
+    augTarget: unit(K * hw),
+    m2aWeight: [1, 0, 1],
+    icaWeight: [1, 0, 1],
+    augWeight: [0, 1, 1],
+    lambdas: [1, 1e-2, 5e-3, 1e-4],
+    icaNormalizeBoth,
   };
 }
 
 const close = (got: number, want: number) => expect(Math.abs(got - want)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(want)));
 
 test.each([
-  [1, true, 17], [2, false, 17], [3, true, 18],
+  [1, true, 17],
+  [2, false, 17],
+  [3, true, 18],
 ])('graph = host reference on random inputs (seed %i, icaNormalizeBoth %s, opset %i)', async (seed, both, opset) => {
   const x = randomInputs(seed, both);
   const got = await runLossGraph(x, opset);

@@ -75,7 +75,12 @@ export function maskedDiffusionLoss(b: Builder, pred: string, target: string, ma
   const masked = b.mul(b.sub(pred, target), mask);
   const row0 = b.op('Gather', [masked, b.constant(scalar(DataType.INT64, 0), 'row0')], { axis: 0 });
   const sq = b.mul(row0, row0);
-  return b.reduceAxesOp('ReduceMean', sq, b.dims(sq).map((_, i) => i), false);
+  return b.reduceAxesOp(
+    'ReduceMean',
+    sq,
+    b.dims(sq).map((_, i) => i),
+    false,
+  );
 }
 
 /** A_k = attention [2,hw,T] x token_select [2,T,K] -> [2,hw,K]: the column of each subject's placeholder. */
@@ -123,7 +128,11 @@ export function classTargets(b: Builder, classProbs: string, classSelect: string
 
 /** L = lambdas . [L_MD, L_M2A, L_ICA, L_AUG] (METHOD.md: 1, 1e-2, 5e-3, 1e-4 by default). */
 export function weightedTotal(b: Builder, terms: string[], lambdas: string): string {
-  const stacked = b.op('Concat', terms.map((t) => b.unsqueeze(t, [0])), { axis: 0 });
+  const stacked = b.op(
+    'Concat',
+    terms.map((t) => b.unsqueeze(t, [0])),
+    { axis: 0 },
+  );
   return b.reduceSum(b.mul(stacked, lambdas), [0], false);
 }
 
@@ -153,7 +162,8 @@ export function lossInputShapes(latent: number[], hw: number, tokens: number, K:
 export function appendLossSubgraph(graph: Graph, opset: number, types: Map<string, TensorType>, options: LossSubgraphOptions): void {
   const predType = types.get(options.prediction);
   const probsType = types.get(options.attentionProbs);
-  if (!predType || !probsType) throw new DiffusionError('BAD_ARGUMENT', `appendLossSubgraph: no static type for ${predType ? options.attentionProbs : options.prediction}`);
+  if (!predType || !probsType)
+    throw new DiffusionError('BAD_ARGUMENT', `appendLossSubgraph: no static type for ${predType ? options.attentionProbs : options.prediction}`);
   const [, hw, tokens] = probsType.dims as [number, number, number];
   const shapes = lossInputShapes(predType.dims, hw, tokens, options.maxSubjects, options.classAttentionProbs !== undefined);
   for (const [name, dims] of Object.entries(shapes)) {
@@ -170,16 +180,24 @@ export function appendLossSubgraph(graph: Graph, opset: number, types: Map<strin
   const maps = selectTokenMaps(b, probs, I.tokenSelect);
   const norm = normalizeMaps(b, maps);
   const icaSide = options.icaNormalizeBoth ? norm : maps;
-  const [icaTarget, augTarget] = options.classAttentionProbs !== undefined
-    ? classTargets(b, b.cast(options.classAttentionProbs, FLOAT), I.classSelect, [I.m2aTarget, I.augMask])
-    : [I.icaTarget, I.augTarget];
+  const [icaTarget, augTarget] =
+    options.classAttentionProbs !== undefined
+      ? classTargets(b, b.cast(options.classAttentionProbs, FLOAT), I.classSelect, [I.m2aTarget, I.augMask])
+      : [I.icaTarget, I.augTarget];
   const m2a = weightedMapLoss(b, mapsOfRow(b, norm, 0), I.m2aTarget, I.m2aWeight);
   const ica = weightedMapLoss(b, mapsOfRow(b, icaSide, 0), icaTarget, I.icaWeight);
   const aug = weightedMapLoss(b, mapsOfRow(b, icaSide, 1), augTarget, I.augWeight);
   const total = weightedTotal(b, [md, m2a, ica, aug], I.lambdas);
 
   const O = LOSS_OUTPUTS;
-  const named: [string, string][] = [[total, O.loss], [md, O.md], [m2a, O.m2a], [ica, O.ica], [aug, O.aug], [maps, O.attention]];
+  const named: [string, string][] = [
+    [total, O.loss],
+    [md, O.md],
+    [m2a, O.m2a],
+    [ica, O.ica],
+    [aug, O.aug],
+    [maps, O.attention],
+  ];
   for (const [from, to] of named) {
     graph.addNode({ opType: 'Identity', inputs: [from], outputs: [to], name: `loss/${to}` });
     const t = b.type(from);

@@ -31,12 +31,24 @@ const timings: Record<string, number> = {};
 const keep = [LOSS_OUTPUTS.md, LOSS_OUTPUTS.m2a, LOSS_OUTPUTS.ica, LOSS_OUTPUTS.aug, LOSS_OUTPUTS.attention];
 const timed = async <R>(label: string, f: () => Promise<R> | R): Promise<R> => {
   const t0 = performance.now();
-  try { return await f(); } finally { timings[label] = Math.round(performance.now() - t0); }
+  try {
+    return await f();
+  } finally {
+    timings[label] = Math.round(performance.now() - t0);
+  }
 };
 
 const rng = new GaussianRng(42);
-const f32 = (dims: number[], f: (i: number) => number): HostTensor => ({ dtype: DataType.FLOAT, dims, data: Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, (_, i) => f(i)) });
-const C = 4, h = 32, w = 32, hw = 64, K = P;
+const f32 = (dims: number[], f: (i: number) => number): HostTensor => ({
+  dtype: DataType.FLOAT,
+  dims,
+  data: Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, (_, i) => f(i)),
+});
+const C = 4,
+  h = 32,
+  w = 32,
+  hw = 64,
+  K = P;
 const prompt = (ids: number[]) => [V - 2, ...ids, ...new Array<number>(T - 1 - ids.length).fill(V - 1)];
 let rows: number[][];
 let feeds: Record<string, HostTensor>;
@@ -59,17 +71,36 @@ beforeAll(async () => {
     target: f32([2, C, h, w], () => rng.normal()),
     md_mask: f32([2, 1, h, w], (i) => (i < h * w ? bit() : 0)),
     token_select: { dtype: DataType.FLOAT, dims: [2, T, K], data: select },
-    m2a_target: f32([K, hw], bit), ica_target: f32([K, hw], () => rng.uniform()), aug_target: f32([K, hw], () => rng.uniform()),
-    m2a_weight: f32([K], (i) => (i === 0 ? 1 : 0)), ica_weight: f32([K], (i) => (i === 0 ? 1 : 0)), aug_weight: f32([K], (i) => (i === 1 ? 1 : 0)),
+    m2a_target: f32([K, hw], bit),
+    ica_target: f32([K, hw], () => rng.uniform()),
+    aug_target: f32([K, hw], () => rng.uniform()),
+    m2a_weight: f32([K], (i) => (i === 0 ? 1 : 0)),
+    ica_weight: f32([K], (i) => (i === 0 ? 1 : 0)),
+    aug_weight: f32([K], (i) => (i === 1 ? 1 : 0)),
     lambdas: f32([4], (i) => [1, 0.5, 0.5, 0.5][i]!),
   };
   const cacheDir = path.join(dir, 'cache');
   // targets fed (frozenInGraph: false): these tests check the loss terms against host references; the frozen
   // branch that computes the targets in the graph is checked against this path in train/trainer.test.ts
-  phase1 = await timed('build phase 1', () => buildTrainingModel(bundle, { numPlaceholders: P, baseVocabSize: V, phase: 1, placeholderTokenIds: [11, 23, 31], frozenInGraph: false }));
-  phase2 = await timed('build phase 2', () => buildTrainingModel(bundle, { numPlaceholders: P, baseVocabSize: V, phase: 2, placeholderTokenIds: [11, 23, 31], adapters: { mode: 'lora', rank: 2, targets: ['unet', 'text_encoder'] }, frozenInGraph: false }));
-  s1 = await timed('derive + session phase 1', () => TrainingSession.create({ model: phase1.model, loss: phase1.outputs.loss, trainable: phase1.trainable, keepOutputs: keep, cacheDir }));
-  s2 = await timed('derive + session phase 2', () => TrainingSession.create({ model: phase2.model, loss: phase2.outputs.loss, trainable: phase2.trainable, keepOutputs: keep, cacheDir }));
+  phase1 = await timed('build phase 1', () =>
+    buildTrainingModel(bundle, { numPlaceholders: P, baseVocabSize: V, phase: 1, placeholderTokenIds: [11, 23, 31], frozenInGraph: false }),
+  );
+  phase2 = await timed('build phase 2', () =>
+    buildTrainingModel(bundle, {
+      numPlaceholders: P,
+      baseVocabSize: V,
+      phase: 2,
+      placeholderTokenIds: [11, 23, 31],
+      adapters: { mode: 'lora', rank: 2, targets: ['unet', 'text_encoder'] },
+      frozenInGraph: false,
+    }),
+  );
+  s1 = await timed('derive + session phase 1', () =>
+    TrainingSession.create({ model: phase1.model, loss: phase1.outputs.loss, trainable: phase1.trainable, keepOutputs: keep, cacheDir }),
+  );
+  s2 = await timed('derive + session phase 2', () =>
+    TrainingSession.create({ model: phase2.model, loss: phase2.outputs.loss, trainable: phase2.trainable, keepOutputs: keep, cacheDir }),
+  );
   for (const [k, v] of phase1.startValues) s1.setTrainable(k, v);
   for (const [k, v] of phase2.startValues) s2.setTrainable(k, v);
   r1 = await timed('step phase 1', () => s1.step(feeds));
@@ -81,21 +112,32 @@ afterAll(async () => {
   console.log(`graph timings (ms): ${JSON.stringify(timings)}`);
 });
 
-const sameData = (a: Initializer, b: Initializer) => (isExternal(a.data) || isExternal(b.data)
-  ? JSON.stringify(a.data) === JSON.stringify(b.data) : Buffer.from(a.data).equals(b.data));
+const sameData = (a: Initializer, b: Initializer) =>
+  isExternal(a.data) || isExternal(b.data) ? JSON.stringify(a.data) === JSON.stringify(b.data) : Buffer.from(a.data).equals(b.data);
 const num = (r: StepResult, name: string) => Number((r.outputs.get(name)!.data as Float32Array)[0]);
 const closeTo = (got: number, want: number, rel = 1e-5) => expect(Math.abs(got - want)).toBeLessThanOrEqual(rel * Math.max(1e-3, Math.abs(want)));
 
 test("'full' mode trains the chosen weights directly (exact names or /regex/, original or merged names)", () => {
-  const full = buildTrainingModel(bundle, { numPlaceholders: P, baseVocabSize: V, phase: 2, adapters: { mode: 'full', rank: 4, targets: [], fullTensors: ['/attn2\\.to_out\\.0\\.bias$/', 'text_model.final_layer_norm.weight', 'unet/conv_in.bias'] } });
+  const full = buildTrainingModel(bundle, {
+    numPlaceholders: P,
+    baseVocabSize: V,
+    phase: 2,
+    adapters: { mode: 'full', rank: 4, targets: [], fullTensors: ['/attn2\\.to_out\\.0\\.bias$/', 'text_model.final_layer_norm.weight', 'unet/conv_in.bias'] },
+  });
   expect(full.adapters).toEqual([]);
   expect(full.trainable[0]).toBe('placeholder_embeddings');
   expect(full.trainable).toContain('text_encoder/text_model.final_layer_norm.weight');
   expect(full.trainable).toContain('unet/conv_in.bias');
   expect(full.trainable.filter((t) => t.endsWith('attn2.to_out.0.bias'))).toHaveLength(10);
   for (const t of full.trainable.slice(1)) expect(full.model.graph.initializers.has(t)).toBe(true);
-  expect(() => buildTrainingModel(bundle, { numPlaceholders: P, baseVocabSize: V, phase: 2, adapters: { mode: 'full', rank: 4, targets: [], fullTensors: ['no_such_weight'] } }))
-    .toThrow(/full-mode tensor no_such_weight matches no weight/);
+  expect(() =>
+    buildTrainingModel(bundle, {
+      numPlaceholders: P,
+      baseVocabSize: V,
+      phase: 2,
+      adapters: { mode: 'full', rank: 4, targets: [], fullTensors: ['no_such_weight'] },
+    }),
+  ).toThrow(/full-mode tensor no_such_weight matches no weight/);
 });
 
 test('the inputs and outputs the trainer feeds and reads', () => {
@@ -119,9 +161,23 @@ test('every term equals the host reference on the standalone runtime ClipTextEnc
     const out = await unet.predict({ dims: [2, C, h, w], data: feeds.noisy_latents!.data as Float32Array }, [500, 120], hidden);
     const d = (n: string) => feeds[n]!.data as Float32Array;
     const want = lossesReference({
-      prediction: out.noise.data, latentDims: [2, C, h, w], attentionProbs: out.attention!.probs.data, hw, tokens: T, K,
-      target: d('target'), mdMask: d('md_mask'), tokenSelect: d('token_select'), m2aTarget: d('m2a_target'), icaTarget: d('ica_target'),
-      augTarget: d('aug_target'), m2aWeight: d('m2a_weight'), icaWeight: d('ica_weight'), augWeight: d('aug_weight'), lambdas: d('lambdas'), icaNormalizeBoth: true,
+      prediction: out.noise.data,
+      latentDims: [2, C, h, w],
+      attentionProbs: out.attention!.probs.data,
+      hw,
+      tokens: T,
+      K,
+      target: d('target'),
+      mdMask: d('md_mask'),
+      tokenSelect: d('token_select'),
+      m2aTarget: d('m2a_target'),
+      icaTarget: d('ica_target'),
+      augTarget: d('aug_target'),
+      m2aWeight: d('m2a_weight'),
+      icaWeight: d('ica_weight'),
+      augWeight: d('aug_weight'),
+      lambdas: d('lambdas'),
+      icaNormalizeBoth: true,
     });
     closeTo(num(r1, LOSS_OUTPUTS.md), want.md);
     closeTo(num(r1, LOSS_OUTPUTS.m2a), want.m2a);
@@ -189,11 +245,14 @@ test('the class-map graph is the frozen original: runtime Unet maps of the class
   const source = modelSource(cm.model, path.join(dir, 'class-map'), 'class_map');
   expect(source).toBe(path.join(dir, 'class-map', 'class_map.onnx'));
   const session = await ort.InferenceSession.create(source as string);
-  const run = async () => (await session.run({
-    input_ids: new ort.Tensor('int64', BigInt64Array.from(classRows.flat().map(BigInt)), [2, T]),
-    noisy_latents: new ort.Tensor('float32', feeds.noisy_latents!.data as Float32Array, [2, C, h, w]),
-    timestep: new ort.Tensor('int64', feeds.timestep!.data as BigInt64Array, [2]),
-  }))[cm.output]!;
+  const run = async () =>
+    (
+      await session.run({
+        input_ids: new ort.Tensor('int64', BigInt64Array.from(classRows.flat().map(BigInt)), [2, T]),
+        noisy_latents: new ort.Tensor('float32', feeds.noisy_latents!.data as Float32Array, [2, C, h, w]),
+        timestep: new ort.Tensor('int64', feeds.timestep!.data as BigInt64Array, [2]),
+      })
+    )[cm.output]!;
   const maps = await timed('class map forward', run);
   expect(maps.dims).toEqual([2, hw, T]);
 
@@ -223,6 +282,8 @@ test('the class-map graph is the frozen original: runtime Unet maps of the class
   const before = r1.outputs.get(LOSS_OUTPUTS.attention)!.data as Float32Array;
   expect((r.outputs.get(LOSS_OUTPUTS.attention)!.data as Float32Array).some((v, i) => Math.abs(v - before[i]!) > 1e-5)).toBe(true);
   expect(Buffer.from((await run()).data as Float32Array).equals(Buffer.from(maps.data as Float32Array))).toBe(true);
-  expect(classMapTarget(maps as unknown as { dims: number[]; data: Float32Array }, 2, new Array<number>(hw).fill(1), 1).reduce((a, b) => Math.max(a, b), 0)).toBeCloseTo(1, 6);
+  expect(
+    classMapTarget(maps as unknown as { dims: number[]; data: Float32Array }, 2, new Array<number>(hw).fill(1), 1).reduce((a, b) => Math.max(a, b), 0),
+  ).toBeCloseTo(1, 6);
   await session.release();
 });

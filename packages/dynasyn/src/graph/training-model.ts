@@ -13,7 +13,15 @@
  * weights, which stay initializers: the session takes their start values from the model.
  */
 import { DataType, loadModel, toNumbers, type Graph, type HostTensor, type OnnxModel } from '@dynasyn/ort-training';
-import { DiffusionError, PLACEHOLDER_INPUT, textEncoderModel, withFloat32Compute, placeholderStartValues, withPlaceholderEmbeddings, type ModelBundle } from '@dynasyn/diffusion';
+import {
+  DiffusionError,
+  PLACEHOLDER_INPUT,
+  textEncoderModel,
+  withFloat32Compute,
+  placeholderStartValues,
+  withPlaceholderEmbeddings,
+  type ModelBundle,
+} from '@dynasyn/diffusion';
 import type { AdapterOptions, AdapterSpec } from '../types.js';
 import { addTrainableAdapters } from './adapters.js';
 import { composeEncoderUnet, COMPOSED_NAMES, type TensorSpec } from './encoder-unet.js';
@@ -92,9 +100,10 @@ function placeholderStart(textEncoder: OnnxModel, P: number, D: number, V: numbe
   if (!ids?.length) return out;
   if (ids.length > P) throw new DiffusionError('BAD_ARGUMENT', `${ids.length} placeholder start token ids for ${P} placeholders`);
   const rows = placeholderStartValues(textEncoder, ids, { baseVocabSize: V });
-  if (rows.dtype !== DataType.FLOAT && rows.dtype !== DataType.FLOAT16) throw new DiffusionError('UNSUPPORTED', `the token-embedding table has ONNX type ${rows.dtype}; training needs float32 or float16`);
+  if (rows.dtype !== DataType.FLOAT && rows.dtype !== DataType.FLOAT16)
+    throw new DiffusionError('UNSUPPORTED', `the token-embedding table has ONNX type ${rows.dtype}; training needs float32 or float16`);
   // a float16 table (fp16 export): the training graph computes in float32 (withFloat32Compute)
-  (out.data as Float32Array).set(rows.dtype === DataType.FLOAT ? rows.data as Float32Array : toNumbers(rows));
+  (out.data as Float32Array).set(rows.dtype === DataType.FLOAT ? (rows.data as Float32Array) : toNumbers(rows));
   return out;
 }
 
@@ -109,7 +118,10 @@ function shareWeightCasts(g: Graph): void {
     if (n.opType !== 'Cast' || !g.initializers.has(n.inputs[0]!)) return true;
     const key = `${n.inputs[0]}->${String(n.attributes.find((a) => a.name === 'to')?.i)}`;
     const kept = first.get(key);
-    if (kept === undefined) { first.set(key, n.outputs[0]!); return true; }
+    if (kept === undefined) {
+      first.set(key, n.outputs[0]!);
+      return true;
+    }
     renamed.set(n.outputs[0]!, kept);
     return false;
   });
@@ -123,7 +135,7 @@ function fullTrainables(model: OnnxModel, patterns: string[]): string[] {
   const chosen: string[] = [];
   for (const p of patterns) {
     const re = /^\/(.*)\/([a-z]*)$/.exec(p);
-    const test = re ? ((n: string) => new RegExp(re[1]!, re[2]).test(n)) : (n: string) => n === p;
+    const test = re ? (n: string) => new RegExp(re[1]!, re[2]).test(n) : (n: string) => n === p;
     const hits = names.filter((n) => test(n) || test(original(n)));
     if (hits.length === 0) throw new DiffusionError('BAD_ARGUMENT', `full-mode tensor ${p} matches no weight of the text encoder or UNet`);
     for (const h of hits) if (!chosen.includes(h)) chosen.push(h);
@@ -152,10 +164,13 @@ export function buildTrainingModel(bundle: ModelBundle, options: TrainingModelOp
     for (const which of adapterOpts.targets) {
       const adapted = addTrainableAdapters(which === 'unet' ? unet : textEncoder, which, add);
       if (adapted.specs.length === 0) {
-        notes.push(`no attention projection found in the ${which} graph (no MatMul/Gemm named to_q/q_proj/..., none with a constant weight around a Softmax): phase 2 trains no adapters in the ${which}`);
+        notes.push(
+          `no attention projection found in the ${which} graph (no MatMul/Gemm named to_q/q_proj/..., none with a constant weight around a Softmax): phase 2 trains no adapters in the ${which}`,
+        );
         continue;
       }
-      if (which === 'unet') unet = adapted.model; else textEncoder = adapted.model;
+      if (which === 'unet') unet = adapted.model;
+      else textEncoder = adapted.model;
       adapters.push(...adapted.specs);
       for (const [k, v] of adapted.startValues) startValues.set(k, v);
     }
@@ -163,7 +178,9 @@ export function buildTrainingModel(bundle: ModelBundle, options: TrainingModelOp
   const keep = new Set([PLACEHOLDER_INPUT, ...adapters.flatMap((s) => [s.a, s.b])]);
   // float16 exports train in float32 (weights stay float16, read through Casts): surgery/precision.ts
   const composed = composeEncoderUnet(bundle, withFloat32Compute(textEncoder), withFloat32Compute(unet), {
-    batch: 2, keep, ...(options.grid ? { grid: options.grid } : {}),
+    batch: 2,
+    keep,
+    ...(options.grid ? { grid: options.grid } : {}),
     ...(frozenInGraph ? { frozen: { textEncoder: withFloat32Compute(original), unet: withFloat32Compute(originalUnet) } } : {}),
   });
   shareWeightCasts(composed.model.graph);
@@ -171,8 +188,10 @@ export function buildTrainingModel(bundle: ModelBundle, options: TrainingModelOp
   const g = model.graph;
   g.outputs = [];
   appendLossSubgraph(g, composed.opset, types, {
-    prediction: COMPOSED_NAMES.prediction, attentionProbs: COMPOSED_NAMES.attentionProbs,
-    maxSubjects: K, icaNormalizeBoth: options.icaNormalizeBoth ?? true,
+    prediction: COMPOSED_NAMES.prediction,
+    attentionProbs: COMPOSED_NAMES.attentionProbs,
+    maxSubjects: K,
+    icaNormalizeBoth: options.icaNormalizeBoth ?? true,
     ...(frozenInGraph ? { classAttentionProbs: COMPOSED_NAMES.classAttentionProbs } : {}),
   });
   g.removeDeadNodes();
@@ -180,20 +199,31 @@ export function buildTrainingModel(bundle: ModelBundle, options: TrainingModelOp
 
   const trainable = [...startValues.keys()];
   if (options.phase === 2 && adapterOpts.mode === 'full') {
-    if (!adapterOpts.fullTensors?.length) throw new DiffusionError('BAD_ARGUMENT', "adapters.mode 'full' needs fullTensors (initializer names or /regex/ strings)");
+    if (!adapterOpts.fullTensors?.length)
+      throw new DiffusionError('BAD_ARGUMENT', "adapters.mode 'full' needs fullTensors (initializer names or /regex/ strings)");
     trainable.push(...fullTrainables(model, adapterOpts.fullTensors));
   }
   const spec = (name: string) => ({ name, dtype: g.inputs.find((v) => v.name === name)!.dtype, dims: [...types.get(name)!.dims] });
   const I = LOSS_INPUTS;
   return {
-    model, trainable, startValues, adapters, notes, grid: composed.grid, outputs: LOSS_OUTPUTS,
+    model,
+    trainable,
+    startValues,
+    adapters,
+    notes,
+    grid: composed.grid,
+    outputs: LOSS_OUTPUTS,
     inputs: {
       ...composed.inputs,
-      target: spec(I.target), mdMask: spec(I.mdMask), tokenSelect: spec(I.tokenSelect), m2aTarget: spec(I.m2aTarget),
-      ...(frozenInGraph
-        ? { classSelect: spec(I.classSelect), augMask: spec(I.augMask) }
-        : { icaTarget: spec(I.icaTarget), augTarget: spec(I.augTarget) }),
-      m2aWeight: spec(I.m2aWeight), icaWeight: spec(I.icaWeight), augWeight: spec(I.augWeight), lambdas: spec(I.lambdas),
+      target: spec(I.target),
+      mdMask: spec(I.mdMask),
+      tokenSelect: spec(I.tokenSelect),
+      m2aTarget: spec(I.m2aTarget),
+      ...(frozenInGraph ? { classSelect: spec(I.classSelect), augMask: spec(I.augMask) } : { icaTarget: spec(I.icaTarget), augTarget: spec(I.augTarget) }),
+      m2aWeight: spec(I.m2aWeight),
+      icaWeight: spec(I.icaWeight),
+      augWeight: spec(I.augWeight),
+      lambdas: spec(I.lambdas),
     },
   };
 }

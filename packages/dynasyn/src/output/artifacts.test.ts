@@ -5,8 +5,22 @@ import { createTinyBundle } from '@dynasyn/diffusion';
 import { DataType, readSafetensors, type HostTensor } from '@dynasyn/ort-training';
 import type { LearnedConcepts } from '../types.js';
 import {
-  MetricsRecorder, attentionVsMask, bundleHasRandomWeights, createManifest, isArtifactError, markPhaseCompleted, readLearnedConcepts,
-  readManifest, readMetrics, readSamples, summarizeMetrics, writeLearnedConcepts, writeManifest, writeSampleMetrics, writeSamples, type StepMetrics,
+  MetricsRecorder,
+  attentionVsMask,
+  bundleHasRandomWeights,
+  createManifest,
+  isArtifactError,
+  markPhaseCompleted,
+  readLearnedConcepts,
+  readManifest,
+  readMetrics,
+  readSamples,
+  summarizeMetrics,
+  writeLearnedConcepts,
+  writeManifest,
+  writeSampleMetrics,
+  writeSamples,
+  type StepMetrics,
 } from './artifacts.js';
 import { rectMask, syntheticImage } from '../testing/synthetic-output.js';
 
@@ -27,21 +41,38 @@ const f32 = (dims: number[], fill: (i: number) => number): HostTensor => {
 
 function concepts(): LearnedConcepts {
   return {
-    tokens: ['<asset0>', '<asset1>'], classWords: ['panda', 'bowl'],
+    tokens: ['<asset0>', '<asset1>'],
+    classWords: ['panda', 'bowl'],
     embeddings: f32([2, 64], (i) => Math.sin(i)),
-    adapters: new Map([['unet.q.lora_A', f32([32, 4], (i) => i / 100)], ['unet.q.lora_B', f32([4, 32], (i) => -i / 50)]]),
+    adapters: new Map([
+      ['unet.q.lora_A', f32([32, 4], (i) => i / 100)],
+      ['unet.q.lora_B', f32([4, 32], (i) => -i / 50)],
+    ]),
     adapterSpec: [{ model: 'unet', weight: 'onnx::MatMul_1', a: 'unet.q.lora_A', b: 'unet.q.lora_B', scale: 1 }],
   };
 }
 
 function newRun(name: string): string {
   const dir = join(root, name);
-  writeManifest(dir, createManifest({ backboneDir: bundle, tokens: ['<asset0>', '<asset1>'], classWords: ['panda', 'bowl'], embeddingDim: 64, preset: 'tiny', seed: 3, options: { a: 1 } }));
+  writeManifest(
+    dir,
+    createManifest({
+      backboneDir: bundle,
+      tokens: ['<asset0>', '<asset1>'],
+      classWords: ['panda', 'bowl'],
+      embeddingDim: 64,
+      preset: 'tiny',
+      seed: 3,
+      options: { a: 1 },
+    }),
+  );
   return dir;
 }
 
 const expectCode = (fn: () => unknown, code: string, text: RegExp) => {
-  try { fn(); } catch (e) {
+  try {
+    fn();
+  } catch (e) {
     expect(isArtifactError(e, code as never)).toBe(true);
     expect((e as Error).message).toMatch(text);
     return;
@@ -128,7 +159,18 @@ describe('learned concepts', () => {
 });
 
 describe('metrics', () => {
-  const row = (phase: 1 | 2, step: number, v: number): StepMetrics => ({ phase, step, md: v, m2a: v, ica: v, aug: Number.NaN, total: v, lr: 1e-3, gradNorm: 1, ms: 5 });
+  const row = (phase: 1 | 2, step: number, v: number): StepMetrics => ({
+    phase,
+    step,
+    md: v,
+    m2a: v,
+    ica: v,
+    aug: Number.NaN,
+    total: v,
+    lr: 1e-3,
+    gradNorm: 1,
+    ms: 5,
+  });
 
   it('keeps one row per step when a resumed run repeats steps, and round-trips NaN', async () => {
     const dir = newRun('metrics');
@@ -143,7 +185,14 @@ describe('metrics', () => {
     await resumed.time('sample', async () => new Promise((r) => setTimeout(r, 20)));
     resumed.flush();
     const m = readMetrics(dir);
-    expect(m.steps.map((s) => [s.phase, s.step, s.md])).toEqual([[1, 0, 0], [1, 1, 1], [1, 2, 2], [1, 3, 30], [1, 4, 40], [2, 0, 50]]);
+    expect(m.steps.map((s) => [s.phase, s.step, s.md])).toEqual([
+      [1, 0, 0],
+      [1, 1, 1],
+      [1, 2, 2],
+      [1, 3, 30],
+      [1, 4, 40],
+      [2, 0, 50],
+    ]);
     expect(Number.isNaN(m.steps[0]!.aug)).toBe(true);
     expect(m.timings['sample']).toBeGreaterThanOrEqual(15);
     expect(JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')).steps[0].aug).toBeNull();
@@ -164,13 +213,21 @@ describe('metrics', () => {
     expect(sum.loss.phase1!.first.aug).toBeNull(); // NaN in, null out (JSON)
     expect(sum.attention).toEqual({ after: [att] });
     expect(sum.timingsMs).toEqual({ train: 1234 });
-    expect(summarizeMetrics({ version: 1, steps: [], timings: {}, attention: {} })).toEqual({ steps: { phase1: 0, phase2: 0 }, loss: {}, attention: {}, timingsMs: {} });
+    expect(summarizeMetrics({ version: 1, steps: [], timings: {}, attention: {} })).toEqual({
+      steps: { phase1: 0, phase2: 0 },
+      loss: {},
+      attention: {},
+      timingsMs: {},
+    });
   });
 
   it('measures attention against a mask (hand-computed)', () => {
     // 4x4 grid; mask = left half (8 cells). Map: 1 on the 4 cells of column 0, 0.25 on the 4 of column 3.
     const map = new Float32Array(16);
-    for (let y = 0; y < 4; y++) { map[y * 4] = 1; map[y * 4 + 3] = 0.25; }
+    for (let y = 0; y < 4; y++) {
+      map[y * 4] = 1;
+      map[y * 4 + 3] = 0.25;
+    }
     const mask = rectMask(8, 0, 0, 4, 8); // 8x8 mask, left half: resized to 4x4 it is columns 0-1
     const r = attentionVsMask('<asset0>', map, 4, 4, mask);
     expect(r.massInMask).toBeCloseTo(4 / 5, 6);
@@ -182,15 +239,22 @@ describe('metrics', () => {
 describe('samples', () => {
   it('writes numbered PNGs and an index with settings, then adds metrics', async () => {
     const dir = newRun('samples');
-    await writeSamples(dir, [
-      { prompt: 'a <asset0>', classPrompt: 'a panda', category: 'plain', seed: 1, image: syntheticImage(16, 1) },
-      { prompt: 'a <asset1>', classPrompt: 'a bowl', category: 'action', seed: 2, image: syntheticImage(16, 2) },
-    ], { steps: 20, guidance: 7.5, scheduler: 'ddim' });
+    await writeSamples(
+      dir,
+      [
+        { prompt: 'a <asset0>', classPrompt: 'a panda', category: 'plain', seed: 1, image: syntheticImage(16, 1) },
+        { prompt: 'a <asset1>', classPrompt: 'a bowl', category: 'action', seed: 2, image: syntheticImage(16, 2) },
+      ],
+      { steps: 20, guidance: 7.5, scheduler: 'ddim' },
+    );
     const s = readSamples(dir);
     expect(s.map((e) => e.file)).toEqual(['samples/000.png', 'samples/001.png']);
     expect(s[1]).toMatchObject({ seed: 2, steps: 20, guidance: 7.5, scheduler: 'ddim', category: 'action' });
     expect(readFileSync(join(dir, 'samples/001.png')).subarray(1, 4).toString()).toBe('PNG');
-    writeSampleMetrics(dir, [{ clipT: 0.2, clipI: null }, { clipT: 0.3, clipI: 0.9 }]);
+    writeSampleMetrics(dir, [
+      { clipT: 0.2, clipI: null },
+      { clipT: 0.3, clipI: 0.9 },
+    ]);
     expect(readSamples(dir)[1]!.metrics).toEqual({ clipT: 0.3, clipI: 0.9 });
   });
 });

@@ -15,7 +15,9 @@ export interface ClipImageConfig {
 }
 
 export const CLIP_IMAGE_DEFAULTS: ClipImageConfig = {
-  shortestEdge: 224, cropHeight: 224, cropWidth: 224,
+  shortestEdge: 224,
+  cropHeight: 224,
+  cropWidth: 224,
   mean: [0.48145466, 0.4578275, 0.40821073],
   std: [0.26862954, 0.26130258, 0.27577711],
 };
@@ -23,14 +25,26 @@ export const CLIP_IMAGE_DEFAULTS: ClipImageConfig = {
 /** Config from a preprocessor_config.json object (HF's int or {shortest_edge}/{height,width} forms). */
 export function parseClipImageConfig(json: Record<string, unknown> | undefined): ClipImageConfig {
   if (!json) return CLIP_IMAGE_DEFAULTS;
-  const size = json['size'], crop = json['crop_size'];
-  const shortestEdge = typeof size === 'number' ? size
-    : typeof (size as { shortest_edge?: unknown })?.shortest_edge === 'number' ? (size as { shortest_edge: number }).shortest_edge : CLIP_IMAGE_DEFAULTS.shortestEdge;
-  const cropH = typeof crop === 'number' ? crop : typeof (crop as { height?: unknown })?.height === 'number' ? (crop as { height: number }).height : shortestEdge;
+  const size = json['size'],
+    crop = json['crop_size'];
+  const shortestEdge =
+    typeof size === 'number'
+      ? size
+      : typeof (size as { shortest_edge?: unknown })?.shortest_edge === 'number'
+        ? (size as { shortest_edge: number }).shortest_edge
+        : CLIP_IMAGE_DEFAULTS.shortestEdge;
+  const cropH =
+    typeof crop === 'number' ? crop : typeof (crop as { height?: unknown })?.height === 'number' ? (crop as { height: number }).height : shortestEdge;
   const cropW = typeof crop === 'number' ? crop : typeof (crop as { width?: unknown })?.width === 'number' ? (crop as { width: number }).width : shortestEdge;
   const triple = (v: unknown, d: [number, number, number]): [number, number, number] =>
     Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number') ? (v as [number, number, number]) : d;
-  return { shortestEdge, cropHeight: cropH, cropWidth: cropW, mean: triple(json['image_mean'], CLIP_IMAGE_DEFAULTS.mean), std: triple(json['image_std'], CLIP_IMAGE_DEFAULTS.std) };
+  return {
+    shortestEdge,
+    cropHeight: cropH,
+    cropWidth: cropW,
+    mean: triple(json['image_mean'], CLIP_IMAGE_DEFAULTS.mean),
+    std: triple(json['image_std'], CLIP_IMAGE_DEFAULTS.std),
+  };
 }
 
 /** PIL's bicubic kernel (a = -0.5). */
@@ -61,7 +75,7 @@ function coefficients(inSize: number, outSize: number): { start: number; weights
     const xmax = Math.min(Math.trunc(center + support + 0.5), inSize);
     const w = new Float64Array(xmax - xmin);
     let sum = 0;
-    for (let x = xmin; x < xmax; x++) sum += (w[x - xmin] = bicubic((x - center + 0.5) / filterScale));
+    for (let x = xmin; x < xmax; x++) sum += w[x - xmin] = bicubic((x - center + 0.5) / filterScale);
     if (sum !== 0) for (let k = 0; k < w.length; k++) w[k]! /= sum;
     out.push({ start: xmin, weights: Int32Array.from(w, (k) => (k < 0 ? Math.trunc(-0.5 + k * ONE) : Math.trunc(0.5 + k * ONE))) });
   }
@@ -69,7 +83,10 @@ function coefficients(inSize: number, outSize: number): { start: number; weights
 }
 
 /** PIL's clip8: the fixed-point sum (started at one half) shifted down, clamped to 0..255. */
-const clip8 = (sum: number) => { const v = Math.floor(sum / ONE); return v < 0 ? 0 : v > 255 ? 255 : v; };
+const clip8 = (sum: number) => {
+  const v = Math.floor(sum / ONE);
+  return v < 0 ? 0 : v > 255 ? 255 : v;
+};
 
 /** PIL `Image.resize(size, BICUBIC)` on 8-bit RGB: horizontal pass, then vertical, each to 8 bits (PIL 9 semantics). */
 export function resizeBicubicPil(img: RgbImage, width: number, height: number): RgbImage {
@@ -109,9 +126,7 @@ export function resizeBicubicPil(img: RgbImage, width: number, height: number): 
 
 /** Size after resizing the shortest side to `edge` (HF: the long side is truncated, not rounded). */
 export function shortestEdgeSize(width: number, height: number, edge: number): { width: number; height: number } {
-  return width <= height
-    ? { width: edge, height: Math.trunc((edge * height) / width) }
-    : { width: Math.trunc((edge * width) / height), height: edge };
+  return width <= height ? { width: edge, height: Math.trunc((edge * height) / width) } : { width: Math.trunc((edge * width) / height), height: edge };
 }
 
 /** pixel_values of one image: [3, cropHeight, cropWidth] float32, channel-major. */
@@ -121,10 +136,12 @@ export function clipPreprocess(img: RgbImage, config: ClipImageConfig = CLIP_IMA
   const { cropHeight: ch, cropWidth: cw } = config;
   // HF center_crop: top-left at floor((orig - crop) / 2); the shortest-edge resize makes the image at least crop-sized
   // only when crop <= shortestEdge, so pad with zeros beyond the image as HF does.
-  const top = Math.floor((resized.height - ch) / 2), left = Math.floor((resized.width - cw) / 2);
+  const top = Math.floor((resized.height - ch) / 2),
+    left = Math.floor((resized.width - cw) / 2);
   const out = new Float32Array(3 * ch * cw);
   for (let c = 0; c < 3; c++) {
-    const mean = config.mean[c]!, std = config.std[c]!;
+    const mean = config.mean[c]!,
+      std = config.std[c]!;
     for (let y = 0; y < ch; y++) {
       const sy = y + top;
       for (let x = 0; x < cw; x++) {

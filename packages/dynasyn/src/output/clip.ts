@@ -50,7 +50,8 @@ function pickOutput(session: ort.InferenceSession, file: string, name: string): 
 }
 
 function requireInput(session: ort.InferenceSession, file: string, name: string): void {
-  if (!session.inputNames.includes(name)) throw new ArtifactError('BAD_MODEL', `CLIP model ${file} has no ${name} input (it has ${session.inputNames.join(', ')})`);
+  if (!session.inputNames.includes(name))
+    throw new ArtifactError('BAD_MODEL', `CLIP model ${file} has no ${name} input (it has ${session.inputNames.join(', ')})`);
 }
 
 export class ClipModel {
@@ -68,19 +69,23 @@ export class ClipModel {
   static async load(dir: string, options: ClipModelOptions = {}): Promise<ClipModel> {
     if (!existsSync(dir)) throw new ArtifactError('MISSING_ARTIFACT', `CLIP model folder ${dir} does not exist`);
     const tokDir = existsSync(join(dir, 'tokenizer', 'vocab.json')) ? join(dir, 'tokenizer') : dir;
-    if (!existsSync(join(tokDir, 'vocab.json'))) throw new ArtifactError('MISSING_ARTIFACT', `CLIP model folder ${dir} has no tokenizer (vocab.json + merges.txt in tokenizer/ or the folder itself)`);
+    if (!existsSync(join(tokDir, 'vocab.json')))
+      throw new ArtifactError('MISSING_ARTIFACT', `CLIP model folder ${dir} has no tokenizer (vocab.json + merges.txt in tokenizer/ or the folder itself)`);
     const tokenizer = ClipTokenizer.fromDir(tokDir);
     const prep = [join(dir, 'preprocessor_config.json'), join(tokDir, 'preprocessor_config.json')].find((f) => existsSync(f));
     let imageConfig: ClipImageConfig;
     try {
-      imageConfig = parseClipImageConfig(prep ? JSON.parse(readFileSync(prep, 'utf8')) as Record<string, unknown> : undefined);
+      imageConfig = parseClipImageConfig(prep ? (JSON.parse(readFileSync(prep, 'utf8')) as Record<string, unknown>) : undefined);
     } catch (e) {
       throw new ArtifactError('BAD_MODEL', `${prep} is not valid JSON`, { cause: e });
     }
-    const textFile = find(dir, 'text_model.onnx'), visionFile = find(dir, 'vision_model.onnx'), combined = find(dir, 'model.onnx');
+    const textFile = find(dir, 'text_model.onnx'),
+      visionFile = find(dir, 'vision_model.onnx'),
+      combined = find(dir, 'model.onnx');
     let text: Part, vision: Part, sessions: ort.InferenceSession[];
     if (textFile && visionFile) {
-      const ts = await open(textFile, options), vs = await open(visionFile, options);
+      const ts = await open(textFile, options),
+        vs = await open(visionFile, options);
       text = { session: ts, file: textFile, output: pickOutput(ts, textFile, 'text_embeds') };
       vision = { session: vs, file: visionFile, output: pickOutput(vs, visionFile, 'image_embeds') };
       sessions = [ts, vs];
@@ -90,7 +95,10 @@ export class ClipModel {
       vision = { session: s, file: combined, output: pickOutput(s, combined, 'image_embeds') };
       sessions = [s];
     } else {
-      throw new ArtifactError('MISSING_ARTIFACT', `CLIP model folder ${dir} has neither text_model.onnx + vision_model.onnx nor model.onnx (also looked in ${join(dir, 'onnx')})`);
+      throw new ArtifactError(
+        'MISSING_ARTIFACT',
+        `CLIP model folder ${dir} has neither text_model.onnx + vision_model.onnx nor model.onnx (also looked in ${join(dir, 'onnx')})`,
+      );
     }
     requireInput(text.session, text.file, 'input_ids');
     requireInput(vision.session, vision.file, 'pixel_values');
@@ -175,7 +183,8 @@ function normalize(v: Float32Array): Float32Array {
 
 /** Cosine of two unit vectors (clamped to [-1, 1] against rounding). */
 export function cosine(a: Float32Array, b: Float32Array): number {
-  if (a.length !== b.length) throw new ArtifactError('BAD_MODEL', `CLIP embeddings differ in width (${a.length} vs ${b.length}): text and vision models do not belong together`);
+  if (a.length !== b.length)
+    throw new ArtifactError('BAD_MODEL', `CLIP embeddings differ in width (${a.length} vs ${b.length}): text and vision models do not belong together`);
   let s = 0;
   for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
   return Math.max(-1, Math.min(1, s));

@@ -23,10 +23,14 @@ export function writeLearnedConcepts(dir: string, concepts: LearnedConcepts): vo
   if (classWords.length !== tokens.length) throw new ArtifactError('ARTIFACT_MISMATCH', `${tokens.length} tokens but ${classWords.length} class words`);
   checkAdapters(adapters, adapterSpec, 'adapters to write');
   mkdirSync(dir, { recursive: true });
-  writeSafetensors(artifactPath(dir, 'embeddings'), { [EMBEDDINGS_TENSOR]: embeddings }, {
-    tokens: JSON.stringify(tokens),
-    classWords: JSON.stringify(classWords),
-  });
+  writeSafetensors(
+    artifactPath(dir, 'embeddings'),
+    { [EMBEDDINGS_TENSOR]: embeddings },
+    {
+      tokens: JSON.stringify(tokens),
+      classWords: JSON.stringify(classWords),
+    },
+  );
   writeSafetensors(artifactPath(dir, 'adapters'), adapters, { adapterSpec: JSON.stringify(adapterSpec) });
 }
 
@@ -42,16 +46,21 @@ export function readLearnedConcepts(dir: string, options: ReadConceptsOptions = 
   if (!existsSync(embFile)) throw new ArtifactError('MISSING_ARTIFACT', `${embFile} does not exist (training has not finished phase 1?)`);
   const emb = readArtifact(embFile);
   const embeddings = emb.tensors.get(EMBEDDINGS_TENSOR);
-  if (!embeddings) throw new ArtifactError('BAD_ARTIFACT', `${embFile} has no tensor "${EMBEDDINGS_TENSOR}" (it has ${[...emb.tensors.keys()].join(', ') || 'none'})`);
+  if (!embeddings)
+    throw new ArtifactError('BAD_ARTIFACT', `${embFile} has no tensor "${EMBEDDINGS_TENSOR}" (it has ${[...emb.tensors.keys()].join(', ') || 'none'})`);
   const tokens = jsonMeta<string[]>(emb.metadata, 'tokens', embFile);
   const classWords = jsonMeta<string[]>(emb.metadata, 'classWords', embFile);
-  const mismatch = (why: string): never => { throw new ArtifactError('ARTIFACT_MISMATCH', `${embFile} does not match manifest.json: ${why}`); };
+  const mismatch = (why: string): never => {
+    throw new ArtifactError('ARTIFACT_MISMATCH', `${embFile} does not match manifest.json: ${why}`);
+  };
   if (JSON.stringify(tokens) !== JSON.stringify(manifest.tokens)) mismatch(`tokens ${JSON.stringify(tokens)} vs ${JSON.stringify(manifest.tokens)}`);
-  if (JSON.stringify(classWords) !== JSON.stringify(manifest.classWords)) mismatch(`class words ${JSON.stringify(classWords)} vs ${JSON.stringify(manifest.classWords)}`);
+  if (JSON.stringify(classWords) !== JSON.stringify(manifest.classWords))
+    mismatch(`class words ${JSON.stringify(classWords)} vs ${JSON.stringify(manifest.classWords)}`);
   if (embeddings.dtype !== DataType.FLOAT || embeddings.dims.length !== 2 || embeddings.dims[0] !== tokens.length) {
     mismatch(`embeddings are [${embeddings.dims.join(',')}] (dtype ${embeddings.dtype}), expected float32 [${tokens.length}, D]`);
   }
-  if (manifest.embeddingDim !== undefined && embeddings.dims[1] !== manifest.embeddingDim) mismatch(`row width ${embeddings.dims[1]}, manifest says ${manifest.embeddingDim}`);
+  if (manifest.embeddingDim !== undefined && embeddings.dims[1] !== manifest.embeddingDim)
+    mismatch(`row width ${embeddings.dims[1]}, manifest says ${manifest.embeddingDim}`);
 
   let adapters = new Map<string, HostTensor>();
   let adapterSpec: AdapterSpec[] = [];
@@ -65,7 +74,10 @@ export function readLearnedConcepts(dir: string, options: ReadConceptsOptions = 
   if (options.backboneDir !== undefined) {
     const diff = fingerprintDifferences(manifest.backbone.fingerprint, fingerprintBackbone(options.backboneDir));
     if (diff.length) {
-      throw new ArtifactError('ARTIFACT_MISMATCH', `backbone ${options.backboneDir} is not the one ${dir} was trained on (${manifest.backbone.path}): ${diff.slice(0, 5).join('; ')}${diff.length > 5 ? '; ...' : ''}`);
+      throw new ArtifactError(
+        'ARTIFACT_MISMATCH',
+        `backbone ${options.backboneDir} is not the one ${dir} was trained on (${manifest.backbone.path}): ${diff.slice(0, 5).join('; ')}${diff.length > 5 ? '; ...' : ''}`,
+      );
     }
   }
   return { tokens, classWords, embeddings, adapters, adapterSpec };
@@ -94,11 +106,15 @@ function jsonMeta<T>(metadata: Record<string, string>, key: string, file: string
  * allowed: 'full' mode stores trained weights under their initializer names.
  */
 function checkAdapters(adapters: Map<string, HostTensor>, spec: AdapterSpec[], what: string): void {
-  const bad = (why: string): never => { throw new ArtifactError('ARTIFACT_MISMATCH', `${what}: ${why}`); };
+  const bad = (why: string): never => {
+    throw new ArtifactError('ARTIFACT_MISMATCH', `${what}: ${why}`);
+  };
   if (!Array.isArray(spec)) bad('adapterSpec is not an array');
   for (const s of spec) {
-    if (!s || typeof s.weight !== 'string' || typeof s.a !== 'string' || typeof s.b !== 'string' || typeof s.scale !== 'number') bad(`malformed adapter spec ${JSON.stringify(s)}`);
-    const a = adapters.get(s.a), b = adapters.get(s.b);
+    if (!s || typeof s.weight !== 'string' || typeof s.a !== 'string' || typeof s.b !== 'string' || typeof s.scale !== 'number')
+      bad(`malformed adapter spec ${JSON.stringify(s)}`);
+    const a = adapters.get(s.a),
+      b = adapters.get(s.b);
     if (!a || !b) bad(`adapter of ${s.weight} (${s.model}) needs tensors ${s.a} and ${s.b}; missing ${!a ? s.a : s.b}`);
     if (a!.dims.length !== 2 || b!.dims.length !== 2 || a!.dims[1] !== b!.dims[0]) {
       bad(`adapter of ${s.weight}: A [${a!.dims.join(',')}] and B [${b!.dims.join(',')}] are not [in, r] and [r, out]`);

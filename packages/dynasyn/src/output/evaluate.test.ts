@@ -25,7 +25,10 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-const unit = (v: Float32Array) => { const n = Math.hypot(...v); return v.map((x) => x / n); };
+const unit = (v: Float32Array) => {
+  const n = Math.hypot(...v);
+  return v.map((x) => x / n);
+};
 const { mean: M, std: SD } = CLIP_IMAGE_DEFAULTS;
 const norm = (v: number, c: 0 | 1 | 2) => (v / 255 - M[c]) / SD[c];
 
@@ -61,15 +64,26 @@ describe('CLIP preprocessing (shortest side 224 bicubic, centre crop, CLIP mean/
   });
 
   it('resizes bit for bit like PIL Image.resize(BICUBIC) (fixture from scripts/export_pil_bicubic_fixture.py)', () => {
-    const fixture = JSON.parse(readFileSync(new URL('./fixtures/pil-bicubic.json', import.meta.url), 'utf8')) as { cases: { in: [number, number]; out: [number, number]; bytes: number[] }[] };
-    for (const { in: [w, h], out: [W, H], bytes } of fixture.cases) {
+    const fixture = JSON.parse(readFileSync(new URL('./fixtures/pil-bicubic.json', import.meta.url), 'utf8')) as {
+      cases: { in: [number, number]; out: [number, number]; bytes: number[] }[];
+    };
+    for (const {
+      in: [w, h],
+      out: [W, H],
+      bytes,
+    } of fixture.cases) {
       const src = image(w, h, (x, y) => [0, 1, 2].map((c) => (x * x * 3 + y * y * 5 + x * y + c * 71) % 256) as [number, number, number]);
       expect(Array.from(resizeBicubicPil(src, W, H).data)).toEqual(bytes);
     }
   });
 
   it('reads HF preprocessor_config.json forms', () => {
-    const c = parseClipImageConfig({ size: { shortest_edge: 336 }, crop_size: { height: 336, width: 336 }, image_mean: [0.5, 0.5, 0.5], image_std: [0.5, 0.5, 0.5] });
+    const c = parseClipImageConfig({
+      size: { shortest_edge: 336 },
+      crop_size: { height: 336, width: 336 },
+      image_mean: [0.5, 0.5, 0.5],
+      image_std: [0.5, 0.5, 0.5],
+    });
     expect(c).toEqual({ shortestEdge: 336, cropHeight: 336, cropWidth: 336, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] });
     expect(parseClipImageConfig({ size: 224, crop_size: 224 }).cropWidth).toBe(224);
   });

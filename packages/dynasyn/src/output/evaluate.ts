@@ -39,8 +39,7 @@ export function referenceCrops(reference: RgbImage, masks: readonly Mask[]): Rgb
 }
 
 /** Subjects whose placeholder occurs in `prompt`, in subject order. */
-export const subjectsInPrompt = (prompt: string, tokens: readonly string[]): number[] =>
-  tokens.flatMap((t, i) => (prompt.includes(t) ? [i] : []));
+export const subjectsInPrompt = (prompt: string, tokens: readonly string[]): number[] => tokens.flatMap((t, i) => (prompt.includes(t) ? [i] : []));
 
 export async function evaluateSamples(clip: ClipModel, input: EvaluationInput): Promise<Evaluation> {
   const refs = await clip.embedImages(referenceCrops(input.reference, input.masks));
@@ -51,7 +50,14 @@ export async function evaluateSamples(clip: ClipModel, input: EvaluationInput): 
     const clipI = present.length ? present.reduce((a, i) => a + cosine(images[k]!, refs[i]!), 0) / present.length : null;
     return { clipT: cosine(images[k]!, texts[k]!), clipI };
   });
-  return { perSample, summary: summarize(clip.dir, input.samples.map((s) => s.category), perSample) };
+  return {
+    perSample,
+    summary: summarize(
+      clip.dir,
+      input.samples.map((s) => s.category),
+      perSample,
+    ),
+  };
 }
 
 const mean = (v: number[]) => (v.length ? v.reduce((a, b) => a + b, 0) / v.length : null);
@@ -77,7 +83,8 @@ const ORDER = ['plain', 'action', 'interaction'];
 export async function evaluateOutputDir(dir: string, clip: ClipModel): Promise<EvaluationSummary> {
   const manifest = readManifest(dir);
   const { image, masks } = await readInputs(dir);
-  if (masks.length !== manifest.tokens.length) throw new ArtifactError('ARTIFACT_MISMATCH', `${dir}: ${masks.length} input masks for ${manifest.tokens.length} placeholders`);
+  if (masks.length !== manifest.tokens.length)
+    throw new ArtifactError('ARTIFACT_MISMATCH', `${dir}: ${masks.length} input masks for ${manifest.tokens.length} placeholders`);
   const entries = readSamples(dir);
   const samples = [];
   for (const e of entries) samples.push({ ...e, image: await decode(await readFile(join(dir, e.file))) });

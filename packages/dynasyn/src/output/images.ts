@@ -32,7 +32,10 @@ export async function readInputs(dir: string): Promise<{ image: RgbImage; masks:
 type PromptCategory = AugmentedExample['category'];
 
 /** CLIP scores of one sample (CLIP-I null when no subject appears in its prompt). */
-export interface SampleMetrics { clipT: number; clipI: number | null }
+export interface SampleMetrics {
+  clipT: number;
+  clipI: number | null;
+}
 
 /** One entry of samples.json. */
 export interface SampleEntry {
@@ -60,15 +63,26 @@ export interface GeneratedSample {
 }
 
 /** Writes samples/NNN.png and samples.json (replacing earlier samples' index). */
-export async function writeSamples(dir: string, samples: readonly GeneratedSample[], settings: Pick<SampleSettings, 'steps' | 'guidance' | 'scheduler'>): Promise<SampleEntry[]> {
+export async function writeSamples(
+  dir: string,
+  samples: readonly GeneratedSample[],
+  settings: Pick<SampleSettings, 'steps' | 'guidance' | 'scheduler'>,
+): Promise<SampleEntry[]> {
   mkdirSync(join(dir, ARTIFACTS.samples), { recursive: true });
   const entries: SampleEntry[] = [];
   for (const [i, s] of samples.entries()) {
     const file = sampleFileName(i);
     await writePng(join(dir, file), s.image);
     entries.push({
-      prompt: s.prompt, classPrompt: s.classPrompt, seed: s.seed, steps: settings.steps, guidance: settings.guidance,
-      scheduler: settings.scheduler, category: s.category, file, ...(s.metrics ? { metrics: s.metrics } : {}),
+      prompt: s.prompt,
+      classPrompt: s.classPrompt,
+      seed: s.seed,
+      steps: settings.steps,
+      guidance: settings.guidance,
+      scheduler: settings.scheduler,
+      category: s.category,
+      file,
+      ...(s.metrics ? { metrics: s.metrics } : {}),
     });
   }
   writeJsonAtomic(artifactPath(dir, 'samplesIndex'), { samples: entries });
@@ -82,7 +96,8 @@ export function readSamples(dir: string): SampleEntry[] {
   const v = readJsonObject(file, 'samples index')['samples'];
   if (!Array.isArray(v)) throw new ArtifactError('BAD_ARTIFACT', `samples index ${file} must have a "samples" array`);
   for (const [i, e] of (v as SampleEntry[]).entries()) {
-    if (!e || typeof e.prompt !== 'string' || typeof e.file !== 'string') throw new ArtifactError('BAD_ARTIFACT', `samples index ${file}: entry ${i} lacks prompt or file`);
+    if (!e || typeof e.prompt !== 'string' || typeof e.file !== 'string')
+      throw new ArtifactError('BAD_ARTIFACT', `samples index ${file}: entry ${i} lacks prompt or file`);
   }
   return v as SampleEntry[];
 }
@@ -100,7 +115,14 @@ export function writeSampleMetrics(dir: string, metrics: readonly SampleMetrics[
  * Writes each placeholder's attention map (`maps[i]`, [height*width], averaged over layers and heads) as
  * a heatmap over the reference image: attention/before_<i>.png or after_<i>.png.
  */
-export async function writeAttentionHeatmaps(dir: string, when: 'before' | 'after', reference: RgbImage, maps: readonly ArrayLike<number>[], height: number, width: number): Promise<void> {
+export async function writeAttentionHeatmaps(
+  dir: string,
+  when: 'before' | 'after',
+  reference: RgbImage,
+  maps: readonly ArrayLike<number>[],
+  height: number,
+  width: number,
+): Promise<void> {
   for (const [i, map] of maps.entries()) {
     const file = attentionHeatmapPath(dir, when, i);
     mkdirSync(dirname(file), { recursive: true });
@@ -133,11 +155,17 @@ export function readAugmentedIndex(dir: string): AugmentedEntry[] {
   if (!Array.isArray(list)) throw new ArtifactError('BAD_ARTIFACT', `augmented set index ${file} must have an "examples" array`);
   const rel = (name: string) => `${ARTIFACTS.augmented}/${name}`;
   return (list as Partial<AugmentedEntry & { image: string }>[]).map((e, i) => {
-    if (!e || typeof e.image !== 'string' || typeof e.prompt !== 'string') throw new ArtifactError('BAD_ARTIFACT', `augmented set index ${file}: example ${i} lacks image or prompt`);
+    if (!e || typeof e.image !== 'string' || typeof e.prompt !== 'string')
+      throw new ArtifactError('BAD_ARTIFACT', `augmented set index ${file}: example ${i} lacks image or prompt`);
     const composed = `${ARTIFACTS.composed}/${e.image}`;
     return {
-      file: rel(e.image), prompt: e.prompt, classPrompt: e.classPrompt ?? '', nounPrompt: e.nounPrompt ?? '',
-      category: e.category ?? 'plain', subjects: e.subjects ?? [], masks: (e.masks ?? []).map(rel),
+      file: rel(e.image),
+      prompt: e.prompt,
+      classPrompt: e.classPrompt ?? '',
+      nounPrompt: e.nounPrompt ?? '',
+      category: e.category ?? 'plain',
+      subjects: e.subjects ?? [],
+      masks: (e.masks ?? []).map(rel),
       ...(existsSync(join(dir, composed)) ? { composedFile: composed } : {}),
     };
   });

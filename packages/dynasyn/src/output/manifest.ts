@@ -69,7 +69,9 @@ export function fingerprintBackbone(bundleDir: string): BackboneFingerprint {
       if (name.startsWith('.')) continue;
       const full = join(dir, name);
       const st = statSync(full);
-      if (st.isDirectory()) { if (depth < 3) walk(full, depth + 1); } else if (st.isFile()) fileSizes[relative(bundleDir, full).split('\\').join('/')] = st.size;
+      if (st.isDirectory()) {
+        if (depth < 3) walk(full, depth + 1);
+      } else if (st.isFile()) fileSizes[relative(bundleDir, full).split('\\').join('/')] = st.size;
     }
   };
   walk(bundleDir, 0);
@@ -82,7 +84,8 @@ export function fingerprintDifferences(expected: BackboneFingerprint, actual: Ba
   if (expected.modelIndexSha256 !== actual.modelIndexSha256) out.push('model_index.json differs');
   const names = new Set([...Object.keys(expected.fileSizes), ...Object.keys(actual.fileSizes)]);
   for (const n of [...names].sort()) {
-    const a = expected.fileSizes[n], b = actual.fileSizes[n];
+    const a = expected.fileSizes[n],
+      b = actual.fileSizes[n];
     if (a === undefined) out.push(`${n} is new`);
     else if (b === undefined) out.push(`${n} is missing`);
     else if (a !== b) out.push(`${n} has ${b} bytes, expected ${a}`);
@@ -91,7 +94,11 @@ export function fingerprintDifferences(expected: BackboneFingerprint, actual: Ba
 }
 
 const readJsonIfAny = (file: string): Record<string, unknown> | undefined => {
-  try { return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>; } catch { return undefined; }
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
 };
 
 /**
@@ -106,9 +113,14 @@ export function bundleHasRandomWeights(bundleDir: string): boolean {
   const unet = readJsonIfAny(join(bundleDir, 'unet', 'config.json'));
   const text = readJsonIfAny(join(bundleDir, 'text_encoder', 'config.json'));
   const f = TINY_BUNDLE_FACTS;
-  return !!unet && !!text &&
+  return (
+    !!unet &&
+    !!text &&
     JSON.stringify(unet['block_out_channels']) === JSON.stringify([...f.unet.blockOutChannels]) &&
-    unet['sample_size'] === f.latentSize && text['hidden_size'] === f.textEmbedDim && text['num_hidden_layers'] === f.textEncoder.layers;
+    unet['sample_size'] === f.latentSize &&
+    text['hidden_size'] === f.textEmbedDim &&
+    text['num_hidden_layers'] === f.textEncoder.layers
+  );
 }
 
 /** Versions recorded in the manifest: this package, its declared dependencies, and node. */
@@ -116,10 +128,16 @@ export function packageVersions(): Record<string, string> {
   const out: Record<string, string> = { node: process.versions.node };
   try {
     // src/output/ and dist/output/ are both two levels below the package root.
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { name: string; version: string; dependencies?: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      name: string;
+      version: string;
+      dependencies?: Record<string, string>;
+    };
     out[pkg.name] = pkg.version;
     for (const [k, v] of Object.entries(pkg.dependencies ?? {})) out[k] = v;
-  } catch { /* a bundled build without package.json: node's version is still worth recording */ }
+  } catch {
+    /* a bundled build without package.json: node's version is still worth recording */
+  }
   return out;
 }
 
@@ -189,11 +207,14 @@ const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every
 export function readManifest(dir: string): Manifest {
   const file = artifactPath(dir, 'manifest');
   const m = readJsonObject(file, 'manifest');
-  const bad = (why: string): never => { throw new ArtifactError('BAD_ARTIFACT', `manifest ${file}: ${why}`); };
+  const bad = (why: string): never => {
+    throw new ArtifactError('BAD_ARTIFACT', `manifest ${file}: ${why}`);
+  };
   if (m['format'] !== MANIFEST_FORMAT) bad(`format is ${JSON.stringify(m['format'])}, expected "${MANIFEST_FORMAT}"`);
   if (m['version'] !== MANIFEST_VERSION) bad(`version ${JSON.stringify(m['version'])} is not supported (this build reads ${MANIFEST_VERSION})`);
   const backbone = m['backbone'] as Manifest['backbone'] | undefined;
-  if (!backbone || typeof backbone.path !== 'string' || !backbone.fingerprint || typeof backbone.fingerprint.modelIndexSha256 !== 'string') bad('backbone.path / backbone.fingerprint missing');
+  if (!backbone || typeof backbone.path !== 'string' || !backbone.fingerprint || typeof backbone.fingerprint.modelIndexSha256 !== 'string')
+    bad('backbone.path / backbone.fingerprint missing');
   if (!isStringArray(m['tokens'])) bad('tokens must be an array of strings');
   if (!isStringArray(m['classWords'])) bad('classWords must be an array of strings');
   if ((m['tokens'] as string[]).length !== (m['classWords'] as string[]).length) bad('tokens and classWords differ in length');

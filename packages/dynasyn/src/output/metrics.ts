@@ -49,14 +49,21 @@ export interface MetricsFile {
 export function attentionVsMask(token: string, map: ArrayLike<number>, height: number, width: number, mask: Mask): AttentionVsMask {
   if (map.length !== height * width) throw new ArtifactError('BAD_ARTIFACT', `attention map of ${token} has ${map.length} values, expected ${height}x${width}`);
   const m = resizeMask(mask, width, height).data;
-  let total = 0, inside = 0, max = 0, maskArea = 0;
+  let total = 0,
+    inside = 0,
+    max = 0,
+    maskArea = 0;
   for (let i = 0; i < map.length; i++) {
     const v = Math.max(0, map[i]!);
     total += v;
-    if (m[i]) { inside += v; maskArea++; }
+    if (m[i]) {
+      inside += v;
+      maskArea++;
+    }
     if (v > max) max = v;
   }
-  let inter = 0, uni = 0;
+  let inter = 0,
+    uni = 0;
   for (let i = 0; i < map.length; i++) {
     const on = max > 0 && map[i]! >= 0.5 * max;
     if (on && m[i]) inter++;
@@ -70,7 +77,10 @@ export class MetricsRecorder {
   private data: MetricsFile;
 
   /** `initial`: metrics of an earlier, interrupted run (see `open`). */
-  constructor(readonly file: string, initial?: MetricsFile) {
+  constructor(
+    readonly file: string,
+    initial?: MetricsFile,
+  ) {
     this.data = initial ?? { version: 1, steps: [], timings: {}, attention: {} };
   }
 

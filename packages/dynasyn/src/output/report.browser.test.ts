@@ -18,7 +18,9 @@ if (!CHROMIUM) console.warn('report.browser.test: SKIPPED, no Chromium at /usr/b
 
 describeBrowser(`report.html in headless Chromium (${CHROMIUM ?? 'skipped: apt-get install -y chromium'})`, () => {
   let root: string;
-  beforeAll(() => { root = mkdtempSync(join(tmpdir(), 'dynasyn-report-browser-')); });
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), 'dynasyn-report-browser-'));
+  });
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 
   it('loads every image and chart offline, with no console error', async () => {
@@ -27,16 +29,28 @@ describeBrowser(`report.html in headless Chromium (${CHROMIUM ?? 'skipped: apt-g
     const context = await chromium.launchPersistentContext(join(root, 'profile'), {
       executablePath: CHROMIUM!,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
       viewport: { width: 1280, height: 900 },
     });
     try {
       const page = await context.newPage();
       const errors: string[] = [];
       const requests: string[] = [];
-      page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+      page.on('console', (m) => {
+        if (m.type() === 'error') errors.push(m.text());
+      });
       page.on('pageerror', (e) => errors.push(e.message));
-      page.on('request', (r) => { if (!/^(data|file):/.test(r.url())) requests.push(r.url()); });
+      page.on('request', (r) => {
+        if (!/^(data|file):/.test(r.url())) requests.push(r.url());
+      });
       await page.goto(pathToFileURL(report).href, { waitUntil: 'load' });
 
       const images = await page.evaluate(() => Array.from(document.images, (img) => ({ alt: img.alt, complete: img.complete, width: img.naturalWidth })));
@@ -44,11 +58,13 @@ describeBrowser(`report.html in headless Chromium (${CHROMIUM ?? 'skipped: apt-g
       expect(images.filter((i) => !i.complete || i.width === 0)).toEqual([]);
       expect(images.find((i) => i.alt === 'reference image')?.width).toBe(64);
 
-      const charts = await page.evaluate(() => Array.from(document.querySelectorAll('figure.chart'), (f) => ({
-        id: f.getAttribute('data-chart'),
-        lines: f.querySelectorAll('svg polyline').length,
-        height: f.getBoundingClientRect().height,
-      })));
+      const charts = await page.evaluate(() =>
+        Array.from(document.querySelectorAll('figure.chart'), (f) => ({
+          id: f.getAttribute('data-chart'),
+          lines: f.querySelectorAll('svg polyline').length,
+          height: f.getBoundingClientRect().height,
+        })),
+      );
       for (const term of [...LOSS_TERMS, 'gradNorm', 'lr']) {
         const c = charts.find((x) => x.id === term);
         expect(c?.lines).toBeGreaterThan(0);

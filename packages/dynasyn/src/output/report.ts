@@ -20,12 +20,24 @@ export interface RenderReportOptions {
 }
 
 /** Subject colours (mask overlays, legends): distinct on photos and for common colour blindness. */
-const SUBJECT_COLORS: [number, number, number][] = [[230, 97, 1], [94, 60, 153], [0, 158, 115], [204, 121, 167], [86, 180, 233], [240, 228, 66]];
+const SUBJECT_COLORS: [number, number, number][] = [
+  [230, 97, 1],
+  [94, 60, 153],
+  [0, 158, 115],
+  [204, 121, 167],
+  [86, 180, 233],
+  [240, 228, 66],
+];
 const cssColor = (i: number) => `rgb(${SUBJECT_COLORS[i % SUBJECT_COLORS.length]!.join(',')})`;
 const TERM_COLORS = { 1: '#2a6fdb', 2: '#d9480f' } as const;
 const TERM_TITLES: Record<string, string> = {
-  md: 'L_MD (masked diffusion)', m2a: 'L_M2A (mask-to-attention)', ica: 'L_ICA (intra-class attention)',
-  aug: 'L_AUG (augmented attention)', total: 'total (weighted sum)', gradNorm: 'gradient norm (before clipping)', lr: 'learning rate',
+  md: 'L_MD (masked diffusion)',
+  m2a: 'L_M2A (mask-to-attention)',
+  ica: 'L_ICA (intra-class attention)',
+  aug: 'L_AUG (augmented attention)',
+  total: 'total (weighted sum)',
+  gradNorm: 'gradient norm (before clipping)',
+  lr: 'learning rate',
 };
 
 /** Renders `<dir>/report.html` (or `options.out`) and returns its path. */
@@ -107,18 +119,46 @@ function runFacts(m: Manifest, metrics: MetricsFile | undefined): string {
   const trainMs = steps.reduce((a, s) => a + (Number.isFinite(s.ms) ? s.ms : 0), 0);
   const rows: [string, string][] = [
     ['Backbone', `<code>${esc(m.backbone.path)}</code>${m.backbone.randomWeights ? ' <b>(random weights)</b>' : ''}`],
-    ['Backbone fingerprint', `model_index sha256 <code>${esc(m.backbone.fingerprint.modelIndexSha256.slice(0, 16))}…</code>, ${Object.keys(m.backbone.fingerprint.fileSizes).length} files, ` +
-      `${esc(fmt(Object.values(m.backbone.fingerprint.fileSizes).reduce((a, b) => a + b, 0) / 2 ** 20, 4))} MiB`],
-    ['Subjects', m.tokens.map((t, i) => `<span style="color:${cssColor(i)}">■</span> <code>${esc(t)}</code> = ${esc(m.classWords[i])}` +
-      (m.nounPhrases[i] && m.nounPhrases[i] !== m.classWords[i] ? ` (“${esc(m.nounPhrases[i])}”)` : '')).join('<br>')],
+    [
+      'Backbone fingerprint',
+      `model_index sha256 <code>${esc(m.backbone.fingerprint.modelIndexSha256.slice(0, 16))}…</code>, ${Object.keys(m.backbone.fingerprint.fileSizes).length} files, ` +
+        `${esc(fmt(Object.values(m.backbone.fingerprint.fileSizes).reduce((a, b) => a + b, 0) / 2 ** 20, 4))} MiB`,
+    ],
+    [
+      'Subjects',
+      m.tokens
+        .map(
+          (t, i) =>
+            `<span style="color:${cssColor(i)}">■</span> <code>${esc(t)}</code> = ${esc(m.classWords[i])}` +
+            (m.nounPhrases[i] && m.nounPhrases[i] !== m.classWords[i] ? ` (“${esc(m.nounPhrases[i])}”)` : ''),
+        )
+        .join('<br>'),
+    ],
     ['Preset / seed', `${esc(m.preset)} / ${esc(m.seed)}`],
     ['Training steps recorded', `phase 1: ${phaseSteps(1)}, phase 2: ${phaseSteps(2)} (${fmtMs(trainMs)} in steps)`],
     ['Phases completed', esc(m.phasesCompleted.join(', ') || 'none')],
-    ['Versions', esc(Object.entries(m.packages).map(([k, v]) => `${k} ${v}`).join(', '))],
+    [
+      'Versions',
+      esc(
+        Object.entries(m.packages)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', '),
+      ),
+    ],
   ];
-  const timings = metrics && Object.keys(metrics.timings).length
-    ? `<h3>Time per stage</h3>${table(['stage', 'time'], Object.entries(metrics.timings).map(([k, v]) => [esc(k), fmtMs(v)]), 'timings')}` : '';
-  return `<section id="facts"><h2>Run</h2>${table(['', ''], rows.map(([k, v]) => [esc(k), v]), 'facts')}${timings}</section>`;
+  const timings =
+    metrics && Object.keys(metrics.timings).length
+      ? `<h3>Time per stage</h3>${table(
+          ['stage', 'time'],
+          Object.entries(metrics.timings).map(([k, v]) => [esc(k), fmtMs(v)]),
+          'timings',
+        )}`
+      : '';
+  return `<section id="facts"><h2>Run</h2>${table(
+    ['', ''],
+    rows.map(([k, v]) => [esc(k), v]),
+    'facts',
+  )}${timings}</section>`;
 }
 
 async function referenceSection(dir: string, m: Manifest): Promise<string> {
@@ -130,7 +170,8 @@ async function referenceSection(dir: string, m: Manifest): Promise<string> {
   }
   const figs = [figure(fileDataUrl(dir, 'input/reference.png'), 'reference image', '<b>reference</b>', 'wide')];
   for (const [i, mask] of inputs.masks.entries()) {
-    const caption = `<b style="color:${cssColor(i)}">${esc(m.tokens[i] ?? `subject ${i}`)}</b> · ${esc(m.classWords[i] ?? '')}` +
+    const caption =
+      `<b style="color:${cssColor(i)}">${esc(m.tokens[i] ?? `subject ${i}`)}</b> · ${esc(m.classWords[i] ?? '')}` +
       (m.nounPhrases[i] && m.nounPhrases[i] !== m.classWords[i] ? `<br>${esc(m.nounPhrases[i])}` : '');
     figs.push(figure(await overlayUrl(inputs.image, [{ mask, subject: i }]), `mask of ${m.tokens[i] ?? i}`, caption, 'wide'));
   }
@@ -138,7 +179,8 @@ async function referenceSection(dir: string, m: Manifest): Promise<string> {
 }
 
 async function augmentedSection(dir: string, entries: AugmentedEntry[]): Promise<string> {
-  if (entries.length === 0) return `<section id="augmented"><h2>Augmented set</h2><p class="muted">No augmented images (augmentation off or not run yet).</p></section>`;
+  if (entries.length === 0)
+    return `<section id="augmented"><h2>Augmented set</h2><p class="muted">No augmented images (augmentation off or not run yet).</p></section>`;
   const items: string[] = [];
   for (const [k, e] of entries.entries()) {
     const url = fileDataUrl(dir, e.file);
@@ -156,8 +198,10 @@ async function augmentedSection(dir: string, entries: AugmentedEntry[]): Promise
     const caption = `<b>${esc(e.prompt)}</b><br>${esc(e.category)}${e.nounPrompt ? ` · drawn as “${esc(e.nounPrompt)}”` : ''}`;
     // the composition before GSA beside its result, when the directory kept it: what the SDEdit pass changed
     const before = e.composedFile !== undefined ? fileDataUrl(dir, e.composedFile) : null;
-    items.push(`<div class="pair augmented">${before ? figure(before, `composed image ${k}`, 'composed (before GSA)') : ''}` +
-      `${figure(url, `augmented image ${k}`, caption)}${overlay ? figure(overlay, `pseudo masks ${k}`, 'pseudo masks') : ''}</div>`);
+    items.push(
+      `<div class="pair augmented">${before ? figure(before, `composed image ${k}`, 'composed (before GSA)') : ''}` +
+        `${figure(url, `augmented image ${k}`, caption)}${overlay ? figure(overlay, `pseudo masks ${k}`, 'pseudo masks') : ''}</div>`,
+    );
   }
   return `<section id="augmented"><h2>Augmented set (${entries.length})</h2><div class="grid">${items.join('')}</div></section>`;
 }
@@ -172,28 +216,39 @@ function attentionSection(dir: string, m: Manifest, metrics: MetricsFile | undef
       const r = metrics?.attention[when]?.find((x) => x.token === t);
       return r ? `<br>mass in mask ${fmt(r.massInMask, 3)} · IoU ${fmt(r.iou, 3)}` : '';
     };
-    return `<div class="pair attention" data-token="${esc(t)}">` +
+    return (
+      `<div class="pair attention" data-token="${esc(t)}">` +
       figure(url('before'), `${t} before training`, `<b>${esc(t)}</b> before${num('before')}`) +
-      figure(url('after'), `${t} after training`, `<b>${esc(t)}</b> after${num('after')}`) + '</div>';
+      figure(url('after'), `${t} after training`, `<b>${esc(t)}</b> after${num('after')}`) +
+      '</div>'
+    );
   });
-  const before = metrics?.attention.before ?? [], after = metrics?.attention.after ?? [];
+  const before = metrics?.attention.before ?? [],
+    after = metrics?.attention.after ?? [];
   const rows = m.tokens.map((t) => {
-    const b = before.find((x) => x.token === t), a = after.find((x) => x.token === t);
+    const b = before.find((x) => x.token === t),
+      a = after.find((x) => x.token === t);
     return [`<code>${esc(t)}</code>`, fmt(b?.maskShare ?? a?.maskShare, 3), fmt(b?.massInMask, 3), fmt(a?.massInMask, 3), fmt(b?.iou, 3), fmt(a?.iou, 3)];
   });
-  const tbl = before.length || after.length
-    ? table(['placeholder', 'mask area share', 'mass in mask before', 'after', 'IoU before', 'after'], rows, 'attention-table') : '';
-  return `<section id="attention"><h2>Cross-attention of each placeholder, before and after training</h2>` +
+  const tbl =
+    before.length || after.length
+      ? table(['placeholder', 'mask area share', 'mass in mask before', 'after', 'IoU before', 'after'], rows, 'attention-table')
+      : '';
+  return (
+    `<section id="attention"><h2>Cross-attention of each placeholder, before and after training</h2>` +
     `<p class="muted">Mass in mask: the share of the placeholder's attention that falls inside its subject's mask (chance level is the mask's area share).</p>` +
-    `<div class="grid">${pairs.join('')}</div>${tbl}</section>`;
+    `<div class="grid">${pairs.join('')}</div>${tbl}</section>`
+  );
 }
 
 /** x of each row: its index over both phases in order, so phase 2 continues where phase 1 ends. */
 function series(steps: StepMetrics[], key: keyof StepMetrics): { phase: 1 | 2; points: { x: number; y: number }[] }[] {
-  return ([1, 2] as const).map((phase) => ({
-    phase,
-    points: steps.flatMap((s, x) => (s.phase === phase ? [{ x, y: Number(s[key]) }] : [])),
-  })).filter((s) => s.points.length > 0);
+  return ([1, 2] as const)
+    .map((phase) => ({
+      phase,
+      points: steps.flatMap((s, x) => (s.phase === phase ? [{ x, y: Number(s[key]) }] : [])),
+    }))
+    .filter((s) => s.points.length > 0);
 }
 
 function lossSection(metrics: MetricsFile | undefined): string {
@@ -201,12 +256,14 @@ function lossSection(metrics: MetricsFile | undefined): string {
   if (steps.length === 0) return `<section id="losses"><h2>Loss curves</h2><p class="muted">No training steps recorded yet.</p></section>`;
   const boundary = steps.findIndex((s) => s.phase === 2);
   const markers = boundary > 0 ? [{ x: boundary - 0.5, label: 'phase 2' }] : [];
-  const charts = [...LOSS_TERMS, 'gradNorm', 'lr'].map((key) => lineChart({
-    id: key,
-    title: TERM_TITLES[key] ?? key,
-    series: series(steps, key as keyof StepMetrics).map((s) => ({ points: s.points, color: TERM_COLORS[s.phase], label: `phase ${s.phase}` })),
-    markers,
-  }));
+  const charts = [...LOSS_TERMS, 'gradNorm', 'lr'].map((key) =>
+    lineChart({
+      id: key,
+      title: TERM_TITLES[key] ?? key,
+      series: series(steps, key as keyof StepMetrics).map((s) => ({ points: s.points, color: TERM_COLORS[s.phase], label: `phase ${s.phase}` })),
+      markers,
+    }),
+  );
   return `<section id="losses"><h2>Loss curves</h2><div class="grid">${charts.join('')}</div></section>`;
 }
 
@@ -219,11 +276,19 @@ function metricsSection(metrics: MetricsFile | undefined): string {
     if (!ps.length) continue;
     for (const key of [...LOSS_TERMS, 'gradNorm'] as const) {
       const v = ps.map((s) => s[key]).filter(Number.isFinite);
-      const first = ps[0]![key], last = ps[ps.length - 1]![key];
+      const first = ps[0]![key],
+        last = ps[ps.length - 1]![key];
       rows.push([`${phase}`, esc(key), fmt(first), fmt(last), v.length ? fmt(Math.min(...v)) : '–', fmt(v.reduce((a, b) => a + b, 0) / (v.length || NaN))]);
     }
     const ms = ps.map((s) => s.ms).filter(Number.isFinite);
-    rows.push([`${phase}`, 'ms / step', fmt(ps[0]!.ms), fmt(ps[ps.length - 1]!.ms), ms.length ? fmt(Math.min(...ms)) : '–', fmt(ms.reduce((a, b) => a + b, 0) / (ms.length || NaN))]);
+    rows.push([
+      `${phase}`,
+      'ms / step',
+      fmt(ps[0]!.ms),
+      fmt(ps[ps.length - 1]!.ms),
+      ms.length ? fmt(Math.min(...ms)) : '–',
+      fmt(ms.reduce((a, b) => a + b, 0) / (ms.length || NaN)),
+    ]);
   }
   return `<section id="metrics"><h2>Metrics</h2>${table(['phase', 'term', 'first', 'last', 'min', 'mean'], rows, 'metrics-table')}</section>`;
 }
@@ -237,11 +302,15 @@ function samplesSection(dir: string, samples: SampleEntry[], metrics: MetricsFil
   });
   const ev = metrics?.evaluation;
   const evTable = ev
-    ? `<h3>CLIP scores (${esc(ev.model)})</h3>` + table(['category', 'samples', 'CLIP-T', 'CLIP-I'], [
-      ...Object.entries(ev.byCategory).map(([c, v]) => [esc(c), String(v.count), fmt(v.clipT, 3), fmt(v.clipI, 3)]),
-      ['<b>all</b>', String(ev.overall.count), fmt(ev.overall.clipT, 3), fmt(ev.overall.clipI, 3)],
-    ], 'evaluation-table')
+    ? `<h3>CLIP scores (${esc(ev.model)})</h3>` +
+      table(
+        ['category', 'samples', 'CLIP-T', 'CLIP-I'],
+        [
+          ...Object.entries(ev.byCategory).map(([c, v]) => [esc(c), String(v.count), fmt(v.clipT, 3), fmt(v.clipI, 3)]),
+          ['<b>all</b>', String(ev.overall.count), fmt(ev.overall.clipT, 3), fmt(ev.overall.clipI, 3)],
+        ],
+        'evaluation-table',
+      )
     : '<p class="muted">No CLIP model configured: no CLIP-T / CLIP-I scores.</p>';
   return `<section id="samples"><h2>Samples</h2><div class="grid">${figs.join('')}</div>${evTable}</section>`;
 }
-

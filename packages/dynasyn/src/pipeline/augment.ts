@@ -25,12 +25,17 @@ export async function augmentStage(run: StageRun): Promise<ComposedSample[]> {
   if (holdsSet(run.dir, 'composed')) return loadComposed(composedDir);
   const emit = emitterOf(run);
   const metrics = MetricsRecorder.open(run.dir);
-  const composed = await metrics.time('augment', () => composeOnBase(run.bundle, run.input, run.options, {
-    cacheDir: cacheDirOf(run),
-    // composition takes no signal; its progress comes after each draft and each composed image, so an abort
-    // thrown from here stops it within one image
-    onProgress: (e) => { run.signal?.throwIfAborted(); emit(e); },
-  }));
+  const composed = await metrics.time('augment', () =>
+    composeOnBase(run.bundle, run.input, run.options, {
+      cacheDir: cacheDirOf(run),
+      // composition takes no signal; its progress comes after each draft and each composed image, so an abort
+      // thrown from here stops it within one image
+      onProgress: (e) => {
+        run.signal?.throwIfAborted();
+        emit(e);
+      },
+    }),
+  );
   run.signal?.throwIfAborted();
   await saveAugmented(composedDir, composed, 'composed');
   metrics.flush();
@@ -52,9 +57,13 @@ export async function gsaStage(run: StageRun): Promise<LoadedAugmentedExample[]>
   const total = Math.max(1, composed.length);
   emit({ stage: 'gsa', step: 0, total });
   const metrics = MetricsRecorder.open(run.dir);
-  const augmented = await metrics.time('gsa', () => gsaOnBase(run.bundle, composed, run.options, {
-    cacheDir: cacheDirOf(run), onProgress: emit, ...(run.signal ? { signal: run.signal } : {}),
-  }));
+  const augmented = await metrics.time('gsa', () =>
+    gsaOnBase(run.bundle, composed, run.options, {
+      cacheDir: cacheDirOf(run),
+      onProgress: emit,
+      ...(run.signal ? { signal: run.signal } : {}),
+    }),
+  );
   run.signal?.throwIfAborted();
   await saveAugmented(augmentedDir, augmented);
   metrics.flush();
@@ -70,7 +79,12 @@ export interface BaseRunOptions {
 }
 
 /** Runs `fn` with a pipeline on the base model, released afterwards. */
-async function withBasePipeline<T>(bundle: ModelBundle, o: DynasynOptions, cacheDir: string | undefined, fn: (p: DiffusionPipeline, runtime: RuntimeOptions) => Promise<T>): Promise<T> {
+async function withBasePipeline<T>(
+  bundle: ModelBundle,
+  o: DynasynOptions,
+  cacheDir: string | undefined,
+  fn: (p: DiffusionPipeline, runtime: RuntimeOptions) => Promise<T>,
+): Promise<T> {
   const runtime = runtimeOf(o);
   const pipeline = await DiffusionPipeline.create(bundle, { ...runtime, ...(cacheDir !== undefined ? { cacheDir: join(cacheDir, 'base') } : {}) });
   try {
@@ -84,19 +98,27 @@ async function withBasePipeline<T>(bundle: ModelBundle, o: DynasynOptions, cache
 export async function augmentOnBase(bundle: ModelBundle, input: PersonalizationInput, o: DynasynOptions, run: BaseRunOptions = {}): Promise<AugmentedSample[]> {
   if (o.augmentation.count === 0) return [];
   return withBasePipeline(bundle, o, run.cacheDir, (pipeline, runtime) =>
-    augment(input, pipeline, o.augmentation, { seed: o.seed, runtime, ...(run.onProgress ? { onProgress: run.onProgress } : {}) }));
+    augment(input, pipeline, o.augmentation, { seed: o.seed, runtime, ...(run.onProgress ? { onProgress: run.onProgress } : {}) }),
+  );
 }
 
 /** Augmentation steps 1-4 on the base model: the composed set, each example with its GSA seed; nothing written. */
 export async function composeOnBase(bundle: ModelBundle, input: PersonalizationInput, o: DynasynOptions, run: BaseRunOptions = {}): Promise<ComposedSample[]> {
   if (o.augmentation.count === 0) return [];
   return withBasePipeline(bundle, o, run.cacheDir, (pipeline, runtime) =>
-    composeAugmentations(input, pipeline, o.augmentation, { seed: o.seed, runtime, ...(run.onProgress ? { onProgress: run.onProgress } : {}) }));
+    composeAugmentations(input, pipeline, o.augmentation, { seed: o.seed, runtime, ...(run.onProgress ? { onProgress: run.onProgress } : {}) }),
+  );
 }
 
 /** Augmentation step 5 (GSA) of a composed set on the base model; nothing written. */
-export async function gsaOnBase(bundle: ModelBundle, composed: readonly ComposedSample[], o: DynasynOptions, run: BaseRunOptions & { signal?: AbortSignal } = {}): Promise<AugmentedSample[]> {
+export async function gsaOnBase(
+  bundle: ModelBundle,
+  composed: readonly ComposedSample[],
+  o: DynasynOptions,
+  run: BaseRunOptions & { signal?: AbortSignal } = {},
+): Promise<AugmentedSample[]> {
   if (!composed.length) return [];
   return withBasePipeline(bundle, o, run.cacheDir, (pipeline) =>
-    applyGsa(pipeline, composed, o.augmentation, { ...(run.onProgress ? { onProgress: run.onProgress } : {}), ...(run.signal ? { signal: run.signal } : {}) }));
+    applyGsa(pipeline, composed, o.augmentation, { ...(run.onProgress ? { onProgress: run.onProgress } : {}), ...(run.signal ? { signal: run.signal } : {}) }),
+  );
 }

@@ -4,5 +4,12 @@ export { completedPhases, prepareStage } from './prepare.js';
 export { augmentOnBase, augmentStage, composeOnBase, gsaOnBase, gsaStage, holdsSet, type BaseRunOptions } from './augment.js';
 export { trainStage, type TrainStageResult, type TrainStageRun } from './train.js';
 export {
-  evaluateStage, initialSamplePrompts, openConceptSampler, reportStage, sampleStage, type ConceptSampler, type SampleRequestItem, type SampleStageRun,
+  evaluateStage,
+  initialSamplePrompts,
+  openConceptSampler,
+  reportStage,
+  sampleStage,
+  type ConceptSampler,
+  type SampleRequestItem,
+  type SampleStageRun,
 } from './sample.js';

@@ -10,12 +10,24 @@ import type { StageRun } from './run.js';
 export async function prepareStage(run: Pick<StageRun, 'dir' | 'bundle' | 'input' | 'options'>): Promise<Manifest> {
   const { dir, input, options: o } = run;
   if (!existsSync(artifactPath(dir, 'manifest'))) {
-    writeManifest(dir, createManifest({
-      backboneDir: run.bundle.dir, tokens: input.subjects.map((_, i) => `<asset${i}>`), classWords: input.subjects.map((s) => s.classWord),
-      nounPhrases: input.subjects.map((s) => s.nounPhrase ?? s.classWord), preset: o.preset, seed: o.seed, options: o,
-    }));
+    writeManifest(
+      dir,
+      createManifest({
+        backboneDir: run.bundle.dir,
+        tokens: input.subjects.map((_, i) => `<asset${i}>`),
+        classWords: input.subjects.map((s) => s.classWord),
+        nounPhrases: input.subjects.map((s) => s.nounPhrase ?? s.classWord),
+        preset: o.preset,
+        seed: o.seed,
+        options: o,
+      }),
+    );
   }
-  await writeInputs(dir, input.image, input.subjects.map((s) => s.mask));
+  await writeInputs(
+    dir,
+    input.image,
+    input.subjects.map((s) => s.mask),
+  );
   return markPhaseCompleted(dir, 'prepare');
 }
 

@@ -41,7 +41,9 @@ export async function sampleStage(run: SampleStageRun): Promise<SampleEntry[]> {
     const pipeline = await createPersonalizedPipeline(run.bundle, concepts, { ...runtimeOf(o), cacheDir: join(cacheDirOf(run), 'personalized') });
     try {
       return await sampleConcepts(pipeline, concepts, prompts, o.sampling, {
-        seed: o.seed, onProgress: (step, total) => emit({ stage: 'sample', step, total }), ...(run.signal ? { signal: run.signal } : {}),
+        seed: o.seed,
+        onProgress: (step, total) => emit({ stage: 'sample', step, total }),
+        ...(run.signal ? { signal: run.signal } : {}),
       });
     } finally {
       await pipeline.release();
@@ -106,11 +108,14 @@ export async function openConceptSampler(run: Pick<StageRun, 'dir' | 'bundle' | 
   return {
     renderPng: async (item, signal) => {
       const settings = {
-        steps: item.settings?.steps ?? o.sampling.steps, guidance: item.settings?.guidance ?? o.sampling.guidance,
-        scheduler: item.settings?.scheduler ?? o.sampling.scheduler, seeds: [item.seed],
+        steps: item.settings?.steps ?? o.sampling.steps,
+        guidance: item.settings?.guidance ?? o.sampling.guidance,
+        scheduler: item.settings?.scheduler ?? o.sampling.scheduler,
+        seeds: [item.seed],
       };
       const [rec] = await sampleConcepts(pipeline, concepts, [{ prompt: item.prompt, category: categorizePrompt(item.prompt) }], settings, {
-        seed: item.seed, ...(signal ? { signal } : {}),
+        seed: item.seed,
+        ...(signal ? { signal } : {}),
       });
       return encodePng(rec!.image);
     },

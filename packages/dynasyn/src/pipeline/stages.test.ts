@@ -50,7 +50,10 @@ test('the stages one by one give what personalize() gives; each returns what the
   expect(completedPhases(run.dir)).toEqual(['prepare', 'compose', 'augment', 'phase1', 'phase2', 'sample', 'report']);
 
   const whole = await personalize({
-    backbone: bundle.dir, outDir: path.join(root, 'whole'), options, graphCacheDir: path.join(root, 'graphs'),
+    backbone: bundle.dir,
+    outDir: path.join(root, 'whole'),
+    options,
+    graphCacheDir: path.join(root, 'graphs'),
     input: { image: input.image, subjects: input.subjects.map((s) => ({ mask: s.mask, classWord: s.classWord })) },
   });
   for (const f of ['embeddings.safetensors', 'adapters.safetensors', ...samples.map((s) => s.file)]) {

@@ -7,8 +7,16 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadAugmented } from '../augment/storage.js';
 import {
-  addManifestNotes, artifactPath, attentionVsMask, markPhaseCompleted, MetricsRecorder, readLearnedConcepts, summarizeMetrics, writeAttentionHeatmaps,
-  writeLearnedConcepts, type MetricsSummary,
+  addManifestNotes,
+  artifactPath,
+  attentionVsMask,
+  markPhaseCompleted,
+  MetricsRecorder,
+  readLearnedConcepts,
+  summarizeMetrics,
+  writeAttentionHeatmaps,
+  writeLearnedConcepts,
+  type MetricsSummary,
 } from '../output/artifacts.js';
 import { graphCacheDir } from '../train/graph-cache.js';
 import { trainPersonalization, type TrainResult } from '../train/trainer.js';
@@ -48,16 +56,30 @@ export async function trainStage(run: TrainStageRun): Promise<TrainStageResult> 
   let rows = 0;
   let trained: TrainResult;
   try {
-    trained = await metrics.time('train', () => trainPersonalization({
-      bundle, input, augmented, options: o.train, seed: o.seed, checkpointDir,
-      // derived graphs are shared by the runs on this backbone: only the first derives them
-      cacheDir: run.graphCacheDir ?? graphCacheDir(bundle.dir),
-      executionProviders: o.executionProviders, ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
-      onProgress: (e) => { watch(); emit(e); },
-      // metrics.json follows training, so an interrupted run still shows its losses
-      onMetrics: (row) => { metrics.recordStep(row); if (++rows % 10 === 0) metrics.flush(); },
-      ...(run.signal ? { signal: run.signal } : {}),
-    }));
+    trained = await metrics.time('train', () =>
+      trainPersonalization({
+        bundle,
+        input,
+        augmented,
+        options: o.train,
+        seed: o.seed,
+        checkpointDir,
+        // derived graphs are shared by the runs on this backbone: only the first derives them
+        cacheDir: run.graphCacheDir ?? graphCacheDir(bundle.dir),
+        executionProviders: o.executionProviders,
+        ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
+        onProgress: (e) => {
+          watch();
+          emit(e);
+        },
+        // metrics.json follows training, so an interrupted run still shows its losses
+        onMetrics: (row) => {
+          metrics.recordStep(row);
+          if (++rows % 10 === 0) metrics.flush();
+        },
+        ...(run.signal ? { signal: run.signal } : {}),
+      }),
+    );
   } finally {
     watch(); // the checkpoint written at a phase end or on abort
     metrics.flush();
@@ -65,10 +87,27 @@ export async function trainStage(run: TrainStageRun): Promise<TrainStageResult> 
   if (trained.notes.length) addManifestNotes(dir, trained.notes);
   for (const row of trained.metrics) metrics.recordStep(row); // steps done before a resume, too
   writeLearnedConcepts(dir, trained.concepts);
-  const { grid: [gh, gw], before, after } = trained.alignment;
-  for (const [when, snap] of [['before', before], ['after', after]] as const) {
-    await writeAttentionHeatmaps(dir, when, input.image, snap.placeholders.map((p) => p.map), gh, gw);
-    metrics.setAttention(when, snap.placeholders.map((p, i) => attentionVsMask(p.token, p.map, gh, gw, input.subjects[i]!.mask)));
+  const {
+    grid: [gh, gw],
+    before,
+    after,
+  } = trained.alignment;
+  for (const [when, snap] of [
+    ['before', before],
+    ['after', after],
+  ] as const) {
+    await writeAttentionHeatmaps(
+      dir,
+      when,
+      input.image,
+      snap.placeholders.map((p) => p.map),
+      gh,
+      gw,
+    );
+    metrics.setAttention(
+      when,
+      snap.placeholders.map((p, i) => attentionVsMask(p.token, p.map, gh, gw, input.subjects[i]!.mask)),
+    );
   }
   metrics.flush();
   markPhaseCompleted(dir, 'phase1');

@@ -6,16 +6,19 @@
  *   q, k and v (OpenCLIP's tower), with node names that say nothing, so only the structure tells;
  * - `padTokenTable`: a token-embedding table with rows past the tokenizer's vocabulary.
  */
-import {
-  DataType, Graph, fromNumbers, initializerFromHost, initializerToHost, readExternal, type Node, type OnnxModel,
-} from '@dynasyn/ort-training';
+import { DataType, Graph, fromNumbers, initializerFromHost, initializerToHost, readExternal, type Node, type OnnxModel } from '@dynasyn/ort-training';
 import { GaussianRng } from '@dynasyn/diffusion';
 
 const copy = (model: OnnxModel): OnnxModel => {
   const s = model.graph;
   const graph = new Graph({
-    name: s.name, nodes: s.nodes.map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs] })),
-    inputs: [...s.inputs], outputs: [...s.outputs], initializers: new Map(s.initializers), valueInfo: new Map(s.valueInfo), extra: { ...s.extra },
+    name: s.name,
+    nodes: s.nodes.map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs] })),
+    inputs: [...s.inputs],
+    outputs: [...s.outputs],
+    initializers: new Map(s.initializers),
+    valueInfo: new Map(s.valueInfo),
+    extra: { ...s.extra },
   });
   return { ...model, graph };
 };
@@ -28,10 +31,12 @@ export function fuseProjections(model: OnnxModel): OnnxModel {
   const g = out.graph;
   const byRole = (role: string) => g.nodes.filter((n) => n.opType === 'MatMul' && new RegExp(`/${role}/`).test(n.name));
   const [qs, ks, vs] = [byRole('q_proj'), byRole('k_proj'), byRole('v_proj')];
-  if (qs.length === 0 || qs.length !== ks.length || qs.length !== vs.length) throw new Error(`fuseProjections: found ${qs.length}/${ks.length}/${vs.length} q/k/v MatMuls`);
+  if (qs.length === 0 || qs.length !== ks.length || qs.length !== vs.length)
+    throw new Error(`fuseProjections: found ${qs.length}/${ks.length}/${vs.length} q/k/v MatMuls`);
   const int64 = (name: string, v: number) => g.addConstant(name, fromNumbers(DataType.INT64, [1], [v]));
   qs.forEach((q, layer) => {
-    const k = ks[layer]!, v = vs[layer]!;
+    const k = ks[layer]!,
+      v = vs[layer]!;
     const [wq, wk, wv] = [weight(g, q), weight(g, k), weight(g, v)];
     const [D, E] = wq.dims as [number, number];
     const fused = new Float32Array(D * 3 * E);
@@ -41,12 +46,24 @@ export function fuseProjections(model: OnnxModel): OnnxModel {
     const wName = `onnx::MatMul_fused_${layer}`;
     g.addInitializer(initializerFromHost(wName, { dtype: DataType.FLOAT, dims: [D, 3 * E], data: fused }));
     const proj = `fused_proj_${layer}`;
-    const nodes: Node[] = [{ name: `/blocks.${layer}/attn/MatMul`, opType: 'MatMul', domain: '', inputs: [q.inputs[0]!, wName], outputs: [proj], attributes: [] }];
-    [q, k, v].forEach((n, part) => nodes.push({
-      name: `/blocks.${layer}/attn/Slice_${part}`, opType: 'Slice', domain: '',
-      inputs: [proj, int64(`fused_start_${layer}_${part}`, part * E), int64(`fused_end_${layer}_${part}`, (part + 1) * E), int64(`fused_axis_${layer}_${part}`, -1)],
-      outputs: [n.outputs[0]!], attributes: [],
-    }));
+    const nodes: Node[] = [
+      { name: `/blocks.${layer}/attn/MatMul`, opType: 'MatMul', domain: '', inputs: [q.inputs[0]!, wName], outputs: [proj], attributes: [] },
+    ];
+    [q, k, v].forEach((n, part) =>
+      nodes.push({
+        name: `/blocks.${layer}/attn/Slice_${part}`,
+        opType: 'Slice',
+        domain: '',
+        inputs: [
+          proj,
+          int64(`fused_start_${layer}_${part}`, part * E),
+          int64(`fused_end_${layer}_${part}`, (part + 1) * E),
+          int64(`fused_axis_${layer}_${part}`, -1),
+        ],
+        outputs: [n.outputs[0]!],
+        attributes: [],
+      }),
+    );
     g.nodes = g.nodes.filter((n) => n !== q && n !== k && n !== v);
     g.nodes.push(...nodes);
     for (const n of [q, k, v]) g.initializers.delete(n.inputs[1]!);

@@ -11,7 +11,10 @@ import type { LossReferenceInputs } from '../graph/losses-reference.js';
 export function lossModel(latentDims: number[], hw: number, tokens: number, K: number, icaNormalizeBoth: boolean, opset = 17): OnnxModel {
   const g = new Graph({ name: 'losses' });
   const types = new Map<string, TensorType>();
-  for (const [name, dims] of [['prediction', latentDims], ['attention_probs', [2, hw, tokens]]] as const) {
+  for (const [name, dims] of [
+    ['prediction', latentDims],
+    ['attention_probs', [2, hw, tokens]],
+  ] as const) {
     g.addInput({ name, dtype: DataType.FLOAT, shape: [...dims] });
     types.set(name, { dtype: DataType.FLOAT, dims: [...dims] });
   }
@@ -22,16 +25,27 @@ export function lossModel(latentDims: number[], hw: number, tokens: number, K: n
 const f32 = (dims: number[], v: ArrayLike<number>) => new ort.Tensor('float32', Float32Array.from(v), dims);
 
 /** Every loss output of the graph for `x` (terms as numbers, maps as [2,hw,K] floats). */
-export async function runLossGraph(x: LossReferenceInputs, opset = 17): Promise<{ loss: number; md: number; m2a: number; ica: number; aug: number; attention: Float32Array }> {
+export async function runLossGraph(
+  x: LossReferenceInputs,
+  opset = 17,
+): Promise<{ loss: number; md: number; m2a: number; ica: number; aug: number; attention: Float32Array }> {
   const { hw, tokens, K, latentDims } = x;
   const [B, , h, w] = latentDims;
   const session = await ort.InferenceSession.create(serializeModel(lossModel(latentDims, hw, tokens, K, x.icaNormalizeBoth, opset)));
   const I = LOSS_INPUTS;
   const feeds = {
-    prediction: f32(latentDims, x.prediction), attention_probs: f32([2, hw, tokens], x.attentionProbs),
-    [I.target]: f32(latentDims, x.target), [I.mdMask]: f32([B, 1, h, w], x.mdMask), [I.tokenSelect]: f32([2, tokens, K], x.tokenSelect),
-    [I.m2aTarget]: f32([K, hw], x.m2aTarget), [I.icaTarget]: f32([K, hw], x.icaTarget), [I.augTarget]: f32([K, hw], x.augTarget),
-    [I.m2aWeight]: f32([K], x.m2aWeight), [I.icaWeight]: f32([K], x.icaWeight), [I.augWeight]: f32([K], x.augWeight), [I.lambdas]: f32([4], x.lambdas),
+    prediction: f32(latentDims, x.prediction),
+    attention_probs: f32([2, hw, tokens], x.attentionProbs),
+    [I.target]: f32(latentDims, x.target),
+    [I.mdMask]: f32([B, 1, h, w], x.mdMask),
+    [I.tokenSelect]: f32([2, tokens, K], x.tokenSelect),
+    [I.m2aTarget]: f32([K, hw], x.m2aTarget),
+    [I.icaTarget]: f32([K, hw], x.icaTarget),
+    [I.augTarget]: f32([K, hw], x.augTarget),
+    [I.m2aWeight]: f32([K], x.m2aWeight),
+    [I.icaWeight]: f32([K], x.icaWeight),
+    [I.augWeight]: f32([K], x.augWeight),
+    [I.lambdas]: f32([4], x.lambdas),
   };
   try {
     const out = await session.run(feeds);

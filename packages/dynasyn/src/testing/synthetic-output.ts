@@ -8,7 +8,14 @@ import { join } from 'node:path';
 import { maskToImage, writePng } from '@dynasyn/imaging';
 import type { Mask, RgbImage } from '../types.js';
 import {
-  MetricsRecorder, attentionVsMask, createManifest, writeAttentionHeatmaps, writeInputs, writeJsonAtomic, writeManifest, writeSamples,
+  MetricsRecorder,
+  attentionVsMask,
+  createManifest,
+  writeAttentionHeatmaps,
+  writeInputs,
+  writeJsonAtomic,
+  writeManifest,
+  writeSamples,
 } from '../output/artifacts.js';
 
 /** A prompt with every HTML special character, to prove the report escapes user text. */
@@ -26,9 +33,9 @@ export function syntheticImage(size: number, seed: number): RgbImage {
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
       const i = (y * size + x) * 3;
-      data[i] = (x * 255 / size + seed * 40) & 255;
-      data[i + 1] = (y * 255 / size) & 255;
-      data[i + 2] = ((x + y) * 128 / size + seed * 90) & 255;
+      data[i] = ((x * 255) / size + seed * 40) & 255;
+      data[i + 1] = ((y * 255) / size) & 255;
+      data[i + 2] = (((x + y) * 128) / size + seed * 90) & 255;
     }
   }
   return { width: size, height: size, data };
@@ -49,15 +56,27 @@ export interface SyntheticOutputOptions {
 }
 
 /** Writes a fake bundle (model_index.json only) at `<root>/bundle` and a full output directory at `<root>/out`. */
-export async function writeSyntheticOutput(root: string, options: SyntheticOutputOptions = {}): Promise<{ dir: string; bundle: string; image: RgbImage; masks: Mask[] }> {
-  const size = options.size ?? 64, steps = options.steps ?? 12;
-  const bundle = join(root, 'bundle'), dir = join(root, 'out');
+export async function writeSyntheticOutput(
+  root: string,
+  options: SyntheticOutputOptions = {},
+): Promise<{ dir: string; bundle: string; image: RgbImage; masks: Mask[] }> {
+  const size = options.size ?? 64,
+    steps = options.steps ?? 12;
+  const bundle = join(root, 'bundle'),
+    dir = join(root, 'out');
   mkdirSync(join(bundle, 'unet'), { recursive: true });
   writeFileSync(join(bundle, 'model_index.json'), '{"_class_name":"ORTStableDiffusionPipeline"}\n');
   writeFileSync(join(bundle, 'unet', 'model.onnx'), new Uint8Array(100));
   const manifest = createManifest({
-    backboneDir: bundle, tokens: ['<asset0>', '<asset1>'], classWords: ['panda', 'bowl'], nounPhrases: ['toy panda', 'bowl'],
-    embeddingDim: 64, preset: 'tiny', seed: 7, options: { preset: 'tiny' }, randomWeights: options.randomWeights ?? true,
+    backboneDir: bundle,
+    tokens: ['<asset0>', '<asset1>'],
+    classWords: ['panda', 'bowl'],
+    nounPhrases: ['toy panda', 'bowl'],
+    embeddingDim: 64,
+    preset: 'tiny',
+    seed: 7,
+    options: { preset: 'tiny' },
+    randomWeights: options.randomWeights ?? true,
   });
   manifest.phasesCompleted.push('prepare', 'augment', 'phase1', 'phase2', 'sample');
   writeManifest(dir, manifest);
@@ -75,13 +94,25 @@ export async function writeSyntheticOutput(root: string, options: SyntheticOutpu
     const maskFiles = masks.map((_, j) => `aug-00${k}-mask-${j}.png`);
     for (const [j, f] of maskFiles.entries()) await writePng(join(dir, 'augmented', f), maskToImage(masks[j]!));
     examples.push({
-      image, prompt: k === 0 ? HOSTILE_PROMPT : `a photo of <asset0> and <asset1> on a beach ${k}`,
-      classPrompt: 'a photo of panda and bowl', nounPrompt: 'a photo of toy panda and bowl', category: k === 2 ? 'interaction' : 'plain',
-      subjects: [0, 1], masks: maskFiles,
+      image,
+      prompt: k === 0 ? HOSTILE_PROMPT : `a photo of <asset0> and <asset1> on a beach ${k}`,
+      classPrompt: 'a photo of panda and bowl',
+      nounPrompt: 'a photo of toy panda and bowl',
+      category: k === 2 ? 'interaction' : 'plain',
+      subjects: [0, 1],
+      masks: maskFiles,
     });
   }
   // an entry pointing outside the directory: the report must not inline it
-  examples.push({ image: '../../bundle/model_index.json', prompt: 'escape attempt', classPrompt: '', nounPrompt: '', category: 'plain', subjects: [], masks: [] });
+  examples.push({
+    image: '../../bundle/model_index.json',
+    prompt: 'escape attempt',
+    classPrompt: '',
+    nounPrompt: '',
+    category: 'plain',
+    subjects: [],
+    masks: [],
+  });
   // augment/storage.ts's format (saveAugmented), written by hand to include the hostile entries
   writeJsonAtomic(join(dir, 'augmented', 'augmented.json'), { version: 1, examples });
 
@@ -95,19 +126,50 @@ export async function writeSyntheticOutput(root: string, options: SyntheticOutpu
   for (const phase of [1, 2] as const) {
     for (let s = 0; s < steps; s++) {
       const t = (phase - 1) * steps + s;
-      const md = 0.2 + 0.05 * Math.cos(t), m2a = 2 * Math.exp(-t / 8), ica = 1.5 * Math.exp(-t / 10), aug = s % 5 === 0 ? Number.NaN : 0.3;
-      rec.recordStep({ phase, step: s, md, m2a, ica, aug, total: md + 0.01 * m2a + 0.005 * ica, lr: phase === 1 ? 5e-3 : 2e-6, gradNorm: 1 / (1 + t), ms: 40 + s });
+      const md = 0.2 + 0.05 * Math.cos(t),
+        m2a = 2 * Math.exp(-t / 8),
+        ica = 1.5 * Math.exp(-t / 10),
+        aug = s % 5 === 0 ? Number.NaN : 0.3;
+      rec.recordStep({
+        phase,
+        step: s,
+        md,
+        m2a,
+        ica,
+        aug,
+        total: md + 0.01 * m2a + 0.005 * ica,
+        lr: phase === 1 ? 5e-3 : 2e-6,
+        gradNorm: 1 / (1 + t),
+        ms: 40 + s,
+      });
     }
   }
   rec.addTiming('augment', 1234);
   rec.addTiming('train', 4567);
-  rec.setAttention('before', before.map((m, i) => attentionVsMask(manifest.tokens[i]!, m, g, g, masks[i]!)));
-  rec.setAttention('after', after.map((m, i) => attentionVsMask(manifest.tokens[i]!, m, g, g, masks[i]!)));
+  rec.setAttention(
+    'before',
+    before.map((m, i) => attentionVsMask(manifest.tokens[i]!, m, g, g, masks[i]!)),
+  );
+  rec.setAttention(
+    'after',
+    after.map((m, i) => attentionVsMask(manifest.tokens[i]!, m, g, g, masks[i]!)),
+  );
   rec.flush();
 
-  await writeSamples(dir, [
-    { prompt: HOSTILE_PROMPT, classPrompt: 'a photo of panda & "bowl"', category: 'interaction', seed: 11, image: syntheticImage(size, 5) },
-    { prompt: 'a photo of <asset0> in the snow', classPrompt: 'a photo of panda in the snow', category: 'action', seed: 12, image: syntheticImage(size, 6), metrics: { clipT: 0.31, clipI: 0.82 } },
-  ], { steps: 4, guidance: 7.5, scheduler: 'ddim' });
+  await writeSamples(
+    dir,
+    [
+      { prompt: HOSTILE_PROMPT, classPrompt: 'a photo of panda & "bowl"', category: 'interaction', seed: 11, image: syntheticImage(size, 5) },
+      {
+        prompt: 'a photo of <asset0> in the snow',
+        classPrompt: 'a photo of panda in the snow',
+        category: 'action',
+        seed: 12,
+        image: syntheticImage(size, 6),
+        metrics: { clipT: 0.31, clipI: 0.82 },
+      },
+    ],
+    { steps: 4, guidance: 7.5, scheduler: 'ddim' },
+  );
   return { dir, bundle, image, masks };
 }

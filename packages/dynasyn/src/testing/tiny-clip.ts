@@ -24,7 +24,10 @@ export interface TinyClipWeights {
 
 function seeded(seed: number): () => number {
   let s = seed >>> 0;
-  return () => { s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0; return (s / 2 ** 32) * 2 - 1; };
+  return () => {
+    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
+    return (s / 2 ** 32) * 2 - 1;
+  };
 }
 
 function addText(g: Graph, w: TinyClipWeights, T: number): void {
@@ -57,7 +60,13 @@ function addVision(g: Graph, w: TinyClipWeights): void {
 }
 
 const model = (graph: Graph): OnnxModel => ({
-  irVersion: 8, opsetImports: [{ domain: '', version: 17 }], producerName: 'dynasyn-tiny-clip', producerVersion: '1', graph, metadata: {}, extra: {},
+  irVersion: 8,
+  opsetImports: [{ domain: '', version: 17 }],
+  producerName: 'dynasyn-tiny-clip',
+  producerVersion: '1',
+  graph,
+  metadata: {},
+  extra: {},
 });
 
 /**
@@ -66,13 +75,21 @@ const model = (graph: Graph): OnnxModel => ({
  */
 export function writeTinyClip(dir: string, layout: 'separate' | 'combined' = 'separate', seed = 1): TinyClipWeights {
   const { vocabSize } = writeTinyTokenizer(join(dir, 'tokenizer'));
-  const D = 16, E = 8, C = 12, P = 32, S = 224, T = 77;
+  const D = 16,
+    E = 8,
+    C = 12,
+    P = 32,
+    S = 224,
+    T = 77;
   const r = seeded(seed);
   const fill = (n: number, scale: number) => Float32Array.from({ length: n }, () => r() * scale);
   const w: TinyClipWeights = {
-    vocabSize, dims: { D, E, C, P, S },
-    embedding: fill(vocabSize * D, 1), textProjection: fill(D * E, 0.5),
-    patch: fill(C * 3 * P * P, 0.05), visualProjection: fill(C * E, 0.5),
+    vocabSize,
+    dims: { D, E, C, P, S },
+    embedding: fill(vocabSize * D, 1),
+    textProjection: fill(D * E, 0.5),
+    patch: fill(C * 3 * P * P, 0.05),
+    visualProjection: fill(C * E, 0.5),
   };
   if (layout === 'separate') {
     const text = new Graph({ name: 'clip_text' });
@@ -104,7 +121,8 @@ export function referenceImageEmbed(w: TinyClipWeights, pixels: Float32Array): F
   const { C, E, P, S } = w.dims;
   const n = S / P;
   const meanPatch = new Float64Array(3 * P * P);
-  for (let c = 0; c < 3; c++) for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) meanPatch[(c * P + (y % P)) * P + (x % P)]! += pixels[(c * S + y) * S + x]! / (n * n);
+  for (let c = 0; c < 3; c++)
+    for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) meanPatch[(c * P + (y % P)) * P + (x % P)]! += pixels[(c * S + y) * S + x]! / (n * n);
   const pooled = new Float64Array(C);
   for (let o = 0; o < C; o++) for (let k = 0; k < 3 * P * P; k++) pooled[o]! += w.patch[o * 3 * P * P + k]! * meanPatch[k]!;
   return project(pooled, w.visualProjection, C, E);
@@ -112,6 +130,10 @@ export function referenceImageEmbed(w: TinyClipWeights, pixels: Float32Array): F
 
 function project(v: Float64Array, m: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(cols);
-  for (let j = 0; j < cols; j++) { let s = 0; for (let i = 0; i < rows; i++) s += v[i]! * m[i * cols + j]!; out[j] = s; }
+  for (let j = 0; j < cols; j++) {
+    let s = 0;
+    for (let i = 0; i < rows; i++) s += v[i]! * m[i * cols + j]!;
+    out[j] = s;
+  }
   return out;
 }

@@ -4,7 +4,8 @@ import type { PersonalizationInput, RgbImage } from '../types.js';
 /** 128x128: a red square (subject 0, top left) and a blue disc (subject 1, bottom right) on grey. */
 export function twoSubjectInput(size = 128): PersonalizationInput {
   const image: RgbImage = { width: size, height: size, data: new Uint8Array(size * size * 3).fill(128) };
-  const m0 = new Uint8Array(size * size), m1 = new Uint8Array(size * size);
+  const m0 = new Uint8Array(size * size),
+    m1 = new Uint8Array(size * size);
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
       const p = y * size + x;
@@ -17,6 +18,11 @@ export function twoSubjectInput(size = 128): PersonalizationInput {
       }
     }
   }
-  return { image, subjects: [{ mask: { width: size, height: size, data: m0 }, classWord: 'panda' }, { mask: { width: size, height: size, data: m1 }, classWord: 'bowl' }] };
+  return {
+    image,
+    subjects: [
+      { mask: { width: size, height: size, data: m0 }, classWord: 'panda' },
+      { mask: { width: size, height: size, data: m1 }, classWord: 'bowl' },
+    ],
+  };
 }
-

@@ -47,7 +47,13 @@ export function evaluationDraw(setup: Pick<BatchSetup, 'subjects' | 'latentShape
 }
 
 /** Alignment of each subject from the graph's `attention` output [2,hw,K] (row 0, column i = subject i). */
-export function alignmentOf(attention: HostTensor, subjects: readonly Subject[], tokens: readonly string[], grid: [number, number], threshold: number): PlaceholderAlignment[] {
+export function alignmentOf(
+  attention: HostTensor,
+  subjects: readonly Subject[],
+  tokens: readonly string[],
+  grid: [number, number],
+  threshold: number,
+): PlaceholderAlignment[] {
   const [, hw, K] = attention.dims as [number, number, number];
   const data = attention.data as Float32Array;
   return subjects.map((s, i) => {
@@ -59,13 +65,17 @@ export function alignmentOf(attention: HostTensor, subjects: readonly Subject[],
 
 /** mse, IoU and inside-mass of one map against a 0/1 mask of the same length. */
 export function mapAgainstMask(map: Float32Array, mask: Float32Array, threshold: number): { mse: number; iou: number; inside: number } {
-  let peak = 0, total = 0, inMask = 0;
+  let peak = 0,
+    total = 0,
+    inMask = 0;
   for (let p = 0; p < map.length; p++) {
     peak = Math.max(peak, map[p]!);
     total += map[p]!;
     inMask += map[p]! * mask[p]!;
   }
-  let se = 0, both = 0, either = 0;
+  let se = 0,
+    both = 0,
+    either = 0;
   for (let p = 0; p < map.length; p++) {
     const a = peak > 0 ? map[p]! / peak : 0;
     se += (a - mask[p]!) ** 2;

@@ -30,18 +30,34 @@ beforeAll(async () => {
   const { tokenizer } = placeholderTokenizer(bundle, 2);
   const grid = attentionGrid(bundle, 4);
   const flipped = flipHorizontal(input.image);
-  const augmented: AugmentedExample[] = [{
-    image: flipped, prompt: 'a photo of <asset1> next to <asset0>', classPrompt: 'a photo of bowl next to panda', nounPrompt: 'a photo of bowl next to panda',
-    subjects: [0, 1], masks: input.subjects.map((s) => flipHorizontal(s.mask)), category: 'interaction',
-  }];
+  const augmented: AugmentedExample[] = [
+    {
+      image: flipped,
+      prompt: 'a photo of <asset1> next to <asset0>',
+      classPrompt: 'a photo of bowl next to panda',
+      nounPrompt: 'a photo of bowl next to panda',
+      subjects: [0, 1],
+      masks: input.subjects.map((s) => flipHorizontal(s.mask)),
+      category: 'interaction',
+    },
+  ];
   const latents = await encodeLatents(bundle, input, augmented, {});
   frozen = await frozenClassModel(bundle, grid, {}, join(dir, 'cache'));
   setup = {
-    subjects: input.subjects, tokenizer, scheduler: trainingScheduler(bundle), grid, slots: 2, maxTokens: 77, ...latents,
-    lambdas: { md: 1, m2a: 1e-2, ica: 5e-3, aug: 1e-4 }, flipProbability: 0.5,
+    subjects: input.subjects,
+    tokenizer,
+    scheduler: trainingScheduler(bundle),
+    grid,
+    slots: 2,
+    maxTokens: 77,
+    ...latents,
+    lambdas: { md: 1, m2a: 1e-2, ica: 5e-3, aug: 1e-4 },
+    flipProbability: 0.5,
     // targets from the separate frozen class-map session (frozen.run), not from the training graph
     frozenInGraph: false,
-    idsType: DataType.INT64, timestepType: DataType.INT64, latentType: DataType.FLOAT,
+    idsType: DataType.INT64,
+    timestepType: DataType.INT64,
+    latentType: DataType.FLOAT,
   };
 });
 afterAll(async () => {
@@ -51,7 +67,9 @@ afterAll(async () => {
 
 /** abar_t of SD's scaled_linear schedule, computed here independently of the diffusion package. */
 function alphaBar(t: number): number {
-  const T = 1000, s0 = Math.sqrt(0.00085), s1 = Math.sqrt(0.012);
+  const T = 1000,
+    s0 = Math.sqrt(0.00085),
+    s1 = Math.sqrt(0.012);
   let abar = 1;
   for (let i = 0; i <= t; i++) abar *= 1 - (s0 + ((s1 - s0) * i) / (T - 1)) ** 2;
   return abar;
@@ -163,7 +181,9 @@ describe('buildBatch', () => {
       const m = resizeMask(flipHorizontal(input.subjects[j]!.mask), 8, 8).data;
       const row = aug.subarray(j * 64, (j + 1) * 64);
       expect(Math.max(...row)).toBe(1);
-      row.forEach((v, p) => { if (!m[p]) expect(v).toBe(0); });
+      row.forEach((v, p) => {
+        if (!m[p]) expect(v).toBe(0);
+      });
     }
     expect(Array.from((f.md_mask!.data as Float32Array).subarray(1024)).every((v) => v === 0)).toBe(true);
   });

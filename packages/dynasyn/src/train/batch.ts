@@ -137,7 +137,8 @@ export async function buildBatch(setup: BatchSetup, draw: StepDraw, classMaps?: 
 
   const augmented = draw.aug ? setup.augmented[draw.aug.index] : undefined;
   let aug: PromptTokens | undefined;
-  let t1 = t0, row1 = row0;
+  let t1 = t0,
+    row1 = row0;
   if (augmented && draw.aug) {
     aug = promptTokens(setup.tokenizer, augmented.example.prompt, classWords, setup.maxTokens);
     t1 = draw.aug.t;
@@ -150,11 +151,22 @@ export async function buildBatch(setup: BatchSetup, draw: StepDraw, classMaps?: 
   classIds.set(aug?.classIds ?? ref.classIds, setup.maxTokens);
   let frozen: Float32Array | undefined;
   if (!setup.frozenInGraph) {
-    if (!classMaps) throw new TrainingError('BAD_INPUT', 'the training graph takes its class-map targets as inputs: buildBatch needs the frozen class-map runner');
+    if (!classMaps)
+      throw new TrainingError('BAD_INPUT', 'the training graph takes its class-map targets as inputs: buildBatch needs the frozen class-map runner');
     frozen = await classMaps(classIds, zt, [t0, t1]);
   }
 
-  const feeds = assembleFeeds(setup, { union, ref, aug, augmented: augmented?.example, zt, target: concat(row0.target, row1.target), timesteps: [t0, t1], classIds, frozen });
+  const feeds = assembleFeeds(setup, {
+    union,
+    ref,
+    aug,
+    augmented: augmented?.example,
+    zt,
+    target: concat(row0.target, row1.target),
+    timesteps: [t0, t1],
+    classIds,
+    frozen,
+  });
   return { feeds, union, augIndex: augmented ? draw.aug!.index : undefined, timesteps: [t0, t1], reference: ref, aug };
 }
 
@@ -175,7 +187,9 @@ interface Drawn {
 function assembleFeeds(setup: BatchSetup, d: Drawn): Record<string, HostTensor> {
   const [C, h, w] = setup.latentShape;
   const [gh, gw] = setup.grid;
-  const hw = gh * gw, K = setup.slots, T = setup.maxTokens;
+  const hw = gh * gw,
+    K = setup.slots,
+    T = setup.maxTokens;
 
   const ids = new Int32Array(2 * T);
   ids.set(d.ref.ids);
@@ -185,9 +199,15 @@ function assembleFeeds(setup: BatchSetup, d: Drawn): Record<string, HostTensor> 
   mdMask.set(maskAt(d.union.unionMask, w, h));
 
   const frozen = d.frozen && { dims: [2, hw, T], data: d.frozen };
-  const tokenSelect = new Float32Array(2 * T * K), classSelect = new Float32Array(2 * T * K);
-  const m2aTarget = new Float32Array(K * hw), icaTarget = new Float32Array(K * hw), augTarget = new Float32Array(K * hw), augMask = new Float32Array(K * hw);
-  const m2aWeight = new Float32Array(K), icaWeight = new Float32Array(K), augWeight = new Float32Array(K);
+  const tokenSelect = new Float32Array(2 * T * K),
+    classSelect = new Float32Array(2 * T * K);
+  const m2aTarget = new Float32Array(K * hw),
+    icaTarget = new Float32Array(K * hw),
+    augTarget = new Float32Array(K * hw),
+    augMask = new Float32Array(K * hw);
+  const m2aWeight = new Float32Array(K),
+    icaWeight = new Float32Array(K),
+    augWeight = new Float32Array(K);
 
   d.union.subjects.forEach((j, idx) => {
     tokenSelect[d.ref.placeholderAt.get(j)! * K + j] = 1;
@@ -208,7 +228,10 @@ function assembleFeeds(setup: BatchSetup, d: Drawn): Record<string, HostTensor> 
       const m = maskAt(mask, gw, gh);
       const classAt = d.aug!.classWordAt.get(j)!;
       if (frozen) augTarget.set(classMapTarget(frozen, classAt, m, 1), j * hw);
-      else { classSelect[T * K + classAt * K + j] = 1; augMask.set(m, j * hw); }
+      else {
+        classSelect[T * K + classAt * K + j] = 1;
+        augMask.set(m, j * hw);
+      }
       augWeight[j] = 1;
     });
   }

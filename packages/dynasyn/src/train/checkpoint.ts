@@ -29,7 +29,13 @@ export interface CheckpointState {
 }
 
 /** A hash of what a run's results depend on: seed, options, image, masks, class words, augmented set, backbone. */
-export function runKey(parts: { seed: number; options: TrainOptions; input: PersonalizationInput; augmented: readonly AugmentedExample[]; backbone: string }): string {
+export function runKey(parts: {
+  seed: number;
+  options: TrainOptions;
+  input: PersonalizationInput;
+  augmented: readonly AugmentedExample[];
+  backbone: string;
+}): string {
   const h = createHash('sha256');
   h.update(JSON.stringify({ seed: parts.seed, options: parts.options, backbone: parts.backbone, classes: parts.input.subjects.map((s) => s.classWord) }));
   h.update(parts.input.image.data);
@@ -55,8 +61,12 @@ export function writeTrainCheckpoint(dir: string, key: string, store: TrainableS
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, CHECKPOINT_FILE);
   saveCheckpoint(file, store, optimizer, {
-    dynasyn: FORMAT, runKey: key, phase: String(state.phase), phaseStep: String(state.step),
-    metrics: JSON.stringify(state.metrics), before: JSON.stringify(snapshotToJson(state.before) ?? null),
+    dynasyn: FORMAT,
+    runKey: key,
+    phase: String(state.phase),
+    phaseStep: String(state.step),
+    metrics: JSON.stringify(state.metrics),
+    before: JSON.stringify(snapshotToJson(state.before) ?? null),
   });
   return file;
 }
@@ -72,21 +82,29 @@ export function readTrainCheckpointState(dir: string | undefined, key: string): 
   } catch (e) {
     throw new TrainingError('BAD_CHECKPOINT', `checkpoint ${file} cannot be read: ${(e as Error).message}`, { cause: e });
   }
-  if (metadata.dynasyn !== FORMAT) throw new TrainingError('BAD_CHECKPOINT', `${file} is not a DynASyn training checkpoint (format ${metadata.dynasyn ?? 'missing'})`);
+  if (metadata.dynasyn !== FORMAT)
+    throw new TrainingError('BAD_CHECKPOINT', `${file} is not a DynASyn training checkpoint (format ${metadata.dynasyn ?? 'missing'})`);
   if (metadata.runKey !== key) {
-    throw new TrainingError('BAD_CHECKPOINT', `checkpoint ${file} belongs to another run (different seed, options, image, masks or augmented set); use a fresh checkpoint directory`);
+    throw new TrainingError(
+      'BAD_CHECKPOINT',
+      `checkpoint ${file} belongs to another run (different seed, options, image, masks or augmented set); use a fresh checkpoint directory`,
+    );
   }
   const phase = Number(metadata.phase);
   if (phase !== 1 && phase !== 2) throw new TrainingError('BAD_CHECKPOINT', `checkpoint ${file} names phase ${metadata.phase}`);
   return {
-    file, phase, step: Number(metadata.phaseStep),
+    file,
+    phase,
+    step: Number(metadata.phaseStep),
     metrics: JSON.parse(metadata.metrics ?? '[]') as TrainMetricsRow[],
     before: snapshotFromJson(JSON.parse(metadata.before ?? 'null')),
   };
 }
 
 /** Restores trainables and optimizer state from `file` into `store` / `optimizer`. */
-export const restoreTrainCheckpoint = (file: string, store: TrainableStore, optimizer: AdamW): void => { loadCheckpoint(file, store, optimizer); };
+export const restoreTrainCheckpoint = (file: string, store: TrainableStore, optimizer: AdamW): void => {
+  loadCheckpoint(file, store, optimizer);
+};
 
 /** A trainable's value as saved in a checkpoint (e.g. the placeholder rows at the end of phase 1). */
 export function checkpointTensor(file: string, name: string): HostTensor {

@@ -14,7 +14,11 @@ export const TRAINING_CODES = {
 export type TrainingErrorCode = keyof typeof TRAINING_CODES;
 
 /** For CANCELLED: where training stopped (steps done in that phase) and the checkpoint written there. */
-export interface TrainingStopState { phase: 1 | 2; step: number; checkpoint?: string }
+export interface TrainingStopState {
+  phase: 1 | 2;
+  step: number;
+  checkpoint?: string;
+}
 
 export class TrainingError extends CodedError<TrainingErrorCode> {
   static override readonly codes = TRAINING_CODES;

@@ -8,7 +8,7 @@ import { graphCacheDir } from './graph-cache.js';
  * Only one filesystem is mounted under /tmp and $HOME here, so the "other filesystem" branch is checked
  * through XDG_CACHE_HOME on /dev/shm (tmpfs) when it exists.
  */
-test('the shared cache when it is on the backbone\'s filesystem, else beside the backbone', () => {
+test("the shared cache when it is on the backbone's filesystem, else beside the backbone", () => {
   const backbone = fs.mkdtempSync(path.join(os.tmpdir(), 'graph-cache-'));
   const saved = process.env.XDG_CACHE_HOME;
   try {
@@ -19,7 +19,8 @@ test('the shared cache when it is on the backbone\'s filesystem, else beside the
       expect(graphCacheDir(backbone)).toBe(path.join(backbone, '.dynasyn-cache'));
     }
   } finally {
-    if (saved === undefined) delete process.env.XDG_CACHE_HOME; else process.env.XDG_CACHE_HOME = saved;
+    if (saved === undefined) delete process.env.XDG_CACHE_HOME;
+    else process.env.XDG_CACHE_HOME = saved;
     fs.rmSync(backbone, { recursive: true, force: true });
   }
 });

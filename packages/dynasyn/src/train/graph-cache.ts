@@ -13,13 +13,22 @@ import { defaultCacheDir } from '@dynasyn/ort-training';
 /** The device of `p`, or of its nearest existing parent. */
 function deviceOf(p: string): number | undefined {
   for (let dir = path.resolve(p); ; dir = path.dirname(dir)) {
-    try { return fs.statSync(dir).dev; } catch { /* not there yet */ }
+    try {
+      return fs.statSync(dir).dev;
+    } catch {
+      /* not there yet */
+    }
     if (path.dirname(dir) === dir) return undefined;
   }
 }
 
 function writable(dir: string): boolean {
-  try { fs.accessSync(dir, fs.constants.W_OK); return true; } catch { return false; }
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The derived-graph cache for runs on the bundle in `backboneDir` (see the file header). */

@@ -47,11 +47,18 @@ export function promptTokens(tokenizer: ClipTokenizer, prompt: string, classWord
   for (const j of classWordAt.keys()) {
     const id = tokenizer.idOf(`<asset${j}>`);
     const at = id === undefined ? -1 : ids.indexOf(id);
-    if (at < 0) throw new TrainingError('BAD_PROMPT', `placeholder <asset${j}> of prompt ${JSON.stringify(prompt)} is not among its first ${maxTokens - 2} tokens (or not added to the tokenizer)`);
+    if (at < 0)
+      throw new TrainingError(
+        'BAD_PROMPT',
+        `placeholder <asset${j}> of prompt ${JSON.stringify(prompt)} is not among its first ${maxTokens - 2} tokens (or not added to the tokenizer)`,
+      );
     placeholderAt.set(j, at);
     const pos = classWordAt.get(j)!;
     if (pos >= maxTokens - 1 || classIds[pos] !== tokenizer.firstSubTokenId(classWords[j]!)) {
-      throw new TrainingError('BAD_PROMPT', `class word ${JSON.stringify(classWords[j])} of class prompt ${JSON.stringify(classPrompt)} is not at token ${pos} (prompt too long, or the word merges with its neighbours)`);
+      throw new TrainingError(
+        'BAD_PROMPT',
+        `class word ${JSON.stringify(classWords[j])} of class prompt ${JSON.stringify(classPrompt)} is not at token ${pos} (prompt too long, or the word merges with its neighbours)`,
+      );
     }
   }
   return { ids, classIds, classPrompt, placeholderAt, classWordAt };

@@ -39,17 +39,26 @@ export function placeholderTokenizer(bundle: ModelBundle, n: number): { tokenize
 
 function checkSize(image: RgbImage, bundle: ModelBundle, what: string): void {
   if (image.width !== bundle.sampleSize || image.height !== bundle.sampleSize) {
-    throw new TrainingError('BAD_INPUT', `${what} is ${image.width}x${image.height}; the backbone trains at ${bundle.sampleSize}x${bundle.sampleSize} (fit it first, e.g. loadInput / fitToSquare)`);
+    throw new TrainingError(
+      'BAD_INPUT',
+      `${what} is ${image.width}x${image.height}; the backbone trains at ${bundle.sampleSize}x${bundle.sampleSize} (fit it first, e.g. loadInput / fitToSquare)`,
+    );
   }
 }
 
 /** z0 = VAE posterior mean * scaling factor (VaeEncoder applies the factor) of the reference, plain and flipped, and of each augmented image. */
-export async function encodeLatents(bundle: ModelBundle, input: PersonalizationInput, augmented: readonly AugmentedExample[], runtime: RuntimeChoice): Promise<Pick<BatchSetup, 'reference' | 'augmented' | 'latentShape'>> {
+export async function encodeLatents(
+  bundle: ModelBundle,
+  input: PersonalizationInput,
+  augmented: readonly AugmentedExample[],
+  runtime: RuntimeChoice,
+): Promise<Pick<BatchSetup, 'reference' | 'augmented' | 'latentShape'>> {
   checkSize(input.image, bundle, 'the reference image');
   augmented.forEach((a, i) => checkSize(a.image, bundle, `augmented image ${i}`));
   const vae = await VaeEncoder.create(bundle, runtime);
   try {
-    const plain = imageToTensor(input.image), flipped = imageToTensor(flipHorizontal(input.image));
+    const plain = imageToTensor(input.image),
+      flipped = imageToTensor(flipHorizontal(input.image));
     const both = await vae.encode({ dims: [2, ...plain.dims.slice(1)], data: concat(plain.data, flipped.data) });
     const [, C, h, w] = both.dims as [number, number, number, number];
     const n = C * h * w;
@@ -91,21 +100,28 @@ export async function frozenClassModel(bundle: ModelBundle, grid: [number, numbe
   const cm = buildClassMapModel(bundle, { grid, batch: 2 });
   const tmp = hasExternalData(cm.model) && !cacheDir ? fs.mkdtempSync(path.join(os.tmpdir(), 'dynasyn-class-map-')) : undefined;
   // the cache may be shared by runs on other bundles: one folder per bundle and grid
-  const key = createHash('sha256').update(JSON.stringify([path.resolve(bundle.dir), grid])).digest('hex').slice(0, 16);
+  const key = createHash('sha256')
+    .update(JSON.stringify([path.resolve(bundle.dir), grid]))
+    .digest('hex')
+    .slice(0, 16);
   const source = modelSource(cm.model, tmp ?? (cacheDir && path.join(cacheDir, 'class-map', key)), 'class_map');
   const options: ort.InferenceSession.SessionOptions = {
-    executionProviders: runtime.executionProviders ?? ['cpu'], graphOptimizationLevel: 'all',
+    executionProviders: runtime.executionProviders ?? ['cpu'],
+    graphOptimizationLevel: 'all',
     ...(runtime.intraOpNumThreads !== undefined ? { intraOpNumThreads: runtime.intraOpNumThreads } : {}),
   };
   const session = typeof source === 'string' ? await ort.InferenceSession.create(source, options) : await ort.InferenceSession.create(source, options);
   const { inputIds, noisyLatents, timestep } = cm.inputs;
   return {
     run: async (classIds, latents, timesteps) => {
-      const out = await session.run({
-        [inputIds.name]: ortTensor(inputIds.dtype, inputIds.dims, classIds),
-        [noisyLatents.name]: ortTensor(noisyLatents.dtype, noisyLatents.dims, latents),
-        [timestep.name]: ortTensor(timestep.dtype, timestep.dims, timesteps.slice(0, timestep.dims.length === 1 ? timestep.dims[0] : 1)), // one for the batch: both rows share it
-      }, [cm.output]);
+      const out = await session.run(
+        {
+          [inputIds.name]: ortTensor(inputIds.dtype, inputIds.dims, classIds),
+          [noisyLatents.name]: ortTensor(noisyLatents.dtype, noisyLatents.dims, latents),
+          [timestep.name]: ortTensor(timestep.dtype, timestep.dims, timesteps.slice(0, timestep.dims.length === 1 ? timestep.dims[0] : 1)), // one for the batch: both rows share it
+        },
+        [cm.output],
+      );
       const maps = out[cm.output]!;
       return maps.type === 'float32' ? (maps.data as Float32Array).slice() : Float32Array.from(toNumbers(fromOrt(maps)));
     },

@@ -26,8 +26,13 @@ const augmented: AugmentedExample[] = [
   { prompt: 'a photo of <asset1> next to <asset0>', subjects: [0, 1], flip: true },
   { prompt: 'a photo of <asset0> on the grass', subjects: [0], flip: false },
 ].map(({ prompt, subjects, flip }) => ({
-  image: flip ? flipHorizontal(input.image) : input.image, prompt, classPrompt: '', nounPrompt: '', category: 'plain',
-  subjects, masks: subjects.map((j) => (flip ? flipHorizontal(input.subjects[j]!.mask) : input.subjects[j]!.mask)),
+  image: flip ? flipHorizontal(input.image) : input.image,
+  prompt,
+  classPrompt: '',
+  nounPrompt: '',
+  category: 'plain',
+  subjects,
+  masks: subjects.map((j) => (flip ? flipHorizontal(input.subjects[j]!.mask) : input.subjects[j]!.mask)),
 }));
 
 beforeAll(() => {
@@ -48,8 +53,11 @@ describe('phase 1', () => {
     // trainer optimises the attention terms (draws, token selection, targets, gradients, AdamW), so it
     // weights them like L_MD and uses a larger lr.
     const options: TrainOptions = {
-      ...preset('tiny').train, phase1: { steps: 48, lr: 5e-2 }, phase2: { steps: 0, lr: 1e-3 },
-      lambdas: { md: 1, m2a: 1, ica: 1, aug: 0 }, checkpointEvery: 0,
+      ...preset('tiny').train,
+      phase1: { steps: 48, lr: 5e-2 },
+      phase2: { steps: 0, lr: 1e-3 },
+      lambdas: { md: 1, m2a: 1, ica: 1, aug: 0 },
+      checkpointEvery: 0,
     };
     const seed = 1;
     const r = await trainPersonalization({ ...common(), options, seed });
@@ -63,22 +71,25 @@ describe('phase 1', () => {
       const k = drawUnion(2, root.fork(`step-1-${m.step}`).fork('union'), options.flipProbability).subjects.length;
       return { m2a: m.m2a / k, ica: m.ica / k };
     });
-    const first = perSubject.slice(0, 12), last = perSubject.slice(-12);
+    const first = perSubject.slice(0, 12),
+      last = perSubject.slice(-12);
     const smoothed = {
       m2a: [mean(first.map((x) => x.m2a)), mean(last.map((x) => x.m2a))],
       ica: [mean(first.map((x) => x.ica)), mean(last.map((x) => x.ica))],
     };
     const { before, after } = r.alignment;
-    console.log([
-      'phase 1 on the tiny bundle (48 steps, lr 5e-2, lambdas md/m2a/ica = 1/1/1, seed 1)',
-      `  smoothed per-subject L_M2A first/last 12 steps: ${smoothed.m2a.map((v) => v.toFixed(4)).join(' -> ')}`,
-      `  smoothed per-subject L_ICA first/last 12 steps: ${smoothed.ica.map((v) => v.toFixed(4)).join(' -> ')}`,
-      `  evaluation batch (t = ${r.alignment.timestep}, fixed noise): L_M2A ${before.losses.m2a.toFixed(4)} -> ${after.losses.m2a.toFixed(4)}, L_ICA ${before.losses.ica.toFixed(4)} -> ${after.losses.ica.toFixed(4)}, L_MD ${before.losses.md.toFixed(4)} -> ${after.losses.md.toFixed(4)}`,
-      ...before.placeholders.map((b, i) => {
-        const a = after.placeholders[i]!;
-        return `  ${b.token}: mse(A/max A, M) ${b.mse.toFixed(4)} -> ${a.mse.toFixed(4)}, IoU@0.5 ${b.iou.toFixed(3)} -> ${a.iou.toFixed(3)}, mass inside mask ${b.inside.toFixed(3)} -> ${a.inside.toFixed(3)}`;
-      }),
-    ].join('\n'));
+    console.log(
+      [
+        'phase 1 on the tiny bundle (48 steps, lr 5e-2, lambdas md/m2a/ica = 1/1/1, seed 1)',
+        `  smoothed per-subject L_M2A first/last 12 steps: ${smoothed.m2a.map((v) => v.toFixed(4)).join(' -> ')}`,
+        `  smoothed per-subject L_ICA first/last 12 steps: ${smoothed.ica.map((v) => v.toFixed(4)).join(' -> ')}`,
+        `  evaluation batch (t = ${r.alignment.timestep}, fixed noise): L_M2A ${before.losses.m2a.toFixed(4)} -> ${after.losses.m2a.toFixed(4)}, L_ICA ${before.losses.ica.toFixed(4)} -> ${after.losses.ica.toFixed(4)}, L_MD ${before.losses.md.toFixed(4)} -> ${after.losses.md.toFixed(4)}`,
+        ...before.placeholders.map((b, i) => {
+          const a = after.placeholders[i]!;
+          return `  ${b.token}: mse(A/max A, M) ${b.mse.toFixed(4)} -> ${a.mse.toFixed(4)}, IoU@0.5 ${b.iou.toFixed(3)} -> ${a.iou.toFixed(3)}, mass inside mask ${b.inside.toFixed(3)} -> ${a.inside.toFixed(3)}`;
+        }),
+      ].join('\n'),
+    );
 
     expect(smoothed.m2a[1]!).toBeLessThan(0.9 * smoothed.m2a[0]!);
     expect(smoothed.ica[1]!).toBeLessThan(0.9 * smoothed.ica[0]!);
@@ -95,7 +106,10 @@ describe('phase 1', () => {
 
 describe('checkpoints', () => {
   const options: TrainOptions = {
-    ...preset('tiny').train, phase1: { steps: 4, lr: 5e-3 }, phase2: { steps: 4, lr: 1e-3 }, checkpointEvery: 2,
+    ...preset('tiny').train,
+    phase1: { steps: 4, lr: 5e-3 },
+    phase2: { steps: 4, lr: 1e-3 },
+    checkpointEvery: 2,
   };
   const strip = (rows: TrainMetricsRow[]) => rows.map(({ ms: _ms, ...rest }) => rest);
   const bits = (t: HostTensor) => Array.from(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
@@ -112,9 +126,20 @@ describe('checkpoints', () => {
       const controller = new AbortController();
       const seen: string[] = [];
       const err = await trainPersonalization({
-        ...common(), augmented, options, seed: 3, checkpointDir: ckpt, signal: controller.signal,
-        onProgress: (e) => { seen.push(`${e.phase}.${e.step}`); if (e.phase === phase && e.step === step) controller.abort(); },
-      }).then(() => undefined, (e: unknown) => e);
+        ...common(),
+        augmented,
+        options,
+        seed: 3,
+        checkpointDir: ckpt,
+        signal: controller.signal,
+        onProgress: (e) => {
+          seen.push(`${e.phase}.${e.step}`);
+          if (e.phase === phase && e.step === step) controller.abort();
+        },
+      }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(isTrainingError(err, 'CANCELLED')).toBe(true);
       // the step in flight when the signal fired was the last one
       expect(seen[seen.length - 1]).toBe(`${phase}.${step}`);
@@ -144,23 +169,48 @@ describe('checkpoints', () => {
 });
 
 describe('frozen class maps', () => {
-  it('are the original model\'s maps and do not change with the trainable values', async () => {
+  it("are the original model's maps and do not change with the trainable values", async () => {
     const grid = attentionGrid(bundle, 4);
     const { tokenizer, baseVocabSize } = placeholderTokenizer(bundle, 2);
     const built = buildTrainingModel(bundle, {
-      numPlaceholders: 2, maxSubjects: 2, baseVocabSize, phase: 2, adapters: preset('tiny').train.adapters, grid, icaNormalizeBoth: true, batch: 2,
-      placeholderTokenIds: input.subjects.map((s) => tokenizer.firstSubTokenId(s.classWord)), frozenInGraph: false,
+      numPlaceholders: 2,
+      maxSubjects: 2,
+      baseVocabSize,
+      phase: 2,
+      adapters: preset('tiny').train.adapters,
+      grid,
+      icaNormalizeBoth: true,
+      batch: 2,
+      placeholderTokenIds: input.subjects.map((s) => tokenizer.firstSubTokenId(s.classWord)),
+      frozenInGraph: false,
     });
     const O = built.outputs;
     // same keepOutputs as the trainer: the derived graph comes from the cache
-    const session = await TrainingSession.create({ model: built.model, loss: O.loss, trainable: built.trainable, keepOutputs: [O.md, O.m2a, O.ica, O.aug, O.attention], cacheDir: join(dir, 'cache'), sessionOptions: { intraOpNumThreads: 1 } });
+    const session = await TrainingSession.create({
+      model: built.model,
+      loss: O.loss,
+      trainable: built.trainable,
+      keepOutputs: [O.md, O.m2a, O.ica, O.aug, O.attention],
+      cacheDir: join(dir, 'cache'),
+      sessionOptions: { intraOpNumThreads: 1 },
+    });
     const frozen = await frozenClassModel(bundle, grid, {}, join(dir, 'cache'));
     try {
       for (const [name, v] of built.startValues) session.setTrainable(name, v);
       const setup: BatchSetup = {
-        subjects: input.subjects, tokenizer, scheduler: trainingScheduler(bundle), grid, slots: 2, maxTokens: 77, ...(await encodeLatents(bundle, input, [], {})),
-        lambdas: { md: 1, m2a: 1e-2, ica: 5e-3, aug: 0 }, flipProbability: 0.5, frozenInGraph: false,
-        idsType: built.inputs.inputIds.dtype, timestepType: built.inputs.timestep.dtype, latentType: built.inputs.noisyLatents.dtype,
+        subjects: input.subjects,
+        tokenizer,
+        scheduler: trainingScheduler(bundle),
+        grid,
+        slots: 2,
+        maxTokens: 77,
+        ...(await encodeLatents(bundle, input, [], {})),
+        lambdas: { md: 1, m2a: 1e-2, ica: 5e-3, aug: 0 },
+        flipProbability: 0.5,
+        frozenInGraph: false,
+        idsType: built.inputs.inputIds.dtype,
+        timestepType: built.inputs.timestep.dtype,
+        latentType: built.inputs.noisyLatents.dtype,
       };
       const draw = drawStep(setup, new GaussianRng(12).fork('step-1-1'), undefined);
       const before = await buildBatch(setup, draw, frozen.run);
@@ -209,10 +259,20 @@ describe('the frozen branch of the training graph', () => {
     const frozen = await frozenClassModel(bundle, grid, {}, join(dir, 'cache'));
     try {
       for (const phase of [1, 2] as const) {
-        const build = (frozenInGraph: boolean) => buildTrainingModel(bundle, {
-          numPlaceholders: 2, maxSubjects: 2, baseVocabSize, phase, adapters: preset('tiny').train.adapters, grid, icaNormalizeBoth: true, batch: 2,
-          placeholderTokenIds: input.subjects.map((s) => tokenizer.firstSubTokenId(s.classWord)), frozenInGraph, seed: 5,
-        });
+        const build = (frozenInGraph: boolean) =>
+          buildTrainingModel(bundle, {
+            numPlaceholders: 2,
+            maxSubjects: 2,
+            baseVocabSize,
+            phase,
+            adapters: preset('tiny').train.adapters,
+            grid,
+            icaNormalizeBoth: true,
+            batch: 2,
+            placeholderTokenIds: input.subjects.map((s) => tokenizer.firstSubTokenId(s.classWord)),
+            frozenInGraph,
+            seed: 5,
+          });
         const [fed, inGraph] = [build(false), build(true)];
         expect(inGraph.inputs.classSelect).toBeDefined();
         expect(inGraph.inputs.icaTarget).toBeUndefined();
@@ -221,7 +281,15 @@ describe('the frozen branch of the training graph', () => {
         expect(weights.length).toBeGreaterThan(0);
         expect(weights.filter((i) => i.name.startsWith('frozen/'))).toEqual([]);
         const O = fed.outputs;
-        const open = (b: typeof fed) => TrainingSession.create({ model: b.model, loss: O.loss, trainable: b.trainable, keepOutputs: [O.md, O.m2a, O.ica, O.aug], cacheDir: join(dir, 'cache'), sessionOptions: { intraOpNumThreads: 1 } });
+        const open = (b: typeof fed) =>
+          TrainingSession.create({
+            model: b.model,
+            loss: O.loss,
+            trainable: b.trainable,
+            keepOutputs: [O.md, O.m2a, O.ica, O.aug],
+            cacheDir: join(dir, 'cache'),
+            sessionOptions: { intraOpNumThreads: 1 },
+          });
         const [sFed, sGraph] = [await open(fed), await open(inGraph)];
         try {
           // the same random trainable values in both (placeholder rows, and adapters with B != 0 in phase 2)
@@ -232,11 +300,23 @@ describe('the frozen branch of the training graph', () => {
             sGraph.setTrainable(name, moved);
           }
           const base = {
-            subjects: input.subjects, tokenizer, scheduler: trainingScheduler(bundle), grid, slots: 2, maxTokens: 77, ...latents,
-            lambdas: { md: 1, m2a: 1, ica: 1, aug: 1 }, flipProbability: 0.5,
-            idsType: fed.inputs.inputIds.dtype, timestepType: fed.inputs.timestep.dtype, latentType: fed.inputs.noisyLatents.dtype,
+            subjects: input.subjects,
+            tokenizer,
+            scheduler: trainingScheduler(bundle),
+            grid,
+            slots: 2,
+            maxTokens: 77,
+            ...latents,
+            lambdas: { md: 1, m2a: 1, ica: 1, aug: 1 },
+            flipProbability: 0.5,
+            idsType: fed.inputs.inputIds.dtype,
+            timestepType: fed.inputs.timestep.dtype,
+            latentType: fed.inputs.noisyLatents.dtype,
           };
-          for (const [i, augIndex] of [[1, 0], [2, 1]] as const) {
+          for (const [i, augIndex] of [
+            [1, 0],
+            [2, 1],
+          ] as const) {
             const draw = drawStep({ ...base, frozenInGraph: false }, new GaussianRng(70 + i).fork(`step-${phase}-${i}`), augIndex);
             const a = await sFed.step((await buildBatch({ ...base, frozenInGraph: false }, draw, frozen.run)).feeds);
             const b = await sGraph.step((await buildBatch({ ...base, frozenInGraph: true }, draw)).feeds);
@@ -266,14 +346,25 @@ describe('the frozen branch of the training graph', () => {
 
 describe('failures', () => {
   const steps = (phase1: number, phase2: number): TrainOptions => ({
-    ...preset('tiny').train, phase1: { steps: phase1, lr: 1e-3 }, phase2: { steps: phase2, lr: 1e-3 }, checkpointEvery: 0,
+    ...preset('tiny').train,
+    phase1: { steps: phase1, lr: 1e-3 },
+    phase2: { steps: phase2, lr: 1e-3 },
+    checkpointEvery: 0,
   });
 
   it('a phase 2 that cannot be built fails before the first training step', async () => {
     const options: TrainOptions = { ...steps(3, 2), adapters: { mode: 'full', rank: 4, targets: ['unet'], fullTensors: ['no_such_weight'] } };
     const seen: number[] = [];
-    await expect(trainPersonalization({ ...common(), options, seed: 3, onProgress: (e) => { if (e.stage === 'train') seen.push(e.step); } }))
-      .rejects.toThrow(/full-mode tensor no_such_weight matches no weight/);
+    await expect(
+      trainPersonalization({
+        ...common(),
+        options,
+        seed: 3,
+        onProgress: (e) => {
+          if (e.stage === 'train') seen.push(e.step);
+        },
+      }),
+    ).rejects.toThrow(/full-mode tensor no_such_weight matches no weight/);
     expect(seen).toEqual([]);
   });
 
@@ -289,8 +380,18 @@ describe('failures', () => {
     };
     let error: unknown;
     try {
-      await trainPersonalization({ ...common(), cacheDir, options: steps(2, 2), seed: 4, onProgress: (e) => { if (e.stage === 'train' && e.phase === 1 && e.step === 2) corrupt(); } });
-    } catch (e) { error = e; }
+      await trainPersonalization({
+        ...common(),
+        cacheDir,
+        options: steps(2, 2),
+        seed: 4,
+        onProgress: (e) => {
+          if (e.stage === 'train' && e.phase === 1 && e.step === 2) corrupt();
+        },
+      });
+    } catch (e) {
+      error = e;
+    }
     expect(error).toBeInstanceOf(Error);
     expect((error as Error).message).not.toMatch(/disposed|released/i);
     expect((error as Error).message).toMatch(/protobuf|parse|load|model/i);

@@ -12,8 +12,13 @@ import type { AugmentedExample, LearnedConcepts, PersonalizationInput, ProgressL
 import { alignmentOf, evaluationDraw, type AlignmentReport, type AlignmentSnapshot } from './alignment.js';
 import { buildBatch, buildStepBatch, type BatchSetup, type ClassMapRunner } from './batch.js';
 import {
-  checkpointTensor, readTrainCheckpointState, restoreTrainCheckpoint, runKey, writeTrainCheckpoint,
-  type CheckpointState, type TrainMetricsRow,
+  checkpointTensor,
+  readTrainCheckpointState,
+  restoreTrainCheckpoint,
+  runKey,
+  writeTrainCheckpoint,
+  type CheckpointState,
+  type TrainMetricsRow,
 } from './checkpoint.js';
 import { TrainingError } from './errors.js';
 import { cleanUp } from '../cleanup.js';
@@ -70,7 +75,10 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
   const augmented = o.augmented ?? [];
   const N = input.subjects.length;
   if (N < 1) throw new TrainingError('BAD_INPUT', 'training needs at least one subject');
-  const runtime = { ...(o.executionProviders ? { executionProviders: o.executionProviders } : {}), ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}) };
+  const runtime = {
+    ...(o.executionProviders ? { executionProviders: o.executionProviders } : {}),
+    ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
+  };
   const key = runKey({ seed: o.seed, options, input, augmented, backbone: bundle.dir });
   const saved = readTrainCheckpointState(o.checkpointDir, key);
 
@@ -81,11 +89,21 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
   // Every graph the run needs is built and derived before anything is trained: a bundle that cannot be
   // personalized (an op without a gradient rule, a graph the surgery cannot read) fails here, in seconds.
   const models = new Map<1 | 2, TrainingModel>();
-  const needed = ([1, 2] as const).filter((phase) => !(saved && saved.phase > phase) && (phase === 1 ? options.phase1.steps > 0 || options.phase2.steps === 0 : options.phase2.steps > 0));
+  const needed = ([1, 2] as const).filter(
+    (phase) => !(saved && saved.phase > phase) && (phase === 1 ? options.phase1.steps > 0 || options.phase2.steps === 0 : options.phase2.steps > 0),
+  );
   for (const phase of needed) {
     const built = buildTrainingModel(bundle, {
-      numPlaceholders: N, maxSubjects: N, baseVocabSize, phase, adapters: options.adapters, grid,
-      icaNormalizeBoth: options.icaNormalizeBoth, batch: 2, placeholderTokenIds: startTokenIds, seed: o.seed,
+      numPlaceholders: N,
+      maxSubjects: N,
+      baseVocabSize,
+      phase,
+      adapters: options.adapters,
+      grid,
+      icaNormalizeBoth: options.icaNormalizeBoth,
+      batch: 2,
+      placeholderTokenIds: startTokenIds,
+      seed: o.seed,
     });
     await TrainingSession.prepare({ ...sessionSpec(built), ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}) });
     models.set(phase, built);
@@ -95,8 +113,15 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
   const scheduler = trainingScheduler(bundle);
   const T = scheduler.config.numTrainTimesteps;
   const setup: Omit<BatchSetup, 'idsType' | 'timestepType' | 'latentType' | 'frozenInGraph'> = {
-    subjects: input.subjects, tokenizer, scheduler, grid, slots: N, maxTokens: bundle.maxTokens, ...latents,
-    lambdas: augmented.length ? options.lambdas : { ...options.lambdas, aug: 0 }, flipProbability: options.flipProbability,
+    subjects: input.subjects,
+    tokenizer,
+    scheduler,
+    grid,
+    slots: N,
+    maxTokens: bundle.maxTokens,
+    ...latents,
+    lambdas: augmented.length ? options.lambdas : { ...options.lambdas, aug: 0 },
+    flipProbability: options.flipProbability,
   };
   // A(c_hat) comes from each graph's own frozen branch; only a graph without one ('full' mode) needs a separate frozen model
   const frozen = [...models.values()].some((m) => !m.inputs.classSelect) ? await frozenClassModel(bundle, grid, runtime, o.cacheDir) : undefined;
@@ -119,7 +144,19 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
     });
     for (const [name, value] of built.startValues) session.setTrainable(name, value);
     const { inputIds, timestep, noisyLatents } = built.inputs;
-    return { phase, session, built, setup: { ...setup, frozenInGraph: built.inputs.classSelect !== undefined, idsType: inputIds.dtype, timestepType: timestep.dtype, timestepDims: timestep.dims, latentType: noisyLatents.dtype } };
+    return {
+      phase,
+      session,
+      built,
+      setup: {
+        ...setup,
+        frozenInGraph: built.inputs.classSelect !== undefined,
+        idsType: inputIds.dtype,
+        timestepType: timestep.dtype,
+        timestepDims: timestep.dims,
+        latentType: noisyLatents.dtype,
+      },
+    };
   };
   const measure = async (p: Phase & { setup: BatchSetup }, afterSteps: number): Promise<AlignmentSnapshot> => {
     const batch = await buildBatch(p.setup, evalDraw, frozen?.run);
@@ -160,9 +197,14 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
       while (step < po.steps) {
         if (o.signal?.aborted) {
           const file = checkpoint();
-          throw new TrainingError('CANCELLED', `training cancelled in phase ${phase} after ${step} of ${po.steps} steps${file ? ` (checkpoint ${file})` : ''}`, {
-            cause: o.signal.reason, state: { phase, step, ...(file ? { checkpoint: file } : {}) },
-          });
+          throw new TrainingError(
+            'CANCELLED',
+            `training cancelled in phase ${phase} after ${step} of ${po.steps} steps${file ? ` (checkpoint ${file})` : ''}`,
+            {
+              cause: o.signal.reason,
+              state: { phase, step, ...(file ? { checkpoint: file } : {}) },
+            },
+          );
         }
         const t0 = performance.now();
         const augIndex = augmented.length ? stepsDone(phase, step) % augmented.length : undefined;
@@ -172,8 +214,16 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
         step++;
         const term = (name: string) => Number((r.outputs.get(name)!.data as Float32Array)[0]);
         const row: TrainMetricsRow = {
-          phase, step, md: term(p.built.outputs.md), m2a: term(p.built.outputs.m2a), ica: term(p.built.outputs.ica), aug: term(p.built.outputs.aug),
-          total: r.loss, lr: update.lr, gradNorm: update.gradNorm, ms: performance.now() - t0,
+          phase,
+          step,
+          md: term(p.built.outputs.md),
+          m2a: term(p.built.outputs.m2a),
+          ica: term(p.built.outputs.ica),
+          aug: term(p.built.outputs.aug),
+          total: r.loss,
+          lr: update.lr,
+          gradNorm: update.gradNorm,
+          ms: performance.now() - t0,
         };
         metrics.push(row);
         o.onMetrics?.(row);
@@ -186,7 +236,9 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
     after = await measure(last, stepsDone(2, options.phase2.steps));
     const concepts = conceptsOf(last, tokens, classWords, embeddings ?? last.session.getTrainable(PLACEHOLDERS));
     return {
-      concepts, metrics, notes,
+      concepts,
+      metrics,
+      notes,
       alignment: { grid, timestep: evalT, threshold, before: before!, after },
       ...(saved ? { resumedFrom: { phase: saved.phase, step: saved.step } } : {}),
     };
@@ -226,8 +278,12 @@ export const TRAINING_SESSION_OPTIONS = { enableCpuMemArena: false, extra: { ses
 function sessionSpec(built: TrainingModel) {
   const o = built.outputs;
   return {
-    model: built.model, loss: o.loss, trainable: built.trainable, keepOutputs: [o.md, o.m2a, o.ica, o.aug, o.attention],
-    recomputeAbove: RECOMPUTE_ATTENTION_ABOVE, chunkAttentionAbove: CHUNK_ATTENTION_ABOVE,
+    model: built.model,
+    loss: o.loss,
+    trainable: built.trainable,
+    keepOutputs: [o.md, o.m2a, o.ica, o.aug, o.attention],
+    recomputeAbove: RECOMPUTE_ATTENTION_ABOVE,
+    chunkAttentionAbove: CHUNK_ATTENTION_ABOVE,
   };
 }
 

@@ -73,7 +73,10 @@ describe('drawUnion', () => {
 describe('sampleUnion', () => {
   // 4x2 masks: subject 0 is the left column, subject 1 the top-right pixel
   const mask = (on: number[]): Mask => ({ width: 4, height: 2, data: Uint8Array.from({ length: 8 }, (_, i) => (on.includes(i) ? 1 : 0)) });
-  const subjects: Subject[] = [{ mask: mask([0, 4]), classWord: 'panda' }, { mask: mask([3]), classWord: 'bowl' }];
+  const subjects: Subject[] = [
+    { mask: mask([0, 4]), classWord: 'panda' },
+    { mask: mask([3]), classWord: 'bowl' },
+  ];
 
   it('names the drawn subjects in order in both prompts and unions their (flipped) masks', () => {
     let seen = 0;
@@ -84,7 +87,7 @@ describe('sampleUnion', () => {
       expect(s.classPrompt).toBe(`a photo of ${s.subjects.map((j) => subjects[j]!.classWord).join(' and ')}`);
       const expected = new Set<number>();
       for (const j of s.subjects) {
-        for (const p of j === 0 ? [0, 4] : [3]) expected.add(s.flip ? (p - (p % 4)) + (3 - (p % 4)) : p);
+        for (const p of j === 0 ? [0, 4] : [3]) expected.add(s.flip ? p - (p % 4) + (3 - (p % 4)) : p);
       }
       expect([...s.unionMask.data].flatMap((v, p) => (v ? [p] : [])).sort()).toEqual([...expected].sort());
       if (s.subjects.length === 2 && s.flip) seen++;

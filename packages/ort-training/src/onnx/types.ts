@@ -3,8 +3,14 @@ import type Long from 'long';
 
 export type Int64 = number | Long;
 
-export interface StringStringEntry { key?: string; value?: string }
-export interface OperatorSetId { domain?: string; version?: Int64 }
+export interface StringStringEntry {
+  key?: string;
+  value?: string;
+}
+export interface OperatorSetId {
+  domain?: string;
+  version?: Int64;
+}
 
 export interface TensorProto {
   dims?: Int64[];
@@ -22,7 +28,11 @@ export interface TensorProto {
   data_location?: number;
 }
 
-export interface Dimension { dim_value?: Int64; dim_param?: string; denotation?: string }
+export interface Dimension {
+  dim_value?: Int64;
+  dim_param?: string;
+  denotation?: string;
+}
 export interface TypeProto {
   tensor_type?: { elem_type?: number; shape?: { dim?: Dimension[] } };
   sequence_type?: unknown;
@@ -31,7 +41,11 @@ export interface TypeProto {
   sparse_tensor_type?: unknown;
   denotation?: string;
 }
-export interface ValueInfoProto { name?: string; type?: TypeProto; doc_string?: string }
+export interface ValueInfoProto {
+  name?: string;
+  type?: TypeProto;
+  doc_string?: string;
+}
 
 export interface AttributeProto {
   name?: string;
@@ -86,6 +100,19 @@ export interface ModelProto {
 }
 
 export const AttributeType = {
-  UNDEFINED: 0, FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, GRAPH: 5, FLOATS: 6, INTS: 7, STRINGS: 8,
-  TENSORS: 9, GRAPHS: 10, SPARSE_TENSOR: 11, SPARSE_TENSORS: 12, TYPE_PROTO: 13, TYPE_PROTOS: 14,
+  UNDEFINED: 0,
+  FLOAT: 1,
+  INT: 2,
+  STRING: 3,
+  TENSOR: 4,
+  GRAPH: 5,
+  FLOATS: 6,
+  INTS: 7,
+  STRINGS: 8,
+  TENSORS: 9,
+  GRAPHS: 10,
+  SPARSE_TENSOR: 11,
+  SPARSE_TENSORS: 12,
+  TYPE_PROTO: 13,
+  TYPE_PROTOS: 14,
 } as const;

@@ -56,7 +56,10 @@ export const sameDims = (a: readonly number[], b: readonly number[]) => a.length
 export const strides = (dims: readonly number[]): number[] => {
   const s = new Array<number>(dims.length);
   let acc = 1;
-  for (let i = dims.length - 1; i >= 0; i--) { s[i] = acc; acc *= dims[i]!; }
+  for (let i = dims.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= dims[i]!;
+  }
   return s;
 };
 
@@ -80,7 +83,10 @@ export function transposeLast2(b: Builder, x: string): string {
  * own (the builder composes transposes), and onnxruntime fuses the rest into its FusedMatMul.
  */
 export function product(b: Builder, p: string, q: string): string {
-  const pd = b.dims(p), qd = b.dims(q), rows = pd[pd.length - 2]!, cols = qd[qd.length - 1]!;
+  const pd = b.dims(p),
+    qd = b.dims(q),
+    rows = pd[pd.length - 2]!,
+    cols = qd[qd.length - 1]!;
   if (rows * 4 > cols) return b.op('MatMul', [p, q]);
   return transposeLast2(b, b.op('MatMul', [transposeLast2(b, q), transposeLast2(b, p)]));
 }

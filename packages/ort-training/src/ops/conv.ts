@@ -46,7 +46,9 @@ function explicitPads(node: Node, r: number): [number[], number[]] {
 }
 
 export function convGeometry(node: Node, xDims: number[], wDims: number[]): ConvGeometry {
-  const base = baseGeometry(node, xDims, wDims), r = xDims.length - 2, inSp = xDims.slice(2);
+  const base = baseGeometry(node, xDims, wDims),
+    r = xDims.length - 2,
+    inSp = xDims.slice(2);
   const autoPad = attrString(node, 'auto_pad', 'NOTSET');
   const g = { ...base, padsBegin: new Array<number>(r).fill(0), padsEnd: new Array<number>(r).fill(0) };
   if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
@@ -68,24 +70,45 @@ export function convOutSpatial(node: Node, g: ConvGeometry, inSp: number[]): num
 
 /** ConvTranspose geometry and its output size (output_shape wins over pads, as the spec says). */
 export function convTransposeGeometry(node: Node, xDims: number[], wDims: number[]): { g: ConvGeometry; outSp: number[] } {
-  const base = baseGeometry(node, xDims, wDims), r = xDims.length - 2, inSp = xDims.slice(2);
+  const base = baseGeometry(node, xDims, wDims),
+    r = xDims.length - 2,
+    inSp = xDims.slice(2);
   const outPad = attrInts(node, 'output_padding') ?? new Array<number>(r).fill(0);
   const autoPad = attrString(node, 'auto_pad', 'NOTSET');
   const g: ConvGeometry = { ...base, padsBegin: new Array<number>(r).fill(0), padsEnd: new Array<number>(r).fill(0) };
   const full = inSp.map((n, i) => g.strides[i]! * (n - 1) + outPad[i]! + span(g, i));
-  const wanted = attrInts(node, 'output_shape')?.slice(-r)
-    ?? (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER' ? inSp.map((n, i) => n * g.strides[i]!) : undefined);
-  if (wanted) [g.padsBegin, g.padsEnd] = splitPads(autoPad, full.map((f, i) => f - wanted[i]!));
+  const wanted =
+    attrInts(node, 'output_shape')?.slice(-r) ?? (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER' ? inSp.map((n, i) => n * g.strides[i]!) : undefined);
+  if (wanted)
+    [g.padsBegin, g.padsEnd] = splitPads(
+      autoPad,
+      full.map((f, i) => f - wanted[i]!),
+    );
   else if (autoPad === 'NOTSET') [g.padsBegin, g.padsEnd] = explicitPads(node, r);
   return { g, outSp: full.map((f, i) => f - g.padsBegin[i]! - g.padsEnd[i]!) };
 }
 
 const convAttrs = (g: ConvGeometry) => ({
-  kernel_shape: g.kernel, strides: g.strides, dilations: g.dilations, group: g.group, pads: [...g.padsBegin, ...g.padsEnd],
+  kernel_shape: g.kernel,
+  strides: g.strides,
+  dilations: g.dilations,
+  group: g.group,
+  pads: [...g.padsBegin, ...g.padsEnd],
 });
 
 /** d bias = dY summed over the batch and spatial axes. */
-const biasGradient = (b: Builder, dy: string) => b.reduceSum(dy, [0, ...b.dims(dy).slice(2).map((_, i) => i + 2)], false);
+const biasGradient = (b: Builder, dy: string) =>
+  b.reduceSum(
+    dy,
+    [
+      0,
+      ...b
+        .dims(dy)
+        .slice(2)
+        .map((_, i) => i + 2),
+    ],
+    false,
+  );
 
 /** How conv weight gradients are formed; 'auto' is the measured best (see `convWeightGradient`). */
 export const convWeightGradientOptions: { strategy: 'auto' | 'patches' | 'outputPatches' | 'im2col' | 'conv' } = { strategy: 'auto' };
@@ -129,20 +152,29 @@ export function convWeightGradient(b: Builder, x: string, dy: string, wDims: num
  * the (small) batch axis. The columns are Kt times the input's size, transient.
  */
 function weightGradByPatches(b: Builder, x: string, dy: string, wDims: number[], g: ConvGeometry): string {
-  const xd = b.dims(x), yd = b.dims(dy), dtype = b.type(x).dtype;
-  const [N, C] = xd as [number, number], M = yd[1]!, G = g.group;
-  const P = numel(yd.slice(2)), Kt = numel(g.kernel);
+  const xd = b.dims(x),
+    yd = b.dims(dy),
+    dtype = b.type(x).dtype;
+  const [N, C] = xd as [number, number],
+    M = yd[1]!,
+    G = g.group;
+  const P = numel(yd.slice(2)),
+    Kt = numel(g.kernel);
   let cols: string;
   if (Kt === 1 && g.strides.every((s) => s === 1) && [...g.padsBegin, ...g.padsEnd].every((p) => p === 0)) {
     cols = x; // a 1x1 convolution reads the input as it is
   } else {
     // Depthwise: channel c's Kt output channels are its taps, already in W's (c, k) order. The constant is
     // C*Kt*Kt values (Kt/M of the weight's size).
-    const taps = b.sharedConstant(`conv_taps:${dtype}:${C}:${g.kernel}`, () => {
-      const onehot = new Array<number>(C * Kt * Kt).fill(0);
-      for (let c = 0; c < C; c++) for (let k = 0; k < Kt; k++) onehot[(c * Kt + k) * Kt + k] = 1;
-      return fromNumbers(dtype, [C * Kt, 1, ...g.kernel], onehot);
-    }, 'conv_taps');
+    const taps = b.sharedConstant(
+      `conv_taps:${dtype}:${C}:${g.kernel}`,
+      () => {
+        const onehot = new Array<number>(C * Kt * Kt).fill(0);
+        for (let c = 0; c < C; c++) for (let k = 0; k < Kt; k++) onehot[(c * Kt + k) * Kt + k] = 1;
+        return fromNumbers(dtype, [C * Kt, 1, ...g.kernel], onehot);
+      },
+      'conv_taps',
+    );
     cols = b.op('Conv', [x, taps], { ...convAttrs({ ...g, group: C }) }, 'patches');
   }
   // cols [N, (G,) Cg*Kt, P] in W's own (c, k) order; dW[g] = sum_n dY[n, g] @ cols[n, g]^T.
@@ -165,18 +197,34 @@ const outputPatchesApply = (g: ConvGeometry): boolean =>
  * dW[g] = sum_n cols[n, g] @ X[n, g]^T as [Mg*Kt, Cg], and a (weight-sized) transpose to W's (c, k) order.
  */
 function weightGradByOutputPatches(b: Builder, x: string, dy: string, wDims: number[], g: ConvGeometry): string {
-  const xd = b.dims(x), yd = b.dims(dy), dtype = b.type(x).dtype;
-  const [N, C] = xd as [number, number], M = yd[1]!, G = g.group;
-  const Q = numel(xd.slice(2)), Kt = numel(g.kernel);
-  const taps = b.sharedConstant(`conv_taps_flipped:${dtype}:${M}:${g.kernel}`, () => {
-    const onehot = new Array<number>(M * Kt * Kt).fill(0);
-    for (let m = 0; m < M; m++) for (let k = 0; k < Kt; k++) onehot[(m * Kt + k) * Kt + (Kt - 1 - k)] = 1;
-    return fromNumbers(dtype, [M * Kt, 1, ...g.kernel], onehot);
-  }, 'conv_taps');
-  const cols = b.op('Conv', [dy, taps], {
-    kernel_shape: g.kernel, dilations: g.dilations, group: M,
-    pads: [...g.padsBegin.map((p, i) => span(g, i) - 1 - p), ...g.padsEnd.map((p, i) => span(g, i) - 1 - p)],
-  }, 'patches');
+  const xd = b.dims(x),
+    yd = b.dims(dy),
+    dtype = b.type(x).dtype;
+  const [N, C] = xd as [number, number],
+    M = yd[1]!,
+    G = g.group;
+  const Q = numel(xd.slice(2)),
+    Kt = numel(g.kernel);
+  const taps = b.sharedConstant(
+    `conv_taps_flipped:${dtype}:${M}:${g.kernel}`,
+    () => {
+      const onehot = new Array<number>(M * Kt * Kt).fill(0);
+      for (let m = 0; m < M; m++) for (let k = 0; k < Kt; k++) onehot[(m * Kt + k) * Kt + (Kt - 1 - k)] = 1;
+      return fromNumbers(dtype, [M * Kt, 1, ...g.kernel], onehot);
+    },
+    'conv_taps',
+  );
+  const cols = b.op(
+    'Conv',
+    [dy, taps],
+    {
+      kernel_shape: g.kernel,
+      dilations: g.dilations,
+      group: M,
+      pads: [...g.padsBegin.map((p, i) => span(g, i) - 1 - p), ...g.padsEnd.map((p, i) => span(g, i) - 1 - p)],
+    },
+    'patches',
+  );
   const grp = G === 1 ? [] : [G];
   const dWt = b.reduceSum(product(b, b.reshape(cols, [N, ...grp, (M / G) * Kt, Q]), transposeLast2(b, b.reshape(x, [N, ...grp, C / G, Q]))), [0], false);
   const byTap = b.reshape(dWt, [...grp, M / G, Kt, C / G]);
@@ -184,25 +232,36 @@ function weightGradByOutputPatches(b: Builder, x: string, dy: string, wDims: num
 }
 
 function weightGradByIm2col(b: Builder, x: string, dy: string, wDims: number[], g: ConvGeometry): string {
-  const xd = b.dims(x), yd = b.dims(dy), dtype = b.type(x).dtype;
-  const [N, C] = xd as [number, number], M = yd[1]!, G = g.group, r = xd.length - 2;
-  const outSp = yd.slice(2), P = numel(outSp), Kt = numel(g.kernel);
+  const xd = b.dims(x),
+    yd = b.dims(dy),
+    dtype = b.type(x).dtype;
+  const [N, C] = xd as [number, number],
+    M = yd[1]!,
+    G = g.group,
+    r = xd.length - 2;
+  const outSp = yd.slice(2),
+    P = numel(outSp),
+    Kt = numel(g.kernel);
   // Zero padding as a Concat with zero blocks (only on axes that have any).
   let xp = x;
   for (let i = 0; i < r; i++) {
-    const pb = g.padsBegin[i]!, pe = g.padsEnd[i]!;
+    const pb = g.padsBegin[i]!,
+      pe = g.padsEnd[i]!;
     if (pb === 0 && pe === 0) continue;
-    const cur = b.dims(xp), block = (n: number) => b.zeros({ dtype, dims: cur.map((d, a) => (a === i + 2 ? n : d)) });
+    const cur = b.dims(xp),
+      block = (n: number) => b.zeros({ dtype, dims: cur.map((d, a) => (a === i + 2 ? n : d)) });
     xp = b.op('Concat', [...(pb ? [block(pb)] : []), xp, ...(pe ? [block(pe)] : [])], { axis: i + 2 });
   }
   const xpd = b.dims(xp);
   const cols: string[] = [];
   for (let k = 0; k < Kt; k++) {
     // Kernel offset k (row-major over the kernel axes) reads xp[..., off + stride * o].
-    const off = g.kernel.map((_, i) => Math.floor(k / numel(g.kernel.slice(i + 1))) % g.kernel[i]! * g.dilations[i]!);
+    const off = g.kernel.map((_, i) => (Math.floor(k / numel(g.kernel.slice(i + 1))) % g.kernel[i]!) * g.dilations[i]!);
     const whole = off.every((o, i) => o === 0 && g.strides[i] === 1 && outSp[i] === xpd[i + 2]);
     const axes = off.map((_, i) => i + 2);
-    const slice = whole ? xp : b.op('Slice', [xp, b.int64s(off), b.int64s(off.map((o, i) => o + g.strides[i]! * (outSp[i]! - 1) + 1)), b.int64s(axes), b.int64s(g.strides)]);
+    const slice = whole
+      ? xp
+      : b.op('Slice', [xp, b.int64s(off), b.int64s(off.map((o, i) => o + g.strides[i]! * (outSp[i]! - 1) + 1)), b.int64s(axes), b.int64s(g.strides)]);
     cols.push(Kt === 1 ? slice : b.unsqueeze(slice, [2]));
   }
   // cols[n, g, (c, k), p] in W's own (c, k) order; dW[g]^T = sum_n cols[n, g] @ dY[n, g]^T (transposing
@@ -214,17 +273,27 @@ function weightGradByIm2col(b: Builder, x: string, dy: string, wDims: number[], 
 }
 
 function weightGradByConv(b: Builder, x: string, dy: string, wDims: number[], g: ConvGeometry): string {
-  const xd = b.dims(x), yd = b.dims(dy);
-  const [N, C] = xd as [number, number], M = yd[1]!, G = g.group, Cg = C / G, r = xd.length - 2;
-  const sp = (d: number[]) => d.slice(2), rest = Array.from({ length: r }, (_, i) => i + 3);
+  const xd = b.dims(x),
+    yd = b.dims(dy);
+  const [N, C] = xd as [number, number],
+    M = yd[1]!,
+    G = g.group,
+    Cg = C / G,
+    r = xd.length - 2;
+  const sp = (d: number[]) => d.slice(2),
+    rest = Array.from({ length: r }, (_, i) => i + 3);
   // Input as a batch of Cg images with G*N channels (group-major), dY as M kernels over N channels; with
   // one group both are a plain swap of the first two axes.
   const swap = (t: string, d: number[], k: number, perm: number[], to: number[]) =>
-    (G === 1 ? b.transpose(t, [1, 0, ...rest.map((a) => a - 1)]) : b.reshape(b.transpose(b.reshape(t, [d[0]!, G, k, ...sp(d)]), perm), to));
+    G === 1 ? b.transpose(t, [1, 0, ...rest.map((a) => a - 1)]) : b.reshape(b.transpose(b.reshape(t, [d[0]!, G, k, ...sp(d)]), perm), to);
   const xs = swap(x, xd, Cg, [2, 1, 0, ...rest], [Cg, G * N, ...sp(xd)]);
   const ks = swap(dy, yd, M / G, [1, 2, 0, ...rest], [M, N, ...sp(yd)]);
   const corr = b.op('Conv', [xs, ks], {
-    kernel_shape: sp(yd), strides: g.dilations, dilations: g.strides, group: G, pads: [...g.padsBegin, ...g.padsEnd],
+    kernel_shape: sp(yd),
+    strides: g.dilations,
+    dilations: g.strides,
+    group: G,
+    pads: [...g.padsBegin, ...g.padsEnd],
   });
   // The correlation can run past the kernel (by less than one stride): keep the first k taps.
   const cd = b.dims(corr);
@@ -244,10 +313,16 @@ export const convInputGradientOptions: { strategy: 'conv' | 'convtranspose' } = 
  */
 function convInputGradient(b: Builder, dy: string, w: string, xDims: number[], g: ConvGeometry): string {
   const ySp = b.dims(dy).slice(2);
-  const padsBegin = g.padsBegin.map((p, i) => span(g, i) - 1 - p), padsEnd = g.padsEnd.map((p, i) => span(g, i) - 1 - p);
+  const padsBegin = g.padsBegin.map((p, i) => span(g, i) - 1 - p),
+    padsEnd = g.padsEnd.map((p, i) => span(g, i) - 1 - p);
   const how = convInputGradientOptions.strategy;
   if (how !== 'convtranspose' && g.strides.every((s) => s === 1) && [...padsBegin, ...padsEnd].every((p) => p >= 0)) {
-    const wd = b.dims(w), G = g.group, Mg = wd[0]! / G, Cg = wd[1]!, k = wd.slice(2), Kt = numel(k);
+    const wd = b.dims(w),
+      G = g.group,
+      Mg = wd[0]! / G,
+      Cg = wd[1]!,
+      k = wd.slice(2),
+      Kt = numel(k);
     // Per group, input and output channels swap, [G*Mg, Cg, k] -> [G*Cg, Mg, k], and the kernel flips
     // spatially, which reverses its flattened taps: a MatMul with the Kt x Kt reversal matrix. For a
     // trainable 3x3 weight that measured 4x faster than a negative-step Slice or a Gather (onnxruntime
@@ -266,7 +341,9 @@ function convInputGradient(b: Builder, dy: string, w: string, xDims: number[], g
 
 function convGradient(ctx: GradContext): (string | undefined)[] {
   const { b, node, needs } = ctx;
-  const X = ctx.inputs[0]!, W = ctx.inputs[1]!, dy = ctx.dOutputs[0]!;
+  const X = ctx.inputs[0]!,
+    W = ctx.inputs[1]!,
+    dy = ctx.dOutputs[0]!;
   const g = convGeometry(node, X.type.dims, W.type.dims);
   let dX: string | undefined;
   if (needs[0]) dX = convInputGradient(b, dy, W.name, X.type.dims, g);
@@ -276,7 +353,9 @@ function convGradient(ctx: GradContext): (string | undefined)[] {
 
 function convTransposeGradient(ctx: GradContext): (string | undefined)[] {
   const { b, node, needs } = ctx;
-  const X = ctx.inputs[0]!, W = ctx.inputs[1]!, dy = ctx.dOutputs[0]!;
+  const X = ctx.inputs[0]!,
+    W = ctx.inputs[1]!,
+    dy = ctx.dOutputs[0]!;
   const { g } = convTransposeGeometry(node, X.type.dims, W.type.dims);
   // y = convT(x, W) is the adjoint of x -> conv(., W): dX = conv(dY, W), and dW correlates dY (as the
   // conv's input) with X (as its output gradient).
@@ -288,16 +367,19 @@ function convTransposeGradient(ctx: GradContext): (string | undefined)[] {
 export const convOps: OpTable = {
   Conv: {
     infer: (ctx) => {
-      const x = input(ctx, 0), w = input(ctx, 1);
+      const x = input(ctx, 0),
+        w = input(ctx, 1);
       const g = convGeometry(ctx.node, x.dims, w.dims);
-      if (x.dims[1] !== w.dims[1]! * g.group) fail(ctx.node, `input has ${x.dims[1]} channels, weight [${w.dims}] with group ${g.group} expects ${w.dims[1]! * g.group}`);
+      if (x.dims[1] !== w.dims[1]! * g.group)
+        fail(ctx.node, `input has ${x.dims[1]} channels, weight [${w.dims}] with group ${g.group} expects ${w.dims[1]! * g.group}`);
       return [{ dtype: x.dtype, dims: [x.dims[0]!, w.dims[0]!, ...convOutSpatial(ctx.node, g, x.dims.slice(2))] }];
     },
     gradient: convGradient,
   },
   ConvTranspose: {
     infer: (ctx) => {
-      const x = input(ctx, 0), w = input(ctx, 1);
+      const x = input(ctx, 0),
+        w = input(ctx, 1);
       const { g, outSp } = convTransposeGeometry(ctx.node, x.dims, w.dims);
       if (x.dims[1] !== w.dims[0]) fail(ctx.node, `input has ${x.dims[1]} channels, weight [${w.dims}] expects ${w.dims[0]}`);
       return [{ dtype: x.dtype, dims: [x.dims[0]!, w.dims[1]! * g.group, ...outSp] }];

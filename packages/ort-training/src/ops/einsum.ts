@@ -6,7 +6,10 @@ import { attrString, type Node } from '../graph.js';
 import { fail, input } from './common.js';
 import type { GradContext, OpTable } from './types.js';
 
-export interface EinsumSpec { terms: string[]; out: string }
+export interface EinsumSpec {
+  terms: string[];
+  out: string;
+}
 
 export function parseEinsum(node: Node, nInputs: number): EinsumSpec {
   const eq = attrString(node, 'equation', '').replace(/\s/g, '');
@@ -20,7 +23,12 @@ export function parseEinsum(node: Node, nInputs: number): EinsumSpec {
   }
   // Implicit form: the output lists the letters used exactly once, in alphabetical order.
   const count = (c: string) => terms.join('').split(c).length - 1;
-  const out = rhs ?? [...new Set(terms.join(''))].filter((c) => count(c) === 1).sort().join('');
+  const out =
+    rhs ??
+    [...new Set(terms.join(''))]
+      .filter((c) => count(c) === 1)
+      .sort()
+      .join('');
   for (const c of out) if (!terms.some((t) => t.includes(c))) fail(node, `Einsum output letter '${c}' appears in no operand`);
   return { terms, out };
 }
@@ -31,7 +39,8 @@ function letterSizes(node: Node, terms: string[], dims: number[][]): Map<string,
   terms.forEach((t, i) => {
     if (t.length !== dims[i]!.length) fail(node, `Einsum operand ${i} has rank ${dims[i]!.length}, term '${t}' has ${t.length} letters`);
     [...t].forEach((c, k) => {
-      const d = dims[i]![k]!, prev = size.get(c);
+      const d = dims[i]![k]!,
+        prev = size.get(c);
       if (prev !== undefined && prev !== d) fail(node, `Einsum letter '${c}' has sizes ${prev} and ${d}`);
       size.set(c, d);
     });
@@ -64,7 +73,11 @@ export const einsumOps: OpTable = {
   Einsum: {
     infer: (ctx) => {
       const { terms, out } = parseEinsum(ctx.node, ctx.inputs.length);
-      const size = letterSizes(ctx.node, terms, ctx.inputs.map((_, i) => input(ctx, i).dims));
+      const size = letterSizes(
+        ctx.node,
+        terms,
+        ctx.inputs.map((_, i) => input(ctx, i).dims),
+      );
       return [{ dtype: input(ctx, 0).dtype, dims: [...out].map((c) => size.get(c)!) }];
     },
     gradient: einsumGradient,

@@ -12,36 +12,60 @@ const axisOf = (ctx: { node: GradContext['node'] }, rank: number) => normAxis(ct
 
 /** Indices as int64 (ScatterND/ScatterElements want int64), normalized to non-negative when they are constants. */
 function int64Indices(ctx: GradContext, size: number, extraUnitAxis: boolean): string {
-  const b = ctx.b, idx = ctx.inputs[1]!, known = knownValues(idx);
+  const b = ctx.b,
+    idx = ctx.inputs[1]!,
+    known = knownValues(idx);
   const dims = extraUnitAxis ? [...idx.type.dims, 1] : idx.type.dims;
-  if (known) return b.constant(fromNumbers(DataType.INT64, dims, known.map((i) => (i < 0 ? i + size : i))), 'indices');
+  if (known)
+    return b.constant(
+      fromNumbers(
+        DataType.INT64,
+        dims,
+        known.map((i) => (i < 0 ? i + size : i)),
+      ),
+      'indices',
+    );
   return b.reshape(b.cast(idx.name, DataType.INT64), dims);
 }
 
 export const indexingOps: OpTable = {
   Gather: {
     infer: (ctx) => {
-      const d = input(ctx, 0).dims, idx = input(ctx, 1).dims, axis = axisOf(ctx, d.length);
+      const d = input(ctx, 0).dims,
+        idx = input(ctx, 1).dims,
+        axis = axisOf(ctx, d.length);
       return [{ dtype: input(ctx, 0).dtype, dims: [...d.slice(0, axis), ...idx, ...d.slice(axis + 1)] }];
     },
     evaluate: (ctx) => {
-      const d = ctx.inputs[0]!.dims, axis = axisOf(ctx, d.length);
+      const d = ctx.inputs[0]!.dims,
+        axis = axisOf(ctx, d.length);
       const ind = toNumbers(ctx.values[1]!).map((i) => (i < 0 ? i + d[axis]! : i));
-      const out = indexingOps.Gather!.infer(ctx)[0]!.dims, s = strides(d), ir = ctx.inputs[1]!.dims.length, is = strides(ctx.inputs[1]!.dims);
-      return [gatherEval(ctx.values[0]!, out, (o) => {
-        let k = 0;
-        for (let i = 0; i < axis; i++) k += o[i]! * s[i]!;
-        let flat = 0;
-        for (let i = 0; i < ir; i++) flat += o[axis + i]! * is[i]!;
-        k += ind[flat]! * s[axis]!;
-        for (let i = axis + 1; i < d.length; i++) k += o[i - 1 + ir]! * s[i]!;
-        return k;
-      })];
+      const out = indexingOps.Gather!.infer(ctx)[0]!.dims,
+        s = strides(d),
+        ir = ctx.inputs[1]!.dims.length,
+        is = strides(ctx.inputs[1]!.dims);
+      return [
+        gatherEval(ctx.values[0]!, out, (o) => {
+          let k = 0;
+          for (let i = 0; i < axis; i++) k += o[i]! * s[i]!;
+          let flat = 0;
+          for (let i = 0; i < ir; i++) flat += o[axis + i]! * is[i]!;
+          k += ind[flat]! * s[axis]!;
+          for (let i = axis + 1; i < d.length; i++) k += o[i - 1 + ir]! * s[i]!;
+          return k;
+        }),
+      ];
     },
     gradient: (ctx) => {
       if (!ctx.needs[0]) return [undefined, undefined];
-      const b = ctx.b, dy = ctx.dOutputs[0]!, data = ctx.inputs[0]!.type, idx = ctx.inputs[1]!;
-      const r = data.dims.length, axis = axisOf(ctx, r), n = data.dims[axis]!, ir = idx.type.dims.length;
+      const b = ctx.b,
+        dy = ctx.dOutputs[0]!,
+        data = ctx.inputs[0]!.type,
+        idx = ctx.inputs[1]!;
+      const r = data.dims.length,
+        axis = axisOf(ctx, r),
+        n = data.dims[axis]!,
+        ir = idx.type.dims.length;
       const known = knownValues(idx);
       if (known && ir === 0) {
         // y = x[..., i, ...] for one constant i: dx is dy at i along the axis, zeros around it
@@ -59,25 +83,38 @@ export const indexingOps: OpTable = {
   GatherElements: {
     infer: (ctx) => [{ dtype: input(ctx, 0).dtype, dims: [...input(ctx, 1).dims] }],
     evaluate: (ctx) => {
-      const d = ctx.inputs[0]!.dims, axis = axisOf(ctx, d.length), s = strides(d);
-      const idxDims = ctx.inputs[1]!.dims, is = strides(idxDims), ind = toNumbers(ctx.values[1]!);
-      return [gatherEval(ctx.values[0]!, idxDims, (o) => o.reduce((a, v, i) => {
-        if (i !== axis) return a + v * s[i]!;
-        const j = ind[o.reduce((f, w, k) => f + w * is[k]!, 0)]!;
-        return a + (j < 0 ? j + d[axis]! : j) * s[i]!;
-      }, 0))];
+      const d = ctx.inputs[0]!.dims,
+        axis = axisOf(ctx, d.length),
+        s = strides(d);
+      const idxDims = ctx.inputs[1]!.dims,
+        is = strides(idxDims),
+        ind = toNumbers(ctx.values[1]!);
+      return [
+        gatherEval(ctx.values[0]!, idxDims, (o) =>
+          o.reduce((a, v, i) => {
+            if (i !== axis) return a + v * s[i]!;
+            const j = ind[o.reduce((f, w, k) => f + w * is[k]!, 0)]!;
+            return a + (j < 0 ? j + d[axis]! : j) * s[i]!;
+          }, 0),
+        ),
+      ];
     },
     // dx = zeros with dy added at each gathered position
     gradient: (ctx) => {
       if (!ctx.needs[0]) return [undefined, undefined];
-      const b = ctx.b, data = ctx.inputs[0]!.type, axis = axisOf(ctx, data.dims.length);
+      const b = ctx.b,
+        data = ctx.inputs[0]!.type,
+        axis = axisOf(ctx, data.dims.length);
       const indices = int64Indices(ctx, data.dims[axis]!, false);
       return [b.op('ScatterElements', [b.zeros(data), indices, ctx.dOutputs[0]!], { axis, reduction: 'add' }), undefined];
     },
   },
   GatherND: {
     infer: (ctx) => {
-      const d = input(ctx, 0).dims, idx = input(ctx, 1).dims, bd = attrInt(ctx.node, 'batch_dims', 0), k = idx[idx.length - 1]!;
+      const d = input(ctx, 0).dims,
+        idx = input(ctx, 1).dims,
+        bd = attrInt(ctx.node, 'batch_dims', 0),
+        k = idx[idx.length - 1]!;
       if (bd + k > d.length) fail(ctx.node, `index depth ${k} after ${bd} batch dims exceeds rank ${d.length}`);
       return [{ dtype: input(ctx, 0).dtype, dims: [...idx.slice(0, -1), ...d.slice(bd + k)] }];
     },
@@ -85,7 +122,8 @@ export const indexingOps: OpTable = {
     gradient: (ctx) => {
       if (!ctx.needs[0]) return [undefined, undefined];
       if (attrInt(ctx.node, 'batch_dims', 0) !== 0) noGradient(ctx.node, 'batch_dims > 0');
-      const b = ctx.b, idx = b.cast(ctx.inputs[1]!.name, DataType.INT64);
+      const b = ctx.b,
+        idx = b.cast(ctx.inputs[1]!.name, DataType.INT64);
       return [b.op('ScatterND', [b.zeros(ctx.inputs[0]!.type), idx, ctx.dOutputs[0]!], { reduction: 'add' }), undefined];
     },
   },
@@ -104,7 +142,9 @@ export const indexingOps: OpTable = {
  * the indices; d data = dy, with the overwritten positions zeroed when writing.
  */
 function scatterGrad(ctx: GradContext, scatter: string, gather: string, attributes: { axis?: number }): (string | undefined)[] {
-  const b = ctx.b, dy = ctx.dOutputs[0]!, reduction = attrString(ctx.node, 'reduction', 'none');
+  const b = ctx.b,
+    dy = ctx.dOutputs[0]!,
+    reduction = attrString(ctx.node, 'reduction', 'none');
   if (reduction !== 'none' && reduction !== 'add') noGradient(ctx.node, `reduction ${reduction}`);
   const indices = ctx.inputs[1]!.name;
   const dData = !ctx.needs[0] ? undefined : reduction === 'add' ? dy : b.op(scatter, [dy, indices, b.zeros(ctx.inputs[2]!.type)], attributes);

@@ -11,14 +11,18 @@ export { transposeLast2 };
 
 /** numpy matmul shape rule. */
 export function matmulDims(node: Parameters<typeof fail>[0], a: number[], b: number[]): number[] {
-  const A = a.length === 1 ? [1, a[0]!] : a, B = b.length === 1 ? [b[0]!, 1] : b;
-  const k = A[A.length - 1]!, k2 = B[B.length - 2]!;
+  const A = a.length === 1 ? [1, a[0]!] : a,
+    B = b.length === 1 ? [b[0]!, 1] : b;
+  const k = A[A.length - 1]!,
+    k2 = B[B.length - 2]!;
   if (k !== k2) fail(node, `inner dimensions differ: [${a}] x [${b}]`);
-  const batchA = A.slice(0, -2), batchB = B.slice(0, -2);
+  const batchA = A.slice(0, -2),
+    batchB = B.slice(0, -2);
   const rank = Math.max(batchA.length, batchB.length);
   const batch: number[] = [];
   for (let i = 0; i < rank; i++) {
-    const x = batchA[i - rank + batchA.length] ?? 1, y = batchB[i - rank + batchB.length] ?? 1;
+    const x = batchA[i - rank + batchA.length] ?? 1,
+      y = batchB[i - rank + batchB.length] ?? 1;
     if (x !== y && x !== 1 && y !== 1) fail(node, `batch dimensions do not broadcast: [${a}] x [${b}]`);
     batch.push(Math.max(x, y));
   }
@@ -40,12 +44,18 @@ export function gemm(b: Builder, a: string, bm: string, transA: boolean, transB:
  */
 function matmulGradient(ctx: GradContext): (string | undefined)[] {
   const { b, needs } = ctx;
-  const A = ctx.inputs[0]!, B = ctx.inputs[1]!;
-  const aDims = A.type.dims, bDims = B.type.dims;
-  const a2 = aDims.length === 1 ? [1, aDims[0]!] : aDims, b2 = bDims.length === 1 ? [bDims[0]!, 1] : bDims;
+  const A = ctx.inputs[0]!,
+    B = ctx.inputs[1]!;
+  const aDims = A.type.dims,
+    bDims = B.type.dims;
+  const a2 = aDims.length === 1 ? [1, aDims[0]!] : aDims,
+    b2 = bDims.length === 1 ? [bDims[0]!, 1] : bDims;
   const y2 = matmulDims(ctx.node, a2, b2);
-  const a = b.reshape(A.name, a2), w = b.reshape(B.name, b2), dy = b.reshape(ctx.dOutputs[0]!, y2);
-  const K = a2[a2.length - 1]!, N = b2[b2.length - 1]!;
+  const a = b.reshape(A.name, a2),
+    w = b.reshape(B.name, b2),
+    dy = b.reshape(ctx.dOutputs[0]!, y2);
+  const K = a2[a2.length - 1]!,
+    N = b2[b2.length - 1]!;
   let dA: string | undefined, dB: string | undefined;
   if (b2.length === 2) {
     // Activations [..., M, K] x weight [K, N]: fold every leading axis into rows, so that
@@ -67,10 +77,15 @@ function matmulGradient(ctx: GradContext): (string | undefined)[] {
 /** Y = alpha * op(A) @ op(B) + beta * C, op = transpose when transA/transB. */
 function gemmGradient(ctx: GradContext): (string | undefined)[] {
   const { b, needs, node } = ctx;
-  const dy = ctx.dOutputs[0]!, A = ctx.inputs[0]!.name, B = ctx.inputs[1]!.name, C = ctx.inputs[2];
-  const tA = attrInt(node, 'transA', 0) !== 0, tB = attrInt(node, 'transB', 0) !== 0;
+  const dy = ctx.dOutputs[0]!,
+    A = ctx.inputs[0]!.name,
+    B = ctx.inputs[1]!.name,
+    C = ctx.inputs[2];
+  const tA = attrInt(node, 'transA', 0) !== 0,
+    tB = attrInt(node, 'transB', 0) !== 0;
   // ONNX float attributes are float32: use the value onnxruntime multiplies by.
-  const alpha = Math.fround(attrFloat(node, 'alpha', 1)), beta = Math.fround(attrFloat(node, 'beta', 1));
+  const alpha = Math.fround(attrFloat(node, 'alpha', 1)),
+    beta = Math.fround(attrFloat(node, 'beta', 1));
   // d op(A) = alpha dY op(B)^T, so dA = alpha dY op(B)^T, or its transpose alpha op(B) dY^T when transA.
   const dA = needs[0] ? (tA ? gemm(b, B, dy, tB, true, alpha) : gemm(b, dy, B, false, !tB, alpha)) : undefined;
   // d op(B) = alpha op(A)^T dY, so dB = alpha op(A)^T dY, or alpha dY^T op(A) when transB.
@@ -86,7 +101,8 @@ export const linalgOps: OpTable = {
   },
   Gemm: {
     infer: (ctx) => {
-      const a = input(ctx, 0), bm = input(ctx, 1);
+      const a = input(ctx, 0),
+        bm = input(ctx, 1);
       if (a.dims.length !== 2 || bm.dims.length !== 2) fail(ctx.node, `Gemm needs 2-D operands, got [${a.dims}] and [${bm.dims}]`);
       const [m, k] = attrInt(ctx.node, 'transA', 0) ? [a.dims[1]!, a.dims[0]!] : [a.dims[0]!, a.dims[1]!];
       const [k2, n] = attrInt(ctx.node, 'transB', 0) ? [bm.dims[1]!, bm.dims[0]!] : [bm.dims[0]!, bm.dims[1]!];

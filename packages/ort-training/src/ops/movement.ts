@@ -8,11 +8,17 @@ import type { GradContext, InferContext } from './types.js';
 
 /** Gather elements of `x` (row-major) at the output index computed by `map` (for folding movement ops). */
 export function gatherEval(x: HostTensor, outDims: number[], map: (outIndex: number[]) => number): HostTensor {
-  const vals = toNumbers(x), n = numel(outDims), s = strides(outDims);
-  const out = new Array<number>(n), idx = new Array<number>(outDims.length);
+  const vals = toNumbers(x),
+    n = numel(outDims),
+    s = strides(outDims);
+  const out = new Array<number>(n),
+    idx = new Array<number>(outDims.length);
   for (let k = 0; k < n; k++) {
     let r = k;
-    for (let i = 0; i < outDims.length; i++) { idx[i] = Math.floor(r / s[i]!); r %= s[i]!; }
+    for (let i = 0; i < outDims.length; i++) {
+      idx[i] = Math.floor(r / s[i]!);
+      r %= s[i]!;
+    }
     out[k] = vals[map(idx)]!;
   }
   return fromNumbers(x.dtype, outDims, out);
@@ -20,7 +26,10 @@ export function gatherEval(x: HostTensor, outDims: number[], map: (outIndex: num
 
 /** The infer view of a gradient context, to re-read a node's static arguments (axes, pads, sizes). */
 export const asInfer = (ctx: GradContext): InferContext => ({
-  node: ctx.node, opset: ctx.opset, inputs: ctx.inputs.map((t) => t?.type), values: ctx.inputs.map((t) => t?.value),
+  node: ctx.node,
+  opset: ctx.opset,
+  inputs: ctx.inputs.map((t) => t?.type),
+  values: ctx.inputs.map((t) => t?.value),
 });
 
 /** Far enough past either end of any axis to slice through it (ONNX clamps). */
@@ -50,7 +59,8 @@ export function noGradient(node: Node, why: string): never {
 
 /** Zero-pad `x` along one axis of a rank-`r` tensor. */
 export function padAxis(b: Builder, x: string, axis: number, begin: number, end: number): string {
-  const r = b.dims(x).length, pads = new Array<number>(2 * r).fill(0);
+  const r = b.dims(x).length,
+    pads = new Array<number>(2 * r).fill(0);
   pads[axis] = begin;
   pads[axis + r] = end;
   return emitPad(b, x, pads);

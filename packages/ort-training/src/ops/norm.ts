@@ -33,12 +33,16 @@ function standardizeBackward(b: Builder, dxhat: string, xhat: string, invstd: st
 /** Y = xhat * Scale + B over axes >= axis; optional outputs Mean and InvStdDev may carry gradients too. */
 function layerNormGradient(ctx: GradContext): (string | undefined)[] {
   const { b, node, needs } = ctx;
-  const X = ctx.inputs[0]!, dims = X.type.dims, dtype = X.type.dtype;
-  const axis = normAxis(node, attrInt(node, 'axis', -1), dims.length), axes = range(axis, dims.length);
+  const X = ctx.inputs[0]!,
+    dims = X.type.dims,
+    dtype = X.type.dtype;
+  const axis = normAxis(node, attrInt(node, 'axis', -1), dims.length),
+    axes = range(axis, dims.length);
   const D = numel(dims.slice(axis));
   const { xhat, invstd } = standardize(b, X.name, axis, attrFloat(node, 'epsilon', 1e-5), attrInt(node, 'stash_type', 1));
   const [dy, dMean, dInvStd] = ctx.dOutputs;
-  const scale = ctx.inputs[1]!, bias = ctx.inputs[2];
+  const scale = ctx.inputs[1]!,
+    bias = ctx.inputs[2];
   let dX: string | undefined;
   if (needs[0]) {
     const parts: string[] = [];
@@ -57,11 +61,15 @@ function layerNormGradient(ctx: GradContext): (string | undefined)[] {
 /** Y[n, c] = xhat[n, c] * scale[c] + B[c], xhat standardized over the spatial axes of each (n, c). */
 function instanceNormGradient(ctx: GradContext): (string | undefined)[] {
   const { b, node, needs } = ctx;
-  const X = ctx.inputs[0]!, dims = X.type.dims, dy = ctx.dOutputs[0]!;
-  const spatial = range(2, dims.length), perChannel = [dims[1]!, ...spatial.map(() => 1)];
+  const X = ctx.inputs[0]!,
+    dims = X.type.dims,
+    dy = ctx.dOutputs[0]!;
+  const spatial = range(2, dims.length),
+    perChannel = [dims[1]!, ...spatial.map(() => 1)];
   const { xhat, invstd } = standardize(b, X.name, 2, attrFloat(node, 'epsilon', 1e-5));
   // torch exports GroupNorm as InstanceNormalization with a constant unit scale: dxhat is then dY itself.
-  const scale = ctx.inputs[1]!, unitScale = scale.value !== undefined && toNumbers(scale.value).every((v) => v === 1);
+  const scale = ctx.inputs[1]!,
+    unitScale = scale.value !== undefined && toNumbers(scale.value).every((v) => v === 1);
   const dxhat = () => (unitScale ? dy : b.mul(dy, b.reshape(scale.name, perChannel)));
   const dX = needs[0] ? standardizeBackward(b, dxhat(), xhat, invstd, spatial) : undefined;
   const dScale = needs[1] ? b.reduceSum(b.mul(dy, xhat), [0, ...spatial], false) : undefined;
@@ -75,13 +83,20 @@ function instanceNormGradient(ctx: GradContext): (string | undefined)[] {
  */
 function groupNormGradient(ctx: GradContext): (string | undefined)[] {
   const { b, node, needs } = ctx;
-  const X = ctx.inputs[0]!, dims = X.type.dims, dy = ctx.dOutputs[0]!;
-  const scale = ctx.inputs[1]!, bias = ctx.inputs[2]!;
-  const G = attrInt(node, 'num_groups', 1), N = dims[0]!, Cg = dims[1]! / G, S = numel(dims.slice(2));
+  const X = ctx.inputs[0]!,
+    dims = X.type.dims,
+    dy = ctx.dOutputs[0]!;
+  const scale = ctx.inputs[1]!,
+    bias = ctx.inputs[2]!;
+  const G = attrInt(node, 'num_groups', 1),
+    N = dims[0]!,
+    Cg = dims[1]! / G,
+    S = numel(dims.slice(2));
   const perChannel = ctx.opset >= 21;
   const { xhat, invstd } = standardize(b, b.reshape(X.name, [N, G, Cg * S]), 2, attrFloat(node, 'epsilon', 1e-5), attrInt(node, 'stash_type', 1));
   const four = [N, G, Cg, S];
-  const xhat4 = b.reshape(xhat, four), dy4 = b.reshape(dy, four);
+  const xhat4 = b.reshape(xhat, four),
+    dy4 = b.reshape(dy, four);
   const dX = needs[0]
     ? b.reshape(standardizeBackward(b, b.mul(dy4, b.reshape(scale.name, perChannel ? [G, Cg, 1] : [G, 1, 1])), xhat4, b.unsqueeze(invstd, [3]), [2, 3]), dims)
     : undefined;
@@ -100,9 +115,13 @@ function batchNormGradient(ctx: GradContext): (string | undefined)[] {
   const { b, node, needs } = ctx;
   if (attrInt(node, 'training_mode', 0)) fail(node, 'the gradient of BatchNormalization in training mode is not supported (export the model in eval mode)');
   const [X, scale, , mean, variance] = ctx.inputs as NonNullable<GradContext['inputs'][number]>[];
-  const dims = X!.type.dims, dtype = X!.type.dtype, C = dims[1]!, dy = ctx.dOutputs[0]!;
+  const dims = X!.type.dims,
+    dtype = X!.type.dtype,
+    C = dims[1]!,
+    dy = ctx.dOutputs[0]!;
   const eps = { float: attrFloat(node, 'epsilon', 1e-5) };
-  const zeros = b.zeros({ dtype, dims: [C] }), ones = b.expand(b.scalar(1, dtype), [C]);
+  const zeros = b.zeros({ dtype, dims: [C] }),
+    ones = b.expand(b.scalar(1, dtype), [C]);
   const bn = (x: string, s: string, m: string) => b.op('BatchNormalization', [x, s, zeros, m, variance!.name], { epsilon: eps });
   const axes = [0, ...range(2, dims.length)];
   const dXfull = needs[0] || needs[3] ? bn(dy, scale!.name, zeros) : undefined;
@@ -121,7 +140,8 @@ function batchNormGradient(ctx: GradContext): (string | undefined)[] {
 export const normOps: OpTable = {
   LayerNormalization: {
     infer: (ctx) => {
-      const x = input(ctx, 0), axis = normAxis(ctx.node, attrInt(ctx.node, 'axis', -1), x.dims.length);
+      const x = input(ctx, 0),
+        axis = normAxis(ctx.node, attrInt(ctx.node, 'axis', -1), x.dims.length);
       const stash = attrInt(ctx.node, 'stash_type', 1) === 1 ? DataType.FLOAT : x.dtype;
       const stats = { dtype: stash, dims: x.dims.map((d, i) => (i < axis ? d : 1)) };
       return [{ ...x }, stats, { ...stats }];
@@ -131,7 +151,8 @@ export const normOps: OpTable = {
   InstanceNormalization: { infer: sameAsInput, gradient: instanceNormGradient },
   GroupNormalization: {
     infer: (ctx) => {
-      const x = input(ctx, 0), G = attrInt(ctx.node, 'num_groups', 1);
+      const x = input(ctx, 0),
+        G = attrInt(ctx.node, 'num_groups', 1);
       if (x.dims.length < 2 || x.dims[1]! % G !== 0) fail(ctx.node, `${x.dims[1]} channels do not split into ${G} groups`);
       return [{ ...x }];
     },
@@ -139,7 +160,8 @@ export const normOps: OpTable = {
   },
   BatchNormalization: {
     infer: (ctx) => {
-      const x = input(ctx, 0), stat = { dtype: x.dtype, dims: [x.dims[1]!] };
+      const x = input(ctx, 0),
+        stat = { dtype: x.dtype, dims: [x.dims[1]!] };
       return [{ ...x }, stat, { ...stat }];
     },
     gradient: batchNormGradient,

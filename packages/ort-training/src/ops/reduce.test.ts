@@ -14,19 +14,38 @@ const X = [2, 3, 4];
 const xValues = (seed: number, positive = false) =>
   randomValues(24, seed, positive ? 0.3 : -1.5, 1.5).map((v) => (Math.abs(v) < 0.1 ? v + (v < 0 ? -0.1 : 0.1) : v));
 
-async function check(spec: { op: string; x: number[]; xDims?: number[]; axes?: number[]; keepdims?: number; opset?: number; attrs?: Record<string, AttrValue>; extra?: Record<string, HostTensor>; extraInputs?: string[] }) {
-  const xDims = spec.xDims ?? X, opset = spec.opset ?? 18, keep = spec.keepdims ?? 1;
+async function check(spec: {
+  op: string;
+  x: number[];
+  xDims?: number[];
+  axes?: number[];
+  keepdims?: number;
+  opset?: number;
+  attrs?: Record<string, AttrValue>;
+  extra?: Record<string, HostTensor>;
+  extraInputs?: string[];
+}) {
+  const xDims = spec.xDims ?? X,
+    opset = spec.opset ?? 18,
+    keep = spec.keepdims ?? 1;
   const axesInput = spec.axes && opset >= (spec.op === 'ReduceSum' ? 13 : 18); // axes became an input at 13 for ReduceSum, 18 for the others
   const axes = (spec.axes ?? xDims.map((_, i) => i)).map((a) => (a < 0 ? a + xDims.length : a));
   const noop = !spec.axes && spec.attrs?.noop_with_empty_axes;
-  const outDims = spec.op.startsWith('Reduce') && !noop ? (keep ? xDims.map((d, i) => (axes.includes(i) ? 1 : d)) : xDims.filter((_, i) => !axes.includes(i))) : xDims;
+  const outDims =
+    spec.op.startsWith('Reduce') && !noop ? (keep ? xDims.map((d, i) => (axes.includes(i) ? 1 : d)) : xDims.filter((_, i) => !axes.includes(i))) : xDims;
   const node: TestNode = {
-    op: spec.op, outputs: ['y'],
+    op: spec.op,
+    outputs: ['y'],
     inputs: ['x', ...(axesInput ? ['axes'] : []), ...(spec.extraInputs ?? [])],
     attrs: { ...(spec.op.startsWith('Reduce') ? { keepdims: keep } : {}), ...(spec.axes && !axesInput ? { axes: spec.axes } : {}), ...spec.attrs },
   };
   const r = await gradcheck({
-    inputs: [{ name: 'x', dtype: D, dims: xDims, values: spec.x }], opset, outDims, nodes: [node], out: 'y', wrt: ['x'],
+    inputs: [{ name: 'x', dtype: D, dims: xDims, values: spec.x }],
+    opset,
+    outDims,
+    nodes: [node],
+    out: 'y',
+    wrt: ['x'],
     constants: { ...(axesInput ? { axes: int64s(spec.axes!) } : {}), ...spec.extra },
   });
   expect(r.maxError.x).toBeLessThan(TOL);
@@ -35,11 +54,24 @@ async function check(spec: { op: string; x: number[]; xDims?: number[]; axes?: n
 
 describe('reduction gradients match central differences', () => {
   const ops: [string, boolean][] = [
-    ['ReduceSum', false], ['ReduceMean', false], ['ReduceMax', false], ['ReduceMin', false], ['ReduceProd', true], ['ReduceL2', false],
-    ['ReduceL1', false], ['ReduceSumSquare', false], ['ReduceLogSumExp', false], ['ReduceLogSum', true],
+    ['ReduceSum', false],
+    ['ReduceMean', false],
+    ['ReduceMax', false],
+    ['ReduceMin', false],
+    ['ReduceProd', true],
+    ['ReduceL2', false],
+    ['ReduceL1', false],
+    ['ReduceSumSquare', false],
+    ['ReduceLogSumExp', false],
+    ['ReduceLogSum', true],
   ];
   describe.each(ops)('%s', (op, positive) => {
-    test.each([[1, 18], [0, 18], [1, 17], [0, 17]])('axes [0,2] of [2,3,4], keepdims=%d, opset %d', async (keepdims, opset) => {
+    test.each([
+      [1, 18],
+      [0, 18],
+      [1, 17],
+      [0, 17],
+    ])('axes [0,2] of [2,3,4], keepdims=%d, opset %d', async (keepdims, opset) => {
       await check({ op, x: xValues(3, positive), axes: [0, 2], keepdims, opset });
     });
     test('all axes (none given), keepdims=0: a scalar', async () => {
@@ -56,7 +88,8 @@ describe('reduction gradients match central differences', () => {
   test.each(['ReduceMax', 'ReduceMin'])('%s ties share the gradient equally (two-way ties, as the central difference sees them)', async (op) => {
     const x = xValues(7);
     const v = op === 'ReduceMax' ? 2 : -2;
-    x[1] = v; x[9] = v; // a tie along axis 1 at [0, 0, 1] and [0, 2, 1]
+    x[1] = v;
+    x[9] = v; // a tie along axis 1 at [0, 0, 1] and [0, 2, 1]
     const r = await check({ op, x, axes: [1], keepdims: 0 });
     expect(r.analytic.x![1]).toBeCloseTo(r.analytic.x![9]!, 12);
     expect(r.analytic.x![1]).not.toBe(0);
@@ -71,7 +104,11 @@ describe('reduction gradients match central differences', () => {
 
 describe('softmax and cumulative sum gradients match central differences', () => {
   test.each([
-    ['Softmax', 1], ['Softmax', -1], ['Softmax', 0], ['LogSoftmax', 1], ['LogSoftmax', -1],
+    ['Softmax', 1],
+    ['Softmax', -1],
+    ['Softmax', 0],
+    ['LogSoftmax', 1],
+    ['LogSoftmax', -1],
   ])('%s axis %d of [2,3,4]', async (op, axis) => {
     await check({ op, x: randomValues(24, 9, -3, 3), attrs: { axis: axis as number }, opset: 17 });
   });
@@ -80,14 +117,26 @@ describe('softmax and cumulative sum gradients match central differences', () =>
   });
   // attention: O = softmax(S) @ V. With P read only by that product the rule takes sum(dP * P) from O's side.
   const attention = (extraReader: boolean, vDims = [2, 4, 3]) => ({
-    inputs: [{ name: 's', dtype: D, dims: [2, 4, 4], values: randomValues(32, 21, -2, 2) }, { name: 'v', dtype: D, dims: vDims, values: randomValues(numel(vDims), 22) }],
+    inputs: [
+      { name: 's', dtype: D, dims: [2, 4, 4], values: randomValues(32, 21, -2, 2) },
+      { name: 'v', dtype: D, dims: vDims, values: randomValues(numel(vDims), 22) },
+    ],
     nodes: [
       { op: 'Softmax', inputs: ['s'], outputs: ['p'], attrs: { axis: -1 } },
       { op: 'MatMul', inputs: ['p', 'v'], outputs: ['o'] },
       // a second reader of P (as DynASyn's attention losses are): the general rule must be used
-      ...(extraReader ? [{ op: 'Mul', inputs: ['p', 'p'], outputs: ['pp'] }, { op: 'MatMul', inputs: ['pp', 'v'], outputs: ['o2'] }, { op: 'Add', inputs: ['o', 'o2'], outputs: ['out'] }] : []),
+      ...(extraReader
+        ? [
+            { op: 'Mul', inputs: ['p', 'p'], outputs: ['pp'] },
+            { op: 'MatMul', inputs: ['pp', 'v'], outputs: ['o2'] },
+            { op: 'Add', inputs: ['o', 'o2'], outputs: ['out'] },
+          ]
+        : []),
     ],
-    out: extraReader ? 'out' : 'o', wrt: ['s', 'v'], opset: 17, outDims: [2, 4, vDims[vDims.length - 1]!],
+    out: extraReader ? 'out' : 'o',
+    wrt: ['s', 'v'],
+    opset: 17,
+    outDims: [2, 4, vDims[vDims.length - 1]!],
   });
   test.each([
     ['P read only by P @ V', false, [2, 4, 3]],
@@ -99,7 +148,12 @@ describe('softmax and cumulative sum gradients match central differences', () =>
   });
   test('Softmax feeding attention: the row sums come from [.., T, d], not from [.., T, T]', () => {
     const spec = attention(false);
-    const model = buildModel({ inputs: spec.inputs, nodes: [...spec.nodes, { op: 'ReduceSum', inputs: ['o'], outputs: ['loss'], attrs: { keepdims: 0 } }], outputs: ['loss'], opset: 17 });
+    const model = buildModel({
+      inputs: spec.inputs,
+      nodes: [...spec.nodes, { op: 'ReduceSum', inputs: ['o'], outputs: ['loss'], attrs: { keepdims: 0 } }],
+      outputs: ['loss'],
+      opset: 17,
+    });
     const derived = deriveGradientGraph(model, { loss: 'loss', wrt: ['s'] });
     const { types } = inferTypes(derived.model.graph, { opset: 17 });
     const sums = derived.model.graph.nodes.filter((n) => n.opType === 'ReduceSum' && n.name.startsWith('grad/Softmax'));
@@ -109,8 +163,11 @@ describe('softmax and cumulative sum gradients match central differences', () =>
     // O = softmax(Q K^T / 2) @ V with a second reader of the scores' softmax (as DynASyn's losses read P)
     const [B, T, d] = [2, 5, 3];
     const model = buildModel({
-      inputs: [{ name: 'q', dtype: D, dims: [B, T, d], values: randomValues(B * T * d, 31) }, { name: 'k', dtype: D, dims: [B, T, d], values: randomValues(B * T * d, 32) },
-        { name: 'v', dtype: D, dims: [B, T, d], values: randomValues(B * T * d, 33) }],
+      inputs: [
+        { name: 'q', dtype: D, dims: [B, T, d], values: randomValues(B * T * d, 31) },
+        { name: 'k', dtype: D, dims: [B, T, d], values: randomValues(B * T * d, 32) },
+        { name: 'v', dtype: D, dims: [B, T, d], values: randomValues(B * T * d, 33) },
+      ],
       constants: { half: fromNumbers(D, [], [0.5]) },
       nodes: [
         { op: 'Transpose', inputs: ['k'], outputs: ['kt'], attrs: { perm: [0, 2, 1] } },
@@ -124,7 +181,8 @@ describe('softmax and cumulative sum gradients match central differences', () =>
         { op: 'ReduceSum', inputs: ['pmax'], outputs: ['l2'], attrs: { keepdims: 0 } },
         { op: 'Add', inputs: ['l1', 'l2'], outputs: ['loss'] },
       ],
-      outputs: ['loss'], opset: 17,
+      outputs: ['loss'],
+      opset: 17,
     });
     const feeds = Object.fromEntries(model.graph.inputs.map((v, i) => [v.name, fromNumbers(D, [B, T, d], randomValues(B * T * d, 31 + i))]));
     const kept = deriveGradientGraph(model, { loss: 'loss', wrt: ['q', 'k', 'v'] });
@@ -139,8 +197,19 @@ describe('softmax and cumulative sum gradients match central differences', () =>
       expect(Math.max(...x.map((v, i) => Math.abs(v - y[i]!)))).toBeLessThan(1e-12);
     }
   });
-  test.each([[0, 0], [1, 0], [0, 1], [1, 1]])('CumSum along axis 1, exclusive=%d reverse=%d', async (exclusive, reverse) => {
-    await check({ op: 'CumSum', x: randomValues(24, 11), attrs: { exclusive, reverse }, extra: { axis: fromNumbers(DataType.INT64, [], [1]) }, extraInputs: ['axis'] });
+  test.each([
+    [0, 0],
+    [1, 0],
+    [0, 1],
+    [1, 1],
+  ])('CumSum along axis 1, exclusive=%d reverse=%d', async (exclusive, reverse) => {
+    await check({
+      op: 'CumSum',
+      x: randomValues(24, 11),
+      attrs: { exclusive, reverse },
+      extra: { axis: fromNumbers(DataType.INT64, [], [1]) },
+      extraInputs: ['axis'],
+    });
   });
   test('CumSum along axis -1 given as int32', async () => {
     await check({ op: 'CumSum', x: randomValues(24, 12), extra: { axis: fromNumbers(DataType.INT32, [], [-1]) }, extraInputs: ['axis'] });
@@ -167,7 +236,8 @@ describe('constant folding agrees with onnxruntime', () => {
     ['ArgMin axis 0 last index', 'ArgMin', { select_last_index: 1 }, { x: ties }, 17],
     ['CumSum axis 2 exclusive reverse', 'CumSum', { exclusive: 1, reverse: 1 }, { x, axis: fromNumbers(DataType.INT64, [], [2]) }, 17],
     ['CumSum axis 0', 'CumSum', {}, { x, axis: fromNumbers(DataType.INT64, [], [0]) }, 17],
-  ])('%s', async (...[, op, attrs, constants, opset]) => { // rest parameters: jest reads a longer parameter list as `done`
+  ])('%s', async (...[, op, attrs, constants, opset]) => {
+    // rest parameters: jest reads a longer parameter list as `done`
     const model = buildModel({ inputs: [], nodes: [{ op, inputs: Object.keys(constants), outputs: ['y'], attrs }], constants, outputs: ['y'], opset });
     const folded = inferTypes(model.graph, { opset }).values.get('y');
     expect(folded).toBeDefined();

@@ -9,10 +9,11 @@ import { shapeOps } from './shape.js';
 
 const tables: OpTable[] = [elementwiseOps, reduceOps, normOps, linalgOps, shapeOps];
 const defaultDomain = new Map<string, OpDef>();
-for (const t of tables) for (const [k, v] of Object.entries(t)) {
-  if (defaultDomain.has(k)) throw new Error(`op ${k} is defined twice`);
-  defaultDomain.set(k, v);
-}
+for (const t of tables)
+  for (const [k, v] of Object.entries(t)) {
+    if (defaultDomain.has(k)) throw new Error(`op ${k} is defined twice`);
+    defaultDomain.set(k, v);
+  }
 
 const isDefaultDomain = (d: string) => d === '' || d === 'ai.onnx';
 

@@ -8,9 +8,18 @@ import { DataType, fromNumbers, int64s, toNumbers, type HostTensor } from '../te
 // with DOUBLE, rounding (~1e-16 |loss| / eps, eps = 1e-5) is below 1e-9, and 1e-7 still catches any element
 // that is misplaced, dropped or counted twice (those are O(1) errors).
 const TOL = 1e-7;
-const D = DataType.DOUBLE, F = DataType.FLOAT, I64 = DataType.INT64;
+const D = DataType.DOUBLE,
+  F = DataType.FLOAT,
+  I64 = DataType.INT64;
 
-interface Case { inputs: TestInput[]; nodes: TestNode[]; wrt: string[]; constants?: Record<string, HostTensor>; opset?: number; out?: string }
+interface Case {
+  inputs: TestInput[];
+  nodes: TestNode[];
+  wrt: string[];
+  constants?: Record<string, HostTensor>;
+  opset?: number;
+  out?: string;
+}
 
 /** Gradcheck a small graph, taking the output dims from the package's own shape inference. */
 async function check(c: Case, tol = TOL, dtype: number = D, eps?: number): Promise<Record<string, number>> {
@@ -55,12 +64,13 @@ describe('Concat and Split gradients', () => {
 });
 
 describe('Slice gradient', () => {
-  const slice = (dims: number[], starts: number[], ends: number[], axes: number[], steps?: number[]) => check({
-    inputs: [x(dims)],
-    constants: { st: int64s(starts), en: int64s(ends), ax: int64s(axes), ...(steps ? { sp: int64s(steps) } : {}) },
-    nodes: one('Slice', ['x', 'st', 'en', 'ax', ...(steps ? ['sp'] : [])]),
-    wrt: ['x'],
-  });
+  const slice = (dims: number[], starts: number[], ends: number[], axes: number[], steps?: number[]) =>
+    check({
+      inputs: [x(dims)],
+      constants: { st: int64s(starts), en: int64s(ends), ax: int64s(axes), ...(steps ? { sp: int64s(steps) } : {}) },
+      nodes: one('Slice', ['x', 'st', 'en', 'ax', ...(steps ? ['sp'] : [])]),
+      wrt: ['x'],
+    });
   test('step 1 on two axes, negative start', () => slice([4, 5], [1, -3], [3, 100], [0, 1]));
   test('step 2', () => slice([3, 7], [1], [7], [1], [2]));
   test('step 2 ending before the last element', () => slice([3, 8], [0], [5], [-1], [2]));
@@ -70,9 +80,13 @@ describe('Slice gradient', () => {
 });
 
 describe('Gather and GatherElements gradients', () => {
-  const gather = (dims: number[], idxDims: number[], idx: number[], axis: number) => check({
-    inputs: [x(dims)], constants: { i: fromNumbers(I64, idxDims, idx) }, nodes: one('Gather', ['x', 'i'], { axis }), wrt: ['x'],
-  });
+  const gather = (dims: number[], idxDims: number[], idx: number[], axis: number) =>
+    check({
+      inputs: [x(dims)],
+      constants: { i: fromNumbers(I64, idxDims, idx) },
+      nodes: one('Gather', ['x', 'i'], { axis }),
+      wrt: ['x'],
+    });
   test('embedding rows [V,D] by token ids [B,T] with repeats', () => gather([10, 4], [2, 7], [1, 3, 3, 9, 0, 1, 1, 5, 5, 5, 2, 8, 7, 3], 0));
   test('axis 1 with negative indices', () => gather([3, 5, 2], [4], [-1, 0, 2, -1], 1));
   test('last axis (-1) with 2-D indices', () => gather([2, 3, 4], [2, 2], [3, 0, -4, 1], -1));
@@ -81,14 +95,17 @@ describe('Gather and GatherElements gradients', () => {
   test('indices computed at run time (int64 input, negatives)', async () => {
     await check({
       inputs: [x([6, 3]), { name: 'i', dtype: I64, dims: [2, 3], values: [0, -1, 5, 2, 2, -6] }],
-      nodes: one('Gather', ['x', 'i'], { axis: 0 }), wrt: ['x'],
+      nodes: one('Gather', ['x', 'i'], { axis: 0 }),
+      wrt: ['x'],
     });
   });
 
   test('GatherElements axis 1 with negative and repeated indices', async () => {
     await check({
-      inputs: [x([3, 4])], constants: { i: fromNumbers(I64, [3, 2], [0, -1, 2, 2, 3, 0]) },
-      nodes: one('GatherElements', ['x', 'i'], { axis: 1 }), wrt: ['x'],
+      inputs: [x([3, 4])],
+      constants: { i: fromNumbers(I64, [3, 2], [0, -1, 2, 2, 3, 0]) },
+      nodes: one('GatherElements', ['x', 'i'], { axis: 1 }),
+      wrt: ['x'],
     });
   });
 
@@ -100,74 +117,123 @@ describe('Gather and GatherElements gradients', () => {
 describe('Scatter gradients', () => {
   test.each(['none', 'add'])('ScatterND reduction %s w.r.t. data and updates', async (reduction) => {
     await check({
-      inputs: [x([4, 3], 'd'), x([2, 3], 'u')], constants: { i: fromNumbers(I64, [2, 1], [2, 0]) },
-      nodes: one('ScatterND', ['d', 'i', 'u'], { reduction }), wrt: ['d', 'u'],
+      inputs: [x([4, 3], 'd'), x([2, 3], 'u')],
+      constants: { i: fromNumbers(I64, [2, 1], [2, 0]) },
+      nodes: one('ScatterND', ['d', 'i', 'u'], { reduction }),
+      wrt: ['d', 'u'],
     });
   });
   test.each(['none', 'add'])('ScatterElements reduction %s axis 1', async (reduction) => {
     await check({
-      inputs: [x([3, 4], 'd'), x([3, 2], 'u')], constants: { i: fromNumbers(I64, [3, 2], [0, 3, 1, 2, 3, 0]) },
-      nodes: one('ScatterElements', ['d', 'i', 'u'], { axis: 1, reduction }), wrt: ['d', 'u'],
+      inputs: [x([3, 4], 'd'), x([3, 2], 'u')],
+      constants: { i: fromNumbers(I64, [3, 2], [0, 3, 1, 2, 3, 0]) },
+      nodes: one('ScatterElements', ['d', 'i', 'u'], { axis: 1, reduction }),
+      wrt: ['d', 'u'],
     });
   });
 });
 
 describe('Flatten, Tile, Trilu, DepthToSpace, SpaceToDepth gradients', () => {
   test.each([[0], [2], [-1]])('Flatten axis %d', (axis) => check({ inputs: [x([2, 3, 4])], nodes: one('Flatten', ['x'], { axis }), wrt: ['x'] }));
-  test.each([[[2, 1, 3]], [[1, 1, 1]], [[3, 2, 1]]])('Tile repeats %j', (reps) => check({
-    inputs: [x([2, 3, 2])], constants: { r: int64s(reps) }, nodes: one('Tile', ['x', 'r']), wrt: ['x'],
-  }));
-  test.each([[1, 0], [1, 1], [0, -1], [0, 2]])('Trilu upper=%d k=%d', (upper, k) => check({
-    inputs: [x([2, 3, 4])], constants: { k: fromNumbers(I64, [], [k]) }, nodes: one('Trilu', ['x', 'k'], { upper }), wrt: ['x'],
-  }));
+  test.each([[[2, 1, 3]], [[1, 1, 1]], [[3, 2, 1]]])('Tile repeats %j', (reps) =>
+    check({
+      inputs: [x([2, 3, 2])],
+      constants: { r: int64s(reps) },
+      nodes: one('Tile', ['x', 'r']),
+      wrt: ['x'],
+    }),
+  );
+  test.each([
+    [1, 0],
+    [1, 1],
+    [0, -1],
+    [0, 2],
+  ])('Trilu upper=%d k=%d', (upper, k) =>
+    check({
+      inputs: [x([2, 3, 4])],
+      constants: { k: fromNumbers(I64, [], [k]) },
+      nodes: one('Trilu', ['x', 'k'], { upper }),
+      wrt: ['x'],
+    }),
+  );
   test('Trilu without k', () => check({ inputs: [x([4, 3])], nodes: one('Trilu', ['x'], { upper: 0 }), wrt: ['x'] }));
-  test.each(['DCR', 'CRD'])('DepthToSpace %s', (mode) => check({ inputs: [x([1, 8, 2, 3])], nodes: one('DepthToSpace', ['x'], { blocksize: 2, mode }), wrt: ['x'] }));
+  test.each(['DCR', 'CRD'])('DepthToSpace %s', (mode) =>
+    check({ inputs: [x([1, 8, 2, 3])], nodes: one('DepthToSpace', ['x'], { blocksize: 2, mode }), wrt: ['x'] }),
+  );
   test('SpaceToDepth', () => check({ inputs: [x([2, 2, 4, 6])], nodes: one('SpaceToDepth', ['x'], { blocksize: 2 }), wrt: ['x'] }));
 });
 
 describe('Pad gradients', () => {
-  const pad = (dims: number[], pads: number[], mode: string, extra: Partial<Case> = {}) => check({
-    inputs: [x(dims)], constants: { p: int64s(pads) }, nodes: one('Pad', ['x', 'p'], { mode }), wrt: ['x'], ...extra,
-  });
+  const pad = (dims: number[], pads: number[], mode: string, extra: Partial<Case> = {}) =>
+    check({
+      inputs: [x(dims)],
+      constants: { p: int64s(pads) },
+      nodes: one('Pad', ['x', 'p'], { mode }),
+      wrt: ['x'],
+      ...extra,
+    });
   test('constant', () => pad([2, 3], [1, 0, 2, 1], 'constant'));
   test('constant with negative pads (crops)', () => pad([3, 4], [-1, 2, 1, -2], 'constant'));
   test('reflect on two axes', () => pad([3, 4], [2, 1, 1, 3], 'reflect'));
   test('edge on two axes', () => pad([3, 4], [2, 0, 1, 3], 'edge'));
-  test('gradient w.r.t. the constant value', () => check({
-    inputs: [x([2, 3]), x([], 'c')], constants: { p: int64s([1, 1, 0, 2]) }, nodes: one('Pad', ['x', 'p', 'c']), wrt: ['x', 'c'],
-  }));
-  test('opset 18 axes input', () => check({
-    inputs: [x([2, 3, 4])], constants: { p: int64s([2, 1, 1, 0]), a: int64s([-1, 0]) }, nodes: one('Pad', ['x', 'p', '', 'a'], { mode: 'reflect' }), wrt: ['x'], opset: 18,
-  }));
+  test('gradient w.r.t. the constant value', () =>
+    check({
+      inputs: [x([2, 3]), x([], 'c')],
+      constants: { p: int64s([1, 1, 0, 2]) },
+      nodes: one('Pad', ['x', 'p', 'c']),
+      wrt: ['x', 'c'],
+    }));
+  test('opset 18 axes input', () =>
+    check({
+      inputs: [x([2, 3, 4])],
+      constants: { p: int64s([2, 1, 1, 0]), a: int64s([-1, 0]) },
+      nodes: one('Pad', ['x', 'p', '', 'a'], { mode: 'reflect' }),
+      wrt: ['x'],
+      opset: 18,
+    }));
 });
 
 // onnxruntime's CPU Resize has no double kernel, so Resize is checked in FLOAT. Resize is linear in X, so a
 // large step (eps = 0.5) has no truncation error and float rounding of the loss (~1e-7 |loss| / eps, |loss|
 // about 10 here) stays near 1e-6; 1e-4 leaves margin and still flags any wrong interpolation weight.
 describe('Resize gradient (float)', () => {
-  const resize = (dims: number[], attrs: Record<string, AttrValue>, by: { scales?: number[]; sizes?: number[] }) => check({
-    inputs: [{ name: 'x', dtype: F, dims }],
-    constants: by.scales ? { s: fromNumbers(F, [by.scales.length], by.scales) } : { z: int64s(by.sizes!) },
-    nodes: one('Resize', by.scales ? ['x', '', 's'] : ['x', '', '', 'z'], attrs), wrt: ['x'],
-  }, 1e-4, F, 0.5);
+  const resize = (dims: number[], attrs: Record<string, AttrValue>, by: { scales?: number[]; sizes?: number[] }) =>
+    check(
+      {
+        inputs: [{ name: 'x', dtype: F, dims }],
+        constants: by.scales ? { s: fromNumbers(F, [by.scales.length], by.scales) } : { z: int64s(by.sizes!) },
+        nodes: one('Resize', by.scales ? ['x', '', 's'] : ['x', '', '', 'z'], attrs),
+        wrt: ['x'],
+      },
+      1e-4,
+      F,
+      0.5,
+    );
   const x2 = { scales: [1, 1, 2, 2] };
-  test('nearest x2, torch style (asymmetric, floor)', () => resize([1, 2, 3, 4], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }, x2));
+  test('nearest x2, torch style (asymmetric, floor)', () =>
+    resize([1, 2, 3, 4], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }, x2));
   test('nearest x2, defaults (half_pixel, round_prefer_floor)', () => resize([2, 1, 3, 3], { mode: 'nearest' }, x2));
   test('nearest to a non-integer size', () => resize([1, 1, 3, 4], { mode: 'nearest' }, { sizes: [1, 1, 5, 7] }));
-  test('nearest downsampling, round_prefer_ceil', () => resize([1, 1, 6, 5], { mode: 'nearest', nearest_mode: 'round_prefer_ceil' }, { scales: [1, 1, 0.5, 0.6] }));
+  test('nearest downsampling, round_prefer_ceil', () =>
+    resize([1, 1, 6, 5], { mode: 'nearest', nearest_mode: 'round_prefer_ceil' }, { scales: [1, 1, 0.5, 0.6] }));
   test('bilinear x2 half_pixel', () => resize([1, 2, 3, 4], { mode: 'linear' }, x2));
   test('bilinear x2 align_corners', () => resize([1, 2, 3, 4], { mode: 'linear', coordinate_transformation_mode: 'align_corners' }, x2));
   test('bilinear x2 pytorch_half_pixel', () => resize([1, 1, 4, 3], { mode: 'linear', coordinate_transformation_mode: 'pytorch_half_pixel' }, x2));
-  test('bilinear asymmetric to a non-integer size', () => resize([1, 2, 3, 4], { mode: 'linear', coordinate_transformation_mode: 'asymmetric' }, { sizes: [1, 2, 5, 7] }));
+  test('bilinear asymmetric to a non-integer size', () =>
+    resize([1, 2, 3, 4], { mode: 'linear', coordinate_transformation_mode: 'asymmetric' }, { sizes: [1, 2, 5, 7] }));
   test('bilinear half_pixel downsampling', () => resize([1, 1, 6, 7], { mode: 'linear' }, { sizes: [1, 1, 4, 3] }));
   test('bicubic x2', () => resize([1, 1, 4, 5], { mode: 'cubic' }, x2));
-  test('bicubic, exclude_outside, align_corners, non-integer size', () => resize([1, 1, 4, 5], { mode: 'cubic', exclude_outside: 1, coordinate_transformation_mode: 'align_corners' }, { sizes: [1, 1, 7, 6] }));
+  test('bicubic, exclude_outside, align_corners, non-integer size', () =>
+    resize([1, 1, 4, 5], { mode: 'cubic', exclude_outside: 1, coordinate_transformation_mode: 'align_corners' }, { sizes: [1, 1, 7, 6] }));
 
   test('integer nearest upsampling uses Reshape + ReduceSum, not MatMul', () => {
     const model = buildModel({
-      inputs: [{ name: 'x', dtype: F, dims: [1, 2, 3, 4] }], constants: { s: fromNumbers(F, [4], [1, 1, 2, 2]) },
-      nodes: [...one('Resize', ['x', '', 's'], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }),
-        { op: 'ReduceSum', inputs: ['y'], outputs: ['l'], attrs: { keepdims: 0 } }],
+      inputs: [{ name: 'x', dtype: F, dims: [1, 2, 3, 4] }],
+      constants: { s: fromNumbers(F, [4], [1, 1, 2, 2]) },
+      nodes: [
+        ...one('Resize', ['x', '', 's'], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }),
+        { op: 'ReduceSum', inputs: ['y'], outputs: ['l'], attrs: { keepdims: 0 } },
+      ],
       outputs: ['l'],
     });
     const ops = deriveGradientGraph(model, { loss: 'l', wrt: ['x'] }).model.graph.nodes.map((n) => n.opType);
@@ -195,8 +261,15 @@ describe('static shapes and folding of torch.onnx shape arithmetic', () => {
     { op: 'Add', inputs: ['flat', 'flat2'], outputs: ['y'] },
   ];
   const constants = {
-    i0: fromNumbers(I64, [], [0]), i1: fromNumbers(I64, [], [-3]), ax0: int64s([0]), minus1: int64s([-1]),
-    st: int64s([0]), en: int64s([-2]), hw: int64s([12]), r0: fromNumbers(I64, [], [0]), r1: fromNumbers(I64, [], [2]),
+    i0: fromNumbers(I64, [], [0]),
+    i1: fromNumbers(I64, [], [-3]),
+    ax0: int64s([0]),
+    minus1: int64s([-1]),
+    st: int64s([0]),
+    en: int64s([-2]),
+    hw: int64s([12]),
+    r0: fromNumbers(I64, [], [0]),
+    r1: fromNumbers(I64, [], [2]),
   };
 
   test('inferTypes gives static shapes and folds the computed values', () => {

@@ -25,7 +25,7 @@ export function reshapeDims(ctx: InferContext, inDims: number[], spec: number[])
 }
 
 function unsqueezeAxes(ctx: InferContext): number[] {
-  return ctx.opset >= 13 ? constInput(ctx, 1, 'axes') : attrInts(ctx.node, 'axes') ?? [];
+  return ctx.opset >= 13 ? constInput(ctx, 1, 'axes') : (attrInts(ctx.node, 'axes') ?? []);
 }
 
 function squeezeAxes(ctx: InferContext): number[] | undefined {
@@ -65,7 +65,8 @@ export const shapeOps: OpTable = {
       return [{ dtype: DataType.INT64, dims: [Math.max(0, e - s)] }];
     },
     evaluate: (ctx) => {
-      const d = ctx.inputs[0]!.dims, [s, e] = shapeRange(ctx, d.length);
+      const d = ctx.inputs[0]!.dims,
+        [s, e] = shapeRange(ctx, d.length);
       return [fromNumbers(DataType.INT64, [Math.max(0, e - s)], d.slice(s, e))];
     },
     nonDifferentiable: true,
@@ -95,7 +96,9 @@ export const shapeOps: OpTable = {
   },
   Unsqueeze: {
     infer: (ctx) => {
-      const d = input(ctx, 0).dims, axes = unsqueezeAxes(ctx), r = d.length + axes.length;
+      const d = input(ctx, 0).dims,
+        axes = unsqueezeAxes(ctx),
+        r = d.length + axes.length;
       const norm = axes.map((a) => normAxis(ctx.node, a, r));
       const out: number[] = [];
       let j = 0;
@@ -107,7 +110,8 @@ export const shapeOps: OpTable = {
   },
   Squeeze: {
     infer: (ctx) => {
-      const d = input(ctx, 0).dims, axes = squeezeAxes(ctx)?.map((a) => normAxis(ctx.node, a, d.length));
+      const d = input(ctx, 0).dims,
+        axes = squeezeAxes(ctx)?.map((a) => normAxis(ctx.node, a, d.length));
       for (const a of axes ?? []) if (d[a] !== 1) fail(ctx.node, `cannot squeeze axis ${a} of size ${d[a]}`);
       return [{ dtype: input(ctx, 0).dtype, dims: d.filter((x, i) => (axes ? !axes.includes(i) : x !== 1)) }];
     },
@@ -116,35 +120,52 @@ export const shapeOps: OpTable = {
   },
   Expand: {
     infer: (ctx) => {
-      const d = input(ctx, 0).dims, s = constInput(ctx, 1, 'shape');
-      const r = Math.max(d.length, s.length), out: number[] = [];
+      const d = input(ctx, 0).dims,
+        s = constInput(ctx, 1, 'shape');
+      const r = Math.max(d.length, s.length),
+        out: number[] = [];
       for (let i = 0; i < r; i++) {
-        const a = d[i - r + d.length] ?? 1, b = s[i - r + s.length] ?? 1;
+        const a = d[i - r + d.length] ?? 1,
+          b = s[i - r + s.length] ?? 1;
         if (a !== b && a !== 1 && b !== 1) fail(ctx.node, `cannot expand [${d}] to [${s}]`);
         out.push(a === 1 ? b : a);
       }
       return [{ dtype: input(ctx, 0).dtype, dims: out }];
     },
     evaluate: (ctx) => {
-      const d = ctx.inputs[0]!.dims, out = shapeOps.Expand!.infer(ctx)[0]!.dims, s = strides(d), off = out.length - d.length;
+      const d = ctx.inputs[0]!.dims,
+        out = shapeOps.Expand!.infer(ctx)[0]!.dims,
+        s = strides(d),
+        off = out.length - d.length;
       return [gatherEval(ctx.values[0]!, out, (idx) => d.reduce((a, di, i) => a + (di === 1 ? 0 : idx[i + off]!) * s[i]!, 0))];
     },
     gradient: (ctx) => [ctx.b.sumToShape(ctx.dOutputs[0]!, ctx.inputs[0]!.type.dims), undefined],
   },
   Transpose: {
     infer: (ctx) => {
-      const d = input(ctx, 0).dims, perm = attrInts(ctx.node, 'perm') ?? d.map((_, i) => d.length - 1 - i);
+      const d = input(ctx, 0).dims,
+        perm = attrInts(ctx.node, 'perm') ?? d.map((_, i) => d.length - 1 - i);
       return [{ dtype: input(ctx, 0).dtype, dims: perm.map((p) => d[p]!) }];
     },
     evaluate: (ctx) => {
-      const d = ctx.inputs[0]!.dims, perm = attrInts(ctx.node, 'perm') ?? d.map((_, i) => d.length - 1 - i), s = strides(d);
-      return [gatherEval(ctx.values[0]!, perm.map((p) => d[p]!), (idx) => idx.reduce((a, v, i) => a + v * s[perm[i]!]!, 0))];
+      const d = ctx.inputs[0]!.dims,
+        perm = attrInts(ctx.node, 'perm') ?? d.map((_, i) => d.length - 1 - i),
+        s = strides(d);
+      return [
+        gatherEval(
+          ctx.values[0]!,
+          perm.map((p) => d[p]!),
+          (idx) => idx.reduce((a, v, i) => a + v * s[perm[i]!]!, 0),
+        ),
+      ];
     },
     gradient: (ctx) => {
       const r = ctx.inputs[0]!.type.dims.length;
       const perm = attrInts(ctx.node, 'perm') ?? Array.from({ length: r }, (_, i) => r - 1 - i);
       const inv = new Array<number>(r);
-      perm.forEach((p, i) => { inv[p] = i; });
+      perm.forEach((p, i) => {
+        inv[p] = i;
+      });
       return [ctx.b.transpose(ctx.dOutputs[0]!, inv)];
     },
   },
@@ -159,41 +180,62 @@ export const shapeOps: OpTable = {
     evaluate: (ctx) => {
       const out = shapeOps.Concat!.infer(ctx)[0]!;
       const axis = normAxis(ctx.node, attrInt(ctx.node, 'axis', 0), out.dims.length);
-      const outer = numel(out.dims.slice(0, axis)), vals: number[] = [];
+      const outer = numel(out.dims.slice(0, axis)),
+        vals: number[] = [];
       const parts = ctx.values.map((v) => toNumbers(v!));
-      for (let o = 0; o < outer; o++) parts.forEach((p, j) => {
-        const block = numel(ctx.inputs[j]!.dims.slice(axis));
-        for (let k = 0; k < block; k++) vals.push(p[o * block + k]!);
-      });
+      for (let o = 0; o < outer; o++)
+        parts.forEach((p, j) => {
+          const block = numel(ctx.inputs[j]!.dims.slice(axis));
+          for (let k = 0; k < block; k++) vals.push(p[o * block + k]!);
+        });
       return [fromNumbers(out.dtype, out.dims, vals)];
     },
     // dx_i = the i-th block of dy along the axis
     gradient: (ctx) => {
       const axis = normAxis(ctx.node, attrInt(ctx.node, 'axis', 0), ctx.outputs[0]!.type.dims.length);
-      const parts = splitAlong(ctx.b, ctx.dOutputs[0]!, axis, ctx.inputs.map((t) => t!.type.dims[axis]!));
+      const parts = splitAlong(
+        ctx.b,
+        ctx.dOutputs[0]!,
+        axis,
+        ctx.inputs.map((t) => t!.type.dims[axis]!),
+      );
       return parts.map((p, i) => (ctx.needs[i] ? p : undefined));
     },
   },
   Slice: {
     infer: (ctx) => [{ dtype: input(ctx, 0).dtype, dims: sliceSpec(ctx).map((s) => s.count) }],
     evaluate: (ctx) => {
-      const spec = sliceSpec(ctx), st = strides(ctx.inputs[0]!.dims);
-      return [gatherEval(ctx.values[0]!, spec.map((s) => s.count), (idx) => idx.reduce((a, v, i) => a + (spec[i]!.start + v * spec[i]!.step) * st[i]!, 0))];
+      const spec = sliceSpec(ctx),
+        st = strides(ctx.inputs[0]!.dims);
+      return [
+        gatherEval(
+          ctx.values[0]!,
+          spec.map((s) => s.count),
+          (idx) => idx.reduce((a, v, i) => a + (spec[i]!.start + v * spec[i]!.step) * st[i]!, 0),
+        ),
+      ];
     },
     gradient: (ctx) => [sliceGrad(ctx.b, ctx.dOutputs[0]!, ctx.inputs[0]!.type.dims, sliceSpec(asInfer(ctx)))],
   },
   Split: {
     infer: (ctx) => {
-      const { axis, sizes } = splitSpec(ctx), t = input(ctx, 0);
+      const { axis, sizes } = splitSpec(ctx),
+        t = input(ctx, 0);
       return sizes.map((n) => ({ dtype: t.dtype, dims: t.dims.map((d, i) => (i === axis ? n : d)) }));
     },
     evaluate: (ctx) => {
-      const { axis, sizes } = splitSpec(ctx), d = ctx.inputs[0]!.dims, s = strides(d);
+      const { axis, sizes } = splitSpec(ctx),
+        d = ctx.inputs[0]!.dims,
+        s = strides(d);
       let offset = 0;
       return sizes.map((n) => {
         const from = offset;
         offset += n;
-        return gatherEval(ctx.values[0]!, d.map((x, i) => (i === axis ? n : x)), (idx) => idx.reduce((a, v, i) => a + (i === axis ? v + from : v) * s[i]!, 0));
+        return gatherEval(
+          ctx.values[0]!,
+          d.map((x, i) => (i === axis ? n : x)),
+          (idx) => idx.reduce((a, v, i) => a + (i === axis ? v + from : v) * s[i]!, 0),
+        );
       });
     },
     // dx = concat of the output gradients along the axis, zeros for outputs no gradient flows into
@@ -205,7 +247,10 @@ export const shapeOps: OpTable = {
   },
   Flatten: {
     infer: (ctx) => {
-      const t = input(ctx, 0), r = t.dims.length, a0 = attrInt(ctx.node, 'axis', 1), axis = a0 < 0 ? a0 + r : a0;
+      const t = input(ctx, 0),
+        r = t.dims.length,
+        a0 = attrInt(ctx.node, 'axis', 1),
+        axis = a0 < 0 ? a0 + r : a0;
       if (axis < 0 || axis > r) fail(ctx.node, `axis ${a0} out of range for rank ${r}`);
       return [{ dtype: t.dtype, dims: [numel(t.dims.slice(0, axis)), numel(t.dims.slice(axis))] }];
     },
@@ -214,55 +259,99 @@ export const shapeOps: OpTable = {
   },
   Tile: {
     infer: (ctx) => {
-      const t = input(ctx, 0), reps = constInput(ctx, 1, 'repeats');
+      const t = input(ctx, 0),
+        reps = constInput(ctx, 1, 'repeats');
       if (reps.length !== t.dims.length) fail(ctx.node, `${reps.length} repeats for rank ${t.dims.length}`);
       return [{ dtype: t.dtype, dims: t.dims.map((d, i) => d * reps[i]!) }];
     },
     evaluate: (ctx) => {
-      const d = ctx.inputs[0]!.dims, s = strides(d);
+      const d = ctx.inputs[0]!.dims,
+        s = strides(d);
       return [gatherEval(ctx.values[0]!, shapeOps.Tile!.infer(ctx)[0]!.dims, (idx) => idx.reduce((a, v, i) => a + (v % d[i]!) * s[i]!, 0))];
     },
     // y viewed as [r0, d0, r1, d1, ...] repeats x along each r axis: dx = sum of dy over the r axes
     gradient: (ctx) => {
-      const b = ctx.b, x = ctx.inputs[0]!.type.dims, reps = toNumbers(ctx.inputs[1]!.value!);
-      const view: number[] = [], repAxes: number[] = [];
-      x.forEach((d, i) => { if (reps[i] !== 1) { repAxes.push(view.length); view.push(reps[i]!); } view.push(d); });
+      const b = ctx.b,
+        x = ctx.inputs[0]!.type.dims,
+        reps = toNumbers(ctx.inputs[1]!.value!);
+      const view: number[] = [],
+        repAxes: number[] = [];
+      x.forEach((d, i) => {
+        if (reps[i] !== 1) {
+          repAxes.push(view.length);
+          view.push(reps[i]!);
+        }
+        view.push(d);
+      });
       return [b.reshape(b.reduceSum(b.reshape(ctx.dOutputs[0]!, view), repAxes, false), x), undefined];
     },
   },
   Pad: {
     infer: (ctx) => {
-      const t = input(ctx, 0), pads = padSpec(ctx), r = t.dims.length;
+      const t = input(ctx, 0),
+        pads = padSpec(ctx),
+        r = t.dims.length;
       return [{ dtype: t.dtype, dims: t.dims.map((d, i) => d + pads[i]! + pads[i + r]!) }];
     },
     evaluate: (ctx) => {
-      const d = ctx.inputs[0]!.dims, r = d.length, pads = padSpec(ctx), mode = attrString(ctx.node, 'mode', 'constant');
+      const d = ctx.inputs[0]!.dims,
+        r = d.length,
+        pads = padSpec(ctx),
+        mode = attrString(ctx.node, 'mode', 'constant');
       const fill = ctx.node.inputs[2] && ctx.values[2] ? toNumbers(ctx.values[2])[0]! : 0;
-      const out = d.map((n, i) => n + pads[i]! + pads[i + r]!), s = strides(d), x = toNumbers(ctx.values[0]!);
+      const out = d.map((n, i) => n + pads[i]! + pads[i + r]!),
+        s = strides(d),
+        x = toNumbers(ctx.values[0]!);
       const src = (j: number, n: number): number => {
         if (j >= 0 && j < n) return j;
         if (mode === 'edge') return j < 0 ? 0 : n - 1;
-        if (mode === 'reflect') { const p = 2 * (n - 1) || 1, m = ((j % p) + p) % p; return m < n ? m : p - m; }
+        if (mode === 'reflect') {
+          const p = 2 * (n - 1) || 1,
+            m = ((j % p) + p) % p;
+          return m < n ? m : p - m;
+        }
         if (mode === 'wrap') return ((j % n) + n) % n;
         return -1;
       };
       const flat = gatherEval(fromNumbers(DataType.DOUBLE, [x.length + 1], [...x, fill]), out, (idx) => {
         let k = 0;
-        for (let i = 0; i < r; i++) { const j = src(idx[i]! - pads[i]!, d[i]!); if (j < 0) return x.length; k += j * s[i]!; }
+        for (let i = 0; i < r; i++) {
+          const j = src(idx[i]! - pads[i]!, d[i]!);
+          if (j < 0) return x.length;
+          k += j * s[i]!;
+        }
         return k;
       });
       return [fromNumbers(ctx.inputs[0]!.dtype, out, toNumbers(flat))];
     },
     gradient: (ctx) => {
-      const b = ctx.b, dy = ctx.dOutputs[0]!, x = ctx.inputs[0]!.type.dims, r = x.length, out = ctx.outputs[0]!.type.dims;
-      const pads = padSpec(asInfer(ctx)), mode = attrString(ctx.node, 'mode', 'constant');
+      const b = ctx.b,
+        dy = ctx.dOutputs[0]!,
+        x = ctx.inputs[0]!.type.dims,
+        r = x.length,
+        out = ctx.outputs[0]!.type.dims;
+      const pads = padSpec(asInfer(ctx)),
+        mode = attrString(ctx.node, 'mode', 'constant');
       if (mode === 'constant') {
         // y is x (cropped where pads < 0) framed by the constant: dx = the framed part of dy, zero where x was cropped
         const axes = range(r).filter((i) => pads[i]! > 0 || pads[i + r]! > 0);
-        const core = emitSlice(b, dy, axes, axes.map((i) => Math.max(pads[i]!, 0)), axes.map((i) => out[i]! - Math.max(pads[i + r]!, 0)));
-        const dx = ctx.needs[0] ? emitPad(b, core, pads.map((p) => Math.max(-p, 0))) : undefined;
+        const core = emitSlice(
+          b,
+          dy,
+          axes,
+          axes.map((i) => Math.max(pads[i]!, 0)),
+          axes.map((i) => out[i]! - Math.max(pads[i + r]!, 0)),
+        );
+        const dx = ctx.needs[0]
+          ? emitPad(
+              b,
+              core,
+              pads.map((p) => Math.max(-p, 0)),
+            )
+          : undefined;
         // d constant = sum of dy over the frame = sum(dy) - sum(core)
-        const all = range(r), cDims = ctx.inputs[2]?.type.dims ?? [];
+        const all = range(r),
+          cDims = ctx.inputs[2]?.type.dims ?? [];
         const dc = ctx.needs[2] ? b.reshape(b.sub(b.reduceSum(dy, all, false), b.reduceSum(core, all, false)), cDims) : undefined;
         return [dx, undefined, dc, undefined];
       }
@@ -282,9 +371,18 @@ export const shapeOps: OpTable = {
   Trilu: {
     infer: (ctx) => [{ ...input(ctx, 0) }],
     evaluate: (ctx) => {
-      const d = ctx.inputs[0]!.dims, rows = d[d.length - 2]!, cols = d[d.length - 1]!, x = toNumbers(ctx.values[0]!);
+      const d = ctx.inputs[0]!.dims,
+        rows = d[d.length - 2]!,
+        cols = d[d.length - 1]!,
+        x = toNumbers(ctx.values[0]!);
       const keep = triluKeep(ctx);
-      return [fromNumbers(ctx.inputs[0]!.dtype, d, x.map((v, k) => (keep(Math.floor(k / cols) % rows, k % cols) ? v : 0)))];
+      return [
+        fromNumbers(
+          ctx.inputs[0]!.dtype,
+          d,
+          x.map((v, k) => (keep(Math.floor(k / cols) % rows, k % cols) ? v : 0)),
+        ),
+      ];
     },
     // y = M * x for a fixed 0/1 mask M: dx = M * dy, i.e. the same Trilu of dy
     gradient: (ctx) => {
@@ -292,11 +390,16 @@ export const shapeOps: OpTable = {
       return [ctx.b.op('Trilu', k ? [ctx.dOutputs[0]!, k] : [ctx.dOutputs[0]!], { upper: attrInt(ctx.node, 'upper', 1) }), undefined];
     },
   },
-  DepthToSpace: blockRearrange((ctx, [n, c, h, w], bs) => (attrString(ctx.node, 'mode', 'DCR') === 'CRD'
-    ? { view: [n, c / (bs * bs), bs, bs, h, w], perm: [0, 1, 4, 2, 5, 3], out: [n, c / (bs * bs), h * bs, w * bs] }
-    : { view: [n, bs, bs, c / (bs * bs), h, w], perm: [0, 3, 4, 1, 5, 2], out: [n, c / (bs * bs), h * bs, w * bs] })),
-  SpaceToDepth: blockRearrange((_ctx, [n, c, h, w], bs) => (
-    { view: [n, c, h / bs, bs, w / bs, bs], perm: [0, 3, 5, 1, 2, 4], out: [n, c * bs * bs, h / bs, w / bs] })),
+  DepthToSpace: blockRearrange((ctx, [n, c, h, w], bs) =>
+    attrString(ctx.node, 'mode', 'DCR') === 'CRD'
+      ? { view: [n, c / (bs * bs), bs, bs, h, w], perm: [0, 1, 4, 2, 5, 3], out: [n, c / (bs * bs), h * bs, w * bs] }
+      : { view: [n, bs, bs, c / (bs * bs), h, w], perm: [0, 3, 4, 1, 5, 2], out: [n, c / (bs * bs), h * bs, w * bs] },
+  ),
+  SpaceToDepth: blockRearrange((_ctx, [n, c, h, w], bs) => ({
+    view: [n, c, h / bs, bs, w / bs, bs],
+    perm: [0, 3, 5, 1, 2, 4],
+    out: [n, c * bs * bs, h / bs, w / bs],
+  })),
   ...indexingOps,
   ...resizeOps,
 };
@@ -306,7 +409,11 @@ function shapeRange(ctx: InferContext, r: number): [number, number] {
   return [clamp(attrInt(ctx.node, 'start', 0)), clamp(attrInt(ctx.node, 'end', r))];
 }
 
-export interface SliceAxis { start: number; step: number; count: number }
+export interface SliceAxis {
+  start: number;
+  step: number;
+  count: number;
+}
 
 /** Per-axis normalized (start, step, count) of a Slice, with ONNX clamping semantics. */
 export function sliceSpec(ctx: InferContext): SliceAxis[] {
@@ -317,13 +424,21 @@ export function sliceSpec(ctx: InferContext): SliceAxis[] {
   const steps = ctx.opset >= 10 && ctx.node.inputs[4] ? constInput(ctx, 4, 'steps') : starts.map(() => 1);
   const spec: SliceAxis[] = d.map((n) => ({ start: 0, step: 1, count: n }));
   axes.forEach((a0, i) => {
-    const a = normAxis(ctx.node, a0, d.length), n = d[a]!, step = steps[i]!;
+    const a = normAxis(ctx.node, a0, d.length),
+      n = d[a]!,
+      step = steps[i]!;
     if (step === 0) fail(ctx.node, 'slice step 0');
-    let s = starts[i]!, e = ends[i]!;
+    let s = starts[i]!,
+      e = ends[i]!;
     if (s < 0) s += n;
     if (e < 0) e += n;
-    if (step > 0) { s = Math.min(Math.max(s, 0), n); e = Math.min(Math.max(e, 0), n); }
-    else { s = Math.min(Math.max(s, -1), n - 1); e = Math.min(Math.max(e, -1), n - 1); }
+    if (step > 0) {
+      s = Math.min(Math.max(s, 0), n);
+      e = Math.min(Math.max(e, 0), n);
+    } else {
+      s = Math.min(Math.max(s, -1), n - 1);
+      e = Math.min(Math.max(e, -1), n - 1);
+    }
     const count = step > 0 ? Math.max(0, Math.ceil((e - s) / step)) : Math.max(0, Math.ceil((s - e) / -step));
     spec[a] = { start: s, step, count };
   });
@@ -338,7 +453,9 @@ function splitAlong(b: Builder, x: string, axis: number, sizes: number[]): strin
 
 /** Split sizes: the `split` input (attribute before opset 13), else equal parts (`num_outputs` at 18, last smaller). */
 function splitSpec(ctx: InferContext): { axis: number; sizes: number[] } {
-  const d = input(ctx, 0).dims, axis = normAxis(ctx.node, attrInt(ctx.node, 'axis', 0), d.length), n = d[axis]!;
+  const d = input(ctx, 0).dims,
+    axis = normAxis(ctx.node, attrInt(ctx.node, 'axis', 0), d.length),
+    n = d[axis]!;
   const given = ctx.opset >= 13 ? (ctx.node.inputs[1] ? constInput(ctx, 1, 'split') : undefined) : attrInts(ctx.node, 'split');
   if (given) {
     if (given.reduce((a, v) => a + v, 0) !== n) fail(ctx.node, `split sizes [${given}] do not add up to ${n}`);
@@ -358,16 +475,40 @@ function splitSpec(ctx: InferContext): { axis: number; sizes: number[] } {
 function sliceGrad(b: Builder, dy: string, x: number[], spec: SliceAxis[]): string {
   if (spec.some((s) => s.count === 0)) return b.zeros({ dtype: b.type(dy).dtype, dims: x });
   const rev = range(x.length).filter((i) => spec[i]!.step < 0 && spec[i]!.count > 1);
-  let g = emitSlice(b, dy, rev, rev.map(() => -1), rev.map(() => -TO_END), rev.map(() => -1));
-  const fwd = spec.map(({ start, step, count }) => (count === 1 ? { start, step: 1, count } : step < 0 ? { start: start + (count - 1) * step, step: -step, count } : { start, step, count }));
+  let g = emitSlice(
+    b,
+    dy,
+    rev,
+    rev.map(() => -1),
+    rev.map(() => -TO_END),
+    rev.map(() => -1),
+  );
+  const fwd = spec.map(({ start, step, count }) =>
+    count === 1 ? { start, step: 1, count } : step < 0 ? { start: start + (count - 1) * step, step: -step, count } : { start, step, count },
+  );
   const strided = range(x.length).filter((i) => fwd[i]!.step > 1);
   if (strided.length) {
     const rows = fwd.flatMap(({ step, count }) => (step > 1 ? [count, 1] : [count]));
-    const r2 = rows.length, pads = new Array<number>(2 * r2).fill(0);
+    const r2 = rows.length,
+      pads = new Array<number>(2 * r2).fill(0);
     let j = 0;
-    for (const { step } of fwd) { if (step > 1) { pads[j + 1 + r2] = step - 1; j += 2; } else j += 1; }
-    g = b.reshape(emitPad(b, b.reshape(g, rows), pads), fwd.map(({ step, count }) => step * count));
-    g = emitSlice(b, g, strided, strided.map(() => 0), strided.map((i) => (fwd[i]!.count - 1) * fwd[i]!.step + 1));
+    for (const { step } of fwd) {
+      if (step > 1) {
+        pads[j + 1 + r2] = step - 1;
+        j += 2;
+      } else j += 1;
+    }
+    g = b.reshape(
+      emitPad(b, b.reshape(g, rows), pads),
+      fwd.map(({ step, count }) => step * count),
+    );
+    g = emitSlice(
+      b,
+      g,
+      strided,
+      strided.map(() => 0),
+      strided.map((i) => (fwd[i]!.count - 1) * fwd[i]!.step + 1),
+    );
   }
   const len = fwd.map(({ step, count }) => (count - 1) * step + 1);
   return emitPad(b, g, [...fwd.map((s) => s.start), ...fwd.map((s, i) => x[i]! - s.start - len[i]!)]);
@@ -376,11 +517,14 @@ function sliceGrad(b: Builder, dy: string, x: number[], spec: SliceAxis[]): stri
 /** Pads over all axes as [begins..., ends...] (the opset 18 `axes` input selects which axes `pads` covers). */
 function padSpec(ctx: InferContext): number[] {
   const r = input(ctx, 0).dims.length;
-  const raw = ctx.opset >= 11 ? constInput(ctx, 1, 'pads') : attrInts(ctx.node, 'pads') ?? [];
+  const raw = ctx.opset >= 11 ? constInput(ctx, 1, 'pads') : (attrInts(ctx.node, 'pads') ?? []);
   const axes = ctx.opset >= 18 && ctx.node.inputs[3] ? constInput(ctx, 3, 'axes').map((a) => normAxis(ctx.node, a, r)) : range(r);
   if (raw.length !== 2 * axes.length) fail(ctx.node, `${raw.length} pads for ${axes.length} axes`);
   const pads = new Array<number>(2 * r).fill(0);
-  axes.forEach((a, i) => { pads[a] = raw[i]!; pads[a + r] = raw[i + axes.length]!; });
+  axes.forEach((a, i) => {
+    pads[a] = raw[i]!;
+    pads[a + r] = raw[i + axes.length]!;
+  });
   return pads;
 }
 
@@ -415,16 +559,22 @@ const rangeValues = (ctx: InferContext): number[] => {
 
 /** Which (row, column) entries a Trilu keeps: on or above the k-th diagonal (upper), on or below it (lower). */
 function triluKeep(ctx: InferContext): (i: number, j: number) => boolean {
-  const k = ctx.node.inputs[1] ? constInput(ctx, 1, 'k')[0]! : 0, upper = attrInt(ctx.node, 'upper', 1) !== 0;
+  const k = ctx.node.inputs[1] ? constInput(ctx, 1, 'k')[0]! : 0,
+    upper = attrInt(ctx.node, 'upper', 1) !== 0;
   return (i, j) => (upper ? j - i >= k : j - i <= k);
 }
 
-interface BlockLayout { view: number[]; perm: number[]; out: number[] }
+interface BlockLayout {
+  view: number[];
+  perm: number[];
+  out: number[];
+}
 
 /** DepthToSpace / SpaceToDepth: y = reshape(transpose(reshape(x, view), perm), out). */
 function blockRearrange(layout: (ctx: InferContext, dims: [number, number, number, number], blocksize: number) => BlockLayout): OpDef {
   const get = (ctx: InferContext): BlockLayout => {
-    const t = input(ctx, 0), bs = attrInt(ctx.node, 'blocksize', 0);
+    const t = input(ctx, 0),
+      bs = attrInt(ctx.node, 'blocksize', 0);
     if (t.dims.length !== 4 || bs < 1) fail(ctx.node, `needs a 4-D input and a blocksize (got [${t.dims}], ${bs})`);
     const l = layout(ctx, t.dims as [number, number, number, number], bs);
     if (!l.view.every(Number.isInteger)) fail(ctx.node, `[${t.dims}] does not divide into blocks of ${bs}`);
@@ -434,9 +584,24 @@ function blockRearrange(layout: (ctx: InferContext, dims: [number, number, numbe
     infer: (ctx) => [{ dtype: input(ctx, 0).dtype, dims: get(ctx).out }],
     // a pure permutation of elements: dx runs the same steps backwards
     gradient: (ctx) => {
-      const b = ctx.b, { view, perm } = get(asInfer(ctx)), inv = new Array<number>(perm.length);
-      perm.forEach((p, i) => { inv[p] = i; });
-      return [b.reshape(b.transpose(b.reshape(ctx.dOutputs[0]!, perm.map((p) => view[p]!)), inv), ctx.inputs[0]!.type.dims)];
+      const b = ctx.b,
+        { view, perm } = get(asInfer(ctx)),
+        inv = new Array<number>(perm.length);
+      perm.forEach((p, i) => {
+        inv[p] = i;
+      });
+      return [
+        b.reshape(
+          b.transpose(
+            b.reshape(
+              ctx.dOutputs[0]!,
+              perm.map((p) => view[p]!),
+            ),
+            inv,
+          ),
+          ctx.inputs[0]!.type.dims,
+        ),
+      ];
     },
   };
 }

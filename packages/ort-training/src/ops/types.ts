@@ -8,7 +8,10 @@ import type { HostTensor } from '../tensor.js';
 import type { Builder } from '../builder.js';
 
 /** A statically known tensor type: element type and concrete dimensions. */
-export interface TensorType { dtype: number; dims: number[] }
+export interface TensorType {
+  dtype: number;
+  dims: number[];
+}
 
 export interface InferContext {
   node: Node;

@@ -8,8 +8,20 @@ import { serializeModel, type OnnxModel } from '../model.js';
 import { deriveGradientGraph } from '../autodiff.js';
 import { DataType, numel, type HostTensor, fromNumbers, tensorBytes } from '../tensor.js';
 
-export interface TestInput { name: string; dtype?: number; dims: number[]; values?: number[]; int?: boolean }
-export interface TestNode { op: string; inputs: string[]; outputs: string[]; attrs?: Record<string, AttrValue | undefined>; domain?: string }
+export interface TestInput {
+  name: string;
+  dtype?: number;
+  dims: number[];
+  values?: number[];
+  int?: boolean;
+}
+export interface TestNode {
+  op: string;
+  inputs: string[];
+  outputs: string[];
+  attrs?: Record<string, AttrValue | undefined>;
+  domain?: string;
+}
 
 /** Deterministic uniform(-1, 1) values (mulberry32). */
 export function randomValues(n: number, seed: number, lo = -1, hi = 1): number[] {
@@ -24,7 +36,11 @@ export function randomValues(n: number, seed: number, lo = -1, hi = 1): number[]
 }
 
 export function buildModel(spec: {
-  inputs: TestInput[]; nodes: TestNode[]; outputs: string[]; constants?: Record<string, HostTensor>; opset?: number;
+  inputs: TestInput[];
+  nodes: TestNode[];
+  outputs: string[];
+  constants?: Record<string, HostTensor>;
+  opset?: number;
 }): OnnxModel {
   const g = new Graph({ name: 'test' });
   for (const i of spec.inputs) g.addInput({ name: i.name, dtype: i.dtype ?? DataType.FLOAT, shape: i.dims });
@@ -34,15 +50,30 @@ export function buildModel(spec: {
   }
   for (const n of spec.nodes) g.addNode({ opType: n.op, inputs: n.inputs, outputs: n.outputs, attributes: attrs(n.attrs ?? {}), domain: n.domain ?? '' });
   for (const o of spec.outputs) g.addOutput({ name: o, dtype: 0 });
-  return { irVersion: 8, opsetImports: [{ domain: '', version: spec.opset ?? 17 }], producerName: 'test', producerVersion: '', graph: g, metadata: {}, extra: {} };
+  return {
+    irVersion: 8,
+    opsetImports: [{ domain: '', version: spec.opset ?? 17 }],
+    producerName: 'test',
+    producerVersion: '',
+    graph: g,
+    metadata: {},
+    extra: {},
+  };
 }
 
-const ORT_TYPES: Record<number, ort.Tensor.Type> = { [DataType.FLOAT]: 'float32', [DataType.DOUBLE]: 'float64', [DataType.INT64]: 'int64', [DataType.INT32]: 'int32', [DataType.BOOL]: 'bool', [DataType.FLOAT16]: 'float16' };
+const ORT_TYPES: Record<number, ort.Tensor.Type> = {
+  [DataType.FLOAT]: 'float32',
+  [DataType.DOUBLE]: 'float64',
+  [DataType.INT64]: 'int64',
+  [DataType.INT32]: 'int32',
+  [DataType.BOOL]: 'bool',
+  [DataType.FLOAT16]: 'float16',
+};
 
 export function toOrt(t: HostTensor): ort.Tensor {
   const type = ORT_TYPES[t.dtype];
   if (!type) throw new Error(`no onnxruntime type for ${t.dtype}`);
-  return new ort.Tensor(type, t.dtype === DataType.BOOL ? Uint8Array.from(t.data as Uint8Array) as unknown as boolean[] : (t.data as never), t.dims);
+  return new ort.Tensor(type, t.dtype === DataType.BOOL ? (Uint8Array.from(t.data as Uint8Array) as unknown as boolean[]) : (t.data as never), t.dims);
 }
 
 export async function session(model: OnnxModel): Promise<ort.InferenceSession> {
@@ -67,16 +98,29 @@ export interface GradCheckResult {
  * (truncation error O(eps^2)); with FLOAT it is bounded by rounding, about 1e-7 |loss| / eps.
  */
 export async function gradcheck(spec: {
-  inputs: TestInput[]; nodes: TestNode[]; out: string; wrt: string[]; constants?: Record<string, HostTensor>;
-  opset?: number; eps?: number; seed?: number; outDims: number[]; outDtype?: number;
+  inputs: TestInput[];
+  nodes: TestNode[];
+  out: string;
+  wrt: string[];
+  constants?: Record<string, HostTensor>;
+  opset?: number;
+  eps?: number;
+  seed?: number;
+  outDims: number[];
+  outDtype?: number;
 }): Promise<GradCheckResult> {
   const dtype = spec.outDtype ?? DataType.DOUBLE;
   const seed = spec.seed ?? 7;
   const R = fromNumbers(dtype, spec.outDims, randomValues(numel(spec.outDims), seed + 1000));
   const loss = buildModel({
-    inputs: spec.inputs, opset: spec.opset,
+    inputs: spec.inputs,
+    opset: spec.opset,
     constants: { ...spec.constants, __R: R },
-    nodes: [...spec.nodes, { op: 'Mul', inputs: [spec.out, '__R'], outputs: ['__prod'] }, { op: 'ReduceSum', inputs: ['__prod'], outputs: ['__loss'], attrs: { keepdims: 0 } }],
+    nodes: [
+      ...spec.nodes,
+      { op: 'Mul', inputs: [spec.out, '__R'], outputs: ['__prod'] },
+      { op: 'ReduceSum', inputs: ['__prod'], outputs: ['__loss'], attrs: { keepdims: 0 } },
+    ],
     outputs: ['__loss'],
   });
   const feeds: Record<string, HostTensor> = {};

@@ -12,22 +12,23 @@ import { openRunDir, removeRunDir, storedPhases, uploadFile, uploadFolder } from
 export type StageHandler = (call: StageCall) => Promise<'done' | 'skipped' | 'canceled'>;
 
 export function createAugmentHandler(deps: StageDeps): StageHandler {
-  return (call) => runStage(deps, call, {
-    status: 'augmenting',
-    done: async (job) => {
-      const phases = await storedPhases(deps, job);
-      return phases.includes('compose') || phases.includes('augment');
-    },
-    run: async ({ job, options, signal, progress }) => {
-      const run = await openRunDir(deps, job);
-      try {
-        await augmentStage({ ...run, options, signal, onProgress: progress });
-        await uploadFolder(deps, job, run.dir, 'composed', 'augmented');
-        await uploadFile(deps, job, run.dir, 'metrics.json', 'metrics');
-        await uploadFile(deps, job, run.dir, 'manifest.json', 'manifest'); // last: it marks the stage done
-      } finally {
-        removeRunDir(run.dir);
-      }
-    },
-  });
+  return (call) =>
+    runStage(deps, call, {
+      status: 'augmenting',
+      done: async (job) => {
+        const phases = await storedPhases(deps, job);
+        return phases.includes('compose') || phases.includes('augment');
+      },
+      run: async ({ job, options, signal, progress }) => {
+        const run = await openRunDir(deps, job);
+        try {
+          await augmentStage({ ...run, options, signal, onProgress: progress });
+          await uploadFolder(deps, job, run.dir, 'composed', 'augmented');
+          await uploadFile(deps, job, run.dir, 'metrics.json', 'metrics');
+          await uploadFile(deps, job, run.dir, 'manifest.json', 'manifest'); // last: it marks the stage done
+        } finally {
+          removeRunDir(run.dir);
+        }
+      },
+    });
 }

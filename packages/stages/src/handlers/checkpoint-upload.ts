@@ -25,10 +25,22 @@ export function checkpointUpload(deps: Pick<StageDeps, 'storage' | 'db' | 'logge
       const snapshot = join(dirname(file), `.upload-${n++ % 2}`);
       copyFileSync(file, snapshot);
       const key = `${runPrefix(job)}/checkpoints/${basename(file)}`;
-      chain = chain.then(async () => {
-        const b = await deps.storage.put(key, readFileSync(snapshot), { contentType: 'application/octet-stream' });
-        await deps.db.recordArtifact({ personalizationId: job.id, kind: 'checkpoint', key: b.key, sha256: b.sha256, size: b.size, contentType: b.contentType });
-      }).catch((e: Error) => { failure = e; deps.logger?.warn({ id: job.id, err: e.message }, 'checkpoint upload failed'); });
+      chain = chain
+        .then(async () => {
+          const b = await deps.storage.put(key, readFileSync(snapshot), { contentType: 'application/octet-stream' });
+          await deps.db.recordArtifact({
+            personalizationId: job.id,
+            kind: 'checkpoint',
+            key: b.key,
+            sha256: b.sha256,
+            size: b.size,
+            contentType: b.contentType,
+          });
+        })
+        .catch((e: Error) => {
+          failure = e;
+          deps.logger?.warn({ id: job.id, err: e.message }, 'checkpoint upload failed');
+        });
     },
     flush: async () => {
       await chain;

@@ -14,8 +14,12 @@ import { waitFor } from '../../../queue/src/testing/wait.js';
 import { createGsaHandler } from './gsa.js';
 
 let bed: PgStageBed;
-beforeAll(async () => { bed = await createPgStageBed(); });
-afterAll(async () => { await bed?.cleanup(); });
+beforeAll(async () => {
+  bed = await createPgStageBed();
+});
+afterAll(async () => {
+  await bed?.cleanup();
+});
 
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
 

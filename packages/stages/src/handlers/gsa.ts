@@ -13,22 +13,23 @@ import { openRunDir, removeRunDir, storedPhases, uploadFile, uploadFolder } from
 import type { StageHandler } from './augment.js';
 
 export function createGsaHandler(deps: StageDeps): StageHandler {
-  return (call) => runStage(deps, call, {
-    status: 'augmenting',
-    done: async (job) => (await storedPhases(deps, job)).includes('augment'),
-    run: async ({ job, options, signal, progress }) => {
-      if (!(await storedPhases(deps, job)).includes('compose')) {
-        throw new PermanentStageError('STAGE_ORDER', `personalization ${job.id}: gsa ran before augment stored the composed set`);
-      }
-      const run = await openRunDir(deps, job, { folders: ['composed'] });
-      try {
-        await gsaStage({ ...run, options, signal, onProgress: progress });
-        await uploadFolder(deps, job, run.dir, 'augmented', 'augmented');
-        await uploadFile(deps, job, run.dir, 'metrics.json', 'metrics');
-        await uploadFile(deps, job, run.dir, 'manifest.json', 'manifest'); // last: it marks the stage done
-      } finally {
-        removeRunDir(run.dir);
-      }
-    },
-  });
+  return (call) =>
+    runStage(deps, call, {
+      status: 'augmenting',
+      done: async (job) => (await storedPhases(deps, job)).includes('augment'),
+      run: async ({ job, options, signal, progress }) => {
+        if (!(await storedPhases(deps, job)).includes('compose')) {
+          throw new PermanentStageError('STAGE_ORDER', `personalization ${job.id}: gsa ran before augment stored the composed set`);
+        }
+        const run = await openRunDir(deps, job, { folders: ['composed'] });
+        try {
+          await gsaStage({ ...run, options, signal, onProgress: progress });
+          await uploadFolder(deps, job, run.dir, 'augmented', 'augmented');
+          await uploadFile(deps, job, run.dir, 'metrics.json', 'metrics');
+          await uploadFile(deps, job, run.dir, 'manifest.json', 'manifest'); // last: it marks the stage done
+        } finally {
+          removeRunDir(run.dir);
+        }
+      },
+    });
 }

@@ -25,7 +25,11 @@ export type StageQueue = (typeof STAGE_QUEUES)[number];
 export function stageJob(handler: (call: StageCall) => Promise<unknown>) {
   return async (p: { personalizationId: string }, ctx: queue.JobContext): Promise<unknown> => {
     try {
-      return await handler({ personalizationId: p.personalizationId, signal: ctx.signal, finalAttempt: ctx.job.attemptsMade + 1 >= (ctx.job.opts.attempts ?? 1) });
+      return await handler({
+        personalizationId: p.personalizationId,
+        signal: ctx.signal,
+        finalAttempt: ctx.job.attemptsMade + 1 >= (ctx.job.opts.attempts ?? 1),
+      });
     } catch (e) {
       if (e instanceof PermanentStageError) throw new queue.UnrecoverableError(`${e.code}: ${e.message}`);
       throw e;
@@ -44,10 +48,15 @@ export function createStageWorker(name: StageQueue, deps: StageDeps, options: qu
       return queue.createWorker(queue.trainCatalog, { 'personalization.train': stageJob(createTrainHandler(deps)) }, options);
     case 'sample': {
       const generate = createGenerateHandler(deps);
-      return queue.createWorker(queue.sampleCatalog, {
-        'personalization.sample': stageJob(createSampleHandler(deps)),
-        'samples.generate': (p, ctx) => generate({ personalizationId: p.personalizationId, requestId: p.requestId, sampleIds: p.sampleIds, signal: ctx.signal }),
-      }, options);
+      return queue.createWorker(
+        queue.sampleCatalog,
+        {
+          'personalization.sample': stageJob(createSampleHandler(deps)),
+          'samples.generate': (p, ctx) =>
+            generate({ personalizationId: p.personalizationId, requestId: p.requestId, sampleIds: p.sampleIds, signal: ctx.signal }),
+        },
+        options,
+      );
     }
   }
 }

@@ -51,7 +51,11 @@ it('runs augment -> gsa -> train -> sample on Postgres, each stage safe to run t
   expect(progress.find((p) => p.stage === 'augment')).toEqual({ stage: 'augment', step: 4, total: 4 });
   expect(progress.find((p) => p.stage === 'gsa')).toEqual({ stage: 'gsa', step: 2, total: 2 });
   // the metrics summary a client reads without downloading metrics.json
-  const metrics = row.metrics as { steps: { phase1: number; phase2: number }; loss: { phase2: { last: Record<string, number> } }; attention: { after: { token: string; iou: number }[] } };
+  const metrics = row.metrics as {
+    steps: { phase1: number; phase2: number };
+    loss: { phase2: { last: Record<string, number> } };
+    attention: { after: { token: string; iou: number }[] };
+  };
   expect(metrics.steps.phase1 + metrics.steps.phase2).toBe(12);
   expect(metrics.loss.phase2.last.total).toBeGreaterThan(0);
   expect(metrics.attention.after.map((a) => a.token)).toEqual(['<asset0>', '<asset1>']);
@@ -59,7 +63,8 @@ it('runs augment -> gsa -> train -> sample on Postgres, each stage safe to run t
 
   const artifacts = await db.artifacts.list(id);
   const kinds = new Set(artifacts.map((a) => a.kind));
-  for (const k of ['image', 'augmented', 'embeddings', 'adapters', 'checkpoint', 'sample', 'report', 'metrics', 'manifest'] as const) expect(kinds).toContain(k);
+  for (const k of ['image', 'augmented', 'embeddings', 'adapters', 'checkpoint', 'sample', 'report', 'metrics', 'manifest'] as const)
+    expect(kinds).toContain(k);
   for (const a of artifacts) expect(a.key.startsWith(`tenants/${bed.tenantId}/personalizations/${id}/run/`)).toBe(true);
   // recorded with the type they are served as
   for (const a of artifacts) if (a.key.endsWith('.png')) expect([a.key, a.contentType]).toEqual([a.key, 'image/png']);
@@ -79,7 +84,8 @@ it('runs augment -> gsa -> train -> sample on Postgres, each stage safe to run t
   await deliverAll();
   const deliveries = await db.webhooks.list(bed.tenantId, { personalizationId: id });
   expect(deliveries.map((d) => [d.eventType, d.status, d.attempts, d.lastStatusCode]).sort()).toEqual([
-    ['personalization.training.completed', 'delivered', 1, 200], ['samples.completed', 'delivered', 1, 200],
+    ['personalization.training.completed', 'delivered', 1, 200],
+    ['samples.completed', 'delivered', 1, 200],
   ]);
   const secret = (await db.tenants.get(bed.tenantId))!.webhookSecret;
   const bodies = receiver.received.map((r) => verifyWebhook(secret, r.headers as Record<string, string>, r.body) as { type: string; data: { id: string } });
@@ -88,7 +94,8 @@ it('runs augment -> gsa -> train -> sample on Postgres, each stage safe to run t
 
   // a later samples request: rows created by the API, rendered by samples.generate
   const rows = await db.samples.createMany(bed.tenantId, id, 'req1', [
-    { prompt: 'a photo of <asset0>', seed: 7, settings: { steps: 3 } }, { prompt: 'a photo of <asset1> on the grass', seed: 8, settings: { steps: 3 } },
+    { prompt: 'a photo of <asset0>', seed: 7, settings: { steps: 3 } },
+    { prompt: 'a photo of <asset1> on the grass', seed: 8, settings: { steps: 3 } },
   ]);
   const generate = createGenerateHandler(deps);
   await generate({ personalizationId: id, requestId: 'req1', sampleIds: rows.map((r) => r.id) });
@@ -99,7 +106,9 @@ it('runs augment -> gsa -> train -> sample on Postgres, each stage safe to run t
   await generate({ personalizationId: id, requestId: 'req1', sampleIds: rows.map((r) => r.id) });
   expect((await db.artifacts.list(id)).length).toBe(count);
   await deliverAll();
-  expect((await db.webhooks.list(bed.tenantId, { personalizationId: id })).filter((d) => d.eventType === 'samples.completed' && d.status === 'delivered')).toHaveLength(2);
+  expect(
+    (await db.webhooks.list(bed.tenantId, { personalizationId: id })).filter((d) => d.eventType === 'samples.completed' && d.status === 'delivered'),
+  ).toHaveLength(2);
 });
 
 it('a job whose input is bad fails for good with a code and a personalization.failed event', async () => {
@@ -112,7 +121,10 @@ it('a job whose input is bad fails for good with a code and a personalization.fa
   expect(failed.status).toBe('failed');
   expect(failed.error).toMatchObject({ code: 'UNREADABLE_IMAGE' });
   const [d] = await db.webhooks.list(bed.tenantId, { personalizationId: id });
-  expect(d).toMatchObject({ eventType: 'personalization.failed', payload: { type: 'personalization.failed', data: { id, status: 'failed', error: { code: 'UNREADABLE_IMAGE' } } } });
+  expect(d).toMatchObject({
+    eventType: 'personalization.failed',
+    payload: { type: 'personalization.failed', data: { id, status: 'failed', error: { code: 'UNREADABLE_IMAGE' } } },
+  });
 });
 
 it('work for a deleted personalization ends quietly: stages skip, sample requests render nothing', async () => {

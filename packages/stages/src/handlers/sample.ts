@@ -20,36 +20,47 @@ import type { StageHandler } from './augment.js';
 export const initialRequestId = (personalizationId: string): string => `${personalizationId}-initial`;
 
 export function createSampleHandler(deps: StageDeps): StageHandler {
-  return (call) => runStage(deps, call, {
-    status: 'sampling',
-    done: async (job) => (await storedPhases(deps, job)).includes('report') && (await succeeded(deps, job), true),
-    run: async ({ job, options: o, signal, progress }) => {
-      // what report.html shows, and the learned concepts (not the checkpoints nor later requests' images)
-      const run = await openRunDir(deps, job, { folders: ['input', 'composed', 'augmented', 'attention'], files: ['embeddings.safetensors', 'adapters.safetensors'] });
-      try {
-        if (!completedPhases(run.dir).includes('phase2')) throw new PermanentStageError('STAGE_ORDER', `personalization ${job.id}: sample ran before training finished`);
-        const samples = await sampleStage({ ...run, options: o, signal, onProgress: progress });
-        await reportStage(run);
-        await uploadFolder(deps, job, run.dir, 'samples', 'sample');
-        await uploadFile(deps, job, run.dir, 'report.html', 'report');
-        const settings = { steps: o.sampling.steps, guidance: o.sampling.guidance, scheduler: o.sampling.scheduler };
-        await deps.db.saveSamples({
-          tenantId: job.tenantId, personalizationId: job.id, requestId: initialRequestId(job.id),
-          items: samples.map((s) => ({ prompt: s.prompt, seed: s.seed, settings, artifactKey: `${runPrefix(job)}/${s.file}` })),
+  return (call) =>
+    runStage(deps, call, {
+      status: 'sampling',
+      done: async (job) => (await storedPhases(deps, job)).includes('report') && (await succeeded(deps, job), true),
+      run: async ({ job, options: o, signal, progress }) => {
+        // what report.html shows, and the learned concepts (not the checkpoints nor later requests' images)
+        const run = await openRunDir(deps, job, {
+          folders: ['input', 'composed', 'augmented', 'attention'],
+          files: ['embeddings.safetensors', 'adapters.safetensors'],
         });
-        await uploadFile(deps, job, run.dir, 'manifest.json', 'manifest'); // last: it marks the stage done
-      } finally {
-        removeRunDir(run.dir);
-      }
-      await succeeded(deps, job);
-    },
-  });
+        try {
+          if (!completedPhases(run.dir).includes('phase2'))
+            throw new PermanentStageError('STAGE_ORDER', `personalization ${job.id}: sample ran before training finished`);
+          const samples = await sampleStage({ ...run, options: o, signal, onProgress: progress });
+          await reportStage(run);
+          await uploadFolder(deps, job, run.dir, 'samples', 'sample');
+          await uploadFile(deps, job, run.dir, 'report.html', 'report');
+          const settings = { steps: o.sampling.steps, guidance: o.sampling.guidance, scheduler: o.sampling.scheduler };
+          await deps.db.saveSamples({
+            tenantId: job.tenantId,
+            personalizationId: job.id,
+            requestId: initialRequestId(job.id),
+            items: samples.map((s) => ({ prompt: s.prompt, seed: s.seed, settings, artifactKey: `${runPrefix(job)}/${s.file}` })),
+          });
+          await uploadFile(deps, job, run.dir, 'manifest.json', 'manifest'); // last: it marks the stage done
+        } finally {
+          removeRunDir(run.dir);
+        }
+        await succeeded(deps, job);
+      },
+    });
 }
 
 async function succeeded(deps: StageDeps, job: PersonalizationJob): Promise<void> {
   await deps.db.setStatus(job.id, 'succeeded');
   await notify(deps.db, {
-    tenantId: job.tenantId, personalizationId: job.id, url: job.webhookUrl, type: 'samples.completed', dedupeKey: `samples.completed:${initialRequestId(job.id)}`,
+    tenantId: job.tenantId,
+    personalizationId: job.id,
+    url: job.webhookUrl,
+    type: 'samples.completed',
+    dedupeKey: `samples.completed:${initialRequestId(job.id)}`,
     data: { id: job.id, status: 'succeeded', requestId: initialRequestId(job.id) },
   });
 }
@@ -124,7 +135,11 @@ async function generate(deps: StageDeps, job: PersonalizationJob, call: Generate
     }
   }
   await notify(deps.db, {
-    tenantId: job.tenantId, personalizationId: job.id, url: job.webhookUrl, type: 'samples.completed', dedupeKey: `samples.completed:${call.requestId}`,
+    tenantId: job.tenantId,
+    personalizationId: job.id,
+    url: job.webhookUrl,
+    type: 'samples.completed',
+    dedupeKey: `samples.completed:${call.requestId}`,
     data: { id: job.id, status: job.status, requestId: call.requestId, samples: call.sampleIds },
   });
 }

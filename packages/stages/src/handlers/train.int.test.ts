@@ -12,12 +12,19 @@ import { waitFor } from '../../../queue/src/testing/wait.js';
 import { createTrainHandler } from './train.js';
 
 let bed: PgStageBed;
-beforeAll(async () => { bed = await createPgStageBed(); });
-afterAll(async () => { await bed?.cleanup(); });
+beforeAll(async () => {
+  bed = await createPgStageBed();
+});
+afterAll(async () => {
+  await bed?.cleanup();
+});
 
 /** A job through augment (no augmented examples, to keep it short) and gsa, ready to train. */
 async function readyToTrain(phase1: number, phase2: number): Promise<string> {
-  const id = await bed.addJob({ augmentation: { count: 0 }, train: { phase1: { steps: phase1 }, phase2: { steps: phase2 }, checkpointEvery: 2 } }, 'https://hooks.example/x');
+  const id = await bed.addJob(
+    { augmentation: { count: 0 }, train: { phase1: { steps: phase1 }, phase2: { steps: phase2 }, checkpointEvery: 2 } },
+    'https://hooks.example/x',
+  );
   await createAugmentHandler(bed.deps)({ personalizationId: id });
   await createGsaHandler(bed.deps)({ personalizationId: id });
   return id;

@@ -59,9 +59,21 @@ export async function createPgStageBed(adminUrl = 'postgresql://postgres@127.0.0
   const db = createDb(scratch.url);
   const { tenant } = await db.tenants.create('stages test');
   const enqueued: string[] = [];
-  const deps: StageDeps = { ...c.settings, storage: c.storage, db: stageDbFrom(db, async (id) => { enqueued.push(id); }) };
+  const deps: StageDeps = {
+    ...c.settings,
+    storage: c.storage,
+    db: stageDbFrom(db, async (id) => {
+      enqueued.push(id);
+    }),
+  };
   return {
-    root: c.root, databaseUrl: scratch.url, storageUrl: c.storageUrl, db, tenantId: tenant.id, enqueued, deps,
+    root: c.root,
+    databaseUrl: scratch.url,
+    storageUrl: c.storageUrl,
+    db,
+    tenantId: tenant.id,
+    enqueued,
+    deps,
     async addJob(overrides = {}, webhookUrl = null) {
       const id = randomUUID();
       const { imageKey, subjects } = await c.upload(tenant.id, id);

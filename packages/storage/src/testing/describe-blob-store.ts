@@ -17,10 +17,17 @@ export interface BlobStoreFixture {
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const chunked = (b: Buffer, size: number): Readable =>
-  Readable.from((function* () { for (let i = 0; i < b.length; i += size) yield b.subarray(i, i + size); })());
+  Readable.from(
+    (function* () {
+      for (let i = 0; i < b.length; i += size) yield b.subarray(i, i + size);
+    })(),
+  );
 
 async function expectCode(p: Promise<unknown>, code: StorageErrorCode): Promise<Error> {
-  const err = await p.then(() => null, (e: unknown) => e);
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
   if (!isStorageError(err, code)) throw new Error(`expected StorageError ${code}, got ${String(err)}`);
   return err;
 }
@@ -88,16 +95,25 @@ export function describeBlobStore(name: string, setup: () => Promise<BlobStoreFi
 
     test('a body stream that fails midway rejects the put and leaves the previous object intact', async () => {
       await store.put('broken/x.bin', Buffer.from('previous'));
-      const failing = Readable.from((async function* () {
-        yield randomBytes(100_000);
-        throw new Error('disk went away');
-      })());
+      const failing = Readable.from(
+        (async function* () {
+          yield randomBytes(100_000);
+          throw new Error('disk went away');
+        })(),
+      );
       await expect(store.put('broken/x.bin', failing)).rejects.toThrow(/disk went away/);
       expect((await store.get('broken/x.bin')).toString()).toBe('previous');
-      await expect(store.put('broken/y.bin', Readable.from((async function* () {
-        yield randomBytes(10);
-        throw new Error('disk went away');
-      })()))).rejects.toThrow(/disk went away/);
+      await expect(
+        store.put(
+          'broken/y.bin',
+          Readable.from(
+            (async function* () {
+              yield randomBytes(10);
+              throw new Error('disk went away');
+            })(),
+          ),
+        ),
+      ).rejects.toThrow(/disk went away/);
       expect(await store.head('broken/y.bin')).toBeNull();
     });
 
@@ -188,7 +204,9 @@ export function describeBlobStore(name: string, setup: () => Promise<BlobStoreFi
         }
         const uploaded = await store.uploadDir(src, 'bundles/tiny');
         expect(uploaded.map((i) => [i.key, i.sha256])).toEqual(
-          Object.keys(files).sort().map((rel) => [`bundles/tiny/${rel}`, sha(files[rel]!)]),
+          Object.keys(files)
+            .sort()
+            .map((rel) => [`bundles/tiny/${rel}`, sha(files[rel]!)]),
         );
         // content types from the extension, so links to uploaded artifacts serve them as what they are
         expect(Object.fromEntries(uploaded.map((i) => [i.key, i.contentType]))).toEqual({

@@ -20,7 +20,9 @@ export async function startTestReceiver(codes: readonly number[] = [200]): Promi
   const received: ReceivedWebhook[] = [];
   const server = createServer((req, res) => {
     let body = '';
-    req.on('data', (c: Buffer) => { body += c.toString(); });
+    req.on('data', (c: Buffer) => {
+      body += c.toString();
+    });
     req.on('end', () => {
       received.push({ headers: req.headers, body });
       res.statusCode = codes[Math.min(received.length - 1, codes.length - 1)]!;
@@ -28,5 +30,11 @@ export async function startTestReceiver(codes: readonly number[] = [200]): Promi
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, received, close: () => { server.close(); } };
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    received,
+    close: () => {
+      server.close();
+    },
+  };
 }
