@@ -5,6 +5,7 @@
 import type { ArtifactKind, PersonalizationStatus, SampleStatus, StageProgress } from '@dynasyn/domain';
 import type { DynasynOptions } from '@dynasyn/dynasyn';
 import type { NotifyPorts } from '@dynasyn/webhooks';
+import type { ArtifactInput } from '@dynasyn/db';
 
 export type { ArtifactKind, PersonalizationStatus, StageProgress } from '@dynasyn/domain';
 
@@ -23,14 +24,8 @@ export interface PersonalizationJob {
   cancelRequested: boolean;
 }
 
-export interface ArtifactRow {
-  personalizationId: string;
-  kind: ArtifactKind;
-  key: string;
-  sha256: string;
-  size: number;
-  contentType: string;
-}
+/** A stored blob as the artifacts repository records it (one definition: packages/db). */
+export type ArtifactRow = ArtifactInput;
 
 export interface SampleJobRow {
   id: string;
