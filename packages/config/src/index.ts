@@ -8,6 +8,8 @@ export {
   stageEnv,
   httpEnv,
   webhookEnv,
+  webhookAllowCidrs,
+  LOOPBACK_CIDRS,
   localStorageUrl,
   type DatabaseEnv,
   type QueueEnv,
@@ -15,6 +17,7 @@ export {
   type LogEnv,
   type ShutdownEnv,
   type StageEnv,
+  type WebhookEnv,
 } from './pieces.js';
 export { optional, flag, count, seconds } from './values.js';
 export { EnvError, parseEnvironment } from './parse.js';

@@ -15,6 +15,7 @@ import {
   shutdownEnv,
   stageEnv,
   storageEnv,
+  webhookAllowCidrs,
   webhookEnv,
 } from './index.js';
 
@@ -42,6 +43,7 @@ test('the defaults, each chosen once (README.md says why)', () => {
     STAGE_LOCK_SECONDS: 600,
     PORT: 3000,
     HOST: '0.0.0.0',
+    WEBHOOK_ALLOW_CIDRS: [],
     WEBHOOK_ALLOW_PRIVATE: false,
   });
   expect(localStorageUrl('/srv/app')).toBe('file:///srv/app/.dynasyn/storage');
@@ -87,6 +89,7 @@ test('every bad variable is named in one EnvError', () => {
       DEVICE: 'tpu',
       THREADS: '0',
       WEBHOOK_ALLOW_PRIVATE: 'yes',
+      WEBHOOK_ALLOW_CIDRS: '127.0.0.0/8,10.0.0.0/33',
     });
   } catch (e) {
     error = e;
@@ -103,9 +106,22 @@ test('every bad variable is named in one EnvError', () => {
     'STAGE_LOCK_SECONDS',
     'STORAGE_URL',
     'THREADS',
+    'WEBHOOK_ALLOW_CIDRS.1',
     'WEBHOOK_ALLOW_PRIVATE',
   ]);
   expect((error as Error).message).toMatch(/^invalid environment: .*DATABASE_URL: must be postgres:\/\//);
+});
+
+test('WEBHOOK_ALLOW_CIDRS is a comma list of CIDRs; the deprecated WEBHOOK_ALLOW_PRIVATE=true reads as loopback, with a warning', () => {
+  const read = (source: Record<string, string>) => webhookAllowCidrs(parseEnvironment(webhookEnv, source));
+  expect(read({})).toEqual({ cidrs: [] });
+  expect(read({ WEBHOOK_ALLOW_CIDRS: '' })).toEqual({ cidrs: [] });
+  expect(read({ WEBHOOK_ALLOW_CIDRS: ' 10.0.0.0/8, fd00::/8 ,192.168.1.5' })).toEqual({ cidrs: ['10.0.0.0/8', 'fd00::/8', '192.168.1.5'] });
+  const legacy = read({ WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_ALLOW_CIDRS: '10.0.0.0/8' });
+  expect(legacy.cidrs).toEqual(['10.0.0.0/8', '127.0.0.0/8', '::1/128']);
+  expect(legacy.deprecation).toMatch(/WEBHOOK_ALLOW_PRIVATE is deprecated.*WEBHOOK_ALLOW_CIDRS/);
+  for (const bad of ['localhost', '10.0.0.0/8/1', '::1/129', '10.0.0.0/x'])
+    expect(() => parseEnvironment(webhookEnv, { WEBHOOK_ALLOW_CIDRS: bad })).toThrow(/WEBHOOK_ALLOW_CIDRS.*not a CIDR/);
 });
 
 test('S3 options: endpoint and region when set; credentials only as a pair', () => {

@@ -3,6 +3,7 @@
  * into its own schema (`z.object({ ...databaseEnv.shape, ...queueEnv.shape, ... })`). Why each default is
  * what it is: README.md.
  */
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { LOG_LEVELS } from '@dynasyn/logger';
@@ -80,10 +81,48 @@ export const httpEnv = z.object({
   HOST: z.string().default('0.0.0.0'),
 });
 
+/** `a.b.c.d/n`, `x:y::z/n`, or a bare address (one host). The webhooks package refuses the networks no list opens. */
+function isCidr(entry: string): boolean {
+  const [net = '', bits, extra] = entry.split('/');
+  const family = isIP(net);
+  if (!family || extra !== undefined) return false;
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+}
+
+/** The loopback networks the deprecated WEBHOOK_ALLOW_PRIVATE=true stands for. */
+export const LOOPBACK_CIDRS = ['127.0.0.0/8', '::1/128'] as const;
+
 export const webhookEnv = z.object({
-  /** Allow webhook URLs on loopback or private addresses (tests, single-machine setups). */
+  /**
+   * Private networks webhook receivers may live in, comma-separated CIDRs (`127.0.0.0/8,::1/128` for tests and
+   * single-machine setups). Link-local (cloud metadata), multicast and broadcast stay refused even if listed.
+   */
+  WEBHOOK_ALLOW_CIDRS: z.preprocess(
+    (v) =>
+      typeof v === 'string'
+        ? v
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : (v ?? []),
+    z.array(z.string().refine(isCidr, { error: (i) => `${JSON.stringify(i.input)} is not a CIDR (a.b.c.d/n or x:y::z/n)` })),
+  ),
+  /** Deprecated: `true` reads as WEBHOOK_ALLOW_CIDRS=127.0.0.0/8,::1/128 (loopback only), with a warning at start. */
   WEBHOOK_ALLOW_PRIVATE: flag(false),
 });
+
+/**
+ * The networks webhooks may reach beyond the public internet: WEBHOOK_ALLOW_CIDRS, plus loopback when the
+ * deprecated WEBHOOK_ALLOW_PRIVATE is true; `deprecation` is the warning to log once at start then.
+ */
+export function webhookAllowCidrs(env: WebhookEnv): { cidrs: string[]; deprecation?: string } {
+  if (!env.WEBHOOK_ALLOW_PRIVATE) return { cidrs: [...env.WEBHOOK_ALLOW_CIDRS] };
+  return {
+    cidrs: [...new Set([...env.WEBHOOK_ALLOW_CIDRS, ...LOOPBACK_CIDRS])],
+    deprecation:
+      'WEBHOOK_ALLOW_PRIVATE is deprecated and now opens loopback only (read as WEBHOOK_ALLOW_CIDRS=127.0.0.0/8,::1/128); list the networks your receivers live in with WEBHOOK_ALLOW_CIDRS instead',
+  };
+}
 
 export type DatabaseEnv = z.output<typeof databaseEnv>;
 export type QueueEnv = z.output<typeof queueEnv>;
@@ -91,3 +130,4 @@ export type StorageEnv = z.output<typeof storageEnv>;
 export type LogEnv = z.output<typeof logEnv>;
 export type ShutdownEnv = z.output<typeof shutdownEnv>;
 export type StageEnv = z.output<typeof stageEnv>;
+export type WebhookEnv = z.output<typeof webhookEnv>;

@@ -59,7 +59,7 @@ async function setup(codes: number[], url?: string) {
   return { ...receiver, tenant, ports, event, enqueued, store, attempts, id, secret: tenant.webhookSecret, row: async () => (await db.webhooks.get(id))! };
 }
 
-const fast = { allowPrivate: true, scheduleMs: [10, 20, 40], jitter: 0 };
+const fast = { allowCidrs: ['127.0.0.0/8'], scheduleMs: [10, 20, 40], jitter: 0 };
 
 describe('webhook delivery', () => {
   it('posts a signed JSON body that verifies with the tenant secret, once, with a stable webhook-id', async () => {
@@ -140,7 +140,7 @@ describe('webhook delivery', () => {
   it("as a queue job: throws while pending so the queue retries, and gives up on the queue's last attempt", async () => {
     const s = await setup([500]);
     try {
-      const handle = createDeliverJobHandler(s.store, { allowPrivate: true, scheduleMs: [10], jitter: 0 });
+      const handle = createDeliverJobHandler(s.store, { allowCidrs: ['127.0.0.0/8'], scheduleMs: [10], jitter: 0 });
       // the schedule has one retry, but the queue has three attempts: they decide
       for (const attemptsMade of [0, 1]) await expect(handle({ deliveryId: s.id }, { attemptsMade, opts: { attempts: 3 } })).rejects.toThrow(/HTTP 500/);
       expect(await s.row()).toMatchObject({ status: 'pending', attempts: 2, nextAttemptAt: expect.any(Date) });
@@ -152,10 +152,10 @@ describe('webhook delivery', () => {
     }
   });
 
-  it('refuses loopback targets unless allowPrivate, recording the refusal as a failed attempt', async () => {
+  it('refuses loopback targets unless allow-listed, recording the refusal as a failed attempt', async () => {
     const s = await setup([200]);
     try {
-      const r = await deliverOnce(s.store, s.id, { ...fast, allowPrivate: false });
+      const r = await deliverOnce(s.store, s.id, { ...fast, allowCidrs: [] });
       expect(r.status).toBe('pending');
       expect(r.outcome?.error).toMatch(/127\.0\.0\.1.*private, loopback/);
       expect(s.received).toHaveLength(0);

@@ -9,7 +9,7 @@ import { WebhookError } from './errors.js';
 import type { WebhookPayload } from './events.js';
 import { webhookHeaders } from './signing.js';
 import { isIP } from 'node:net';
-import { checkWebhookUrl, guardedLookup, parseWebhookUrl, type Resolver } from './ssrf.js';
+import { checkWebhookPort, checkWebhookUrl, guardedLookup, parseWebhookUrl, type GuardOptions, type Resolver } from './ssrf.js';
 
 /** A delivery as the store keeps it. */
 export interface DeliveryRecord {
@@ -53,7 +53,9 @@ export interface DeliveryPolicy {
   jitter?: number;
   /** Per-attempt timeout in ms (connect to end of response). Default 10 s. */
   timeoutMs?: number;
-  /** Allow private/loopback/link-local targets (operator setting WEBHOOK_ALLOW_PRIVATE). Default false. */
+  /** Private networks receivers may live in (operator setting WEBHOOK_ALLOW_CIDRS); never link-local, multicast or broadcast. Default none. */
+  allowCidrs?: readonly string[];
+  /** @deprecated Use allowCidrs. `true` opens loopback only (127.0.0.0/8, ::1/128). */
   allowPrivate?: boolean;
   /** DNS resolver (tests). Default the system's. */
   resolve?: Resolver;
@@ -84,14 +86,17 @@ export async function postWebhook(url: string, secret: string, id: string, body:
   } catch (e) {
     return { ok: false, error: (e as Error).message };
   }
-  const guard = { ...(p.allowPrivate !== undefined ? { allowPrivate: p.allowPrivate } : {}), ...(p.resolve ? { resolve: p.resolve } : {}) };
-  // an IP literal never goes through `lookup`, so it is checked here; names are checked at connect time
-  if (isIP(target.hostname.replace(/^\[|\]$/g, ''))) {
-    try {
-      await checkWebhookUrl(url, guard);
-    } catch (e) {
-      return { ok: false, error: (e as Error).message };
-    }
+  const guard: GuardOptions = {
+    ...(p.allowCidrs ? { allowCidrs: p.allowCidrs } : {}),
+    ...(p.allowPrivate !== undefined ? { allowPrivate: p.allowPrivate } : {}),
+    ...(p.resolve ? { resolve: p.resolve } : {}),
+  };
+  try {
+    checkWebhookPort(target);
+    // an IP literal never goes through `lookup`, so it is checked here; names are checked at connect time
+    if (isIP(target.hostname.replace(/^\[|\]$/g, ''))) await checkWebhookUrl(url, guard);
+  } catch (e) {
+    return { ok: false, error: (e as Error).message };
   }
   const headers = { 'content-type': 'application/json', 'user-agent': 'dynasyn-webhooks/0.1', ...webhookHeaders(secret, id, timestamp, body) };
   const send = target.protocol === 'https:' ? httpsRequest : httpRequest;

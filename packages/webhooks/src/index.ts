@@ -1,7 +1,20 @@
 export { WebhookError, type WebhookErrorCode } from './errors.js';
 export { WEBHOOK_EVENTS, webhookPayload, type WebhookEventType, type WebhookPayload } from './events.js';
 export { generateWebhookSecret, signWebhook, verifyWebhook, webhookHeaders, type VerifyOptions } from './signing.js';
-export { checkWebhookUrl, guardedLookup, isForbiddenAddress, parseWebhookUrl, systemResolver, type Resolver } from './ssrf.js';
+export {
+  checkWebhookPort,
+  checkWebhookUrl,
+  forbiddenReason,
+  guardedLookup,
+  isForbiddenAddress,
+  LOOPBACK_CIDRS,
+  parseAllowCidrs,
+  parseWebhookUrl,
+  systemResolver,
+  type AddressPolicy,
+  type GuardOptions,
+  type Resolver,
+} from './ssrf.js';
 export {
   createDeliverJobHandler,
   DEFAULT_SCHEDULE_MS,

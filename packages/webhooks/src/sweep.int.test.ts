@@ -92,7 +92,7 @@ it('the webhooks worker delivers a lost delivery through its scheduled sweep, si
   await waitFor('the no-op worker to finish the job', async () => (await (await jobOf(finished.id))!.getState()) === 'completed');
   await noop.close();
 
-  const worker = await startWebhookWorker(db, set, testRedisOptions, { allowPrivate: true, sweepEveryMs: 300, sweep: { graceMs: 0 } });
+  const worker = await startWebhookWorker(db, set, testRedisOptions, { allowCidrs: ['127.0.0.0/8'], sweepEveryMs: 300, sweep: { graceMs: 0 } });
   try {
     await waitFor(
       'both deliveries to be delivered',

@@ -82,7 +82,9 @@ export async function scheduleWebhookSweep(queues: QueueSet['queues'], everyMs =
 }
 
 export interface WebhookWorkerOptions extends Omit<CreateWorkerOptions, 'connection' | 'prefix'> {
-  /** Allow private/loopback receivers (WEBHOOK_ALLOW_PRIVATE). Default false. */
+  /** Private networks receivers may live in (WEBHOOK_ALLOW_CIDRS). Default none. */
+  allowCidrs?: readonly string[];
+  /** @deprecated Use allowCidrs. `true` opens loopback only. */
   allowPrivate?: boolean;
   /** Period of the sweep. Default 60 s. */
   sweepEveryMs?: number;
@@ -100,8 +102,11 @@ export async function startWebhookWorker(
   connection: CreateWorkerOptions['connection'],
   o: WebhookWorkerOptions = {},
 ): Promise<QueueWorker> {
-  const { allowPrivate, sweepEveryMs, sweep, ...workerOptions } = o;
-  const deliver = createDeliverJobHandler(deliveryStoreFrom(db), { ...(allowPrivate !== undefined ? { allowPrivate } : {}) });
+  const { allowPrivate, allowCidrs, sweepEveryMs, sweep, ...workerOptions } = o;
+  const deliver = createDeliverJobHandler(deliveryStoreFrom(db), {
+    ...(allowPrivate !== undefined ? { allowPrivate } : {}),
+    ...(allowCidrs ? { allowCidrs } : {}),
+  });
   await scheduleWebhookSweep(set.queues, sweepEveryMs);
   return createWorker(
     webhooksCatalog,
