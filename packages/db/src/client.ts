@@ -22,6 +22,12 @@ export interface Db {
   samples: SamplesRepository;
   webhooks: WebhooksRepository;
   idempotency: IdempotencyRepository;
+  /**
+   * Runs `fn` only if no other process (of any deployment on this database) is running it under the same
+   * `lockId`: a Postgres transaction-level advisory lock, held by one pooled connection until `fn` settles
+   * (released by Postgres if the process dies). Returns `{ ran: false }` at once when another holder has it.
+   */
+  exclusively<T>(lockId: number, fn: () => Promise<T>, options?: { timeoutMs?: number }): Promise<{ ran: true; value: T } | { ran: false }>;
   /** Throws when Postgres does not answer (readiness probes). */
   ping(): Promise<void>;
   /** Closes the connection pool; the Db is unusable afterwards. */
@@ -46,6 +52,14 @@ export function createDb(databaseUrl: string, options: CreateDbOptions = {}): Db
     samples: createSamplesRepository(prisma),
     webhooks: createWebhooksRepository(prisma),
     idempotency: createIdempotencyRepository(prisma),
+    exclusively: <T>(lockId: number, fn: () => Promise<T>, o: { timeoutMs?: number } = {}) =>
+      prisma.$transaction(
+        async (tx): Promise<{ ran: true; value: T } | { ran: false }> => {
+          const [got] = await tx.$queryRaw<{ locked: boolean }[]>`SELECT pg_try_advisory_xact_lock(${lockId}::bigint) AS locked`;
+          return got?.locked ? { ran: true, value: await fn() } : { ran: false };
+        },
+        { timeout: o.timeoutMs ?? 120_000, maxWait: 10_000 },
+      ),
     async ping() {
       await prisma.$queryRaw`SELECT 1`;
     },

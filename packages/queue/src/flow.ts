@@ -4,9 +4,9 @@
  * child `augment` (the leaf, which starts first). Every child sets `failParentOnFailure`: without it a stage
  * that fails for good leaves its parent waiting for children forever.
  */
-import type { FlowJob, FlowProducer, JobNode } from 'bullmq';
+import type { FlowJob, FlowProducer, JobNode, JobState } from 'bullmq';
 import type { QueueName } from './catalog.js';
-import { jobOptions, parsePayload } from './queues.js';
+import { jobOptions, parsePayload, type QueueMap } from './queues.js';
 
 /** Stages in execution order. */
 export const personalizationStages = [
@@ -21,6 +21,68 @@ export interface PersonalizationFlowInput {
   tenantId: string;
 }
 
+export type PersonalizationStage = (typeof personalizationStages)[number]['queue'];
+
+/** The job id of one stage of a personalization (the catalogs' deterministic id). */
+export function personalizationJobId(stage: PersonalizationStage, personalizationId: string): string {
+  const s = personalizationStages.find((x) => x.queue === stage)!;
+  return jobOptions(s.queue, s.name, { personalizationId })!.jobId!;
+}
+
+/** States in which a job will still run (or runs now) without anyone's help. */
+export const LIVE_JOB_STATES: readonly (JobState | 'unknown')[] = ['active', 'waiting', 'delayed', 'prioritized'];
+
+/** The state of each stage job of one personalization in Redis ('unknown': no such job). */
+export async function personalizationJobStates(queues: QueueMap, personalizationId: string): Promise<Record<PersonalizationStage, JobState | 'unknown'>> {
+  const states = await Promise.all(personalizationStages.map((s) => queues[s.queue].getJobState(personalizationJobId(s.queue, personalizationId))));
+  return Object.fromEntries(personalizationStages.map((s, i) => [s.queue, states[i]])) as Record<PersonalizationStage, JobState | 'unknown'>;
+}
+
+/**
+ * Puts a personalization's chain back from stage `from` on (the reconciler, after Redis lost or failed it): the
+ * jobs of its stages still in Redis (finished, failed, or a parent waiting for a lost child) are removed first,
+ * so the ids can be used again; then the flow from `from` to `sample` is added. Returns false, adding nothing,
+ * when a job of the chain is locked by a worker (it is running: not lost).
+ */
+export async function restorePersonalizationFlow(
+  queues: QueueMap,
+  flowProducer: FlowProducer,
+  input: PersonalizationFlowInput,
+  from: PersonalizationStage,
+): Promise<boolean> {
+  // the root first: removing a parent removes its children with it
+  for (const s of [...personalizationStages].reverse()) {
+    const id = personalizationJobId(s.queue, input.personalizationId);
+    const job = await queues[s.queue].getJob(id);
+    if (job && (await queues[s.queue].remove(id, { removeChildren: true })) === 0) return false;
+  }
+  await flowProducer.add(
+    personalizationFlow(
+      input,
+      personalizationStages.findIndex((s) => s.queue === from),
+    ),
+  );
+  return true;
+}
+
+/** The chain from stage index `from` to the root, written upside down (see the header). */
+function personalizationFlow(input: PersonalizationFlowInput, from: number): FlowJob {
+  const data = parsePayload('augment', 'personalization.augment', { v: 1, ...input });
+  const root = personalizationStages[personalizationStages.length - 1]!;
+  let node: FlowJob | undefined;
+  for (const stage of personalizationStages.slice(from)) {
+    const opts = jobOptions(stage.queue, stage.name, data);
+    node = {
+      name: stage.name,
+      queueName: stage.queue,
+      data,
+      opts: stage === root ? opts : { ...opts, failParentOnFailure: true },
+      ...(node ? { children: [node] } : {}),
+    } as FlowJob;
+  }
+  return node!;
+}
+
 /**
  * Enqueues the whole chain for one personalization. Job ids derive from the personalization id, so a second call
  * for the same personalization returns the existing flow without adding jobs.
@@ -33,17 +95,5 @@ export async function enqueuePersonalizationFlow(flowProducer: FlowProducer, inp
   // register new dependencies on it, so return what is there.
   const existing = await flowProducer.getFlow({ id: rootId, queueName: root.queue, depth: 4 }).catch(() => undefined);
   if (existing?.job) return existing;
-
-  let node: FlowJob | undefined;
-  for (const stage of personalizationStages) {
-    const opts = jobOptions(stage.queue, stage.name, data);
-    node = {
-      name: stage.name,
-      queueName: stage.queue,
-      data,
-      opts: stage === root ? opts : { ...opts, failParentOnFailure: true },
-      ...(node ? { children: [node] } : {}),
-    } as FlowJob;
-  }
-  return flowProducer.add(node!);
+  return flowProducer.add(personalizationFlow(input, 0));
 }

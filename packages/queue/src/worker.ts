@@ -72,6 +72,7 @@ export interface QueueWorker {
 }
 
 const SHUTDOWN = 'worker shutting down';
+const LOCK_LOST = 'job lock lost';
 
 export function createWorker<C extends QueueCatalog>(catalog: C, handlers: HandlerMap<C>, options: CreateWorkerOptions): QueueWorker {
   const {
@@ -141,7 +142,12 @@ export function createWorker<C extends QueueCatalog>(catalog: C, handlers: Handl
   worker.on('error', (err) => logger.error({ queue, err: err.message }, 'worker error'));
   worker.on('failed', (job, err) => logger.warn({ queue, job: job?.name, jobId: job?.id, attemptsMade: job?.attemptsMade, err: err.message }, 'job failed'));
   worker.on('stalled', (jobId) => logger.warn({ queue, jobId }, 'job stalled (its worker stopped renewing the lock)'));
-  worker.on('lockRenewalFailed', (jobIds) => logger.error({ queue, jobIds }, 'job lock renewal failed'));
+  // A lock that cannot be renewed is gone (Redis lost the job, or the stalled check gave it to another worker):
+  // this run stops (a training checkpoints) rather than race another one for the same job.
+  worker.on('lockRenewalFailed', (jobIds) => {
+    logger.error({ queue, jobIds }, 'job lock renewal failed: its run here is aborted');
+    for (const id of jobIds) worker.cancelJob(id, LOCK_LOST);
+  });
 
   const heartbeatClient = heartbeatConnection(connection);
   const startedAt = new Date().toISOString();

@@ -15,10 +15,21 @@ export {
 export * from './handlers/index.js';
 export { jobOptions, stageDbFrom } from './db-adapter.js';
 export { parseWorkerEnv, workerEnvSchema, type WorkerEnv } from './worker-env.js';
+export {
+  currentStage,
+  reconcileOnce,
+  RECONCILER_LOCK_ID,
+  startReconciler,
+  type ReconcileOptions,
+  type ReconcileReport,
+  type Reconciler,
+  type ReconcilerPorts,
+} from './reconciler.js';
 export { resolveBackbone, type BackboneSource } from './backbone.js';
 export {
   closeOnSignals,
   queueWorkerOptions,
+  stageLockMs,
   stageDepsOf,
   startWorkerProcess,
   startWorkers,

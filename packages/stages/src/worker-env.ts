@@ -16,6 +16,10 @@ export const workerEnvSchema = z.object({
   CONCURRENCY: count(1, 1, 64),
   /** Scratch space for run directories. */
   WORK_DIR: z.string().default('/tmp/dynasyn-work'),
+  /** Seconds between the reconciler's passes (each worker process; one pass at a time across them). */
+  RECONCILE_INTERVAL_SECONDS: count(1, 30, 3600),
+  /** Times lost work is put back before it fails with RECOVERY_LIMIT. */
+  RECONCILE_MAX_RECOVERIES: count(0, 3, 100),
   /** Where downloaded or generated bundles are kept. */
   CACHE_DIR: z.string().default('/tmp/dynasyn-cache'),
 });

@@ -14,6 +14,7 @@ import { startWebhookWorker } from '@dynasyn/webhooks';
 import { resolveBackbone } from './backbone.js';
 import { stageDbFrom } from './db-adapter.js';
 import { createStageWorker, STAGE_QUEUES, type StageQueue } from './handlers/index.js';
+import { startReconciler } from './reconciler.js';
 import type { StageDeps, StageLogger } from './ports.js';
 import type { WorkerEnv } from './worker-env.js';
 
@@ -23,6 +24,14 @@ export type WorkerName = (typeof WORKER_NAMES)[number];
 
 const isStage = (n: WorkerName): n is StageQueue => (STAGE_QUEUES as readonly string[]).includes(n);
 
+/**
+ * A stage's job lock: STAGE_LOCK_SECONDS, at most 20 s. BullMQ renews the lock on a timer (every quarter to half of
+ * it), not per step, so a long training step never lets it run out; what its length decides is how long a dead
+ * worker's job waits before another takes it up (lock + one stalled check: under 30 s). A Redis outage longer
+ * than the lock re-runs the job from its checkpoint: the first run aborts when its renewal fails (packages/queue).
+ */
+export const stageLockMs = (env: Pick<WorkerEnv, 'STAGE_LOCK_SECONDS'>): number => Math.min(env.STAGE_LOCK_SECONDS, 20) * 1000;
+
 /** BullMQ settings of every worker, from the env. */
 export function queueWorkerOptions(env: WorkerEnv, logger: StageLogger): queue.CreateWorkerOptions & { closeTimeoutMs: number; abortGraceMs: number } {
   return {
@@ -31,9 +40,9 @@ export function queueWorkerOptions(env: WorkerEnv, logger: StageLogger): queue.C
     logger,
     device: env.DEVICE,
     concurrency: env.CONCURRENCY,
-    lockDuration: env.STAGE_LOCK_SECONDS * 1000,
-    // a killed worker's job is taken up soon after its lock runs out
-    stalledInterval: Math.min(30_000, Math.max(1_000, env.STAGE_LOCK_SECONDS * 500)),
+    lockDuration: stageLockMs(env),
+    // a killed worker's job is taken up at most one check after its lock runs out
+    stalledInterval: Math.min(5_000, Math.max(1_000, stageLockMs(env) / 4)),
     // half the grace for running jobs to end, then an abort and 0.4 of it to checkpoint: a tenth is left for
     // the clients to close before the orchestrator's (or serve's) hard stop at SHUTDOWN_GRACE_SECONDS
     closeTimeoutMs: env.SHUTDOWN_GRACE_SECONDS * 500,
@@ -100,12 +109,18 @@ export async function startWorkers(names: readonly WorkerName[], env: WorkerEnv,
           }),
     ),
   );
+  // every worker process reconciles (one pass at a time across them): work Redis lost is put back from Postgres
+  const reconciler = startReconciler(
+    { db, set, deps },
+    { intervalMs: env.RECONCILE_INTERVAL_SECONDS * 1000, quietMs: 2 * stageLockMs(env), maxRecoveries: env.RECONCILE_MAX_RECOVERIES },
+  );
   logger.info({ workers: names, backbone, device: env.DEVICE, concurrency: env.CONCURRENCY, threads: env.THREADS ?? null }, 'workers started');
   let closing: Promise<void> | undefined;
   return {
     names,
     close: () =>
       (closing ??= (async () => {
+        await reconciler.stop();
         await Promise.all(workers.map((w) => w.close()));
         await queue.closeQueues(set);
         producer.disconnect();

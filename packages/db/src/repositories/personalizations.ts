@@ -55,8 +55,22 @@ export interface PersonalizationsRepository {
    * was not (same state, a backward move, or already terminal), and `personalization` is the row as it is.
    */
   updateStatus(id: string, to: PersonalizationStatus, update?: StatusUpdate): Promise<{ changed: boolean; personalization: Personalization | null }>;
-  /** Records a stage's progress, replacing that stage's previous entry. */
+  /**
+   * Records a stage's progress, replacing that stage's previous entry, except that its step never goes down: a
+   * stage resumed from an older checkpoint (or re-run) reports steps it had passed, and a client must not see
+   * progress move backwards.
+   */
   setProgress(id: string, stage: string, step: number, total: number): Promise<void>;
+  /**
+   * Unfinished personalizations (not terminal) for the reconciler, oldest first: those not updated since
+   * `quietSince` (no status move, progress or cancel since), and those with a cancel asked whatever their age.
+   */
+  listUnfinished(options: { quietSince: Date; limit?: number }): Promise<Personalization[]>;
+  /**
+   * Counts one recovery (the reconciler re-enqueued its stage) and returns the new count; `updatedAt` moves, so
+   * the quiet period starts again. Null when the row is gone or finished meanwhile.
+   */
+  recordRecovery(id: string): Promise<number | null>;
   /** Asks running stages to stop (they poll `cancelRequestedAt`); a job still queued is canceled at once. Null for another tenant's id. */
   requestCancel(tenantId: string, id: string): Promise<Personalization | null>;
   /** Deletes the row and, by cascade, its artifacts, samples and deliveries; false when not the tenant's. */
@@ -122,15 +136,31 @@ export function createPersonalizationsRepository(prisma: PrismaClient): Personal
     updateStatus,
     async setProgress(id, stage, step, total) {
       const entry = JSON.stringify({ stage, step, total });
-      // One statement, so concurrent progress writers never lose each other's stages.
+      // One statement, so concurrent progress writers never lose each other's stages; the stored step is kept
+      // when it is higher (a resume from a checkpoint behind it).
       await prisma.$executeRaw`
         UPDATE "Personalization" SET "updatedAt" = now(), "progress" = CASE
           WHEN EXISTS (SELECT 1 FROM jsonb_array_elements("progress") AS e WHERE e->>'stage' = ${stage})
-          THEN (SELECT jsonb_agg(CASE WHEN e->>'stage' = ${stage} THEN ${entry}::jsonb ELSE e END ORDER BY i)
+          THEN (SELECT jsonb_agg(CASE WHEN e->>'stage' = ${stage}
+                  THEN jsonb_set(${entry}::jsonb, '{step}', to_jsonb(GREATEST((e->>'step')::numeric, ${step}::numeric)))
+                  ELSE e END ORDER BY i)
                 FROM jsonb_array_elements("progress") WITH ORDINALITY AS t(e, i))
           ELSE "progress" || jsonb_build_array(${entry}::jsonb)
         END
         WHERE "id" = ${id}`;
+    },
+    listUnfinished: ({ quietSince, limit = 500 }) =>
+      prisma.personalization.findMany({
+        where: { status: { notIn: [...TERMINAL_STATUSES] }, OR: [{ updatedAt: { lt: quietSince } }, { cancelRequestedAt: { not: null } }] },
+        orderBy: { updatedAt: 'asc' },
+        take: limit,
+      }),
+    async recordRecovery(id) {
+      const { count } = await prisma.personalization.updateMany({
+        where: { id, status: { notIn: [...TERMINAL_STATUSES] } },
+        data: { recoveries: { increment: 1 } },
+      });
+      return count > 0 ? ((await findById(id))?.recoveries ?? null) : null;
     },
     async requestCancel(tenantId, id) {
       const now = new Date();

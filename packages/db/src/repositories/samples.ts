@@ -48,6 +48,24 @@ export interface SamplesRepository {
   /** The samples of one request, for the worker that renders them. */
   listByRequest(requestId: string): Promise<Sample[]>;
   update(id: string, update: SampleUpdate): Promise<Sample>;
+  /**
+   * Requests with rows still `queued` or `running` and created before `createdBefore`, for the reconciler: one
+   * entry per request with all its row ids, in request order.
+   */
+  listUnfinishedRequests(options: { createdBefore: Date; limit?: number }): Promise<UnfinishedRequest[]>;
+  /** Counts one recovery on the unfinished rows of a request; returns the highest count among them. */
+  recordRecovery(requestId: string): Promise<number>;
+}
+
+/** A request the reconciler looks at. */
+export interface UnfinishedRequest {
+  tenantId: string;
+  personalizationId: string;
+  requestId: string;
+  /** Every row of the request (done ones included: the generate job skips them). */
+  sampleIds: string[];
+  /** Most recoveries of its unfinished rows. */
+  recoveries: number;
 }
 
 /** Inserts a request's rows; one timestamp per row, increasing, so "oldest first" keeps the request's order. */
@@ -104,5 +122,35 @@ export function createSamplesRepository(prisma: PrismaClient): SamplesRepository
           ...(update.error ? { error: update.error as unknown as Prisma.InputJsonValue } : {}),
         },
       }),
+    async listUnfinishedRequests({ createdBefore, limit = 500 }) {
+      const open = await prisma.sample.findMany({
+        where: { status: { in: ['queued', 'running'] }, createdAt: { lt: createdBefore } },
+        distinct: ['requestId'],
+        select: { requestId: true },
+        take: limit,
+      });
+      if (!open.length) return [];
+      const rows = await prisma.sample.findMany({ where: { requestId: { in: open.map((o) => o.requestId) } }, ...inOrder });
+      const byRequest = new Map<string, UnfinishedRequest>();
+      for (const r of rows) {
+        const entry = byRequest.get(r.requestId) ?? {
+          tenantId: r.tenantId,
+          personalizationId: r.personalizationId,
+          requestId: r.requestId,
+          sampleIds: [],
+          recoveries: 0,
+        };
+        entry.sampleIds.push(r.id);
+        if (r.status === 'queued' || r.status === 'running') entry.recoveries = Math.max(entry.recoveries, r.recoveries);
+        byRequest.set(r.requestId, entry);
+      }
+      return [...byRequest.values()];
+    },
+    async recordRecovery(requestId) {
+      const where = { requestId, status: { in: ['queued', 'running'] as SampleStatus[] } };
+      await prisma.sample.updateMany({ where, data: { recoveries: { increment: 1 } } });
+      const top = await prisma.sample.aggregate({ where, _max: { recoveries: true } });
+      return top._max.recoveries ?? 0;
+    },
   };
 }
