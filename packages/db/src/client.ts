@@ -3,6 +3,7 @@ import { PrismaClient } from './generated/client.js';
 import { createArtifactsRepository, type ArtifactsRepository } from './repositories/artifacts.js';
 import { createBundlesRepository, type BundlesRepository } from './repositories/bundles.js';
 import { createIdempotencyRepository, type IdempotencyRepository } from './repositories/idempotency.js';
+import { createOpsRepository, type OpsRepository } from './repositories/ops.js';
 import { createPersonalizationsRepository, type PersonalizationsRepository } from './repositories/personalizations.js';
 import { createSamplesRepository, type SamplesRepository } from './repositories/samples.js';
 import { createTenantsRepository, type TenantsRepository } from './repositories/tenants.js';
@@ -22,6 +23,8 @@ export interface Db {
   samples: SamplesRepository;
   webhooks: WebhooksRepository;
   idempotency: IdempotencyRepository;
+  /** Read-only aggregates for operators (/ops, /metrics). */
+  ops: OpsRepository;
   /**
    * Runs `fn` only if no other process (of any deployment on this database) is running it under the same
    * `lockId`: a Postgres transaction-level advisory lock, held by one pooled connection until `fn` settles
@@ -52,6 +55,7 @@ export function createDb(databaseUrl: string, options: CreateDbOptions = {}): Db
     samples: createSamplesRepository(prisma),
     webhooks: createWebhooksRepository(prisma),
     idempotency: createIdempotencyRepository(prisma),
+    ops: createOpsRepository(prisma),
     exclusively: <T>(lockId: number, fn: () => Promise<T>, o: { timeoutMs?: number } = {}) =>
       prisma.$transaction(
         async (tx): Promise<{ ran: true; value: T } | { ran: false }> => {

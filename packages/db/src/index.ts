@@ -18,6 +18,7 @@ export type {
 export type { ArtifactsRepository, ArtifactInput, ArtifactRecord } from './repositories/artifacts.js';
 export type { SamplesRepository, SampleInput, SampleRequest, SampleUpdate, CreateSamplesResult } from './repositories/samples.js';
 export type { WebhooksRepository, DeliveryInput, AttemptResult } from './repositories/webhooks.js';
+export { RUNNING_STAGE_STATUSES, type OpsRepository, type RunningStageStatus, type WorkSnapshot } from './repositories/ops.js';
 export type { IdempotencyRepository, IdempotencyRecord, IdempotencyInput, IdempotentResult } from './repositories/idempotency.js';
 export { Prisma, PrismaClient } from './generated/client.js';
 export type { Tenant, ApiKey, ModelBundle, Personalization, Artifact, Sample, WebhookDelivery, IdempotencyKey } from './generated/client.js';
