@@ -12,6 +12,7 @@ import { registerPersonalizationCommands } from './commands/personalize.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerTenantCommands } from './commands/tenants.js';
+import { registerWorkerCommand } from './commands/worker.js';
 import { CliError, debugFromEnv, formatFailure } from './commands/errors.js';
 import { float, integer, oneOf } from './commands/parse.js';
 
@@ -64,6 +65,7 @@ registerPersonalizationCommands(program);
 registerServeCommand(program);
 registerDbCommands(program);
 registerTenantCommands(program);
+registerWorkerCommand(program);
 
 // V8 keeps 10 frames, too few to reach from deep package code up to the command's action.
 if (process.argv.includes('--debug') || debugFromEnv(process.env)) Error.stackTraceLimit = 100;

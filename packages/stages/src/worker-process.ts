@@ -1,8 +1,8 @@
 /**
  * The process around the queue workers, the same for a worker app (one stage queue per deployment) and for
- * `dynasyn serve` (every queue in one process): clients from the validated env, the backbone, the queue workers
- * with their handlers, and a graceful shutdown (running stages checkpoint, their jobs go back to waiting,
- * clients close). Lock, stall and close times, device and threads are derived here and nowhere else.
+ * `dynasyn serve` (one such process per queue, each the CLI's hidden `dynasyn worker <name>`): clients from the
+ * validated env, the backbone, the queue workers with their handlers, and a graceful shutdown (running stages
+ * checkpoint, their jobs go back to waiting, clients close). Lock, stall and close times, device and threads are derived here and nowhere else.
  */
 import { mkdirSync } from 'node:fs';
 import { s3OptionsFrom } from '@dynasyn/config';
@@ -133,12 +133,24 @@ export async function startWorkers(names: readonly WorkerName[], env: WorkerEnv,
 /** The process of one worker app: the workers of its queue. */
 export const startWorkerProcess = (name: WorkerName, env: WorkerEnv, o: StartWorkersOptions = {}): Promise<WorkerProcess> => startWorkers([name], env, o);
 
-/** SIGTERM/SIGINT close the process once; a second signal exits at once. */
-export function closeOnSignals(p: WorkerProcess, logger: StageLogger = createLogger({ name: 'workers', level: 'info' })): void {
+export interface CloseOnSignalsOptions {
+  /**
+   * A signal after the first: `exit` (default) quits at once, for a person pressing Ctrl-C again; `ignore` lets
+   * the close finish, for a process whose supervisor enforces the deadline itself (`dynasyn serve` sends SIGTERM
+   * to a worker that the terminal's Ctrl-C, sent to the whole process group, has already reached).
+   */
+  repeat?: 'exit' | 'ignore';
+}
+
+/** SIGTERM/SIGINT close the process once, then exit 0 (1 if the close failed). */
+export function closeOnSignals(p: WorkerProcess, logger: StageLogger = createLogger({ name: 'workers', level: 'info' }), o: CloseOnSignalsOptions = {}): void {
   let stopping = false;
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.on(sig, () => {
-      if (stopping) process.exit(130);
+      if (stopping) {
+        if (o.repeat !== 'ignore') process.exit(130);
+        return;
+      }
       stopping = true;
       logger.info({ signal: sig }, 'shutting down');
       p.close().then(

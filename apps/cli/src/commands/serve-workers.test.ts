@@ -14,7 +14,7 @@ const source = {
   DEVICE: 'cuda',
   THREADS: '3',
   CONCURRENCY: '2',
-  STAGE_LOCK_SECONDS: '40',
+  STAGE_LOCK_SECONDS: '16',
   SHUTDOWN_GRACE_SECONDS: '20',
   LOG_LEVEL: 'trace',
 };
@@ -31,8 +31,7 @@ test("the queue settings of serve's workers are those of a worker app given the 
   expect(settings(queueWorkerOptions(served, logger))).toMatchObject({
     device: 'cuda',
     concurrency: 2,
-    lockDuration: 40_000,
-    stalledInterval: 20_000,
+    lockDuration: 16_000,
     closeTimeoutMs: 10_000,
     abortGraceMs: 8_000,
   });

@@ -1,7 +1,9 @@
 /**
- * `dynasyn serve`: the API and every stage worker in ONE process against the configured Postgres, Redis and
- * storage, for a single machine (production runs the same apps separately). Pending migrations are applied
- * first; SIGINT/SIGTERM stop taking requests and jobs, let running stages checkpoint, then exit.
+ * `dynasyn serve`: the job service on one machine against the configured Postgres, Redis and storage: the API in
+ * this process, each worker queue in a child process started as the deployment starts a worker app (see
+ * serve-workers.ts), so no stage work runs on the API's event loop. Pending migrations are applied and the
+ * backbone resolved first; SIGINT/SIGTERM stop taking requests, send SIGTERM to the workers (running stages
+ * checkpoint), wait for them up to SHUTDOWN_GRACE_SECONDS (then SIGKILL), and exit.
  */
 import type { Command } from 'commander';
 import { cacheDirOf, parseServiceEnv, s3OptionsFrom, type ServiceEnv } from './service-env.js';
@@ -33,7 +35,7 @@ export async function serve(source: NodeJS.ProcessEnv): Promise<void> {
   try {
     api = await startApi(parseApiEnv(apiEnvironment(source, env)), { migrate: false, handleSignals: false });
   } catch (e) {
-    await workers.close();
+    await workers.close(env.SHUTDOWN_GRACE_SECONDS * 1000);
     throw e;
   }
   say(`listening on http://${env.HOST === '0.0.0.0' ? '127.0.0.1' : env.HOST}:${env.PORT} (workers: ${workers.names.join(', ') || 'none'})`);
@@ -43,15 +45,17 @@ export async function serve(source: NodeJS.ProcessEnv): Promise<void> {
     if (closing) return;
     closing = true;
     say(`${signal}: no new requests or jobs; running stages checkpoint and stop`);
+    const graceMs = env.SHUTDOWN_GRACE_SECONDS * 1000;
+    // the workers are SIGKILLed at the grace; this is for an API close that hangs
     const timer = setTimeout(() => {
-      say(`still closing after ${env.SHUTDOWN_GRACE_SECONDS} s; exiting`);
+      say(`still closing ${graceMs / 1000 + 5} s after ${signal}; exiting`);
       process.exit(1);
-    }, env.SHUTDOWN_GRACE_SECONDS * 1000);
+    }, graceMs + 5_000);
     timer.unref();
-    Promise.all([api.close(), workers.close()]).then(
-      () => {
-        say('stopped');
-        process.exit(0);
+    Promise.all([api.close(), workers.close(graceMs)]).then(
+      ([, clean]) => {
+        say(clean ? 'stopped' : `stopped (a worker had to be killed after ${graceMs / 1000} s)`);
+        process.exit(clean ? 0 : 1);
       },
       (e: unknown) => {
         say(`shutdown failed: ${e instanceof Error ? e.message : String(e)}`);
@@ -83,7 +87,7 @@ function apiEnvironment(source: NodeJS.ProcessEnv, env: ServiceEnv): NodeJS.Proc
 export function registerServeCommand(program: Command): void {
   program
     .command('serve')
-    .description('run the API and every worker in one process (env: DATABASE_URL, REDIS_URL, PORT, STORAGE_URL, BACKBONE, WEBHOOK_ALLOW_PRIVATE)')
+    .description('run the API, and each worker queue in a child process (env: DATABASE_URL, REDIS_URL, PORT, STORAGE_URL, BACKBONE, WEBHOOK_ALLOW_PRIVATE)')
     .action(async () => {
       await serve(process.env);
     });

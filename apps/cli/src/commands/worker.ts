@@ -1,0 +1,51 @@
+/**
+ * `dynasyn worker <name>` (hidden): one worker queue in this process, started as a worker app starts it
+ * (packages/stages' `startWorkerProcess` over `parseWorkerEnv`, the same schema, settings and logger name
+ * `worker-<name>`). `dynasyn serve` forks one per selected queue with its resolved environment and talks to it
+ * over the IPC channel: `ready` once the workers take jobs, `failed` with the error when the start fails.
+ * Under serve, the process also ends when serve is gone (the channel closes), as the workers did when they lived
+ * in serve's own process: the job's lock runs out and the next serve resumes it from its checkpoint.
+ */
+import type { Command } from 'commander';
+import { CliError, oneLine } from './errors.js';
+
+/** What a worker child tells `dynasyn serve` over the IPC channel. */
+export type WorkerMessage = { type: 'ready' } | { type: 'failed'; message: string };
+
+const tell = (m: WorkerMessage, then?: () => void) => process.send?.(m, undefined, undefined, then);
+
+export async function runWorker(name: string, source: NodeJS.ProcessEnv): Promise<void> {
+  const supervised = typeof process.send === 'function';
+  try {
+    const [stages, config, { createLogger }] = await Promise.all([import('@dynasyn/stages'), import('@dynasyn/config'), import('@dynasyn/logger')]);
+    if (!(stages.WORKER_NAMES as readonly string[]).includes(name))
+      throw new CliError(`unknown worker ${JSON.stringify(name)} (known: ${stages.WORKER_NAMES.join(', ')})`);
+    const schema = stages.workerEnvSchema.extend(config.webhookEnv.shape);
+    let env;
+    try {
+      env = config.parseEnvironment(schema, source);
+    } catch (e) {
+      throw e instanceof config.EnvError ? new CliError(e.message) : e;
+    }
+    const worker = await stages.startWorkerProcess(name as (typeof stages.WORKER_NAMES)[number], env, { webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE });
+    stages.closeOnSignals(worker, createLogger({ name: `worker-${name}`, level: env.LOG_LEVEL }), { repeat: supervised ? 'ignore' : 'exit' });
+    if (supervised) {
+      process.once('disconnect', () => process.exit(1));
+      tell({ type: 'ready' });
+    }
+  } catch (e) {
+    // serve reports it as this child's failure; the whole failure is printed below (main.ts) as for any command
+    if (supervised) tell({ type: 'failed', message: oneLine(e) }, () => process.disconnect());
+    throw e;
+  }
+}
+
+export function registerWorkerCommand(program: Command): void {
+  program
+    .command('worker', { hidden: true })
+    .description('run one worker queue in this process, as its worker app does (dynasyn serve starts one per queue)')
+    .argument('<name>', 'augment | gsa | train | sample | webhooks')
+    .action(async (name: string) => {
+      await runWorker(name, process.env);
+    });
+}
