@@ -7,6 +7,8 @@ export default {
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: {
     '^@dynasyn/([a-z-]+)$': '<rootDir>/packages/$1/src/index.ts',
+    // a package's subpath export (`@dynasyn/dynasyn/inputs`) is its src file of that name
+    '^@dynasyn/([a-z-]+)/([a-z-]+)$': '<rootDir>/packages/$1/src/$2.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   // ESM-only packages that CommonJS code require()s (see the transform's header): transformed, not ignored.

@@ -53,8 +53,9 @@ describe('samples', () => {
       [{ prompts: [] }, 'VALIDATION_ERROR'],
       [{ prompts: ['x'], steps: 0 }, 'VALIDATION_ERROR'],
       [{ prompts: ['x'], extra: 1 }, 'VALIDATION_ERROR'],
-      [{ prompts: ['x'], seed: 1, seeds: [2] }, 'BAD_REQUEST'],
-      [{ prompts: Array.from({ length: 20 }, (_, i) => `p${i}`), seeds: [1, 2, 3, 4] }, 'BAD_REQUEST'],
+      [{ prompts: ['x'], seed: 1, seeds: [2] }, 'VALIDATION_ERROR'],
+      [{ prompts: Array.from({ length: 20 }, (_, i) => `p${i}`), seeds: [1, 2, 3, 4] }, 'VALIDATION_ERROR'],
+      [{ prompts: Array.from({ length: 65 }, (_, i) => `p${i}`) }, 'VALIDATION_ERROR'],
     ] as const) {
       const res = await samples(id, body);
       expect({ body, status: res.statusCode, code: (res.json() as { code: string }).code }).toEqual({ body, status: 400, code });

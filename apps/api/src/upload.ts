@@ -5,7 +5,8 @@
 import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { personalizationOptionsSchema, type PersonalizationOptions } from '@dynasyn/domain';
-import { decode, decodeMask, ImagingError, sniffImageType, area } from '@dynasyn/imaging';
+import { isInputError, validatePersonalizationInput, type InputError } from '@dynasyn/dynasyn/inputs';
+import { decode, decodeMask, ImagingError, sniffImageType, type Mask } from '@dynasyn/imaging';
 import { isStorageError, type BlobStore } from '@dynasyn/storage';
 import * as E from './errors.js';
 
@@ -86,7 +87,7 @@ function checkClassList(list: string[]): string[] {
   const classes = list.map((c) => c.trim());
   if (classes.every((c) => c === '')) return [];
   if (classes.some((c) => c === '')) throw new E.MissingClasses();
-  for (const c of classes) if (c.length > 100) throw new E.BadRequest(`class "${c.slice(0, 20)}..." is longer than 100 characters`);
+  for (const c of classes) if (c.length > 100) throw new E.BadClassWord(`class "${c.slice(0, 20)}..." is longer than 100 characters`);
   return classes;
 }
 
@@ -133,22 +134,22 @@ export function parseJsonCreate(body: unknown, limits: UploadLimits): JsonCreate
   const b = body as Record<string, unknown>;
   for (const k of Object.keys(b)) if (!JSON_FIELDS.includes(k)) throw new E.UnknownField(k);
   const id = (v: unknown, what: string): string => {
-    if (typeof v !== 'string' || !UUID.test(v)) throw new E.BadRequest(`${what} must be an upload id (the "id" POST /v1/uploads returned)`);
+    if (typeof v !== 'string' || !UUID.test(v)) throw new E.ValidationError(`${what} must be an upload id (the "id" POST /v1/uploads returned)`);
     return v.toLowerCase();
   };
   if (b.image === undefined || b.image === null) throw new E.MissingImage();
   const image = id(b.image, 'image');
   if (b.masks === undefined || b.masks === null || (Array.isArray(b.masks) && b.masks.length === 0)) throw new E.MissingMask();
-  if (!Array.isArray(b.masks)) throw new E.BadRequest('masks must be an array of upload ids, one per subject');
+  if (!Array.isArray(b.masks)) throw new E.ValidationError('masks must be an array of upload ids, one per subject');
   if (b.masks.length > limits.maxSubjects) throw new E.TooManySubjects(`at most ${limits.maxSubjects} masks (subjects) are accepted`);
   const masks = b.masks.map((m, i) => id(m, `masks[${i}]`));
   let classes: string[];
   if (Array.isArray(b.classes)) {
-    if (b.classes.some((c) => typeof c !== 'string')) throw new E.BadRequest('classes must be strings');
+    if (b.classes.some((c) => typeof c !== 'string')) throw new E.ValidationError('classes must be strings');
     classes = checkClassList(b.classes as string[]);
   } else if (typeof b.classes === 'string' || b.classes === undefined || b.classes === null) classes = parseClasses(b.classes ?? undefined);
-  else throw new E.BadRequest('classes must be an array of class words (or one comma-separated string)');
-  if (b.webhook_url !== undefined && b.webhook_url !== null && typeof b.webhook_url !== 'string') throw new E.BadRequest('webhook_url must be a string');
+  else throw new E.ValidationError('classes must be an array of class words (or one comma-separated string)');
+  if (b.webhook_url !== undefined && b.webhook_url !== null && typeof b.webhook_url !== 'string') throw new E.ValidationError('webhook_url must be a string');
   const options = b.options === undefined || b.options === null ? {} : checkOptions(b.options);
   const webhookUrl = typeof b.webhook_url === 'string' && b.webhook_url.trim() ? b.webhook_url.trim() : null;
   const requestHash = createHash('sha256')
@@ -213,7 +214,11 @@ export async function readJsonUploads(storage: BlobStore, tenantId: string, req:
 /** The MIME type of each image type `sniffImageType` recognises. */
 export const IMAGE_CONTENT_TYPES = { png: 'image/png', jpeg: 'image/jpeg', webp: 'image/webp' } as const;
 
-/** Sniffs, decodes (pixel limit checked from the header first) and cross-checks image, masks and classes. */
+/**
+ * Sniffs and decodes (pixel limit checked from the header first) image and masks, then runs the pipeline's own
+ * input validation (packages/dynasyn validatePersonalizationInput: mask sizes, empty, whole-image and
+ * near-identical masks, class words, the prompts' placeholders), so a worker never refuses what was accepted.
+ */
 export async function validateUpload(raw: RawUpload, limits: UploadLimits): Promise<PersonalizationUpload> {
   if (!raw.image) throw new E.MissingImage();
   if (raw.masks.length === 0) throw new E.MissingMask();
@@ -222,17 +227,43 @@ export async function validateUpload(raw: RawUpload, limits: UploadLimits): Prom
     throw new E.ClassCountMismatch(`${raw.classes.length} class(es) for ${raw.masks.length} mask(s); give one class per mask, in the same order`);
   }
   const image = await checked('image', () => decode(raw.image!, { maxPixels: limits.maxImagePixels }));
-  const masks: UploadFile[] = [];
+  const masks: Mask[] = [];
   for (const [i, bytes] of raw.masks.entries()) {
-    const name = `mask ${i + 1} (${raw.classes[i]})`;
-    const mask = await checked(name, () => decodeMask(bytes, { maxPixels: limits.maxImagePixels }));
-    if (mask.width !== image.width || mask.height !== image.height) {
-      throw new E.MaskSizeMismatch(`${name} is ${mask.width}x${mask.height} but the image is ${image.width}x${image.height}`);
-    }
-    if (area(mask) === 0) throw new E.EmptyMask(`${name} selects no pixel`);
-    masks.push(asFile(bytes));
+    masks.push(await checked(`mask ${i + 1} (${raw.classes[i]})`, () => decodeMask(bytes, { maxPixels: limits.maxImagePixels })));
   }
-  return { ...raw, image: asFile(raw.image), masks };
+  try {
+    validatePersonalizationInput(
+      { image, subjects: masks.map((mask, i) => ({ mask, classWord: raw.classes[i]! })), ...(raw.options.prompts ? { prompts: raw.options.prompts } : {}) },
+      { maxSubjects: limits.maxSubjects, names: masks.map((_, i) => `mask ${i + 1}`), imageName: 'the image' },
+    );
+  } catch (e) {
+    if (isInputError(e)) throw refusalOf(e);
+    throw e;
+  }
+  return { ...raw, image: asFile(raw.image), masks: raw.masks.map(asFile) };
+}
+
+/** The API's refusal for the pipeline's input error (the same code where the API has one). */
+function refusalOf(e: InputError): Error {
+  switch (e.code) {
+    case 'MASK_SIZE_MISMATCH':
+      return new E.MaskSizeMismatch(e.message);
+    case 'EMPTY_MASK':
+      return new E.EmptyMask(e.message);
+    case 'MASK_COVERS_IMAGE':
+      return new E.MaskCoversImage(e.message);
+    case 'MASKS_OVERLAP':
+      return new E.MasksOverlap(e.message);
+    case 'BAD_CLASS_WORD':
+      return new E.BadClassWord(e.message);
+    case 'SUBJECT_COUNT':
+      return new E.TooManySubjects(e.message);
+    case 'BAD_OPTION': // only the prompts' placeholders reach here: every other option is checked by the schema
+      return new E.BadOptions(e.message);
+    case 'UNREADABLE_IMAGE':
+    case 'UNREADABLE_MASK':
+      return new E.CorruptImage(e.message);
+  }
 }
 
 function asFile(bytes: Buffer): UploadFile {

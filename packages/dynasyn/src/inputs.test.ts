@@ -6,7 +6,7 @@ import { ClipTokenizer, writeTinyTokenizer } from '@dynasyn/diffusion';
 import { area, encodePng, maskToImage } from '@dynasyn/imaging';
 import { drawExampleInput, createExampleInput } from './example/example-input.js';
 import { InputError, type InputErrorCode } from './input-error.js';
-import { loadInput, readInputFiles, type ClassWordTokenizer, type InputSource } from './inputs.js';
+import { checkPrompt, loadInput, readInputFiles, validatePersonalizationInput, type ClassWordTokenizer, type InputSource } from './inputs.js';
 import type { Mask } from './types.js';
 
 let dir: string;
@@ -192,4 +192,49 @@ test('class words the tokenizer cannot encode are refused', async () => {
   const unknownPieces: ClassWordTokenizer = { classWordIds: (w) => [...w].map((c) => (c === 'ß' ? 49407 : 1)), unkId: 49407 };
   await rejects(one('straße', unknownPieces), 'BAD_CLASS_WORD', /pieces the backbone's tokenizer does not know/);
   await expect(one('ball', tokenizer)).resolves.toBeDefined();
+});
+
+test('class words with control characters, emoji or symbols are refused before any tokenizer', async () => {
+  const one = (classWord: string) => loadInput(source({ subjects: [{ mask: ex.masks[0]!, classWord, name: 'm0.png' }] }), 128);
+  await rejects(one('do\u0000g'), 'BAD_CLASS_WORD', /contains the control character U\+0000/);
+  await rejects(one('dog\nball'), 'BAD_CLASS_WORD', /contains the control character U\+000A/);
+  await rejects(one('dog🐶'), 'BAD_CLASS_WORD', /contains the symbol 🐶 \(U\+1F436\)/);
+  await rejects(one('🐶'), 'BAD_CLASS_WORD', /contains the symbol/);
+  await rejects(one('star ★'), 'BAD_CLASS_WORD', /contains the symbol ★/);
+  await rejects(one('<asset0>'), 'BAD_CLASS_WORD', /contains < or >/);
+  // words of any script, digits, hyphens and apostrophes are class words
+  for (const ok of ['teddy bear', 'Hund', 'chien', 'собака', '犬', 'r2-d2', "o'clock"]) await expect(one(ok)).resolves.toBeDefined();
+});
+
+test('validatePersonalizationInput checks the prompts against the subjects, with the same rules as the sample stage', () => {
+  const input = { image: ex.image, subjects: [{ mask: ex.masks[0]!, classWord: 'ball' }] };
+  expect(() => validatePersonalizationInput({ ...input, prompts: ['a photo of <asset0> on the grass'] })).not.toThrow();
+  const refused = (prompts: string[]) => {
+    try {
+      validatePersonalizationInput({ ...input, prompts });
+    } catch (e) {
+      return [(e as InputError).code, (e as InputError).message];
+    }
+    return undefined;
+  };
+  expect(refused(['a photo of <asset0>', 'a photo of <asset1>'])).toEqual([
+    'BAD_OPTION',
+    'prompts[1]: <asset1> names no subject (there are 1: <asset0>..<asset0>)',
+  ]);
+  expect(refused(['<asset7> on the beach'])?.[0]).toBe('BAD_OPTION');
+  expect(refused(['a photo\u0000'])?.[1]).toMatch(/prompts\[0\] contains the control character U\+0000/);
+  // the image and masks are checked as loadInput checks them
+  const all = rect(256, 224, 0, 0, 256, 224);
+  expect(() => validatePersonalizationInput({ image: ex.image, subjects: [{ mask: all, classWord: 'ball' }] })).toThrow(/covers 100\.0%/);
+  expect(() => checkPrompt('<asset2> and <asset1>', 2, 'prompt')).toThrow(/prompt: <asset2> names no subject/);
+});
+
+test('a mask outside the centre square is refused before fitting, whatever the backbone size', () => {
+  const wide = { width: 400, height: 100, data: new Uint8Array(400 * 100 * 3) };
+  const left = rect(400, 100, 0, 10, 140, 90); // the centre square is x 150..250
+  expect(() => validatePersonalizationInput({ image: wide, subjects: [{ mask: left, classWord: 'ball' }] }, { imageName: 'wide.png' })).toThrow(
+    /mask 0 \(ball\) lies outside the centre square crop of wide\.png/,
+  );
+  const touching = rect(400, 100, 0, 10, 151, 90);
+  expect(() => validatePersonalizationInput({ image: wide, subjects: [{ mask: touching, classWord: 'ball' }] })).not.toThrow();
 });

@@ -7,6 +7,9 @@ import { area, decode, decodeMask, fitToSquare, intersection, iou } from '@dynas
 import { InputError } from './input-error.js';
 import type { Mask, PersonalizationInput, RgbImage, Subject } from './types.js';
 
+// What a caller of the validation alone (the API, through `@dynasyn/dynasyn/inputs`) needs to tell its errors.
+export { INPUT_CODES, InputError, isInputError, type InputErrorCode } from './input-error.js';
+
 /** What the validation needs of a tokenizer (diffusion's ClipTokenizer fits). */
 export interface ClassWordTokenizer {
   classWordIds(word: string): number[];
@@ -131,6 +134,12 @@ export function validateInput(input: PersonalizationInput, limits: InputLimits &
         `${name(i)} covers ${(covered * 100).toFixed(1)}% of ${imageName} (limit ${(maxCoverage * 100).toFixed(0)}%): a mask must leave background around its subject`,
       );
     }
+    if (!touchesCentreSquare(m)) {
+      throw new InputError(
+        'EMPTY_MASK',
+        `${name(i)} lies outside the centre square crop of ${imageName} (the backbone sees only that square): crop the image around the subjects first`,
+      );
+    }
     checkText(s.classWord, `class word of ${limits.names?.[i] ?? `mask ${i}`}`, limits.tokenizer);
     if (s.nounPhrase !== undefined) checkText(s.nounPhrase, `noun phrase of ${name(i)}`, limits.tokenizer);
   });
@@ -157,11 +166,53 @@ function checkSubjectCount(n: number, max: number): void {
     throw new InputError('SUBJECT_COUNT', `${n} masks but only ${max} placeholder slots (<asset0>..<asset${max - 1}>): give at most ${max} subjects`);
 }
 
+/**
+ * Everything of a personalization request that can be checked before any work runs: the decoded image and
+ * masks with their class words (validateInput) and the sample prompts' placeholders. The API runs it before it
+ * stores or queues anything; the stages run the same checks (loadInput, the sample stage), so a request the API
+ * accepts is never refused by a worker for its inputs (only the backbone's tokenizer, which the API does not
+ * load, can still refuse a class word).
+ */
+export function validatePersonalizationInput(
+  input: PersonalizationInput & { prompts?: readonly string[] },
+  limits: InputLimits & { names?: string[]; imageName?: string } = {},
+): void {
+  validateInput(input, limits);
+  input.prompts?.forEach((p, i) => checkPrompt(p, input.subjects.length, `prompts[${i}]`));
+}
+
+/**
+ * Throws (BAD_OPTION) when `prompt` names `<assetK>` with K >= `subjects`, or holds a control character (a NUL
+ * cannot be stored; a line break would split a prompts file).
+ */
+export function checkPrompt(prompt: string, subjects: number, where = 'prompt'): void {
+  const control = /\p{Cc}/u.exec(prompt);
+  if (control) throw new InputError('BAD_OPTION', `${where} contains the control character ${codePoint(control[0])}: prompts are one line of text`);
+  for (const m of prompt.matchAll(/<asset(\d+)>/g)) {
+    if (Number(m[1]) >= subjects)
+      throw new InputError('BAD_OPTION', `${where}: ${m[0]} names no subject (there are ${subjects}: <asset0>..<asset${subjects - 1}>)`);
+  }
+}
+
+/**
+ * The rules every class word and noun phrase meets, with or without a tokenizer: some text, no placeholder
+ * syntax, a letter or digit, no control characters (Postgres cannot store a NUL), no emoji or pictographs (no
+ * class of the backbone's vocabulary: the tokenizer splits them into byte pieces).
+ */
 function checkText(text: string, what: string, tokenizer?: ClassWordTokenizer): void {
   if (typeof text !== 'string' || text.trim() === '') throw new InputError('BAD_CLASS_WORD', `${what} is empty`);
+  const control = /\p{Cc}/u.exec(text);
+  if (control)
+    throw new InputError('BAD_CLASS_WORD', `${what} ${JSON.stringify(text)} contains the control character ${codePoint(control[0])}: give one plain word`);
   // A class word replaces a placeholder in class prompts; one that looks like a placeholder would be matched as one.
   if (/<asset\d*>/i.test(text) || /[<>]/.test(text))
     throw new InputError('BAD_CLASS_WORD', `${what} ${JSON.stringify(text)} contains < or >, which mark placeholder tokens`);
+  const symbol = /[\p{Extended_Pictographic}\p{So}\p{Cs}\u200d\ufe0f]/u.exec(text);
+  if (symbol)
+    throw new InputError(
+      'BAD_CLASS_WORD',
+      `${what} ${JSON.stringify(text)} contains the symbol ${symbol[0]} (${codePoint(symbol[0])}): class words are plain words like "dog"`,
+    );
   if (!/[\p{L}\p{N}]/u.test(text)) throw new InputError('BAD_CLASS_WORD', `${what} ${JSON.stringify(text)} has no letter or digit: it names no class`);
   if (!tokenizer) return;
   let ids: number[];
@@ -178,6 +229,20 @@ function checkText(text: string, what: string, tokenizer?: ClassWordTokenizer): 
       `${what} ${JSON.stringify(text)} has pieces the backbone's tokenizer does not know (they encode to the unknown token)`,
     );
   }
+}
+
+const codePoint = (c: string): string => `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+
+/** Whether `m` selects a pixel of the centre square a cover fit to a square keeps (imaging's fitToSquare). */
+function touchesCentreSquare(m: Mask): boolean {
+  const side = Math.min(m.width, m.height);
+  const x0 = Math.floor((m.width - side) / 2);
+  const y0 = Math.floor((m.height - side) / 2);
+  for (let y = y0; y < y0 + side; y++) {
+    const row = y * m.width;
+    for (let x = x0; x < x0 + side; x++) if (m.data[row + x]) return true;
+  }
+  return false;
 }
 
 function isEncoded(x: Uint8Array | RgbImage | Mask): x is Uint8Array {

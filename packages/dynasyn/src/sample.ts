@@ -5,6 +5,7 @@
  */
 import { DiffusionPipeline, loadBundle, type ModelBundle, type RuntimeOptions } from '@dynasyn/diffusion';
 import { InputError } from './input-error.js';
+import { checkPrompt } from './inputs.js';
 import { bundleWithAdapters } from './merge-adapters.js';
 import type { AugmentedExample, LearnedConcepts, RgbImage, SampleSettings } from './types.js';
 
@@ -77,19 +78,11 @@ export function parsePromptFile(text: string, subjects: number): SamplePrompt[] 
     if (!s || s.startsWith('#')) return;
     const m = /^(plain|action|interaction)\s*:\s*(.+)$/i.exec(s);
     const prompt = m ? m[2]!.trim() : s;
-    checkPlaceholders(prompt, subjects, `prompts line ${line + 1}`);
+    checkPrompt(prompt, subjects, `prompts line ${line + 1}`);
     out.push({ prompt, category: m ? (m[1]!.toLowerCase() as PromptCategory) : categorizePrompt(prompt) });
   });
   if (!out.length) throw new InputError('BAD_OPTION', 'the prompts file has no prompt (one per line, # for comments)');
   return out;
-}
-
-/** Throws when `prompt` names `<assetK>` with K >= subjects. */
-export function checkPlaceholders(prompt: string, subjects: number, where = 'prompt'): void {
-  for (const m of prompt.matchAll(/<asset(\d+)>/g)) {
-    if (Number(m[1]) >= subjects)
-      throw new InputError('BAD_OPTION', `${where}: ${m[0]} names no subject (there are ${subjects}: <asset0>..<asset${subjects - 1}>)`);
-  }
 }
 
 /** The prompt with each `<assetI>` replaced by its class word (c_hat in METHOD.md). */
@@ -142,7 +135,7 @@ export async function sampleConcepts(
   const total = prompts.length * settings.steps;
   for (const [i, p] of prompts.entries()) {
     run.signal?.throwIfAborted();
-    checkPlaceholders(p.prompt, concepts.tokens.length);
+    checkPrompt(p.prompt, concepts.tokens.length);
     const seed = settings.seeds?.[i] ?? (run.seed + i) % 2 ** 32;
     const res = await pipeline.textToImage({
       prompt: p.prompt,

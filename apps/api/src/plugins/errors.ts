@@ -5,9 +5,10 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 
 /** Fastify's and its plugins' own codes, renamed to the API's vocabulary. */
-const RENAMED: Record<string, string> = {
+export const RENAMED: Record<string, string> = {
   FST_REQ_FILE_TOO_LARGE: 'FILE_TOO_LARGE',
-  FST_FILES_LIMIT: 'TOO_MANY_FILES',
+  // (a backstop: the upload reader refuses the first mask past MAX_SUBJECTS before the files limit is reached)
+  FST_FILES_LIMIT: 'TOO_MANY_SUBJECTS',
   FST_PARTS_LIMIT: 'TOO_MANY_PARTS',
   FST_FIELDS_LIMIT: 'TOO_MANY_FIELDS',
   FST_INVALID_MULTIPART_CONTENT_TYPE: 'NOT_MULTIPART',

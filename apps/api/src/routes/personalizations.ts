@@ -1,7 +1,7 @@
 /** Create, read, cancel and delete personalizations. */
 import { randomUUID } from 'node:crypto';
 import { tenantKey } from '@dynasyn/storage';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ApiConfig } from '../config.js';
 import type { ApiDeps, Personalization } from '../deps.js';
 import { FINAL_STATUSES } from '../deps.js';
@@ -109,7 +109,7 @@ export function personalizationRoutes(app: FastifyInstance, deps: ApiDeps, confi
       },
     },
     async (request) => {
-      const { id } = request.params as { id: string };
+      const id = paramId(request);
       const p = await db.personalizations.get(request.tenant.id, id);
       if (!p) throw new NotFound(`personalization ${id}`);
       return view(deps, config, p);
@@ -128,7 +128,7 @@ export function personalizationRoutes(app: FastifyInstance, deps: ApiDeps, confi
       },
     },
     async (request, reply) => {
-      const { id } = request.params as { id: string };
+      const id = paramId(request);
       const p = await db.personalizations.get(request.tenant.id, id);
       if (!p) throw new NotFound(`personalization ${id}`);
       if (p.status === 'succeeded' || p.status === 'failed') throw new AlreadyFinished(id, p.status);
@@ -150,7 +150,7 @@ export function personalizationRoutes(app: FastifyInstance, deps: ApiDeps, confi
       },
     },
     async (request, reply) => {
-      const { id } = request.params as { id: string };
+      const id = paramId(request);
       const tenantId = request.tenant.id;
       const p = await db.personalizations.get(tenantId, id);
       if (!p) throw new NotFound(`personalization ${id}`);
@@ -169,6 +169,9 @@ export function personalizationRoutes(app: FastifyInstance, deps: ApiDeps, confi
     },
   );
 }
+
+/** The `:id` of a route: a UUID in any case names the same personalization (ids are stored in lowercase). */
+export const paramId = (request: FastifyRequest): string => (request.params as { id: string }).id.toLowerCase();
 
 export const personalizationPrefix = (tenantId: string, id: string) => tenantKey(tenantId, 'personalizations', id);
 

@@ -3,9 +3,11 @@ import { createHash, randomInt, randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { ApiConfig } from '../config.js';
 import type { ApiDeps, NewSample, Sample } from '../deps.js';
-import { BadRequest, NotFound, NotSucceeded } from '../errors.js';
+import { checkPrompt, isInputError } from '@dynasyn/dynasyn/inputs';
+import { BadPrompt, NotFound, NotSucceeded, ValidationError } from '../errors.js';
 import { idempotent } from '../idempotency.js';
 import { blobUrl } from '../links.js';
+import { paramId } from './personalizations.js';
 import { errors, idParams, sampleSchema } from './schemas.js';
 
 /** prompts x seeds images per request at most: one request must not occupy a GPU worker for hours. */
@@ -58,13 +60,14 @@ export function sampleRoutes(app: FastifyInstance, deps: ApiDeps, config: ApiCon
       },
     },
     async (request, reply) => {
-      const { id } = request.params as { id: string };
+      const id = paramId(request);
       const body = request.body as SamplesBody;
       const tenantId = request.tenant.id;
-      if (body.seed !== undefined && body.seeds !== undefined) throw new BadRequest('give "seed" or "seeds", not both');
+      // body rules the schema cannot say: VALIDATION_ERROR, like the schema's own
+      if (body.seed !== undefined && body.seeds !== undefined) throw new ValidationError('give "seed" or "seeds", not both');
       const seeds = body.seeds ?? (body.seed !== undefined ? [body.seed] : [randomInt(MAX_SEED)]);
       if (body.prompts.length * seeds.length > MAX_SAMPLES_PER_REQUEST) {
-        throw new BadRequest(`prompts x seeds is ${body.prompts.length * seeds.length}; at most ${MAX_SAMPLES_PER_REQUEST} images per request`);
+        throw new ValidationError(`prompts x seeds is ${body.prompts.length * seeds.length}; at most ${MAX_SAMPLES_PER_REQUEST} images per request`);
       }
       const hash = createHash('sha256')
         .update(`samples:${id}:${JSON.stringify(body)}`)
@@ -72,6 +75,7 @@ export function sampleRoutes(app: FastifyInstance, deps: ApiDeps, config: ApiCon
       return idempotent(db, request, reply, hash, async (key) => {
         const p = await db.personalizations.get(tenantId, id);
         if (!p) throw new NotFound(`personalization ${id}`);
+        checkPrompts(body.prompts, p.subjects.length);
         if (p.status !== 'succeeded') throw new NotSucceeded(id, p.status);
         const requestId = randomUUID();
         const rows: NewSample[] = body.prompts.flatMap((prompt) =>
@@ -122,12 +126,22 @@ export function sampleRoutes(app: FastifyInstance, deps: ApiDeps, config: ApiCon
     async (request) => {
       const q = request.query as { personalization: string; prompt?: string };
       const tenantId = request.tenant.id;
-      const p = await db.personalizations.get(tenantId, q.personalization);
+      const p = await db.personalizations.get(tenantId, q.personalization.toLowerCase());
       if (!p) throw new NotFound(`personalization ${q.personalization}`);
       const samples = await db.samples.list(tenantId, { personalizationId: p.id, ...(q.prompt !== undefined ? { prompt: q.prompt } : {}) });
       return { items: await Promise.all(samples.map((s) => sampleView(deps, config, s))) };
     },
   );
+}
+
+/** The sample stage's own check of each prompt (packages/dynasyn checkPrompt), before anything is stored. */
+function checkPrompts(prompts: readonly string[], subjects: number): void {
+  try {
+    prompts.forEach((p, i) => checkPrompt(p, subjects, `prompts[${i}]`));
+  } catch (e) {
+    if (isInputError(e)) throw new BadPrompt(e.message);
+    throw e;
+  }
 }
 
 async function sampleView(deps: ApiDeps, config: ApiConfig, s: Sample) {

@@ -168,7 +168,7 @@ describe('POST /v1/personalizations with a JSON body', () => {
       [{ image: img, masks: [m] }, 400, 'MISSING_CLASSES'],
       [{ image: img, masks: [m], classes: ['dog', 'cat'] }, 400, 'CLASS_COUNT_MISMATCH'],
       [{ image: img, masks: [m], classes: ['dog'], colour: 'red' }, 400, 'UNKNOWN_FIELD'],
-      [{ image: 'photo.png', masks: [m], classes: ['dog'] }, 400, 'BAD_REQUEST'],
+      [{ image: 'photo.png', masks: [m], classes: ['dog'] }, 400, 'VALIDATION_ERROR'],
       [{ image: img, masks: [m], classes: ['dog'], options: { preset: 'huge' } }, 400, 'BAD_OPTIONS'],
       [{ image: img, masks: [wrongSize], classes: ['dog'] }, 422, 'MASK_SIZE_MISMATCH'],
       [{ image: m, masks: [img], classes: ['dog'] }, 422, 'EMPTY_MASK'], // a photo as mask: nothing white

@@ -10,7 +10,7 @@ import { sniffImageType } from '@dynasyn/imaging';
 import type { FastifyInstance } from 'fastify';
 import type { ApiConfig } from '../config.js';
 import type { ApiDeps } from '../deps.js';
-import { BadRequest, EmptyUpload, NotAnImage, NotFound } from '../errors.js';
+import { EmptyUpload, NotAnImage, NotFound, ValidationError } from '../errors.js';
 import { IMAGE_CONTENT_TYPES, readUploadTicket, uploadKey, uploadTicketKey, UUID, type UploadTicket } from '../upload.js';
 import { errors, idParams } from './schemas.js';
 
@@ -85,7 +85,7 @@ export function uploadRoutes(app: FastifyInstance, deps: ApiDeps, config: ApiCon
       async (request, reply) => {
         const { id } = request.params as { id: string };
         // (the route's validator is off for the raw body, so the id is checked here)
-        if (!UUID.test(id)) throw new BadRequest(`"${id.slice(0, 40)}" is not an upload id`);
+        if (!UUID.test(id)) throw new ValidationError(`params/id "${id.slice(0, 40)}" is not an upload id (a UUID)`);
         const ticket = await readUploadTicket(deps.storage, request.tenant.id, id);
         if (!ticket) throw new NotFound(`upload ${id} (never issued to this API key's tenant, or already used)`);
         if (Date.parse(ticket.expiresAt) < Date.now()) throw new NotFound(`upload ${id} (its URL expired at ${ticket.expiresAt}; ask for a new upload)`);
