@@ -9,9 +9,11 @@ export const RENAMED: Record<string, string> = {
   FST_REQ_FILE_TOO_LARGE: 'FILE_TOO_LARGE',
   // (a backstop: the upload reader refuses the first mask past MAX_SUBJECTS before the files limit is reached)
   FST_FILES_LIMIT: 'TOO_MANY_SUBJECTS',
-  FST_PARTS_LIMIT: 'TOO_MANY_PARTS',
+  // (a backstop too: the parts limit is the files and fields limits together, so one of them is met first)
+  FST_PARTS_LIMIT: 'TOO_MANY_FIELDS',
   FST_FIELDS_LIMIT: 'TOO_MANY_FIELDS',
-  FST_INVALID_MULTIPART_CONTENT_TYPE: 'NOT_MULTIPART',
+  // (the create route reads parts only from a multipart body, so this cannot happen either)
+  FST_INVALID_MULTIPART_CONTENT_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'BAD_REQUEST',
   FST_ERR_CTP_INVALID_JSON_BODY: 'BAD_REQUEST',

@@ -193,6 +193,40 @@ describe('POST /v1/personalizations', () => {
     expect(await footprint()).toEqual(before);
   });
 
+  it('answers a multipart body past its limits with the documented codes (one mask too many is TOO_MANY_SUBJECTS, whatever the order)', async () => {
+    const before = await footprint();
+    const masks = (n: number) => Array.from({ length: n }, () => file('mask', mask));
+    const cases: [string, Part[], number, string][] = [
+      [
+        'image and MAX_SUBJECTS + 1 masks, the files limit',
+        [file('image', image), ...masks(5), { name: 'classes', value: 'a,b,c,d,e' }],
+        400,
+        'TOO_MANY_SUBJECTS',
+      ],
+      ['masks first, then the image', [...masks(6), file('image', image), { name: 'classes', value: 'a' }], 400, 'TOO_MANY_SUBJECTS'],
+      [
+        'nine fields',
+        [file('image', image), file('mask', mask), ...Array.from({ length: 9 }, () => ({ name: 'classes', value: 'dog' }))],
+        413,
+        'TOO_MANY_FIELDS',
+      ],
+    ];
+    for (const [name, parts, status, code] of cases) {
+      const res = await post(parts);
+      expect({ name, status: res.statusCode, code: (res.json() as { code: string }).code }).toEqual({ name, status, code });
+    }
+    expect(await footprint()).toEqual(before);
+  });
+
+  it('says what is wrong with a webhook URL that is not http(s)', async () => {
+    const res = await post(validParts([{ name: 'webhook_url', value: 'file:///etc/passwd' }]));
+    expect(res.statusCode).toBe(400);
+    const { code, message } = res.json() as { code: string; message: string };
+    expect(code).toBe('BAD_WEBHOOK_URL');
+    expect(message).toMatch(/file:.*only http and https/);
+    expect(message).not.toMatch(/null/);
+  });
+
   it('refuses requests without a valid API key (401) and other content types', async () => {
     expect((await post(validParts(), {})).statusCode).toBe(401);
     const res = await post(validParts(), { authorization: 'Bearer dsk_not-a-key' });
@@ -258,6 +292,30 @@ describe('cancel and delete', () => {
     expect(await h.storage.list(prefix)).toEqual([]);
     expect(await h.db.personalizations.findById(id)).toBeNull();
     expect((await h.server.inject({ method: 'GET', url: `/v1/personalizations/${id}`, headers: alice.auth })).statusCode).toBe(404);
+  });
+
+  it('finds a personalization by its id in upper case too (read, samples, list, cancel, delete)', async () => {
+    const { id } = (await post(validParts())).json() as { id: string };
+    const upper = id.toUpperCase();
+    const got = await h.server.inject({ method: 'GET', url: `/v1/personalizations/${upper}`, headers: alice.auth });
+    expect([got.statusCode, (got.json() as { id: string }).id]).toEqual([200, id]);
+    const early = await h.server.inject({
+      method: 'POST',
+      url: `/v1/personalizations/${upper}/samples`,
+      headers: alice.auth,
+      payload: { prompts: ['<asset0>'] },
+    });
+    expect(early.json()).toMatchObject({ code: 'NOT_SUCCEEDED' });
+    expect((await h.server.inject({ method: 'GET', url: `/v1/samples?personalization=${upper}`, headers: alice.auth })).statusCode).toBe(200);
+    expect((await h.server.inject({ method: 'POST', url: `/v1/personalizations/${upper}/cancel`, headers: alice.auth })).json()).toMatchObject({
+      id,
+      status: 'canceled',
+    });
+    expect((await h.server.inject({ method: 'DELETE', url: `/v1/personalizations/${upper}`, headers: alice.auth })).statusCode).toBe(204);
+    expect(await h.db.personalizations.findById(id)).toBeNull();
+    // another tenant's id stays a 404 in any case
+    const theirs = (await post(validParts(), bob.auth)).json() as { id: string };
+    expect((await h.server.inject({ method: 'GET', url: `/v1/personalizations/${theirs.id.toUpperCase()}`, headers: alice.auth })).statusCode).toBe(404);
   });
 
   it('answers 400 for an id that is not a uuid', async () => {

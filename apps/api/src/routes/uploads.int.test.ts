@@ -184,6 +184,26 @@ describe('POST /v1/personalizations with a JSON body', () => {
     expect((await create({ image: img, masks: [m], classes: ['dog'] })).statusCode).toBe(202);
   });
 
+  it('an upload id that is not a UUID is a VALIDATION_ERROR, as on every other route; one in upper case is the same upload', async () => {
+    const bad = await h.server.inject({
+      method: 'PUT',
+      url: '/v1/uploads/not-an-id',
+      payload: Buffer.from(image),
+      headers: { ...alice.auth, 'content-type': 'image/png' },
+    });
+    expect([bad.statusCode, (bad.json() as { code: string }).code]).toEqual([400, 'VALIDATION_ERROR']);
+    const { id } = (await h.server.inject({ method: 'POST', url: '/v1/uploads', headers: alice.auth })).json() as Upload;
+    const put = await h.server.inject({
+      method: 'PUT',
+      url: `/v1/uploads/${id.toUpperCase()}`,
+      payload: Buffer.from(image),
+      headers: { ...alice.auth, 'content-type': 'image/png' },
+    });
+    expect(put.statusCode).toBe(204);
+    const m = await upload(mask);
+    expect((await create({ image: id.toUpperCase(), masks: [m], classes: ['dog'] })).statusCode).toBe(202);
+  });
+
   it('a body that is neither multipart nor JSON is refused as an unsupported media type', async () => {
     const res = await h.server.inject({
       method: 'POST',
