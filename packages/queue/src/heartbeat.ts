@@ -4,6 +4,7 @@
  * refreshing and its key expires within the TTL.
  */
 import type { Redis } from 'ioredis';
+import { isRedisConnectionError } from './connection-outage.js';
 import { silentLogger, type Logger } from './logger.js';
 
 /** Where a worker runs its models. */
@@ -57,7 +58,10 @@ export function startHeartbeat(
     await client.set(key, JSON.stringify(body), 'PX', ttlMs);
   };
   const tick = (): void => {
-    beat().catch((err: Error) => logger.warn({ err: err.message, key }, 'worker heartbeat failed'));
+    // an unreachable Redis is logged once per outage by the client (connection-outage.ts), not once per beat
+    beat().catch((err: Error) => {
+      if (!isRedisConnectionError(err)) logger.warn({ err: err.message, key }, 'worker heartbeat failed');
+    });
   };
   tick();
   const timer = setInterval(tick, intervalMs);

@@ -1,5 +1,6 @@
 export * from './catalog.js';
 export * from './connection.js';
+export * from './connection-outage.js';
 export * from './flow.js';
 export * from './health.js';
 export * from './heartbeat.js';

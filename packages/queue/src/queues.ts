@@ -1,7 +1,9 @@
 /** The producer side: one BullMQ Queue per catalog, a FlowProducer, and a typed, idempotent `enqueue`. */
 import { FlowProducer, Queue, type ConnectionOptions, type Job, type JobsOptions } from 'bullmq';
-import type { Redis, RedisOptions } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { catalogs, queueNames, type JobDefinition, type JobName, type PayloadInput, type QueueName } from './catalog.js';
+import { queueErrorListener } from './connection-outage.js';
+import { silentLogger, type Logger } from './logger.js';
 
 /** An ioredis client (shared, left open by close) or options (each Queue opens its own). */
 export type RedisConnection = Redis | RedisOptions;
@@ -20,6 +22,8 @@ export interface CreateQueuesOptions {
   connection: RedisConnection;
   /** Key prefix shared by producers and workers of one deployment (tests use a random one). */
   prefix: string;
+  /** Where errors of the queues go: a Redis outage once (connection-outage.ts), anything else each time. */
+  logger?: Logger;
 }
 
 /**
@@ -38,6 +42,11 @@ export function createQueues(options: CreateQueuesOptions): QueueSet {
     queueNames.map((name) => [name, new Queue(name, { connection, prefix, defaultJobOptions: keepFinishedJobs })]),
   ) as unknown as QueueMap;
   const flowProducer = new FlowProducer({ connection, prefix });
+  // Without a listener BullMQ prints a stack trace for each of the client's failed reconnects, per queue.
+  const redis = options.connection instanceof Redis ? options.connection.options : options.connection;
+  const logger = options.logger ?? silentLogger;
+  for (const queue of Object.values(queues)) queue.on('error', queueErrorListener(redis, logger, 'queue error', { queue: queue.name }));
+  flowProducer.on('error', queueErrorListener(redis, logger, 'flow producer error'));
   return { queues, flowProducer, prefix };
 }
 

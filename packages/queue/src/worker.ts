@@ -8,9 +8,11 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UnrecoverableError, WaitingError, Worker, type ConnectionOptions, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import type { z } from 'zod';
 import type { QueueCatalog } from './catalog.js';
+import { createRedisClient } from './connection.js';
+import { queueErrorListener } from './connection-outage.js';
 import { startHeartbeat, type Device, type Heartbeat } from './heartbeat.js';
 import { silentLogger, type Logger } from './logger.js';
 import { keepFinishedJobs, type RedisConnection } from './queues.js';
@@ -139,7 +141,8 @@ export function createWorker<C extends QueueCatalog>(catalog: C, handlers: Handl
     metrics: { maxDataPoints: 24 * 60 },
     ...keepFinishedJobs,
   });
-  worker.on('error', (err) => logger.error({ queue, err: err.message }, 'worker error'));
+  // connection errors: one line per outage (connection-outage.ts), not one per reconnect attempt
+  worker.on('error', queueErrorListener(baseOptions(connection), logger, 'worker error', { queue }));
   worker.on('failed', (job, err) => logger.warn({ queue, job: job?.name, jobId: job?.id, attemptsMade: job?.attemptsMade, err: err.message }, 'job failed'));
   worker.on('stalled', (jobId) => logger.warn({ queue, jobId }, 'job stalled (its worker stopped renewing the lock)'));
   // A lock that cannot be renewed is gone (Redis lost the job, or the stalled check gave it to another worker):
@@ -149,7 +152,7 @@ export function createWorker<C extends QueueCatalog>(catalog: C, handlers: Handl
     for (const id of jobIds) worker.cancelJob(id, LOCK_LOST);
   });
 
-  const heartbeatClient = heartbeatConnection(connection);
+  const heartbeatClient = heartbeatConnection(connection, logger);
   const startedAt = new Date().toISOString();
   const heartbeat: Heartbeat = startHeartbeat(
     heartbeatClient,
@@ -201,14 +204,15 @@ function resolveConcurrency(concurrency: CreateWorkerOptions['concurrency'], dev
  * connections that give up on commands.
  */
 function workerConnection(connection: RedisConnection): ConnectionOptions {
-  const base = connection instanceof Redis ? connection.options : connection;
-  return { ...base, maxRetriesPerRequest: null } as ConnectionOptions;
+  // a producer client's options fail fast (no offline queue, lazy): a worker's connections wait for Redis instead
+  return { ...baseOptions(connection), maxRetriesPerRequest: null, enableOfflineQueue: true, lazyConnect: false } as ConnectionOptions;
 }
 
+const baseOptions = (connection: RedisConnection): RedisOptions => (connection instanceof Redis ? connection.options : connection);
+
 /** A separate, fail-fast client: a heartbeat that cannot be written is skipped, not queued. */
-function heartbeatConnection(connection: RedisConnection): Redis {
-  const base = connection instanceof Redis ? connection.options : connection;
-  return new Redis({ ...base, maxRetriesPerRequest: 1, lazyConnect: false });
+function heartbeatConnection(connection: RedisConnection, logger: Logger): Redis {
+  return createRedisClient({ ...baseOptions(connection), maxRetriesPerRequest: 1, enableOfflineQueue: true, lazyConnect: false }, logger);
 }
 
 function childLogger(logger: Logger, bindings: object): Logger {
