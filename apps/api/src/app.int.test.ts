@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createTenant, file, multipart, OPS_TOKEN, pngImage, pngMask, startHarness, type Harness } from './testing/harness.js';
+import { createTenant, file, METRICS_TOKEN, multipart, OPS_TOKEN, pngImage, pngMask, startHarness, type Harness } from './testing/harness.js';
 
 let h: Harness;
 let alice: Awaited<ReturnType<typeof createTenant>>;
@@ -166,7 +166,7 @@ describe('health, metrics, docs and ops', () => {
 
   it('exposes Prometheus metrics: HTTP histograms by route and queue gauges', async () => {
     await h.server.inject('/healthz');
-    const res = await h.server.inject('/metrics');
+    const res = await h.server.inject({ url: '/metrics', headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
     expect(res.statusCode).toBe(200);
     expect(res.body).toMatch(/http_request_duration_seconds_bucket\{[^}]*route="\/healthz"/);
     expect(res.body).toMatch(/dynasyn_queue_jobs\{queue="augment",state="waiting"\} \d+/);

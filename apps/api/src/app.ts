@@ -3,16 +3,17 @@
  * from its dependencies and config. No listen here: server.ts and tests (`app.inject`) decide that.
  */
 import multipart from '@fastify/multipart';
-import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance, RouteOptions } from 'fastify';
 import type { ApiConfig } from './config.js';
 import type { ApiDeps } from './deps.js';
-import { authenticate, bearer, hashApiKey } from './plugins/auth.js';
+import { authenticate } from './plugins/auth.js';
 import { errorSchema, installErrorHandler } from './plugins/errors.js';
+import { installLogRedaction } from './plugins/log-redaction.js';
 import { installMetrics } from './plugins/metrics.js';
 import { opsPlugin } from './plugins/ops.js';
+import { installRateLimits } from './plugins/rate-limits.js';
 import { uploadRoutes } from './routes/uploads.js';
 import { fileRoutes } from './routes/files.js';
 import { healthRoutes } from './routes/health.js';
@@ -30,6 +31,7 @@ export interface AppOptions {
 
 export async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   const { deps, config } = opts;
+  installLogRedaction(fastify);
   fastify.addSchema(errorSchema);
   installErrorHandler(fastify);
 
@@ -46,28 +48,18 @@ export async function app(fastify: FastifyInstance, opts: AppOptions): Promise<v
     await fastify.register(swaggerUi, { routePrefix: '/docs' });
   }
 
-  installMetrics(fastify, deps.queues);
+  const work = () => deps.db.ops.workSnapshot({ leaseSeconds: config.stageLeaseSeconds });
+  installMetrics(fastify, { queues: deps.queues, work, ...(config.metricsToken ? { token: config.metricsToken } : {}) });
   healthRoutes(fastify, deps);
 
-  // Everything tenant-facing: rate limited per API key, then authenticated.
+  // Everything tenant-facing: rate limited per client address, authenticated, then rate limited per API key.
   await fastify.register(async (v1) => {
-    await v1.register(rateLimit, {
-      max: config.rateLimitMax,
-      timeWindow: config.rateLimitWindowMs,
+    await installRateLimits(v1, {
+      perKeyMax: config.rateLimitMax,
+      perAddressMax: config.rateLimitAddressMax,
+      windowMs: config.rateLimitWindowMs,
       ...(deps.redis ? { redis: deps.redis } : {}),
       nameSpace: opts.rateLimitNamespace ?? 'dynasyn-rl:',
-      // Hash, so raw keys never sit in Redis; unauthenticated callers are limited by address.
-      keyGenerator: (request) => {
-        const key = bearer(request);
-        return key ? `key:${hashApiKey(key)}` : `ip:${request.ip}`;
-      },
-      // Redis down: serve rather than refuse everyone (readyz reports the outage).
-      skipOnError: true,
-      errorResponseBuilder: (_request, context) => ({
-        statusCode: 429,
-        code: 'RATE_LIMITED',
-        message: `rate limit of ${context.max} requests per ${context.after} exceeded; retry later`,
-      }),
     });
     v1.addHook('onRoute', documentV1Route);
     v1.decorateRequest('tenant', null as never);
@@ -84,7 +76,7 @@ export async function app(fastify: FastifyInstance, opts: AppOptions): Promise<v
     uploadRoutes(v1, deps, config);
   });
 
-  if (config.opsToken) await fastify.register(opsPlugin, { queues: deps.queues, token: config.opsToken });
+  if (config.opsToken) await fastify.register(opsPlugin, { queues: deps.queues, work, token: config.opsToken });
 }
 
 /**

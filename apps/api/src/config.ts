@@ -8,11 +8,19 @@ export interface ApiConfig {
   maxSubjects: number;
   /** Requests per API key per window. */
   rateLimitMax: number;
+  /** Requests per client address per window, counted before authentication (no key, wrong key, any key). */
+  rateLimitAddressMax: number;
   rateLimitWindowMs: number;
-  /** Allow webhook URLs that point at loopback or private addresses (tests, single-machine setups). */
+  /** Private networks webhook URLs may point at (CIDRs); link-local, multicast and broadcast never. */
+  webhookAllowCidrs: readonly string[];
+  /** @deprecated Read webhookAllowCidrs. True when that list admits loopback (the old flag's remaining meaning). */
   webhookAllowPrivate: boolean;
   /** Token that opens /ops; undefined: /ops is not served at all. */
   opsToken?: string;
+  /** Bearer token of /metrics (Prometheus); undefined: /metrics is not served. */
+  metricsToken?: string;
+  /** A stage's lease (STAGE_LOCK_SECONDS of the workers): running work quiet for longer is reported stuck. */
+  stageLeaseSeconds: number;
   /** Lifetime of presigned artifact and sample URLs, seconds. */
   presignExpiresSeconds: number;
   /** Serve /docs (OpenAPI UI and JSON). */
@@ -24,8 +32,11 @@ export const DEFAULT_CONFIG: ApiConfig = {
   maxImagePixels: 40e6,
   maxSubjects: 4,
   rateLimitMax: 600,
+  rateLimitAddressMax: 1200,
   rateLimitWindowMs: 60_000,
+  webhookAllowCidrs: [],
   webhookAllowPrivate: false,
+  stageLeaseSeconds: 600,
   presignExpiresSeconds: 3600,
   docs: true,
 };

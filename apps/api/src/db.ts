@@ -116,6 +116,7 @@ export function apiDb(db: Db): ApiDb {
         return row ? toIdempotency(row) : null;
       },
     },
+    ops: { workSnapshot: (o) => db.ops.workSnapshot(o) },
     ping: () => db.ping(),
   };
 }

@@ -15,6 +15,7 @@ import type { BlobStore } from '@dynasyn/storage';
 import type { Queue } from 'bullmq';
 
 export type { PersonalizationStatus, StageProgress } from '@dynasyn/domain';
+export type { WorkSnapshot } from '@dynasyn/db';
 
 /** The statuses a personalization never leaves (cancel answers 409 there). */
 export const FINAL_STATUSES: readonly PersonalizationStatus[] = TERMINAL_STATUSES;
@@ -157,6 +158,8 @@ export interface ApiDb {
   webhooks: { listDeliveries(tenantId: string, limit: number): Promise<WebhookDelivery[]> };
   /** The answer stored under a key, read before any work is done (a retry's uploads may be gone). */
   idempotency: { find(tenantId: string, key: string): Promise<IdempotencyRecord | null> };
+  /** Read-only aggregates for /ops and /metrics: what Postgres knows of the work. */
+  ops: { workSnapshot(o: { leaseSeconds: number }): Promise<import('@dynasyn/db').WorkSnapshot> };
   /** Throws when Postgres does not answer. */
   ping(): Promise<void>;
 }

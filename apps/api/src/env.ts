@@ -3,7 +3,20 @@
  * pieces every app shares (database, queues, storage, logging, shutdown, HTTP, webhooks) come from
  * @dynasyn/config; the rest is the API's own.
  */
-import { count, databaseEnv, flag, httpEnv, logEnv, optional, parseEnvironment, queueEnv, shutdownEnv, storageEnv, webhookEnv } from '@dynasyn/config';
+import {
+  count,
+  databaseEnv,
+  flag,
+  httpEnv,
+  logEnv,
+  optional,
+  parseEnvironment,
+  queueEnv,
+  shutdownEnv,
+  stageEnv,
+  storageEnv,
+  webhookEnv,
+} from '@dynasyn/config';
 import { z } from 'zod';
 
 export const envSchema = z.object({
@@ -18,9 +31,26 @@ export const envSchema = z.object({
   MAX_IMAGE_PIXELS: count(1, 40_000_000),
   MAX_SUBJECTS: count(1, 4),
   RATE_LIMIT_MAX: count(1, 600),
+  /** Requests per client address (IPv6: per /64) per window, before authentication; above the per-key limit. */
+  RATE_LIMIT_ADDRESS_MAX: count(1, 1200),
   RATE_LIMIT_WINDOW_MS: count(1, 60_000),
+  /**
+   * Which proxies' X-Forwarded-For/-Proto to believe (Fastify trustProxy): `true` (every hop), a hop count, or a
+   * comma list of addresses/CIDRs. Unset: none, so behind a load balancer every client shares its address.
+   */
+  TRUST_PROXY: optional(
+    z
+      .string()
+      .transform((v): boolean | number | string[] =>
+        v === 'true' ? true : v === 'false' ? false : /^\d+$/.test(v) ? Number(v) : v.split(',').map((s) => s.trim()),
+      ),
+  ),
   /** Opens /ops (dashboard, bull-board); unset: /ops is not served. */
   OPS_TOKEN: optional(z.string().min(16)),
+  /** Bearer token Prometheus scrapes /metrics with; unset: /metrics is not served. */
+  METRICS_TOKEN: optional(z.string().min(16)),
+  /** The workers' stage lease: running work with no write for longer is reported stuck (/ops, /metrics). */
+  STAGE_LOCK_SECONDS: stageEnv.shape.STAGE_LOCK_SECONDS,
   PRESIGN_EXPIRES_SECONDS: count(1, 3600),
   /** Serve the OpenAPI document and UI at /docs. */
   DOCS: flag(true),

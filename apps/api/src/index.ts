@@ -28,7 +28,13 @@ export async function startApi(env: Env, opts: StartOptions = {}): Promise<Fasti
   const logger = createLogger({ name: 'api', level: env.LOG_LEVEL });
   const services = await openServices(env, { migrate: opts.migrate ?? false, logger });
   // rate-limit counters beside the queues' keys, so two deployments sharing a Redis keep theirs apart
-  const server = buildServer({ deps: services.deps, config: configFromEnv(env), logger, rateLimitNamespace: `${env.QUEUE_PREFIX}-rl:` });
+  const server = buildServer({
+    deps: services.deps,
+    config: configFromEnv(env),
+    logger,
+    rateLimitNamespace: `${env.QUEUE_PREFIX}-rl:`,
+    ...(env.TRUST_PROXY !== undefined ? { trustProxy: env.TRUST_PROXY } : {}),
+  });
   // Runs after in-flight requests have finished (server.close waits for them).
   server.addHook('onClose', async () => services.close());
   try {

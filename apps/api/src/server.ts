@@ -6,6 +6,11 @@ import { app, type AppOptions } from './app.js';
 export interface ServerOptions extends AppOptions {
   /** The process's logger (@dynasyn/logger's createLogger); none: nothing is logged (tests). */
   logger?: FastifyBaseLogger;
+  /**
+   * Which proxies to believe about the client (X-Forwarded-For/-Proto): rate limits by address and the ops
+   * cookie's Secure flag depend on it. Default none.
+   */
+  trustProxy?: boolean | number | string[];
 }
 
 export function buildServer(opts: ServerOptions): FastifyInstance {
@@ -14,6 +19,7 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     // JSON bodies are small (sample requests); uploads are bounded by the multipart limits instead.
     bodyLimit: 1024 * 1024,
     requestIdHeader: 'x-request-id',
+    ...(opts.trustProxy !== undefined ? { trustProxy: trustProxyOption(opts.trustProxy) } : {}),
     // A request that takes longer than this is stuck: free the socket. Uploads of MAX_UPLOAD_BYTES fit easily.
     requestTimeout: 120_000,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
@@ -21,4 +27,9 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
   // fastify-plugin: the app's error handler, 404 handler and schemas apply to the root instance.
   void server.register(fp(app, { name: 'dynasyn-api', fastify: '5.x' }), opts);
   return server;
+}
+
+/** A hop count as the function Fastify's types take (its runtime takes the number alike: trust the first n hops). */
+function trustProxyOption(t: boolean | number | string[]): boolean | string[] | ((address: string, hop: number) => boolean) {
+  return typeof t === 'number' ? (_address, hop) => hop < t : t;
 }

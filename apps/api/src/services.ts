@@ -2,10 +2,10 @@
  * Opens the real services from the environment (Postgres, Redis, storage) and the API's view of them; `close`
  * releases them in reverse order. Used by index.ts, and by `dynasyn serve` to run the API in-process.
  */
-import { s3OptionsFrom } from '@dynasyn/config';
+import { s3OptionsFrom, webhookAllowCidrs } from '@dynasyn/config';
 import { createDb, migrate } from '@dynasyn/db';
 import { closeQueues, connectRedis, createQueues, redisOptions } from '@dynasyn/queue';
-import { startWebhookWorker } from '@dynasyn/webhooks';
+import { isForbiddenAddress, parseAllowCidrs, startWebhookWorker } from '@dynasyn/webhooks';
 import { createBlobStore, type BlobStore } from '@dynasyn/storage';
 import type { Redis } from 'ioredis';
 import type { ApiConfig } from './config.js';
@@ -32,9 +32,11 @@ export async function openServices(env: Env, opts: OpenOptions = {}): Promise<Se
   const set = createQueues({ connection: redis, prefix: env.QUEUE_PREFIX });
   const storage = createBlobStore(env.STORAGE_URL, { s3: s3OptionsFrom(env) });
   // signed deliveries with retries, and the sweep that re-enqueues deliveries whose queue job was lost (packages/webhooks)
+  const allow = webhookAllowList(env);
+  if (allow.deprecation) opts.logger?.warn({ WEBHOOK_ALLOW_CIDRS: allow.cidrs.join(',') }, allow.deprecation);
   const webhookWorker = env.WEBHOOK_WORKER
     ? await startWebhookWorker(db, set, redisOptions(env.REDIS_URL, 'worker'), {
-        allowPrivate: env.WEBHOOK_ALLOW_PRIVATE,
+        allowCidrs: allow.cidrs,
         ...(opts.logger ? { logger: opts.logger } : {}),
       })
     : undefined;
@@ -70,15 +72,34 @@ export function apiDeps(db: ReturnType<typeof createDb>, set: ReturnType<typeof 
   };
 }
 
+/**
+ * The webhook allow-list of the environment, checked whole at start: an entry no list may open (link-local,
+ * multicast, broadcast) is refused here, naming it, rather than ignored at the first delivery.
+ */
+export function webhookAllowList(env: Env): { cidrs: string[]; deprecation?: string } {
+  const allow = webhookAllowCidrs(env);
+  try {
+    parseAllowCidrs(allow.cidrs);
+  } catch (e) {
+    throw new Error(`WEBHOOK_ALLOW_CIDRS: ${(e as Error).message}`);
+  }
+  return allow;
+}
+
 export function configFromEnv(env: Env): ApiConfig {
+  const { cidrs } = webhookAllowList(env);
   return {
     maxUploadBytes: env.MAX_UPLOAD_BYTES,
     maxImagePixels: env.MAX_IMAGE_PIXELS,
     maxSubjects: env.MAX_SUBJECTS,
     rateLimitMax: env.RATE_LIMIT_MAX,
+    rateLimitAddressMax: env.RATE_LIMIT_ADDRESS_MAX,
     rateLimitWindowMs: env.RATE_LIMIT_WINDOW_MS,
-    webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE,
+    webhookAllowCidrs: cidrs,
+    webhookAllowPrivate: !isForbiddenAddress('127.0.0.1', { allowCidrs: cidrs }),
+    stageLeaseSeconds: env.STAGE_LOCK_SECONDS,
     ...(env.OPS_TOKEN ? { opsToken: env.OPS_TOKEN } : {}),
+    ...(env.METRICS_TOKEN ? { metricsToken: env.METRICS_TOKEN } : {}),
     presignExpiresSeconds: env.PRESIGN_EXPIRES_SECONDS,
     docs: env.DOCS,
   };

@@ -15,6 +15,7 @@ import { buildServer } from '../server.js';
 export const ADMIN_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const OPS_TOKEN = 'test-ops-token-0123456789';
+export const METRICS_TOKEN = 'test-metrics-token-0123456789';
 
 export interface Harness {
   server: FastifyInstance;
@@ -36,7 +37,7 @@ export async function startHarness(config: Partial<ApiConfig> = {}): Promise<Har
   const serverWith = (overrides: Partial<ApiConfig>) => {
     const s = buildServer({
       deps,
-      config: { ...DEFAULT_CONFIG, opsToken: OPS_TOKEN, ...config, ...overrides },
+      config: { ...DEFAULT_CONFIG, opsToken: OPS_TOKEN, metricsToken: METRICS_TOKEN, ...config, ...overrides },
       rateLimitNamespace: `${prefix}-rl-${servers.length}:`,
     });
     servers.push(s);
