@@ -118,7 +118,13 @@ describe('k8s manifests', () => {
     expect(find('Namespace', 'dynasyn')).toBeDefined();
     expect(baseKustomization.namespace).toBe('dynasyn');
     expect(configMap).toBeDefined();
-    expect(Object.keys({ ...secret.data, ...secret.stringData }).sort()).toEqual(['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'DATABASE_URL', 'OPS_TOKEN']);
+    expect(Object.keys({ ...secret.data, ...secret.stringData }).sort()).toEqual([
+      'AWS_ACCESS_KEY_ID',
+      'AWS_SECRET_ACCESS_KEY',
+      'DATABASE_URL',
+      'METRICS_TOKEN',
+      'OPS_TOKEN',
+    ]);
     for (const v of Object.values(secret.stringData as Record<string, string>)) expect(v).toMatch(/CHANGE_ME/);
     const job = find('Job', 'db-migrate')!;
     expect(job.spec.template.spec.containers[0].command).toEqual(['node', 'apps/cli/dist/main.js', 'db', 'migrate']);
@@ -168,7 +174,17 @@ describe('k8s manifests', () => {
     const svc = find('Service', 'api')!;
     expect(svc.spec.selector).toEqual(d.spec.selector.matchLabels);
     expect(named(svc.spec.ports[0].targetPort)).toBe(port);
-    expect(d.spec.template.metadata.annotations['prometheus.io/port']).toBe(String(port));
+    // /metrics needs the METRICS_TOKEN: scraped by a ServiceMonitor with it, never by annotations (they cannot send one)
+    expect(d.spec.template.metadata.annotations?.['prometheus.io/scrape']).toBeUndefined();
+    const monitor = find('ServiceMonitor', 'api')!;
+    expect(monitor.spec.selector.matchLabels).toEqual(svc.metadata.labels);
+    const endpoint = monitor.spec.endpoints[0];
+    expect(svc.spec.ports.map((p: Obj) => p.name)).toContain(endpoint.port);
+    expect(endpoint.path).toBe('/metrics');
+    expect(endpoint.authorization).toEqual({ type: 'Bearer', credentials: { name: secret.metadata.name, key: 'METRICS_TOKEN' } });
+    expect((secret.stringData as Record<string, string>).METRICS_TOKEN.length).toBeGreaterThanOrEqual(16);
+    // the api reads the secret (envFrom), so the token it checks is the one Prometheus sends
+    expect(c.envFrom.map((e: Obj) => e.secretRef?.name)).toContain(secret.metadata.name);
   });
 
   it('every env variable is declared by the app schema, the required ones are provided and the values parse', () => {
