@@ -20,6 +20,7 @@ import { healthRoutes } from './routes/health.js';
 import { personalizationRoutes } from './routes/personalizations.js';
 import { sampleRoutes } from './routes/samples.js';
 import { webhookRoutes } from './routes/webhooks.js';
+import { answerUnavailable } from './unavailable.js';
 import { errorRef } from './routes/schemas.js';
 
 export interface AppOptions {
@@ -54,6 +55,8 @@ export async function app(fastify: FastifyInstance, opts: AppOptions): Promise<v
 
   // Everything tenant-facing: rate limited per client address, authenticated, then rate limited per API key.
   await fastify.register(async (v1) => {
+    // 503 with Retry-After when the job queue (Redis) is down; every other error goes on to installErrorHandler's
+    answerUnavailable(v1);
     await installRateLimits(v1, {
       perKeyMax: config.rateLimitMax,
       perAddressMax: config.rateLimitAddressMax,

@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createDb, createScratchDatabase, migrate, type Db } from '@dynasyn/db';
-import { closeQueues, createQueues, type QueueSet } from '@dynasyn/queue';
+import { closeQueues, connectRedis, createQueues, type QueueSet } from '@dynasyn/queue';
 import { createBlobStore, type BlobStore } from '@dynasyn/storage';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { ApiDeps } from './deps.js';
 import { apiDeps } from './services.js';
 
@@ -38,7 +38,8 @@ export async function openScratchServices(o: ScratchOptions): Promise<ScratchSer
   const scratch = await createScratchDatabase(o.adminUrl, `dynasyn_${o.label.replace(/-/g, '_')}`);
   await migrate(scratch.url);
   const db = createDb(scratch.url, { maxConnections: o.maxConnections });
-  const redis = new Redis(o.redisUrl, { maxRetriesPerRequest: 2 });
+  // the API's own producer connection (fails fast, outage logged once), as openServices opens it
+  const redis = await connectRedis(o.redisUrl, 'producer');
   const prefix = `${o.label}-${randomBytes(4).toString('hex')}`;
   const queues = createQueues({ connection: redis, prefix });
   const dir = await mkdtemp(path.join(tmpdir(), `dynasyn-${o.label}-`));

@@ -29,7 +29,8 @@ export async function openServices(env: Env, opts: OpenOptions = {}): Promise<Se
   if (opts.migrate) await migrate(env.DATABASE_URL);
   const db = createDb(env.DATABASE_URL);
   const redis = await connectRedis(env.REDIS_URL, 'producer', opts.logger as never);
-  const set = createQueues({ connection: redis, prefix: env.QUEUE_PREFIX });
+  // an outage is logged once and its recovery once, by the client and the queues alike (packages/queue)
+  const set = createQueues({ connection: redis, prefix: env.QUEUE_PREFIX, ...(opts.logger ? { logger: opts.logger } : {}) });
   const storage = createBlobStore(env.STORAGE_URL, { s3: s3OptionsFrom(env) });
   // signed deliveries with retries, and the sweep that re-enqueues deliveries whose queue job was lost (packages/webhooks)
   const allow = webhookAllowList(env);
