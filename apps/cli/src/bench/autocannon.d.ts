@@ -23,6 +23,8 @@ declare module 'autocannon' {
     url: string;
     method?: string;
     connections?: number;
+    /** Requests per second over all connections (a steady rate instead of as fast as possible). */
+    overallRate?: number;
     duration?: number;
     amount?: number;
     pipelining?: number;

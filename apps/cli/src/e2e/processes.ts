@@ -19,6 +19,8 @@ export interface ServeProcess {
   child: ChildProcess;
   /** stdout + stderr so far (for failure messages). */
   log(): string;
+  /** The worker processes serve reported at start (`workers train (pid 123), ...`), by queue. */
+  workerPids(): Record<string, number>;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. */
   stop(graceMs?: number): Promise<void>;
   kill9(): Promise<void>;
@@ -48,6 +50,10 @@ export async function startServe(env: Record<string, string>, port: number, cwd:
     baseUrl,
     child,
     log: () => out,
+    workerPids: () => {
+      const line = /dynasyn serve: workers (.*) on queue prefix/.exec(out)?.[1] ?? '';
+      return Object.fromEntries([...line.matchAll(/(\w+) \(pid (\d+)\)/g)].map((m) => [m[1]!, Number(m[2])]));
+    },
     stop: async (graceMs = 15_000) => {
       if (gone) return;
       child.kill('SIGTERM');
@@ -75,6 +81,16 @@ export async function startServe(env: Record<string, string>, port: number, cwd:
   }
   await proc.kill9();
   throw new Error(`dynasyn serve not ready after ${timeoutMs} ms:\n${out.slice(-4000)}`);
+}
+
+/** Whether a process with this id exists (signal 0 checks without sending anything). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Runs `dynasyn ARGS` to completion. */

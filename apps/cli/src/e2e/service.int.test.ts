@@ -1,7 +1,9 @@
 /**
  * `dynasyn serve` end to end, as an app developer meets it: the built binary as a subprocess against real
  * Postgres (fresh database), real Redis (fresh prefix) and s3rver, driven over HTTP with fetch + FormData
- * from the documented contract alone. Tiny bundle, tiny preset; about 4-5 minutes on two cores.
+ * from the documented contract alone. Tiny bundle, tiny preset; about 5-6 minutes on two cores. serve runs each
+ * worker queue in a child process: the process tests also check that the children stop with serve (SIGTERM, and
+ * SIGKILL of serve alone), that a dead child is started again, and that a child's start failure is serve's.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,6 +14,7 @@ import { createExampleInput } from '@dynasyn/dynasyn';
 import { freePort, listBlobKeys, startServices, type TestServices } from './services.js';
 import {
   createTenant,
+  isAlive,
   repoRoot,
   runCli,
   startServe,
@@ -212,14 +215,27 @@ test('cancel mid-training: the job ends canceled within seconds', async () => {
   expect(Date.now() - t0).toBeLessThan(30_000);
 }, 180_000);
 
-test('serve killed with SIGKILL mid-training, restarted: the job finishes from its checkpoint with no duplicate artifacts', async () => {
+const gone = (pids: number[]) => waitUntil(`worker processes ${pids.join(', ')} to end`, async () => (pids.some(isAlive) ? undefined : true), 15_000, 100);
+
+test('serve runs each worker queue in its own process', () => {
+  const pids = serve!.workerPids();
+  expect(Object.keys(pids).sort()).toEqual(['augment', 'gsa', 'sample', 'train', 'webhooks']);
+  expect(new Set([serve!.child.pid, ...Object.values(pids)]).size).toBe(6);
+  expect(Object.values(pids).every(isAlive)).toBe(true);
+});
+
+test('serve killed with SIGKILL mid-training, restarted: its workers die with it, and the job finishes from its checkpoint with no duplicate artifacts', async () => {
   const {
     body: { id },
   } = await alice.createPersonalization({ ...upload, options: { preset: 'tiny', steps: 10 } });
   // past the first checkpoint (the tiny preset checkpoints every 3 steps)
   await until(alice, id, (p) => p.status === 'training' && trainingStep(p) >= 4, 150_000);
   const stepAtKill = trainingStep(await statusOf(alice, id));
+  const workers = Object.values(serve!.workerPids());
+  // serve's process alone, as `kill -9 <pid>` does: the workers notice (their IPC channel closes) and exit at
+  // once, as they did inside serve's process, so the job waits out its lock and resumes from its checkpoint
   await serve!.kill9();
+  await gone(workers);
   await restart();
   const done = await until(alice, id, (p) => p.status === 'succeeded', 240_000);
   expect(done.status).toBe('succeeded');
@@ -239,11 +255,42 @@ test('serve killed with SIGKILL mid-training, restarted: the job finishes from i
   for (const k of keys) expect(blobs.filter((b) => b === k || b.endsWith(`/${k}`))).toHaveLength(1);
 }, 420_000);
 
-test('SIGTERM stops serve cleanly: exit 0, then /healthz no longer answers', async () => {
+test('a worker process that dies is logged and started again', async () => {
+  const before = serve!.workerPids().sample!;
+  process.kill(before, 'SIGKILL');
+  await waitUntil('the sample worker started again', async () => (/worker sample started again \(pid \d+\)/.test(serve!.log()) ? true : undefined), 60_000);
+  expect(serve!.log()).toContain(`worker sample (pid ${before}) exited unexpectedly with signal SIGKILL`);
+  const after = Number(/worker sample started again \(pid (\d+)\)/.exec(serve!.log())![1]);
+  expect(isAlive(after)).toBe(true);
+  // the restarted worker still serves its queue
+  const asked = await alice.requestSamples(fullId, ['a photo of <asset1>'], 3);
+  expect(asked.status).toBe(202);
+  await waitUntil(
+    'the sample from the restarted worker',
+    async () => ((await alice.listSamples(fullId)).body.items.some((i) => i.prompt === 'a photo of <asset1>' && i.status === 'succeeded') ? true : undefined),
+    120_000,
+  );
+}, 200_000);
+
+test("a worker that fails at start makes serve exit non-zero with that worker's error", () => {
+  // WORK_DIR under a file: only the workers create it, so the children fail and serve reports one of them
+  const file = path.join(work, 'not-a-dir');
+  fs.writeFileSync(file, '');
+  const r = runCli({ ...env, PORT: '0', WORK_DIR: path.join(file, 'work') }, work, 'serve');
+  expect(r.status).toBe(1);
+  expect(r.stderr).toMatch(/^dynasyn: worker (augment|gsa|train|sample|webhooks) failed to start: ENOTDIR/m);
+  expect(r.stderr).not.toMatch(/listening on/);
+}, 130_000);
+
+test('SIGTERM stops serve cleanly: exit 0, its workers stopped, then /healthz no longer answers', async () => {
   const s = serve!;
+  const workers = Object.values(s.workerPids());
   await s.stop(20_000);
   expect(s.child.exitCode).toBe(0);
   expect(s.log()).toMatch(/dynasyn serve: stopped/);
+  // each worker closed itself (pino line `workers stopped`) before serve exited
+  expect(s.log().match(/"msg":"workers stopped"/g)?.length).toBeGreaterThanOrEqual(workers.length);
+  await gone(workers);
   await expect(fetch(`${s.baseUrl}/healthz`)).rejects.toThrow();
   serve = undefined;
 }, 30_000);
