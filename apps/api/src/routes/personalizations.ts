@@ -72,7 +72,7 @@ export function personalizationRoutes(app: FastifyInstance, deps: ApiDeps, confi
       // the same checks and creation for both forms, once their bytes are read
       const create = async (raw: RawUpload, key: RequestKey) => {
         const upload = await validateUpload(raw, config);
-        if (upload.webhookUrl) await checkWebhook(upload.webhookUrl, config.webhookAllowPrivate);
+        if (upload.webhookUrl) await checkWebhook(upload.webhookUrl, config.webhookAllowCidrs);
         return createPersonalization(deps, tenantId, upload, key);
       };
       if (!request.isMultipart()) {
@@ -175,9 +175,9 @@ export const paramId = (request: FastifyRequest): string => (request.params as {
 
 export const personalizationPrefix = (tenantId: string, id: string) => tenantKey(tenantId, 'personalizations', id);
 
-async function checkWebhook(url: string, allowPrivate: boolean): Promise<void> {
+async function checkWebhook(url: string, allowCidrs: readonly string[]): Promise<void> {
   try {
-    await checkWebhookUrl(url, { allowPrivate });
+    await checkWebhookUrl(url, { allowCidrs });
   } catch (e) {
     if (e instanceof WebhookError) throw new BadWebhookUrl(e.message);
     throw e;
