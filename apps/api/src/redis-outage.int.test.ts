@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { createDb, createScratchDatabase, type Db, type ScratchDatabase } from '@dynasyn/db';
+import { createLogger } from '@dynasyn/logger';
 import type { FastifyInstance } from 'fastify';
 import { redisServer, type RedisServer } from '../../../packages/queue/src/testing/redis-server.js';
 import { waitFor } from '../../../packages/queue/src/testing/wait.js';
@@ -17,19 +18,19 @@ import { buildServer } from './server.js';
 import { configFromEnv, openServices, type Services } from './services.js';
 import { ADMIN_DATABASE_URL, createTenant, file, multipart, pngImage, pngMask } from './testing/harness.js';
 
+/** The process's pino logger, as startApi makes it, writing to memory: the API's, the queues' and the webhook worker's lines. */
 interface Line {
-  level: 'info' | 'warn' | 'error';
-  obj: object;
+  level: number;
   msg: string;
+  reqId?: string;
 }
 const lines: Line[] = [];
-const logger = {
-  info: (obj: object, msg: string) => lines.push({ level: 'info', obj, msg }),
-  warn: (obj: object, msg: string) => lines.push({ level: 'warn', obj, msg }),
-  error: (obj: object, msg: string) => lines.push({ level: 'error', obj, msg }),
-};
-const outageLines = () => lines.filter((l) => /redis unreachable/i.test(l.msg));
-const recoveryLines = () => lines.filter((l) => /redis reachable again/i.test(l.msg));
+const logger = createLogger({ name: 'api', level: 'info', destination: { write: (line: string) => void lines.push(JSON.parse(line) as Line) } });
+const WARN = 40;
+const outageLines = () => lines.filter((l) => l.msg.startsWith('Redis unreachable'));
+const recoveryLines = () => lines.filter((l) => l.msg === 'Redis reachable again');
+/** Warnings and errors other than the outage line and the per-request log. */
+const otherTrouble = () => lines.filter((l) => l.level >= WARN && !l.reqId && !l.msg.startsWith('Redis unreachable'));
 
 let redis: RedisServer;
 let scratch: ScratchDatabase;
@@ -51,7 +52,7 @@ beforeAll(async () => {
   const env = parseEnv({ DATABASE_URL: scratch.url, REDIS_URL: redis.url, QUEUE_PREFIX: 'outage', STORAGE_URL: `file://${dir}`, DOCS: 'false' });
   services = await openServices(env, { migrate: true, logger });
   db = createDb(scratch.url, { maxConnections: 2 });
-  server = buildServer({ deps: services.deps, config: configFromEnv(env), rateLimitNamespace: 'outage-rl:' });
+  server = buildServer({ deps: services.deps, config: configFromEnv(env), logger, rateLimitNamespace: 'outage-rl:' });
   await server.ready();
   alice = await createTenant(db, 'alice');
   image = await pngImage(32, 32);
@@ -146,7 +147,7 @@ describe('Redis down', () => {
     // ioredis retries every 50 ms growing to 2 s: by 3 s a dozen attempts of each client have failed
     await new Promise((r) => setTimeout(r, 3000));
     expect(outageLines()).toHaveLength(1);
-    expect(lines.filter((l) => l.level !== 'info' && !outageLines().includes(l))).toEqual([]);
+    expect(otherTrouble()).toEqual([]);
     expect(consoleError.mock.calls).toEqual([]);
     expect(consoleWarn.mock.calls).toEqual([]);
   });
@@ -167,6 +168,7 @@ describe('Redis down', () => {
     await new Promise((r) => setTimeout(r, 2500));
     expect(outageLines()).toHaveLength(1);
     expect(recoveryLines()).toHaveLength(1);
+    expect(otherTrouble()).toEqual([]);
     expect(consoleError.mock.calls).toEqual([]);
   });
 });

@@ -1,4 +1,5 @@
 /** Liveness (the process answers) and readiness (Postgres, Redis and storage answer). */
+import { isRedisConnectionError } from '@dynasyn/queue';
 import type { FastifyInstance } from 'fastify';
 import type { ApiDeps } from '../deps.js';
 
@@ -15,7 +16,8 @@ export function healthRoutes(app: FastifyInstance, deps: ApiDeps): void {
           await withTimeout(probe(), READY_TIMEOUT_MS);
           checks[name] = 'ok';
         } catch (err) {
-          app.log.warn({ err, check: name }, 'readiness check failed');
+          // a Redis outage has its one line already (packages/queue): not one more, with a stack, per probe
+          if (!(name === 'redis' && isRedisConnectionError(err))) app.log.warn({ check: name, err: (err as Error).message }, 'readiness check failed');
           checks[name] = 'down';
         }
       }),
