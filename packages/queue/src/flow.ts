@@ -23,55 +23,65 @@ export interface PersonalizationFlowInput {
 
 export type PersonalizationStage = (typeof personalizationStages)[number]['queue'];
 
-/** The job id of one stage of a personalization (the catalogs' deterministic id). */
-export function personalizationJobId(stage: PersonalizationStage, personalizationId: string): string {
+/**
+ * The job id of one stage of a personalization: the catalog's id for the chain the API enqueued (generation 0),
+ * suffixed `-r<n>` for the chain the reconciler put back the n-th time. A new id per generation keeps anything a
+ * worker still holds under the lost job's id (its lock, its run) apart from the new job.
+ */
+export function personalizationJobId(stage: PersonalizationStage, personalizationId: string, generation = 0): string {
   const s = personalizationStages.find((x) => x.queue === stage)!;
-  return jobOptions(s.queue, s.name, { personalizationId })!.jobId!;
+  const id = jobOptions(s.queue, s.name, { personalizationId }).jobId!;
+  return generation > 0 ? `${id}-r${generation}` : id;
 }
 
 /** States in which a job will still run (or runs now) without anyone's help. */
 export const LIVE_JOB_STATES: readonly (JobState | 'unknown')[] = ['active', 'waiting', 'delayed', 'prioritized'];
 
-/** The state of each stage job of one personalization in Redis ('unknown': no such job). */
-export async function personalizationJobStates(queues: QueueMap, personalizationId: string): Promise<Record<PersonalizationStage, JobState | 'unknown'>> {
-  const states = await Promise.all(personalizationStages.map((s) => queues[s.queue].getJobState(personalizationJobId(s.queue, personalizationId))));
+/** The state of each stage job of one generation of a personalization's chain in Redis ('unknown': no such job). */
+export async function personalizationJobStates(
+  queues: QueueMap,
+  personalizationId: string,
+  generation = 0,
+): Promise<Record<PersonalizationStage, JobState | 'unknown'>> {
+  const states = await Promise.all(personalizationStages.map((s) => queues[s.queue].getJobState(personalizationJobId(s.queue, personalizationId, generation))));
   return Object.fromEntries(personalizationStages.map((s, i) => [s.queue, states[i]])) as Record<PersonalizationStage, JobState | 'unknown'>;
 }
 
 /**
- * Puts a personalization's chain back from stage `from` on (the reconciler, after Redis lost or failed it): the
- * jobs of its stages still in Redis (finished, failed, or a parent waiting for a lost child) are removed first,
- * so the ids can be used again; then the flow from `from` to `sample` is added. Returns false, adding nothing,
- * when a job of the chain is locked by a worker (it is running: not lost).
+ * Puts a personalization's chain back from stage `from` on, as generation `generation` (the reconciler, after
+ * Redis lost or failed generation `generation - 1`): what is left of the previous generation in Redis (finished,
+ * failed, or a parent waiting for a lost child) is removed, then the flow from `from` to `sample` is added under
+ * the new ids. Returns false, adding nothing, when a job of the previous chain is locked by a worker (running).
  */
 export async function restorePersonalizationFlow(
   queues: QueueMap,
   flowProducer: FlowProducer,
   input: PersonalizationFlowInput,
   from: PersonalizationStage,
+  generation: number,
 ): Promise<boolean> {
   // the root first: removing a parent removes its children with it
-  for (const s of [...personalizationStages].reverse()) {
-    const id = personalizationJobId(s.queue, input.personalizationId);
-    const job = await queues[s.queue].getJob(id);
-    if (job && (await queues[s.queue].remove(id, { removeChildren: true })) === 0) return false;
+  for (const s of generation > 0 ? [...personalizationStages].reverse() : []) {
+    const id = personalizationJobId(s.queue, input.personalizationId, generation - 1);
+    if ((await queues[s.queue].getJob(id)) && (await queues[s.queue].remove(id, { removeChildren: true })) === 0) return false;
   }
   await flowProducer.add(
     personalizationFlow(
       input,
       personalizationStages.findIndex((s) => s.queue === from),
+      generation,
     ),
   );
   return true;
 }
 
 /** The chain from stage index `from` to the root, written upside down (see the header). */
-function personalizationFlow(input: PersonalizationFlowInput, from: number): FlowJob {
+function personalizationFlow(input: PersonalizationFlowInput, from: number, generation = 0): FlowJob {
   const data = parsePayload('augment', 'personalization.augment', { v: 1, ...input });
   const root = personalizationStages[personalizationStages.length - 1]!;
   let node: FlowJob | undefined;
   for (const stage of personalizationStages.slice(from)) {
-    const opts = jobOptions(stage.queue, stage.name, data);
+    const opts = { ...jobOptions(stage.queue, stage.name, data), jobId: personalizationJobId(stage.queue, input.personalizationId, generation) };
     node = {
       name: stage.name,
       queueName: stage.queue,

@@ -84,7 +84,7 @@ async function pass(p: ReconcilerPorts, o: ReconcileOptions): Promise<ReconcileR
   if (!(await p.set.queues.webhooks.getJobScheduler('webhook.sweep'))) await scheduleWebhookSweep(p.set.queues);
   for (const row of await p.db.personalizations.listUnfinished({ quietSince })) {
     report.checked += 1;
-    const states = await queue.personalizationJobStates(p.set.queues, row.id);
+    const states = await queue.personalizationJobStates(p.set.queues, row.id, row.recoveries);
     if (Object.values(states).includes('active')) continue;
     if (row.cancelRequestedAt) {
       // a worker polls for the cancel only while it runs one of the jobs; none does
@@ -116,13 +116,14 @@ async function pass(p: ReconcilerPorts, o: ReconcileOptions): Promise<ReconcileR
       continue;
     }
     const input = { personalizationId: row.id, tenantId: row.tenantId };
-    if (!(await queue.restorePersonalizationFlow(p.set.queues, p.set.flowProducer, input, stage))) continue;
+    if (!(await queue.restorePersonalizationFlow(p.set.queues, p.set.flowProducer, input, stage, row.recoveries + 1))) continue;
     const recoveries = (await p.db.personalizations.recordRecovery(row.id)) ?? row.recoveries + 1;
     p.deps.logger?.warn({ id: row.id, stage, recoveries, states }, 'lost work re-enqueued from its current stage');
     report.recovered.push({ id: row.id, stage, recoveries });
   }
   for (const req of await p.db.samples.listUnfinishedRequests({ createdBefore: quietSince })) {
-    const jobId = `samples.generate-${req.requestId}`;
+    // the API's job, then one id per recovery (as the personalization chains: see personalizationJobId)
+    const jobId = `samples.generate-${req.requestId}${req.recoveries > 0 ? `-r${req.recoveries}` : ''}`;
     const state = await p.set.queues.sample.getJobState(jobId);
     if (queue.LIVE_JOB_STATES.includes(state)) continue;
     if (req.recoveries >= max) {
@@ -132,11 +133,11 @@ async function pass(p: ReconcilerPorts, o: ReconcileOptions): Promise<ReconcileR
       continue;
     }
     if ((await p.set.queues.sample.getJob(jobId)) && (await p.set.queues.sample.remove(jobId)) === 0) continue;
-    await queue.enqueue(p.set.queues, 'sample', 'samples.generate', {
-      personalizationId: req.personalizationId,
-      tenantId: req.tenantId,
-      requestId: req.requestId,
-      sampleIds: req.sampleIds,
+    const payload = { personalizationId: req.personalizationId, tenantId: req.tenantId, requestId: req.requestId, sampleIds: req.sampleIds };
+    const data = queue.parsePayload('sample', 'samples.generate', payload);
+    await p.set.queues.sample.add('samples.generate', data, {
+      ...queue.jobOptions('sample', 'samples.generate', data),
+      jobId: `samples.generate-${req.requestId}-r${req.recoveries + 1}`,
     });
     await p.db.samples.recordRecovery(req.requestId);
     p.deps.logger?.warn({ requestId: req.requestId, state }, 'lost sample request re-enqueued');
