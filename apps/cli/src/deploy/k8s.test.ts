@@ -182,7 +182,7 @@ describe('k8s manifests', () => {
     expect(svc.spec.ports.map((p: Obj) => p.name)).toContain(endpoint.port);
     expect(endpoint.path).toBe('/metrics');
     expect(endpoint.authorization).toEqual({ type: 'Bearer', credentials: { name: secret.metadata.name, key: 'METRICS_TOKEN' } });
-    expect((secret.stringData as Record<string, string>).METRICS_TOKEN.length).toBeGreaterThanOrEqual(16);
+    expect((secret.stringData as Record<string, string>).METRICS_TOKEN?.length).toBeGreaterThanOrEqual(16);
     // the api reads the secret (envFrom), so the token it checks is the one Prometheus sends
     expect(c.envFrom.map((e: Obj) => e.secretRef?.name)).toContain(secret.metadata.name);
   });
