@@ -72,7 +72,7 @@ export const stageEnv = z.object({
   DEVICE: z.enum(['cpu', 'cuda']).default('cpu'),
   /** onnxruntime intra-op threads per session; default onnxruntime's own choice. */
   THREADS: optional(z.coerce.number().int().min(1)),
-  /** Seconds a stage holds its job lock (renewed every half); a killed worker's job is retaken after it. */
+  /** A stage's lease in seconds: quiet work is reported stuck after it; the job lock is min(this, 20) s (packages/stages). */
   STAGE_LOCK_SECONDS: count(5, 600),
 });
 
