@@ -126,3 +126,26 @@ it('a lost sample request is put back once and its samples are rendered once', a
   expect((await events(id)).filter((e) => e === 'samples.completed')).toHaveLength(2); // the initial samples', and this request's
   expect((await pass()).requests).toEqual([]);
 }, 240_000);
+
+it('a sample request lost after each of its recoveries fails its rows with RECOVERY_LIMIT and ends with one samples.completed', async () => {
+  // rows of a request whose personalization succeeded (the API refuses requests before that)
+  const id = await bed.addJob(SHORT, HOOK);
+  for (const to of ['augmenting', 'training', 'sampling', 'succeeded'] as const) await bed.db.personalizations.updateStatus(id, to);
+  const requestId = 'req-lost-again';
+  await bed.db.samples.createMany(bed.tenantId, id, requestId, [{ prompt: 'a photo of <asset0>', seed: 0, settings: {} }]);
+  for (let n = 1; n <= 3; n++) {
+    await admin.flushall();
+    await passUntil(`recovery ${n}`, (r) => (r.requests.includes(requestId) ? r : undefined));
+    expect(await set.queues.sample.getJobState(`samples.generate-${requestId}-r${n}`)).toBe('waiting');
+  }
+  await admin.flushall();
+  const r = await passUntil('the request failed', (x) => (x.failedRequests.includes(requestId) ? x : undefined));
+  expect(r.requests).toEqual([]);
+  const rows = await bed.db.samples.listByRequest(requestId);
+  expect(rows.map((s) => [s.status, (s.error as { code?: string } | null)?.code, s.recoveries])).toEqual([['failed', 'RECOVERY_LIMIT', 3]]);
+  // the client hears the request ended, once
+  expect((await pass()).failedRequests).toEqual([]);
+  expect(await events(id)).toEqual(['samples.completed']);
+  const [delivery] = await bed.db.webhooks.list(bed.tenantId, { personalizationId: id });
+  expect(JSON.stringify(delivery!.payload)).toContain(requestId);
+});

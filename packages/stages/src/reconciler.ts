@@ -11,7 +11,8 @@
  * - past `maxRecoveries`: it fails with `RECOVERY_LIMIT` and `personalization.failed`;
  * - else: one recovery is counted and its chain is put back from the current stage (the stages are idempotent and
  *   training resumes from the checkpoint in storage).
- * Sample requests (`samples.generate`) with rows still queued or running are treated the same way.
+ * Sample requests (`samples.generate`) with rows still queued or running are treated the same way; past the limit
+ * their unfinished rows fail with `RECOVERY_LIMIT` and the request ends with its `samples.completed`.
  *
  * The quiet period keeps the reconciler off work that is moving: a worker whose job Redis lost keeps running
  * until its lock renewal fails (then it aborts), and the API's create is followed by its enqueue. It is twice the
@@ -23,7 +24,7 @@
  */
 import type { Db } from '@dynasyn/db';
 import * as queue from '@dynasyn/queue';
-import { scheduleWebhookSweep } from '@dynasyn/webhooks';
+import { notify, scheduleWebhookSweep } from '@dynasyn/webhooks';
 import { failPersonalization } from './lifecycle.js';
 import type { PersonalizationJob, StageDeps } from './ports.js';
 import { storedPhases } from './run-dir.js';
@@ -57,6 +58,8 @@ export interface ReconcileReport {
   canceled: string[];
   /** Sample requests re-enqueued. */
   requests: string[];
+  /** Sample requests whose unfinished rows failed with RECOVERY_LIMIT. */
+  failedRequests: string[];
 }
 
 const DEFAULT_MAX_RECOVERIES = 3;
@@ -78,7 +81,7 @@ export async function reconcileOnce(p: ReconcilerPorts, o: ReconcileOptions): Pr
 async function pass(p: ReconcilerPorts, o: ReconcileOptions): Promise<ReconcileReport> {
   const max = o.maxRecoveries ?? DEFAULT_MAX_RECOVERIES;
   const quietSince = new Date(Date.now() - o.quietMs);
-  const report: ReconcileReport = { checked: 0, recovered: [], failed: [], canceled: [], requests: [] };
+  const report: ReconcileReport = { checked: 0, recovered: [], failed: [], canceled: [], requests: [], failedRequests: [] };
   // an emptied Redis lost the webhook sweep's scheduler too (registered only when a webhooks worker starts);
   // only a missing one is registered again, since an upsert would move its next run
   if (!(await p.set.queues.webhooks.getJobScheduler('webhook.sweep'))) await scheduleWebhookSweep(p.set.queues);
@@ -130,6 +133,19 @@ async function pass(p: ReconcilerPorts, o: ReconcileOptions): Promise<ReconcileR
       const error = { code: 'RECOVERY_LIMIT', message: `the request was lost ${req.recoveries + 1} times; recovered at most ${max} times` };
       for (const s of await p.deps.db.getRequestSamples(req.requestId))
         if (s.status === 'queued' || s.status === 'running') await p.deps.db.updateSample(s.id, { status: 'failed', error });
+      // the request's end, as its job would have sent it with failed rows: without it the client waits for good
+      const job = await p.deps.db.getPersonalization(req.personalizationId).catch(() => undefined);
+      if (job)
+        await notify(p.deps.db, {
+          tenantId: job.tenantId,
+          personalizationId: job.id,
+          url: job.webhookUrl,
+          type: 'samples.completed',
+          dedupeKey: `samples.completed:${req.requestId}`,
+          data: { id: job.id, status: job.status, requestId: req.requestId, samples: req.sampleIds },
+        });
+      p.deps.logger?.error({ requestId: req.requestId, recoveries: req.recoveries }, 'lost sample request past its recovery limit: failed');
+      report.failedRequests.push(req.requestId);
       continue;
     }
     if ((await p.set.queues.sample.getJob(jobId)) && (await p.set.queues.sample.remove(jobId)) === 0) continue;
@@ -164,7 +180,8 @@ export function startReconciler(p: ReconcilerPorts, o: ReconcileOptions & { inte
     );
     chain = chain.then(
       (r) => {
-        if (r && (r.recovered.length || r.failed.length || r.canceled.length || r.requests.length)) p.deps.logger?.info(r, 'reconciler pass');
+        if (r && (r.recovered.length || r.failed.length || r.canceled.length || r.requests.length || r.failedRequests.length))
+          p.deps.logger?.info(r, 'reconciler pass');
         return r;
       },
       (err: Error) => {
