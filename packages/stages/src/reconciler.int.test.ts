@@ -7,7 +7,7 @@
 import * as queue from '@dynasyn/queue';
 import { redisServer, type RedisServer } from '../../queue/src/testing/redis-server.js';
 import { waitFor } from '../../queue/src/testing/wait.js';
-import { createAugmentHandler, createGsaHandler, createSampleHandler, createStageWorker, createTrainHandler } from './handlers/index.js';
+import { createAugmentHandler, createGsaHandler, createSampleHandler, createStageWorker, createTrainHandler, initialRequestId } from './handlers/index.js';
 import { reconcileOnce, type ReconcileReport } from './reconciler.js';
 import { createPgStageBed, type PgStageBed } from './testing/fixture.js';
 
@@ -148,4 +148,16 @@ it('a sample request lost after each of its recoveries fails its rows with RECOV
   expect(await events(id)).toEqual(['samples.completed']);
   const [delivery] = await bed.db.webhooks.list(bed.tenantId, { personalizationId: id });
   expect(JSON.stringify(delivery!.payload)).toContain(requestId);
+});
+
+it("the initial samples' unfinished rows are left to the personalization's recovery, not put back as a request", async () => {
+  // a sample stage killed after creating its rows and before finishing them, then Redis lost the chain
+  const id = await bed.addJob(SHORT, HOOK);
+  for (const to of ['augmenting', 'training', 'sampling'] as const) await bed.db.personalizations.updateStatus(id, to);
+  await bed.db.samples.createMany(bed.tenantId, id, initialRequestId(id), [{ prompt: 'a photo of <asset0>', seed: 0, settings: {} }]);
+  await admin.flushall();
+  const r = await passUntil('the personalization recovered', (x) => (x.recovered.some((e) => e.id === id) ? x : undefined));
+  expect(r.requests).toEqual([]);
+  expect(await set.queues.sample.getJobCounts('waiting', 'delayed', 'prioritized')).toEqual({ waiting: 0, delayed: 0, prioritized: 0 });
+  expect((await bed.db.samples.listByRequest(initialRequestId(id))).map((s) => [s.status, s.recoveries])).toEqual([['queued', 0]]);
 });

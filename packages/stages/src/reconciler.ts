@@ -25,6 +25,7 @@
 import type { Db } from '@dynasyn/db';
 import * as queue from '@dynasyn/queue';
 import { notify, scheduleWebhookSweep } from '@dynasyn/webhooks';
+import { initialRequestId } from './handlers/sample.js';
 import { failPersonalization } from './lifecycle.js';
 import type { PersonalizationJob, StageDeps } from './ports.js';
 import { storedPhases } from './run-dir.js';
@@ -125,6 +126,10 @@ async function pass(p: ReconcilerPorts, o: ReconcileOptions): Promise<ReconcileR
     report.recovered.push({ id: row.id, stage, recoveries });
   }
   for (const req of await p.db.samples.listUnfinishedRequests({ createdBefore: quietSince })) {
+    // the initial samples' rows belong to the sample stage (a run killed between creating and finishing them):
+    // the personalization's own recovery redoes them; a samples.generate would render them a second time and
+    // send their samples.completed (shared dedupe key) before the personalization succeeded
+    if (req.requestId === initialRequestId(req.personalizationId)) continue;
     // the API's job, then one id per recovery (as the personalization chains: see personalizationJobId)
     const jobId = `samples.generate-${req.requestId}${req.recoveries > 0 ? `-r${req.recoveries}` : ''}`;
     const state = await p.set.queues.sample.getJobState(jobId);
