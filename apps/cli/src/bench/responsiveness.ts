@@ -6,6 +6,8 @@
  * Each time: GET /v1/personalizations/:id at a steady rate (autocannon, `overallRate`; a client polling status,
  * not a throughput test) and `creates` sequential POST /v1/personalizations, each canceled at once so that no
  * second job trains (their augment may start before the cancel lands: a little extra load, said in the output).
+ * Also the API process's own event-loop lag over the GET window (p99 and max), from prom-client's gauges on
+ * /metrics (reset at each scrape), where the API serves them (METRICS_TOKEN).
  */
 import os from 'node:os';
 import autocannon from 'autocannon';
@@ -26,6 +28,8 @@ export interface ResponsivenessOptions {
 }
 
 interface Figures {
+  /** The API process's event-loop lag during the GET window, ms (undefined where /metrics is not served). */
+  lag?: { p99: number; max: number };
   get: { p50: number; p99: number; max: number; n: number; errors: number };
   create: { p50: number; p99: number; max: number; n: number };
   load: string;
@@ -45,8 +49,21 @@ const ms = (x: number) => `${x.toFixed(0).padStart(5)} ms`;
 const ENDED = ['succeeded', 'failed', 'canceled'];
 
 /** GETs at a steady rate, then sequential creates (each canceled at once); waits until those creates ended. */
+const METRICS_TOKEN = 'bench-metrics-token';
+
+/** The API's event-loop lag gauges since the previous scrape (prom-client resets them at each), in ms. */
+async function eventLoopLag(api: ApiClient): Promise<{ p99: number; max: number } | undefined> {
+  const r = await fetch(`${api.baseUrl}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+  if (!r.ok) return undefined;
+  const text = await r.text();
+  const gauge = (name: string) => Number(new RegExp(`^\\w*nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(text)?.[1]) * 1000;
+  const lag = { p99: gauge('p99'), max: gauge('max') };
+  return Number.isFinite(lag.p99) ? lag : undefined;
+}
+
 async function measure(api: ApiClient, id: string, o: Required<ResponsivenessOptions>): Promise<Figures> {
   const loadBefore = load();
+  await eventLoopLag(api);
   const r = await autocannon({
     url: `${api.baseUrl}/v1/personalizations/${id}`,
     connections: 4,
@@ -54,6 +71,7 @@ async function measure(api: ApiClient, id: string, o: Required<ResponsivenessOpt
     duration: o.seconds,
     headers: { authorization: `Bearer ${api.apiKey}` },
   });
+  const lag = await eventLoopLag(api);
   const took: number[] = [];
   const created: string[] = [];
   for (let i = 0; i < o.creates; i++) {
@@ -67,6 +85,7 @@ async function measure(api: ApiClient, id: string, o: Required<ResponsivenessOpt
   const loadAfter = load();
   for (const c of created) await ended(api, c);
   return {
+    ...(lag ? { lag } : {}),
     get: { p50: r.latency.p50, p99: r.latency.p99, max: r.latency.max, n: r['2xx'], errors: r.errors + r.non2xx },
     create: { p50: pct(took, 50), p99: pct(took, 99), max: Math.max(...took), n: took.length },
     load: `${loadBefore} -> ${loadAfter}`,
@@ -78,8 +97,8 @@ const ended = (api: ApiClient, id: string) =>
 
 /** Runs both phases on a fresh serve and prints the figures; resolves with them. */
 export async function benchResponsiveness(opts: ResponsivenessOptions): Promise<{ idle: Figures; training: Figures }> {
-  const o: Required<ResponsivenessOptions> = { rate: 40, creates: 8, ...opts };
-  const serve = await startServe({ ...o.env, QUEUE_PREFIX: `${o.env.QUEUE_PREFIX}r` }, await freePort(), o.work);
+  const o: Required<ResponsivenessOptions> = { rate: 10, creates: 8, ...opts };
+  const serve = await startServe({ ...o.env, QUEUE_PREFIX: `${o.env.QUEUE_PREFIX}r`, METRICS_TOKEN }, await freePort(), o.work);
   try {
     const api = new ApiClient(serve.baseUrl, o.apiKey);
     // idle: a job to read, canceled before any stage work, so that nothing runs
@@ -108,7 +127,7 @@ export async function benchResponsiveness(opts: ResponsivenessOptions): Promise<
     await api.cancel(jobId);
 
     const row = (name: string, f: Figures) =>
-      `${name.padEnd(9)} GET p50 ${ms(f.get.p50)} p99 ${ms(f.get.p99)} max ${ms(f.get.max)} (${f.get.n} ok, ${f.get.errors} errors)   create p50 ${ms(f.create.p50)} p99 ${ms(f.create.p99)} max ${ms(f.create.max)} (${f.create.n})   load ${f.load}`;
+      `${name.padEnd(9)} GET p50 ${ms(f.get.p50)} p99 ${ms(f.get.p99)} max ${ms(f.get.max)} (${f.get.n} ok, ${f.get.errors} errors)   create p50 ${ms(f.create.p50)} p99 ${ms(f.create.p99)} max ${ms(f.create.max)} (${f.create.n})   API event-loop lag ${f.lag ? `p99 ${ms(f.lag.p99)} max ${ms(f.lag.max)}` : 'n/a'}   load ${f.load}`;
     console.log(
       `# API latency under dynasyn serve (each worker its own process): GET at ${o.rate} req/s for ${o.seconds} s, then ${o.creates} creates (each canceled at once)`,
     );

@@ -96,7 +96,13 @@ export async function startWorkers(
   }
   const graceMs = env.SHUTDOWN_GRACE_SECONDS * 1000;
   const started = await Promise.allSettled(
-    names.map((name) => superviseChild({ name: `worker ${name}`, modulePath: o.entry ?? cliMain, args: ['worker', name], env: childEnv }, log, o.backoff)),
+    names.map((name) =>
+      superviseChild(
+        { name: `worker ${name}`, modulePath: o.entry ?? cliMain, args: ['worker', name, '--nice', String(env.WORKER_NICE)], env: childEnv },
+        log,
+        o.backoff,
+      ),
+    ),
   );
   const children = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = started.find((r) => r.status === 'rejected');

@@ -5,7 +5,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { EnvError, databaseEnv, httpEnv, logEnv, parseEnvironment, queueEnv, shutdownEnv, stageEnv, localStorageEnv, webhookEnv } from '@dynasyn/config';
+import { EnvError, count, databaseEnv, httpEnv, logEnv, parseEnvironment, queueEnv, shutdownEnv, stageEnv, localStorageEnv, webhookEnv } from '@dynasyn/config';
 import { z } from 'zod';
 import { CliError } from './errors.js';
 
@@ -20,8 +20,10 @@ const schema = z.object({
   ...webhookEnv.shape,
   ...logEnv.shape,
   ...shutdownEnv.shape,
-  /** Workers to run in this process: comma list, `all` (default) or `none` (API only). */
+  /** Worker processes to start: comma list, `all` (default) or `none` (API only). */
   WORKERS: z.string().optional(),
+  /** CPU priority (nice, 0-19) of the worker processes: above 0, the API's requests win the CPU over a running stage. */
+  WORKER_NICE: count(0, 10, 19),
   /** Where the default tiny bundle is created on first use. */
   XDG_CACHE_HOME: z.string().optional(),
 });

@@ -6,7 +6,9 @@
  * Under serve, the process also ends when serve is gone (the channel closes), as the workers did when they lived
  * in serve's own process: the job's lock runs out and the next serve resumes it from its checkpoint.
  */
+import os from 'node:os';
 import type { Command } from 'commander';
+import { integer } from './parse.js';
 import { CliError, oneLine } from './errors.js';
 
 /** What a worker child tells `dynasyn serve` over the IPC channel. */
@@ -14,9 +16,11 @@ export type WorkerMessage = { type: 'ready' } | { type: 'failed'; message: strin
 
 const tell = (m: WorkerMessage, then?: () => void) => process.send?.(m, undefined, undefined, then);
 
-export async function runWorker(name: string, source: NodeJS.ProcessEnv): Promise<void> {
+export async function runWorker(name: string, source: NodeJS.ProcessEnv, o: { nice?: number } = {}): Promise<void> {
   const supervised = typeof process.send === 'function';
   try {
+    // before onnxruntime's threads exist: Linux sets a thread's priority, and new threads take their creator's
+    if (o.nice) os.setPriority(o.nice);
     const [stages, config, { createLogger }] = await Promise.all([import('@dynasyn/stages'), import('@dynasyn/config'), import('@dynasyn/logger')]);
     if (!(stages.WORKER_NAMES as readonly string[]).includes(name))
       throw new CliError(`unknown worker ${JSON.stringify(name)} (known: ${stages.WORKER_NAMES.join(', ')})`);
@@ -45,7 +49,8 @@ export function registerWorkerCommand(program: Command): void {
     .command('worker', { hidden: true })
     .description('run one worker queue in this process, as its worker app does (dynasyn serve starts one per queue)')
     .argument('<name>', 'augment | gsa | train | sample | webhooks')
-    .action(async (name: string) => {
-      await runWorker(name, process.env);
+    .option('--nice <n>', 'CPU priority (0-19) of this process', integer(0, 19))
+    .action(async (name: string, o: { nice?: number }) => {
+      await runWorker(name, process.env, o);
     });
 }

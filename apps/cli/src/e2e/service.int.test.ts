@@ -222,6 +222,8 @@ test('serve runs each worker queue in its own process', () => {
   expect(Object.keys(pids).sort()).toEqual(['augment', 'gsa', 'sample', 'train', 'webhooks']);
   expect(new Set([serve!.child.pid, ...Object.values(pids)]).size).toBe(6);
   expect(Object.values(pids).every(isAlive)).toBe(true);
+  // below the API's CPU priority (WORKER_NICE, default 10), so that requests win the CPU over a stage
+  expect(Object.values(pids).map((pid) => os.getPriority(pid))).toEqual([10, 10, 10, 10, 10]);
 });
 
 test('serve killed with SIGKILL mid-training, restarted: its workers die with it, and the job finishes from its checkpoint with no duplicate artifacts', async () => {
