@@ -78,8 +78,8 @@ export interface WorkerProcess {
 export interface StartWorkersOptions {
   /** Default: JSON lines on stderr at env.LOG_LEVEL, tagged with the app. */
   logger?: StageLogger;
-  /** Webhook deliveries to loopback and private addresses (tests, a local stack). Default false. */
-  webhookAllowPrivate?: boolean;
+  /** Private networks webhook deliveries may reach (WEBHOOK_ALLOW_CIDRS; tests, a local stack). Default none. */
+  webhookAllowCidrs?: readonly string[];
 }
 
 /** Starts the queue workers `names` in this process over one set of clients. */
@@ -103,7 +103,7 @@ export async function startWorkers(names: readonly WorkerName[], env: WorkerEnv,
         : // deliveries are short HTTP calls: its own concurrency and lock (packages/webhooks), the same close times
           startWebhookWorker(db, set, options.connection, {
             logger,
-            allowPrivate: o.webhookAllowPrivate ?? false,
+            allowCidrs: o.webhookAllowCidrs ?? [],
             closeTimeoutMs: options.closeTimeoutMs,
             abortGraceMs: options.abortGraceMs,
           }),

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { webhookAllowCidrs } from '@dynasyn/config';
 import type { WorkerName } from '@dynasyn/stages';
 import { CliError } from './errors.js';
 import type { ServiceEnv } from './service-env.js';
@@ -56,7 +57,9 @@ export function workerEnvironment(source: NodeJS.ProcessEnv, env: ServiceEnv, ba
     SHUTDOWN_GRACE_SECONDS: String(env.SHUTDOWN_GRACE_SECONDS),
     ...(workDir !== undefined ? { WORK_DIR: workDir } : {}),
     LOG_LEVEL: env.LOG_LEVEL,
-    WEBHOOK_ALLOW_PRIVATE: String(env.WEBHOOK_ALLOW_PRIVATE),
+    // the allow-list serve resolved (the deprecated WEBHOOK_ALLOW_PRIVATE already folded in and warned about once)
+    WEBHOOK_ALLOW_CIDRS: webhookAllowCidrs(env).cidrs.join(','),
+    WEBHOOK_ALLOW_PRIVATE: 'false',
   };
 }
 

@@ -5,6 +5,7 @@
  * backbone resolved first; SIGINT/SIGTERM stop taking requests, send SIGTERM to the workers (running stages
  * checkpoint), wait for them up to SHUTDOWN_GRACE_SECONDS (then SIGKILL), and exit.
  */
+import { webhookAllowCidrs } from '@dynasyn/config';
 import type { Command } from 'commander';
 import { cacheDirOf, parseServiceEnv, s3OptionsFrom, type ServiceEnv } from './service-env.js';
 import { startWorkers, type RunningWorkers } from './serve-workers.js';
@@ -29,6 +30,8 @@ export async function serve(source: NodeJS.ProcessEnv): Promise<void> {
     openStore: (url) => createBlobStore(url, { s3: s3OptionsFrom(env) }),
   });
   say(`backbone ${backboneDir}`);
+  const webhooks = webhookAllowCidrs(env);
+  if (webhooks.deprecation) say(webhooks.deprecation);
 
   const workers: RunningWorkers = await startWorkers(source, env, backboneDir, say);
   let api: Awaited<ReturnType<typeof startApi>>;
@@ -77,7 +80,8 @@ function apiEnvironment(source: NodeJS.ProcessEnv, env: ServiceEnv): NodeJS.Proc
     REDIS_URL: env.REDIS_URL,
     QUEUE_PREFIX: env.QUEUE_PREFIX,
     STORAGE_URL: env.STORAGE_URL,
-    WEBHOOK_ALLOW_PRIVATE: String(env.WEBHOOK_ALLOW_PRIVATE),
+    WEBHOOK_ALLOW_CIDRS: webhookAllowCidrs(env).cidrs.join(','),
+    WEBHOOK_ALLOW_PRIVATE: 'false',
     MIGRATE_ON_START: 'false',
     // serve's own workers include the webhooks queue (WORKERS), so the embedded API does not consume it too
     WEBHOOK_WORKER: 'false',
@@ -87,7 +91,7 @@ function apiEnvironment(source: NodeJS.ProcessEnv, env: ServiceEnv): NodeJS.Proc
 export function registerServeCommand(program: Command): void {
   program
     .command('serve')
-    .description('run the API, and each worker queue in a child process (env: DATABASE_URL, REDIS_URL, PORT, STORAGE_URL, BACKBONE, WEBHOOK_ALLOW_PRIVATE)')
+    .description('run the API, and each worker queue in a child process (env: DATABASE_URL, REDIS_URL, PORT, STORAGE_URL, BACKBONE, WEBHOOK_ALLOW_CIDRS)')
     .action(async () => {
       await serve(process.env);
     });

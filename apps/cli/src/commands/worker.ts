@@ -31,8 +31,11 @@ export async function runWorker(name: string, source: NodeJS.ProcessEnv, o: { ni
     } catch (e) {
       throw e instanceof config.EnvError ? new CliError(e.message) : e;
     }
-    const worker = await stages.startWorkerProcess(name as (typeof stages.WORKER_NAMES)[number], env, { webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE });
-    stages.closeOnSignals(worker, createLogger({ name: `worker-${name}`, level: env.LOG_LEVEL }), { repeat: supervised ? 'ignore' : 'exit' });
+    const logger = createLogger({ name: `worker-${name}`, level: env.LOG_LEVEL });
+    const webhooks = config.webhookAllowCidrs(env);
+    if (webhooks.deprecation) logger.warn({}, webhooks.deprecation);
+    const worker = await stages.startWorkerProcess(name as (typeof stages.WORKER_NAMES)[number], env, { logger, webhookAllowCidrs: webhooks.cidrs });
+    stages.closeOnSignals(worker, logger, { repeat: supervised ? 'ignore' : 'exit' });
     if (supervised) {
       process.once('disconnect', () => process.exit(1));
       tell({ type: 'ready' });

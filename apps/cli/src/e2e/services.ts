@@ -24,7 +24,7 @@ export interface ServiceTestEnv {
   AWS_ACCESS_KEY_ID: string;
   AWS_SECRET_ACCESS_KEY: string;
   AWS_REGION: string;
-  WEBHOOK_ALLOW_PRIVATE: string;
+  WEBHOOK_ALLOW_CIDRS: string;
   [name: string]: string;
 }
 
@@ -69,7 +69,7 @@ export async function startServices(): Promise<TestServices> {
     AWS_ACCESS_KEY_ID: 'S3RVER',
     AWS_SECRET_ACCESS_KEY: 'S3RVER',
     AWS_REGION: 'us-east-1',
-    WEBHOOK_ALLOW_PRIVATE: 'true',
+    WEBHOOK_ALLOW_CIDRS: '127.0.0.0/8,::1/128',
   };
   return {
     env,
