@@ -112,15 +112,27 @@ async function takenBy(id: string, stage: StageQueue, w: WorkerChild): Promise<b
 it('a worker killed with SIGKILL in each stage is replaced by a waiting one and the job succeeds once', async () => {
   const lockSeconds = stageLockMs(parseWorkerEnv(workerEnv())) / 1000;
   const id = await bed.addJob(OPTIONS, HOOK);
-  await queue.enqueuePersonalizationFlow(set.flowProducer, { personalizationId: id, tenantId: bed.tenantId });
   const takeUpSeconds: Partial<Record<StageQueue, number>> = {};
+  let enqueued = false;
   for (const stage of ['augment', 'gsa', 'train', 'sample'] as const) {
-    // the first worker alone, so it takes the job; the second waits for it beside it
-    const first = await startWorker(stage);
-    await waitFor(`${stage} running on its first worker`, async () => (await takenBy(id, stage, first)) && (await midStage(id, stage)), 180_000);
-    const second = await startWorker(stage);
-    first.child.kill('SIGKILL');
-    await new Promise((r) => first.child.once('exit', r));
+    // two workers of the stage, started together: whichever takes the job is killed the moment it is mid-stage
+    // (a tiny stage can finish in the seconds another worker takes to start), and the other takes it up
+    const pair = await Promise.all([startWorker(stage), startWorker(stage)]);
+    if (!enqueued) {
+      await queue.enqueuePersonalizationFlow(set.flowProducer, { personalizationId: id, tenantId: bed.tenantId });
+      enqueued = true;
+    }
+    const holder = await waitFor(
+      `${stage} running on one of its workers`,
+      async () => {
+        for (const w of pair) if ((await takenBy(id, stage, w)) && (await midStage(id, stage))) return w;
+        return undefined;
+      },
+      180_000,
+    );
+    const second = pair.find((w) => w !== holder)!;
+    holder.child.kill('SIGKILL');
+    await new Promise((r) => (holder.child.exitCode !== null || holder.child.signalCode !== null ? r(undefined) : holder.child.once('exit', r)));
     const killedAt = Date.now();
     // killed before the stage stored its output
     expect([stage, currentStage(await storedPhases(bed.deps, { tenantId: bed.tenantId, id }))]).toEqual([stage, stage]);
