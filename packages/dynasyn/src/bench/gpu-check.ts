@@ -19,7 +19,7 @@ import { DiffusionPipeline, GaussianRng, loadBundle, type ModelBundle } from '@d
 import { TrainingSession, fromNumbers, type HostTensor } from '@dynasyn/ort-training';
 import { buildTrainingModel } from '../graph/index.js';
 import { attentionGrid, placeholderTokenizer } from '../train/setup.js';
-import { CHUNK_ATTENTION_ABOVE, RECOMPUTE_ATTENTION_ABOVE, TRAINING_SESSION_OPTIONS } from '../train/trainer.js';
+import { sessionSpec, TRAINING_SESSION_OPTIONS } from '../train/trainer.js';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);
@@ -81,14 +81,8 @@ async function trainingStep(bundle: ModelBundle, phase: 1 | 2, cacheDir: string)
     batch: 2,
     placeholderTokenIds: [tokenizer.firstSubTokenId('dog'), tokenizer.firstSubTokenId('ball')],
   });
-  const o = built.outputs;
   const s = await TrainingSession.create({
-    model: built.model,
-    loss: o.loss,
-    trainable: built.trainable,
-    keepOutputs: [o.md, o.m2a, o.ica, o.aug, o.attention],
-    recomputeAbove: RECOMPUTE_ATTENTION_ABOVE,
-    chunkAttentionAbove: CHUNK_ATTENTION_ABOVE,
+    ...sessionSpec(built),
     cacheDir,
     executionProviders: ['cuda'],
     sessionOptions: TRAINING_SESSION_OPTIONS,

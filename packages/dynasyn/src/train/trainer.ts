@@ -274,8 +274,11 @@ export const CHUNK_ATTENTION_ABOVE = 256 * 2 ** 20;
  */
 export const TRAINING_SESSION_OPTIONS = { enableCpuMemArena: false, extra: { session: { disable_prepacking: '1' } } } as const;
 
-/** What TrainingSession needs to derive a phase's graph (the same for prepare and create, so create finds the cache entry). */
-function sessionSpec(built: TrainingModel) {
+/**
+ * What TrainingSession needs to derive a phase's graph (the same for prepare and create, so create finds the
+ * cache entry; the GPU check trains through it too).
+ */
+export function sessionSpec(built: TrainingModel) {
   const o = built.outputs;
   return {
     model: built.model,
