@@ -155,9 +155,10 @@ export function chunkAttention(
       outs.forEach((o, i) => types.set(o, inferred[i]!));
       return outs;
     };
-    const splitSizes = g.addConstant(`${sm.name}/chunk_sizes`, int64s(sizes));
+    const sizesTensor = int64s(sizes);
+    const splitSizes = g.addConstant(`${sm.name}/chunk_sizes`, sizesTensor);
     types.set(splitSizes, { dtype: DataType.INT64, dims: [sizes.length] });
-    values.set(splitSizes, int64s(sizes));
+    values.set(splitSizes, sizesTensor);
     const parts = emit(scores, [a, splitSizes], blocks, { opType: 'Split', attributes: [makeAttr('axis', ad.length - 2)] });
     const blockOutputs = parts.map((q) => {
       let x = emit(scores, [q, bk])[0]!;
