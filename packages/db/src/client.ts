@@ -2,6 +2,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from './generated/client.js';
 import { createArtifactsRepository, type ArtifactsRepository } from './repositories/artifacts.js';
 import { createBundlesRepository, type BundlesRepository } from './repositories/bundles.js';
+import { fencedWrites, type Fence, type FencedWrites } from './repositories/fence.js';
 import { createIdempotencyRepository, type IdempotencyRepository } from './repositories/idempotency.js';
 import { createOpsRepository, type OpsRepository } from './repositories/ops.js';
 import { createPersonalizationsRepository, type PersonalizationsRepository } from './repositories/personalizations.js';
@@ -25,6 +26,8 @@ export interface Db {
   idempotency: IdempotencyRepository;
   /** Read-only aggregates for operators (/ops, /metrics). */
   ops: OpsRepository;
+  /** The writes of one stage attempt, refused once the reconciler took its work over (repositories/fence.ts). */
+  fenced(fence: Fence): FencedWrites;
   /**
    * Runs `fn` only if no other process (of any deployment on this database) is running it under the same
    * `lockId`: a Postgres transaction-level advisory lock, held by one pooled connection until `fn` settles
@@ -56,6 +59,7 @@ export function createDb(databaseUrl: string, options: CreateDbOptions = {}): Db
     webhooks: createWebhooksRepository(prisma),
     idempotency: createIdempotencyRepository(prisma),
     ops: createOpsRepository(prisma),
+    fenced: (fence) => fencedWrites(prisma, fence),
     exclusively: <T>(lockId: number, fn: () => Promise<T>, o: { timeoutMs?: number } = {}) =>
       prisma.$transaction(
         async (tx): Promise<{ ran: true; value: T } | { ran: false }> => {

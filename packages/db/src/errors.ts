@@ -9,6 +9,8 @@ export const DB_CODES = {
   MIGRATION_FAILED: { permanent: false },
   MIGRATION_LOCK_TIMEOUT: { permanent: false },
   IDEMPOTENCY_KEY_REUSED: { permanent: false },
+  /** A fenced write of a stage attempt whose work the reconciler took over (repositories/fence.ts): never retried. */
+  EPOCH_SUPERSEDED: { permanent: true },
 } as const satisfies ErrorCodes;
 export type DbErrorCode = keyof typeof DB_CODES;
 

@@ -16,8 +16,9 @@ export type {
   JobError,
 } from './repositories/personalizations.js';
 export type { ArtifactsRepository, ArtifactInput, ArtifactRecord } from './repositories/artifacts.js';
-export type { SamplesRepository, SampleInput, SampleRequest, SampleUpdate, CreateSamplesResult } from './repositories/samples.js';
+export type { SamplesRepository, SampleInput, SampleRequest, SampleUpdate, CreateSamplesResult, UnfinishedRequest } from './repositories/samples.js';
 export type { WebhooksRepository, DeliveryInput, AttemptResult } from './repositories/webhooks.js';
+export type { Fence, FencedWrites } from './repositories/fence.js';
 export { RUNNING_STAGE_STATUSES, type OpsRepository, type RunningStageStatus, type WorkSnapshot } from './repositories/ops.js';
 export type { IdempotencyRepository, IdempotencyRecord, IdempotencyInput, IdempotentResult } from './repositories/idempotency.js';
 export { Prisma, PrismaClient } from './generated/client.js';

@@ -51,6 +51,10 @@ test('job ids are deterministic per unit of work, so a second enqueue is a no-op
   });
   const samples = parsePayload('sample', 'samples.generate', { personalizationId: 'p', tenantId: 't', requestId: 'r9', sampleIds: ['s'] });
   expect(jobOptions('sample', 'samples.generate', samples).jobId).toBe('samples.generate-r9');
+  // a request the reconciler took over carries its new epoch (the fencing token) in its payload and its id
+  const taken = parsePayload('sample', 'samples.generate', { personalizationId: 'p', tenantId: 't', requestId: 'r9', sampleIds: ['s'], epoch: 2 });
+  expect(jobOptions('sample', 'samples.generate', taken).jobId).toBe('samples.generate-r9-r2');
+  expect(() => parsePayload('train', 'personalization.train', { personalizationId: 'p1', tenantId: 't1', epoch: -1 })).toThrow(/epoch/);
   const delivery = parsePayload('webhooks', 'webhook.deliver', { deliveryId: 'd1' });
   expect(jobOptions('webhooks', 'webhook.deliver', delivery)).toMatchObject({ jobId: 'webhook.deliver-d1', attempts: 8 });
 });

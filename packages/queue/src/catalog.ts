@@ -50,8 +50,15 @@ export const idSchema = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'ids are 1-12
  */
 const version = z.literal(1).default(1);
 
+/**
+ * The fencing token of a stage attempt (packages/db fence.ts): the row's epoch when the job was enqueued. Absent
+ * means 0 (the API's jobs); the reconciler's takeovers and recoveries enqueue under the row's next epoch, and a
+ * handler whose epoch is not the row's any more stops without writing.
+ */
+const epoch = z.number().int().min(0).max(1_000_000).optional();
+
 /** Every stage of one personalization: the stage reads its inputs from Postgres and storage by these ids. */
-export const personalizationPayload = z.strictObject({ v: version, personalizationId: idSchema, tenantId: idSchema });
+export const personalizationPayload = z.strictObject({ v: version, personalizationId: idSchema, tenantId: idSchema, epoch });
 export type PersonalizationPayload = z.output<typeof personalizationPayload>;
 
 /** Samples requested after training (POST /v1/personalizations/:id/samples); the rows exist before enqueue. */
@@ -61,6 +68,7 @@ export const samplesGeneratePayload = z.strictObject({
   tenantId: idSchema,
   requestId: idSchema,
   sampleIds: z.array(idSchema).min(1).max(256),
+  epoch,
 });
 export type SamplesGeneratePayload = z.output<typeof samplesGeneratePayload>;
 
@@ -122,7 +130,8 @@ export const sampleCatalog = {
     'samples.generate': defineJob({
       payload: samplesGeneratePayload,
       retry: { attempts: 3, backoff: { type: 'exponential', delay: 15_000 } },
-      jobId: (p) => `samples.generate-${p.requestId}`,
+      // one job per request and epoch (the reconciler's takeovers and recoveries: packages/db fence.ts)
+      jobId: (p) => `samples.generate-${p.requestId}${p.epoch ? `-r${p.epoch}` : ''}`,
     }),
   },
 } as const satisfies QueueCatalog;

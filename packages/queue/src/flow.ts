@@ -25,8 +25,9 @@ export type PersonalizationStage = (typeof personalizationStages)[number]['queue
 
 /**
  * The job id of one stage of a personalization: the catalog's id for the chain the API enqueued (generation 0),
- * suffixed `-r<n>` for the chain the reconciler put back the n-th time. A new id per generation keeps anything a
- * worker still holds under the lost job's id (its lock, its run) apart from the new job.
+ * suffixed `-r<n>` for the chain the reconciler put back under epoch n (the row's fencing token, packages/db
+ * fence.ts). A new id per generation keeps anything a worker still holds under an earlier job's id (its lock, its
+ * run) apart from the new job.
  */
 export function personalizationJobId(stage: PersonalizationStage, personalizationId: string, generation = 0): string {
   const s = personalizationStages.find((x) => x.queue === stage)!;
@@ -48,10 +49,12 @@ export async function personalizationJobStates(
 }
 
 /**
- * Puts a personalization's chain back from stage `from` on, as generation `generation` (the reconciler, after
- * Redis lost or failed generation `generation - 1`): what is left of the previous generation in Redis (finished,
- * failed, or a parent waiting for a lost child) is removed, then the flow from `from` to `sample` is added under
- * the new ids. Returns false, adding nothing, when a job of the previous chain is locked by a worker (running).
+ * Puts a personalization's chain back from stage `from` on, as generation `generation` (its new epoch: the
+ * reconciler, after Redis lost or failed an earlier generation, or after it took a hung one over). What is left of
+ * `previous` (default `generation - 1`) in Redis (finished, failed, or a parent waiting for a lost child) is
+ * removed, then the flow from `from` to `sample` is added under the new ids, carrying the new epoch. Returns false
+ * when the previous chain was left in place because a worker holds one of its jobs (its lock): that worker's writes
+ * are refused by the fence, and its chain fails when it gives the job up.
  */
 export async function restorePersonalizationFlow(
   queues: QueueMap,
@@ -59,11 +62,16 @@ export async function restorePersonalizationFlow(
   input: PersonalizationFlowInput,
   from: PersonalizationStage,
   generation: number,
+  previous = generation - 1,
 ): Promise<boolean> {
-  // the root first: removing a parent removes its children with it
-  for (const s of generation > 0 ? [...personalizationStages].reverse() : []) {
-    const id = personalizationJobId(s.queue, input.personalizationId, generation - 1);
-    if ((await queues[s.queue].getJob(id)) && (await queues[s.queue].remove(id, { removeChildren: true })) === 0) return false;
+  let removed = true;
+  // the root first: removing a parent removes its children with it (nothing, when one of them is locked)
+  for (const s of previous >= 0 && previous < generation ? [...personalizationStages].reverse() : []) {
+    const id = personalizationJobId(s.queue, input.personalizationId, previous);
+    if ((await queues[s.queue].getJob(id)) && (await queues[s.queue].remove(id, { removeChildren: true })) === 0) {
+      removed = false;
+      break;
+    }
   }
   await flowProducer.add(
     personalizationFlow(
@@ -72,12 +80,12 @@ export async function restorePersonalizationFlow(
       generation,
     ),
   );
-  return true;
+  return removed;
 }
 
 /** The chain from stage index `from` to the root, written upside down (see the header). */
 function personalizationFlow(input: PersonalizationFlowInput, from: number, generation = 0): FlowJob {
-  const data = parsePayload('augment', 'personalization.augment', { v: 1, ...input });
+  const data = parsePayload('augment', 'personalization.augment', { v: 1, ...input, ...(generation > 0 ? { epoch: generation } : {}) });
   const root = personalizationStages[personalizationStages.length - 1]!;
   let node: FlowJob | undefined;
   for (const stage of personalizationStages.slice(from)) {

@@ -11,6 +11,17 @@ export class PermanentStageError extends CodedError<string> {
   }
 }
 
+/**
+ * The reconciler took this attempt's work over (its epoch, the fencing token, moved on: packages/db fence.ts): the
+ * attempt stops, writes nothing more (its writes are refused anyway) and its job fails without a retry; the work
+ * goes on under the new epoch's job. Permanent, with code STAGE_SUPERSEDED.
+ */
+export class StageSuperseded extends PermanentStageError {
+  constructor(what: string, epoch: number, options?: { cause?: unknown }) {
+    super('STAGE_SUPERSEDED', `${what}: this attempt (epoch ${epoch}) was taken over by the reconciler; it stops without writing`, options);
+  }
+}
+
 /** The user canceled the personalization; the stage stopped (training at a checkpoint). */
 export class StageCanceled extends Error {
   constructor(readonly personalizationId: string) {

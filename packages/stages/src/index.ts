@@ -1,7 +1,8 @@
 export * from './ports.js';
-export { classify, PermanentStageError, StageCanceled } from './errors.js';
+export { classify, PermanentStageError, StageCanceled, StageSuperseded } from './errors.js';
 export { openRunDir, personalizationRoot, removeRunDir, runPrefix, storedPhases, uploadFile, uploadFolder, type RunDir } from './run-dir.js';
 export {
+  attemptDeps,
   cancelWatcher,
   failPersonalization,
   progressWriter,

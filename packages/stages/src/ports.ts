@@ -22,6 +22,17 @@ export interface PersonalizationJob {
   options: DynasynOptions;
   webhookUrl: string | null;
   cancelRequested: boolean;
+  /** Fencing token of its stage attempts (packages/db fence.ts): a stage job runs for the epoch it was enqueued with. */
+  epoch: number;
+}
+
+/** The attempt a stage's writes belong to: a personalization's stage job, or a sample request's job (packages/db `Fence`). */
+export type StageFence = { personalizationId: string; epoch: number } | { requestId: string; epoch: number };
+
+/** What a running stage polls: a cancel asked, and whose attempt it is now. */
+export interface RunState {
+  cancelRequested: boolean;
+  epoch: number;
 }
 
 /** A stored blob as the artifacts repository records it (one definition: packages/db). */
@@ -46,6 +57,17 @@ export interface StageDb extends NotifyPorts {
   /** Replaces this stage's entry of the per-stage progress list. */
   setProgress(id: string, p: StageProgress): Promise<void>;
   isCancelRequested(id: string): Promise<boolean>;
+  /** Cancel and epoch of a personalization; undefined when its row is gone. */
+  getRunState(id: string): Promise<RunState | undefined>;
+  /** The epoch of a sample request's job (its rows'); undefined when it has no rows. */
+  getRequestEpoch(requestId: string): Promise<number | undefined>;
+  /**
+   * This db for one stage attempt: each write (status, progress, artifact, samples, webhook event) is made only
+   * while the attempt's epoch holds, in the same transaction as the check, and is refused with `StageSuperseded`
+   * once the reconciler took the work over. `check()` refuses the same way and writes nothing else: a stage calls
+   * it before storing a blob, which no SQL statement can fence.
+   */
+  fenced(fence: StageFence): FencedStageDb;
   /** Upsert on (personalizationId, key): recording twice leaves one row. */
   recordArtifact(a: ArtifactRow): Promise<void>;
   /** The Sample rows of one request, in request order. */
@@ -61,6 +83,13 @@ export interface StageDb extends NotifyPorts {
     id: string,
     patch: { status: SampleJobRow['status']; artifactKey?: string; metrics?: unknown; error?: { code: string; message: string } },
   ): Promise<void>;
+}
+
+/** A StageDb whose writes belong to one stage attempt (`StageDb.fenced`). */
+export interface FencedStageDb extends StageDb {
+  readonly fence: StageFence;
+  /** Throws StageSuperseded when the attempt was taken over; otherwise records a sign of its progress. */
+  check(): Promise<void>;
 }
 
 /** What a stage needs of packages/storage's BlobStore (a structural subset). */

@@ -14,6 +14,13 @@
  * Sample requests (`samples.generate`) with rows still queued or running are treated the same way; past the limit
  * their unfinished rows fail with `RECOVERY_LIMIT` and the request ends with its `samples.completed`.
  *
+ * A job that is live (a worker holds its lock) but whose attempt made no progress within the lease (`leaseMs`,
+ * STAGE_LOCK_SECONDS: no fenced write since it was taken; a worker stuck in a native call or a deadlock keeps
+ * renewing its lock) is hung, and is taken over the same way, fenced: each attempt runs for one epoch of its row
+ * (packages/db fence.ts), every write of a stage is made only while that epoch holds, and a recovery or takeover
+ * first moves the epoch on in one conditional UPDATE, then enqueues under the new epoch's job ids. The old job
+ * keeps its lock until its worker lets go, but whatever it tries to write is refused (STAGE_SUPERSEDED).
+ *
  * The quiet period keeps the reconciler off work that is moving: a worker whose job Redis lost keeps running
  * until its lock renewal fails (then it aborts), and the API's create is followed by its enqueue. It is twice the
  * stage lock, so a recovery never races a run that is still alive.
@@ -22,7 +29,7 @@
  * what the reconciler repairs (a Redis lock would be lost with the data it guards, and would be unavailable in
  * exactly the outage the pass recovers from), and the lock goes with the holder's connection if it dies.
  */
-import type { Db } from '@dynasyn/db';
+import type { Db, Personalization, UnfinishedRequest } from '@dynasyn/db';
 import * as queue from '@dynasyn/queue';
 import { notify, scheduleWebhookSweep } from '@dynasyn/webhooks';
 import { initialRequestId } from './handlers/sample.js';
@@ -45,6 +52,12 @@ export interface ReconcilerPorts {
 export interface ReconcileOptions {
   /** Work untouched this long and not live in Redis is lost. */
   quietMs: number;
+  /**
+   * The stage lease (STAGE_LOCK_SECONDS): a job that is live in Redis (a worker holds its lock) but whose attempt
+   * wrote nothing for this long, counted from its last write or from when the worker took the job, whichever is
+   * later, is hung and is taken over. Absent: live jobs are never taken over.
+   */
+  leaseMs?: number;
   /** Recoveries before a personalization (or sample request) fails for good. Default 3. */
   maxRecoveries?: number;
 }
@@ -52,12 +65,15 @@ export interface ReconcileOptions {
 export interface ReconcileReport {
   /** Personalizations looked up in Redis. */
   checked: number;
+  /** Lost (no live job) and put back. */
   recovered: { id: string; stage: queue.PersonalizationStage; recoveries: number }[];
+  /** Live but hung past the lease, and taken over: put back under a new epoch while the old job still holds its lock. */
+  takenOver: { id: string; stage: queue.PersonalizationStage; recoveries: number; epoch: number }[];
   /** Failed with RECOVERY_LIMIT. */
   failed: string[];
-  /** Cancels completed for lost work. */
+  /** Cancels completed for lost (or hung) work. */
   canceled: string[];
-  /** Sample requests re-enqueued. */
+  /** Sample requests re-enqueued (lost or taken over). */
   requests: string[];
   /** Sample requests whose unfinished rows failed with RECOVERY_LIMIT. */
   failedRequests: string[];
@@ -79,17 +95,33 @@ export async function reconcileOnce(p: ReconcilerPorts, o: ReconcileOptions): Pr
   return r.ran ? r.value : null;
 }
 
+const stageIndex = (s: queue.PersonalizationStage) => queue.personalizationStages.findIndex((x) => x.queue === s);
+
+/** Whether a job a worker holds made no progress within the lease: its attempt's last write, or its start when later. */
+function hung(job: { processedOn?: number | undefined } | undefined, progressAt: Date | null, leaseMs: number): boolean {
+  return Date.now() - Math.max(progressAt?.getTime() ?? 0, job?.processedOn ?? 0) > leaseMs;
+}
+
 async function pass(p: ReconcilerPorts, o: ReconcileOptions): Promise<ReconcileReport> {
   const max = o.maxRecoveries ?? DEFAULT_MAX_RECOVERIES;
   const quietSince = new Date(Date.now() - o.quietMs);
-  const report: ReconcileReport = { checked: 0, recovered: [], failed: [], canceled: [], requests: [], failedRequests: [] };
+  const stalledSince = o.leaseMs !== undefined ? new Date(Date.now() - o.leaseMs) : undefined;
+  const report: ReconcileReport = { checked: 0, recovered: [], takenOver: [], failed: [], canceled: [], requests: [], failedRequests: [] };
   // an emptied Redis lost the webhook sweep's scheduler too (registered only when a webhooks worker starts);
   // only a missing one is registered again, since an upsert would move its next run
   if (!(await p.set.queues.webhooks.getJobScheduler('webhook.sweep'))) await scheduleWebhookSweep(p.set.queues);
-  for (const row of await p.db.personalizations.listUnfinished({ quietSince })) {
+  for (const row of await p.db.personalizations.listUnfinished({ quietSince, ...(stalledSince ? { stalledSince } : {}) })) {
     report.checked += 1;
-    const states = await queue.personalizationJobStates(p.set.queues, row.id, row.recoveries);
-    if (Object.values(states).includes('active')) continue;
+    // the chain of the row's epoch: the API's (0), or the one the last recovery or takeover enqueued
+    const states = await queue.personalizationJobStates(p.set.queues, row.id, row.epoch);
+    const active = queue.personalizationStages.find((s) => states[s.queue] === 'active')?.queue;
+    if (active) {
+      if (o.leaseMs === undefined) continue;
+      const held = await p.set.queues[active].getJob(queue.personalizationJobId(active, row.id, row.epoch));
+      if (!hung(held, row.progressAt, o.leaseMs)) continue;
+      await takeOver(p, max, report, row, active, held?.processedBy ?? null);
+      continue;
+    }
     if (row.cancelRequestedAt) {
       // a worker polls for the cancel only while it runs one of the jobs; none does
       await p.deps.db.setStatus(row.id, 'canceled');
@@ -97,20 +129,13 @@ async function pass(p: ReconcilerPorts, o: ReconcileOptions): Promise<ReconcileR
       continue;
     }
     if (row.updatedAt >= quietSince) continue;
-    let job: PersonalizationJob | undefined;
-    try {
-      job = await p.deps.db.getPersonalization(row.id);
-    } catch (err) {
-      // stored options no stage can run: its stage would fail it for good, and so does the reconciler
-      job = { id: row.id, tenantId: row.tenantId, webhookUrl: row.webhookUrl } as PersonalizationJob;
-      await failPersonalization(p.deps as StageDeps, job, { code: 'BAD_OPTION', message: (err as Error).message });
-      report.failed.push(row.id);
-      continue;
-    }
+    const job = await readJob(p, report, row);
     if (!job) continue;
     const stage = currentStage(await storedPhases(p.deps as StageDeps, job));
     if (queue.LIVE_JOB_STATES.includes(states[stage])) continue;
     if (row.recoveries >= max) {
+      // fenced first: a worker still running it unseen (cut off from Redis) can write nothing after the failure
+      if (!(await p.db.personalizations.supersede(row.id, row.epoch, { recovery: false }))) continue;
       await failPersonalization(p.deps as StageDeps, job, {
         code: 'RECOVERY_LIMIT',
         message: `its ${stage} stage was lost ${row.recoveries + 1} times (Redis lost or failed its job); recovered at most ${max} times`,
@@ -119,52 +144,134 @@ async function pass(p: ReconcilerPorts, o: ReconcileOptions): Promise<ReconcileR
       report.failed.push(row.id);
       continue;
     }
+    // the new epoch first (one conditional UPDATE: a concurrent pass or a finished row leaves it), then its chain
+    const next = await p.db.personalizations.supersede(row.id, row.epoch, { recovery: true });
+    if (!next) continue;
     const input = { personalizationId: row.id, tenantId: row.tenantId };
-    if (!(await queue.restorePersonalizationFlow(p.set.queues, p.set.flowProducer, input, stage, row.recoveries + 1))) continue;
-    const recoveries = (await p.db.personalizations.recordRecovery(row.id)) ?? row.recoveries + 1;
-    p.deps.logger?.warn({ id: row.id, stage, recoveries, states }, 'lost work re-enqueued from its current stage');
-    report.recovered.push({ id: row.id, stage, recoveries });
+    await queue.restorePersonalizationFlow(p.set.queues, p.set.flowProducer, input, stage, next.epoch, row.epoch);
+    p.deps.logger?.warn({ id: row.id, stage, recoveries: next.recoveries, epoch: next.epoch, states }, 'lost work re-enqueued from its current stage');
+    report.recovered.push({ id: row.id, stage, recoveries: next.recoveries });
   }
   for (const req of await p.db.samples.listUnfinishedRequests({ createdBefore: quietSince })) {
     // the initial samples' rows belong to the sample stage (a run killed between creating and finishing them):
     // the personalization's own recovery redoes them; a samples.generate would render them a second time and
     // send their samples.completed (shared dedupe key) before the personalization succeeded
     if (req.requestId === initialRequestId(req.personalizationId)) continue;
-    // the API's job, then one id per recovery (as the personalization chains: see personalizationJobId)
-    const jobId = `samples.generate-${req.requestId}${req.recoveries > 0 ? `-r${req.recoveries}` : ''}`;
+    const payload = (epoch: number) =>
+      queue.parsePayload('sample', 'samples.generate', {
+        personalizationId: req.personalizationId,
+        tenantId: req.tenantId,
+        requestId: req.requestId,
+        sampleIds: req.sampleIds,
+        ...(epoch > 0 ? { epoch } : {}),
+      });
+    // the API's job (epoch 0), then one id per epoch
+    const jobId = queue.jobOptions('sample', 'samples.generate', payload(req.epoch)).jobId!;
     const state = await p.set.queues.sample.getJobState(jobId);
-    if (queue.LIVE_JOB_STATES.includes(state)) continue;
+    let takeover = false;
+    if (state === 'active') {
+      if (o.leaseMs === undefined || !hung(await p.set.queues.sample.getJob(jobId), req.progressAt, o.leaseMs)) continue;
+      takeover = true;
+    } else if (queue.LIVE_JOB_STATES.includes(state)) continue;
     if (req.recoveries >= max) {
-      const error = { code: 'RECOVERY_LIMIT', message: `the request was lost ${req.recoveries + 1} times; recovered at most ${max} times` };
-      for (const s of await p.deps.db.getRequestSamples(req.requestId))
-        if (s.status === 'queued' || s.status === 'running') await p.deps.db.updateSample(s.id, { status: 'failed', error });
-      // the request's end, as its job would have sent it with failed rows: without it the client waits for good
-      const job = await p.deps.db.getPersonalization(req.personalizationId).catch(() => undefined);
-      if (job)
-        await notify(p.deps.db, {
-          tenantId: job.tenantId,
-          personalizationId: job.id,
-          url: job.webhookUrl,
-          type: 'samples.completed',
-          dedupeKey: `samples.completed:${req.requestId}`,
-          data: { id: job.id, status: job.status, requestId: req.requestId, samples: req.sampleIds },
-        });
-      p.deps.logger?.error({ requestId: req.requestId, recoveries: req.recoveries }, 'lost sample request past its recovery limit: failed');
+      if (!(await p.db.samples.supersedeRequest(req.requestId, req.epoch, { recovery: false }))) continue;
+      await failRequest(p, req, max);
       report.failedRequests.push(req.requestId);
       continue;
     }
-    if ((await p.set.queues.sample.getJob(jobId)) && (await p.set.queues.sample.remove(jobId)) === 0) continue;
-    const payload = { personalizationId: req.personalizationId, tenantId: req.tenantId, requestId: req.requestId, sampleIds: req.sampleIds };
-    const data = queue.parsePayload('sample', 'samples.generate', payload);
-    await p.set.queues.sample.add('samples.generate', data, {
-      ...queue.jobOptions('sample', 'samples.generate', data),
-      jobId: `samples.generate-${req.requestId}-r${req.recoveries + 1}`,
-    });
-    await p.db.samples.recordRecovery(req.requestId);
-    p.deps.logger?.warn({ requestId: req.requestId, state }, 'lost sample request re-enqueued');
+    // a finished or failed job of the old epoch is removed; a locked one (a takeover) is left to fail on its fence
+    if (!takeover && (await p.set.queues.sample.getJob(jobId)) && (await p.set.queues.sample.remove(jobId)) === 0) continue;
+    const next = await p.db.samples.supersedeRequest(req.requestId, req.epoch, { recovery: true });
+    if (!next) continue;
+    const data = payload(next.epoch);
+    await p.set.queues.sample.add('samples.generate', data, queue.jobOptions('sample', 'samples.generate', data));
+    p.deps.logger?.warn(
+      { requestId: req.requestId, state, epoch: next.epoch, recoveries: next.recoveries },
+      takeover ? 'sample request made no progress within its lease while its job stayed live: taken over under a new epoch' : 'lost sample request re-enqueued',
+    );
     report.requests.push(req.requestId);
   }
   return report;
+}
+
+/** The personalization a stage would run, or undefined (gone; or options no stage can run: then failed here). */
+async function readJob(p: ReconcilerPorts, report: ReconcileReport, row: Personalization): Promise<PersonalizationJob | undefined> {
+  try {
+    return await p.deps.db.getPersonalization(row.id);
+  } catch (err) {
+    // stored options no stage can run: its stage would fail it for good, and so does the reconciler
+    const job = { id: row.id, tenantId: row.tenantId, webhookUrl: row.webhookUrl } as PersonalizationJob;
+    await failPersonalization(p.deps as StageDeps, job, { code: 'BAD_OPTION', message: (err as Error).message });
+    report.failed.push(row.id);
+    return undefined;
+  }
+}
+
+/**
+ * A stage job a worker still holds (its lock renewed) whose attempt made no progress within the lease: the epoch
+ * moves on first, in one conditional UPDATE, so the hung attempt's writes are refused from then on whatever it
+ * does; then, as for lost work, a cancel completes, past the limit it fails, or the chain is put back from the
+ * earlier of the hung stage and the first stage storage lacks (the hung stage's own completion, such as its event,
+ * is redone by its no-op run), under the new epoch's ids. The old job keeps its lock until its worker lets go; its
+ * run then fails with STAGE_SUPERSEDED and its chain with it.
+ */
+async function takeOver(
+  p: ReconcilerPorts,
+  max: number,
+  report: ReconcileReport,
+  row: Personalization,
+  hungStage: queue.PersonalizationStage,
+  worker: string | null,
+): Promise<void> {
+  const log = { id: row.id, hungStage, epoch: row.epoch, worker, jobId: queue.personalizationJobId(hungStage, row.id, row.epoch) };
+  const last = row.recoveries >= max || row.cancelRequestedAt !== null;
+  const next = await p.db.personalizations.supersede(row.id, row.epoch, { recovery: !last });
+  if (!next) return;
+  if (row.cancelRequestedAt) {
+    await p.deps.db.setStatus(row.id, 'canceled');
+    p.deps.logger?.warn(log, 'canceled work whose stage hung past its lease: taken over and canceled');
+    report.canceled.push(row.id);
+    return;
+  }
+  const job = await readJob(p, report, row);
+  if (!job) return;
+  if (row.recoveries >= max) {
+    await failPersonalization(p.deps as StageDeps, job, {
+      code: 'RECOVERY_LIMIT',
+      message: `its ${hungStage} stage made no progress within its lease after ${row.recoveries} recoveries; recovered at most ${max} times`,
+    });
+    p.deps.logger?.error({ ...log, recoveries: row.recoveries }, 'hung work past its recovery limit: failed');
+    report.failed.push(row.id);
+    return;
+  }
+  const stored = currentStage(await storedPhases(p.deps as StageDeps, job));
+  const from = stageIndex(hungStage) < stageIndex(stored) ? hungStage : stored;
+  const input = { personalizationId: row.id, tenantId: row.tenantId };
+  await queue.restorePersonalizationFlow(p.set.queues, p.set.flowProducer, input, from, next.epoch, row.epoch);
+  p.deps.logger?.warn(
+    { ...log, stage: from, recoveries: next.recoveries, newEpoch: next.epoch },
+    'stage made no progress within its lease while its job stayed live: taken over under a new epoch (the old attempt is fenced off)',
+  );
+  report.takenOver.push({ id: row.id, stage: from, recoveries: next.recoveries, epoch: next.epoch });
+}
+
+/** A sample request past its recovery limit: its unfinished rows fail with RECOVERY_LIMIT and the request ends. */
+async function failRequest(p: ReconcilerPorts, req: UnfinishedRequest, max: number): Promise<void> {
+  const error = { code: 'RECOVERY_LIMIT', message: `the request was lost ${req.recoveries + 1} times; recovered at most ${max} times` };
+  for (const s of await p.deps.db.getRequestSamples(req.requestId))
+    if (s.status === 'queued' || s.status === 'running') await p.deps.db.updateSample(s.id, { status: 'failed', error });
+  // the request's end, as its job would have sent it with failed rows: without it the client waits for good
+  const job = await p.deps.db.getPersonalization(req.personalizationId).catch(() => undefined);
+  if (job)
+    await notify(p.deps.db, {
+      tenantId: job.tenantId,
+      personalizationId: job.id,
+      url: job.webhookUrl,
+      type: 'samples.completed',
+      dedupeKey: `samples.completed:${req.requestId}`,
+      data: { id: job.id, status: job.status, requestId: req.requestId, samples: req.sampleIds },
+    });
+  p.deps.logger?.error({ requestId: req.requestId, recoveries: req.recoveries }, 'lost sample request past its recovery limit: failed');
 }
 
 export interface Reconciler {
@@ -185,7 +292,7 @@ export function startReconciler(p: ReconcilerPorts, o: ReconcileOptions & { inte
     );
     chain = chain.then(
       (r) => {
-        if (r && (r.recovered.length || r.failed.length || r.canceled.length || r.requests.length || r.failedRequests.length))
+        if (r && (r.recovered.length || r.takenOver.length || r.failed.length || r.canceled.length || r.requests.length || r.failedRequests.length))
           p.deps.logger?.info(r, 'reconciler pass');
         return r;
       },

@@ -112,7 +112,13 @@ export async function startWorkers(names: readonly WorkerName[], env: WorkerEnv,
   // every worker process reconciles (one pass at a time across them): work Redis lost is put back from Postgres
   const reconciler = startReconciler(
     { db, set, deps },
-    { intervalMs: env.RECONCILE_INTERVAL_SECONDS * 1000, quietMs: 2 * stageLockMs(env), maxRecoveries: env.RECONCILE_MAX_RECOVERIES },
+    {
+      intervalMs: env.RECONCILE_INTERVAL_SECONDS * 1000,
+      quietMs: 2 * stageLockMs(env),
+      // the lease: a held job whose stage wrote nothing for this long is hung (a long step writes its progress)
+      leaseMs: env.STAGE_LOCK_SECONDS * 1000,
+      maxRecoveries: env.RECONCILE_MAX_RECOVERIES,
+    },
   );
   logger.info({ workers: names, backbone, device: env.DEVICE, concurrency: env.CONCURRENCY, threads: env.THREADS ?? null }, 'workers started');
   let closing: Promise<void> | undefined;

@@ -1,7 +1,7 @@
 import { Prisma, type Personalization, type PersonalizationStatus, type PrismaClient } from '../generated/client.js';
 import type { StageProgress } from '@dynasyn/domain';
 import { isTerminal, statusesLeadingTo, TERMINAL_STATUSES } from '../status.js';
-import { createIdempotently, releaseKey, type IdempotencyInput, type IdempotencyRecord } from './idempotency.js';
+import { createIdempotently, releaseKey, type IdempotencyInput, type IdempotencyRecord, type Tx } from './idempotency.js';
 
 /** One subject of a personalization, in the order of the request's masks. */
 export interface SubjectRecord {
@@ -63,14 +63,17 @@ export interface PersonalizationsRepository {
   setProgress(id: string, stage: string, step: number, total: number): Promise<void>;
   /**
    * Unfinished personalizations (not terminal) for the reconciler, oldest first: those not updated since
-   * `quietSince` (no status move, progress or cancel since), and those with a cancel asked whatever their age.
+   * `quietSince` (no status move, progress or cancel since), those with a cancel asked whatever their age, and with
+   * `stalledSince` those whose stage attempt wrote nothing since (`progressAt`; `updatedAt` before its first write).
    */
-  listUnfinished(options: { quietSince: Date; limit?: number }): Promise<Personalization[]>;
+  listUnfinished(options: { quietSince: Date; stalledSince?: Date; limit?: number }): Promise<Personalization[]>;
   /**
-   * Counts one recovery (the reconciler re-enqueued its stage) and returns the new count; `updatedAt` moves, so
-   * the quiet period starts again. Null when the row is gone or finished meanwhile.
+   * Takes the work over from the stage attempt of `epoch` (the fencing token, fence.ts), in one conditional
+   * UPDATE: the epoch moves on (that attempt's writes are refused from now on), `progressAt` and `updatedAt` start
+   * again, and with `recovery` one recovery is counted. Null, changing nothing, when the row is gone, finished,
+   * or no longer at `epoch` (another pass took it over first).
    */
-  recordRecovery(id: string): Promise<number | null>;
+  supersede(id: string, epoch: number, o: { recovery: boolean }): Promise<{ epoch: number; recoveries: number } | null>;
   /** Asks running stages to stop (they poll `cancelRequestedAt`); a job still queued is canceled at once. Null for another tenant's id. */
   requestCancel(tenantId: string, id: string): Promise<Personalization | null>;
   /** Deletes the row and, by cascade, its artifacts, samples and deliveries; false when not the tenant's. */
@@ -80,6 +83,44 @@ export interface PersonalizationsRepository {
    * transaction, so a retry with that key creates it afresh (never a replayed answer naming a deleted row).
    */
   discard(tenantId: string, id: string, idempotencyKey?: string): Promise<void>;
+}
+
+/** A client or a transaction's: the writes below run on either (fence.ts runs them inside its transaction). */
+type Client = PrismaClient | Tx;
+
+/** `updateStatus` on `client`. */
+export async function updateStatusOn(client: Client, id: string, to: PersonalizationStatus, update: StatusUpdate = {}) {
+  const now = new Date();
+  const { count } = await client.personalization.updateMany({
+    where: { id, status: { in: statusesLeadingTo(to) } },
+    data: {
+      status: to,
+      ...(isTerminal(to) ? { finishedAt: now } : {}),
+      ...(update.error ? { error: update.error as unknown as Prisma.InputJsonValue } : {}),
+      ...(update.metrics !== undefined ? { metrics: update.metrics } : {}),
+    },
+  });
+  if (count > 0 && to !== 'queued') {
+    await client.personalization.updateMany({ where: { id, startedAt: null }, data: { startedAt: now } });
+  }
+  return { changed: count > 0, personalization: await client.personalization.findUnique({ where: { id } }) };
+}
+
+/** `setProgress` on `client`. */
+export async function setProgressOn(client: Client, id: string, stage: string, step: number, total: number): Promise<void> {
+  const entry = JSON.stringify({ stage, step, total });
+  // One statement, so concurrent progress writers never lose each other's stages; the stored step is kept
+  // when it is higher (a resume from a checkpoint behind it).
+  await client.$executeRaw`
+    UPDATE "Personalization" SET "updatedAt" = now(), "progress" = CASE
+      WHEN EXISTS (SELECT 1 FROM jsonb_array_elements("progress") AS e WHERE e->>'stage' = ${stage})
+      THEN (SELECT jsonb_agg(CASE WHEN e->>'stage' = ${stage}
+              THEN jsonb_set(${entry}::jsonb, '{step}', to_jsonb(GREATEST((e->>'step')::numeric, ${step}::numeric)))
+              ELSE e END ORDER BY i)
+            FROM jsonb_array_elements("progress") WITH ORDINALITY AS t(e, i))
+      ELSE "progress" || jsonb_build_array(${entry}::jsonb)
+    END
+    WHERE "id" = ${id}`;
 }
 
 export function createPersonalizationsRepository(prisma: PrismaClient): PersonalizationsRepository {
@@ -106,22 +147,7 @@ export function createPersonalizationsRepository(prisma: PrismaClient): Personal
     return r.created ? { created: true, personalization: r.value, idempotency: r.idempotency } : r;
   }
 
-  async function updateStatus(id: string, to: PersonalizationStatus, update: StatusUpdate = {}) {
-    const now = new Date();
-    const { count } = await prisma.personalization.updateMany({
-      where: { id, status: { in: statusesLeadingTo(to) } },
-      data: {
-        status: to,
-        ...(isTerminal(to) ? { finishedAt: now } : {}),
-        ...(update.error ? { error: update.error as unknown as Prisma.InputJsonValue } : {}),
-        ...(update.metrics !== undefined ? { metrics: update.metrics } : {}),
-      },
-    });
-    if (count > 0 && to !== 'queued') {
-      await prisma.personalization.updateMany({ where: { id, startedAt: null }, data: { startedAt: now } });
-    }
-    return { changed: count > 0, personalization: await findById(id) };
-  }
+  const updateStatus = (id: string, to: PersonalizationStatus, update: StatusUpdate = {}) => updateStatusOn(prisma, id, to, update);
 
   return {
     create,
@@ -134,33 +160,27 @@ export function createPersonalizationsRepository(prisma: PrismaClient): Personal
         take: options.limit ?? 50,
       }),
     updateStatus,
-    async setProgress(id, stage, step, total) {
-      const entry = JSON.stringify({ stage, step, total });
-      // One statement, so concurrent progress writers never lose each other's stages; the stored step is kept
-      // when it is higher (a resume from a checkpoint behind it).
-      await prisma.$executeRaw`
-        UPDATE "Personalization" SET "updatedAt" = now(), "progress" = CASE
-          WHEN EXISTS (SELECT 1 FROM jsonb_array_elements("progress") AS e WHERE e->>'stage' = ${stage})
-          THEN (SELECT jsonb_agg(CASE WHEN e->>'stage' = ${stage}
-                  THEN jsonb_set(${entry}::jsonb, '{step}', to_jsonb(GREATEST((e->>'step')::numeric, ${step}::numeric)))
-                  ELSE e END ORDER BY i)
-                FROM jsonb_array_elements("progress") WITH ORDINALITY AS t(e, i))
-          ELSE "progress" || jsonb_build_array(${entry}::jsonb)
-        END
-        WHERE "id" = ${id}`;
-    },
-    listUnfinished: ({ quietSince, limit = 500 }) =>
+    setProgress: (id, stage, step, total) => setProgressOn(prisma, id, stage, step, total),
+    listUnfinished: ({ quietSince, stalledSince, limit = 500 }) =>
       prisma.personalization.findMany({
-        where: { status: { notIn: [...TERMINAL_STATUSES] }, OR: [{ updatedAt: { lt: quietSince } }, { cancelRequestedAt: { not: null } }] },
+        where: {
+          status: { notIn: [...TERMINAL_STATUSES] },
+          OR: [
+            { updatedAt: { lt: quietSince } },
+            { cancelRequestedAt: { not: null } },
+            ...(stalledSince ? [{ progressAt: { lt: stalledSince } }, { progressAt: null, updatedAt: { lt: stalledSince } }] : []),
+          ],
+        },
         orderBy: { updatedAt: 'asc' },
         take: limit,
       }),
-    async recordRecovery(id) {
-      const { count } = await prisma.personalization.updateMany({
-        where: { id, status: { notIn: [...TERMINAL_STATUSES] } },
-        data: { recoveries: { increment: 1 } },
-      });
-      return count > 0 ? ((await findById(id))?.recoveries ?? null) : null;
+    async supersede(id, epoch, o) {
+      const rows = await prisma.$queryRaw<{ epoch: number; recoveries: number }[]>`
+        UPDATE "Personalization" SET "epoch" = "epoch" + 1, "recoveries" = "recoveries" + ${o.recovery ? 1 : 0},
+          "progressAt" = now() AT TIME ZONE 'UTC', "updatedAt" = now() AT TIME ZONE 'UTC'
+        WHERE "id" = ${id} AND "epoch" = ${epoch} AND "status"::text NOT IN (${Prisma.join([...TERMINAL_STATUSES])})
+        RETURNING "epoch", "recoveries"`;
+      return rows[0] ?? null;
     },
     async requestCancel(tenantId, id) {
       const now = new Date();

@@ -53,8 +53,13 @@ export interface SamplesRepository {
    * entry per request with all its row ids, in request order.
    */
   listUnfinishedRequests(options: { createdBefore: Date; limit?: number }): Promise<UnfinishedRequest[]>;
-  /** Counts one recovery on the unfinished rows of a request; returns the highest count among them. */
-  recordRecovery(requestId: string): Promise<number>;
+  /**
+   * Takes the request over from the job of `epoch` (the fencing token, fence.ts), in one conditional UPDATE of its
+   * rows: the epoch moves on for every row (that job's writes are refused from now on), `progressAt` starts again,
+   * and with `recovery` one recovery is counted on the unfinished rows. Null, changing nothing, when its rows are
+   * no longer at `epoch` (another pass took it over first) or gone.
+   */
+  supersedeRequest(requestId: string, epoch: number, o: { recovery: boolean }): Promise<{ epoch: number; recoveries: number } | null>;
 }
 
 /** A request the reconciler looks at. */
@@ -66,6 +71,10 @@ export interface UnfinishedRequest {
   sampleIds: string[];
   /** Most recoveries of its unfinished rows. */
   recoveries: number;
+  /** The fencing token of its job (every row has the same). */
+  epoch: number;
+  /** The latest write of its job to any of its rows; null before its job wrote any. */
+  progressAt: Date | null;
 }
 
 /** Inserts a request's rows; one timestamp per row, increasing, so "oldest first" keeps the request's order. */
@@ -83,6 +92,32 @@ async function insert(db: Tx | PrismaClient, r: SampleRequest): Promise<Sample[]
   return rows.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
 }
 
+/** `update` on a client or a transaction's (fence.ts). */
+export const updateSampleOn = (
+  client: Tx | PrismaClient,
+  id: string,
+  update: SampleUpdate,
+  scope: { requestId?: string; personalizationId?: string } = {},
+): Promise<Sample> =>
+  client.sample.update({
+    where: { id, ...scope },
+    data: {
+      ...(update.status ? { status: update.status } : {}),
+      ...(update.artifactKey !== undefined ? { artifactKey: update.artifactKey } : {}),
+      ...(update.metrics !== undefined ? { metrics: update.metrics } : {}),
+      ...(update.error ? { error: update.error as unknown as Prisma.InputJsonValue } : {}),
+    },
+  });
+
+/** `replaceRequest` inside the caller's transaction; the new rows keep the request's epoch (`epoch`, default 0). */
+export async function replaceRequestOn(tx: Tx, request: SampleRequest, epoch = 0): Promise<Sample[]> {
+  await tx.sample.deleteMany({ where: { requestId: request.requestId } });
+  const rows = await insert(tx, request);
+  if (epoch === 0) return rows;
+  await tx.sample.updateMany({ where: { requestId: request.requestId }, data: { epoch } });
+  return rows.map((r) => ({ ...r, epoch }));
+}
+
 const inOrder = { orderBy: [{ createdAt: 'asc' as const }, { id: 'asc' as const }] };
 
 export function createSamplesRepository(prisma: PrismaClient): SamplesRepository {
@@ -98,11 +133,7 @@ export function createSamplesRepository(prisma: PrismaClient): SamplesRepository
       );
       return r.created ? { created: true, samples: r.value, idempotency: r.idempotency } : r;
     },
-    replaceRequest: (request) =>
-      prisma.$transaction(async (tx) => {
-        await tx.sample.deleteMany({ where: { requestId: request.requestId } });
-        return insert(tx, request);
-      }),
+    replaceRequest: (request) => prisma.$transaction((tx) => replaceRequestOn(tx, request)),
     async discardRequest(tenantId, requestId, idempotencyKey) {
       await prisma.$transaction(async (tx) => {
         await releaseKey(tx, tenantId, idempotencyKey);
@@ -112,16 +143,7 @@ export function createSamplesRepository(prisma: PrismaClient): SamplesRepository
     list: (tenantId, personalizationId, options = {}) =>
       prisma.sample.findMany({ where: { tenantId, personalizationId, ...(options.prompt !== undefined ? { prompt: options.prompt } : {}) }, ...inOrder }),
     listByRequest: (requestId) => prisma.sample.findMany({ where: { requestId }, ...inOrder }),
-    update: (id, update) =>
-      prisma.sample.update({
-        where: { id },
-        data: {
-          ...(update.status ? { status: update.status } : {}),
-          ...(update.artifactKey !== undefined ? { artifactKey: update.artifactKey } : {}),
-          ...(update.metrics !== undefined ? { metrics: update.metrics } : {}),
-          ...(update.error ? { error: update.error as unknown as Prisma.InputJsonValue } : {}),
-        },
-      }),
+    update: (id, update) => updateSampleOn(prisma, id, update),
     async listUnfinishedRequests({ createdBefore, limit = 500 }) {
       const open = await prisma.sample.findMany({
         where: { status: { in: ['queued', 'running'] }, createdAt: { lt: createdBefore } },
@@ -139,18 +161,26 @@ export function createSamplesRepository(prisma: PrismaClient): SamplesRepository
           requestId: r.requestId,
           sampleIds: [],
           recoveries: 0,
+          epoch: r.epoch,
+          progressAt: null,
         };
         entry.sampleIds.push(r.id);
+        entry.epoch = Math.max(entry.epoch, r.epoch);
+        if (r.progressAt && (!entry.progressAt || r.progressAt > entry.progressAt)) entry.progressAt = r.progressAt;
         if (r.status === 'queued' || r.status === 'running') entry.recoveries = Math.max(entry.recoveries, r.recoveries);
         byRequest.set(r.requestId, entry);
       }
       return [...byRequest.values()];
     },
-    async recordRecovery(requestId) {
-      const where = { requestId, status: { in: ['queued', 'running'] as SampleStatus[] } };
-      await prisma.sample.updateMany({ where, data: { recoveries: { increment: 1 } } });
-      const top = await prisma.sample.aggregate({ where, _max: { recoveries: true } });
-      return top._max.recoveries ?? 0;
+    async supersedeRequest(requestId, epoch, o) {
+      const rows = await prisma.$queryRaw<{ epoch: number; recoveries: number; open: boolean }[]>`
+        UPDATE "Sample" SET "epoch" = "epoch" + 1, "progressAt" = now() AT TIME ZONE 'UTC',
+          "recoveries" = "recoveries" + CASE WHEN ${o.recovery} AND "status" IN ('queued', 'running') THEN 1 ELSE 0 END
+        WHERE "requestId" = ${requestId} AND "epoch" = ${epoch}
+        RETURNING "epoch", "recoveries", "status" IN ('queued', 'running') AS open`;
+      if (!rows.length) return null;
+      const open = rows.filter((r) => r.open);
+      return { epoch: rows[0]!.epoch, recoveries: Math.max(0, ...(open.length ? open : rows).map((r) => r.recoveries)) };
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { Prisma, PrismaClient, WebhookDelivery } from '../generated/client.js';
+import type { Tx } from './idempotency.js';
 
 export interface DeliveryInput {
   tenantId: string;
@@ -35,14 +36,17 @@ export interface WebhooksRepository {
   list(tenantId: string, options?: { personalizationId?: string; limit?: number }): Promise<WebhookDelivery[]>;
 }
 
+/** `createDelivery` on a client or a transaction's (fence.ts). */
+export const createDeliveryOn = (client: Tx | PrismaClient, input: DeliveryInput): Promise<WebhookDelivery> =>
+  client.webhookDelivery.upsert({
+    where: { eventId: input.eventId },
+    create: { ...input, personalizationId: input.personalizationId ?? null, nextAttemptAt: input.nextAttemptAt ?? new Date() },
+    update: {},
+  });
+
 export function createWebhooksRepository(prisma: PrismaClient): WebhooksRepository {
   return {
-    createDelivery: (input) =>
-      prisma.webhookDelivery.upsert({
-        where: { eventId: input.eventId },
-        create: { ...input, personalizationId: input.personalizationId ?? null, nextAttemptAt: input.nextAttemptAt ?? new Date() },
-        update: {},
-      }),
+    createDelivery: (input) => createDeliveryOn(prisma, input),
     markAttempt: (id, result) =>
       prisma.webhookDelivery.update({
         where: { id },

@@ -19,7 +19,7 @@ export function createAugmentHandler(deps: StageDeps): StageHandler {
         const phases = await storedPhases(deps, job);
         return phases.includes('compose') || phases.includes('augment');
       },
-      run: async ({ job, options, signal, progress }) => {
+      run: async ({ job, options, signal, progress, deps }) => {
         const run = await openRunDir(deps, job);
         try {
           await augmentStage({ ...run, options, signal, onProgress: progress });

@@ -17,7 +17,7 @@ export function createGsaHandler(deps: StageDeps): StageHandler {
     runStage(deps, call, {
       status: 'augmenting',
       done: async (job) => (await storedPhases(deps, job)).includes('augment'),
-      run: async ({ job, options, signal, progress }) => {
+      run: async ({ job, options, signal, progress, deps }) => {
         if (!(await storedPhases(deps, job)).includes('compose')) {
           throw new PermanentStageError('STAGE_ORDER', `personalization ${job.id}: gsa ran before augment stored the composed set`);
         }

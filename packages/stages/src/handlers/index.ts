@@ -21,20 +21,27 @@ export { createTrainHandler } from './train.js';
 export const STAGE_QUEUES = ['augment', 'gsa', 'train', 'sample'] as const;
 export type StageQueue = (typeof STAGE_QUEUES)[number];
 
+/** Permanent failures (a superseded attempt's STAGE_SUPERSEDED too) as BullMQ's UnrecoverableError: no retry. */
+async function unlessPermanent<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    if (e instanceof PermanentStageError) throw new queue.UnrecoverableError(`${e.code}: ${e.message}`);
+    throw e;
+  }
+}
+
 /** A stage handler as a BullMQ job handler: the last attempt fails the personalization; permanent errors skip retries. */
 export function stageJob(handler: (call: StageCall) => Promise<unknown>) {
-  return async (p: { personalizationId: string }, ctx: queue.JobContext): Promise<unknown> => {
-    try {
-      return await handler({
+  return (p: { personalizationId: string; epoch?: number | undefined }, ctx: queue.JobContext): Promise<unknown> =>
+    unlessPermanent(() =>
+      handler({
         personalizationId: p.personalizationId,
+        epoch: p.epoch ?? 0,
         signal: ctx.signal,
         finalAttempt: ctx.job.attemptsMade + 1 >= (ctx.job.opts.attempts ?? 1),
-      });
-    } catch (e) {
-      if (e instanceof PermanentStageError) throw new queue.UnrecoverableError(`${e.code}: ${e.message}`);
-      throw e;
-    }
-  };
+      }),
+    );
 }
 
 /** The queue worker of one stage queue, every job of its catalog handled (a missing one fails to compile). */
@@ -53,7 +60,9 @@ export function createStageWorker(name: StageQueue, deps: StageDeps, options: qu
         {
           'personalization.sample': stageJob(createSampleHandler(deps)),
           'samples.generate': (p, ctx) =>
-            generate({ personalizationId: p.personalizationId, requestId: p.requestId, sampleIds: p.sampleIds, signal: ctx.signal }),
+            unlessPermanent(() =>
+              generate({ personalizationId: p.personalizationId, requestId: p.requestId, sampleIds: p.sampleIds, epoch: p.epoch ?? 0, signal: ctx.signal }),
+            ),
         },
         options,
       );

@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { completedPhases, openConceptSampler, reportStage, sampleStage } from '@dynasyn/dynasyn';
 import { loadBundle } from '@dynasyn/diffusion';
 import { notify } from '@dynasyn/webhooks';
-import { classify, PermanentStageError } from '../errors.js';
-import { purgeIfDeleted, runStage, stageOptions } from '../lifecycle.js';
+import { classify, PermanentStageError, StageSuperseded } from '../errors.js';
+import { attemptDeps, purgeIfDeleted, runStage, stageOptions } from '../lifecycle.js';
 import type { PersonalizationJob, StageDeps } from '../ports.js';
 import { openRunDir, removeRunDir, runPrefix, storedPhases, uploadFile, uploadFolder } from '../run-dir.js';
 import type { StageHandler } from './augment.js';
@@ -23,8 +23,8 @@ export function createSampleHandler(deps: StageDeps): StageHandler {
   return (call) =>
     runStage(deps, call, {
       status: 'sampling',
-      done: async (job) => (await storedPhases(deps, job)).includes('report') && (await succeeded(deps, job), true),
-      run: async ({ job, options: o, signal, progress }) => {
+      done: async (job, attempt) => (await storedPhases(deps, job)).includes('report') && (await succeeded(attempt, job), true),
+      run: async ({ job, options: o, signal, progress, deps }) => {
         // what report.html shows, and the learned concepts (not the checkpoints nor later requests' images)
         const run = await openRunDir(deps, job, {
           folders: ['input', 'composed', 'augmented', 'attention'],
@@ -69,6 +69,8 @@ export interface GenerateCall {
   personalizationId: string;
   requestId: string;
   sampleIds: string[];
+  /** The request job's epoch (its payload's; absent there: 0). Default: the rows' (an in-process run). */
+  epoch?: number;
   signal?: AbortSignal;
 }
 
@@ -85,11 +87,44 @@ export function createGenerateHandler(deps: StageDeps): GenerateHandler {
       deps.logger?.info({ id: call.personalizationId, requestId: call.requestId }, 'personalization deleted: no samples to render');
       return;
     }
+    const what = `sample request ${call.requestId}`;
+    const current = await deps.db.getRequestEpoch(call.requestId);
+    const epoch = call.epoch ?? current ?? 0;
+    if (current !== undefined && current !== epoch) {
+      deps.logger?.warn({ requestId: call.requestId, epoch, current }, 'samples.generate job of an attempt the reconciler took over: not run');
+      throw new StageSuperseded(what, epoch);
+    }
+    // the request's own fence (its rows' epoch): a takeover aborts the rendering, and refuses every write after it
+    const ctl = new AbortController();
+    const onOuter = () => ctl.abort(call.signal?.reason);
+    call.signal?.addEventListener('abort', onOuter, { once: true });
+    if (call.signal?.aborted) onOuter();
+    const poll = setInterval(() => {
+      deps.db.getRequestEpoch(call.requestId).then(
+        (now) => {
+          if (now !== undefined && now !== epoch && !ctl.signal.aborted) ctl.abort(new StageSuperseded(what, epoch));
+        },
+        () => {
+          /* a missed poll is retried at the next tick */
+        },
+      );
+    }, deps.cancelPollMs ?? 1000);
     try {
-      await generate(deps, job, call);
+      await generate(attemptDeps(deps, { requestId: call.requestId, epoch }), job, { ...call, signal: ctl.signal });
     } catch (err) {
+      const superseded = ctl.signal.reason instanceof StageSuperseded ? ctl.signal.reason : err instanceof StageSuperseded ? err : undefined;
+      if (superseded) {
+        deps.logger?.warn(
+          { requestId: call.requestId, epoch, err: (err as Error).message },
+          'sample request taken over by the reconciler: stopped without writing',
+        );
+        throw superseded;
+      }
       if (await purgeIfDeleted(deps, job)) return;
       throw err;
+    } finally {
+      clearInterval(poll);
+      call.signal?.removeEventListener('abort', onOuter);
     }
     await purgeIfDeleted(deps, job);
   };
@@ -121,7 +156,7 @@ async function generate(deps: StageDeps, job: PersonalizationJob, call: Generate
             await deps.db.recordArtifact({ personalizationId: job.id, kind: 'sample', key: b.key, sha256: b.sha256, size: b.size, contentType: b.contentType });
             await deps.db.updateSample(r.id, { status: 'succeeded', artifactKey: b.key });
           } catch (e) {
-            if (call.signal?.aborted) throw e;
+            if (call.signal?.aborted || e instanceof StageSuperseded) throw e;
             const c = classify(e);
             await deps.db.updateSample(r.id, { status: 'failed', error: { code: c.code, message: c.message } });
             if (!c.permanent) throw e;

@@ -19,8 +19,8 @@ export function createTrainHandler(deps: StageDeps): StageHandler {
     runStage(deps, call, {
       status: 'training',
       // a finished training raises its event again (deduplicated): a crash between upload and notify loses nothing
-      done: async (job) => (await storedPhases(deps, job)).includes('phase2') && (await completed(deps, job), true),
-      run: async ({ job, options: o, signal, progress }) => {
+      done: async (job, attempt) => (await storedPhases(deps, job)).includes('phase2') && (await completed(attempt, job), true),
+      run: async ({ job, options: o, signal, progress, deps }) => {
         let summary: MetricsSummary;
         const run = await openRunDir(deps, job, { folders: ['augmented', 'checkpoints'] });
         try {
