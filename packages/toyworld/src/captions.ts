@@ -97,7 +97,9 @@ export interface CaptionOptions {
 /** One caption of the scene, drawn from `rng`. */
 export function captionFor(spec: SceneSpec, rng: Rng, options: CaptionOptions = {}): string {
   const full = options.detail === 'full';
-  const keep = (p: number) => full || rng.chance(p);
+  // one random caption in seven is short: the class words and at most the context ("a cat", "a cat on a dog")
+  const short = !full && rng.chance(1 / 7);
+  const keep = (p: number) => full || (!short && rng.chance(p));
   const mention = (): Mention => ({ colour: keep(0.75), pattern: keep(0.55), accessory: keep(0.55), action: keep(0.6) });
   const parts: string[] = [];
   const withStyle = spec.style === 'sketch' ? keep(0.8) : keep(0.25);
@@ -107,7 +109,7 @@ export function captionFor(spec: SceneSpec, rng: Rng, options: CaptionOptions = 
     parts.push(rng.pick(INTERACTION_PHRASES[spec.interaction!]));
     parts.push(subjectPhrase(spec.subjects[1]!, mention(), rng));
   }
-  if (keep(0.6)) parts.push(rng.pick(CONTEXT_PHRASES[spec.context]));
+  if (short ? rng.chance(0.3) : keep(0.6)) parts.push(rng.pick(CONTEXT_PHRASES[spec.context]));
   return parts.join(' ');
 }
 

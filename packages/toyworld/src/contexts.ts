@@ -8,6 +8,8 @@ import type { ContextName, StyleName } from './vocab.js';
 
 export const PAPER: RGB = [250, 247, 238];
 const PENCIL: RGB = [110, 110, 115];
+/** How far the sketch style washes a background colour toward paper. */
+const SKETCH_WASH = 0.6;
 
 interface Backdrop {
   /** Colour at height y (0 top, 1 bottom) and x; writes into out. */
@@ -79,9 +81,9 @@ const BACKDROPS: Record<ContextName, Backdrop> = {
         // cream tiles with grout lines every 0.125
         const gx = Math.abs(x * 8 - Math.round(x * 8));
         const gy = Math.abs(y * 8 - Math.round(y * 8));
-        ramp(out, [245, 236, 205], [200, 190, 165], gx < 0.06 || gy < 0.06 ? 1 : 0);
-      } else if (y < 0.66) ramp(out, [120, 75, 40], [120, 75, 40], 0);
-      else ramp(out, [185, 130, 75], [160, 105, 60], (y - 0.66) / 0.34);
+        ramp(out, [150, 215, 210], [245, 250, 248], gx < 0.07 || gy < 0.07 ? 1 : 0);
+      } else if (y < 0.66) ramp(out, [90, 55, 30], [90, 55, 30], 0);
+      else ramp(out, [160, 100, 55], [130, 80, 45], (y - 0.66) / 0.34);
     },
     elements: [
       [roundRect(0.78, 0.25, 0.12, 0.11, 0.01), [170, 215, 245]],
@@ -119,10 +121,10 @@ export function drawBackground(layer: Layer, context: ContextName, style: StyleN
   if (sketch) {
     fillLayer(layer, (x, y, out) => {
       backdrop.base(x, y, out);
-      ramp(out, [out[0]!, out[1]!, out[2]!], PAPER, 0.7);
+      ramp(out, [out[0]!, out[1]!, out[2]!], PAPER, SKETCH_WASH);
     });
   } else fillLayer(layer, backdrop.base);
   const frame: Frame = { scale: layer.width, rot: 0, mirror: false, tx: 0, ty: 0 };
   const stroke = sketch ? { rgb: PENCIL, width: Math.max(0.6, layer.width / 110) } : undefined;
-  for (const [shape, rgb] of backdrop.elements) drawShape(layer, frame, shape, sketch ? mix(rgb, PAPER, 0.7) : rgb, stroke);
+  for (const [shape, rgb] of backdrop.elements) drawShape(layer, frame, shape, sketch ? mix(rgb, PAPER, SKETCH_WASH) : rgb, stroke);
 }

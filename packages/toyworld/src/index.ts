@@ -29,3 +29,4 @@ export { sampleSceneSpec, datasetSceneSpec, HELD_OUT_IDENTITIES, isHeldOut, type
 export { ToyworldError, isToyworldError, TOYWORLD_CODES } from './errors.js';
 export { encodePng, encodeMaskPng } from './png.js';
 export { contactSheet } from './sheet.js';
+export { writeDataset, writeSceneFiles, DATASET_FORMAT, type DatasetEntry, type DatasetOptions } from './dataset.js';

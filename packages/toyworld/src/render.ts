@@ -206,6 +206,35 @@ function arrange(spec: SceneSpec, models: SubjectModel[], size: number): Array<{
   return placed;
 }
 
+/** Backgrounds depend only on (context, style, size): drawn once each, then copied. */
+const backgrounds = new Map<string, Float32Array>();
+function background(context: ContextName, style: StyleName, size: number): Float32Array {
+  const key = `${context}/${style}/${size}`;
+  let rgb = backgrounds.get(key);
+  if (!rgb) {
+    const layer = new Layer(size, size);
+    drawBackground(layer, context, style);
+    rgb = layer.rgb;
+    if (backgrounds.size >= 64) backgrounds.clear();
+    backgrounds.set(key, rgb);
+  }
+  return rgb;
+}
+
+/** Subject layers are reused between renders (rendering is synchronous): cleared, not reallocated. */
+const layerPool = new Map<number, Layer[]>();
+function scratchLayer(size: number, k: number): Layer {
+  let pool = layerPool.get(size);
+  if (!pool) {
+    if (layerPool.size >= 8) layerPool.clear();
+    layerPool.set(size, (pool = []));
+  }
+  const layer = (pool[k] ??= new Layer(size, size));
+  layer.rgb.fill(0);
+  layer.alpha.fill(0);
+  return layer;
+}
+
 function checkSize(size: number): number {
   if (!Number.isInteger(size) || size < 32 || size > 512) throw new ToyworldError('BAD_ARGUMENT', `size must be an integer from 32 to 512; got ${size}`);
   return size;
@@ -223,8 +252,8 @@ export function renderScene(specJson: SceneSpec | unknown, options: RenderOption
   const models = spec.subjects.map((s) => buildSubject(s.class, s.action, s.accessory, COLOUR_RGB[s.colour] as RGB));
   const order = arrange(spec, models, size);
 
-  const canvas = new Layer(size, size);
-  drawBackground(canvas, spec.context, spec.style);
+  const canvas = scratchLayer(size, 2);
+  canvas.rgb.set(background(spec.context, spec.style, size));
   const flat: Frame = { scale: size, rot: 0, mirror: false, tx: 0, ty: 0 };
   for (const { placed } of order) {
     if (placed.shadowY === null) continue;
@@ -233,38 +262,13 @@ export function renderScene(specJson: SceneSpec | unknown, options: RenderOption
     darkenShape(canvas, flat, shadow, spec.style === 'sketch' ? 0.12 : 0.3);
   }
 
-  const layers = order.map(({ index, placed }) => {
-    const layer = new Layer(size, size);
+  const layers = order.map(({ index, placed }, k) => {
+    const layer = scratchLayer(size, k); // 0 and 1; 2 is the canvas
     drawSubject(layer, spec.subjects[index]!, placed, spec.style);
     return layer;
   });
 
-  // composite back to front; a subject's visible share of a pixel is its alpha times what the ones in front leave
   const n = size * size;
-  const { rgb: out } = canvas;
-  const visible = order.map(() => new Float32Array(n));
-  for (let i = 0; i < n; i++) {
-    let through = 1;
-    for (let k = layers.length - 1; k >= 0; k--) {
-      const a = layers[k]!.alpha[i]!;
-      visible[k]![i] = a * through;
-      through *= 1 - a;
-    }
-    for (let k = 0; k < layers.length; k++) {
-      const L = layers[k]!;
-      const a = L.alpha[i]!;
-      if (a === 0) continue;
-      out[3 * i] = out[3 * i]! * (1 - a) + L.rgb[3 * i]!;
-      out[3 * i + 1] = out[3 * i + 1]! * (1 - a) + L.rgb[3 * i + 1]!;
-      out[3 * i + 2] = out[3 * i + 2]! * (1 - a) + L.rgb[3 * i + 2]!;
-    }
-  }
-  const rgb = new Uint8Array(n * 3);
-  for (let j = 0; j < n * 3; j++) {
-    const v = Math.round(out[j]!);
-    rgb[j] = v < 0 ? 0 : v > 255 ? 255 : v;
-  }
-
   const masks: Uint8Array[] = spec.subjects.map(() => new Uint8Array(n));
   const subjects: SubjectLabels[] = spec.subjects.map((s) => ({
     class: s.class,
@@ -277,25 +281,58 @@ export function renderScene(specJson: SceneSpec | unknown, options: RenderOption
     area: 0,
     depth: 0,
   }));
-  order.forEach(({ index }, k) => {
-    const mask = masks[index]!;
-    const share = visible[k]!;
-    let [x0, y0, x1, y1] = [size, size, 0, 0];
-    let area = 0;
-    for (let i = 0; i < n; i++) {
-      if (share[i]! < 0.5) continue;
-      mask[i] = 1;
-      area++;
-      const x = i % size;
-      const y = (i - x) / size;
-      if (x < x0) x0 = x;
-      if (x + 1 > x1) x1 = x + 1;
-      if (y < y0) y0 = y;
-      if (y + 1 > y1) y1 = y + 1;
+  const boxes = order.map((): [number, number, number, number] => [size, size, 0, 0]);
+  const areas = order.map(() => 0);
+  // only the pixels the subjects can touch: their drawn boxes, widened for outlines and rounding
+  const [ux0, uy0, ux1, uy1] = order.reduce(
+    (b, { placed: { box } }) => [Math.min(b[0], box[0]), Math.min(b[1], box[1]), Math.max(b[2], box[2]), Math.max(b[3], box[3])],
+    [Infinity, Infinity, -Infinity, -Infinity],
+  );
+  const xs = Math.max(0, Math.floor(ux0) - 3);
+  const xe = Math.min(size, Math.ceil(ux1) + 3);
+  const ys = Math.max(0, Math.floor(uy0) - 3);
+  const ye = Math.min(size, Math.ceil(uy1) + 3);
+  // composite back to front; a subject's visible share of a pixel is its alpha times what the ones in front
+  // leave, and its mask is where that share is at least 1/2
+  const out = canvas.rgb;
+  for (let y = ys; y < ye; y++) {
+    for (let x = xs; x < xe; x++) {
+      const i = y * size + x;
+      let through = 1;
+      for (let k = layers.length - 1; k >= 0; k--) {
+        const a = layers[k]!.alpha[i]!;
+        if (a === 0) continue;
+        if (a * through >= 0.5) {
+          masks[order[k]!.index]![i] = 1;
+          areas[k]!++;
+          const b = boxes[k]!;
+          if (x < b[0]) b[0] = x;
+          if (x + 1 > b[2]) b[2] = x + 1;
+          if (y < b[1]) b[1] = y;
+          if (y + 1 > b[3]) b[3] = y + 1;
+        }
+        through *= 1 - a;
+      }
+      for (let k = 0; k < layers.length; k++) {
+        const L = layers[k]!;
+        const a = L.alpha[i]!;
+        if (a === 0) continue;
+        out[3 * i] = out[3 * i]! * (1 - a) + L.rgb[3 * i]!;
+        out[3 * i + 1] = out[3 * i + 1]! * (1 - a) + L.rgb[3 * i + 1]!;
+        out[3 * i + 2] = out[3 * i + 2]! * (1 - a) + L.rgb[3 * i + 2]!;
+      }
     }
+  }
+  const rgb = new Uint8Array(n * 3);
+  for (let j = 0; j < n * 3; j++) {
+    const v = out[j]!;
+    // round half up, as Math.round for the non-negative values that reach here
+    rgb[j] = v <= 0 ? 0 : v >= 255 ? 255 : (v + 0.5) | 0;
+  }
+  order.forEach(({ index }, k) => {
     const label = subjects[index]!;
-    label.area = area;
-    label.box = area ? [x0, y0, x1, y1] : null;
+    label.area = areas[k]!;
+    label.box = areas[k] ? boxes[k]! : null;
     label.depth = k;
   });
 

@@ -185,22 +185,24 @@ function teddy(pose: Pose): Drawing {
 }
 
 function robot(pose: Pose): Drawing {
+  // boxy and wide-headed, so its silhouette stays apart from the round teddy bear's
   const parts: Part[] = [];
-  const low = pose === 'sitting' ? 0.12 : 0;
-  if (pose === 'sitting') parts.push(part(roundRect(-0.22, -0.06, 0.1, 0.05, 0.02)), part(roundRect(0.22, -0.06, 0.1, 0.05, 0.02)));
-  else if (pose === 'jumping') parts.push(part(roundRect(-0.14, -0.12, 0.045, 0.11, 0.02, 0.35)), part(roundRect(0.14, -0.12, 0.045, 0.11, 0.02, -0.35)));
-  else parts.push(part(roundRect(-0.1, -0.11, 0.05, 0.11, 0.02)), part(roundRect(0.1, -0.11, 0.05, 0.11, 0.02)));
-  if (pose === 'jumping') parts.push(part(roundRect(-0.3, -0.62, 0.045, 0.14, 0.02, 0.5)), part(roundRect(0.3, -0.62, 0.045, 0.14, 0.02, -0.5)));
-  else parts.push(part(roundRect(-0.28, -0.4 + low, 0.045, 0.14, 0.02)), part(roundRect(0.28, -0.4 + low, 0.045, 0.14, 0.02)));
-  parts.push(part(roundRect(0, -0.42 + low, 0.21, 0.2, 0.03)));
-  parts.push(part(roundRect(0, -0.42 + low, 0.1, 0.07, 0.02), 'light'));
-  parts.push(part(circle(0, -0.42 + low, 0.03), [230, 40, 40]));
-  const hy = -0.78 + low;
-  parts.push(part(capsule(0, hy - 0.12, 0, hy - 0.22, 0.015), HUB), part(circle(0, hy - 0.23, 0.04), [230, 40, 40]));
-  parts.push(part(roundRect(0, hy, 0.16, 0.13, 0.03)));
-  parts.push(part(circle(-0.065, hy - 0.01, 0.04), [255, 235, 120]), part(circle(0.065, hy - 0.01, 0.04), [255, 235, 120]));
-  parts.push(part(roundRect(0, hy + 0.07, 0.07, 0.015, 0.01), BLACK));
-  return { parts, top: { x: 0, y: hy - 0.13, k: 0.95 }, neck: { x: 0, y: hy + 0.15, k: 0.9 } };
+  const low = pose === 'sitting' ? 0.14 : 0;
+  if (pose === 'sitting') parts.push(part(roundRect(-0.24, -0.06, 0.12, 0.055, 0.01)), part(roundRect(0.24, -0.06, 0.12, 0.055, 0.01)));
+  else if (pose === 'jumping') parts.push(part(roundRect(-0.15, -0.13, 0.05, 0.13, 0.01, 0.35)), part(roundRect(0.15, -0.13, 0.05, 0.13, 0.01, -0.35)));
+  else parts.push(part(roundRect(-0.11, -0.13, 0.055, 0.13, 0.01)), part(roundRect(0.11, -0.13, 0.055, 0.13, 0.01)));
+  if (pose === 'jumping') parts.push(part(roundRect(-0.34, -0.66, 0.045, 0.15, 0.01, 0.4)), part(roundRect(0.34, -0.66, 0.045, 0.15, 0.01, -0.4)));
+  else parts.push(part(capsule(-0.32, -0.56 + low, -0.32, -0.3 + low, 0.045)), part(capsule(0.32, -0.56 + low, 0.32, -0.3 + low, 0.045)));
+  parts.push(part(roundRect(0, -0.44 + low, 0.25, 0.19, 0.015)));
+  parts.push(part(roundRect(0, -0.44 + low, 0.11, 0.08, 0.01), 'light'));
+  parts.push(part(circle(0, -0.44 + low, 0.035), [230, 40, 40]));
+  const hy = -0.8 + low;
+  parts.push(part(capsule(0, hy - 0.12, 0, hy - 0.24, 0.018), HUB), part(circle(0, hy - 0.25, 0.045), [230, 40, 40]));
+  parts.push(part(roundRect(-0.22, hy, 0.03, 0.05, 0.01), HUB), part(roundRect(0.22, hy, 0.03, 0.05, 0.01), HUB));
+  parts.push(part(roundRect(0, hy, 0.2, 0.14, 0.015)));
+  parts.push(part(circle(-0.08, hy - 0.01, 0.045), [255, 235, 120]), part(circle(0.08, hy - 0.01, 0.045), [255, 235, 120]));
+  parts.push(part(roundRect(0, hy + 0.08, 0.08, 0.015, 0.005), BLACK));
+  return { parts, top: { x: 0, y: hy - 0.14, k: 1 }, neck: { x: 0, y: hy + 0.17, k: 0.9 } };
 }
 
 // --- objects: their actions are whole-body turns and lifts
@@ -244,8 +246,14 @@ function fish(): Drawing {
 }
 
 function box(): Drawing {
-  const parts: Part[] = [part(roundRect(0, -0.28, 0.3, 0.28, 0.02)), part(roundRect(0, -0.6, 0.34, 0.07, 0.02), 'dark')];
-  return { parts, top: { x: 0, y: -0.67, k: 1 }, neck: { x: 0, y: -0.36, k: 1 } };
+  // a cardboard box with its flaps open: the flaps make it neither a cup nor the same shape turned over
+  const parts: Part[] = [
+    part(polygon([-0.3, -0.5, -0.46, -0.72, -0.36, -0.76, -0.2, -0.5]), 'dark'),
+    part(polygon([0.3, -0.5, 0.46, -0.72, 0.36, -0.76, 0.2, -0.5]), 'dark'),
+    part(roundRect(0, -0.26, 0.32, 0.26, 0.015)),
+    part(roundRect(0, -0.5, 0.3, 0.02, 0), 'dark'),
+  ];
+  return { parts, top: { x: 0, y: -0.52, k: 1 }, neck: { x: 0, y: -0.3, k: 1 } };
 }
 
 /** Objects lean back to "sit" (on a corner, on the tail) and tip forward as they jump. */
