@@ -183,6 +183,7 @@ export function validateOptions(o: DynasynOptions): void {
   if (!Array.isArray(o.executionProviders) || !o.executionProviders.length) bad('executionProviders', 'a non-empty list of cpu, cuda', o.executionProviders);
   o.executionProviders.forEach((x, i) => oneOf(`executionProviders[${i}]`, x, ['cpu', 'cuda']));
   if (o.intraOpNumThreads !== undefined) int('intraOpNumThreads', o.intraOpNumThreads, 1, 1024);
+  if (o.rowsPerPass !== undefined && o.rowsPerPass !== 1 && o.rowsPerPass !== 2) bad('rowsPerPass', '1 or 2', o.rowsPerPass);
 }
 
 function isHttpUrl(v: unknown): boolean {

@@ -114,6 +114,11 @@ export interface DynasynOptions {
   /** onnxruntime execution providers and threads. */
   executionProviders: ('cpu' | 'cuda')[];
   intraOpNumThreads?: number;
+  /**
+   * Rows of the training graph per pass: 2, or 1 for half the activation memory at the same result
+   * (two passes per step). Default: 1 from 96x96 latents (SD 2.1 at 768 px) up, else 2.
+   */
+  rowsPerPass?: 1 | 2;
 }
 
 /** Progress of a long stage, for CLI progress bars and the service's per-stage progress. */

@@ -42,6 +42,7 @@ interface PersonalizeArgs extends InputArgs {
   clip?: string;
   phase1Steps?: number;
   phase2Steps?: number;
+  rowsPerPass?: number;
 }
 
 /** Options shared by personalize and augment: the backbone, the input, the preset and seed. */
@@ -73,6 +74,7 @@ function overrides(a: PersonalizeArgs | InputArgs): OptionOverrides {
     ...(p.phase2Steps !== undefined ? { phase2: { steps: p.phase2Steps } } : {}),
   };
   return {
+    ...(p.rowsPerPass !== undefined ? { rowsPerPass: p.rowsPerPass as 1 | 2 } : {}),
     ...(a.seed !== undefined ? { seed: a.seed } : {}),
     ...(a.threads !== undefined ? { intraOpNumThreads: a.threads } : {}),
     ...(a.augmentations !== undefined ? { augmentation: { count: a.augmentations } } : {}),
@@ -157,6 +159,7 @@ export function registerPersonalizationCommands(program: Command): void {
     .option('--clip <dir>', 'CLIP ONNX folder: CLIP-T / CLIP-I of the samples')
     .option('--phase1-steps <n>', 'phase 1 steps (override the preset)', integer(0, 1e6))
     .option('--phase2-steps <n>', 'phase 2 steps (override the preset)', integer(0, 1e6))
+    .option('--rows-per-pass <n>', 'training rows per forward/backward pass: 2, or 1 for half the memory (default: 1 from 768 px up)', integer(1, 2))
     .action(async (o: PersonalizeArgs) => {
       await runPersonalize(o);
     });

@@ -5,7 +5,7 @@
  * up to ~16 GB. Make the bundle first (random weights, SD 2.1's real architecture and size):
  *
  *   npm run build && node apps/cli/dist/main.js bundle create-sd21 --out /tmp/sd21-base [--variant sd21] [--dtype fp16]
- *   npm run bench:realsize -w packages/dynasyn -- --bundle /tmp/sd21-base [--threads 2] [--json out.json]
+ *   npm run bench:realsize -w packages/dynasyn -- --bundle /tmp/sd21-base [--threads 2] [--json out.json] [--rows-per-pass 1|2]
  *
  * It runs twice with one derived-graph cache: a cold run (derives the training graphs) and a warm run (finds
  * them). Per stage (the work before each progress event counts to that event's stage): wall time, the first
@@ -46,7 +46,7 @@ async function child(): Promise<void> {
     outDir: arg('out')!,
     graphCacheDir: arg('graph-cache')!,
     input: { image: example.image, subjects: example.subjects.map((s, i) => ({ mask: example.masks[i]!, classWord: s.classWord, nounPhrase: s.nounPhrase })) },
-    options: resolveOptions('smoke', { intraOpNumThreads: threads }),
+    options: resolveOptions('smoke', { intraOpNumThreads: threads, ...(arg('rows-per-pass') ? { rowsPerPass: Number(arg('rows-per-pass')) as 1 | 2 } : {}) }),
     onProgress: (event) => line({ t: performance.now() - t0, event }),
   });
   const metrics = JSON.parse(fs.readFileSync(path.join(out.outDir, 'metrics.json'), 'utf8')) as { timingsMs?: Record<string, number> };
@@ -108,11 +108,16 @@ const stageOf = (e: ProgressEvent) => (e.stage === 'train' ? `train phase ${e.ph
 
 async function runChild(bundle: string, out: string, graphCache: string, threads: number): Promise<RunNumbers> {
   const self = fileURLToPath(import.meta.url);
-  const proc = spawn(process.execPath, [self, '--child', '--bundle', bundle, '--out', out, '--graph-cache', graphCache, '--threads', String(threads)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    // as the dynasyn bin and the worker images run it (apps/cli/bin/dynasyn.js says why)
-    env: { ...process.env, MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? '1048576' },
-  });
+  const rows = arg('rows-per-pass');
+  const proc = spawn(
+    process.execPath,
+    [self, '--child', '--bundle', bundle, '--out', out, '--graph-cache', graphCache, '--threads', String(threads), ...(rows ? ['--rows-per-pass', rows] : [])],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      // as the dynasyn bin and the worker images run it (apps/cli/bin/dynasyn.js says why)
+      env: { ...process.env, MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? '1048576' },
+    },
+  );
   const t0 = performance.now();
   const events: ChildLine[] = [];
   const samples: { t: number; rssKiB: number }[] = [];
@@ -177,7 +182,7 @@ async function main(): Promise<void> {
   const bundle = arg('bundle');
   if (!bundle || !fs.existsSync(path.join(bundle, 'model_index.json'))) {
     console.error(
-      'usage: realsize.bench.js --bundle DIR (a real-size bundle: dynasyn bundle create-sd21 --out DIR) [--threads N] [--json FILE] [--runs cold,warm]',
+      'usage: realsize.bench.js --bundle DIR (a real-size bundle: dynasyn bundle create-sd21 --out DIR) [--threads N] [--json FILE] [--runs cold,warm] [--rows-per-pass 1|2]',
     );
     process.exit(2);
   }

@@ -48,6 +48,8 @@ export interface ComposedModel {
   inputs: { inputIds: TensorSpec; noisyLatents: TensorSpec; timestep: TensorSpec; classInputIds?: TensorSpec };
   grid: [number, number];
   opset: number;
+  /** The UNet takes a timestep per row ([batch]), not one for the whole batch ([1] or a scalar). */
+  timestepPerRow: boolean;
 }
 
 /**
@@ -162,6 +164,7 @@ export function composeEncoderUnet(bundle: ModelBundle, textEncoder: OnnxModel, 
     types,
     grid,
     opset,
+    timestepPerRow: tShape.length === 1 && tShape[0] !== 1,
     inputs: {
       inputIds: spec(COMPOSED_NAMES.inputIds),
       noisyLatents: spec(COMPOSED_NAMES.noisyLatents),

@@ -3,7 +3,8 @@
  * graph. Batch row 0 is the reference image (L_MD, L_M2A, L_ICA), row 1 one augmented image (L_AUG); the
  * host computes everything that needs no gradient (targets, masks at the attention grid, the frozen
  * model's g(M * A(c_hat))) and feeds it. Each term is one function below; `losses-reference.ts` computes the
- * same equations on the host for tests.
+ * same equations on the host for tests. A graph of batch 1 takes one row at a time, in either part (the
+ * trainer's rows-per-pass 1: two passes whose gradients add up to those of the batch-2 step).
  */
 import { Builder, DataType, scalar, type Graph, type TensorType } from '@dynasyn/ort-training';
 import { DiffusionError } from '@dynasyn/diffusion';
@@ -94,7 +95,7 @@ export function normalizeMaps(b: Builder, maps: string): string {
   return b.div(maps, b.op('Max', [peak, b.scalar(NORMALIZE_EPS, FLOAT)]));
 }
 
-/** Row `row` of maps [2,hw,K] as [K,hw]. */
+/** Row `row` of maps [B,hw,K] as [K,hw]. */
 export function mapsOfRow(b: Builder, maps: string, row: 0 | 1): string {
   const r = b.op('Gather', [maps, b.constant(scalar(DataType.INT64, row), `row${row}`)], { axis: 0 });
   return b.transpose(r, [1, 0]);
@@ -116,10 +117,10 @@ export function weightedMapLoss(b: Builder, left: string, target: string, weight
  * columns), masked per row by `masks` ([K,hw] each). No gradient flows here: the frozen branch reads no
  * trainable tensor. Equals classMapTarget (class-map.ts), which computes it on the host.
  */
-export function classTargets(b: Builder, classProbs: string, classSelect: string, masks: [string, string]): [string, string] {
+export function classTargets(b: Builder, classProbs: string, classSelect: string, masks: [string, string], rows: [0 | 1, 0 | 1] = [0, 1]): [string, string] {
   const maps = selectTokenMaps(b, classProbs, classSelect);
-  const target = (row: 0 | 1) => {
-    const masked = b.mul(mapsOfRow(b, maps, row), masks[row]);
+  const target = (which: 0 | 1) => {
+    const masked = b.mul(mapsOfRow(b, maps, rows[which]), masks[which]);
     const peak = b.reduceAxesOp('ReduceMax', masked, [1], true);
     return b.div(masked, b.op('Max', [peak, b.scalar(NORMALIZE_EPS, FLOAT)]));
   };
@@ -164,7 +165,11 @@ export function appendLossSubgraph(graph: Graph, opset: number, types: Map<strin
   const probsType = types.get(options.attentionProbs);
   if (!predType || !probsType)
     throw new DiffusionError('BAD_ARGUMENT', `appendLossSubgraph: no static type for ${predType ? options.attentionProbs : options.prediction}`);
-  const [, hw, tokens] = probsType.dims as [number, number, number];
+  const [B, hw, tokens] = probsType.dims as [number, number, number];
+  if (B !== 1 && B !== 2) throw new DiffusionError('BAD_ARGUMENT', `appendLossSubgraph: the graph has batch ${B}; the loss takes 2 rows or 1`);
+  // At batch 1 the one row plays either part, the reference's (L_MD, L_M2A, L_ICA) or the augmented image's
+  // (L_AUG): the feeds' weights and masks zero the other part's terms (batch.ts splitRows).
+  const augRow = B === 1 ? 0 : 1;
   const shapes = lossInputShapes(predType.dims, hw, tokens, options.maxSubjects, options.classAttentionProbs !== undefined);
   for (const [name, dims] of Object.entries(shapes)) {
     graph.addInput({ name, dtype: FLOAT, shape: dims });
@@ -182,11 +187,11 @@ export function appendLossSubgraph(graph: Graph, opset: number, types: Map<strin
   const icaSide = options.icaNormalizeBoth ? norm : maps;
   const [icaTarget, augTarget] =
     options.classAttentionProbs !== undefined
-      ? classTargets(b, b.cast(options.classAttentionProbs, FLOAT), I.classSelect, [I.m2aTarget, I.augMask])
+      ? classTargets(b, b.cast(options.classAttentionProbs, FLOAT), I.classSelect, [I.m2aTarget, I.augMask], [0, augRow])
       : [I.icaTarget, I.augTarget];
   const m2a = weightedMapLoss(b, mapsOfRow(b, norm, 0), I.m2aTarget, I.m2aWeight);
   const ica = weightedMapLoss(b, mapsOfRow(b, icaSide, 0), icaTarget, I.icaWeight);
-  const aug = weightedMapLoss(b, mapsOfRow(b, icaSide, 1), augTarget, I.augWeight);
+  const aug = weightedMapLoss(b, mapsOfRow(b, icaSide, augRow), augTarget, I.augWeight);
   const total = weightedTotal(b, [md, m2a, ica, aug], I.lambdas);
 
   const O = LOSS_OUTPUTS;

@@ -1,7 +1,7 @@
 /**
  * The training graph of one phase (METHOD.md "Losses", "Two phases"): text encoder with placeholder rows ->
  * UNet with cross-attention capture -> loss subgraph, at batch 2 (row 0 the reference image, row 1 one
- * augmented image). The trainer hands it to ort-training's TrainingSession:
+ * augmented image) or 1 (one of the two rows per pass). The trainer hands it to ort-training's TrainingSession:
  *
  *   const t = buildTrainingModel(bundle, { numPlaceholders: 2, baseVocabSize: tok.vocabSize, phase: 1 });
  *   const s = await TrainingSession.create({ model: t.model, loss: t.outputs.loss, trainable: t.trainable,
@@ -41,8 +41,11 @@ export interface TrainingModelOptions {
   grid?: [number, number];
   /** Normalise A(c) by its max in L_ICA / L_AUG (default true, METHOD.md). */
   icaNormalizeBoth?: boolean;
-  /** Batch rows: 2 (reference + augmented), the only supported value. */
-  batch?: 2;
+  /**
+   * Batch rows: 2 (reference + augmented, default), or 1: one row per pass, in either part (half the
+   * activations; the trainer adds the two passes' gradients, which equal the batch-2 step's).
+   */
+  batch?: 1 | 2;
   /** Start rows of the placeholders: embedding rows of these token ids (class words' first sub-tokens); default zeros. */
   placeholderTokenIds?: number[];
   /** Seed of the adapters' A init (default 0). */
@@ -92,6 +95,8 @@ export interface TrainingModel {
   /** What the graph does differently from what was asked (a model that cannot take adapters), for the run's manifest. */
   notes: string[];
   grid: [number, number];
+  /** The UNet takes a timestep per row (a batch-2 step feeds two), not one for the whole batch. */
+  timestepPerRow: boolean;
 }
 
 /** Start rows [P, D]: the rows of `ids` (padded with zeros to P rows), else all zeros. */
@@ -146,7 +151,12 @@ function fullTrainables(model: OnnxModel, patterns: string[]): string[] {
 export function buildTrainingModel(bundle: ModelBundle, options: TrainingModelOptions): TrainingModel {
   const P = options.numPlaceholders;
   const K = options.maxSubjects ?? P;
-  if ((options.batch ?? 2) !== 2) throw new DiffusionError('UNSUPPORTED', `the training graph has batch 2 (reference + augmented row), got ${options.batch}`);
+  const batch = options.batch ?? 2;
+  if (batch !== 1 && batch !== 2)
+    throw new DiffusionError(
+      'BAD_ARGUMENT',
+      `the training graph has batch 2 (reference + augmented row) or 1 (one row per pass), got ${String(options.batch)}`,
+    );
   if (!Number.isInteger(K) || K < 1) throw new DiffusionError('BAD_ARGUMENT', `maxSubjects must be a positive integer, got ${K}`);
   const adapterOpts = options.adapters ?? DEFAULT_ADAPTERS;
   const original = textEncoderModel(bundle);
@@ -178,7 +188,7 @@ export function buildTrainingModel(bundle: ModelBundle, options: TrainingModelOp
   const keep = new Set([PLACEHOLDER_INPUT, ...adapters.flatMap((s) => [s.a, s.b])]);
   // float16 exports train in float32 (weights stay float16, read through Casts): surgery/precision.ts
   const composed = composeEncoderUnet(bundle, withFloat32Compute(textEncoder), withFloat32Compute(unet), {
-    batch: 2,
+    batch,
     keep,
     ...(options.grid ? { grid: options.grid } : {}),
     ...(frozenInGraph ? { frozen: { textEncoder: withFloat32Compute(original), unet: withFloat32Compute(originalUnet) } } : {}),
@@ -212,6 +222,7 @@ export function buildTrainingModel(bundle: ModelBundle, options: TrainingModelOp
     adapters,
     notes,
     grid: composed.grid,
+    timestepPerRow: composed.timestepPerRow,
     outputs: LOSS_OUTPUTS,
     inputs: {
       ...composed.inputs,

@@ -68,6 +68,7 @@ export async function trainStage(run: TrainStageRun): Promise<TrainStageResult> 
         cacheDir: run.graphCacheDir ?? graphCacheDir(bundle.dir),
         executionProviders: o.executionProviders,
         ...(o.intraOpNumThreads !== undefined ? { intraOpNumThreads: o.intraOpNumThreads } : {}),
+        ...(o.rowsPerPass !== undefined ? { rowsPerPass: o.rowsPerPass } : {}),
         onProgress: (e) => {
           watch();
           emit(e);

@@ -254,3 +254,36 @@ function assembleFeeds(setup: BatchSetup, d: Drawn): Record<string, HostTensor> 
     lambdas: f32([4], Float32Array.of(l.md, l.m2a, l.ica, l.aug)),
   };
 }
+
+/** Feeds with a row per batch entry (axis 0): the rest are per subject or shared. */
+const ROW_FEEDS = ['input_ids', 'noisy_latents', 'target', 'md_mask', 'token_select', 'class_input_ids', 'class_select'] as const;
+
+/**
+ * A batch-2 step's feeds as the feeds of one-row passes of a batch-1 training graph (rows per pass 1):
+ * row 0 in the reference's part (L_MD, L_M2A, L_ICA; aug_weight zeroed) and row 1 in the augmented image's
+ * (L_AUG; m2a_weight and ica_weight zeroed, its md_mask is zero already). Every term reads one row only, so
+ * the passes' losses and gradients add up to the batch-2 step's. Row 1 is left out when it trains nothing
+ * (no augmented set: every aug_weight is 0), which halves the step.
+ */
+export function splitRows(feeds: Record<string, HostTensor>): Record<string, HostTensor>[] {
+  const row = (t: HostTensor, r: 0 | 1): HostTensor => {
+    if (t.dims[0] !== 2) throw new TrainingError('BAD_INPUT', `splitRows: a row feed has ${t.dims[0]} rows, expected 2`);
+    const n = t.data.length / 2;
+    return { dtype: t.dtype, dims: [1, ...t.dims.slice(1)], data: t.data.slice(r * n, (r + 1) * n) };
+  };
+  const zeros = (t: HostTensor): HostTensor => ({ dtype: t.dtype, dims: [...t.dims], data: new Float32Array(t.data.length) });
+  const pass = (r: 0 | 1): Record<string, HostTensor> => {
+    const out: Record<string, HostTensor> = { ...feeds };
+    for (const name of ROW_FEEDS) if (feeds[name]) out[name] = row(feeds[name], r);
+    const t = feeds.timestep;
+    if (t && t.dims.length === 1 && t.dims[0] === 2) out.timestep = row(t, r);
+    if (r === 0) out.aug_weight = zeros(feeds.aug_weight!);
+    else {
+      out.m2a_weight = zeros(feeds.m2a_weight!);
+      out.ica_weight = zeros(feeds.ica_weight!);
+    }
+    return out;
+  };
+  const trainsAug = (feeds.aug_weight!.data as Float32Array).some((w) => w !== 0);
+  return trainsAug ? [pass(0), pass(1)] : [pass(0)];
+}

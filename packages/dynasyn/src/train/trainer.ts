@@ -6,11 +6,11 @@
  * a metrics row per step; checkpoints every K steps, at phase ends and on cancel; exact resume.
  */
 import { GaussianRng, PLACEHOLDER_INPUT, type ExecutionProvider, type ModelBundle } from '@dynasyn/diffusion';
-import { AdamW, TrainingSession, type HostTensor } from '@dynasyn/ort-training';
+import { AdamW, TrainingSession, type HostTensor, type StepResult } from '@dynasyn/ort-training';
 import { buildTrainingModel, type TrainingModel } from '../graph/index.js';
 import type { AugmentedExample, LearnedConcepts, PersonalizationInput, ProgressListener, TrainOptions } from '../types.js';
 import { alignmentOf, evaluationDraw, type AlignmentReport, type AlignmentSnapshot } from './alignment.js';
-import { buildBatch, buildStepBatch, type BatchSetup, type ClassMapRunner } from './batch.js';
+import { buildBatch, buildStepBatch, splitRows, type BatchSetup, type ClassMapRunner } from './batch.js';
 import {
   checkpointTensor,
   readTrainCheckpointState,
@@ -45,6 +45,12 @@ export interface TrainPersonalizationOptions {
   onMetrics?: (row: TrainMetricsRow) => void;
   /** Stops training at the next step boundary (a checkpoint is written there when checkpointDir is set). */
   signal?: AbortSignal;
+  /**
+   * Rows of the training graph per forward/backward pass: 2 (the reference and the augmented row together)
+   * or 1 (two passes whose gradients are added: the same step, half the activation memory). Default
+   * defaultRowsPerPass(bundle): 1 from SD 2.1's 96x96 latents (768 px) up, else 2.
+   */
+  rowsPerPass?: 1 | 2;
   /** Fixed timestep of the alignment evaluation; default T/2. */
   evalTimestep?: number;
   /** IoU threshold on the max-normalised maps; default 0.5. */
@@ -86,6 +92,8 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
   const classWords = input.subjects.map((s) => s.classWord);
   const startTokenIds = classWords.map((w) => tokenizer.firstSubTokenId(w));
   const grid = attentionGrid(bundle, options.attentionGridDivisor);
+  const rowsPerPass = o.rowsPerPass ?? defaultRowsPerPass(bundle);
+  if (rowsPerPass !== 1 && rowsPerPass !== 2) throw new TrainingError('BAD_INPUT', `rowsPerPass must be 1 or 2, got ${String(o.rowsPerPass)}`);
   // Every graph the run needs is built and derived before anything is trained: a bundle that cannot be
   // personalized (an op without a gradient rule, a graph the surgery cannot read) fails here, in seconds.
   const models = new Map<1 | 2, TrainingModel>();
@@ -101,7 +109,7 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
       adapters: options.adapters,
       grid,
       icaNormalizeBoth: options.icaNormalizeBoth,
-      batch: 2,
+      batch: rowsPerPass,
       placeholderTokenIds: startTokenIds,
       seed: o.seed,
     });
@@ -153,14 +161,39 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
         frozenInGraph: built.inputs.classSelect !== undefined,
         idsType: inputIds.dtype,
         timestepType: timestep.dtype,
-        timestepDims: timestep.dims,
+        // the step is drawn for both rows, whatever the rows per pass (splitRows cuts it per row)
+        timestepDims: built.timestepPerRow ? [2] : timestep.dims,
         latentType: noisyLatents.dtype,
       },
     };
   };
+  /** Forward + backward of a step's feeds: one pass of both rows, or a pass per row with the results added. */
+  const run = async (p: Phase, feeds: Record<string, HostTensor>): Promise<StepResult> =>
+    rowsPerPass === 2 ? p.session.step(feeds) : addPasses(p, splitRows(feeds));
+  const addPasses = async (p: Phase, passes: Record<string, HostTensor>[]): Promise<StepResult> => {
+    const O = p.built.outputs;
+    let sum: StepResult | undefined;
+    for (const feeds of passes) {
+      const r = await p.session.step(feeds);
+      if (!sum) {
+        // copies: a session may hand out buffers that its next step reuses
+        sum = {
+          loss: r.loss,
+          grads: new Map([...r.grads].map(([k, v]) => [k, copyTensor(v)])),
+          outputs: new Map([...r.outputs].map(([k, v]) => [k, copyTensor(v)])),
+        };
+        continue;
+      }
+      sum.loss += r.loss;
+      for (const [name, g] of r.grads) addInto(sum.grads.get(name)!, g, name);
+      // each term comes from one row's part (the other pass's is exactly 0); the maps stay the reference row's
+      for (const name of [O.md, O.m2a, O.ica, O.aug]) addInto(sum.outputs.get(name)!, r.outputs.get(name)!, name);
+    }
+    return sum!;
+  };
   const measure = async (p: Phase & { setup: BatchSetup }, afterSteps: number): Promise<AlignmentSnapshot> => {
     const batch = await buildBatch(p.setup, evalDraw, frozen?.run);
-    const r = await p.session.step(batch.feeds);
+    const r = await run(p, batch.feeds);
     const term = (name: string) => Number((r.outputs.get(name)!.data as Float32Array)[0]);
     const losses = { md: term(p.built.outputs.md), m2a: term(p.built.outputs.m2a), ica: term(p.built.outputs.ica) };
     return { afterSteps, losses, placeholders: alignmentOf(r.outputs.get(p.built.outputs.attention)!, input.subjects, tokens, grid, threshold) };
@@ -209,7 +242,7 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
         const t0 = performance.now();
         const augIndex = augmented.length ? stepsDone(phase, step) % augmented.length : undefined;
         const batch = await buildStepBatch(p.setup, root.fork(`step-${phase}-${step + 1}`), augIndex, frozen?.run);
-        const r = await p.session.step(batch.feeds);
+        const r = await run(p, batch.feeds);
         const update = p.session.applyGradients(optimizer, r.grads);
         step++;
         const term = (name: string) => Number((r.outputs.get(name)!.data as Float32Array)[0]);
@@ -291,6 +324,25 @@ export function sessionSpec(built: TrainingModel) {
 }
 
 const PLACEHOLDERS = PLACEHOLDER_INPUT;
+
+/**
+ * Rows per training pass for `bundle` when the caller does not say: 1 where the latent grid has 96x96 cells
+ * or more (SD 2.1 at 768 px: the UNet's activations kept for the backward pass of two rows need ~18 GB), else 2.
+ */
+export function defaultRowsPerPass(bundle: Pick<ModelBundle, 'sampleSize' | 'vaeScaleFactor'>): 1 | 2 {
+  const side = bundle.sampleSize / bundle.vaeScaleFactor;
+  return side * side >= 96 * 96 ? 1 : 2;
+}
+
+const copyTensor = (t: HostTensor): HostTensor => ({ dtype: t.dtype, dims: [...t.dims], data: t.data.slice() });
+
+function addInto(into: HostTensor, add: HostTensor, name: string): void {
+  const a = into.data,
+    b = add.data;
+  if (!(a instanceof Float32Array || a instanceof Float64Array) || a.constructor !== b.constructor || a.length !== b.length)
+    throw new Error(`internal: cannot add the passes' ${name}: ${a.constructor.name}[${a.length}] and ${b.constructor.name}[${b.length}]`);
+  for (let i = 0; i < a.length; i++) a[i]! += (b as Float32Array)[i]!;
+}
 
 function conceptsOf(p: Phase, tokens: string[], classWords: string[], embeddings: HostTensor): LearnedConcepts {
   const adapters = new Map<string, HostTensor>();
