@@ -11,6 +11,8 @@ import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataType, saveModel, type OnnxModel } from '@dynasyn/ort-training';
 import { DiffusionError } from '../errors.js';
+import { writeTokenizerFiles } from '../tokenizer-files.js';
+import type { ClipTokenizerFiles } from '../tokenizer.js';
 import { ModuleBuilder } from '../tiny/module-builder.js';
 import { checkSdConfig, SD21_PRESETS, type SdBundleConfig, type SdDtype, type SdVariant } from './config.js';
 import { modelIndex, schedulerConfig, textEncoderConfig, unetConfig, vaeConfig, type SdBundleLayout } from './configs.js';
@@ -49,6 +51,8 @@ export interface CreateSdBundleOptions {
   externalData?: SdBundlePart[];
   /** Called after each parameter is written. */
   onProgress?: (progress: SdBundleProgress) => void;
+  /** Tokenizer files to write instead of the synthetic CLIP-sized one (a tokenizer learned for the model); its size must be the text encoder's vocabSize. */
+  tokenizer?: ClipTokenizerFiles;
 }
 
 /** What createSdBundle wrote. */
@@ -110,7 +114,10 @@ export async function createSdBundle(dir: string, options: CreateSdBundleOptions
   let done = 0;
 
   mkdirSync(dir, { recursive: true });
-  const { vocabSize } = writeClipSizedTokenizer(join(dir, 'tokenizer'), config.textEncoder.vocabSize);
+  const tokenizerDir = join(dir, 'tokenizer');
+  const { vocabSize } = options.tokenizer
+    ? writeTokenizerFiles(tokenizerDir, options.tokenizer)
+    : writeClipSizedTokenizer(tokenizerDir, config.textEncoder.vocabSize);
   if (vocabSize !== config.textEncoder.vocabSize) throw new Error(`tokenizer has ${vocabSize} tokens, the text encoder ${config.textEncoder.vocabSize}`);
   const write = (sub: string, file: string, value: unknown) => {
     mkdirSync(join(dir, sub), { recursive: true });

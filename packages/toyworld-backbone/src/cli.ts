@@ -1,0 +1,109 @@
+/**
+ * `toyworld-train` (root: `npm run toyworld:train -- [options]`): trains the toy-world backbone from a seed,
+ * resuming from the work directory's checkpoints when it holds a run (the default).
+ */
+import { rmSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import cliProgress from 'cli-progress';
+import type { ToyPreset } from './config.js';
+import { syntheticShapesSource } from './synthetic-source.js';
+import { toyworldSource } from './toyworld-source.js';
+import { trainToyBackbone, type Phase } from './train.js';
+
+const HELP = `toyworld-train: train the toy-world backbone with @dynasyn/ort-training (resumes by default)
+
+  --out DIR             finished bundle (default models/toyworld)
+  --work DIR            checkpoints, logs, graph cache (default .toyworld-train)
+  --seed N              seed of weights and data (default 0)
+  --steps N             diffusion steps (text encoder + UNet; default 2000)
+  --vae-steps N         VAE steps (default 800)
+  --batch N             diffusion batch (default 16)
+  --vae-batch N         VAE batch (default 12)
+  --lr X / --vae-lr X   peak learning rates (default 1e-3 / 1e-3)
+  --minutes M           stop after M minutes of this invocation (checkpointed; run again to continue);
+                        a stop inside the diffusion phase still writes the bundle of the weights so far
+  --checkpoint-minutes M  checkpoint at least every M minutes (default 4)
+  --threads N           intra-op threads (default 2)
+  --preset toy|test     model size (test: a tiny model for smoke checks)
+  --source toyworld|synthetic   training images (default toyworld)
+  --no-resume           start over: delete the work directory first
+  --help`;
+
+const { values: a } = parseArgs({
+  options: {
+    out: { type: 'string', default: 'models/toyworld' },
+    work: { type: 'string', default: '.toyworld-train' },
+    seed: { type: 'string', default: '0' },
+    steps: { type: 'string', default: '2000' },
+    'vae-steps': { type: 'string', default: '800' },
+    batch: { type: 'string', default: '16' },
+    'vae-batch': { type: 'string', default: '12' },
+    lr: { type: 'string', default: '1e-3' },
+    'vae-lr': { type: 'string', default: '1e-3' },
+    minutes: { type: 'string' },
+    'checkpoint-minutes': { type: 'string', default: '4' },
+    threads: { type: 'string', default: '2' },
+    preset: { type: 'string', default: 'toy' },
+    source: { type: 'string', default: 'toyworld' },
+    resume: { type: 'boolean', default: true },
+    'no-resume': { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (a.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+const int = (name: string, v: string | undefined): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${v}`);
+  return n;
+};
+const num = (name: string, v: string | undefined): number => {
+  const n = Number(v);
+  if (!(n > 0)) throw new Error(`--${name} must be a positive number, got ${v}`);
+  return n;
+};
+const preset = a.preset as ToyPreset;
+if (preset !== 'toy' && preset !== 'test') throw new Error(`--preset must be toy or test, got ${a.preset}`);
+const size = preset === 'test' ? 16 : 64;
+const source = a.source === 'synthetic' ? syntheticShapesSource(size) : a.source === 'toyworld' ? toyworldSource(size) : undefined;
+if (!source) throw new Error(`--source must be toyworld or synthetic, got ${a.source}`);
+const workDir = resolve(a.work!);
+if (a['no-resume']) rmSync(workDir, { recursive: true, force: true });
+
+// under nohup (no TTY) the bar prints a line every 30 s into the log instead of redrawing
+const barOptions: cliProgress.Options = {
+  format: '{phase} |{bar}| {value}/{total} steps | loss {loss} | lr {lr} | {ms} ms/step | ETA {eta_formatted}',
+  hideCursor: true,
+  etaBuffer: 50,
+  fps: 2,
+  noTTYOutput: true,
+  notTTYSchedule: 30_000,
+};
+let bar: cliProgress.SingleBar | undefined;
+const result = await trainToyBackbone({
+  out: resolve(a.out!),
+  workDir,
+  seed: int('seed', a.seed),
+  preset,
+  source,
+  vae: { steps: int('vae-steps', a['vae-steps']), batch: int('vae-batch', a['vae-batch']), lr: num('vae-lr', a['vae-lr']), warmup: 50, klWeight: 1e-4 },
+  diffusion: { steps: int('steps', a.steps), batch: int('batch', a.batch), lr: num('lr', a.lr), warmup: 100, emptyCaption: 0.1 },
+  tokenizerCaptions: 20000,
+  threads: int('threads', a.threads),
+  checkpointMinutes: num('checkpoint-minutes', a['checkpoint-minutes']),
+  ...(a.minutes !== undefined ? { stopAfterMinutes: num('minutes', a.minutes), exportOnStop: true } : {}),
+  onPhase: (phase: Phase, start, total) => {
+    bar?.stop();
+    bar = new cliProgress.SingleBar(barOptions, cliProgress.Presets.shades_classic);
+    bar.start(total, start, { phase: phase.padEnd(9), loss: '-', lr: '-', ms: '-' });
+  },
+  onStep: (phase, step, _total, log, ms) => {
+    bar?.update(step, { phase: phase.padEnd(9), loss: log.loss.toFixed(4), lr: log.lr.toExponential(2), ms: ms.toFixed(0) });
+  },
+  onMessage: (line) => console.log(line),
+});
+bar?.stop();
+console.log(result.finished ? `done: ${resolve(a.out!)}` : `stopped at phase ${result.state.phase}; run the same command again to continue`);

@@ -1,0 +1,91 @@
+/**
+ * The whole run on the 'test' preset: interrupted after every step and resumed, it writes the same bundle as
+ * an uninterrupted run; the bundle loads in the product, samples, and takes the personalization graph surgery.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DiffusionPipeline, loadBundle } from '@dynasyn/diffusion';
+import { TrainingSession } from '@dynasyn/ort-training';
+// the surgery is the trainer's internal API (not exported by @dynasyn/dynasyn): imported from its source
+import { buildTrainingModel } from '../../dynasyn/src/graph/index.js';
+import { MODELS } from './bundle-io.js';
+import { syntheticShapesSource } from './synthetic-source.js';
+import { trainToyBackbone, type TrainOptions } from './train.js';
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'toy-train-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const options = (name: string): TrainOptions => ({
+  out: join(dir, name, 'bundle'),
+  workDir: join(dir, name, 'work'),
+  seed: 5,
+  preset: 'test',
+  source: syntheticShapesSource(16),
+  vae: { steps: 3, batch: 2, lr: 1e-3, warmup: 1, klWeight: 1e-4 },
+  diffusion: { steps: 3, batch: 2, lr: 1e-3, warmup: 1, emptyCaption: 0.1 },
+  tokenizerCaptions: 100,
+  threads: 1,
+  checkpointMinutes: 60,
+});
+
+describe('toy backbone training run', () => {
+  let bundleDir: string;
+
+  it('resumed after every step, writes the same weights as an uninterrupted run', async () => {
+    const whole = await trainToyBackbone(options('whole'));
+    expect(whole.finished).toBe(true);
+    let invocations = 0,
+      finished = false;
+    while (!finished && invocations < 20) {
+      finished = (await trainToyBackbone({ ...options('resumed'), stopAfterMinutes: 0 })).finished;
+      invocations++;
+    }
+    expect(finished).toBe(true);
+    // stopped after steps 1 and 2 of each phase (a phase's last step runs on into the next phase): 4 stops, then the end
+    expect(invocations).toBe(5);
+    for (const m of MODELS) {
+      const a = readFileSync(join(options('whole').out, m, 'model.onnx'));
+      const b = readFileSync(join(options('resumed').out, m, 'model.onnx'));
+      expect(b.equals(a)).toBe(true);
+    }
+    const logLines = readFileSync(join(options('resumed').out, 'train-log.jsonl'), 'utf8')
+      .trim()
+      .split('\n');
+    expect(logLines).toHaveLength(6);
+    expect(existsSync(join(options('resumed').out, 'MODEL_CARD.md'))).toBe(true);
+    bundleDir = options('whole').out;
+  });
+
+  it('writes a bundle the product loads and samples from', async () => {
+    const bundle = loadBundle(bundleDir);
+    expect(bundle.sampleSize).toBe(16);
+    expect(bundle.vaeScaleFactor).toBe(4);
+    const index = JSON.parse(readFileSync(join(bundleDir, 'model_index.json'), 'utf8')) as Record<string, unknown>;
+    expect(index['_random_weights']).toBeUndefined();
+    const pipeline = await DiffusionPipeline.create(bundleDir, { intraOpNumThreads: 1 });
+    try {
+      const result = await pipeline.textToImage({ prompt: 'a red circle on a white background', steps: 2, seed: 1 });
+      const image = result.images[0]!;
+      expect([image.width, image.height]).toEqual([16, 16]);
+      expect(image.data.length).toBe(16 * 16 * 3);
+    } finally {
+      await pipeline.release();
+    }
+  });
+
+  it('takes the personalization graph surgery: placeholder rows, attention capture, LoRA on q/k/v', async () => {
+    const bundle = loadBundle(bundleDir);
+    const tokenizerSize = Object.keys(JSON.parse(readFileSync(join(bundleDir, 'tokenizer', 'vocab.json'), 'utf8')) as object).length;
+    const t = buildTrainingModel(bundle, { numPlaceholders: 2, baseVocabSize: tokenizerSize, phase: 2, grid: [4, 4] });
+    expect(t.grid).toEqual([4, 4]);
+    expect(t.trainable[0]).toBe('placeholder_embeddings');
+    // adapters on the UNet's attention projections (two attention layers x q, k, v, out at least) and the text encoder's
+    expect(t.adapters.filter((a) => a.model === 'unet').length).toBeGreaterThanOrEqual(8);
+    expect(t.adapters.filter((a) => a.model === 'text_encoder').length).toBeGreaterThanOrEqual(4);
+    await TrainingSession.prepare({ model: t.model, loss: t.outputs.loss, trainable: t.trainable, cacheDir: join(dir, 'cache') });
+  });
+});

@@ -1,0 +1,283 @@
+/**
+ * `trainToyBackbone`: the whole reproducible run from a seed, resumable at any point. Work directory:
+ *
+ *   init/                 the seeded starting bundle (learned tokenizer, createSdBundle's graphs)
+ *   vae/                  the trained VAE's graphs (after the VAE phase)
+ *   checkpoints/<phase>.safetensors   weights + AdamW state + step of the phase in progress
+ *   state.json            phase reached, the latent scaling factor, time spent
+ *   train-log.jsonl       one line per step: phase, step, loss (and terms), lr, grad norm, ms
+ *   cache/                derived training graphs
+ *
+ * Batches are functions of (seed, step) (data.ts), so the checkpoint's step is the data stream's state.
+ */
+import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { ClipTokenizer } from '@dynasyn/diffusion';
+import { AdamW, loadCheckpoint, saveCheckpoint } from '@dynasyn/ort-training';
+import { createInitialBundle, writeBundleFiles, writeWeights, type BundleModel } from './bundle-io.js';
+import { toyBundleConfig, type ToyPreset } from './config.js';
+import { batchAt, stackImages, type ExampleSource } from './data.js';
+import { DiffusionTrainer } from './diffusion-trainer.js';
+import { writeModelCard, type RunSummary } from './model-card.js';
+import type { ModelGroup } from './model-group.js';
+import { warmupCosine } from './schedule.js';
+import { learnCaptionTokenizer, vocabSize } from './tokenizer.js';
+import { VaeTrainer, type PhaseStepLog } from './vae-trainer.js';
+
+export interface PhaseOptions {
+  steps: number;
+  batch: number;
+  /** Peak learning rate (linear warmup, cosine decay to a tenth). */
+  lr: number;
+  warmup: number;
+}
+
+export interface TrainOptions {
+  /** Where the finished bundle goes (models/toyworld). */
+  out: string;
+  /** Checkpoints, logs, the derived-graph cache. */
+  workDir: string;
+  seed: number;
+  preset: ToyPreset;
+  source: ExampleSource;
+  vae: PhaseOptions & { klWeight: number };
+  diffusion: PhaseOptions & { emptyCaption: number };
+  /** Captions the tokenizer learns from. */
+  tokenizerCaptions: number;
+  threads: number;
+  /** Save a checkpoint at least this often (minutes). */
+  checkpointMinutes: number;
+  /** Stop (after a checkpoint) once this many minutes have passed in this invocation; resume continues. */
+  stopAfterMinutes?: number;
+  /** When stopped for time in the diffusion phase, still write the bundle of the weights so far (marked partial). */
+  exportOnStop?: boolean;
+  /** Called after each step (progress bars). */
+  onStep?: (phase: Phase, step: number, total: number, log: PhaseStepLog, ms: number) => void;
+  onPhase?: (phase: Phase, startStep: number, total: number) => void;
+  onMessage?: (line: string) => void;
+}
+
+export type Phase = 'vae' | 'diffusion';
+
+interface State {
+  seed: number;
+  preset: ToyPreset;
+  phase: Phase | 'export' | 'done';
+  scalingFactor?: number;
+  /** Seconds spent in each phase over all invocations. */
+  seconds: Record<string, number>;
+  startedAt: string;
+}
+
+export interface TrainResult {
+  finished: boolean;
+  state: State;
+}
+
+export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
+  const w = o.workDir;
+  mkdirSync(join(w, 'checkpoints'), { recursive: true });
+  const stateFile = join(w, 'state.json'),
+    logFile = join(w, 'train-log.jsonl');
+  const say = (s: string) => o.onMessage?.(s);
+  const sessionOptions: ort.InferenceSession.SessionOptions = { intraOpNumThreads: o.threads, interOpNumThreads: 1 };
+  const cacheDir = join(w, 'cache');
+  const invocationStart = performance.now();
+  const outOfTime = () => o.stopAfterMinutes !== undefined && performance.now() - invocationStart > o.stopAfterMinutes * 60_000;
+
+  let state: State;
+  if (existsSync(stateFile)) {
+    state = JSON.parse(readFileSync(stateFile, 'utf8')) as State;
+    if (state.seed !== o.seed || state.preset !== o.preset)
+      throw new Error(`${w} holds a run with seed ${state.seed} (${state.preset}); use another --work directory or remove it`);
+    say(`resuming at phase ${state.phase} (${w})`);
+  } else {
+    state = { seed: o.seed, preset: o.preset, phase: 'vae', seconds: {}, startedAt: new Date().toISOString() };
+  }
+  const saveState = () => {
+    writeFileSync(`${stateFile}.tmp`, JSON.stringify(state, null, 2) + '\n');
+    renameSync(`${stateFile}.tmp`, stateFile);
+  };
+
+  const initDir = join(w, 'init');
+  if (!existsSync(join(initDir, 'model_index.json'))) {
+    const tokenizer = learnCaptionTokenizer(await o.source.captions(o.seed, o.tokenizerCaptions));
+    const config = toyBundleConfig(vocabSize(tokenizer), o.preset);
+    rmSync(`${initDir}.tmp`, { recursive: true, force: true });
+    await createInitialBundle(`${initDir}.tmp`, config, tokenizer, o.seed);
+    renameSync(`${initDir}.tmp`, initDir);
+    say(`starting bundle: ${vocabSize(tokenizer)}-token tokenizer learned from ${o.tokenizerCaptions} captions, ${initDir}`);
+  }
+  saveState();
+
+  /** Runs steps [checkpoint step, total) of a phase; false when stopped for time. */
+  const runPhase = async (phase: Phase, p: PhaseOptions, group: ModelGroup, opt: AdamW, step: (s: number) => Promise<PhaseStepLog>): Promise<boolean> => {
+    const ckpt = join(w, 'checkpoints', `${phase}.safetensors`);
+    let next = 0;
+    if (existsSync(ckpt)) next = Number(loadCheckpoint(ckpt, group, opt).nextStep);
+    o.onPhase?.(phase, next, p.steps);
+    let lastSave = performance.now(),
+      phaseClock = performance.now();
+    const save = () => {
+      saveCheckpoint(`${ckpt}.tmp`, group, opt, { nextStep: String(next), phase, seed: String(o.seed) });
+      renameSync(`${ckpt}.tmp`, ckpt);
+      const now = performance.now();
+      state.seconds[phase] = (state.seconds[phase] ?? 0) + (now - phaseClock) / 1000;
+      phaseClock = now;
+      saveState();
+      lastSave = now;
+    };
+    while (next < p.steps) {
+      const t0 = performance.now();
+      const log = await step(next);
+      const ms = performance.now() - t0;
+      if (!Number.isFinite(log.loss)) throw new Error(`${phase} step ${next}: loss is ${log.loss}`);
+      appendFileSync(
+        logFile,
+        JSON.stringify({
+          phase,
+          step: next,
+          loss: log.loss,
+          ...log.terms,
+          lr: log.lr,
+          gradNorm: log.gradNorm,
+          ms: Math.round(ms),
+          at: new Date().toISOString(),
+        }) + '\n',
+      );
+      next++;
+      o.onStep?.(phase, next, p.steps, log, ms);
+      if (next === p.steps || performance.now() - lastSave > o.checkpointMinutes * 60_000) save();
+      if (next < p.steps && outOfTime()) {
+        save();
+        return false;
+      }
+    }
+    return true;
+  };
+
+  /** The bundle from init/'s graphs, vae/'s and trained/'s weights; `partial` notes a run stopped before its last step. */
+  const exportBundle = (partial?: { step: number }) => {
+    const vocab = Object.keys(JSON.parse(readFileSync(join(initDir, 'tokenizer', 'vocab.json'), 'utf8')) as object).length;
+    const config = toyBundleConfig(vocab, o.preset);
+    const tmp = `${o.out}.tmp`;
+    rmSync(tmp, { recursive: true, force: true });
+    const marker = { seed: o.seed, preset: o.preset, trainedBy: '@dynasyn/toyworld-backbone', ...(partial ? { partialAtStep: partial.step } : {}) };
+    writeBundleFiles(initDir, tmp, state.scalingFactor!, { _toyworld: marker });
+    for (const m of ['vae_encoder', 'vae_decoder'] as BundleModel[]) cpSync(join(w, 'vae', m, 'model.onnx'), join(tmp, m, 'model.onnx'));
+    for (const m of ['text_encoder', 'unet'] as BundleModel[]) cpSync(join(w, 'trained', m, 'model.onnx'), join(tmp, m, 'model.onnx'));
+    cpSync(logFile, join(tmp, 'train-log.jsonl'));
+    const summary: RunSummary = {
+      options: o,
+      config,
+      scalingFactor: state.scalingFactor!,
+      seconds: state.seconds,
+      startedAt: state.startedAt,
+      log: logFile,
+      bundleDir: tmp,
+    };
+    writeModelCard(join(tmp, 'MODEL_CARD.md'), summary, partial);
+    rmSync(o.out, { recursive: true, force: true });
+    renameSync(tmp, o.out);
+  };
+
+  if (state.phase === 'vae') {
+    const opt = new AdamW({ lr: warmupCosine(o.vae.lr, o.vae.warmup, o.vae.steps), weightDecay: 0, maxGradNorm: 1 });
+    const vae = await VaeTrainer.create({
+      bundleDir: initDir,
+      source: o.source,
+      seed: o.seed,
+      batch: o.vae.batch,
+      klWeight: o.vae.klWeight,
+      optimizer: opt,
+      cacheDir,
+      sessionOptions,
+    });
+    try {
+      if (!(await runPhase('vae', o.vae, vae.group, opt, (s) => vae.step(s)))) return { finished: false, state };
+      for (const m of ['vae_encoder', 'vae_decoder'] as BundleModel[]) writeWeights(initDir, join(w, 'vae'), m, vae.group.weightsOf(m));
+    } finally {
+      await vae.release();
+    }
+    state.scalingFactor = await latentScalingFactor(join(w, 'vae', 'vae_encoder', 'model.onnx'), o.source, o.seed, o.vae.batch, sessionOptions);
+    say(`VAE trained; latent scaling factor ${state.scalingFactor.toPrecision(5)}`);
+    state.phase = 'diffusion';
+    saveState();
+  }
+
+  if (state.phase === 'diffusion') {
+    const opt = new AdamW({ lr: warmupCosine(o.diffusion.lr, o.diffusion.warmup, o.diffusion.steps), weightDecay: 0.01, maxGradNorm: 1 });
+    const trainer = await DiffusionTrainer.create({
+      bundleDir: initDir,
+      vaeEncoderPath: join(w, 'vae', 'vae_encoder', 'model.onnx'),
+      scalingFactor: state.scalingFactor!,
+      tokenizer: ClipTokenizer.fromDir(join(initDir, 'tokenizer')),
+      source: o.source,
+      seed: o.seed,
+      batch: o.diffusion.batch,
+      emptyCaption: o.diffusion.emptyCaption,
+      optimizer: opt,
+      cacheDir,
+      sessionOptions,
+    });
+    try {
+      const done = await runPhase('diffusion', o.diffusion, trainer.group, opt, (s) => trainer.step(s));
+      for (const m of ['text_encoder', 'unet'] as BundleModel[]) writeWeights(initDir, join(w, 'trained'), m, trainer.group.weightsOf(m));
+      if (!done) {
+        if (o.exportOnStop) {
+          exportBundle({ step: opt.step });
+          say(`stopped for time at diffusion step ${opt.step}: the weights so far written to ${o.out} (a resume continues the run)`);
+        }
+        return { finished: false, state };
+      }
+    } finally {
+      await trainer.release();
+    }
+    state.phase = 'export';
+    saveState();
+  }
+
+  if (state.phase === 'export') {
+    exportBundle();
+    state.phase = 'done';
+    saveState();
+    say(`bundle written to ${o.out}`);
+  }
+  return { finished: state.phase === 'done', state };
+}
+
+/** 1 / std of the trained VAE's latents (posterior means) over a few batches of the stream: diffusion then sees unit-variance latents. */
+export async function latentScalingFactor(
+  encoderPath: string,
+  source: ExampleSource,
+  seed: number,
+  batch: number,
+  sessionOptions: ort.InferenceSession.SessionOptions,
+  batches = 8,
+): Promise<number> {
+  const session = await ort.InferenceSession.create(encoderPath, sessionOptions);
+  let sum = 0,
+    sq = 0,
+    n = 0;
+  try {
+    for (let s = 0; s < batches; s++) {
+      const x = stackImages(await batchAt(source, seed + 2, s, batch));
+      const m = (await session.run({ sample: new ort.Tensor('float32', x, [batch, 3, source.size, source.size]) })).latent_sample!;
+      const [, c2, h, w] = m.dims as number[];
+      const per = (c2! / 2) * h! * w!,
+        data = m.data as Float32Array;
+      for (let b = 0; b < batch; b++)
+        for (let i = 0; i < per; i++) {
+          const v = data[b * 2 * per + i]!;
+          sum += v;
+          sq += v * v;
+          n++;
+        }
+    }
+  } finally {
+    await session.release();
+  }
+  const mean = sum / n;
+  return 1 / Math.sqrt(sq / n - mean * mean);
+}
