@@ -16,8 +16,8 @@ const HELP = `toyworld-train: train the toy-world backbone with @dynasyn/ort-tra
   --out DIR             finished bundle (default models/toyworld)
   --work DIR            checkpoints, logs, graph cache (default .toyworld-train)
   --seed N              seed of weights and data (default 0)
-  --steps N             diffusion steps (text encoder + UNet; default 2000)
-  --vae-steps N         VAE steps (default 800)
+  --steps N             diffusion steps (text encoder + UNet; default 1600)
+  --vae-steps N         VAE steps (default 500)
   --batch N             diffusion batch (default 16)
   --vae-batch N         VAE batch (default 12)
   --lr X / --vae-lr X   peak learning rates (default 1e-3 / 1e-3)
@@ -35,8 +35,8 @@ const { values: a } = parseArgs({
     out: { type: 'string', default: 'models/toyworld' },
     work: { type: 'string', default: '.toyworld-train' },
     seed: { type: 'string', default: '0' },
-    steps: { type: 'string', default: '2000' },
-    'vae-steps': { type: 'string', default: '800' },
+    steps: { type: 'string', default: '1600' },
+    'vae-steps': { type: 'string', default: '500' },
     batch: { type: 'string', default: '16' },
     'vae-batch': { type: 'string', default: '12' },
     lr: { type: 'string', default: '1e-3' },
