@@ -7,6 +7,7 @@ import { loadBundle } from '../bundle.js';
 import { findCrossAttentionLayers } from '../surgery/attention-layers.js';
 import { findTokenEmbedding } from '../surgery/placeholders.js';
 import { ClipTokenizer } from '../tokenizer.js';
+import { tinyTokenizerFiles } from '../tokenizer-files.js';
 import { normals } from '../tiny/prng.js';
 import {
   createSdBundle,
@@ -151,6 +152,17 @@ describe('createSdBundle (SD 2.1 structure, small widths)', () => {
     expect(json(other.dir, 'model_index.json')).not.toHaveProperty('vae_encoder');
     expect(filesUnder(other.dir).has('unet/model.onnx_data')).toBe(false); // a small UNet stays inline by default
     expect(loadBundle(other.dir, { inspectModels: 'always' }).sampleSize).toBe(128);
+  });
+
+  it('writes a given tokenizer (one learned for the model) instead of the synthetic one; its size must be the embedding rows', async () => {
+    const files = tinyTokenizerFiles({ words: ['a red cat', 'a blue dog'] });
+    const rows = Object.keys(files.vocab).length;
+    const config = { ...SMALL, textEncoder: { ...SMALL.textEncoder, vocabSize: rows } };
+    const own = await createSdBundle(join(tmp, 'own-tokenizer'), { config, tokenizer: files });
+    const tok = ClipTokenizer.fromDir(join(own.dir, 'tokenizer'));
+    expect(tok.vocabSize).toBe(rows);
+    expect(tok.tokenize('a red cat')).toEqual(['a</w>', 'red</w>', 'cat</w>']);
+    await expect(createSdBundle(join(tmp, 'mismatch'), { config: SMALL, tokenizer: files })).rejects.toThrow(/tokenizer has \d+ tokens/);
   });
 
   it('sd21 is v-prediction with DDIM and 768 px (96 latents) in the real preset', async () => {

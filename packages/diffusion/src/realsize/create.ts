@@ -86,7 +86,7 @@ export function partsOverProtobufLimit(config: SdBundleConfig, dtype: SdDtype): 
 
 /**
  * Writes the bundle into `dir` (created if needed; existing bundle files are overwritten): model_index.json,
- * scheduler/, tokenizer/ (a synthetic 49408-token CLIP BPE), text_encoder/ (weights inline), unet/
+ * scheduler/, tokenizer/ (a synthetic 49408-token CLIP BPE, or options.tokenizer), text_encoder/ (weights inline), unet/
  * (model.onnx + model.onnx_data), vae_encoder/, vae_decoder/, each with its config.json. The sd21-base fp32
  * bundle is 5.2 GB.
  */
