@@ -14,3 +14,4 @@ export { trainPersonalization, type TrainPersonalizationOptions, type TrainResul
 export { TrainingError, isTrainingError, type TrainingErrorCode } from './train/errors.js';
 export { graphCacheDir } from './train/graph-cache.js';
 export { cleanUp, withCleanup, type WithSuppressed } from './cleanup.js';
+export * from './evaluate/index.js';

@@ -152,9 +152,21 @@ export function validateOptions(o: DynasynOptions): void {
   int('train.checkpointEvery', t.checkpointEvery, 0);
   int('train.attentionGridDivisor', t.attentionGridDivisor, 1, 64);
   num('train.flipProbability', t.flipProbability, 0, 1);
+  if (t.subjectsPerStep !== undefined) oneOf('train.subjectsPerStep', t.subjectsPerStep, ['union', 'one', 'all']);
+  if (t.maskedDiffusion !== undefined && typeof t.maskedDiffusion !== 'boolean') bad('train.maskedDiffusion', 'a boolean', t.maskedDiffusion);
+  if (t.priorPreservation !== undefined && typeof t.priorPreservation !== 'boolean') bad('train.priorPreservation', 'a boolean', t.priorPreservation);
   const a = o.augmentation;
   int('augmentation.count', a.count, 0, 1000);
   oneOf('augmentation.promptProvider.kind', a.promptProvider?.kind, ['templates', 'openai']);
+  if (a.promptProvider.kind === 'templates' && a.promptProvider.mix !== undefined) {
+    const mix = a.promptProvider.mix as Record<string, unknown>;
+    if (!mix || typeof mix !== 'object' || Array.isArray(mix)) bad('augmentation.promptProvider.mix', 'an object of category shares', mix);
+    for (const [k, v] of Object.entries(mix)) {
+      oneOf(`augmentation.promptProvider.mix key`, k, ['plain', 'action', 'interaction']);
+      num(`augmentation.promptProvider.mix.${k}`, v, 0, 1);
+    }
+    if (!Object.values(mix).some((v) => (v as number) > 0)) bad('augmentation.promptProvider.mix', 'a positive share for some category', mix);
+  }
   if (a.promptProvider.kind === 'openai') {
     if (!isHttpUrl(a.promptProvider.baseUrl)) bad('augmentation.promptProvider.baseUrl', 'an http(s) URL', a.promptProvider.baseUrl);
     if (typeof a.promptProvider.model !== 'string' || !a.promptProvider.model) bad('augmentation.promptProvider.model', 'a model name', a.promptProvider.model);

@@ -59,11 +59,15 @@ export interface AdapterOptions {
   fullTensors?: string[];
 }
 
+/** Share of each prompt category among the template prompts; `{ plain: 1 }` is image augmentation without prompt augmentation. */
+export type PromptMix = Partial<Record<'plain' | 'action' | 'interaction', number>>;
+
 export interface AugmentationOptions {
   /** Augmented (image, prompt, masks) triples (METHOD.md: 30). 0 disables L_AUG. */
   count: number;
   /** 'templates' (built-in, no network) or an OpenAI-compatible chat endpoint. */
-  promptProvider: { kind: 'templates' } | { kind: 'openai'; baseUrl: string; apiKey?: string; model: string; timeoutMs?: number; retries?: number };
+  promptProvider:
+    { kind: 'templates'; mix?: PromptMix } | { kind: 'openai'; baseUrl: string; apiKey?: string; model: string; timeoutMs?: number; retries?: number };
   /** Steps of the draft text-to-image sampling. */
   draftSteps: number;
   draftGuidance: number;
@@ -92,6 +96,15 @@ export interface TrainOptions {
   attentionGridDivisor: number;
   /** Horizontal flip probability in union sampling (0.5). */
   flipProbability: number;
+  /** Subjects per step: `union` (k ~ U{1..N}, default), `one` (a single subject, the TI/DB "+mask" baselines), `all`. */
+  subjectsPerStep?: 'union' | 'one' | 'all';
+  /** L_MD under the union mask (default true); false: the whole image (DreamBooth without masks). */
+  maskedDiffusion?: boolean;
+  /**
+   * The augmented set is a class-prior set (images of the base model from class prompts, no placeholders):
+   * L_MD also reconstructs it, DreamBooth's prior-preservation loss; no L_AUG. Default false.
+   */
+  priorPreservation?: boolean;
 }
 
 export interface SampleSettings {

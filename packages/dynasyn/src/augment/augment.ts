@@ -59,7 +59,7 @@ export interface GsaRunOptions {
 
 /** The provider an AugmentationOptions names. */
 export function createPromptProvider(spec: AugmentationOptions['promptProvider'], seed: number): PromptProvider {
-  if (spec.kind === 'templates') return new TemplatePromptProvider({ seed });
+  if (spec.kind === 'templates') return new TemplatePromptProvider({ seed, ...(spec.mix ? { mix: spec.mix } : {}) });
   return new OpenAiPromptProvider({
     baseUrl: spec.baseUrl,
     model: spec.model,

@@ -19,7 +19,7 @@ import { DataType, fromNumbers, type HostTensor } from '@dynasyn/ort-training';
 import type { AugmentedExample, LossWeights, Mask, Subject } from '../types.js';
 import { classMapTarget } from '../graph/index.js';
 import { promptTokens, type PromptTokens } from './prompts.js';
-import { sampleUnion, type UnionSample } from './union.js';
+import { sampleUnion, type SubjectsPerStep, type UnionSample } from './union.js';
 import { TrainingError } from './errors.js';
 
 /** Runs the frozen original model on class prompts: ids [2*T] (row-major), z_t [2*C*h*w], t [2] -> A(c_hat) [2,hw,T]. */
@@ -44,6 +44,15 @@ export interface BatchSetup {
   augmented: readonly { example: AugmentedExample; latents: Float32Array }[];
   lambdas: LossWeights;
   flipProbability: number;
+  /** Subjects named per step (TrainOptions.subjectsPerStep); default `union`. */
+  subjectsPerStep?: SubjectsPerStep;
+  /** L_MD under M_s (default true); false: over the whole image (TrainOptions.maskedDiffusion). */
+  maskedDiffusion?: boolean;
+  /**
+   * The augmented set is a class-prior set (TrainOptions.priorPreservation): row 1's md_mask is all ones, so
+   * L_MD adds DreamBooth's prior-preservation term on it (its prompt names no placeholder: no L_AUG).
+   */
+  priorPreservation?: boolean;
   /**
    * The training graph computes A(c_hat) itself (its frozen branch): the feeds carry the class prompts
    * (`class_input_ids`, `class_select`, `aug_mask`) instead of targets made from a separate frozen model.
@@ -110,7 +119,10 @@ function oneTimestep(setup: Pick<BatchSetup, 'timestepDims'>): boolean {
 export function drawStep(setup: BatchSetup, rng: GaussianRng, augIndex: number | undefined): StepDraw {
   const T = setup.scheduler.config.numTrainTimesteps;
   const n = setup.latentShape.reduce((a, b) => a * b, 1);
-  const union = sampleUnion(setup.subjects, rng.fork('union'), setup.flipProbability);
+  const union = sampleUnion(setup.subjects, rng.fork('union'), setup.flipProbability, {
+    ...(setup.subjectsPerStep ? { subjectsPerStep: setup.subjectsPerStep } : {}),
+    masked: setup.maskedDiffusion ?? true,
+  });
   const draw: StepDraw = { union, t: rng.fork('t').uniformInt(T), noise: rng.fork('noise').fill(n) };
   if (augIndex !== undefined && setup.augmented.length > 0) {
     const t = rng.fork('aug-t').uniformInt(T);
@@ -197,6 +209,7 @@ function assembleFeeds(setup: BatchSetup, d: Drawn): Record<string, HostTensor> 
 
   const mdMask = new Float32Array(2 * h * w);
   mdMask.set(maskAt(d.union.unionMask, w, h));
+  if (setup.priorPreservation && d.augmented) mdMask.fill(1, h * w);
 
   const frozen = d.frozen && { dims: [2, hw, T], data: d.frozen };
   const tokenSelect = new Float32Array(2 * T * K),
@@ -261,7 +274,7 @@ const ROW_FEEDS = ['input_ids', 'noisy_latents', 'target', 'md_mask', 'token_sel
 /**
  * A batch-2 step's feeds as the feeds of one-row passes of a batch-1 training graph (rows per pass 1):
  * row 0 in the reference's part (L_MD, L_M2A, L_ICA; aug_weight zeroed) and row 1 in the augmented image's
- * (L_AUG; m2a_weight and ica_weight zeroed, its md_mask is zero already). Every term reads one row only, so
+ * (L_AUG; m2a_weight and ica_weight zeroed; its md_mask is zero unless a prior set trains L_MD there). Every term reads one row only, so
  * the passes' losses and gradients add up to the batch-2 step's. Row 1 is left out when it trains nothing
  * (no augmented set: every aug_weight is 0), which halves the step.
  */
@@ -284,6 +297,7 @@ export function splitRows(feeds: Record<string, HostTensor>): Record<string, Hos
     }
     return out;
   };
-  const trainsAug = (feeds.aug_weight!.data as Float32Array).some((w) => w !== 0);
+  const md = feeds.md_mask!.data as Float32Array;
+  const trainsAug = (feeds.aug_weight!.data as Float32Array).some((w) => w !== 0) || md.subarray(md.length / 2).some((m) => m !== 0);
   return trainsAug ? [pass(0), pass(1)] : [pass(0)];
 }

@@ -130,6 +130,9 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
     ...latents,
     lambdas: augmented.length ? options.lambdas : { ...options.lambdas, aug: 0 },
     flipProbability: options.flipProbability,
+    ...(options.subjectsPerStep ? { subjectsPerStep: options.subjectsPerStep } : {}),
+    ...(options.maskedDiffusion === false ? { maskedDiffusion: false } : {}),
+    ...(options.priorPreservation ? { priorPreservation: true } : {}),
   };
   // A(c_hat) comes from each graph's own frozen branch; only a graph without one ('full' mode) needs a separate frozen model
   const frozen = [...models.values()].some((m) => !m.inputs.classSelect) ? await frozenClassModel(bundle, grid, runtime, o.cacheDir) : undefined;

@@ -35,11 +35,19 @@ export interface UnionSample extends UnionDraw {
   unionMask: Mask;
 }
 
-/** Draws k ~ U{1..n}, k distinct subjects (partial Fisher-Yates, order as drawn) and a flip with probability p. */
-export function drawUnion(n: number, rng: GaussianRng, flipProbability: number): UnionDraw {
+/**
+ * How many subjects a step names (TrainOptions.subjectsPerStep): `union` k ~ U{1..N} (METHOD.md); `one` a
+ * single subject per step (the paper's TI/DB "+mask" baselines); `all` every subject every step.
+ */
+export type SubjectsPerStep = 'union' | 'one' | 'all';
+
+/** Draws k ~ U{1..n} (or 1, or n), k distinct subjects (partial Fisher-Yates, order as drawn) and a flip with probability p. */
+export function drawUnion(n: number, rng: GaussianRng, flipProbability: number, subjectsPerStep: SubjectsPerStep = 'union'): UnionDraw {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`union sampling needs at least one subject, got ${n}`);
   if (!(flipProbability >= 0 && flipProbability <= 1)) throw new RangeError(`flipProbability must lie in [0, 1], got ${flipProbability}`);
-  const k = 1 + rng.uniformInt(n);
+  // the k word is drawn whatever the mode, so the stream's layout does not depend on the option
+  const drawnK = 1 + rng.uniformInt(n);
+  const k = subjectsPerStep === 'one' ? 1 : subjectsPerStep === 'all' ? n : drawnK;
   const pool = Array.from({ length: n }, (_, i) => i);
   for (let i = 0; i < k; i++) {
     const j = i + rng.uniformInt(n - i);
@@ -53,8 +61,11 @@ export function drawUnion(n: number, rng: GaussianRng, flipProbability: number):
 /** `a photo of A and B and C` for the given words. */
 export const unionPrompt = (words: readonly string[]): string => `a photo of ${words.join(' and ')}`;
 
-/** Resolves a draw into the placeholder prompt, the class prompt and the (flipped) masks. */
-export function resolveUnion(draw: UnionDraw, subjects: readonly Subject[]): UnionSample {
+/**
+ * Resolves a draw into the placeholder prompt, the class prompt and the (flipped) masks. `masked` false
+ * (TrainOptions.maskedDiffusion): M_s covers the whole image, so L_MD is DreamBooth's plain reconstruction.
+ */
+export function resolveUnion(draw: UnionDraw, subjects: readonly Subject[], masked = true): UnionSample {
   const chosen = draw.subjects.map((i) => {
     const s = subjects[i];
     if (!s) throw new RangeError(`union draw names subject ${i}, but there are ${subjects.length}`);
@@ -66,11 +77,16 @@ export function resolveUnion(draw: UnionDraw, subjects: readonly Subject[]): Uni
     prompt: unionPrompt(draw.subjects.map(placeholderToken)),
     classPrompt: unionPrompt(chosen.map((s) => s.classWord)),
     masks,
-    unionMask: union(...masks),
+    unionMask: masked ? union(...masks) : { width: masks[0]!.width, height: masks[0]!.height, data: new Uint8Array(masks[0]!.data.length).fill(1) },
   };
 }
 
 /** drawUnion + resolveUnion. */
-export function sampleUnion(subjects: readonly Subject[], rng: GaussianRng, flipProbability: number): UnionSample {
-  return resolveUnion(drawUnion(subjects.length, rng, flipProbability), subjects);
+export function sampleUnion(
+  subjects: readonly Subject[],
+  rng: GaussianRng,
+  flipProbability: number,
+  how: { subjectsPerStep?: SubjectsPerStep; masked?: boolean } = {},
+): UnionSample {
+  return resolveUnion(drawUnion(subjects.length, rng, flipProbability, how.subjectsPerStep), subjects, how.masked ?? true);
 }

@@ -1,0 +1,124 @@
+/**
+ * `runEvaluation` end to end on the tiny bundle and a tiny CLIP (smoke preset): Break-a-Scene and the DreamBooth
+ * baseline x 1 scene x 1 seed write results.json / results.md / report.html with a table per category, a row
+ * per method and a cell per metric; an evaluation killed in its second run resumes (the ledger skips the
+ * finished run, the killed one resumes from its checkpoint) and a further start recomputes nothing and gives
+ * the same tables.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createTinyBundle } from '@dynasyn/diffusion';
+import { encodePng } from '@dynasyn/imaging';
+import { writeTinyClip } from '../testing/tiny-clip.js';
+import { twoSubjectInput } from '../testing/two-subjects.js';
+import { readManifest } from '../output/artifacts.js';
+import { readLedger } from './ledger.js';
+import { parseProtocol, type ProtocolJson } from './protocol.js';
+import { runEvaluation, type EvaluationProgress } from './run.js';
+
+let root: string;
+let protocolJson: ProtocolJson;
+
+beforeAll(async () => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'dynasyn-evaluate-'));
+  await createTinyBundle(path.join(root, 'bundle'), { seed: 3 });
+  writeTinyClip(path.join(root, 'clip'));
+  const input = twoSubjectInput(64);
+  fs.writeFileSync(path.join(root, 'ref.png'), await encodePng(input.image));
+  for (const [i, s] of input.subjects.entries()) {
+    const rgb = { width: s.mask.width, height: s.mask.height, data: new Uint8Array(s.mask.data.length * 3) };
+    s.mask.data.forEach((v, p) => rgb.data.fill(v ? 255 : 0, p * 3, p * 3 + 3));
+    fs.writeFileSync(path.join(root, `mask${i}.png`), await encodePng(rgb));
+  }
+  protocolJson = {
+    version: 1,
+    name: 'tiny',
+    backbone: 'bundle',
+    clip: 'clip',
+    preset: 'smoke',
+    options: { intraOpNumThreads: 1, train: { checkpointEvery: 1 } },
+    methods: ['break-a-scene', 'dreambooth'],
+    seeds: [5],
+    scenes: [{ id: 'square-disc', image: 'ref.png', masks: ['mask0.png', 'mask1.png'], classes: ['panda', 'bowl'] }],
+    prompts: { plain: ['a photo of <asset0> on the beach'], action: ['<asset1> jumping'], interaction: ['<asset0> next to <asset1>'] },
+    sampling: { samplesPerPrompt: 1 },
+  };
+});
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+
+test('two methods x one scene x one seed: the tables, the files, the method options; a killed evaluation resumes to the same tables', async () => {
+  const protocol = parseProtocol(protocolJson, root);
+  const out = path.join(root, 'eval');
+  const events: EvaluationProgress[] = [];
+  const stop = new AbortController();
+  // kill the evaluation in the second run's training (after a checkpoint)
+  const onProgress = (e: EvaluationProgress) => {
+    events.push(e);
+    if (e.kind === 'stage' && e.runId.includes('dreambooth') && e.event.stage === 'train' && e.event.step === 1) stop.abort(new Error('killed'));
+  };
+  await expect(runEvaluation({ protocol, out, threads: 1, onProgress, signal: stop.signal })).rejects.toThrow();
+  expect([...readLedger(out).keys()]).toEqual(['square-disc/break-a-scene/seed-5']);
+
+  const resumed: EvaluationProgress[] = [];
+  const first = await runEvaluation({ protocol, out, threads: 1, onProgress: (e) => resumed.push(e) });
+  const runs = resumed.filter((e) => e.kind === 'run');
+  expect(runs.map((e) => [e.runId, e.skipped])).toEqual([
+    ['square-disc/break-a-scene/seed-5', true],
+    ['square-disc/dreambooth/seed-5', false],
+  ]);
+  // the killed run resumed from its checkpoint: no stage before training ran again
+  expect(resumed.some((e) => e.kind === 'stage' && e.runId.includes('dreambooth') && e.event.stage === 'augment')).toBe(false);
+
+  // the tables: one per category with prompts, a row per method, CLIP-T and CLIP-I cells over one seed
+  expect(first.complete).toBe(true);
+  expect(first.tables.map((t) => t.category)).toEqual(['plain', 'action', 'interaction']);
+  for (const t of first.tables) {
+    expect(t.rows.map((r) => r.method)).toEqual(['break-a-scene', 'dreambooth']);
+    for (const r of t.rows) {
+      expect(Object.keys(r.cells)).toEqual(['clipT', 'clipI']);
+      expect(r.cells.clipT!.n).toBe(1);
+      expect(r.cells.clipT!.std).toBeNull();
+      expect(r.cells.clipT!.mean).toBeGreaterThanOrEqual(-1);
+      expect(r.cells.clipT!.mean).toBeLessThanOrEqual(1);
+      expect(t.samples[r.method]).toBe(1);
+    }
+  }
+  // the cell is the run's own score of that category's sample
+  const ledger = readLedger(out);
+  const bas = ledger.get('square-disc/break-a-scene/seed-5')!;
+  expect(first.tables[1]!.rows[0]!.cells.clipT!.mean).toBeCloseTo(bas.samples.find((s) => s.category === 'action')!.scores.clipT!, 12);
+  // the same sample seeds for every method
+  expect(bas.samples.map((s) => s.seed)).toEqual(ledger.get('square-disc/dreambooth/seed-5')!.samples.map((s) => s.seed));
+
+  // method options as recorded by each run's manifest
+  const bOpts = readManifest(path.join(out, bas.dir)).options;
+  expect([bOpts.train.lambdas.ica, bOpts.train.lambdas.aug, bOpts.augmentation.count, bOpts.train.subjectsPerStep]).toEqual([0, 0, 0, 'union']);
+  const dOpts = readManifest(path.join(out, 'runs/square-disc/dreambooth/seed-5')).options;
+  expect([dOpts.train.phase1.steps, dOpts.train.phase2.steps, dOpts.train.adapters.mode, dOpts.train.maskedDiffusion, dOpts.train.priorPreservation]).toEqual([
+    0,
+    4,
+    'full',
+    false,
+    true,
+  ]);
+  expect(JSON.parse(fs.readFileSync(path.join(out, 'priors/square-disc/seed-5/augmented.json'), 'utf8')).examples.length).toBe(1);
+
+  // files
+  const md = fs.readFileSync(path.join(out, 'results.md'), 'utf8');
+  expect(md).toMatch(/## Plain[\s\S]*\| Method \| CLIP-T \| CLIP-I \| samples \|[\s\S]*\| Break-a-Scene \|[\s\S]*## Interaction/);
+  const html = fs.readFileSync(path.join(out, 'report.html'), 'utf8');
+  expect(html).toContain('<h2>Action</h2>');
+  expect(html.match(/<img src="data:image\/png;base64,/g)!.length).toBe(6); // 3 categories x 1 scene x 2 methods
+  expect(JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'))).toEqual(JSON.parse(JSON.stringify(first)));
+
+  // started again: nothing runs, the same tables
+  const again: EvaluationProgress[] = [];
+  const second = await runEvaluation({ protocol, out, threads: 1, onProgress: (e) => again.push(e) });
+  expect(again.filter((e) => e.kind !== 'run')).toEqual([]);
+  expect(second.tables).toEqual(first.tables);
+
+  // a changed protocol is refused for the runs it changes
+  const changed = parseProtocol({ ...protocolJson, prompts: { ...protocolJson.prompts, action: ['<asset1> sitting'] } }, root);
+  await expect(runEvaluation({ protocol: changed, out, threads: 1 })).rejects.toThrow(/LEDGER_MISMATCH|other settings/);
+});

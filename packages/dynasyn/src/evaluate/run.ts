@@ -1,0 +1,230 @@
+/**
+ * `dynasyn evaluate`: every (scene, method, seed) of a protocol is one personalization (its own personalize output
+ * directory under `runs/`), sampled on the protocol's category prompts with seeds shared by all methods, then
+ * scored (CLIP-T / CLIP-I always, the judge when the protocol names it). Finished runs go to the ledger, so a
+ * killed evaluation skips them when started again and resumes the unfinished one from its checkpoint. The
+ * tables (results.json, results.md) are rewritten after every run, report.html at the end.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { loadBundle } from '@dynasyn/diffusion';
+import { decode } from '@dynasyn/imaging';
+import { readInputs, readSamples } from '../output/artifacts.js';
+import { canonicalJsonOf } from './canonical.js';
+import { personalize } from '../personalize.js';
+import type { SamplePrompt } from '../sample.js';
+import type { DynasynOptions, ProgressEvent } from '../types.js';
+import { buildTables, type RunRecord, type SampleScore } from './aggregate.js';
+import { EvaluationError } from './errors.js';
+import { appendLedger, readLedger } from './ledger.js';
+import { METHODS, mergeOverrides, methodOptions, type MethodId } from './methods.js';
+import { writeClassPriorSet } from './prior.js';
+import { CATEGORIES, type Category, type Protocol } from './protocol.js';
+import { writeResults, type EvaluationResults } from './results.js';
+import { resolveScene, type ResolvedScene } from './scenes.js';
+import { createClipScorer, createJudgeScorer, loadToyworldJudge, type Scorer, type ScoredSample } from './scorers.js';
+
+export type EvaluationProgress =
+  | { kind: 'run'; index: number; total: number; runId: string; skipped: boolean }
+  | { kind: 'stage'; runId: string; event: ProgressEvent }
+  | { kind: 'scored'; runId: string; seconds: number };
+
+export interface EvaluateRequest {
+  protocol: Protocol;
+  /** Output directory: runs/, priors/, ledger.jsonl, results.json, results.md, report.html. */
+  out: string;
+  /** Only these of the protocol's methods / these seeds (default all). */
+  methods?: string[];
+  seeds?: number[];
+  device?: 'cpu' | 'cuda';
+  threads?: number;
+  /** Derived training graphs shared by the runs; default `<out>/graph-cache`. */
+  graphCacheDir?: string;
+  /** Scorers instead of the protocol's extra ones (CLIP is always added first). */
+  scorers?: Scorer[];
+  onProgress?: (e: EvaluationProgress) => void;
+  signal?: AbortSignal;
+}
+
+/** The sample seed of the i-th sample of a run with seed `seed`: the same for every method. */
+export const sampleSeed = (seed: number, i: number): number => (seed * 100_003 + i) % 2 ** 32;
+
+/** The prompts of a run: each category's prompts in order, each `samplesPerPrompt` times. */
+export function runPrompts(protocol: Pick<Protocol, 'prompts' | 'sampling'>): SamplePrompt[] {
+  return CATEGORIES.flatMap((category) =>
+    protocol.prompts[category].flatMap((prompt) => Array.from({ length: protocol.sampling.samplesPerPrompt }, () => ({ prompt, category }))),
+  );
+}
+
+/** The options of one run, sample seeds and sampling settings of the protocol included. */
+export function runOptions(protocol: Protocol, method: MethodId, seed: number, runtime: { device?: 'cpu' | 'cuda'; threads?: number } = {}): DynasynOptions {
+  const m = protocol.methods.find((x) => x.id === method);
+  const n = runPrompts(protocol).length;
+  const s = protocol.sampling;
+  const sampling = {
+    sampling: {
+      seeds: Array.from({ length: n }, (_, i) => sampleSeed(seed, i)),
+      ...(s.steps !== undefined ? { steps: s.steps } : {}),
+      ...(s.guidance !== undefined ? { guidance: s.guidance } : {}),
+      ...(s.scheduler !== undefined ? { scheduler: s.scheduler } : {}),
+    },
+  };
+  return methodOptions({
+    method,
+    presetName: protocol.preset,
+    protocolOptions: mergeOverrides(protocol.options, sampling),
+    methodOptions: m?.options ?? {},
+    seed,
+    runtime: {
+      ...(runtime.device ? { executionProviders: [runtime.device] } : {}),
+      ...(runtime.threads !== undefined ? { intraOpNumThreads: runtime.threads } : {}),
+    },
+  });
+}
+
+/** What decides a run's results: a ledger entry with another fingerprint is another run. Device and threads are not part of it. */
+function fingerprintOf(scene: ResolvedScene, sceneDef: unknown, method: string, options: DynasynOptions, prompts: SamplePrompt[]): string {
+  const { executionProviders: _e, intraOpNumThreads: _t, ...rest } = options;
+  return createHash('sha256')
+    .update(canonicalJsonOf({ scene: sceneDef, classWords: scene.classWords, method, options: rest, prompts }))
+    .digest('hex');
+}
+
+function selected<T extends string | number>(all: readonly T[], wanted: readonly T[] | undefined, what: string): T[] {
+  if (!wanted) return [...all];
+  const unknown = wanted.filter((w) => !all.includes(w));
+  if (unknown.length) throw new EvaluationError('BAD_PROTOCOL', `${what} ${unknown.join(', ')} not in the protocol (it has ${all.join(', ')})`);
+  return all.filter((x) => wanted.includes(x));
+}
+
+/** Runs (or resumes) the evaluation; returns the results also written to `out`. */
+export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationResults> {
+  const { protocol } = req;
+  const out = resolve(req.out);
+  mkdirSync(out, { recursive: true });
+  const methods = selected(
+    protocol.methods.map((m) => m.id),
+    req.methods as MethodId[] | undefined,
+    'method',
+  );
+  const seeds = selected(protocol.seeds, req.seeds, 'seed');
+  let bundle;
+  try {
+    bundle = loadBundle(protocol.backbone);
+  } catch (e) {
+    throw new EvaluationError('MISSING_INPUT', `backbone ${protocol.backbone} cannot be loaded: ${(e as Error).message}`, { cause: e });
+  }
+  const runtime = { ...(req.device ? { device: req.device } : {}), ...(req.threads !== undefined ? { threads: req.threads } : {}) };
+  const clipRuntime = {
+    executionProviders: [req.device ?? 'cpu'] as ('cpu' | 'cuda')[],
+    ...(req.threads !== undefined ? { intraOpNumThreads: req.threads } : {}),
+  };
+  const scorers: Scorer[] = [];
+  try {
+    scorers.push(await createClipScorer(protocol.clip, clipRuntime));
+    if (req.scorers) scorers.push(...req.scorers);
+    else for (const s of protocol.scorers) scorers.push(createJudgeScorer(await loadToyworldJudge(s.model)));
+    const metrics = scorers.flatMap((s) => s.metrics);
+    const scenes: ResolvedScene[] = [];
+    for (const s of protocol.scenes) scenes.push(await resolveScene(s, bundle.sampleSize));
+    const prompts = runPrompts(protocol);
+    const ledger = readLedger(out);
+    const jobs = scenes.flatMap((scene, si) => methods.flatMap((method) => seeds.map((seed) => ({ scene, sceneDef: protocol.scenes[si], method, seed }))));
+    const records: RunRecord[] = [];
+    const methodRows = methods.map((id) => ({ id, label: METHODS[id].label }));
+    const write = async (complete: boolean) =>
+      writeResults(out, { protocol, methods, seeds, scenes: scenes.map((s) => s.id), metrics, records, complete, html: complete }, (rs) =>
+        buildTables(
+          rs,
+          methodRows,
+          seeds,
+          metrics,
+          CATEGORIES.filter((c) => protocol.prompts[c].length),
+        ),
+      );
+
+    for (const [index, job] of jobs.entries()) {
+      req.signal?.throwIfAborted();
+      const runId = `${job.scene.id}/${job.method}/seed-${job.seed}`;
+      const options = runOptions(protocol, job.method, job.seed, runtime);
+      const fingerprint = fingerprintOf(job.scene, job.sceneDef, job.method, options, prompts);
+      const dir = join(out, 'runs', job.scene.id, job.method, `seed-${job.seed}`);
+      const done = ledger.get(runId);
+      if (done && done.fingerprint !== fingerprint)
+        throw new EvaluationError(
+          'LEDGER_MISMATCH',
+          `${out} holds run ${runId} made with other settings (protocol, options or prompts changed): use another --out, or remove ${dir} and its ledger line`,
+        );
+      req.onProgress?.({ kind: 'run', index, total: jobs.length, runId, skipped: done !== undefined });
+      const t0 = performance.now();
+      let record = done;
+      const missing = (r: RunRecord) => metrics.some((m) => r.samples.some((s) => !(m.key in s.scores)));
+      if (!record || missing(record)) {
+        if (!record) {
+          const prior = METHODS[job.method].classPrior
+            ? await writeClassPriorSet(protocol.backbone, job.scene.classWords, options, join(out, 'priors', job.scene.id, `seed-${job.seed}`))
+            : undefined;
+          await personalize({
+            backbone: protocol.backbone,
+            input: job.scene.input,
+            options,
+            outDir: dir,
+            prompts,
+            graphCacheDir: req.graphCacheDir ?? join(out, 'graph-cache'),
+            ...(prior ? { augmentedDir: prior } : {}),
+            onProgress: (event) => req.onProgress?.({ kind: 'stage', runId, event }),
+            ...(req.signal ? { signal: req.signal } : {}),
+          });
+        }
+        const samples = await scoreRun(out, dir, job.scene, scorers);
+        record = {
+          runId,
+          scene: job.scene.id,
+          method: job.method,
+          seed: job.seed,
+          fingerprint,
+          dir: relative(out, dir),
+          samples,
+          seconds: (record?.seconds ?? 0) + (performance.now() - t0) / 1000,
+        };
+        appendLedger(out, record);
+        req.onProgress?.({ kind: 'scored', runId, seconds: record.seconds });
+      }
+      records.push(record);
+      await write(false);
+    }
+    return await write(true);
+  } finally {
+    for (const s of scorers) await s.release?.();
+  }
+}
+
+/** Scores the samples of a finished run directory with every scorer. */
+async function scoreRun(out: string, dir: string, scene: ResolvedScene, scorers: readonly Scorer[]): Promise<SampleScore[]> {
+  const { image, masks } = await readInputs(dir);
+  const entries = readSamples(dir);
+  const samples: ScoredSample[] = [];
+  for (const e of entries) {
+    samples.push({
+      image: await decode(readFileSync(join(dir, e.file))),
+      prompt: e.prompt,
+      classPrompt: e.classPrompt,
+      category: e.category as Category,
+      seed: e.seed,
+    });
+  }
+  const scores = samples.map(() => ({}) as Record<string, number | null>);
+  for (const s of scorers) {
+    const got = await s.score(samples, { scene, reference: image, masks });
+    got.forEach((g, i) => Object.assign(scores[i]!, g));
+  }
+  return entries.map((e, i) => ({
+    file: relative(out, join(dir, e.file)),
+    prompt: e.prompt,
+    classPrompt: e.classPrompt,
+    category: e.category as Category,
+    seed: e.seed,
+    scores: scores[i]!,
+  }));
+}
