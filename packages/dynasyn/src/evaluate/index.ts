@@ -33,4 +33,4 @@ export {
 } from './scorers.js';
 export { resolveScene, type ResolvedScene, type SubjectIdentity } from './scenes.js';
 export { formatCell, resultsMarkdown, type EvaluationResults } from './results.js';
-export { runEvaluation, runOptions, runPrompts, sampleSeed, type EvaluateRequest, type EvaluationProgress } from './run.js';
+export { checkProtocolInputs, runEvaluation, runOptions, runPrompts, sampleSeed, type EvaluateRequest, type EvaluationProgress } from './run.js';

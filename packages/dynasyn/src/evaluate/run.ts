@@ -6,7 +6,7 @@
  * tables (results.json, results.md) are rewritten after every run, report.html at the end.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { loadBundle } from '@dynasyn/diffusion';
 import { decode } from '@dynasyn/imaging';
@@ -109,6 +109,7 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
     'method',
   );
   const seeds = selected(protocol.seeds, req.seeds, 'seed');
+  checkProtocolInputs(protocol, req.scorers !== undefined);
   let bundle;
   try {
     bundle = loadBundle(protocol.backbone);
@@ -198,6 +199,17 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
   } finally {
     for (const s of scorers) await s.release?.();
   }
+}
+
+/** Every file and folder the protocol names, checked before anything runs: one error listing all that is missing. */
+export function checkProtocolInputs(protocol: Protocol, ownScorers = false): void {
+  const missing = [
+    ...(existsSync(join(protocol.backbone, 'model_index.json')) ? [] : [`backbone ${protocol.backbone} (a model bundle: model_index.json)`]),
+    ...(existsSync(protocol.clip) ? [] : [`CLIP model ${protocol.clip}`]),
+    ...(ownScorers ? [] : protocol.scorers.filter((s) => !existsSync(s.model)).map((s) => `${s.kind} model ${s.model}`)),
+    ...protocol.scenes.flatMap((s) => (s.files ? [s.files.image, ...s.files.masks].filter((f) => !existsSync(f)).map((f) => `scene ${s.id}: ${f}`) : [])),
+  ];
+  if (missing.length) throw new EvaluationError('MISSING_INPUT', `${protocol.file ?? 'the protocol'} names what is not there: ${missing.join('; ')}`);
 }
 
 /** Scores the samples of a finished run directory with every scorer. */
