@@ -1,0 +1,133 @@
+/**
+ * `toyworld-judge` (root: `npm run toyworld:judge -- [options]`): trains the judge and the toy CLIP from a
+ * seed, resuming from the work directory's checkpoints (the default), and writes models/toyworld-judge/ and
+ * models/toyworld-clip/ with their model cards.
+ */
+import { rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import cliProgress from 'cli-progress';
+import { trainJudge, type TrainRunOptions } from './train-judge.js';
+import { trainClip } from './train-clip.js';
+
+const HELP = `toyworld-judge: train the toy-world judge and CLIP with @dynasyn/ort-training (resumes by default)
+
+  --only judge|clip     train one of them (default both, the judge first)
+  --judge-out DIR       default models/toyworld-judge
+  --clip-out DIR        default models/toyworld-clip
+  --work DIR            checkpoints, logs, graph cache (default .scratch/toyworld-judge)
+  --seed N              seed of weights and data (default 0)
+  --judge-steps N       default 900     --judge-batch N  default 32    --judge-lr X  default 3e-3
+  --clip-steps N        default 700     --clip-batch N   default 64    --clip-lr X   default 2e-3
+  --eval N              scenes per evaluation set once trained (default 500; 0 skips)
+  --minutes M           stop after M minutes of this invocation (checkpointed; run again to continue)
+  --checkpoint-minutes M  checkpoint at least every M minutes (default 3)
+  --threads N           intra-op threads (default 2)
+  --no-resume           start over: delete the work directory first
+  --help`;
+
+const { values: a } = parseArgs({
+  options: {
+    only: { type: 'string' },
+    'judge-out': { type: 'string', default: 'models/toyworld-judge' },
+    'clip-out': { type: 'string', default: 'models/toyworld-clip' },
+    work: { type: 'string', default: '.scratch/toyworld-judge' },
+    seed: { type: 'string', default: '0' },
+    'judge-steps': { type: 'string', default: '900' },
+    'judge-batch': { type: 'string', default: '32' },
+    'judge-lr': { type: 'string', default: '3e-3' },
+    'clip-steps': { type: 'string', default: '700' },
+    'clip-batch': { type: 'string', default: '64' },
+    'clip-lr': { type: 'string', default: '2e-3' },
+    eval: { type: 'string', default: '500' },
+    minutes: { type: 'string' },
+    'checkpoint-minutes': { type: 'string', default: '3' },
+    threads: { type: 'string', default: '2' },
+    'no-resume': { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (a.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+const num = (name: string, v: string | undefined, integer = true): number => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n)))
+    throw new Error(`--${name} must be a non-negative ${integer ? 'integer' : 'number'}, got ${v}`);
+  return n;
+};
+if (a.only !== undefined && a.only !== 'judge' && a.only !== 'clip') throw new Error(`--only must be judge or clip, got ${a.only}`);
+const work = resolve(a.work!);
+if (a['no-resume']) rmSync(work, { recursive: true, force: true });
+const deadline = a.minutes !== undefined ? Date.now() + num('minutes', a.minutes, false) * 60_000 : undefined;
+
+// under nohup (no TTY) the bar prints a line every 30 s into the log instead of redrawing
+const bar = new cliProgress.SingleBar(
+  {
+    format: '{what} |{bar}| {value}/{total} {unit} | {info} | ETA {eta_formatted}',
+    noTTYOutput: true,
+    notTTYSchedule: 30_000,
+    etaBuffer: 50,
+  },
+  cliProgress.Presets.shades_classic,
+);
+const hooks = (what: string): Pick<TrainRunOptions, 'onStart' | 'onStep' | 'onEval'> => {
+  let evalLabel = '';
+  return {
+    onStart: (total, start) => bar.start(total, start, { what: what.padEnd(5), unit: 'steps', info: start ? `resumed at ${start}` : '' }),
+    onStep: (log) =>
+      bar.update(log.step + 1, {
+        info: `loss ${log.loss.toFixed(4)} ${Object.entries(log.terms)
+          .map(([k, v]) => `${k} ${v.toFixed(3)}`)
+          .join(' ')} | lr ${log.lr.toExponential(2)} | ${log.ms} ms/step`,
+      }),
+    onEval: (label, done, total) => {
+      if (label !== evalLabel) {
+        bar.stop();
+        bar.start(total, 0, { what: what.padEnd(5), unit: 'scenes', info: `evaluating ${label}` });
+        evalLabel = label;
+      }
+      bar.update(done);
+    },
+  };
+};
+
+const common = { seed: num('seed', a.seed), work: '', out: '', threads: num('threads', a.threads), evalCount: num('eval', a.eval) };
+const cpMinutes = num('checkpoint-minutes', a['checkpoint-minutes'], false);
+let unfinished = false;
+if (a.only !== 'clip') {
+  const out = resolve(a['judge-out']!);
+  const r = await trainJudge({
+    ...common,
+    work: join(work, 'judge'),
+    out,
+    steps: num('judge-steps', a['judge-steps']),
+    batch: num('judge-batch', a['judge-batch']),
+    lr: num('judge-lr', a['judge-lr'], false),
+    checkpointMinutes: cpMinutes,
+    ...(deadline !== undefined ? { deadline } : {}),
+    ...hooks('judge'),
+  });
+  bar.stop();
+  if (r.finished) console.log(`judge written to ${out}`);
+  else unfinished = true;
+}
+if (a.only !== 'judge' && !unfinished) {
+  const out = resolve(a['clip-out']!);
+  const r = await trainClip({
+    ...common,
+    work: join(work, 'clip'),
+    out,
+    steps: num('clip-steps', a['clip-steps']),
+    batch: num('clip-batch', a['clip-batch']),
+    lr: num('clip-lr', a['clip-lr'], false),
+    checkpointMinutes: cpMinutes,
+    ...(deadline !== undefined ? { deadline } : {}),
+    ...hooks('clip'),
+  });
+  bar.stop();
+  if (r.finished) console.log(`CLIP written to ${out}`);
+  else unfinished = true;
+}
+if (unfinished) console.log(`stopped at the time limit; checkpointed in ${work}: run the same command again to continue`);

@@ -1,0 +1,71 @@
+/**
+ * The judge's accuracy on fresh renders, measured through `scoreSample` itself: each scene's full labels are
+ * asked, the regions come from the masks or from the judge's own finder, and every attribute is counted.
+ * Scenes never seen in training: their own seed stream, and with `heldOut: 'only'` every subject is a
+ * held-out identity (the judge never trained on those combinations).
+ */
+import { createRng, renderScene, sampleSceneSpec, type MentionedLabels, type RenderedScene } from '@dynasyn/toyworld';
+import { SUBJECT_HEADS } from './heads.js';
+import type { ToyworldJudge } from './judge.js';
+import { scoreSample } from './score.js';
+
+export type Tally = { correct: number; total: number; accuracy: number };
+export const ATTRIBUTES = [...SUBJECT_HEADS, 'interaction', 'context', 'style'] as const;
+export type Attribute = (typeof ATTRIBUTES)[number];
+
+export interface JudgeEvaluation {
+  scenes: number;
+  /** Scenes left out because a subject was hidden entirely (nothing to judge). */
+  skipped: number;
+  perAttribute: Record<Attribute, Tally>;
+  /** Subjects whose class, colour, pattern and accessory were all recognised. */
+  identity: Tally;
+}
+
+/** Everything a render's labels say, as a prompt would ask it. */
+export function askedFromLabels(labels: RenderedScene['labels']): MentionedLabels {
+  return {
+    subjects: labels.subjects.map(({ class: c, colour, pattern, accessory, action }) => ({ class: c, colour, pattern, accessory, action })),
+    ...(labels.interaction ? { interaction: labels.interaction } : {}),
+    context: labels.context,
+    style: labels.style,
+  };
+}
+
+export async function evaluateJudge(
+  judge: ToyworldJudge,
+  o: { count: number; seed: string | number; heldOut: 'exclude' | 'only'; regions: 'masks' | 'judge'; onScene?: (i: number) => void },
+): Promise<JudgeEvaluation> {
+  const rng = createRng(`${o.seed}/judge-eval/${o.heldOut}`);
+  const tally = (): Tally => ({ correct: 0, total: 0, accuracy: 0 });
+  const per = Object.fromEntries(ATTRIBUTES.map((a) => [a, tally()])) as Record<Attribute, Tally>;
+  const identity = tally();
+  let skipped = 0;
+  for (let i = 0; i < o.count; i++) {
+    const scene = renderScene(sampleSceneSpec(rng, { heldOut: o.heldOut }), { size: 64 });
+    o.onScene?.(i);
+    if (scene.labels.subjects.some((s) => s.area === 0)) {
+      skipped++;
+      continue;
+    }
+    const r = await scoreSample(judge, scene.rgb, {
+      asked: askedFromLabels(scene.labels),
+      regions: o.regions === 'masks' ? { kind: 'masks', masks: scene.masks } : { kind: 'judge' },
+    });
+    const count = (a: Attribute, ok: boolean | undefined) => {
+      if (ok === undefined) return;
+      per[a].total++;
+      if (ok) per[a].correct++;
+    };
+    for (const s of r.perAttribute.subjects) for (const h of SUBJECT_HEADS) count(h, s[h]?.ok);
+    count('interaction', r.perAttribute.interaction?.ok);
+    count('context', r.perAttribute.context?.ok);
+    count('style', r.perAttribute.style?.ok);
+    for (const kept of r.identityKept) {
+      identity.total++;
+      if (kept) identity.correct++;
+    }
+  }
+  for (const t of [...Object.values(per), identity]) t.accuracy = t.total ? t.correct / t.total : 0;
+  return { scenes: o.count, skipped, perAttribute: per, identity };
+}

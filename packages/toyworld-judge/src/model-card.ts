@@ -1,0 +1,108 @@
+/** The model cards written beside the trained judge and CLIP: what they are, how trained, what was measured. */
+import { ATTRIBUTES, type JudgeEvaluation } from './evaluate.js';
+import { LOGITS } from './heads.js';
+import type { ClipDims } from './clip-net.js';
+import type { ClipEvaluation } from './evaluate-clip.js';
+import type { ClipMetrics } from './train-clip.js';
+import type { JudgeMetrics, TrainRunOptions } from './train-judge.js';
+
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+export function judgeModelCard(m: JudgeMetrics, o: Pick<TrainRunOptions, 'seed' | 'lr' | 'threads'>): string {
+  const col = (heldOut: string, regions: string): JudgeEvaluation | undefined =>
+    m.evaluations.find((e) => e.heldOut === heldOut && e.regions === regions)?.result;
+  const cols = [
+    ['ordinary, true masks', col('exclude', 'masks')],
+    ['ordinary, own finder', col('exclude', 'judge')],
+    ['held-out, true masks', col('only', 'masks')],
+    ['held-out, own finder', col('only', 'judge')],
+  ] as const;
+  const rows = [...ATTRIBUTES, 'identity (all four kept)'].map((a) => {
+    const cells = cols.map(([, e]) => {
+      if (!e) return '-';
+      const t = a === 'identity (all four kept)' ? e.identity : e.perAttribute[a as (typeof ATTRIBUTES)[number]];
+      return `${pct(t.accuracy)} (${t.total})`;
+    });
+    return `| ${a} | ${cells.join(' | ')} |`;
+  });
+  const first = cols.find(([, e]) => e)?.[1];
+  return `# Toy-world judge
+
+A ground-truth judge for the toy world (issue 13): it reads, from a 64x64 image and the region of a subject,
+the subject's class, colour, pattern, accessory and action, the relation to a second subject, and the image's
+context and style. \`scoreSample\` (packages/toyworld-judge) turns that into identity and prompt scores.
+
+## Files
+- \`classifier.onnx\`: image [B,3,64,64] (pixel/127.5 - 1) + regions [B,2,64,64] (A: the subject asked about,
+  B: its partner or zeros) -> logits [B,${LOGITS}] (heads in judge.json's order; relation has "under" as the reverse of
+  "on top of"). Strided CNN 32/64/128 channels (Conv, GroupNorm, SiLU), features pooled inside each region at
+  16x16 and 8x8 and over the image, MLP head.
+- \`finder.onnx\`: image -> class_map [B,11,16,16]: per 4x4-pixel cell, logits of background or each class.
+  Regions for generated images come from it (the asked class's probability, upsampled), from the
+  personalization's attention maps, or from masks: the scorer takes the region source as an option.
+- \`judge.json\` (label lists, normalisation), \`metrics.json\`, \`train-log.jsonl\` (one line per step).
+
+## How it was trained
+packages/ort-training (derived backward graph, AdamW, global-norm clip 1, weight decay 0.01, warmup then
+cosine to a tenth), peak lr ${o.lr}, ${m.steps} steps of batch ${m.batch}, seed ${o.seed}, ${o.threads} thread(s), on renders
+drawn fresh for every step, never a held-out identity. Loss: softmax cross-entropy of every head (targets
+one-hot; the relation only with a partner) plus the finder's per-cell cross-entropy against the cells'
+class fractions. Regions during training: the true mask (40%), or the mask averaged over 4x4 (30%) or 8x8
+(30%) cells, so coarse regions (finder, attention) read as well. ${m.parameters.toLocaleString('en-US')} parameters.
+
+## Accuracy on fresh renders
+Scenes drawn from a seed stream no training step used (${first ? first.scenes : '?'} per column, scenes with a fully hidden subject left out);
+held-out: every subject one of the 20 held-out identities. Through \`scoreSample\` with the scenes' full labels asked.
+The own-finder columns take each subject's region from the finder's map of its (asked) class.
+
+| attribute | ${cols.map(([c]) => c).join(' | ')} |
+| --- | ${cols.map(() => '---').join(' | ')} |
+${rows.join('\n')}
+
+## Limits
+- 64x64 renders of this world only; a subject hidden behind another one for most of its pixels is hard to read.
+- With the finder, two subjects of one class are split by the parts of the class map (assignment by agreement
+  with the asked labels); touching same-class subjects are split at the map's centre along the interaction axis.
+`;
+}
+
+export function clipModelCard(m: ClipMetrics, d: ClipDims, o: Pick<TrainRunOptions, 'seed' | 'lr' | 'threads'>): string {
+  const row = (label: string, e: ClipEvaluation | undefined) =>
+    e
+      ? `| ${label} | ${pct(e.retrieval.top1)} (${e.retrieval.scenes} images, 1 in ${e.retrieval.candidates}; chance ${pct(e.retrieval.chance)}) | ${pct(e.identity.sameCloser)} (${e.identity.triplets}) | ${e.identity.meanSame.toFixed(3)} | ${e.identity.meanDifferent.toFixed(3)} |`
+      : `| ${label} | - | - | - | - |`;
+  return `# Toy-world CLIP
+
+A contrastive image/text model of the toy world (issue 13), so CLIP-T (image-prompt similarity) and CLIP-I
+(image-image similarity) mean something on the toy-world bundle. The folder is in the layout the product's
+\`--clip\` option loads (packages/dynasyn/src/output/clip.ts): \`text_model.onnx\`, \`vision_model.onnx\`,
+\`tokenizer/\` (CLIP byte-level BPE), \`preprocessor_config.json\` (64 px, mean = std = 0.5), plus \`clip.json\`.
+
+## Architecture (${m.parameters.toLocaleString('en-US')} parameters, embeddings of ${d.embed})
+- vision_model.onnx: pixel_values [B,3,64,64] -> strided CNN ${d.vision.join('/')} channels (Conv, GroupNorm, SiLU),
+  mean over the 8x8 grid, MLP -> image_embeds [B,${d.embed}].
+- text_model.onnx: input_ids, attention_mask [B,${d.context}] (int64) -> token (${d.vocab} rows) + position embeddings,
+  two width-3 token convolutions (${d.textWidth} channels, residual), mean over the unmasked tokens, MLP -> text_embeds [B,${d.embed}].
+- Tokenizer: the backbone's BPE learner (\`learnCaptionTokenizer\`) on 8,000 captions of the seed's training scenes.
+
+## How it was trained
+packages/ort-training (derived backward graph, AdamW, global-norm clip 1, weight decay 0.01, warmup then cosine
+to a tenth), peak lr ${o.lr}, ${m.steps} steps of batch ${m.batch}, seed ${o.seed}, ${o.threads} thread(s). Each step renders ${m.batch} fresh
+scenes (never a held-out identity), each with its complete caption or a random partial one. Loss: CLIP's
+symmetric InfoNCE with a learned temperature (logit scale ${m.logitScale.toFixed(1)} at the end); a caption repeated
+in a batch counts as a match for each of its images.
+
+## Measured on fresh renders
+Retrieval: an image ranks its own complete caption first among ${m.ordinary?.retrieval.candidates ?? 16} (its own and 15 of other scenes).
+Identity: an anchor render of an identity vs another render of it (other context, action, layout, style) and a
+render of a different identity in that same other scene; "same closer" is how often CLIP-I prefers the same identity.
+
+| scenes | retrieval top-1 | same identity closer | mean CLIP-I same | mean CLIP-I different |
+| --- | --- | --- | --- | --- |
+${row('ordinary identities', m.ordinary)}
+${row('held-out identities', m.heldOut)}
+
+## Limits
+64x64 renders of this world and its caption vocabulary only; it knows nothing of other images or words.
+`;
+}

@@ -1,0 +1,86 @@
+/** Region sources: attention maps thresholded and upsampled; the finder's class map split per asked subject. */
+import { FINDER_CLASSES, FINDER_GRID } from './heads.js';
+import { regionFromAttention, regionsFromFinder, regionsFromSource, upsampleGrid } from './regions.js';
+import { withIdentities } from './score.js';
+
+const G = FINDER_GRID,
+  S = 64;
+const cell = (x: number, y: number) => y * G + x;
+
+/** Finder probabilities with the given cells set to a class (the rest background). */
+function finderProbs(cells: Record<string, number[]>): Float32Array {
+  const p = new Float32Array(FINDER_CLASSES.length * G * G);
+  p.fill(1, 0, G * G);
+  for (const [cls, list] of Object.entries(cells))
+    for (const c of list) {
+      p[c] = 0;
+      p[(FINDER_CLASSES as readonly string[]).indexOf(cls) * G * G + c] = 1;
+    }
+  return p;
+}
+const mass = (r: Float32Array) => r.reduce((s, v) => s + v, 0);
+const at = (r: Float32Array, x: number, y: number) => r[y * S + x]!;
+
+it('an attention map becomes the cells at or above half its maximum, spread to pixels', () => {
+  const map = new Float32Array(16);
+  map[5] = 0.8; // (1,1)
+  map[6] = 0.4; // (2,1): 0.5 of max, kept
+  map[10] = 0.39; // (2,2): below, dropped
+  const r = regionFromAttention(map, 4);
+  expect(mass(r)).toBe(2 * 16 * 16);
+  expect(at(r, 16, 16)).toBe(1);
+  expect(at(r, 32, 16)).toBe(1);
+  expect(at(r, 32, 32)).toBe(0);
+  expect(() => regionFromAttention(new Float32Array(15), 4)).toThrow(/4x4/);
+});
+
+it('mask sources are validated and scaled to [0, 1]', () => {
+  const m = new Uint8Array(S * S).fill(255);
+  expect(regionsFromSource({ kind: 'masks', masks: [m] }, 1)[0]![0]).toBe(1);
+  expect(() => regionsFromSource({ kind: 'masks', masks: [m] }, 2)).toThrow(/1 region/);
+  expect(() => regionsFromSource({ kind: 'masks', masks: [new Uint8Array(10)] }, 1)).toThrow(/4096/);
+});
+
+it('the finder gives each asked class its own cells; an absent class gets the foreground the others leave', () => {
+  const probs = finderProbs({ cat: [cell(2, 2), cell(3, 2)], dog: [cell(10, 10), cell(11, 10)] });
+  const [[cat, dog]] = regionsFromFinder(probs, ['cat', 'dog']) as [[Float32Array, Float32Array]];
+  expect(at(cat, 9, 9)).toBe(1);
+  expect(at(cat, 41, 41)).toBe(0);
+  expect(at(dog, 41, 41)).toBe(1);
+  expect(mass(dog)).toBe(2 * 16);
+  // a duck is asked but none is drawn: it gets the foreground the cat does not take (the dog's cells)
+  const [[cat2, duck]] = regionsFromFinder(probs, ['cat', 'duck']) as [[Float32Array, Float32Array]];
+  expect(mass(cat2)).toBe(2 * 16);
+  expect(at(duck, 41, 41)).toBe(1);
+  expect(at(duck, 9, 9)).toBe(0);
+});
+
+it('two subjects of one class: two parts of the map, both assignments offered', () => {
+  const probs = finderProbs({ cat: [cell(2, 2), cell(3, 2), cell(12, 12)] });
+  const candidates = regionsFromFinder(probs, ['cat', 'cat']);
+  expect(candidates).toHaveLength(2);
+  expect(mass(candidates[0]![0]!)).toBe(2 * 16);
+  expect(mass(candidates[0]![1]!)).toBe(16);
+  expect(candidates[1]![0]).toEqual(candidates[0]![1]);
+  // touching ones ("on top of"): split at the centre of mass, top from bottom
+  const stacked = finderProbs({ dog: [cell(5, 4), cell(5, 5), cell(5, 6), cell(5, 7)] });
+  const [[top, bottom]] = regionsFromFinder(stacked, ['dog', 'dog'], 'on top of') as [[Float32Array, Float32Array]];
+  expect(at(top, 21, 17)).toBe(1);
+  expect(at(top, 21, 29)).toBe(0);
+  expect(at(bottom, 21, 29)).toBe(1);
+});
+
+it('upsampleGrid repeats each cell over its block of pixels', () => {
+  const up = upsampleGrid([0, 1, 2, 3], 2);
+  expect([at(up, 0, 0), at(up, 31, 31), at(up, 32, 0), at(up, 63, 31), at(up, 0, 32), at(up, 63, 63)]).toEqual([0, 0, 1, 1, 2, 3]);
+});
+
+it('withIdentities fills what a placeholder prompt leaves out, and keeps what it says', () => {
+  const asked = withIdentities({ subjects: [{ action: 'jumping' }, { class: 'dog' }], interaction: 'next to' }, [
+    { class: 'cat', colour: 'red', pattern: 'dots', accessory: 'hat' },
+    { class: 'box', colour: 'blue', pattern: 'plain', accessory: 'none' },
+  ]);
+  expect(asked.subjects[0]).toEqual({ class: 'cat', colour: 'red', pattern: 'dots', accessory: 'hat', action: 'jumping' });
+  expect(asked.subjects[1]!.class).toBe('dog');
+  expect(asked.interaction).toBe('next to');
+});

@@ -1,0 +1,135 @@
+/**
+ * Where each subject is in an image, from one of three sources:
+ *  - `masks`: the subjects' masks (a render's ground truth, or a user's masks);
+ *  - `attention`: the personalization's cross-attention maps of each subject's token, normalised by their
+ *    maximum, thresholded and upsampled (nearest) to the image;
+ *  - `judge`: the judge's own finder: the per-cell probability of the asked class, upsampled. A subject whose
+ *    asked class is nowhere (the sample drew something else, or the prompt names no class) gets the
+ *    foreground the other subjects do not take, so the classifier still reads what is there.
+ * Two subjects of one class are told apart by the connected parts of that class's map (or, when they touch,
+ * by splitting it along the interaction's axis); both assignments are returned and the scorer keeps the one
+ * that agrees best with what was asked.
+ */
+import type { ClassName, InteractionName } from '@dynasyn/toyworld';
+import { FINDER_CLASSES, FINDER_GRID } from './heads.js';
+import { IMAGE_SIZE } from './judge-net.js';
+
+const S = IMAGE_SIZE;
+
+export type RegionSource =
+  /** Per subject, S*S values in [0, 1] (0/1 masks or soft ones). */
+  | { kind: 'masks'; masks: ArrayLike<number>[] }
+  /** Per subject, a grid x grid attention map (any scale); cells >= threshold x max become the region (default 0.5). */
+  | { kind: 'attention'; maps: ArrayLike<number>[]; grid: number; threshold?: number }
+  /** The judge's own subject finder. */
+  | { kind: 'judge' };
+
+/** A grid x grid map spread to S x S pixels (nearest). */
+export function upsampleGrid(map: ArrayLike<number>, grid: number): Float32Array {
+  const out = new Float32Array(S * S);
+  for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) out[y * S + x] = map[Math.floor((y * grid) / S) * grid + Math.floor((x * grid) / S)]!;
+  return out;
+}
+
+/** An attention map as a region: cells at least `threshold` of its maximum, upsampled. */
+export function regionFromAttention(map: ArrayLike<number>, grid: number, threshold = 0.5): Float32Array {
+  if (map.length !== grid * grid) throw new Error(`an attention map of a ${grid}x${grid} grid has ${grid * grid} values, got ${map.length}`);
+  let max = 0;
+  for (let i = 0; i < map.length; i++) max = Math.max(max, map[i]!);
+  const bin = Float32Array.from(map, (v) => (max > 0 && v >= threshold * max ? 1 : 0));
+  return upsampleGrid(bin, grid);
+}
+
+/** Connected parts (4-neighbour) of the cells where `map` >= 0.5, largest first. */
+function components(map: Float32Array, G: number): number[][] {
+  const seen = new Uint8Array(G * G);
+  const parts: number[][] = [];
+  for (let s = 0; s < G * G; s++) {
+    if (seen[s] || map[s]! < 0.5) continue;
+    const part: number[] = [];
+    const stack = [s];
+    seen[s] = 1;
+    while (stack.length) {
+      const c = stack.pop()!;
+      part.push(c);
+      const y = Math.floor(c / G),
+        x = c % G;
+      for (const [dy, dx] of [
+        [1, 0],
+        [-1, 0],
+        [0, 1],
+        [0, -1],
+      ] as const) {
+        const ny = y + dy,
+          nx = x + dx,
+          n = ny * G + nx;
+        if (ny >= 0 && ny < G && nx >= 0 && nx < G && !seen[n] && map[n]! >= 0.5) {
+          seen[n] = 1;
+          stack.push(n);
+        }
+      }
+    }
+    parts.push(part);
+  }
+  return parts.sort((a, b) => b.length - a.length);
+}
+
+/** Two regions (grids) of one class map: its two largest parts, or the map split at its centre of mass. */
+function splitPair(map: Float32Array, G: number, interaction: InteractionName | undefined): [Float32Array, Float32Array] {
+  const parts = components(map, G);
+  const keep = (cells: number[]) => {
+    const m = new Float32Array(G * G);
+    for (const c of cells) m[c] = map[c]!;
+    return m;
+  };
+  if (parts.length >= 2) return [keep(parts[0]!), keep(parts[1]!)];
+  const vertical = interaction === 'on top of';
+  let num = 0,
+    den = 0;
+  for (let c = 0; c < G * G; c++) {
+    num += map[c]! * (vertical ? Math.floor(c / G) : c % G);
+    den += map[c]!;
+  }
+  const centre = den > 0 ? num / den : G / 2;
+  const a = new Float32Array(G * G),
+    b = new Float32Array(G * G);
+  for (let c = 0; c < G * G; c++) ((vertical ? Math.floor(c / G) : c % G) < centre ? a : b)[c] = map[c]!;
+  return [a, b];
+}
+
+/**
+ * Candidate regions per subject from the finder's probabilities [11, G, G]: one assignment, or two when
+ * two subjects share a class (which part is which is not in the map).
+ */
+export function regionsFromFinder(probs: Float32Array, classes: (ClassName | undefined)[], interaction?: InteractionName): Float32Array[][] {
+  const G = FINDER_GRID,
+    cells = G * G;
+  const classMap = (c: ClassName) =>
+    probs.slice((FINDER_CLASSES as readonly string[]).indexOf(c) * cells, ((FINDER_CLASSES as readonly string[]).indexOf(c) + 1) * cells);
+  const foreground = Float32Array.from(probs.subarray(0, cells), (p) => 1 - p);
+  const finish = (grids: (Float32Array | undefined)[]): Float32Array[] => {
+    // a subject with no asked class, or whose class is nowhere (under one cell's worth), gets the foreground left over
+    const found = grids.map((g) => (g && g.reduce((s, v) => s + v, 0) >= 1 ? g : undefined));
+    return found.map((g, k) => {
+      if (g) return upsampleGrid(g, G);
+      const rest = Float32Array.from(foreground, (f, j) => Math.max(0, f - found.reduce((s, o, i) => s + (i !== k && o ? o[j]! : 0), 0)));
+      return upsampleGrid(rest, G);
+    });
+  };
+  if (classes.length === 2 && classes[0] && classes[0] === classes[1]) {
+    const [a, b] = splitPair(classMap(classes[0]), G, interaction);
+    return [finish([a, b]), finish([b, a])];
+  }
+  return [finish(classes.map((c) => (c ? classMap(c) : undefined)))];
+}
+
+/** The regions of a mask or attention source, one S*S map per subject (validated). */
+export function regionsFromSource(source: Exclude<RegionSource, { kind: 'judge' }>, subjects: number): Float32Array[] {
+  const maps = source.kind === 'masks' ? source.masks : source.maps;
+  if (maps.length < subjects) throw new Error(`the region source has ${maps.length} region(s) for ${subjects} asked subject(s)`);
+  if (source.kind === 'attention') return maps.slice(0, subjects).map((m) => regionFromAttention(m, source.grid, source.threshold));
+  return maps.slice(0, subjects).map((m) => {
+    if (m.length !== S * S) throw new Error(`a mask region has ${S * S} values (${S}x${S}), got ${m.length}`);
+    return Float32Array.from(m, (v) => (v > 1 ? v / 255 : v));
+  });
+}

@@ -1,0 +1,93 @@
+/**
+ * The training loop both models share: steps of one TrainingSession under AdamW (linear warmup, cosine decay
+ * to a tenth), a batch that is a function of the step, a checkpoint (trainables + AdamW moments + next step)
+ * every few minutes, at a deadline and at the end, and one JSON line per step in a log. A run started again
+ * on the same checkpoint continues bit-exactly: the batches, the optimizer state and the schedule all
+ * depend on the step number only.
+ */
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { AdamW, loadCheckpoint, saveCheckpoint, type Feed, type TrainingSession } from '@dynasyn/ort-training';
+
+export interface ScheduleOptions {
+  /** Peak learning rate. */
+  lr: number;
+  steps: number;
+  warmup: number;
+}
+
+/** lr(update number, 1-based): linear warmup, then cosine from the peak down to a tenth of it. */
+export function learningRate({ lr, steps, warmup }: ScheduleOptions): (step: number) => number {
+  return (step) => {
+    const s = step - 1;
+    if (s < warmup) return (lr * (s + 1)) / warmup;
+    const t = Math.min(1, (s - warmup) / Math.max(1, steps - warmup));
+    return lr * (0.1 + 0.45 * (1 + Math.cos(Math.PI * t)));
+  };
+}
+
+export function createOptimizer(schedule: ScheduleOptions, weightDecay = 0.01): AdamW {
+  return new AdamW({ lr: learningRate(schedule), weightDecay, maxGradNorm: 1 });
+}
+
+export interface StepLog {
+  step: number;
+  loss: number;
+  terms: Record<string, number>;
+  lr: number;
+  gradNorm: number;
+  ms: number;
+}
+
+export interface TrainLoopOptions {
+  session: TrainingSession;
+  optimizer: AdamW;
+  steps: number;
+  /** Feeds of step `step` (0-based). */
+  batchAt(step: number): Record<string, Feed>;
+  checkpointFile: string;
+  /** One JSON line per step. */
+  logFile?: string;
+  /** Checkpoint at least this often (default 3 minutes). */
+  checkpointMinutes?: number;
+  /** Stop (checkpointed) once this time (ms since epoch) has passed. */
+  deadline?: number;
+  /** Stop (checkpointed) after this step, as if killed there (tests of resume). */
+  stopAfter?: number;
+  onStep?(log: StepLog): void;
+  /** Called once with the step the run starts from (0, or the checkpoint's). */
+  onResume?(start: number): void;
+}
+
+/** Step to start from: the checkpoint's next step when it exists (its values are loaded), else 0. */
+export function resumeFrom(file: string, session: TrainingSession, optimizer: AdamW): number {
+  if (!existsSync(file)) return 0;
+  return Number(loadCheckpoint(file, session, optimizer).nextStep ?? 0);
+}
+
+/** Runs steps until `steps` or a stop; returns the next step (== steps when finished). */
+export async function trainLoop(o: TrainLoopOptions): Promise<number> {
+  mkdirSync(dirname(o.checkpointFile), { recursive: true });
+  let step = resumeFrom(o.checkpointFile, o.session, o.optimizer);
+  o.onResume?.(step);
+  const every = (o.checkpointMinutes ?? 3) * 60_000;
+  let saved = Date.now();
+  const save = () => {
+    saveCheckpoint(o.checkpointFile, o.session, o.optimizer, { nextStep: String(step) });
+    saved = Date.now();
+  };
+  while (step < o.steps) {
+    const t0 = Date.now();
+    const r = await o.session.trainStep(o.batchAt(step), o.optimizer);
+    const terms: Record<string, number> = {};
+    for (const [k, v] of r.outputs) terms[k] = Number(v.data[0]);
+    const log: StepLog = { step, loss: r.loss, terms, lr: r.update.lr, gradNorm: r.update.gradNorm, ms: Date.now() - t0 };
+    step++;
+    if (o.logFile) appendFileSync(o.logFile, JSON.stringify(log) + '\n');
+    o.onStep?.(log);
+    const stop = (o.deadline !== undefined && Date.now() > o.deadline) || (o.stopAfter !== undefined && step > o.stopAfter);
+    if (step === o.steps || stop || Date.now() - saved > every) save();
+    if (stop) break;
+  }
+  return step;
+}
