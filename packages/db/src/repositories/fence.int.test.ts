@@ -160,3 +160,33 @@ it("a sample request's job writes only its own rows and only under its epoch; a 
   await db.fenced({ requestId: 'req-1', epoch: 1 }).updateSample(b!.id, { status: 'succeeded', artifactKey: 'b.png' });
   expect((await db.samples.listByRequest('req-1')).map((s) => s.status)).toEqual(['succeeded', 'succeeded']);
 });
+
+it('a fenced write in flight when the event loop stops for a long onnxruntime call (7 s here) still lands', async () => {
+  // A worker's training step or sample blocks its event loop for seconds to minutes, while a progress event or
+  // the background checkpoint upload has a fenced write in flight. Prisma's interactive transactions expire 5 s
+  // after they start: a transaction must not fail because its caller's thread was busy.
+  const id = await newJob();
+  const attempt = db.fenced({ personalizationId: id, epoch: 0 });
+  await attempt.check();
+  const holder = new pg.Client({ connectionString: scratch.url });
+  await holder.connect();
+  try {
+    // hold the fence row, so that each write below has started (and waits on the server) when the loop stops
+    await holder.query('BEGIN');
+    await holder.query('SELECT 1 FROM "Personalization" WHERE "id" = $1 FOR UPDATE', [id]);
+    const pending = [
+      attempt.updateStatus('augmenting'),
+      attempt.setProgress('augment', 1, 2),
+      attempt.recordArtifact(artifact(id, 'checkpoints/train.ckpt')),
+      attempt.check(),
+    ];
+    await new Promise((r) => setTimeout(r, 300));
+    void holder.query('COMMIT');
+    const until = Date.now() + 7000;
+    while (Date.now() < until); // a synchronous call, as onnxruntime-node's run is on the worker's thread
+    await expect(Promise.all(pending)).resolves.toHaveLength(4);
+  } finally {
+    await holder.end();
+  }
+  expect(await written(id)).toMatchObject({ status: 'augmenting', artifacts: ['checkpoints/train.ckpt'] });
+}, 30_000);

@@ -4,17 +4,19 @@
  *
  * The fencing token is the `epoch` of the personalization row (of the request's Sample rows for `samples.generate`):
  * a stage attempt runs for one epoch (its job's payload carries it) and the reconciler's takeover moves the epoch on
- * in one conditional UPDATE (`supersede`, `supersedeRequest`). Each fenced write is one transaction that first
- * touches the fence row (`progressAt = now()` WHERE its epoch is still the attempt's) and then writes: the UPDATE
- * locks the fence row until the commit, so a takeover either commits before it (the write sees the new epoch and is
- * refused with EPOCH_SUPERSEDED, nothing written) or waits for the write's commit (the write came first). The touch
- * is also the attempt's sign of progress, which the reconciler reads to tell a hung attempt from a slow one.
+ * in one conditional UPDATE (`supersede`, `supersedeRequest`). Each fenced write first touches the fence row
+ * (`progressAt = now()` WHERE its epoch is still the attempt's) and then writes, in one transaction, or in one
+ * statement for the writes made while a worker computes (check, setProgress, recordArtifact: see
+ * FENCED_TRANSACTION_LIMITS): the UPDATE locks the fence row until the commit, so a takeover either commits before
+ * it (the write sees the new epoch and is refused with EPOCH_SUPERSEDED, nothing written) or waits for the write's
+ * commit (the write came first). The touch is also the attempt's sign of progress, which the reconciler reads to
+ * tell a hung attempt from a slow one.
  */
 import type { PersonalizationStatus, PrismaClient, Sample } from '../generated/client.js';
 import { DbError } from '../errors.js';
-import { recordArtifactOn, type ArtifactInput, type ArtifactRecord } from './artifacts.js';
+import { recordArtifactWhere, type ArtifactInput, type ArtifactRecord } from './artifacts.js';
 import type { Tx } from './idempotency.js';
-import { setProgressOn, updateStatusOn, type StatusUpdate } from './personalizations.js';
+import { setProgressWhere, updateStatusOn, type StatusUpdate } from './personalizations.js';
 import { replaceRequestOn, updateSampleOn, type SampleRequest, type SampleUpdate } from './samples.js';
 import { createDeliveryOn, type DeliveryInput } from './webhooks.js';
 
@@ -40,31 +42,48 @@ export interface FencedWrites {
 
 const describe = (f: Fence) => ('requestId' in f ? `sample request ${f.requestId}` : `personalization ${f.personalizationId}`);
 
-/** Touches the fence row inside `tx`; throws EPOCH_SUPERSEDED when the epoch moved on (or the row is gone). */
-async function claim(tx: Tx, f: Fence): Promise<void> {
+/** Touches the fence row (in `tx`, or alone as one statement); throws EPOCH_SUPERSEDED when the epoch moved on (or the row is gone). */
+async function claim(tx: Tx | PrismaClient, f: Fence): Promise<void> {
   const n =
     'requestId' in f
       ? await tx.$executeRaw`UPDATE "Sample" SET "progressAt" = now() AT TIME ZONE 'UTC' WHERE "requestId" = ${f.requestId} AND "epoch" = ${f.epoch}`
       : await tx.$executeRaw`UPDATE "Personalization" SET "progressAt" = now() AT TIME ZONE 'UTC' WHERE "id" = ${f.personalizationId} AND "epoch" = ${f.epoch}`;
-  if (n === 0) throw new DbError('EPOCH_SUPERSEDED', `${describe(f)}: epoch ${f.epoch} was taken over (or the row is gone): the write is refused`);
+  if (n === 0) throw superseded(f);
 }
+
+const superseded = (f: Fence) => new DbError('EPOCH_SUPERSEDED', `${describe(f)}: epoch ${f.epoch} was taken over (or the row is gone): the write is refused`);
+
+/**
+ * Limits of a fenced write's transaction. A worker's event loop stops for a whole onnxruntime call (a training
+ * step or a sample: seconds to minutes on a CPU), and a write it started just before (a progress event, the
+ * background checkpoint upload) cannot commit until that call ends: Prisma's defaults (2 s to start, 5 s to
+ * commit) would fail it. The writes made while compute runs (check, setProgress, recordArtifact) are single
+ * statements and take no transaction at all; these limits are for the rest, made between calls.
+ */
+export const FENCED_TRANSACTION_LIMITS = { maxWait: 10 * 60_000, timeout: 10 * 60_000 } as const;
 
 export function fencedWrites(prisma: PrismaClient, fence: Fence): FencedWrites {
   const run = <T>(write: (tx: Tx) => Promise<T>): Promise<T> =>
     prisma.$transaction(async (tx) => {
       await claim(tx, fence);
       return write(tx);
-    });
+    }, FENCED_TRANSACTION_LIMITS);
   const personalizationId = () => {
     if ('requestId' in fence) throw new TypeError(`${describe(fence)}: a request's job writes no personalization status or progress`);
     return fence.personalizationId;
   };
   return {
     fence,
-    check: () => run(async () => undefined),
+    check: () => claim(prisma, fence),
     updateStatus: (to, update) => run(async (tx) => ({ changed: (await updateStatusOn(tx, personalizationId(), to, update)).changed })),
-    setProgress: (stage, step, total) => run((tx) => setProgressOn(tx, personalizationId(), stage, step, total)),
-    recordArtifact: (input) => run((tx) => recordArtifactOn(tx, input)),
+    setProgress: async (stage, step, total) => {
+      if ((await setProgressWhere(prisma, personalizationId(), stage, step, total, fence.epoch)) === 0) throw superseded(fence);
+    },
+    recordArtifact: async (input) => {
+      const row = await recordArtifactWhere(prisma, input, fence);
+      if (!row) throw superseded(fence);
+      return row;
+    },
     updateSample: (id, update) =>
       run((tx) => updateSampleOn(tx, id, update, 'requestId' in fence ? { requestId: fence.requestId } : { personalizationId: fence.personalizationId })),
     replaceRequest: (request) => run((tx) => replaceRequestOn(tx, request, 'requestId' in fence ? fence.epoch : 0)),

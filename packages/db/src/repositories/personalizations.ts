@@ -108,11 +108,21 @@ export async function updateStatusOn(client: Client, id: string, to: Personaliza
 
 /** `setProgress` on `client`. */
 export async function setProgressOn(client: Client, id: string, stage: string, step: number, total: number): Promise<void> {
+  await setProgressWhere(client, id, stage, step, total);
+}
+
+/**
+ * setProgressOn, written only while the row's epoch is `epoch` (and then also `progressAt`, the attempt's sign of
+ * progress), in one statement: no transaction spans the caller's awaits. Returns the rows written (0: superseded).
+ */
+export function setProgressWhere(client: Client, id: string, stage: string, step: number, total: number, epoch?: number): Promise<number> {
   const entry = JSON.stringify({ stage, step, total });
   // One statement, so concurrent progress writers never lose each other's stages; the stored step is kept
   // when it is higher (a resume from a checkpoint behind it).
-  await client.$executeRaw`
-    UPDATE "Personalization" SET "updatedAt" = now(), "progress" = CASE
+  return client.$executeRaw`
+    UPDATE "Personalization" SET "updatedAt" = now(),
+      "progressAt" = CASE WHEN ${epoch ?? null}::int IS NULL THEN "progressAt" ELSE now() AT TIME ZONE 'UTC' END,
+      "progress" = CASE
       WHEN EXISTS (SELECT 1 FROM jsonb_array_elements("progress") AS e WHERE e->>'stage' = ${stage})
       THEN (SELECT jsonb_agg(CASE WHEN e->>'stage' = ${stage}
               THEN jsonb_set(${entry}::jsonb, '{step}', to_jsonb(GREATEST((e->>'step')::numeric, ${step}::numeric)))
@@ -120,7 +130,7 @@ export async function setProgressOn(client: Client, id: string, stage: string, s
             FROM jsonb_array_elements("progress") WITH ORDINALITY AS t(e, i))
       ELSE "progress" || jsonb_build_array(${entry}::jsonb)
     END
-    WHERE "id" = ${id}`;
+    WHERE "id" = ${id} AND (${epoch ?? null}::int IS NULL OR "epoch" = ${epoch ?? null}::int)`;
 }
 
 export function createPersonalizationsRepository(prisma: PrismaClient): PersonalizationsRepository {
