@@ -17,7 +17,7 @@ const HELP = `toyworld-judge: train the toy-world judge and CLIP with @dynasyn/o
   --clip-out DIR        default models/toyworld-clip
   --work DIR            checkpoints, logs, graph cache (default .scratch/toyworld-judge)
   --seed N              seed of weights and data (default 0)
-  --judge-steps N       default 900     --judge-batch N  default 32    --judge-lr X  default 3e-3
+  --judge-steps N       default 2000    --judge-batch N  default 32    --judge-lr X  default 3e-3
   --clip-steps N        default 700     --clip-batch N   default 64    --clip-lr X   default 2e-3
   --eval N              scenes per evaluation set once trained (default 500; 0 skips)
   --minutes M           stop after M minutes of this invocation (checkpointed; run again to continue)
@@ -33,7 +33,7 @@ const { values: a } = parseArgs({
     'clip-out': { type: 'string', default: 'models/toyworld-clip' },
     work: { type: 'string', default: '.scratch/toyworld-judge' },
     seed: { type: 'string', default: '0' },
-    'judge-steps': { type: 'string', default: '900' },
+    'judge-steps': { type: 'string', default: '2000' },
     'judge-batch': { type: 'string', default: '32' },
     'judge-lr': { type: 'string', default: '3e-3' },
     'clip-steps': { type: 'string', default: '700' },

@@ -12,3 +12,4 @@ export * from './judge.js';
 export * from './regions.js';
 export * from './score.js';
 export * from './evaluate.js';
+export * from './evaluation-seam.js';

@@ -1,0 +1,94 @@
+/**
+ * The judge as `dynasyn evaluate` takes it (packages/dynasyn/src/evaluate/scorers.ts, `ToyworldJudge`):
+ * `asked(classPrompt, prompt)` reads what a prompt asks, with each named subject tied to its reference
+ * subject by the order of the `<assetN>` placeholders; `judge(image, asked)` says what the judge sees there,
+ * finding the subjects itself (its finder, by the class word the prompt uses for each).
+ */
+import { parseCaption, type ClassName } from '@dynasyn/toyworld';
+import { IMAGE_SIZE } from './judge-net.js';
+import { ToyworldJudge } from './judge.js';
+import { interactionOf, RELATIONS } from './heads.js';
+import { scoreSample } from './score.js';
+
+/** What a prompt asks, per named subject: its reference subject (the N of `<assetN>`), class word and action. */
+export interface EvaluationAsked {
+  subjects: { subject: number; class?: string; action?: string }[];
+  interaction?: string;
+  context?: string;
+  style?: string;
+}
+
+export interface EvaluationJudged {
+  subjects: ({ class: string; colour: string; pattern: string; accessory: string; action?: string } | null)[];
+  interaction?: string | null;
+  context?: string | null;
+  style?: string | null;
+}
+
+/** An RGB image of any size, resized (bilinear) to the judge's 64 x 64. */
+export function toJudgeSize(image: { width: number; height: number; data: Uint8Array }): Uint8Array {
+  const S = IMAGE_SIZE;
+  if (image.width === S && image.height === S) return image.data;
+  const out = new Uint8Array(S * S * 3);
+  for (let y = 0; y < S; y++)
+    for (let x = 0; x < S; x++) {
+      const fx = Math.min(image.width - 1, Math.max(0, ((x + 0.5) * image.width) / S - 0.5)),
+        fy = Math.min(image.height - 1, Math.max(0, ((y + 0.5) * image.height) / S - 0.5));
+      const x0 = Math.floor(fx),
+        y0 = Math.floor(fy),
+        x1 = Math.min(image.width - 1, x0 + 1),
+        y1 = Math.min(image.height - 1, y0 + 1);
+      const tx = fx - x0,
+        ty = fy - y0;
+      for (let c = 0; c < 3; c++) {
+        const p = (xx: number, yy: number) => image.data[(yy * image.width + xx) * 3 + c]!;
+        out[(y * S + x) * 3 + c] = Math.round((1 - ty) * ((1 - tx) * p(x0, y0) + tx * p(x1, y0)) + ty * ((1 - tx) * p(x0, y1) + tx * p(x1, y1)));
+      }
+    }
+  return out;
+}
+
+export async function loadJudgeForEvaluation(modelDir: string) {
+  const judge = await ToyworldJudge.load(modelDir);
+  return {
+    asked(classPrompt: string, prompt: string): EvaluationAsked {
+      const parsed = parseCaption(classPrompt);
+      const placeholders = [...prompt.matchAll(/<asset(\d+)>/g)].map((m) => Number(m[1]));
+      return {
+        subjects: parsed.subjects.map((s, k) => ({
+          subject: placeholders[k] ?? k,
+          ...(s.class ? { class: s.class } : {}),
+          ...(s.action ? { action: s.action } : {}),
+        })),
+        ...(parsed.interaction ? { interaction: parsed.interaction } : {}),
+        ...(parsed.context ? { context: parsed.context } : {}),
+        ...(parsed.style ? { style: parsed.style } : {}),
+      };
+    },
+    async judge(image: { width: number; height: number; data: Uint8Array }, asked: EvaluationAsked): Promise<EvaluationJudged> {
+      if (asked.subjects.length === 0 || asked.subjects.length > 2) return { subjects: asked.subjects.map(() => null) };
+      const r = await scoreSample(judge, toJudgeSize(image), {
+        asked: {
+          subjects: asked.subjects.map((s) => (s.class ? { class: s.class as ClassName } : {})),
+          ...(asked.subjects.length === 2 ? { interaction: 'next to' } : {}),
+        },
+        regions: { kind: 'judge' },
+      });
+      const p = r.predictions;
+      const relation = RELATIONS[p[0]!.relation.probs.indexOf(Math.max(...p[0]!.relation.probs))]!;
+      return {
+        subjects: p.map((s) => ({
+          class: s.class.label,
+          colour: s.colour.label,
+          pattern: s.pattern.label,
+          accessory: s.accessory.label,
+          action: s.action.label,
+        })),
+        interaction: asked.subjects.length === 2 ? (r.perAttribute.interaction?.predicted ?? interactionOf(relation) ?? null) : null,
+        context: p[0]!.context.label,
+        style: p[0]!.style.label,
+      };
+    },
+    release: () => judge.release(),
+  };
+}
