@@ -69,6 +69,11 @@ export const shutdownEnv = z.object({
 export const stageEnv = z.object({
   /** A bundle directory, file:// or s3:// URL; default the tiny random-weight bundle made in the cache. */
   BACKBONE: optional(z.string()),
+  /**
+   * A CLIP folder (text_model.onnx + vision_model.onnx or model.onnx, and tokenizer/), file:// or s3:// URL, resolved
+   * like BACKBONE: the sample stage scores its samples (CLIP-T / CLIP-I per prompt category); unset, no scores.
+   */
+  CLIP_MODEL: optional(z.string()),
   DEVICE: z.enum(['cpu', 'cuda']).default('cpu'),
   /** onnxruntime intra-op threads per session; default onnxruntime's own choice. */
   THREADS: optional(z.coerce.number().int().min(1)),

@@ -1,7 +1,8 @@
 /**
- * BACKBONE as a local bundle directory (onnxruntime reads files): a directory, a file:// or s3:// storage URL
- * (synced into the cache; unchanged files are kept), or by default the tiny random-weight bundle, created on
- * first use. The same rules as `dynasyn serve` (apps/cli backbone.ts).
+ * The model folders a worker is configured with, as local directories (onnxruntime reads files): BACKBONE and
+ * CLIP_MODEL each name a directory, or a file:// or s3:// storage URL (an s3:// one is synced into the cache;
+ * unchanged files are kept). BACKBONE defaults to the tiny random-weight bundle, created on first use. The same
+ * rules for `dynasyn serve` (apps/cli serve.ts, which resolves BACKBONE once for its workers).
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
@@ -12,17 +13,34 @@ import type { StageBlobs } from './ports.js';
 
 const isBundle = (dir: string) => existsSync(join(dir, 'model_index.json'));
 
-export interface BackboneSource {
-  backbone: string | undefined;
+/** Where a configured model comes from, and where an s3:// one is kept. */
+export interface ModelStore {
   cacheDir: string;
-  /** Opens the store of an s3:// BACKBONE (createBlobStore with the worker's S3 settings). */
+  /** Opens the store of an s3:// URL (createBlobStore with the worker's S3 settings). */
   openStore: (url: string) => StageBlobs;
 }
 
-export async function resolveBackbone({ backbone, cacheDir, openStore }: BackboneSource): Promise<string> {
+export interface BackboneSource extends ModelStore {
+  backbone: string | undefined;
+}
+
+/**
+ * The local directory of a model setting: a path or file:// URL as it is, an s3:// URL synced into
+ * `<cacheDir>/<folder>/<hash of the URL>`. What the directory holds is the caller's to check.
+ */
+export async function localModelDir(location: string, { cacheDir, openStore }: ModelStore, folder: string): Promise<string> {
+  if (location.startsWith('s3://')) {
+    const dir = join(cacheDir, folder, createHash('sha256').update(location).digest('hex').slice(0, 16));
+    await openStore(location).downloadPrefix('', dir);
+    return dir;
+  }
+  return location.startsWith('file://') ? fileURLToPath(location) : resolve(location);
+}
+
+export async function resolveBackbone({ backbone, ...store }: BackboneSource): Promise<string> {
   let dir: string;
   if (backbone === undefined) {
-    dir = join(cacheDir, 'tiny-bundle');
+    dir = join(store.cacheDir, 'tiny-bundle');
     if (!isBundle(dir)) {
       // written beside and renamed, so a crash never leaves a half bundle that looks complete
       const tmp = `${dir}.tmp-${process.pid}`;
@@ -32,11 +50,8 @@ export async function resolveBackbone({ backbone, cacheDir, openStore }: Backbon
       rmSync(dir, { recursive: true, force: true });
       renameSync(tmp, dir);
     }
-  } else if (backbone.startsWith('s3://')) {
-    dir = join(cacheDir, 'bundles', createHash('sha256').update(backbone).digest('hex').slice(0, 16));
-    await openStore(backbone).downloadPrefix('', dir);
   } else {
-    dir = backbone.startsWith('file://') ? fileURLToPath(backbone) : resolve(backbone);
+    dir = await localModelDir(backbone, store, 'bundles');
   }
   if (!isBundle(dir)) throw new Error(`BACKBONE ${backbone}: no model_index.json in ${dir} (expected a Stable Diffusion ONNX bundle)`);
   return dir;

@@ -104,7 +104,12 @@ function stageDbOver(db: Db, w: Writes, enqueueDelivery: (deliveryId: string) =>
           items: items.map((it) => ({ prompt: it.prompt, seed: it.seed, settings: it.settings })),
         });
       }
-      for (const [i, it] of items.entries()) await w.updateSample(rows[i]!.id, { status: 'succeeded', artifactKey: it.artifactKey });
+      for (const [i, it] of items.entries())
+        await w.updateSample(rows[i]!.id, {
+          status: 'succeeded',
+          artifactKey: it.artifactKey,
+          ...(it.metrics !== undefined ? { metrics: it.metrics as object } : {}),
+        });
     },
     async updateSample(id, patch) {
       await w.updateSample(id, {

@@ -26,7 +26,8 @@ export {
   type Reconciler,
   type ReconcilerPorts,
 } from './reconciler.js';
-export { resolveBackbone, type BackboneSource } from './backbone.js';
+export { localModelDir, resolveBackbone, type BackboneSource, type ModelStore } from './backbone.js';
+export { resolveClipModel, type ClipModelSource } from './clip-model.js';
 export {
   closeOnSignals,
   queueWorkerOptions,

@@ -77,7 +77,8 @@ export interface StageDb extends NotifyPorts {
     tenantId: string;
     personalizationId: string;
     requestId: string;
-    items: { prompt: string; seed: number; settings: SampleJobRow['settings']; artifactKey: string }[];
+    /** `metrics`: the sample's CLIP-T / CLIP-I, when the stage scored it. */
+    items: { prompt: string; seed: number; settings: SampleJobRow['settings']; artifactKey: string; metrics?: unknown }[];
   }): Promise<void>;
   updateSample(
     id: string,
@@ -117,6 +118,8 @@ export interface StageDeps {
   storage: StageBlobs;
   /** A local model bundle directory. */
   backbone: string;
+  /** A local CLIP folder (resolveClipModel): the sample stage scores its samples with it. Unset: no scores. */
+  clipModel?: string;
   /** Scratch space; each personalization gets `<workDir>/<id>` (deleted after the stage). */
   workDir: string;
   logger?: StageLogger;

@@ -1,7 +1,7 @@
 /**
  * The process around the queue workers, the same for a worker app (one stage queue per deployment) and for
  * `dynasyn serve` (one such process per queue, each the CLI's hidden `dynasyn worker <name>`): clients from the
- * validated env, the backbone, the queue workers with their handlers, and a graceful shutdown (running stages
+ * validated env, the backbone (and the CLIP of a sample worker), the queue workers with their handlers, and a graceful shutdown (running stages
  * checkpoint, their jobs go back to waiting, clients close). Lock, stall and close times, device and threads are derived here and nowhere else.
  */
 import { mkdirSync } from 'node:fs';
@@ -12,6 +12,7 @@ import * as queue from '@dynasyn/queue';
 import { createBlobStore } from '@dynasyn/storage';
 import { startWebhookWorker } from '@dynasyn/webhooks';
 import { resolveBackbone } from './backbone.js';
+import { resolveClipModel } from './clip-model.js';
 import { stageDbFrom } from './db-adapter.js';
 import { createStageWorker, STAGE_QUEUES, type StageQueue } from './handlers/index.js';
 import { startReconciler } from './reconciler.js';
@@ -50,10 +51,16 @@ export function queueWorkerOptions(env: WorkerEnv, logger: StageLogger): queue.C
   };
 }
 
+/** Execution providers and threads of this worker's onnxruntime sessions (the stages' and the CLIP's). */
+const sessionRuntime = (env: WorkerEnv): Pick<StageDeps, 'executionProviders' | 'intraOpNumThreads'> => ({
+  executionProviders: env.DEVICE === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
+  ...(env.THREADS !== undefined ? { intraOpNumThreads: env.THREADS } : {}),
+});
+
 /** The stage handlers' ports over the env's Postgres and storage; webhook events are enqueued on `set`. */
 export function stageDepsOf(
   env: WorkerEnv,
-  clients: { db: ReturnType<typeof createDb>; set: queue.QueueSet; backbone: string; logger: StageLogger },
+  clients: { db: ReturnType<typeof createDb>; set: queue.QueueSet; backbone: string; clipModel?: string | undefined; logger: StageLogger },
 ): StageDeps {
   return {
     db: stageDbFrom(clients.db, async (deliveryId) => {
@@ -61,10 +68,10 @@ export function stageDepsOf(
     }),
     storage: createBlobStore(env.STORAGE_URL, { s3: s3OptionsFrom(env) }),
     backbone: clients.backbone,
+    ...(clients.clipModel !== undefined ? { clipModel: clients.clipModel } : {}),
     workDir: env.WORK_DIR,
     logger: clients.logger,
-    executionProviders: env.DEVICE === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
-    ...(env.THREADS !== undefined ? { intraOpNumThreads: env.THREADS } : {}),
+    ...sessionRuntime(env),
   };
 }
 
@@ -85,16 +92,21 @@ export interface StartWorkersOptions {
 /** Starts the queue workers `names` in this process over one set of clients. */
 export async function startWorkers(names: readonly WorkerName[], env: WorkerEnv, o: StartWorkersOptions = {}): Promise<WorkerProcess> {
   const logger = o.logger ?? createLogger({ name: names.length === 1 ? `worker-${names[0]}` : 'workers', level: env.LOG_LEVEL });
+  const openStore = (url: string) => createBlobStore(url, { s3: s3OptionsFrom(env) });
+  // first, as it is quick to refuse: only the sample stage scores with a CLIP, so only its worker loads one
+  const clipModel = names.includes('sample')
+    ? await resolveClipModel({ clipModel: env.CLIP_MODEL, cacheDir: env.CACHE_DIR, openStore, runtime: sessionRuntime(env) })
+    : undefined;
   const backbone = await resolveBackbone({
     backbone: env.BACKBONE,
     cacheDir: env.CACHE_DIR,
-    openStore: (url) => createBlobStore(url, { s3: s3OptionsFrom(env) }),
+    openStore,
   });
   mkdirSync(env.WORK_DIR, { recursive: true });
   const db = createDb(env.DATABASE_URL);
   const producer = await queue.connectRedis(env.REDIS_URL, 'producer', logger);
   const set = queue.createQueues({ connection: producer, prefix: env.QUEUE_PREFIX });
-  const deps = stageDepsOf(env, { db, set, backbone, logger });
+  const deps = stageDepsOf(env, { db, set, backbone, clipModel, logger });
   const options = queueWorkerOptions(env, logger);
   const workers = await Promise.all(
     names.map((name) =>
@@ -120,7 +132,17 @@ export async function startWorkers(names: readonly WorkerName[], env: WorkerEnv,
       maxRecoveries: env.RECONCILE_MAX_RECOVERIES,
     },
   );
-  logger.info({ workers: names, backbone, device: env.DEVICE, concurrency: env.CONCURRENCY, threads: env.THREADS ?? null }, 'workers started');
+  logger.info(
+    {
+      workers: names,
+      backbone,
+      ...(clipModel !== undefined ? { clipModel } : {}),
+      device: env.DEVICE,
+      concurrency: env.CONCURRENCY,
+      threads: env.THREADS ?? null,
+    },
+    'workers started',
+  );
   let closing: Promise<void> | undefined;
   return {
     names,

@@ -1,13 +1,27 @@
 /**
  * The sample queue's handlers. `personalization.sample`: dynasyn's `sampleStage` and `reportStage` (the initial
  * samples with the learned placeholders and adapters, samples.json, report.html), Sample rows -> status
- * `succeeded` and `samples.completed`. `samples.generate`: the Sample rows a later request created, rendered
+ * `succeeded` and `samples.completed`. With a CLIP (StageDeps.clipModel, the worker's CLIP_MODEL) dynasyn's
+ * `evaluateStage` scores the samples between the two, as `dynasyn personalize --clip` does: each Sample row gets
+ * its CLIP-T / CLIP-I, and the per-category summary (`evaluation`) goes into the personalization's `metrics`,
+ * report.html and the `samples.completed` event. `samples.generate`: the Sample rows a later request created, rendered
  * with dynasyn's `openConceptSampler`, each image under `<run>/requests/<requestId>/<sampleId>.png`, rows
  * updated, `samples.completed` for the request.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { completedPhases, openConceptSampler, reportStage, sampleStage } from '@dynasyn/dynasyn';
+import {
+  completedPhases,
+  evaluateStage,
+  openConceptSampler,
+  readMetrics,
+  readSamples,
+  reportStage,
+  sampleStage,
+  summarizeMetrics,
+  type MetricsFile,
+  type MetricsSummary,
+} from '@dynasyn/dynasyn';
 import { loadBundle } from '@dynasyn/diffusion';
 import { notify } from '@dynasyn/webhooks';
 import { classify, PermanentStageError, StageSuperseded } from '../errors.js';
@@ -23,8 +37,14 @@ export function createSampleHandler(deps: StageDeps): StageHandler {
   return (call) =>
     runStage(deps, call, {
       status: 'sampling',
-      done: async (job, attempt) => (await storedPhases(deps, job)).includes('report') && (await succeeded(attempt, job), true),
+      done: async (job, attempt) => {
+        const phases = await storedPhases(deps, job);
+        if (!phases.includes('report')) return false;
+        await succeeded(attempt, job, phases.includes('evaluate') ? await storedMetricsSummary(deps, job) : undefined);
+        return true;
+      },
       run: async ({ job, options: o, signal, progress, deps }) => {
+        let summary: MetricsSummary | undefined;
         // what report.html shows, and the learned concepts (not the checkpoints nor later requests' images)
         const run = await openRunDir(deps, job, {
           folders: ['input', 'composed', 'augmented', 'attention'],
@@ -33,35 +53,63 @@ export function createSampleHandler(deps: StageDeps): StageHandler {
         try {
           if (!completedPhases(run.dir).includes('phase2'))
             throw new PermanentStageError('STAGE_ORDER', `personalization ${job.id}: sample ran before training finished`);
-          const samples = await sampleStage({ ...run, options: o, signal, onProgress: progress });
+          await sampleStage({ ...run, options: o, signal, onProgress: progress });
+          if (deps.clipModel !== undefined) {
+            await evaluateStage({ dir: run.dir, options: o, onProgress: progress }, deps.clipModel);
+            summary = summarizeMetrics(readMetrics(run.dir));
+          }
           await reportStage(run);
           await uploadFolder(deps, job, run.dir, 'samples', 'sample');
           await uploadFile(deps, job, run.dir, 'report.html', 'report');
+          if (summary) await uploadFile(deps, job, run.dir, 'metrics.json', 'metrics');
           const settings = { steps: o.sampling.steps, guidance: o.sampling.guidance, scheduler: o.sampling.scheduler };
           await deps.db.saveSamples({
             tenantId: job.tenantId,
             personalizationId: job.id,
             requestId: initialRequestId(job.id),
-            items: samples.map((s) => ({ prompt: s.prompt, seed: s.seed, settings, artifactKey: `${runPrefix(job)}/${s.file}` })),
+            // read back: the evaluation wrote each sample's scores into samples.json
+            items: readSamples(run.dir).map((s) => ({
+              prompt: s.prompt,
+              seed: s.seed,
+              settings,
+              artifactKey: `${runPrefix(job)}/${s.file}`,
+              ...(s.metrics ? { metrics: s.metrics } : {}),
+            })),
           });
           await uploadFile(deps, job, run.dir, 'manifest.json', 'manifest'); // last: it marks the stage done
         } finally {
           removeRunDir(run.dir);
         }
-        await succeeded(deps, job);
+        await succeeded(deps, job, summary);
       },
     });
 }
 
-async function succeeded(deps: StageDeps, job: PersonalizationJob): Promise<void> {
-  await deps.db.setStatus(job.id, 'succeeded');
+/** The summary of the stored metrics.json (a rerun after the stage's outputs were stored, but maybe not its status). */
+async function storedMetricsSummary(deps: StageDeps, job: PersonalizationJob): Promise<MetricsSummary> {
+  const text = Buffer.from(await deps.storage.get(`${runPrefix(job)}/metrics.json`)).toString('utf8');
+  // the file as MetricsRecorder writes it (NaN as null): summarizeMetrics reads such values as no number
+  return summarizeMetrics(JSON.parse(text) as MetricsFile);
+}
+
+/**
+ * Status `succeeded` and the event. `summary`, when the samples were scored: the personalization's `metrics` again
+ * (training's summary with the `evaluation`), and the event carries the `evaluation`; otherwise both stay as training left them.
+ */
+async function succeeded(deps: StageDeps, job: PersonalizationJob, summary?: MetricsSummary): Promise<void> {
+  await deps.db.setStatus(job.id, 'succeeded', undefined, summary);
   await notify(deps.db, {
     tenantId: job.tenantId,
     personalizationId: job.id,
     url: job.webhookUrl,
     type: 'samples.completed',
     dedupeKey: `samples.completed:${initialRequestId(job.id)}`,
-    data: { id: job.id, status: 'succeeded', requestId: initialRequestId(job.id) },
+    data: {
+      id: job.id,
+      status: 'succeeded',
+      requestId: initialRequestId(job.id),
+      ...(summary?.evaluation ? { evaluation: summary.evaluation } : {}),
+    },
   });
 }
 
