@@ -60,6 +60,8 @@ it('runs augment -> gsa -> train -> sample on Postgres, each stage safe to run t
   expect(metrics.loss.phase2.last.total).toBeGreaterThan(0);
   expect(metrics.attention.after.map((a) => a.token)).toEqual(['<asset0>', '<asset1>']);
   expect((row.metrics as { timingsMs: Record<string, number> }).timingsMs.train).toBeGreaterThan(0);
+  // no CLIP configured (StageDeps.clipModel, CLIP_MODEL): no scores anywhere (sample-clip.int.test.ts has them)
+  expect(row.metrics).not.toHaveProperty('evaluation');
 
   const artifacts = await db.artifacts.list(id);
   const kinds = new Set(artifacts.map((a) => a.kind));
@@ -75,6 +77,8 @@ it('runs augment -> gsa -> train -> sample on Postgres, each stage safe to run t
   const samples = await db.samples.listByRequest(initialRequestId(id));
   expect(samples.map((s) => s.status)).toEqual(['succeeded', 'succeeded']);
   for (const s of samples) expect(await deps.storage.head(s.artifactKey!)).not.toBeNull();
+  expect(samples.map((s) => s.metrics ?? null)).toEqual([null, null]);
+  expect(report).toContain('No CLIP model configured');
 
   // every stage again (BullMQ delivers at least once): no-ops, the same artifact rows, no second event
   for (const run of stages) expect(await run({ personalizationId: id })).toBe('skipped');
@@ -91,6 +95,7 @@ it('runs augment -> gsa -> train -> sample on Postgres, each stage safe to run t
   const bodies = receiver.received.map((r) => verifyWebhook(secret, r.headers as Record<string, string>, r.body) as { type: string; data: { id: string } });
   expect(bodies.map((b) => b.type).sort()).toEqual(['personalization.training.completed', 'samples.completed']);
   expect(bodies.every((b) => b.data.id === id)).toBe(true);
+  expect(bodies.find((b) => b.type === 'samples.completed')!.data).toEqual({ id, status: 'succeeded', requestId: initialRequestId(id) });
 
   // a later samples request: rows created by the API, rendered by samples.generate
   const rows = await db.samples.createMany(bed.tenantId, id, 'req1', [
