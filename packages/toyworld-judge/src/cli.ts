@@ -18,7 +18,7 @@ const HELP = `toyworld-judge: train the toy-world judge and CLIP with @dynasyn/o
   --work DIR            checkpoints, logs, graph cache (default .scratch/toyworld-judge)
   --seed N              seed of weights and data (default 0)
   --judge-steps N       default 2000    --judge-batch N  default 32    --judge-lr X  default 3e-3
-  --clip-steps N        default 700     --clip-batch N   default 64    --clip-lr X   default 2e-3
+  --clip-steps N        default 600     --clip-batch N   default 48    --clip-lr X   default 2e-3
   --eval N              scenes per evaluation set once trained (default 500; 0 skips)
   --minutes M           stop after M minutes of this invocation (checkpointed; run again to continue)
   --checkpoint-minutes M  checkpoint at least every M minutes (default 3)
@@ -36,8 +36,8 @@ const { values: a } = parseArgs({
     'judge-steps': { type: 'string', default: '2000' },
     'judge-batch': { type: 'string', default: '32' },
     'judge-lr': { type: 'string', default: '3e-3' },
-    'clip-steps': { type: 'string', default: '700' },
-    'clip-batch': { type: 'string', default: '64' },
+    'clip-steps': { type: 'string', default: '600' },
+    'clip-batch': { type: 'string', default: '48' },
     'clip-lr': { type: 'string', default: '2e-3' },
     eval: { type: 'string', default: '500' },
     minutes: { type: 'string' },

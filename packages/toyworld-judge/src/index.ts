@@ -13,3 +13,4 @@ export * from './regions.js';
 export * from './score.js';
 export * from './evaluate.js';
 export * from './evaluation-seam.js';
+export { judgeModelCard, clipModelCard } from './model-card.js';

@@ -8,7 +8,7 @@ import type { JudgeMetrics, TrainRunOptions } from './train-judge.js';
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
-export function judgeModelCard(m: JudgeMetrics, o: Pick<TrainRunOptions, 'seed' | 'lr' | 'threads'>): string {
+export function judgeModelCard(m: JudgeMetrics, o: Pick<TrainRunOptions, 'seed' | 'lr'>): string {
   const col = (heldOut: string, regions: string): JudgeEvaluation | undefined =>
     m.evaluations.find((e) => e.heldOut === heldOut && e.regions === regions)?.result;
   const cols = [
@@ -44,11 +44,13 @@ context and style. \`scoreSample\` (packages/toyworld-judge) turns that into ide
 
 ## How it was trained
 packages/ort-training (derived backward graph, AdamW, global-norm clip 1, weight decay 0.01, warmup then
-cosine to a tenth), peak lr ${o.lr}, ${m.steps} steps of batch ${m.batch}, seed ${o.seed}, ${o.threads} thread(s), on renders
+cosine to a tenth), peak lr ${o.lr}, ${m.steps} steps of batch ${m.batch}, seed ${o.seed}, ${m.threads} thread(s), on renders
 drawn fresh for every step, never a held-out identity. Loss: softmax cross-entropy of every head (targets
 one-hot; the relation only with a partner) plus the finder's per-cell cross-entropy against the cells'
 class fractions. Regions during training: the true mask (40%), or the mask averaged over 4x4 (30%) or 8x8
 (30%) cells, so coarse regions (finder, attention) read as well. ${m.parameters.toLocaleString('en-US')} parameters.
+The steps took ${m.trainMinutes.toFixed(1)} minutes on the shared 2-core machine (under other jobs' load).
+Command: \`npm run toyworld:judge -- --only judge\` (the defaults; \`--help\` lists them).
 
 ## Accuracy on fresh renders
 Scenes drawn from a seed stream no training step used (${first ? first.scenes : '?'} per column, scenes with a fully hidden subject left out);
@@ -66,7 +68,7 @@ ${rows.join('\n')}
 `;
 }
 
-export function clipModelCard(m: ClipMetrics, d: ClipDims, o: Pick<TrainRunOptions, 'seed' | 'lr' | 'threads'>): string {
+export function clipModelCard(m: ClipMetrics, d: ClipDims, o: Pick<TrainRunOptions, 'seed' | 'lr'>): string {
   const row = (label: string, e: ClipEvaluation | undefined) =>
     e
       ? `| ${label} | ${pct(e.retrieval.top1)} (${e.retrieval.scenes} images, 1 in ${e.retrieval.candidates}; chance ${pct(e.retrieval.chance)}) | ${pct(e.identity.sameCloser)} (${e.identity.triplets}) | ${e.identity.meanSame.toFixed(3)} | ${e.identity.meanDifferent.toFixed(3)} |`
@@ -87,7 +89,9 @@ A contrastive image/text model of the toy world (issue 13), so CLIP-T (image-pro
 
 ## How it was trained
 packages/ort-training (derived backward graph, AdamW, global-norm clip 1, weight decay 0.01, warmup then cosine
-to a tenth), peak lr ${o.lr}, ${m.steps} steps of batch ${m.batch}, seed ${o.seed}, ${o.threads} thread(s). Each step renders ${m.batch} fresh
+to a tenth), peak lr ${o.lr}, ${m.steps} steps of batch ${m.batch}, seed ${o.seed}, ${m.threads} thread(s): ${m.trainMinutes.toFixed(1)} minutes of
+steps on the shared 2-core machine (under other jobs' load). Command: \`npm run toyworld:judge -- --only clip\`
+(the defaults; this run used \`--threads ${m.threads}\`). Each step renders ${m.batch} fresh
 scenes (never a held-out identity), each with its complete caption or a random partial one. Loss: CLIP's
 symmetric InfoNCE with a learned temperature (logit scale ${m.logitScale.toFixed(1)} at the end); a caption repeated
 in a batch counts as a match for each of its images.

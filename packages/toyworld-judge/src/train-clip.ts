@@ -11,13 +11,16 @@ import { clipBatch, clipTokenizerFiles, ToyClip, writeClipFolder } from './clip.
 import { evaluateClip, type ClipEvaluation } from './evaluate-clip.js';
 import { clipModelCard } from './model-card.js';
 import { parameterCount, type Weights } from './nn.js';
-import { createOptimizer, trainLoop } from './train-loop.js';
+import { createOptimizer, loggedMinutes, trainLoop } from './train-loop.js';
 import { trimLog, type TrainRunOptions, type TrainRunResult } from './train-judge.js';
 
 export interface ClipMetrics {
   parameters: number;
   steps: number;
   batch: number;
+  /** Minutes the training steps took (train-log.jsonl), on the machine and load of the run. */
+  trainMinutes: number;
+  threads: number;
   logitScale: number;
   ordinary?: ClipEvaluation;
   heldOut?: ClipEvaluation;
@@ -85,6 +88,8 @@ export async function trainClip(o: TrainRunOptions): Promise<{ finished: boolean
     parameters: parameterCount(run.weights),
     steps: o.steps,
     batch: o.batch,
+    trainMinutes: loggedMinutes(join(o.work, 'train-log.jsonl')),
+    threads: o.threads,
     logitScale: Math.exp(run.weights.get('logit_scale')!.data[0] as number),
   };
   if (o.evalCount > 0) {

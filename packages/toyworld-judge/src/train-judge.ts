@@ -12,7 +12,7 @@ import { ToyworldJudge, writeJudgeFolder } from './judge.js';
 import { evaluateJudge, type JudgeEvaluation } from './evaluate.js';
 import { judgeModelCard } from './model-card.js';
 import { parameterCount, type Weights } from './nn.js';
-import { createOptimizer, trainLoop, type StepLog } from './train-loop.js';
+import { createOptimizer, loggedMinutes, trainLoop, type StepLog } from './train-loop.js';
 
 export interface TrainRunOptions {
   seed: number;
@@ -46,6 +46,9 @@ export interface JudgeMetrics {
   parameters: number;
   steps: number;
   batch: number;
+  /** Minutes the training steps took (train-log.jsonl), on the machine and load of the run. */
+  trainMinutes: number;
+  threads: number;
   evaluations: { heldOut: 'exclude' | 'only'; regions: 'masks' | 'judge'; result: JudgeEvaluation }[];
 }
 
@@ -114,7 +117,14 @@ export async function trainJudge(o: TrainRunOptions): Promise<{ finished: boolea
   if (!run.finished) return { finished: false };
   writeJudgeFolder(o.out, run.weights);
   copyFileSync(join(o.work, 'train-log.jsonl'), join(o.out, 'train-log.jsonl'));
-  const metrics: JudgeMetrics = { parameters: parameterCount(run.weights), steps: o.steps, batch: o.batch, evaluations: [] };
+  const metrics: JudgeMetrics = {
+    parameters: parameterCount(run.weights),
+    steps: o.steps,
+    batch: o.batch,
+    trainMinutes: loggedMinutes(join(o.work, 'train-log.jsonl')),
+    threads: o.threads,
+    evaluations: [],
+  };
   if (o.evalCount > 0) {
     const judge = await ToyworldJudge.load(o.out, { threads: o.threads });
     for (const heldOut of ['exclude', 'only'] as const)

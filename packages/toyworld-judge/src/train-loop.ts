@@ -5,7 +5,7 @@
  * on the same checkpoint continues bit-exactly: the batches, the optimizer state and the schedule all
  * depend on the step number only.
  */
-import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { AdamW, loadCheckpoint, saveCheckpoint, type Feed, type TrainingSession } from '@dynasyn/ort-training';
 
@@ -90,4 +90,15 @@ export async function trainLoop(o: TrainLoopOptions): Promise<number> {
     if (stop) break;
   }
   return step;
+}
+
+/** Minutes the logged steps took (data, forward, backward, update), over every invocation of a run. */
+export function loggedMinutes(logFile: string): number {
+  if (!existsSync(logFile)) return 0;
+  return (
+    readFileSync(logFile, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .reduce((s, l) => s + (JSON.parse(l) as StepLog).ms, 0) / 60_000
+  );
 }
