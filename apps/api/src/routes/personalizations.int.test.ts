@@ -264,6 +264,29 @@ describe('one tenant never sees another tenant', () => {
   });
 });
 
+describe('metrics', () => {
+  it("serves the stored metrics as they are: training's summary, and the CLIP evaluation only when the samples were scored", async () => {
+    const training = { steps: { phase1: 3, phase2: 3 }, loss: { phase2: { first: { total: 0.5 }, last: { total: 0.25 } } }, timingsMs: { train: 1200 } };
+    const evaluation = {
+      model: '/var/cache/dynasyn/clip/0123456789abcdef',
+      byCategory: {
+        plain: { count: 2, clipT: 0.31, clipI: 0.82 },
+        action: { count: 1, clipT: 0.28, clipI: 0.79 },
+        interaction: { count: 1, clipT: 0.26, clipI: null },
+      },
+      overall: { count: 4, clipT: 0.29, clipI: 0.81 },
+    };
+    const get = async (id: string) =>
+      (await h.server.inject({ method: 'GET', url: `/v1/personalizations/${id}`, headers: alice.auth })).json() as { metrics?: object };
+    const scored = (await post(validParts())).json() as { id: string };
+    await h.db.personalizations.updateStatus(scored.id, 'succeeded', { metrics: { ...training, evaluation } });
+    expect((await get(scored.id)).metrics).toEqual({ ...training, evaluation });
+    const plain = (await post(validParts())).json() as { id: string };
+    await h.db.personalizations.updateStatus(plain.id, 'succeeded', { metrics: training });
+    expect((await get(plain.id)).metrics).toEqual(training);
+  });
+});
+
 describe('cancel and delete', () => {
   it('cancels a queued personalization at once and a running one by flag', async () => {
     const { id } = (await post(validParts())).json() as { id: string };

@@ -15,6 +15,28 @@ export const idParams = {
 const jsonObject = { type: 'object', additionalProperties: true } as const;
 const linksSchema = { type: 'object', additionalProperties: { type: 'string' } } as const;
 
+/** Mean CLIP scores of a group of samples (CLIP-I: null when no sample of the group names a subject). */
+const clipScores = {
+  type: 'object',
+  properties: { count: { type: 'integer' }, clipT: { type: ['number', 'null'] }, clipI: { type: ['number', 'null'] } },
+} as const;
+
+/**
+ * A personalization's metrics: training's summary (steps, loss, attention, timingsMs; README "Progress, artifacts,
+ * metrics"), and `evaluation` once its samples were scored by a sample worker with a CLIP (CLIP_MODEL).
+ */
+const personalizationMetrics = {
+  type: 'object',
+  additionalProperties: true,
+  properties: {
+    evaluation: {
+      type: 'object',
+      description: 'CLIP-T / CLIP-I of the first samples per prompt category (plain, action, interaction) and over all; absent without a CLIP',
+      properties: { model: { type: 'string' }, byCategory: { type: 'object', additionalProperties: clipScores }, overall: clipScores },
+    },
+  },
+} as const;
+
 export const createdSchema = {
   type: 'object',
   required: ['id', 'status', 'links'],
@@ -38,7 +60,7 @@ export const personalizationSchema = {
     subjects: { type: 'array', items: { type: 'object', properties: { class: { type: 'string' } } } },
     options: jsonObject,
     webhookUrl: { type: ['string', 'null'] },
-    metrics: jsonObject,
+    metrics: personalizationMetrics,
     error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } },
     artifacts: {
       type: 'array',
