@@ -111,7 +111,7 @@ const biasGradient = (b: Builder, dy: string) =>
   );
 
 /** How conv weight gradients are formed; 'auto' is the measured best (see `convWeightGradient`). */
-export const convWeightGradientOptions: { strategy: 'auto' | 'patches' | 'outputPatches' | 'im2col' | 'conv' } = { strategy: 'auto' };
+export const convWeightGradientOptions: { strategy: 'auto' | 'patches' | 'outputPatches' | 'im2col' | 'conv' | 'gemm' | 'gemmInput' } = { strategy: 'auto' };
 
 /**
  * dW[m, c, k] = sum over n, o of dY[n, m, o] * Xpad[n, c, o*stride + k*dilation] for the convolution
@@ -122,6 +122,8 @@ export const convWeightGradientOptions: { strategy: 'auto' | 'patches' | 'output
  * - im2col: the same columns as k1*k2*.. strided Slices of a zero-padded input, concatenated.
  * - conv: a Conv over the input with batch and channels swapped and dY as the kernel (stride and dilation
  *   swap roles), cut to the kernel size.
+ * - gemm (one group): the patches with the batch moved into the contraction, one Gemm
+ *   (`weightGradByFoldedPatches`); gemmInput always takes the input's patches.
  */
 export function convWeightGradient(b: Builder, x: string, dy: string, wDims: number[], g: ConvGeometry): string {
   // Measured on onnxruntime-node 1.30 CPU, 1 thread, process CPU time per training step (the shared
@@ -136,8 +138,17 @@ export function convWeightGradient(b: Builder, x: string, dy: string, wDims: num
   //   With the output's patches instead when it has fewer channels than the input (stride 1 only), measured
   //   at 1 thread (profiled kernel time): the 64x64 model's 192->64 channel 3x3 conv extracted 2,1728,64,64
   //   input patches in 19.7 ms, its output patches (2,576,64,64) in 2.2 ms.
+  //   Toy backbone UNet (batch 16, 16x16 latents, C 64..256; 1 thread, process CPU time per graph run, medians
+  //   of 6 interleaved, machine loaded): batched patches ('auto' before) 684, conv 732, gemm 611 ms (bare
+  //   forward 153). At batch 16 and 4x4..16x16 maps the batched form's N partial products of the weight's
+  //   size and their ReduceSum (111 of 514 ms of backward kernel time) cost more than moving the batch into
+  //   the contraction; bench/unet-like.ts (batch 2, 64x64): patches 205, gemm 208 ms. So one-group convs
+  //   take 'gemm' (with the output's patches where those are fewer); grouped ones the forms below.
   const want = convWeightGradientOptions.strategy;
-  const outputPatches = outputPatchesApply(g) && (want === 'outputPatches' || (want === 'auto' && b.dims(dy)[1]! < b.dims(x)[1]! && numel(g.kernel) > 1));
+  const fewerOutputs = outputPatchesApply(g) && b.dims(dy)[1]! < b.dims(x)[1]! && numel(g.kernel) > 1;
+  if ((want === 'gemm' || want === 'gemmInput' || want === 'auto') && g.group === 1)
+    return weightGradByFoldedPatches(b, x, dy, wDims, g, want !== 'gemmInput' && fewerOutputs);
+  const outputPatches = outputPatchesApply(g) && (want === 'outputPatches' || (want === 'auto' && fewerOutputs));
   if (outputPatches) return weightGradByOutputPatches(b, x, dy, wDims, g);
   if (want === 'conv') return weightGradByConv(b, x, dy, wDims, g);
   if (want === 'im2col') return weightGradByIm2col(b, x, dy, wDims, g);
@@ -184,6 +195,74 @@ function weightGradByPatches(b: Builder, x: string, dy: string, wDims: number[],
   return b.reshape(dW, wDims);
 }
 
+/** The input's patches (as weightGradByPatches extracts them) as one matrix [C*Kt, N*P]: the patch extraction itself. */
+function patchColumns(b: Builder, x: string, g: ConvGeometry): string {
+  const xd = b.dims(x),
+    dtype = b.type(x).dtype,
+    C = xd[1]!,
+    Kt = numel(g.kernel);
+  if (Kt === 1 && g.strides.every((s) => s === 1) && [...g.padsBegin, ...g.padsEnd].every((p) => p === 0)) return x;
+  const taps = b.sharedConstant(
+    `conv_taps:${dtype}:${C}:${g.kernel}`,
+    () => {
+      const onehot = new Array<number>(C * Kt * Kt).fill(0);
+      for (let c = 0; c < C; c++) for (let k = 0; k < Kt; k++) onehot[(c * Kt + k) * Kt + k] = 1;
+      return fromNumbers(dtype, [C * Kt, 1, ...g.kernel], onehot);
+    },
+    'conv_taps',
+  );
+  return b.op('Conv', [x, taps], { ...convAttrs({ ...g, group: C }) }, 'patches');
+}
+
+/**
+ * Patches with the batch folded into the contraction (one group only): dW[M, C*Kt] = dY'[M, N*P] @
+ * cols'[C*Kt, N*P]^T, one Gemm, where ' moves the batch axis inside (a Transpose of the columns and of dY).
+ * The batched form writes N partial products of the weight's size and sums them; at batch 16 and 8x8 or
+ * 16x16 maps that sum and the short (P-long) contractions cost more than the transposes.
+ */
+function weightGradByFoldedPatches(b: Builder, x: string, dy: string, wDims: number[], g: ConvGeometry, fromOutput: boolean): string {
+  const N = b.dims(x)[0]!,
+    C = b.dims(x)[1]!,
+    M = b.dims(dy)[1]!,
+    Kt = numel(g.kernel);
+  const batchInside = (t: string, rows: number, cols: number) => b.reshape(b.transpose(b.reshape(t, [N, rows, cols]), [1, 0, 2]), [rows, N * cols]);
+  if (!fromOutput) {
+    const P = numel(b.dims(dy).slice(2));
+    return b.reshape(b.op('Gemm', [batchInside(dy, M, P), batchInside(patchColumns(b, x, g), C * Kt, P)], { transB: 1 }), wDims);
+  }
+  // the output gradient's patches (weightGradByOutputPatches): dW^T[(m, k), c], then W's (c, k) order
+  const Q = numel(b.dims(x).slice(2));
+  const dWt = b.op('Gemm', [batchInside(outputPatchColumns(b, dy, g), M * Kt, Q), batchInside(x, C, Q)], { transB: 1 });
+  return b.reshape(b.transpose(b.reshape(dWt, [M, Kt, C]), [0, 2, 1]), wDims);
+}
+
+/** The output gradient's patches cols[n, m, k, q] = dY[n, m, q + padBegin - k*dilation] (zero outside), [N, M*Kt, Q]. */
+function outputPatchColumns(b: Builder, dy: string, g: ConvGeometry): string {
+  const M = b.dims(dy)[1]!,
+    dtype = b.type(dy).dtype,
+    Kt = numel(g.kernel);
+  const taps = b.sharedConstant(
+    `conv_taps_flipped:${dtype}:${M}:${g.kernel}`,
+    () => {
+      const onehot = new Array<number>(M * Kt * Kt).fill(0);
+      for (let m = 0; m < M; m++) for (let k = 0; k < Kt; k++) onehot[(m * Kt + k) * Kt + (Kt - 1 - k)] = 1;
+      return fromNumbers(dtype, [M * Kt, 1, ...g.kernel], onehot);
+    },
+    'conv_taps',
+  );
+  return b.op(
+    'Conv',
+    [dy, taps],
+    {
+      kernel_shape: g.kernel,
+      dilations: g.dilations,
+      group: M,
+      pads: [...g.padsBegin.map((p, i) => span(g, i) - 1 - p), ...g.padsEnd.map((p, i) => span(g, i) - 1 - p)],
+    },
+    'patches',
+  );
+}
+
 /** The output-patch form needs unit strides and pads no wider than the dilated kernel (the common "same" convs). */
 const outputPatchesApply = (g: ConvGeometry): boolean =>
   g.strides.every((st) => st === 1) && g.kernel.every((_, i) => g.padsBegin[i]! <= span(g, i) - 1 && g.padsEnd[i]! <= span(g, i) - 1);
@@ -198,33 +277,13 @@ const outputPatchesApply = (g: ConvGeometry): boolean =>
  */
 function weightGradByOutputPatches(b: Builder, x: string, dy: string, wDims: number[], g: ConvGeometry): string {
   const xd = b.dims(x),
-    yd = b.dims(dy),
-    dtype = b.type(x).dtype;
+    yd = b.dims(dy);
   const [N, C] = xd as [number, number],
     M = yd[1]!,
     G = g.group;
   const Q = numel(xd.slice(2)),
     Kt = numel(g.kernel);
-  const taps = b.sharedConstant(
-    `conv_taps_flipped:${dtype}:${M}:${g.kernel}`,
-    () => {
-      const onehot = new Array<number>(M * Kt * Kt).fill(0);
-      for (let m = 0; m < M; m++) for (let k = 0; k < Kt; k++) onehot[(m * Kt + k) * Kt + (Kt - 1 - k)] = 1;
-      return fromNumbers(dtype, [M * Kt, 1, ...g.kernel], onehot);
-    },
-    'conv_taps',
-  );
-  const cols = b.op(
-    'Conv',
-    [dy, taps],
-    {
-      kernel_shape: g.kernel,
-      dilations: g.dilations,
-      group: M,
-      pads: [...g.padsBegin.map((p, i) => span(g, i) - 1 - p), ...g.padsEnd.map((p, i) => span(g, i) - 1 - p)],
-    },
-    'patches',
-  );
+  const cols = outputPatchColumns(b, dy, g);
   const grp = G === 1 ? [] : [G];
   const dWt = b.reduceSum(product(b, b.reshape(cols, [N, ...grp, (M / G) * Kt, Q]), transposeLast2(b, b.reshape(x, [N, ...grp, C / G, Q]))), [0], false);
   const byTap = b.reshape(dWt, [...grp, M / G, Kt, C / G]);
