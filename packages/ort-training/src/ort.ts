@@ -45,6 +45,19 @@ export function fromOrtTensor(t: ort.Tensor): HostTensor {
   return { dtype, dims: [...t.dims], data };
 }
 
+/**
+ * A HostTensor over an onnxruntime output's own memory, no copy: onnxruntime-node hands each output of a
+ * run back in a fresh JavaScript buffer that no later run writes (ort.test.ts checks it), so the training
+ * step's gradients (every weight's size in all-weights training) need not be copied again.
+ */
+export function viewOrtTensor(t: ort.Tensor): HostTensor {
+  const dtype = FROM_ORT[t.type];
+  if (dtype === undefined) throw new OrtTrainingError('UNSUPPORTED_DTYPE', `onnxruntime returned a ${t.type} tensor, which ort-training does not handle`);
+  const src = t.data as TypedArray;
+  const data = dtype === DataType.FLOAT16 ? new Uint16Array(src.buffer, src.byteOffset, src.length) : src;
+  return { dtype, dims: [...t.dims], data };
+}
+
 const isOrtTensor = (t: HostTensor | ort.Tensor): t is ort.Tensor => t instanceof ort.Tensor;
 export const asOrtTensor = (t: HostTensor | ort.Tensor): ort.Tensor => (isOrtTensor(t) ? t : toOrtTensor(t));
 

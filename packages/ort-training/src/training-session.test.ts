@@ -77,6 +77,21 @@ test("step returns the loss and the closed-form gradients at the initializers' v
   await s.release();
 });
 
+test("a step's gradients are its own: later steps and updates leave them as they were", async () => {
+  // step() hands back onnxruntime's output buffers without copying them (ort.viewOrtTensor)
+  const s = await create(linearFit());
+  const first = await s.step(batch(1));
+  const kept = new Map([...first.grads].map(([k, g]) => [k, Array.from(g.data as Float32Array)]));
+  s.applyGradients(new AdamW({ lr: 0.1 }));
+  const second = await s.step(batch(2));
+  for (const [k, g] of first.grads) {
+    expect(Array.from(g.data as Float32Array)).toEqual(kept.get(k));
+    expect(second.grads.get(k)!.data).not.toBe(g.data);
+  }
+  expect(Array.from(second.grads.get('w')!.data as Float32Array)).not.toEqual(kept.get('w'));
+  await s.release();
+});
+
 test('AdamW training lowers the loss and the trainables move; frozen weights stay initializers', async () => {
   const s = await create(linearFit());
   const opt = new AdamW({ lr: 0.05, weightDecay: 0 });

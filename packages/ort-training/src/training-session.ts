@@ -12,7 +12,7 @@ import { cacheKey, cachedEntry, defaultCacheDir } from './cache.js';
 import { OrtTrainingError } from './errors.js';
 import { initializerToHost } from './graph.js';
 import { parseModel, readExternal, saveModel, type OnnxModel } from './model.js';
-import { asOrtTensor, createSession, fromOrtTensor, type ExecutionProvider } from './ort.js';
+import { asOrtTensor, createSession, viewOrtTensor, type ExecutionProvider } from './ort.js';
 import type { AdamW, OptimizerStepInfo, TrainableStore } from './optimizer.js';
 import { readSafetensors, writeSafetensors } from './safetensors.js';
 import { dataTypeName, numel, toNumbers, type HostTensor } from './tensor.js';
@@ -147,7 +147,7 @@ export class TrainingSession implements TrainableStore {
     for (const name of meta.trainable) ortFeeds[name] = asOrtTensor(this.values.get(name) ?? this.getTrainable(name));
 
     const out = await this.session.run(ortFeeds);
-    const host = (name: string): HostTensor => fromOrtTensor(out[name]!);
+    const host = (name: string): HostTensor => viewOrtTensor(out[name]!);
     const lossTensor = host(meta.loss);
     const grads = new Map(meta.trainable.map((t) => [t, host(meta.gradientOutputs[t]!)]));
     const outputs = new Map(meta.keepOutputs.map((k) => [k, host(k)]));
