@@ -20,7 +20,10 @@ const HELP = `toyworld-train: train the toy-world backbone with @dynasyn/ort-tra
   --vae-steps N         VAE steps (default 500)
   --batch N             diffusion batch (default 16)
   --vae-batch N         VAE batch (default 12)
-  --lr X / --vae-lr X   peak learning rates (default 1e-3 / 1e-3)
+  --decoder-steps N     VAE decoder fine-tuning steps on the frozen encoder's latents (default 1500)
+  --decoder-batch N     its batch (default 12)
+  --only-decoder        run only the decoder phase (beside a run in its diffusion phase, same --work)
+  --lr X / --vae-lr X   peak learning rates (default 1e-3 / 1e-3; the decoder fine-tuning 5e-4)
   --minutes M           stop after M minutes of this invocation (checkpointed; run again to continue);
                         a stop inside the diffusion phase still writes the bundle of the weights so far
   --checkpoint-minutes M  checkpoint at least every M minutes (default 4)
@@ -39,6 +42,9 @@ const { values: a } = parseArgs({
     'vae-steps': { type: 'string', default: '500' },
     batch: { type: 'string', default: '16' },
     'vae-batch': { type: 'string', default: '12' },
+    'decoder-steps': { type: 'string', default: '1500' },
+    'decoder-batch': { type: 'string', default: '12' },
+    'only-decoder': { type: 'boolean', default: false },
     lr: { type: 'string', default: '1e-3' },
     'vae-lr': { type: 'string', default: '1e-3' },
     minutes: { type: 'string' },
@@ -90,6 +96,8 @@ const result = await trainToyBackbone({
   preset,
   source,
   vae: { steps: int('vae-steps', a['vae-steps']), batch: int('vae-batch', a['vae-batch']), lr: num('vae-lr', a['vae-lr']), warmup: 50, klWeight: 1e-4 },
+  decoder: { steps: int('decoder-steps', a['decoder-steps']), batch: int('decoder-batch', a['decoder-batch']), lr: 5e-4, warmup: 50 },
+  onlyDecoder: a['only-decoder'],
   diffusion: { steps: int('steps', a.steps), batch: int('batch', a.batch), lr: num('lr', a.lr), warmup: 100, emptyCaption: 0.1 },
   tokenizerCaptions: 20000,
   threads: int('threads', a.threads),

@@ -82,9 +82,11 @@ are in packages/toyworld-backbone/README.md.
 ## How it was trained (seed ${o.seed})
 - VAE: ${o.vae.steps} steps, batch ${o.vae.batch}, AdamW lr ${o.vae.lr} (warmup ${o.vae.warmup}, cosine), clip 1.0, MSE + ${o.vae.klWeight} x KL;
   ${lossSummary(lines, 'vae')}.
+- VAE decoder fine-tuned on the frozen encoder's latents (the latent space unchanged): ${o.decoder.steps} steps, batch ${o.decoder.batch},
+  AdamW lr ${o.decoder.lr} (warmup ${o.decoder.warmup}, cosine), MSE; ${lossSummary(lines, 'decoder')}.
 - Text encoder + UNet jointly: ${o.diffusion.steps} steps, batch ${o.diffusion.batch}, AdamW lr ${o.diffusion.lr} (warmup ${o.diffusion.warmup}, cosine to a tenth),
   weight decay 0.01, clip 1.0, epsilon-prediction MSE; ${lossSummary(lines, 'diffusion')}.
-- Time: VAE ${minutes(r.seconds.vae)}, diffusion ${minutes(r.seconds.diffusion)} (started ${r.startedAt}), ${o.threads} intra-op threads on
+- Time: VAE ${minutes(r.seconds.vae)}, decoder ${minutes(r.seconds.decoder)}, diffusion ${minutes(r.seconds.diffusion)} (started ${r.startedAt}), ${o.threads} intra-op threads on
   ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, shared with other work. Per-step losses and times: train-log.jsonl.
 `;
   writeFileSync(file, text);

@@ -23,7 +23,7 @@ import { writeModelCard, type RunSummary } from './model-card.js';
 import type { ModelGroup } from './model-group.js';
 import { warmupCosine } from './schedule.js';
 import { learnCaptionTokenizer, vocabSize } from './tokenizer.js';
-import { VaeTrainer, type PhaseStepLog } from './vae-trainer.js';
+import { DecoderTrainer, VaeTrainer, type PhaseStepLog } from './vae-trainer.js';
 
 export interface PhaseOptions {
   steps: number;
@@ -42,6 +42,10 @@ export interface TrainOptions {
   preset: ToyPreset;
   source: ExampleSource;
   vae: PhaseOptions & { klWeight: number };
+  /** Decoder fine-tuning on the frozen encoder's latents (steps 0: none); independent of the diffusion phase. */
+  decoder: PhaseOptions;
+  /** Run only the decoder phase (beside a run already in its diffusion phase: it writes neither state.json nor the bundle). */
+  onlyDecoder?: boolean;
   diffusion: PhaseOptions & { emptyCaption: number };
   /** Captions the tokenizer learns from. */
   tokenizerCaptions: number;
@@ -58,13 +62,15 @@ export interface TrainOptions {
   onMessage?: (line: string) => void;
 }
 
-export type Phase = 'vae' | 'diffusion';
+export type Phase = 'vae' | 'decoder' | 'diffusion';
 
 interface State {
   seed: number;
   preset: ToyPreset;
   phase: Phase | 'export' | 'done';
   scalingFactor?: number;
+  /** Whether the exported bundle has the fine-tuned decoder (a bundle exported before the decoder phase ended is exported again). */
+  exportedDecoder?: boolean;
   /** Seconds spent in each phase over all invocations. */
   seconds: Record<string, number>;
   startedAt: string;
@@ -109,7 +115,7 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
     renameSync(`${initDir}.tmp`, initDir);
     say(`starting bundle: ${vocabSize(tokenizer)}-token tokenizer learned from ${o.tokenizerCaptions} captions, ${initDir}`);
   }
-  saveState();
+  if (!o.onlyDecoder) saveState();
 
   /** Runs steps [checkpoint step, total) of a phase; false when stopped for time. */
   const runPhase = async (phase: Phase, p: PhaseOptions, group: ModelGroup, opt: AdamW, step: (s: number) => Promise<PhaseStepLog>): Promise<boolean> => {
@@ -125,7 +131,7 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
       const now = performance.now();
       state.seconds[phase] = (state.seconds[phase] ?? 0) + (now - phaseClock) / 1000;
       phaseClock = now;
-      saveState();
+      if (phase !== 'decoder') saveState(); // the decoder phase may run beside the others: its record is decoder/done.json
       lastSave = now;
     };
     while (next < p.steps) {
@@ -157,6 +163,7 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
     return true;
   };
 
+  const decoderDone = join(w, 'decoder', 'done.json');
   /** The bundle from init/'s graphs, vae/'s and trained/'s weights; `partial` notes a run stopped before its last step. */
   const exportBundle = (partial?: { step: number }) => {
     const vocab = Object.keys(JSON.parse(readFileSync(join(initDir, 'tokenizer', 'vocab.json'), 'utf8')) as object).length;
@@ -165,14 +172,20 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
     rmSync(tmp, { recursive: true, force: true });
     const marker = { seed: o.seed, preset: o.preset, trainedBy: '@dynasyn/toyworld-backbone', ...(partial ? { partialAtStep: partial.step } : {}) };
     writeBundleFiles(initDir, tmp, state.scalingFactor!, { _toyworld: marker });
-    for (const m of ['vae_encoder', 'vae_decoder'] as BundleModel[]) cpSync(join(w, 'vae', m, 'model.onnx'), join(tmp, m, 'model.onnx'));
+    cpSync(join(w, 'vae', 'vae_encoder', 'model.onnx'), join(tmp, 'vae_encoder', 'model.onnx'));
+    const decoderDir = existsSync(decoderDone) ? join(w, 'decoder') : join(w, 'vae');
+    cpSync(join(decoderDir, 'vae_decoder', 'model.onnx'), join(tmp, 'vae_decoder', 'model.onnx'));
+    state.exportedDecoder = existsSync(decoderDone);
     for (const m of ['text_encoder', 'unet'] as BundleModel[]) cpSync(join(w, 'trained', m, 'model.onnx'), join(tmp, m, 'model.onnx'));
     cpSync(logFile, join(tmp, 'train-log.jsonl'));
     const summary: RunSummary = {
       options: o,
       config,
       scalingFactor: state.scalingFactor!,
-      seconds: state.seconds,
+      seconds: {
+        ...state.seconds,
+        ...(existsSync(decoderDone) ? { decoder: (JSON.parse(readFileSync(decoderDone, 'utf8')) as { seconds: number }).seconds } : {}),
+      },
       startedAt: state.startedAt,
       log: logFile,
       bundleDir: tmp,
@@ -181,6 +194,36 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
     rmSync(o.out, { recursive: true, force: true });
     renameSync(tmp, o.out);
   };
+
+  /** The decoder phase, unless done or not asked for; false when stopped for time. */
+  const runDecoderPhase = async (): Promise<boolean> => {
+    if (o.decoder.steps === 0 || existsSync(decoderDone)) return true;
+    const opt = new AdamW({ lr: warmupCosine(o.decoder.lr, o.decoder.warmup, o.decoder.steps), weightDecay: 0, maxGradNorm: 1 });
+    const t = await DecoderTrainer.create({
+      vaeDir: join(w, 'vae'),
+      source: o.source,
+      seed: o.seed,
+      batch: o.decoder.batch,
+      optimizer: opt,
+      cacheDir,
+      sessionOptions,
+    });
+    try {
+      if (!(await runPhase('decoder', o.decoder, t.group, opt, (s) => t.step(s)))) return false;
+      writeWeights(join(w, 'vae'), join(w, 'decoder'), 'vae_decoder', t.group.weightsOf('vae_decoder'));
+      writeFileSync(decoderDone, JSON.stringify({ steps: o.decoder.steps, seconds: state.seconds.decoder ?? 0 }) + '\n');
+    } finally {
+      await t.release();
+    }
+    say('VAE decoder fine-tuned');
+    return true;
+  };
+
+  if (o.onlyDecoder) {
+    if (state.phase === 'vae') throw new Error('the decoder phase needs the trained VAE: the run has not finished its VAE phase');
+    return { finished: await runDecoderPhase(), state };
+  }
+  if (state.phase === 'done' && o.decoder.steps > 0 && !state.exportedDecoder) state.phase = 'export';
 
   if (state.phase === 'vae') {
     const opt = new AdamW({ lr: warmupCosine(o.vae.lr, o.vae.warmup, o.vae.steps), weightDecay: 0, maxGradNorm: 1 });
@@ -204,6 +247,7 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
     say(`VAE trained; latent scaling factor ${state.scalingFactor.toPrecision(5)}`);
     state.phase = 'diffusion';
     saveState();
+    if (!(await runDecoderPhase())) return { finished: false, state };
   }
 
   if (state.phase === 'diffusion') {
@@ -239,6 +283,7 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
   }
 
   if (state.phase === 'export') {
+    if (!(await runDecoderPhase())) return { finished: false, state };
     exportBundle();
     state.phase = 'done';
     saveState();

@@ -135,3 +135,75 @@ export class VaeTrainer {
     await Promise.all([this.encoder.release(), this.decoder.release(), this.encoderForward.release()]);
   }
 }
+
+export interface DecoderTrainerOptions {
+  /** Folder with the trained VAE (vae_encoder frozen, vae_decoder the start). */
+  vaeDir: string;
+  source: ExampleSource;
+  seed: number;
+  batch: number;
+  optimizer: AdamW;
+  cacheDir: string;
+  sessionOptions: ort.InferenceSession.SessionOptions;
+}
+
+/**
+ * Decoder fine-tuning on the frozen encoder's latents (SD's ft-MSE decoder): the latent space, and with it the
+ * diffusion phase's training data, does not change, so it may run before, during or after the diffusion phase.
+ */
+export class DecoderTrainer {
+  private constructor(
+    readonly group: ModelGroup,
+    private readonly decoder: TrainingSession,
+    private readonly encoder: ort.InferenceSession,
+    private readonly o: DecoderTrainerOptions,
+  ) {}
+
+  static async create(o: DecoderTrainerOptions): Promise<DecoderTrainer> {
+    const S = o.source.size,
+      B = o.batch;
+    const decPath = join(o.vaeDir, 'vae_decoder/model.onnx');
+    const dec = withMseLoss(loadModel(decPath), 'sample', 'target');
+    const latentChannels = Number(dec.graph.inputs[0]!.shape![1]);
+    const weights = floatWeights(dec);
+    const decoder = await TrainingSession.create({
+      model: dec,
+      loss: LOSS,
+      trainable: weights,
+      inputShapes: { latent_sample: [B, latentChannels, S / 4, S / 4], target: [B, 3, S, S] },
+      cacheDir: o.cacheDir,
+      sessionOptions: o.sessionOptions,
+    });
+    const encoder = await ort.InferenceSession.create(join(o.vaeDir, 'vae_encoder/model.onnx'), o.sessionOptions);
+    return new DecoderTrainer(new ModelGroup([{ model: 'vae_decoder', session: decoder, weights }]), decoder, encoder, o);
+  }
+
+  async step(step: number): Promise<PhaseStepLog> {
+    const { source, seed, batch: B } = this.o;
+    const S = source.size;
+    const clock = stopwatch();
+    const x = stackImages(await batchAt(source, seed + 3, step, B)); // its own stream
+    const msData = clock();
+    const xTensor = new ort.Tensor('float32', x, [B, 3, S, S]);
+    const moments = (await this.encoder.run({ sample: xTensor })).latent_sample!;
+    const [, c2, h, w] = moments.dims as number[];
+    const per = (c2! / 2) * h! * w!,
+      m = moments.data as Float32Array;
+    const rng = new Rng(`${seed}/decoder-noise/${step}`);
+    const z = new Float32Array(B * per);
+    for (let b = 0; b < B; b++)
+      for (let i = 0; i < per; i++) {
+        const logvar = Math.min(LOGVAR_MAX, Math.max(LOGVAR_MIN, m[b * 2 * per + per + i]!));
+        z[b * per + i] = m[b * 2 * per + i]! + Math.exp(0.5 * logvar) * rng.normal();
+      }
+    const msEncoderForward = clock();
+    const r = await this.decoder.step({ latent_sample: new ort.Tensor('float32', z, [B, c2! / 2, h!, w!]), target: xTensor });
+    const msDecoder = clock();
+    const info = this.group.update(this.o.optimizer, this.group.gradsOf('vae_decoder', r.grads));
+    return { loss: r.loss, terms: { msData, msEncoderForward, msDecoder, msUpdate: clock() }, lr: info.lr, gradNorm: info.gradNorm };
+  }
+
+  async release(): Promise<void> {
+    await Promise.all([this.decoder.release(), this.encoder.release()]);
+  }
+}
