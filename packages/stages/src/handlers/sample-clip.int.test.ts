@@ -56,7 +56,7 @@ it('scores the samples per category into metrics, Sample rows, the report and th
 
   const row = (await db.personalizations.findById(id))!;
   expect(row.status).toBe('succeeded');
-  const metrics = row.metrics as MetricsSummary;
+  const metrics = row.metrics as unknown as MetricsSummary;
   // training's summary is kept, the evaluation added
   expect(metrics.steps.phase1 + metrics.steps.phase2).toBe(12);
   const evaluation = metrics.evaluation!;
