@@ -13,6 +13,7 @@ import { encodePng } from '@dynasyn/imaging';
 import { writeTinyClip } from '../testing/tiny-clip.js';
 import { twoSubjectInput } from '../testing/two-subjects.js';
 import { readManifest } from '../output/artifacts.js';
+import type { DynasynOptions } from '../types.js';
 import { readLedger } from './ledger.js';
 import { parseProtocol, type ProtocolJson } from './protocol.js';
 import { runEvaluation, type EvaluationProgress } from './run.js';
@@ -92,9 +93,9 @@ test('two methods x one scene x one seed: the tables, the files, the method opti
   expect(bas.samples.map((s) => s.seed)).toEqual(ledger.get('square-disc/dreambooth/seed-5')!.samples.map((s) => s.seed));
 
   // method options as recorded by each run's manifest
-  const bOpts = readManifest(path.join(out, bas.dir)).options;
+  const bOpts = readManifest(path.join(out, bas.dir)).options as DynasynOptions;
   expect([bOpts.train.lambdas.ica, bOpts.train.lambdas.aug, bOpts.augmentation.count, bOpts.train.subjectsPerStep]).toEqual([0, 0, 0, 'union']);
-  const dOpts = readManifest(path.join(out, 'runs/square-disc/dreambooth/seed-5')).options;
+  const dOpts = readManifest(path.join(out, 'runs/square-disc/dreambooth/seed-5')).options as DynasynOptions;
   expect([dOpts.train.phase1.steps, dOpts.train.phase2.steps, dOpts.train.adapters.mode, dOpts.train.maskedDiffusion, dOpts.train.priorPreservation]).toEqual([
     0,
     4,
