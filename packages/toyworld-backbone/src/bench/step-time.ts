@@ -17,7 +17,12 @@ const preset = (process.argv[4] ?? 'toy') as ToyPreset;
 const vocab = 2048;
 const config = toyBundleConfig(vocab, preset);
 const dir = mkdtempSync(join(tmpdir(), 'toy-bench-'));
-const sessionOptions = { intraOpNumThreads: threads, interOpNumThreads: 1 };
+// SPIN=0: intra-op threads sleep instead of spinning between parallel sections (onnxruntime's session.intra_op.allow_spinning)
+const sessionOptions = {
+  intraOpNumThreads: threads,
+  interOpNumThreads: 1,
+  ...(process.env.SPIN === '0' ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
+};
 
 const rand = (dims: number[]): HostTensor => {
   const n = dims.reduce((a, b) => a * b, 1);
