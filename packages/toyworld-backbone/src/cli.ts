@@ -16,11 +16,11 @@ const HELP = `toyworld-train: train the toy-world backbone with @dynasyn/ort-tra
   --out DIR             finished bundle (default models/toyworld)
   --work DIR            checkpoints, logs, graph cache (default .toyworld-train)
   --seed N              seed of weights and data (default 0)
-  --steps N             diffusion steps (text encoder + UNet; default 1600)
+  --steps N             diffusion steps (text encoder + UNet; default 1800)
   --vae-steps N         VAE steps (default 500)
   --batch N             diffusion batch (default 16)
   --vae-batch N         VAE batch (default 12)
-  --decoder-steps N     VAE decoder fine-tuning steps on the frozen encoder's latents (default 1500)
+  --decoder-steps N     VAE decoder fine-tuning steps on the frozen encoder's latents (default 1000)
   --decoder-batch N     its batch (default 12)
   --only-decoder        run only the decoder phase (beside a run in its diffusion phase, same --work)
   --lr X / --vae-lr X   peak learning rates (default 1e-3 / 1e-3; the decoder fine-tuning 5e-4)
@@ -31,6 +31,7 @@ const HELP = `toyworld-train: train the toy-world backbone with @dynasyn/ort-tra
   --preset toy|test     model size (test: a tiny model for smoke checks)
   --source toyworld|synthetic   training images (default toyworld)
   --no-resume           start over: delete the work directory first
+  --reexport            a finished run writes its bundle again (the model card takes the work directory's NOTES.md)
   --help`;
 
 const { values: a } = parseArgs({
@@ -38,11 +39,11 @@ const { values: a } = parseArgs({
     out: { type: 'string', default: 'models/toyworld' },
     work: { type: 'string', default: '.toyworld-train' },
     seed: { type: 'string', default: '0' },
-    steps: { type: 'string', default: '1600' },
+    steps: { type: 'string', default: '1800' },
     'vae-steps': { type: 'string', default: '500' },
     batch: { type: 'string', default: '16' },
     'vae-batch': { type: 'string', default: '12' },
-    'decoder-steps': { type: 'string', default: '1500' },
+    'decoder-steps': { type: 'string', default: '1000' },
     'decoder-batch': { type: 'string', default: '12' },
     'only-decoder': { type: 'boolean', default: false },
     lr: { type: 'string', default: '1e-3' },
@@ -54,6 +55,7 @@ const { values: a } = parseArgs({
     source: { type: 'string', default: 'toyworld' },
     resume: { type: 'boolean', default: true },
     'no-resume': { type: 'boolean', default: false },
+    reexport: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -98,6 +100,7 @@ const result = await trainToyBackbone({
   vae: { steps: int('vae-steps', a['vae-steps']), batch: int('vae-batch', a['vae-batch']), lr: num('vae-lr', a['vae-lr']), warmup: 50, klWeight: 1e-4 },
   decoder: { steps: int('decoder-steps', a['decoder-steps']), batch: int('decoder-batch', a['decoder-batch']), lr: 5e-4, warmup: 50 },
   onlyDecoder: a['only-decoder'],
+  reexport: a.reexport,
   diffusion: { steps: int('steps', a.steps), batch: int('batch', a.batch), lr: num('lr', a.lr), warmup: 100, emptyCaption: 0.1 },
   tokenizerCaptions: 20000,
   threads: int('threads', a.threads),

@@ -36,7 +36,8 @@ function lossSummary(lines: LogLine[], phase: string): string {
 const dirBytes = (dir: string): number =>
   readdirSync(dir, { withFileTypes: true }).reduce((s, e) => s + (e.isDirectory() ? dirBytes(join(dir, e.name)) : statSync(join(dir, e.name)).size), 0);
 
-export function writeModelCard(file: string, r: RunSummary, partial?: { step: number }): void {
+/** `notes`: NOTES.md of the work directory, when there is one (what was seen in samples, changes made during the run). */
+export function writeModelCard(file: string, r: RunSummary, partial?: { step: number }, notes?: string): void {
   const o = r.options;
   const lines = readFileSync(r.log, 'utf8')
     .split('\n')
@@ -89,5 +90,5 @@ are in packages/toyworld-backbone/README.md.
 - Time: VAE ${minutes(r.seconds.vae)}, decoder ${minutes(r.seconds.decoder)}, diffusion ${minutes(r.seconds.diffusion)} (started ${r.startedAt}), ${o.threads} intra-op threads on
   ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, shared with other work. Per-step losses and times: train-log.jsonl.
 `;
-  writeFileSync(file, text);
+  writeFileSync(file, notes ? `${text}\n## Notes on this run\n${notes.trim()}\n` : text);
 }

@@ -44,6 +44,8 @@ export interface TrainOptions {
   vae: PhaseOptions & { klWeight: number };
   /** Decoder fine-tuning on the frozen encoder's latents (steps 0: none); independent of the diffusion phase. */
   decoder: PhaseOptions;
+  /** A finished run writes its bundle again (after NOTES.md changed, say). */
+  reexport?: boolean;
   /** Run only the decoder phase (beside a run already in its diffusion phase: it writes neither state.json nor the bundle). */
   onlyDecoder?: boolean;
   diffusion: PhaseOptions & { emptyCaption: number };
@@ -196,7 +198,8 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
       log: logFile,
       bundleDir: tmp,
     };
-    writeModelCard(join(tmp, 'MODEL_CARD.md'), summary, partial);
+    const notesFile = join(w, 'NOTES.md');
+    writeModelCard(join(tmp, 'MODEL_CARD.md'), summary, partial, existsSync(notesFile) ? readFileSync(notesFile, 'utf8') : undefined);
     rmSync(o.out, { recursive: true, force: true });
     renameSync(tmp, o.out);
   };
@@ -229,7 +232,7 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
     if (state.phase === 'vae') throw new Error('the decoder phase needs the trained VAE: the run has not finished its VAE phase');
     return { finished: await runDecoderPhase(), state };
   }
-  if (state.phase === 'done' && o.decoder.steps > 0 && !state.exportedDecoder) state.phase = 'export';
+  if (state.phase === 'done' && ((o.decoder.steps > 0 && !state.exportedDecoder) || o.reexport)) state.phase = 'export';
 
   if (state.phase === 'vae') {
     const opt = new AdamW({ lr: warmupCosine(o.vae.lr, o.vae.warmup, o.vae.steps), weightDecay: 0, maxGradNorm: 1 });
