@@ -4,7 +4,7 @@
  * subject by the order of the `<assetN>` placeholders; `judge(image, asked)` says what the judge sees there,
  * finding the subjects itself (its finder, by the class word the prompt uses for each).
  */
-import { parseCaption, type ClassName } from '@dynasyn/toyworld';
+import { parseCaption, type ClassName, type InteractionName } from '@dynasyn/toyworld';
 import { IMAGE_SIZE } from './judge-net.js';
 import { ToyworldJudge } from './judge.js';
 import { interactionOf, RELATIONS } from './heads.js';
@@ -67,10 +67,12 @@ export async function loadJudgeForEvaluation(modelDir: string) {
     },
     async judge(image: { width: number; height: number; data: Uint8Array }, asked: EvaluationAsked): Promise<EvaluationJudged> {
       if (asked.subjects.length === 0 || asked.subjects.length > 2) return { subjects: asked.subjects.map(() => null) };
+      // the relation is read whatever was asked (an interaction is needed to get it scored; it also picks the
+      // axis along which two touching subjects of one class are split)
       const r = await scoreSample(judge, toJudgeSize(image), {
         asked: {
           subjects: asked.subjects.map((s) => (s.class ? { class: s.class as ClassName } : {})),
-          ...(asked.subjects.length === 2 ? { interaction: 'next to' } : {}),
+          ...(asked.subjects.length === 2 ? { interaction: (asked.interaction ?? 'next to') as InteractionName } : {}),
         },
         regions: { kind: 'judge' },
       });

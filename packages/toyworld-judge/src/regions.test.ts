@@ -41,33 +41,33 @@ it('mask sources are validated and scaled to [0, 1]', () => {
   expect(() => regionsFromSource({ kind: 'masks', masks: [new Uint8Array(10)] }, 1)).toThrow(/4096/);
 });
 
-it('the finder gives each asked class its own cells; an absent class gets the foreground the others leave', () => {
-  const probs = finderProbs({ cat: [cell(2, 2), cell(3, 2)], dog: [cell(10, 10), cell(11, 10)] });
-  const [[cat, dog]] = regionsFromFinder(probs, ['cat', 'dog']) as [[Float32Array, Float32Array]];
-  expect(at(cat, 9, 9)).toBe(1);
-  expect(at(cat, 41, 41)).toBe(0);
-  expect(at(dog, 41, 41)).toBe(1);
-  expect(mass(dog)).toBe(2 * 16);
-  // a duck is asked but none is drawn: it gets the foreground the cat does not take (the dog's cells)
-  const [[cat2, duck]] = regionsFromFinder(probs, ['cat', 'duck']) as [[Float32Array, Float32Array]];
-  expect(mass(cat2)).toBe(2 * 16);
-  expect(at(duck, 41, 41)).toBe(1);
-  expect(at(duck, 9, 9)).toBe(0);
+it('the finder: one subject is the foreground; two apart are its two parts, in both assignments', () => {
+  const probs = finderProbs({ cat: [cell(2, 2), cell(3, 2)], dog: [cell(10, 10), cell(11, 10), cell(12, 10)] });
+  const [[one]] = regionsFromFinder(probs, ['duck']) as [[Float32Array]];
+  expect(mass(one)).toBe(5 * 16);
+  const candidates = regionsFromFinder(probs, ['cat', 'dog']);
+  expect(candidates).toHaveLength(2);
+  const [big, small] = candidates[0]!;
+  expect(mass(big!)).toBe(3 * 16);
+  expect(at(big!, 41, 41)).toBe(1);
+  expect(mass(small!)).toBe(2 * 16);
+  expect(at(small!, 9, 9)).toBe(1);
+  expect(candidates[1]).toEqual([small, big]);
 });
 
-it('two subjects of one class: two parts of the map, both assignments offered', () => {
-  const probs = finderProbs({ cat: [cell(2, 2), cell(3, 2), cell(12, 12)] });
-  const candidates = regionsFromFinder(probs, ['cat', 'cat']);
-  expect(candidates).toHaveLength(2);
-  expect(mass(candidates[0]![0]!)).toBe(2 * 16);
-  expect(mass(candidates[0]![1]!)).toBe(16);
-  expect(candidates[1]![0]).toEqual(candidates[0]![1]);
-  // touching ones ("on top of"): split at the centre of mass, top from bottom
+it('the finder: two that touch are split by their classes, or along the interaction when one class', () => {
+  const touching = finderProbs({ cat: [cell(4, 5), cell(5, 5)], dog: [cell(6, 5), cell(7, 5)] });
+  const split = regionsFromFinder(touching, ['dog', 'cat']);
+  expect(split).toHaveLength(1);
+  expect(at(split[0]![0]!, 25, 21)).toBe(1); // dog cell (6,5)
+  expect(at(split[0]![0]!, 17, 21)).toBe(0);
+  expect(at(split[0]![1]!, 17, 21)).toBe(1); // cat cell (4,5)
   const stacked = finderProbs({ dog: [cell(5, 4), cell(5, 5), cell(5, 6), cell(5, 7)] });
-  const [[top, bottom]] = regionsFromFinder(stacked, ['dog', 'dog'], 'on top of') as [[Float32Array, Float32Array]];
+  const [[top, bottom], swapped] = regionsFromFinder(stacked, ['dog', 'dog'], 'on top of') as [[Float32Array, Float32Array], Float32Array[]];
   expect(at(top, 21, 17)).toBe(1);
   expect(at(top, 21, 29)).toBe(0);
   expect(at(bottom, 21, 29)).toBe(1);
+  expect(swapped).toEqual([bottom, top]);
 });
 
 it('upsampleGrid repeats each cell over its block of pixels', () => {

@@ -1,0 +1,143 @@
+/**
+ * The committed models (models/toyworld-judge, models/toyworld-clip), on renders no training step drew:
+ * the judge's scoring on ground-truth regions, its accuracy per attribute, and the CLIP through the product's
+ * own ClipModel (retrieval among 16 captions, identity by CLIP-I).
+ */
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ClipModel, cosine } from '@dynasyn/dynasyn';
+import { createRng, renderScene, sampleSceneSpec } from '@dynasyn/toyworld';
+import { askedFromLabels, evaluateJudge } from './evaluate.js';
+import { evaluateClip } from './evaluate-clip.js';
+import { ToyClip } from './clip.js';
+import { loadJudgeForEvaluation } from './evaluation-seam.js';
+import { ToyworldJudge } from './judge.js';
+import { scoreSample } from './score.js';
+
+const root = join(fileURLToPath(import.meta.url), '..', '..', '..', '..');
+const JUDGE_DIR = join(root, 'models', 'toyworld-judge'),
+  CLIP_DIR = join(root, 'models', 'toyworld-clip');
+
+describe('the committed judge', () => {
+  let judge: ToyworldJudge;
+  beforeAll(async () => {
+    judge = await ToyworldJudge.load(JUDGE_DIR);
+  });
+  afterAll(() => judge.release());
+
+  it('keeps the identity and follows the prompt a render was made from, and not a different one', async () => {
+    const rng = createRng('models-test/scoring');
+    let kept = 0,
+      total = 0,
+      followed = 0,
+      wrongKept = 0,
+      wrongFollowed = 0,
+      attentionKept = 0;
+    for (let i = 0; i < 40; i++) {
+      const scene = renderScene(sampleSceneSpec(rng, { subjects: 2 }), { size: 64 });
+      if (scene.labels.subjects.some((s) => s.area < 60)) continue;
+      const asked = askedFromLabels(scene.labels);
+      const regions = { kind: 'masks' as const, masks: scene.masks };
+      const r = await scoreSample(judge, scene.rgb, { asked, regions });
+      expect(r.regions[0]).toEqual(Float32Array.from(scene.masks[0]!));
+      total += 2;
+      kept += r.identityKept.filter(Boolean).length;
+      if (r.promptFollowed) followed++;
+      // attention-like maps (each mask averaged over a 16x16 grid) as the region source read the same
+      const grid = (m: Uint8Array) => Float32Array.from({ length: 256 }, (_, c) => m[Math.floor(c / 16) * 4 * 64 + (c % 16) * 4 + 1 + 64]!);
+      const att = await scoreSample(judge, scene.rgb, { asked, regions: { kind: 'attention', maps: scene.masks.map(grid), grid: 16 } });
+      attentionKept += att.identityKept.filter(Boolean).length;
+      // the other subject's colour asked of subject 0, and another context: neither is there
+      const colour = scene.labels.subjects[0]!.colour === 'red' ? 'blue' : 'red';
+      const context = scene.labels.context === 'beach' ? 'snow' : 'beach';
+      const wrong = await scoreSample(judge, scene.rgb, {
+        asked: { ...asked, context, subjects: [{ ...asked.subjects[0]!, colour }, asked.subjects[1]!] },
+        regions,
+      });
+      if (wrong.identityKept[0]) wrongKept++;
+      if (wrong.promptFollowed) wrongFollowed++;
+      expect(wrong.perAttribute.subjects[0]!.colour).toMatchObject({ asked: colour, ok: false });
+    }
+    expect(total).toBeGreaterThan(40);
+    // identity needs the pattern too, the committed judge's weak head (58% on fresh renders): see its model card
+    expect(kept / total).toBeGreaterThan(0.3);
+    expect(attentionKept / total).toBeGreaterThan(0.2);
+    expect(followed / (total / 2)).toBeGreaterThan(0.8);
+    expect(wrongKept).toBe(0);
+    expect(wrongFollowed).toBe(0);
+  });
+
+  it('is accurate on 200 fresh renders per attribute, with true masks and with its own finder', async () => {
+    for (const regions of ['masks', 'judge'] as const) {
+      const e = await evaluateJudge(judge, { count: 200, seed: 'models-test', heldOut: 'exclude', regions });
+      for (const [attribute, t] of Object.entries(e.perAttribute)) {
+        expect({ attribute, regions, accuracy: t.accuracy }).toEqual({ attribute, regions, accuracy: expect.any(Number) });
+        expect(t.total).toBeGreaterThan(50);
+        expect(t.accuracy).toBeGreaterThanOrEqual(MIN_ACCURACY[regions][attribute as keyof (typeof MIN_ACCURACY)['masks']]);
+      }
+    }
+  });
+
+  it('reads prompts for dynasyn evaluate: placeholders tie named subjects to reference subjects', async () => {
+    const seam = await loadJudgeForEvaluation(JUDGE_DIR);
+    const asked = seam.asked('a cat jumping on top of a dog in the snow', '<asset1> jumping on top of <asset0> in the snow');
+    expect(asked).toEqual({
+      subjects: [
+        { subject: 1, class: 'cat', action: 'jumping' },
+        { subject: 0, class: 'dog' },
+      ],
+      interaction: 'on top of',
+      context: 'snow',
+    });
+    const scene = renderScene(
+      {
+        subjects: [
+          { class: 'cat', colour: 'red', pattern: 'plain', accessory: 'none', action: 'jumping' },
+          { class: 'dog', colour: 'blue', pattern: 'plain', accessory: 'none', action: 'standing' },
+        ],
+        interaction: 'on top of',
+        context: 'snow',
+        style: 'shaded',
+      },
+      { size: 64 },
+    );
+    const judged = await seam.judge({ width: 64, height: 64, data: scene.rgb }, asked);
+    expect(judged.subjects.map((s) => s?.class)).toEqual(['cat', 'dog']);
+    expect(judged.context).toBe('snow');
+    await seam.release();
+  });
+});
+
+/**
+ * Regression floors a few points under what the committed judge measured on 500 fresh renders (its model card):
+ * issue 13 asks >= 97% per attribute; pattern (58%), accessory (92%) and action (96%) fall short with true masks,
+ * and every subject attribute with the judge's own finder.
+ */
+const MIN_ACCURACY = {
+  masks: { class: 0.94, colour: 0.96, pattern: 0.5, accessory: 0.86, action: 0.91, interaction: 0.95, context: 0.97, style: 0.97 },
+  judge: { class: 0.7, colour: 0.88, pattern: 0.45, accessory: 0.68, action: 0.72, interaction: 0.8, context: 0.95, style: 0.95 },
+};
+
+describe('the committed CLIP, through the product ClipModel', () => {
+  it('ranks an image’s own caption first among 16 and prefers the same identity by CLIP-I', async () => {
+    const model = await ClipModel.load(CLIP_DIR);
+    const rng = createRng('models-test/clip');
+    const specs = Array.from({ length: 64 }, () => sampleSceneSpec(rng));
+    const scenes = specs.map((s) => renderScene(s, { size: 64 }));
+    const images = await model.embedImages(scenes.map((s) => ({ width: 64, height: 64, data: s.rgb })));
+    const texts = await model.embedTexts(scenes.map((s) => s.captions[0]!));
+    let top1 = 0;
+    for (let i = 0; i < specs.length; i++) {
+      const own = cosine(images[i]!, texts[i]!);
+      if (Array.from({ length: 15 }, (_, k) => cosine(images[i]!, texts[(i + k + 1) % specs.length]!)).every((c) => c < own)) top1++;
+    }
+    expect(top1 / specs.length).toBeGreaterThanOrEqual(0.8);
+    await model.release();
+    // identity triplets (the package's runtime gives ClipModel's embeddings: clip-folder.test.ts)
+    const clip = await ToyClip.load(CLIP_DIR);
+    const e = await evaluateClip(clip, { count: 100, seed: 'models-test', heldOut: 'only' });
+    expect(e.identity.sameCloser).toBeGreaterThanOrEqual(0.7);
+    expect(e.identity.meanSame).toBeGreaterThan(e.identity.meanDifferent);
+    await clip.release();
+  });
+});
