@@ -38,7 +38,8 @@ function startWorker(): { child: ChildProcess; log: () => string } {
       BACKBONE: bed.deps.backbone,
       WORK_DIR: join(bed.root, `work-${children.length}`),
       THREADS: '1',
-      STAGE_LOCK_SECONDS: '5',
+      // a lease (and job lock) longer than a training step on a busy machine: the worker's event loop stops for each
+      STAGE_LOCK_SECONDS: '15',
       LOG_LEVEL: 'info',
     },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -92,4 +93,4 @@ it('a worker killed mid-training is replaced and the job finishes from its check
   } finally {
     await closeQueues(set);
   }
-});
+}, 240_000);

@@ -130,7 +130,9 @@ async function faultRun(persist: boolean): Promise<void> {
     BACKBONE: bed.deps.backbone,
     WORK_DIR: join(bed.root, `work-${prefix}`),
     THREADS: '1',
-    STAGE_LOCK_SECONDS: '5',
+    // the lease is also the time a stage may go without progress before the reconciler takes it over: long
+    // enough for a stage's start (bundle, derived graphs) on a busy machine, short enough to recover fast
+    STAGE_LOCK_SECONDS: '15',
     RECONCILE_INTERVAL_SECONDS: '1',
     LOG_LEVEL: 'error',
   });
