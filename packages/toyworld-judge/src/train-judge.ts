@@ -30,6 +30,8 @@ export interface TrainRunOptions {
   deadline?: number;
   stopAfter?: number;
   checkpointMinutes?: number;
+  /** A warm restart of the learning-rate schedule (ScheduleOptions.restart). */
+  restart?: { at: number; lr: number };
   onStart?(total: number, start: number): void;
   onStep?(log: StepLog): void;
   onEval?(label: string, done: number, total: number): void;
@@ -49,6 +51,7 @@ export interface JudgeMetrics {
   /** Minutes the training steps took (train-log.jsonl), on the machine and load of the run. */
   trainMinutes: number;
   threads: number;
+  restart?: { at: number; lr: number };
   evaluations: { heldOut: 'exclude' | 'only'; regions: 'masks' | 'judge'; result: JudgeEvaluation }[];
 }
 
@@ -77,7 +80,8 @@ export async function trainJudgeWeights(o: TrainRunOptions, widths: JudgeWidths 
     cacheDir: join(o.work, 'graph-cache'),
     sessionOptions: { intraOpNumThreads: o.threads, interOpNumThreads: 1 },
   });
-  const optimizer = createOptimizer({ lr: o.lr, steps: o.steps, warmup: Math.min(50, Math.ceil(o.steps / 10)) });
+  const warmup = Math.min(50, Math.ceil((o.restart?.at ?? o.steps) / 10));
+  const optimizer = createOptimizer({ lr: o.lr, steps: o.steps, warmup, ...(o.restart ? { restart: o.restart } : {}) });
   const checkpointFile = join(o.work, 'checkpoint.safetensors'),
     logFile = join(o.work, 'train-log.jsonl');
   const t0 = Date.now();
@@ -123,6 +127,7 @@ export async function trainJudge(o: TrainRunOptions): Promise<{ finished: boolea
     batch: o.batch,
     trainMinutes: loggedMinutes(join(o.work, 'train-log.jsonl')),
     threads: o.threads,
+    ...(o.restart ? { restart: o.restart } : {}),
     evaluations: [],
   };
   if (o.evalCount > 0) {

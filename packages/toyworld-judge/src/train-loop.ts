@@ -14,15 +14,23 @@ export interface ScheduleOptions {
   lr: number;
   steps: number;
   warmup: number;
+  /**
+   * A warm restart: from update `at` on, a second cosine from `lr` down to a tenth of it over the remaining
+   * steps. The steps before `at` follow the schedule of a run of `at` steps, so a finished run of `at` steps
+   * resumes into the longer one exactly.
+   */
+  restart?: { at: number; lr: number };
 }
 
-/** lr(update number, 1-based): linear warmup, then cosine from the peak down to a tenth of it. */
-export function learningRate({ lr, steps, warmup }: ScheduleOptions): (step: number) => number {
+/** lr(update number, 1-based): linear warmup, then cosine from the peak down to a tenth of it (and a restart). */
+export function learningRate({ lr, steps, warmup, restart }: ScheduleOptions): (step: number) => number {
+  const cosine = (peak: number, t: number) => peak * (0.1 + 0.45 * (1 + Math.cos(Math.PI * Math.min(1, t))));
+  const firstSteps = restart ? restart.at : steps;
   return (step) => {
     const s = step - 1;
+    if (restart && s >= restart.at) return cosine(restart.lr, (s - restart.at) / Math.max(1, steps - restart.at));
     if (s < warmup) return (lr * (s + 1)) / warmup;
-    const t = Math.min(1, (s - warmup) / Math.max(1, steps - warmup));
-    return lr * (0.1 + 0.45 * (1 + Math.cos(Math.PI * t)));
+    return cosine(lr, (s - warmup) / Math.max(1, firstSteps - warmup));
   };
 }
 
