@@ -16,7 +16,7 @@ const HELP = `toyworld-train: train the toy-world backbone with @dynasyn/ort-tra
   --out DIR             finished bundle (default models/toyworld)
   --work DIR            checkpoints, logs, graph cache (default .toyworld-train)
   --seed N              seed of weights and data (default 0)
-  --steps N             diffusion steps (text encoder + UNet; default 1800)
+  --steps N             diffusion steps (text encoder + UNet; default 3200)
   --vae-steps N         VAE steps (default 500)
   --batch N             diffusion batch (default 16)
   --vae-batch N         VAE batch (default 12)
@@ -39,7 +39,7 @@ const { values: a } = parseArgs({
     out: { type: 'string', default: 'models/toyworld' },
     work: { type: 'string', default: '.toyworld-train' },
     seed: { type: 'string', default: '0' },
-    steps: { type: 'string', default: '1800' },
+    steps: { type: 'string', default: '3200' },
     'vae-steps': { type: 'string', default: '500' },
     batch: { type: 'string', default: '16' },
     'vae-batch': { type: 'string', default: '12' },
@@ -117,4 +117,5 @@ const result = await trainToyBackbone({
   onMessage: (line) => console.log(line),
 });
 bar?.stop();
-console.log(result.finished ? `done: ${resolve(a.out!)}` : `stopped at phase ${result.state.phase}; run the same command again to continue`);
+if (a['only-decoder']) console.log(result.finished ? 'decoder phase done' : 'decoder phase stopped; run the same command again to continue');
+else console.log(result.finished ? `done: ${resolve(a.out!)}` : `stopped at phase ${result.state.phase}; run the same command again to continue`);
