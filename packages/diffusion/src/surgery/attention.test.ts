@@ -111,3 +111,17 @@ describe('UNet fixture', () => {
     expect(() => findCrossAttentionLayers(fx.model, {})).toThrow(/give its concrete shape/);
   });
 });
+
+describe('the default grid of a small UNet', () => {
+  it('is the coarsest down/up grid when latent/4 has only the mid block (the toy-world UNet: 16x16 latents, layers at 16x16 and 8x8)', () => {
+    // the committed toy-world bundle (models/toyworld): its 4x4 cross-attention is the mid block's alone
+    const unet = loadModel(path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../../models/toyworld/unet/model.onnx'));
+    const shapes = { sample: [2, 4, 16, 16], timestep: [2], encoder_hidden_states: [2, 77, 128] };
+    const grids = findCrossAttentionLayers(unet, shapes).map((l) => `${l.block} ${l.grid.join('x')}`);
+    expect(grids).toContain('mid 4x4');
+    const captured = withAttentionCapture(unet, { inputShapes: shapes });
+    expect(captured.layers.map((l) => `${l.block} ${l.grid.join('x')}`)).toEqual(['down 8x8', 'up 8x8', 'up 8x8']);
+    // an explicit grid is still refused where the blocks have none
+    expect(() => withAttentionCapture(unet, { inputShapes: shapes, grid: [4, 4] })).toThrow(/no cross-attention layer of the down\/up blocks has grid 4x4/);
+  });
+});

@@ -16,7 +16,11 @@ export const ATTENTION_OUTPUT = 'attention_probs';
 export interface AttentionCaptureOptions extends UNetInputNames {
   /** Concrete shapes of the UNet inputs with symbolic dimensions (the captured maps are shaped by them). */
   inputShapes: Record<string, number[]>;
-  /** [h, w] of the layers to capture (default: the latent size divided by 4, rounded up). */
+  /**
+   * [h, w] of the layers to capture. Default: the latent size divided by 4, rounded up (SD's 16x16 at 64x64
+   * latents), or, in a UNet with no layer of the chosen blocks there (a small UNet: 4x4 would be its mid block
+   * only), the coarsest grid those blocks have.
+   */
   grid?: [number, number];
   /** Blocks whose layers are averaged (default ['down', 'up']). */
   blocks?: UNetBlock[];
@@ -29,13 +33,20 @@ export interface AttentionCaptureModel {
   layers: CrossAttentionLayer[];
 }
 
+/** latent/4 where the blocks have layers at that grid, else their coarsest grid (else latent/4, for the error). */
+function defaultGrid(all: CrossAttentionLayer[], blocks: UNetBlock[], quarter: [number, number]): [number, number] {
+  const mine = all.filter((l) => blocks.includes(l.block));
+  if (mine.length === 0 || mine.some((l) => l.grid[0] === quarter[0] && l.grid[1] === quarter[1])) return quarter;
+  return mine.map((l) => l.grid).reduce((a, b) => (b[0] * b[1] < a[0] * a[1] ? b : a));
+}
+
 export function withAttentionCapture(unet: OnnxModel, options: AttentionCaptureOptions): AttentionCaptureModel {
   const all = findCrossAttentionLayers(unet, options.inputShapes, options);
   const sampleName = options.sample ?? 'sample';
   const sampleInput = unet.graph.inputs.find((v) => v.name === sampleName)!;
   const [, , H, W] = (options.inputShapes[sampleName] ?? sampleInput.shape) as number[];
-  const grid = options.grid ?? [Math.ceil(H! / 4), Math.ceil(W! / 4)];
   const blocks = options.blocks ?? ['down', 'up'];
+  const grid = options.grid ?? defaultGrid(all, blocks, [Math.ceil(H! / 4), Math.ceil(W! / 4)]);
   const layers = all.filter((l) => l.grid[0] === grid[0] && l.grid[1] === grid[1] && blocks.includes(l.block));
   if (layers.length === 0) {
     const found = all.length ? all.map((l) => `${l.block} ${l.grid[0]}x${l.grid[1]}`).join(', ') : 'none';
