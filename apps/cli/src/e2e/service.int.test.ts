@@ -68,8 +68,10 @@ beforeAll(async () => {
   services = await startServices();
   receiver = await startWebhookReceiver();
   expect(runCli({}, work, 'bundle', 'create-tiny', 'tiny').status).toBe(0);
-  // a short stage lock so the restarted process takes the killed one's job up within seconds
-  env = { ...services.env, BACKBONE: path.join(work, 'tiny'), STAGE_LOCK_SECONDS: '8', LOG_LEVEL: 'info' };
+  // the deployment's job lock (20 s: a restarted process takes a killed one's job up within ~25 s); the lease is
+  // also the time a stage may go without progress before the reconciler takes it over, and a stage's start
+  // (bundle, derived graphs) on a busy machine took longer than the 8 s used before
+  env = { ...services.env, BACKBONE: path.join(work, 'tiny'), STAGE_LOCK_SECONDS: '20', LOG_LEVEL: 'info' };
   const migrate = runCli(env, work, 'db', 'migrate');
   expect(migrate.stderr).toBe('');
   expect(migrate.status).toBe(0);
