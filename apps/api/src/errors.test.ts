@@ -33,7 +33,8 @@ function apiCodes(): Set<string> {
 function stageCodes(): Set<string> {
   const codes = new Set(['INTERNAL']);
   for (const pkg of ['dynasyn', 'diffusion', 'imaging', 'storage', 'ort-training']) {
-    for (const file of sources(join(repo, 'packages', pkg, 'src')).filter((f) => /(errors|input-error)\.ts$/.test(f))) {
+    // `dynasyn evaluate`'s codes are the CLI's, never a personalization's
+    for (const file of sources(join(repo, 'packages', pkg, 'src')).filter((f) => /(errors|input-error)\.ts$/.test(f) && !/\/evaluate\//.test(f))) {
       for (const table of matches(readFileSync(file, 'utf8'), /_CODES = \{([\s\S]*?)\} as const/g))
         for (const c of matches(table, /^\s*([A-Z_]+):/gm)) codes.add(c);
     }
