@@ -206,6 +206,8 @@ export async function runStage(deps: StageDeps, call: StageCall, spec: StageSpec
     return (await purgeIfDeleted(deps, job)) ? 'canceled' : 'done';
   } catch (err) {
     watch.stop();
+    // a deleted row refuses every fenced write as if taken over: the delete wins, and the run's folder goes
+    if (await purgeIfDeleted(deps, job)) return 'canceled';
     // taken over (the poll saw it, or a write was refused): stop here, touching nothing; the new attempt owns the row
     const now = watch.superseded() || err instanceof StageSuperseded ? undefined : await deps.db.getRunState(job.id).catch(() => undefined);
     if (watch.superseded() || err instanceof StageSuperseded || (now && now.epoch !== epoch)) {
