@@ -179,12 +179,8 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
     for (const feeds of passes) {
       const r = await p.session.step(feeds);
       if (!sum) {
-        // copies: a session may hand out buffers that its next step reuses
-        sum = {
-          loss: r.loss,
-          grads: new Map([...r.grads].map(([k, v]) => [k, copyTensor(v)])),
-          outputs: new Map([...r.outputs].map(([k, v]) => [k, copyTensor(v)])),
-        };
+        // a step's tensors are its own (TrainingSession.step: later steps do not touch them): the sum starts in them
+        sum = r;
         continue;
       }
       sum.loss += r.loss;
@@ -336,8 +332,6 @@ export function defaultRowsPerPass(bundle: Pick<ModelBundle, 'sampleSize' | 'vae
   const side = bundle.sampleSize / bundle.vaeScaleFactor;
   return side * side >= 96 * 96 ? 1 : 2;
 }
-
-const copyTensor = (t: HostTensor): HostTensor => ({ dtype: t.dtype, dims: [...t.dims], data: t.data.slice() });
 
 function addInto(into: HostTensor, add: HostTensor, name: string): void {
   const a = into.data,
