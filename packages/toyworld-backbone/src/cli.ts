@@ -23,6 +23,8 @@ const HELP = `toyworld-train: train the toy-world backbone with @dynasyn/ort-tra
   --decoder-steps N     VAE decoder fine-tuning steps on the frozen encoder's latents (default 1000)
   --decoder-batch N     its batch (default 12)
   --only-decoder        run only the decoder phase (beside a run in its diffusion phase, same --work)
+  --continue-from DIR   continue a finished bundle's diffusion phase for --steps more steps (its tokenizer, VAE
+                        and weights; the data stream goes on where its log ends); needs its own --work
   --lr X / --vae-lr X   peak learning rates (default 1e-3 / 1e-3; the decoder fine-tuning 5e-4)
   --minutes M           stop after M minutes of this invocation (checkpointed; run again to continue);
                         a stop inside the diffusion phase still writes the bundle of the weights so far
@@ -46,6 +48,7 @@ const { values: a } = parseArgs({
     'decoder-steps': { type: 'string', default: '1000' },
     'decoder-batch': { type: 'string', default: '12' },
     'only-decoder': { type: 'boolean', default: false },
+    'continue-from': { type: 'string' },
     lr: { type: 'string', default: '1e-3' },
     'vae-lr': { type: 'string', default: '1e-3' },
     minutes: { type: 'string' },
@@ -100,6 +103,7 @@ const result = await trainToyBackbone({
   vae: { steps: int('vae-steps', a['vae-steps']), batch: int('vae-batch', a['vae-batch']), lr: num('vae-lr', a['vae-lr']), warmup: 50, klWeight: 1e-4 },
   decoder: { steps: int('decoder-steps', a['decoder-steps']), batch: int('decoder-batch', a['decoder-batch']), lr: 5e-4, warmup: 50 },
   onlyDecoder: a['only-decoder'],
+  ...(a['continue-from'] ? { continueFrom: resolve(a['continue-from']) } : {}),
   reexport: a.reexport,
   diffusion: { steps: int('steps', a.steps), batch: int('batch', a.batch), lr: num('lr', a.lr), warmup: 100, emptyCaption: 0.1 },
   tokenizerCaptions: 20000,

@@ -14,6 +14,17 @@ export interface RunSummary {
   startedAt: string;
   log: string;
   bundleDir: string;
+  /** A run that continued another bundle's diffusion phase: that bundle, the first step of this run, its model card. */
+  continued?: { from: string; stepOffset: number; previousCard: string };
+}
+
+/** The text of a `## title` section of a markdown card (up to the next `## `), or ''. */
+function section(card: string, title: string): string {
+  const start = card.indexOf(`\n## ${title}`);
+  if (start < 0) return '';
+  const body = card.slice(start + 1);
+  const end = body.indexOf('\n## ', 3);
+  return (end < 0 ? body : body.slice(0, end)).trim();
 }
 
 interface LogLine {
@@ -24,8 +35,8 @@ interface LogLine {
   ms: number;
 }
 
-function lossSummary(lines: LogLine[], phase: string): string {
-  const ls = lines.filter((l) => l.phase === phase);
+function lossSummary(lines: LogLine[], phase: string, fromStep = 0): string {
+  const ls = lines.filter((l) => l.phase === phase && l.step >= fromStep);
   if (!ls.length) return 'no steps';
   const mean = (a: LogLine[]) => a.reduce((s, l) => s + l.loss, 0) / a.length;
   const k = Math.min(50, Math.max(1, Math.floor(ls.length / 10)));
@@ -53,6 +64,25 @@ export function writeModelCard(file: string, r: RunSummary, partial?: { step: nu
   const note = partial
     ? `\n**Partial: this bundle holds the weights after ${partial.step} of ${o.diffusion.steps} diffusion steps (the run was stopped for time; resuming it continues the schedule).**\n`
     : '';
+  const c = r.continued;
+  const trained = c
+    ? `${section(c.previousCard, 'How it was trained').replace(/^## How it was trained/, '## How it was trained: the bundle it continues')}
+- Continued (this bundle): text encoder + UNet from those weights, ${o.diffusion.steps} more steps (diffusion steps ${c.stepOffset}-${c.stepOffset + o.diffusion.steps - 1}: the data
+  stream goes on, no batch repeats), batch ${o.diffusion.batch}, fresh AdamW moments, lr ${o.diffusion.lr} (warmup ${o.diffusion.warmup}, cosine to a tenth),
+  weight decay 0.01, clip 1.0; ${lossSummary(lines, 'diffusion', c.stepOffset)}; ${minutes(r.seconds.diffusion)} (started ${r.startedAt}),
+  ${o.threads} intra-op threads on ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}. Per-step losses and times of both runs: train-log.jsonl.
+`
+    : `## How it was trained (seed ${o.seed})
+- VAE: ${o.vae.steps} steps, batch ${o.vae.batch}, AdamW lr ${o.vae.lr} (warmup ${o.vae.warmup}, cosine), clip 1.0, MSE + ${o.vae.klWeight} x KL;
+  ${lossSummary(lines, 'vae')}.
+- VAE decoder fine-tuned on the frozen encoder's latents (the latent space unchanged): ${o.decoder.steps} steps, batch ${o.decoder.batch},
+  AdamW lr ${o.decoder.lr} (warmup ${o.decoder.warmup}, cosine), MSE; ${lossSummary(lines, 'decoder')}.
+- Text encoder + UNet jointly: ${o.diffusion.steps} steps, batch ${o.diffusion.batch}, AdamW lr ${o.diffusion.lr} (warmup ${o.diffusion.warmup}, cosine to a tenth),
+  weight decay 0.01, clip 1.0, epsilon-prediction MSE; ${lossSummary(lines, 'diffusion')}.
+- Time: VAE ${minutes(r.seconds.vae)}, decoder ${minutes(r.seconds.decoder)}, diffusion ${minutes(r.seconds.diffusion)} (started ${r.startedAt}), ${o.threads} intra-op threads on
+  ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, shared with other work. Per-step losses and times: train-log.jsonl.
+`;
+  const previousNotes = c ? section(c.previousCard, 'Notes on this run').replace(/^## Notes on this run/, '## Notes on the run it continues') : '';
   const text = `# Toy-world backbone
 ${note}
 A Stable-Diffusion-shaped bundle trained from scratch by \`@dynasyn/toyworld-backbone\` with the project's own
@@ -65,7 +95,7 @@ classifier-free guidance works. Held-out identities (the renderer's list) never 
 
 ## What it knows, what it cannot draw
 It draws what the captions above describe, at ${r.config.sampleSize}x${r.config.sampleSize} px, as well as
-${o.diffusion.steps} steps of batch ${o.diffusion.batch} allow: flat colours and silhouettes first, patterns and
+${(r.continued?.stepOffset ?? 0) + o.diffusion.steps} steps of batch ${o.diffusion.batch} allow: flat colours and silhouettes first, patterns and
 accessories less reliably, small details (faces, accessories on small subjects) least. It knows no word outside
 the world's captions (its tokenizer splits them into pieces it never trained on); it cannot draw real photographs,
 text, or subjects, colours, contexts and styles the world does not have. The judge's figures, where measured,
@@ -80,15 +110,7 @@ are in packages/toyworld-backbone/README.md.
   encoder ${(counts.vae_encoder / 1e6).toFixed(2)} M, decoder ${(counts.vae_decoder / 1e6).toFixed(2)} M parameters; scaling_factor ${r.scalingFactor.toPrecision(6)} (1 / std of the latents).
 - Scheduler: DDIM config, scaled_linear betas 0.00085..0.012, 1000 steps, epsilon prediction. fp32 weights, ${(dirBytes(r.bundleDir) / 1e6).toFixed(1)} MB.
 
-## How it was trained (seed ${o.seed})
-- VAE: ${o.vae.steps} steps, batch ${o.vae.batch}, AdamW lr ${o.vae.lr} (warmup ${o.vae.warmup}, cosine), clip 1.0, MSE + ${o.vae.klWeight} x KL;
-  ${lossSummary(lines, 'vae')}.
-- VAE decoder fine-tuned on the frozen encoder's latents (the latent space unchanged): ${o.decoder.steps} steps, batch ${o.decoder.batch},
-  AdamW lr ${o.decoder.lr} (warmup ${o.decoder.warmup}, cosine), MSE; ${lossSummary(lines, 'decoder')}.
-- Text encoder + UNet jointly: ${o.diffusion.steps} steps, batch ${o.diffusion.batch}, AdamW lr ${o.diffusion.lr} (warmup ${o.diffusion.warmup}, cosine to a tenth),
-  weight decay 0.01, clip 1.0, epsilon-prediction MSE; ${lossSummary(lines, 'diffusion')}.
-- Time: VAE ${minutes(r.seconds.vae)}, decoder ${minutes(r.seconds.decoder)}, diffusion ${minutes(r.seconds.diffusion)} (started ${r.startedAt}), ${o.threads} intra-op threads on
-  ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, shared with other work. Per-step losses and times: train-log.jsonl.
-`;
-  writeFileSync(file, notes ? `${text}\n## Notes on this run\n${notes.trim()}\n` : text);
+${trained}`;
+  const withNotes = notes ? `${text}\n## Notes on this run\n${notes.trim()}\n` : text;
+  writeFileSync(file, previousNotes ? `${withNotes}\n${previousNotes}\n` : withNotes);
 }

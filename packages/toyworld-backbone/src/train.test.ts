@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DiffusionPipeline, loadBundle } from '@dynasyn/diffusion';
-import { TrainingSession } from '@dynasyn/ort-training';
+import { initializerToHost, loadModel, readExternal, TrainingSession } from '@dynasyn/ort-training';
 // the surgery is the trainer's internal API (not exported by @dynasyn/dynasyn): imported from its source
 import { buildTrainingModel } from '../../dynasyn/src/graph/index.js';
 import { MODELS } from './bundle-io.js';
@@ -61,6 +61,54 @@ describe('toy backbone training run', () => {
     expect(existsSync(join(options('resumed').out, 'MODEL_CARD.md'))).toBe(true);
     bundleDir = options('whole').out;
   }, 400_000); // seconds on an idle machine, minutes on a shared one
+
+  it('continues a finished bundle: from its weights and VAE, the data stream and log going on where they ended', async () => {
+    const cont = (name: string, lr: number): TrainOptions => ({
+      ...options(name),
+      continueFrom: bundleDir,
+      diffusion: { steps: 2, batch: 2, lr, warmup: 1, emptyCaption: 0.1 },
+    });
+    await expect(trainToyBackbone({ ...cont('wrong-seed', 1e-3), seed: 6 })).rejects.toThrow(/is seed 5 \(test\); continue it with --seed 5/);
+    // at a learning rate of ~0 the continued weights are the bundle's: the run starts from them, not from a new init
+    expect((await trainToyBackbone(cont('still', 1e-9))).finished).toBe(true);
+    const weights = (b: string, m: string) => {
+      const model = loadModel(join(b, m, 'model.onnx'));
+      return new Map([...model.graph.initializers.values()].map((i) => [i.name, initializerToHost(i, readExternal).data as Float32Array]));
+    };
+    const before = weights(bundleDir, 'unet'),
+      still = weights(options('still').out, 'unet');
+    let maxDiff = 0;
+    for (const [name, a] of before) {
+      const b = still.get(name)!;
+      if (!(a instanceof Float32Array)) continue;
+      for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
+    }
+    expect(maxDiff).toBeLessThan(1e-5);
+    expect(maxDiff).toBeGreaterThan(0);
+
+    const moved = await trainToyBackbone(cont('moved', 1e-3));
+    expect(moved.finished).toBe(true);
+    const out = options('moved').out;
+    for (const m of ['vae_encoder', 'vae_decoder'])
+      expect(readFileSync(join(out, m, 'model.onnx')).equals(readFileSync(join(bundleDir, m, 'model.onnx')))).toBe(true);
+    expect(readFileSync(join(out, 'tokenizer', 'vocab.json'), 'utf8')).toBe(readFileSync(join(bundleDir, 'tokenizer', 'vocab.json'), 'utf8'));
+    expect(readFileSync(join(out, 'unet', 'model.onnx')).equals(readFileSync(join(bundleDir, 'unet', 'model.onnx')))).toBe(false);
+    const log = readFileSync(join(out, 'train-log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { phase: string; step: number });
+    expect(log.slice(0, 6)).toEqual(
+      readFileSync(join(bundleDir, 'train-log.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as unknown),
+    );
+    expect(log.filter((l) => l.phase === 'diffusion').map((l) => l.step)).toEqual([0, 1, 2, 3]);
+    const card = readFileSync(join(out, 'MODEL_CARD.md'), 'utf8');
+    expect(card).toContain('## How it was trained: the bundle it continues');
+    expect(card).toContain('2 more steps (diffusion steps 2-3');
+    expect(card).toContain('as well as\n4 steps');
+  }, 400_000);
 
   it('writes a bundle the product loads and samples from', async () => {
     const bundle = loadBundle(bundleDir);

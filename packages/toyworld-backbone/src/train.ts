@@ -48,6 +48,12 @@ export interface TrainOptions {
   reexport?: boolean;
   /** Run only the decoder phase (beside a run already in its diffusion phase: it writes neither state.json nor the bundle). */
   onlyDecoder?: boolean;
+  /**
+   * A finished bundle of this trainer whose diffusion phase the run continues for `diffusion.steps` more steps (its
+   * tokenizer, VAE, text encoder and UNet weights; fresh AdamW moments, a new warmup and cosine). The data stream
+   * and noise go on where its log ends, so no batch repeats; its log heads the new one.
+   */
+  continueFrom?: string;
   diffusion: PhaseOptions & { emptyCaption: number };
   /** Captions the tokenizer learns from. */
   tokenizerCaptions: number;
@@ -76,6 +82,8 @@ interface State {
   /** Seconds spent in each phase over all invocations. */
   seconds: Record<string, number>;
   startedAt: string;
+  /** A run continuing another bundle's diffusion phase: its path, and the first diffusion step (data stream) of this run. */
+  continued?: { from: string; stepOffset: number };
 }
 
 export interface TrainResult {
@@ -106,6 +114,10 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
     if (state.seed !== o.seed || state.preset !== o.preset)
       throw new Error(`${w} holds a run with seed ${state.seed} (${state.preset}); use another --work directory or remove it`);
     say(`resuming at phase ${state.phase} (${w})`);
+    if (o.continueFrom && !state.continued) throw new Error(`${w} holds a run from scratch; continue a bundle in another --work directory`);
+  } else if (o.continueFrom) {
+    state = startContinuation(o.continueFrom, w, o.seed, o.preset, logFile);
+    say(`continuing ${o.continueFrom}'s diffusion phase from its step ${state.continued!.stepOffset} for ${o.diffusion.steps} more steps`);
   } else {
     state = { seed: o.seed, preset: o.preset, phase: 'vae', seconds: {}, startedAt: new Date().toISOString() };
   }
@@ -126,7 +138,14 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
   if (!o.onlyDecoder) saveState();
 
   /** Runs steps [checkpoint step, total) of a phase; false when stopped for time. */
-  const runPhase = async (phase: Phase, p: PhaseOptions, group: ModelGroup, opt: AdamW, step: (s: number) => Promise<PhaseStepLog>): Promise<boolean> => {
+  const runPhase = async (
+    phase: Phase,
+    p: PhaseOptions,
+    group: ModelGroup,
+    opt: AdamW,
+    step: (s: number) => Promise<PhaseStepLog>,
+    logOffset = 0,
+  ): Promise<boolean> => {
     const ckpt = join(w, 'checkpoints', `${phase}.safetensors`);
     let next = 0;
     if (existsSync(ckpt)) next = Number(loadCheckpoint(ckpt, group, opt).nextStep);
@@ -151,7 +170,7 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
         logFile,
         JSON.stringify({
           phase,
-          step: next,
+          step: logOffset + next,
           loss: log.loss,
           ...log.terms,
           lr: log.lr,
@@ -188,6 +207,7 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
     cpSync(logFile, join(tmp, 'train-log.jsonl'));
     const summary: RunSummary = {
       options: o,
+      ...(state.continued ? { continued: { ...state.continued, previousCard: readFileSync(join(w, 'continued-from', 'MODEL_CARD.md'), 'utf8') } } : {}),
       config,
       scalingFactor: state.scalingFactor!,
       seconds: {
@@ -206,7 +226,7 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
 
   /** The decoder phase, unless done or not asked for; false when stopped for time. */
   const runDecoderPhase = async (): Promise<boolean> => {
-    if (o.decoder.steps === 0 || existsSync(decoderDone)) return true;
+    if (o.decoder.steps === 0 || state.continued || existsSync(decoderDone)) return true;
     const opt = new AdamW({ lr: warmupCosine(o.decoder.lr, o.decoder.warmup, o.decoder.steps), weightDecay: 0, maxGradNorm: 1 });
     const t = await DecoderTrainer.create({
       vaeDir: join(w, 'vae'),
@@ -232,7 +252,7 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
     if (state.phase === 'vae') throw new Error('the decoder phase needs the trained VAE: the run has not finished its VAE phase');
     return { finished: await runDecoderPhase(), state };
   }
-  if (state.phase === 'done' && ((o.decoder.steps > 0 && !state.exportedDecoder) || o.reexport)) state.phase = 'export';
+  if (state.phase === 'done' && ((o.decoder.steps > 0 && !state.continued && !state.exportedDecoder) || o.reexport)) state.phase = 'export';
 
   if (state.phase === 'vae') {
     const opt = new AdamW({ lr: warmupCosine(o.vae.lr, o.vae.warmup, o.vae.steps), weightDecay: 0, maxGradNorm: 1 });
@@ -275,7 +295,8 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
       sessionOptions,
     });
     try {
-      const done = await runPhase('diffusion', o.diffusion, trainer.group, opt, (s) => trainer.step(s));
+      const offset = state.continued?.stepOffset ?? 0;
+      const done = await runPhase('diffusion', o.diffusion, trainer.group, opt, (s) => trainer.step(offset + s), offset);
       for (const m of ['text_encoder', 'unet'] as BundleModel[]) writeWeights(initDir, join(w, 'trained'), m, trainer.group.weightsOf(m));
       if (!done) {
         if (o.exportOnStop) {
@@ -299,6 +320,48 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
     say(`bundle written to ${o.out}`);
   }
   return { finished: state.phase === 'done', state };
+}
+
+/**
+ * The work directory of a run continuing `bundle`'s diffusion phase: init/ is the bundle (its graphs carry the
+ * trained weights the diffusion trainer starts from), vae/ its VAE, the log its log; the diffusion steps go on
+ * after the last one the log holds.
+ */
+function startContinuation(bundle: string, w: string, seed: number, preset: ToyPreset, logFile: string): State {
+  const index = JSON.parse(readFileSync(join(bundle, 'model_index.json'), 'utf8')) as {
+    _toyworld?: { seed: number; preset: ToyPreset; partialAtStep?: number };
+  };
+  const marker = index._toyworld;
+  if (!marker) throw new Error(`${bundle} was not trained by @dynasyn/toyworld-backbone (model_index.json has no _toyworld)`);
+  if (marker.seed !== seed || marker.preset !== preset)
+    throw new Error(`${bundle} is seed ${marker.seed} (${marker.preset}); continue it with --seed ${marker.seed} --preset ${marker.preset}`);
+  const log = readFileSync(join(bundle, 'train-log.jsonl'), 'utf8');
+  let last = -1;
+  for (const line of log.split('\n'))
+    if (line) {
+      const l = JSON.parse(line) as { phase: string; step: number };
+      if (l.phase === 'diffusion') last = Math.max(last, l.step);
+    }
+  if (last < 0) throw new Error(`${bundle}'s train-log.jsonl holds no diffusion step`);
+  const scalingFactor = (JSON.parse(readFileSync(join(bundle, 'vae_decoder', 'config.json'), 'utf8')) as { scaling_factor: number }).scaling_factor;
+  const initDir = join(w, 'init');
+  rmSync(`${initDir}.tmp`, { recursive: true, force: true });
+  cpSync(bundle, `${initDir}.tmp`, { recursive: true });
+  for (const m of ['vae_encoder', 'vae_decoder'] as BundleModel[]) cpSync(join(bundle, m), join(w, 'vae', m), { recursive: true });
+  mkdirSync(join(w, 'continued-from'), { recursive: true });
+  cpSync(join(bundle, 'MODEL_CARD.md'), join(w, 'continued-from', 'MODEL_CARD.md'));
+  writeFileSync(logFile, log.endsWith('\n') || !log ? log : `${log}\n`);
+  rmSync(initDir, { recursive: true, force: true }); // an earlier attempt that stopped before state.json was written
+  renameSync(`${initDir}.tmp`, initDir);
+  return {
+    seed,
+    preset,
+    phase: 'diffusion',
+    scalingFactor,
+    seconds: {},
+    startedAt: new Date().toISOString(),
+    continued: { from: bundle, stepOffset: last + 1 },
+  };
 }
 
 /** 1 / std of the trained VAE's latents (posterior means) over a few batches of the stream: diffusion then sees unit-variance latents. */

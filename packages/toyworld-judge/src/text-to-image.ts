@@ -46,6 +46,8 @@ export interface T2iResult {
   samples: T2iTable;
   /** The same captions' true renders, read the same way (the judge's own ceiling on these captions). */
   renders: T2iTable;
+  /** Those renders through the bundle's VAE (encoder mean, decoder): what of each attribute its latents keep. */
+  reconstructions: T2iTable;
   captions: string[];
   images: Uint8Array[];
   seconds: number;
@@ -72,7 +74,8 @@ export async function evaluateTextToImage(o: T2iOptions): Promise<T2iResult> {
   const judge = await ToyworldJudge.load(o.judge);
   const pipeline = await DiffusionPipeline.create(o.bundle, o.threads ? { intraOpNumThreads: o.threads } : {});
   const gen = emptyTally(),
-    real = emptyTally();
+    real = emptyTally(),
+    recon = emptyTally();
   const captions: string[] = [];
   const images: Uint8Array[] = [];
   try {
@@ -86,7 +89,10 @@ export async function evaluateTextToImage(o: T2iOptions): Promise<T2iResult> {
       if (image.width !== IMAGE_SIZE || image.height !== IMAGE_SIZE)
         throw new Error(`the bundle draws ${image.width}x${image.height}; the judge reads ${IMAGE_SIZE}x${IMAGE_SIZE}`);
       tallyInto(gen, await scoreSample(judge, image.data, { asked, regions: { kind: 'judge' } }));
-      tallyInto(real, await scoreSample(judge, renderScene(spec, { size: IMAGE_SIZE }).rgb, { asked, regions: { kind: 'judge' } }));
+      const render = renderScene(spec, { size: IMAGE_SIZE }).rgb;
+      tallyInto(real, await scoreSample(judge, render, { asked, regions: { kind: 'judge' } }));
+      const [back] = await pipeline.decodeLatents(await pipeline.encodeImages({ width: IMAGE_SIZE, height: IMAGE_SIZE, data: render }, 1));
+      tallyInto(recon, await scoreSample(judge, back!.data, { asked, regions: { kind: 'judge' } }));
       captions.push(caption);
       images.push(image.data);
       o.onProgress?.(i + 1, o.count);
@@ -95,14 +101,16 @@ export async function evaluateTextToImage(o: T2iOptions): Promise<T2iResult> {
     await pipeline.release();
     await judge.release();
   }
-  return { samples: finish(gen), renders: finish(real), captions, images, seconds: (performance.now() - t0) / 1000 };
+  return { samples: finish(gen), renders: finish(real), reconstructions: finish(recon), captions, images, seconds: (performance.now() - t0) / 1000 };
 }
 
 const pct = (t: Tally) => (t.accuracy === null ? '-' : `${(100 * t.accuracy).toFixed(1)}% (${t.ok}/${t.asked})`);
 
 export function t2iMarkdown(r: T2iResult): string {
-  const rows = T2I_ATTRIBUTES.map((k) => `| ${k} | ${pct(r.samples[k])} | ${pct(r.renders[k])} |`);
-  return ['| attribute | generated samples | true renders of the same captions |', '|---|---|---|', ...rows].join('\n') + '\n';
+  const rows = T2I_ATTRIBUTES.map((k) => `| ${k} | ${pct(r.samples[k])} | ${pct(r.renders[k])} | ${pct(r.reconstructions[k])} |`);
+  return (
+    ['| attribute | generated samples | true renders of the same captions | those renders through the VAE |', '|---|---|---|---|', ...rows].join('\n') + '\n'
+  );
 }
 
 async function main(): Promise<void> {
@@ -131,7 +139,11 @@ async function main(): Promise<void> {
   process.stdout.write(t2iMarkdown(r));
   process.stdout.write(`(${r.captions.length} captions, ${r.seconds.toFixed(0)} s)\n`);
   const json = arg('json');
-  if (json) writeFileSync(json, JSON.stringify({ samples: r.samples, renders: r.renders, captions: r.captions, seconds: r.seconds }, null, 2) + '\n');
+  if (json)
+    writeFileSync(
+      json,
+      JSON.stringify({ samples: r.samples, renders: r.renders, reconstructions: r.reconstructions, captions: r.captions, seconds: r.seconds }, null, 2) + '\n',
+    );
   const sheet = arg('sheet');
   if (sheet) {
     const s = contactSheet(
