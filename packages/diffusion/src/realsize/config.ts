@@ -104,6 +104,37 @@ export const SD21_PRESETS: Readonly<Record<SdVariant, SdBundleConfig>> = Object.
   },
 });
 
+/**
+ * The toy-world backbone (models/toyworld, trained by @dynasyn/toyworld-backbone): SD 2.1's structure scaled to
+ * 64x64 images, sized from measured step times on two cores (packages/toyworld-backbone/README.md, "Size").
+ * The VAE has three levels (scale factor 4: latents 4x16x16); the UNet has cross-attention at 16x16 (level 0)
+ * and 8x8 (level 1) in its down and up blocks and at 4x4 in the mid block. The one definition of that
+ * architecture: the trainer builds the bundle from it and ort-training's step benchmark times its UNet.
+ * `vocabSize`: the rows of the token embedding (the tokenizer learned from the captions); nothing else uses it.
+ */
+export function toyworldBundleConfig(vocabSize: number): SdBundleConfig {
+  return {
+    sampleSize: 64,
+    latentChannels: 4,
+    predictionType: 'epsilon',
+    schedulerClass: 'DDIMScheduler',
+    unet: {
+      blockOutChannels: [64, 128, 128],
+      downBlockTypes: ['CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D'],
+      upBlockTypes: ['UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'],
+      layersPerBlock: 1,
+      attentionHeads: [4, 4, 4],
+      normGroups: 32,
+      timeEmbedDim: 256,
+      upcastAttention: false,
+    },
+    textEncoder: { layers: 3, hiddenSize: 128, heads: 4, intermediateSize: 512, vocabSize, maxPositions: 77 },
+    // 16 channels at full resolution: the decoder's 64x64 stage costs most of a VAE step, and flat-shaded
+    // renders need little there ([32, 64, 64] measured 3x slower per step)
+    vae: { blockOutChannels: [16, 32, 64], layersPerBlock: 1, normGroups: 8, scalingFactor: 1 },
+  };
+}
+
 /** Pixels per latent cell: one stride-2 stage per VAE level but the last. */
 export const vaeScaleFactor = (c: SdBundleConfig): number => 2 ** (c.vae.blockOutChannels.length - 1);
 export const latentSize = (c: SdBundleConfig): number => c.sampleSize / vaeScaleFactor(c);

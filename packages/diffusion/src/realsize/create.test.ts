@@ -13,12 +13,14 @@ import {
   createSdBundle,
   SD21_PRESETS,
   textEncoderParameterCount,
+  toyworldBundleConfig,
   unetParameterCount,
   vaeParameterCounts,
   type SdBundleConfig,
   type SdBundleInfo,
 } from './index.js';
 import { partsOverProtobufLimit } from './create.js';
+import { checkSdConfig } from './config.js';
 import { filesUnder } from '../testing/files.js';
 
 /** SD 2.1's structure (4 levels, DownBlock2D last, 3-resnet up blocks, mid transformer) at tiny widths. */
@@ -64,6 +66,15 @@ describe('SD 2.1 sizes', () => {
       expect(textEncoderParameterCount(preset)).toBe(340_387_840); // OpenCLIP ViT-H text tower, 23 layers, as CLIPTextModel
       expect(vaeParameterCounts(preset)).toEqual({ encoder: 34_163_664, decoder: 49_490_199 }); // 83,653,863 in all
     }
+  });
+
+  it("the toy-world backbone's config builds, with the trained bundle's sizes (models/toyworld's float initializers)", () => {
+    const toy = toyworldBundleConfig(1163); // the committed bundle's vocabulary
+    expect(() => checkSdConfig(toy)).not.toThrow();
+    expect(toy.unet.attentionHeads).toEqual([4, 4, 4]);
+    expect(unetParameterCount(toy)).toBe(5_925_124);
+    expect(textEncoderParameterCount(toy)).toBe(753_792);
+    expect(vaeParameterCounts(toy)).toEqual({ encoder: 258_784, decoder: 423_127 });
   });
 
   it("only the fp32 UNet is over protobuf's 2 GiB, so only it gets external data by default (optimum's rule)", () => {

@@ -2,6 +2,7 @@ export { createSdBundle, type CreateSdBundleOptions, type SdBundleInfo, type SdB
 export {
   CLIP_VOCAB_SIZE,
   SD21_PRESETS,
+  toyworldBundleConfig,
   type DownBlockType,
   type SdBundleConfig,
   type SdDtype,

@@ -1,13 +1,17 @@
 /**
- * The toy-world backbone's UNet at its real size, for the training-step benchmark: built by
- * @dynasyn/diffusion's SD-2.1-shaped generator (the same builder the backbone is trained from), so the
- * graph is the real architecture: conv_in, CrossAttnDownBlock2D at 16x16 and 8x8, DownBlock2D at 4x4, a
- * cross-attention mid block, UpBlock2D then two CrossAttnUpBlock2D, time embedding into every resnet,
- * GEGLU feed-forwards, on 4x16x16 latents (64x64 images) with a 77-token, 128-wide text context.
+ * The toy-world backbone's UNet at its real size, for the training-step benchmark: the architecture of the
+ * trained bundle (models/toyworld), whose one definition is @dynasyn/diffusion's toyworldBundleConfig, built by
+ * that package's SD-2.1-shaped generator (the same builder the backbone is trained from), so the graph is the
+ * real architecture: conv_in, CrossAttnDownBlock2D at 16x16 and 8x8, DownBlock2D at 4x4, a cross-attention mid
+ * block, UpBlock2D then two CrossAttnUpBlock2D, 4 heads at every level, time embedding into every resnet, GEGLU
+ * feed-forwards, on 4x16x16 latents (64x64 images) with a 77-token, 128-wide text context.
  * An MSE loss against a `target` input closes the graph, as the diffusion objective does.
  *
+ * Until the config came from @dynasyn/diffusion the bench had its own copy, with 2 heads (not 4) at level 0
+ * and a [32,64,64] VAE (not built into the timed graph): the README's figures measured with it are marked so.
+ *
  * @dynasyn/diffusion depends on this package, so it is imported at run time (the bench needs its dist).
- * scripts/bench_torch.py --toy builds the PyTorch twin of the same config.
+ * scripts/bench_torch_toy.py builds the PyTorch twin of the same config (from its JSON).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,25 +20,31 @@ import { attrs } from '../graph.js';
 import { loadModel, type OnnxModel } from '../model.js';
 import { DataType } from '../tensor.js';
 
-/** The toy backbone's sizes (an SdBundleConfig of @dynasyn/diffusion); the PyTorch twin reads the same JSON. */
-export const TOY_SD_CONFIG = {
-  sampleSize: 64,
-  latentChannels: 4,
-  predictionType: 'epsilon',
-  schedulerClass: 'DDIMScheduler',
-  unet: {
-    blockOutChannels: [64, 128, 128],
-    downBlockTypes: ['CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D'],
-    upBlockTypes: ['UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'],
-    layersPerBlock: 1,
-    attentionHeads: [2, 4, 4],
-    normGroups: 32,
-    timeEmbedDim: 256,
-    upcastAttention: false,
-  },
-  textEncoder: { layers: 3, hiddenSize: 128, heads: 4, intermediateSize: 512, vocabSize: 2048, maxPositions: 77 },
-  vae: { blockOutChannels: [32, 64, 64], layersPerBlock: 1, normGroups: 32, scalingFactor: 0.18215 },
-} as const;
+/** The parts of @dynasyn/diffusion's SdBundleConfig the bench reads; the whole object goes to the generator and the PyTorch twin. */
+export interface ToySdConfig {
+  sampleSize: number;
+  latentChannels: number;
+  textEncoder: { hiddenSize: number; maxPositions: number };
+  vae: { blockOutChannels: readonly number[] };
+}
+
+interface Diffusion {
+  toyworldBundleConfig(vocabSize: number): ToySdConfig;
+  createSdBundle(dir: string, o: { config: unknown; seed: number }): Promise<{ parameters: { unet: number } }>;
+}
+
+async function diffusion(): Promise<Diffusion> {
+  const specifier = '@dynasyn/diffusion'; // a variable: no build-time dependency on the package that depends on us
+  return (await import(specifier)) as Diffusion;
+}
+
+/** Rows of the text encoder's token embedding: the UNet does not depend on it (only the untimed text encoder does). */
+const TOY_VOCAB_SIZE = 2048;
+
+/** The toy backbone's sizes (@dynasyn/diffusion's toyworldBundleConfig); the PyTorch twin reads the same JSON. */
+export async function toySdConfig(): Promise<ToySdConfig> {
+  return (await diffusion()).toyworldBundleConfig(TOY_VOCAB_SIZE);
+}
 
 export interface ToyUnet {
   model: OnnxModel;
@@ -45,17 +55,14 @@ export interface ToyUnet {
 
 /** The toy UNet with batch `batch` fixed in its input shapes and `loss = mean((out_sample - target)^2)`. */
 export async function toyUnet(batch: number, dir: string = fs.mkdtempSync(path.join(os.tmpdir(), 'toy-unet-'))): Promise<ToyUnet> {
-  const specifier = '@dynasyn/diffusion'; // a variable: no build-time dependency on the package that depends on us
-  const diffusion = (await import(specifier)) as {
-    createSdBundle(dir: string, o: { config: unknown; seed: number }): Promise<{ parameters: { unet: number } }>;
-  };
-  const info = await diffusion.createSdBundle(dir, { config: TOY_SD_CONFIG, seed: 7 });
+  const config = await toySdConfig();
+  const info = await (await diffusion()).createSdBundle(dir, { config, seed: 7 });
   const model = loadModel(path.join(dir, 'unet', 'model.onnx'));
   const g = model.graph;
-  const latent = TOY_SD_CONFIG.sampleSize / 2 ** (TOY_SD_CONFIG.vae.blockOutChannels.length - 1);
-  const { hiddenSize, maxPositions } = TOY_SD_CONFIG.textEncoder;
+  const latent = config.sampleSize / 2 ** (config.vae.blockOutChannels.length - 1);
+  const { hiddenSize, maxPositions } = config.textEncoder;
   const shapes: Record<string, number[]> = {
-    sample: [batch, TOY_SD_CONFIG.latentChannels, latent, latent],
+    sample: [batch, config.latentChannels, latent, latent],
     timestep: [batch],
     encoder_hidden_states: [batch, maxPositions, hiddenSize],
   };

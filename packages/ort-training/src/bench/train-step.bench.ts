@@ -9,7 +9,7 @@
  *
  * Configs: fixture, the committed 16x16 UNet (per-node overhead dominates); large, a generated UNet-like model
  * at 64x64 (bench/unet-like.ts, compute-bound); toy16 / toy32, the toy-world backbone's UNet at batch 16 / 32
- * (bench/toy-backbone.ts: @dynasyn/diffusion's SD-shaped generator at 64x64 images), where the all-weights
+ * (bench/toy-backbone.ts: the trained bundle's architecture, @dynasyn/diffusion's toyworldBundleConfig), where the all-weights
  * step is the whole TrainingSession.trainStep with AdamW (graph run, copies, host update) and PyTorch eager
  * runs the same architecture (scripts/bench_torch_toy.py; fwd + bwd + torch.optim.AdamW.step()).
  */
@@ -24,7 +24,7 @@ import { deriveGradientGraph } from '../autodiff.js';
 import { isFloat, numel } from '../tensor.js';
 import { convWeightGradientOptions } from '../ops/conv.js';
 import { LARGE_CONFIG, unetLike } from './unet-like.js';
-import { TOY_SD_CONFIG, toyUnet } from './toy-backbone.js';
+import { toySdConfig, toyUnet } from './toy-backbone.js';
 import { TrainingSession } from '../training-session.js';
 import { AdamW } from '../optimizer.js';
 
@@ -295,9 +295,10 @@ const child = (config: Config, mode: Mode, threads: number, iters: number): Mode
  * PyTorch eager interleaving its forwards and steps. Ratios are taken per iteration pair (same load), and the
  * report gives medians over all pairs of all rounds, wall and process CPU time.
  */
-function runToy(config: Config, threads: number, iters: number, rounds: number, torchIters: number): void {
+async function runToy(config: Config, threads: number, iters: number, rounds: number, torchIters: number): Promise<void> {
+  const sdConfig = await toySdConfig();
   const configFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'toy-config-')), 'config.json');
-  fs.writeFileSync(configFile, JSON.stringify(TOY_SD_CONFIG));
+  fs.writeFileSync(configFile, JSON.stringify(sdConfig));
   const ort_: ToyRound[] = [],
     torch: ToyTorchResult[] = [];
   let torchSkipped = '';
@@ -323,7 +324,7 @@ function runToy(config: Config, threads: number, iters: number, rounds: number, 
   const B = toyBatch(config)!,
     n = ort_.reduce((k, x) => k + x.stepMs.length, 0);
   console.log(
-    `\nToy backbone UNet (${B}x4x16x16 latents, 77x${TOY_SD_CONFIG.textEncoder.hiddenSize} context, ${ort_[0]!.trainable} trainable tensors), medians of ${n} interleaved pairs over ${rounds} rounds (cpu: process CPU time)`,
+    `\nToy backbone UNet (${B}x4x16x16 latents, ${sdConfig.textEncoder.maxPositions}x${sdConfig.textEncoder.hiddenSize} context, ${ort_[0]!.trainable} trainable tensors), medians of ${n} interleaved pairs over ${rounds} rounds (cpu: process CPU time)`,
   );
   const f = median(pairs(ort_, (x, i) => x.forwardMs[i]!)),
     fc = median(pairs(ort_, (x, i) => x.forwardCpuMs[i]!));
@@ -387,7 +388,7 @@ async function main() {
   console.log('(cpu: process CPU time per step; it includes thread-pool spinning, so compare it at --threads 1)');
   for (const config of configs) {
     if (toyBatch(config)) {
-      runToy(config, threads, arg('toy-iters', 5), arg('rounds', 3), arg('torch-iters', 3));
+      await runToy(config, threads, arg('toy-iters', 5), arg('rounds', 3), arg('torch-iters', 3));
       continue;
     }
     const n = config === 'fixture' ? iters : arg('large-iters', 5),
