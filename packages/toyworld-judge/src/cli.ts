@@ -7,7 +7,8 @@ import { rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
-import { trainJudge, type TrainRunOptions } from './train-judge.js';
+import { trainJudge } from './train-judge.js';
+import type { TrainRunOptions } from './train-loop.js';
 import { trainClip } from './train-clip.js';
 
 const HELP = `toyworld-judge: train the toy-world judge and CLIP with @dynasyn/ort-training (resumes by default)

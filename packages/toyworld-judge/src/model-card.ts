@@ -4,7 +4,8 @@ import { LOGITS } from './heads.js';
 import type { ClipDims } from './clip-net.js';
 import type { ClipEvaluation } from './evaluate-clip.js';
 import type { ClipMetrics } from './train-clip.js';
-import type { JudgeMetrics, TrainRunOptions } from './train-judge.js';
+import type { JudgeMetrics } from './train-judge.js';
+import type { TrainRunOptions } from './train-loop.js';
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 

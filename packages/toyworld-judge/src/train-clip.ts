@@ -2,25 +2,15 @@
  * Trains the toy CLIP (both towers, one graph, one AdamW) on fresh renders and their captions, and writes its
  * folder in the layout `--clip` loads, with metrics.json, MODEL_CARD.md and train-log.jsonl.
  */
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { ClipTokenizer } from '@dynasyn/diffusion';
-import { DataType, TrainingSession } from '@dynasyn/ort-training';
+import { DataType } from '@dynasyn/ort-training';
 import { buildClipTrainingNet, CLIP_IMAGE_SIZE, clipDims, type ClipDims } from './clip-net.js';
 import { clipBatch, clipTokenizerFiles, ToyClip, writeClipFolder } from './clip.js';
 import { evaluateClip, type ClipEvaluation } from './evaluate-clip.js';
 import { clipModelCard } from './model-card.js';
-import { parameterCount, type Weights } from './nn.js';
-import { createOptimizer, loggedMinutes, trainLoop } from './train-loop.js';
-import { trimLog, type TrainRunOptions, type TrainRunResult } from './train-judge.js';
+import { finishRun, trainRun, writeRunFiles, type RunMetrics, type TrainRunOptions, type TrainRunResult } from './train-loop.js';
 
-export interface ClipMetrics {
-  parameters: number;
-  steps: number;
-  batch: number;
-  /** Minutes the training steps took (train-log.jsonl), on the machine and load of the run. */
-  trainMinutes: number;
-  threads: number;
+export interface ClipMetrics extends RunMetrics {
   logitScale: number;
   ordinary?: ClipEvaluation;
   heldOut?: ClipEvaluation;
@@ -32,37 +22,15 @@ export async function trainClipWeights(
 ): Promise<TrainRunResult & { dims: ClipDims; tokenizer: ReturnType<typeof clipTokenizerFiles> }> {
   const B = o.batch,
     S = CLIP_IMAGE_SIZE;
-  mkdirSync(o.work, { recursive: true });
   const files = clipTokenizerFiles(o.seed);
   const tokenizer = new ClipTokenizer(files);
   const d = clipDims(tokenizer.vocabSize, dimsOverride);
   const T = d.context;
   const net = buildClipTrainingNet(B, d, `${o.seed}/clip-init`);
-  const session = await TrainingSession.create({
+  const run = await trainRun(o, {
     model: net.model('dynasyn-toyworld-clip'),
-    loss: 'loss',
     trainable: net.params,
     keepOutputs: ['logit_scale_out'],
-    cacheDir: join(o.work, 'graph-cache'),
-    sessionOptions: { intraOpNumThreads: o.threads, interOpNumThreads: 1 },
-  });
-  const optimizer = createOptimizer({ lr: o.lr, steps: o.steps, warmup: Math.min(50, Math.ceil(o.steps / 10)) });
-  const logFile = join(o.work, 'train-log.jsonl');
-  const t0 = Date.now();
-  const next = await trainLoop({
-    session,
-    optimizer,
-    steps: o.steps,
-    checkpointFile: join(o.work, 'checkpoint.safetensors'),
-    logFile,
-    ...(o.checkpointMinutes !== undefined ? { checkpointMinutes: o.checkpointMinutes } : {}),
-    ...(o.deadline !== undefined ? { deadline: o.deadline } : {}),
-    ...(o.stopAfter !== undefined ? { stopAfter: o.stopAfter } : {}),
-    onStep: o.onStep,
-    onResume: (start) => {
-      trimLog(logFile, start);
-      o.onStart?.(o.steps, start);
-    },
     batchAt: (step) => {
       const b = clipBatch(tokenizer, d, o.seed, step, B);
       return {
@@ -73,9 +41,7 @@ export async function trainClipWeights(
       };
     },
   });
-  const weights: Weights = new Map(net.params.map((p) => [p, session.getTrainable(p)]));
-  await session.release();
-  return { finished: next >= o.steps, nextStep: next, weights, minutes: (Date.now() - t0) / 60_000, dims: d, tokenizer: files };
+  return { ...run, dims: d, tokenizer: files };
 }
 
 /** Trains (or resumes) the CLIP; once finished writes and evaluates its folder. */
@@ -83,13 +49,8 @@ export async function trainClip(o: TrainRunOptions): Promise<{ finished: boolean
   const run = await trainClipWeights(o);
   if (!run.finished) return { finished: false };
   writeClipFolder(o.out, run.dims, run.weights, run.tokenizer);
-  copyFileSync(join(o.work, 'train-log.jsonl'), join(o.out, 'train-log.jsonl'));
   const metrics: ClipMetrics = {
-    parameters: parameterCount(run.weights),
-    steps: o.steps,
-    batch: o.batch,
-    trainMinutes: loggedMinutes(join(o.work, 'train-log.jsonl')),
-    threads: o.threads,
+    ...finishRun(o, run.weights),
     logitScale: Math.exp(run.weights.get('logit_scale')!.data[0] as number),
   };
   if (o.evalCount > 0) {
@@ -101,7 +62,6 @@ export async function trainClip(o: TrainRunOptions): Promise<{ finished: boolean
     o.onEval?.('held-out', 2, 2);
     await clip.release();
   }
-  writeFileSync(join(o.out, 'metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
-  writeFileSync(join(o.out, 'MODEL_CARD.md'), clipModelCard(metrics, run.dims, o));
+  writeRunFiles(o, metrics, clipModelCard(metrics, run.dims, o));
   return { finished: true, metrics };
 }

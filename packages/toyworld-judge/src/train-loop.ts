@@ -3,11 +3,13 @@
  * to a tenth), a batch that is a function of the step, a checkpoint (trainables + AdamW moments + next step)
  * every few minutes, at a deadline and at the end, and one JSON line per step in a log. A run started again
  * on the same checkpoint continues bit-exactly: the batches, the optimizer state and the schedule all
- * depend on the step number only.
+ * depend on the step number only. trainRun sets one model's run up around it (work folder, session, optimizer,
+ * resume, log, progress) and finishRun / writeRunFiles end it, the same for the judge and the CLIP.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { AdamW, loadCheckpoint, saveCheckpoint, type Feed, type TrainingSession } from '@dynasyn/ort-training';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { AdamW, loadCheckpoint, saveCheckpoint, TrainingSession, type Feed, type OnnxModel } from '@dynasyn/ort-training';
+import { parameterCount, type Weights } from './nn.js';
 
 export interface ScheduleOptions {
   /** Peak learning rate. */
@@ -109,4 +111,120 @@ export function loggedMinutes(logFile: string): number {
       .filter(Boolean)
       .reduce((s, l) => s + (JSON.parse(l) as StepLog).ms, 0) / 60_000
   );
+}
+
+/** One model's training run, as the CLI gives it. */
+export interface TrainRunOptions {
+  seed: number;
+  steps: number;
+  batch: number;
+  /** Peak learning rate. */
+  lr: number;
+  /** Checkpoint, log and graph cache. */
+  work: string;
+  /** The finished model's folder. */
+  out: string;
+  threads: number;
+  /** Scenes per evaluation set (ordinary / held-out) once trained; 0 skips it. */
+  evalCount: number;
+  deadline?: number;
+  stopAfter?: number;
+  checkpointMinutes?: number;
+  /** A warm restart of the learning-rate schedule (ScheduleOptions.restart): the judge's; the CLIP's run takes none. */
+  restart?: { at: number; lr: number };
+  onStart?(total: number, start: number): void;
+  onStep?(log: StepLog): void;
+  onEval?(label: string, done: number, total: number): void;
+}
+
+export interface TrainRunResult {
+  finished: boolean;
+  nextStep: number;
+  weights: Weights;
+  minutes: number;
+}
+
+/** What a model brings to a run: its training graph (output `loss`) and the batch of each step. */
+export interface TrainRunSpec {
+  model: OnnxModel;
+  trainable: string[];
+  /** Outputs kept beside the loss: each step's log has them as terms. */
+  keepOutputs: string[];
+  /** Feeds of step `step` (0-based). */
+  batchAt(step: number): Record<string, Feed>;
+  /** A warm restart of the schedule; none when absent. */
+  restart?: { at: number; lr: number };
+}
+
+/** Drops log lines of steps at or after `from` (a resumed run writes them again). */
+export function trimLog(file: string, from: number): void {
+  if (!existsSync(file)) return;
+  const lines = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l && (JSON.parse(l) as StepLog).step < from);
+  writeFileSync(file, lines.map((l) => l + '\n').join(''));
+}
+
+const logFileOf = (o: Pick<TrainRunOptions, 'work'>) => join(o.work, 'train-log.jsonl');
+
+/**
+ * Trains (or resumes) one model in `o.work`: its session (graph cache in graph-cache/), AdamW with a warmup of
+ * a tenth of the first cosine's steps (at most 50), resumed from checkpoint.safetensors, one line per step in
+ * train-log.jsonl (the lines of steps a resume repeats dropped first), progress through o.onStart and o.onStep.
+ */
+export async function trainRun(o: TrainRunOptions, spec: TrainRunSpec): Promise<TrainRunResult> {
+  mkdirSync(o.work, { recursive: true });
+  const session = await TrainingSession.create({
+    model: spec.model,
+    loss: 'loss',
+    trainable: spec.trainable,
+    keepOutputs: spec.keepOutputs,
+    cacheDir: join(o.work, 'graph-cache'),
+    sessionOptions: { intraOpNumThreads: o.threads, interOpNumThreads: 1 },
+  });
+  const warmup = Math.min(50, Math.ceil((spec.restart?.at ?? o.steps) / 10));
+  const optimizer = createOptimizer({ lr: o.lr, steps: o.steps, warmup, ...(spec.restart ? { restart: spec.restart } : {}) });
+  const logFile = logFileOf(o);
+  const t0 = Date.now();
+  const next = await trainLoop({
+    session,
+    optimizer,
+    steps: o.steps,
+    checkpointFile: join(o.work, 'checkpoint.safetensors'),
+    logFile,
+    ...(o.checkpointMinutes !== undefined ? { checkpointMinutes: o.checkpointMinutes } : {}),
+    ...(o.deadline !== undefined ? { deadline: o.deadline } : {}),
+    ...(o.stopAfter !== undefined ? { stopAfter: o.stopAfter } : {}),
+    onStep: o.onStep,
+    onResume: (start) => {
+      trimLog(logFile, start);
+      o.onStart?.(o.steps, start);
+    },
+    batchAt: spec.batchAt,
+  });
+  const weights: Weights = new Map(spec.trainable.map((p) => [p, session.getTrainable(p)]));
+  await session.release();
+  return { finished: next >= o.steps, nextStep: next, weights, minutes: (Date.now() - t0) / 60_000 };
+}
+
+/** The figures every model's metrics.json starts with. */
+export interface RunMetrics {
+  parameters: number;
+  steps: number;
+  batch: number;
+  /** Minutes the training steps took (train-log.jsonl), on the machine and load of the run. */
+  trainMinutes: number;
+  threads: number;
+}
+
+/** A finished run: its train-log.jsonl copied into the model's folder (written by then) and its figures. */
+export function finishRun(o: TrainRunOptions, weights: Weights): RunMetrics {
+  copyFileSync(logFileOf(o), join(o.out, 'train-log.jsonl'));
+  return { parameters: parameterCount(weights), steps: o.steps, batch: o.batch, trainMinutes: loggedMinutes(logFileOf(o)), threads: o.threads };
+}
+
+/** The model's metrics.json and MODEL_CARD.md. */
+export function writeRunFiles(o: Pick<TrainRunOptions, 'out'>, metrics: RunMetrics, modelCard: string): void {
+  writeFileSync(join(o.out, 'metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
+  writeFileSync(join(o.out, 'MODEL_CARD.md'), modelCard);
 }

@@ -12,8 +12,8 @@ import { clipBatch, clipTokenizerFiles } from './clip.js';
 import { FINDER_CLASSES, FINDER_GRID, LOGITS } from './heads.js';
 import { judgeBatch } from './judge-data.js';
 import { buildJudgeTrainingNet, type JudgeWidths } from './judge-net.js';
-import { trainJudgeWeights, type TrainRunOptions } from './train-judge.js';
-import { createOptimizer } from './train-loop.js';
+import { trainJudgeWeights } from './train-judge.js';
+import { createOptimizer, type TrainRunOptions } from './train-loop.js';
 
 const TINY: JudgeWidths = { classifier: [8, 8, 16], hidden: 16, finder: [8, 8] };
 let dir: string;
