@@ -9,6 +9,7 @@ import { SCHEDULER_KINDS } from '@dynasyn/diffusion';
 import { sample } from './commands/sample.js';
 import { createSd21, createTiny } from './commands/bundle.js';
 import { registerPersonalizationCommands } from './commands/personalize.js';
+import { registerDemoCommand } from './commands/demo.js';
 import { registerEvaluateCommand } from './commands/evaluate.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerServeCommand } from './commands/serve.js';
@@ -64,6 +65,7 @@ bundle
 
 registerPersonalizationCommands(program);
 registerEvaluateCommand(program);
+registerDemoCommand(program);
 registerServeCommand(program);
 registerDbCommands(program);
 registerTenantCommands(program);

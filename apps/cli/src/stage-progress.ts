@@ -31,14 +31,27 @@ export interface StageProgress {
   stop(): void;
 }
 
-export function createStageProgress(stream: NodeJS.WriteStream = process.stderr): StageProgress {
+/**
+ * `logEveryMs`: without a terminal, a stage's lines come at most this often (its first and last step always), so
+ * a log holds the losses' course without a line per denoising step of every sample.
+ */
+export function createStageProgress(
+  stream: NodeJS.WriteStream = process.stderr,
+  logEveryMs = 2000,
+  now: () => number = () => performance.now(),
+): StageProgress {
   const label = (e: ProgressEvent) => `${LABELS[e.stage]}${e.phase ? ` phase ${e.phase}` : ''}`;
   if (!stream.isTTY) {
+    let last = { name: '', at: -Infinity };
     const f = ((e: ProgressEvent) => {
       // stage start markers (step 0): a log line per finished step is enough, and an input error stays the only line
       if (e.step === 0) return;
+      const name = label(e),
+        t = now();
+      if (name === last.name && e.step < e.total && t - last.at < logEveryMs) return;
+      last = { name, at: t };
       const extra = [e.message, formatLosses(e.losses)].filter(Boolean).join(' ');
-      stream.write(`${label(e)}: ${e.step}/${e.total}${extra ? ` ${extra}` : ''}\n`);
+      stream.write(`${name}: ${e.step}/${e.total}${extra ? ` ${extra}` : ''}\n`);
     }) as StageProgress;
     f.stop = () => {};
     return f;

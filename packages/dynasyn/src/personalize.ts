@@ -7,7 +7,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ClipTokenizer, loadBundle, type ModelBundle } from '@dynasyn/diffusion';
+import { ClipTokenizer, DiffusionPipeline, loadBundle, type ModelBundle } from '@dynasyn/diffusion';
 import { loadAugmented, saveAugmented } from './augment/storage.js';
 import { InputError } from './input-error.js';
 import { loadInput, readInputFiles, type InputFiles, type InputSource } from './inputs.js';
@@ -18,7 +18,9 @@ import {
   markPhaseCompleted,
   readInputs,
   readManifest,
+  readSamples,
   referencePath,
+  writeSamples,
   type Manifest,
   type SampleEntry,
 } from './output/artifacts.js';
@@ -34,7 +36,11 @@ import {
   trainStage,
   type StageRun,
 } from './pipeline/index.js';
-import type { SamplePrompt } from './sample.js';
+import { completedPhases } from './pipeline/prepare.js';
+import { runtimeOf } from './pipeline/run.js';
+import { initialSamplePrompts } from './pipeline/sample.js';
+import { checkPrompt } from './inputs.js';
+import { toClassPrompt, type SamplePrompt, type SampleRecord } from './sample.js';
 import type { TrainResult } from './train/trainer.js';
 import type { AugmentedExample, DynasynOptions, LearnedConcepts, PersonalizationInput, ProgressListener } from './types.js';
 
@@ -126,6 +132,54 @@ export async function personalize(req: PersonalizeRequest): Promise<PersonalizeR
     samples,
     ...(trained ? { alignment: trained.alignment, ...(trained.resumedFrom ? { resumedFrom: trained.resumedFrom } : {}) } : {}),
   };
+}
+
+/**
+ * The baseline every personalization must beat: no training, the backbone draws each prompt with the class
+ * words in place of the placeholders (`<asset0> jumping` -> `dog jumping`), with the seeds and sampling settings
+ * the personalization's sample stage uses. Writes the same run layout (input/, samples/, samples.json with the
+ * placeholder prompts, so a judge knows which reference subject each class word stands for); resumable.
+ */
+export async function sampleClassWords(
+  req: Pick<PersonalizeRequest, 'backbone' | 'input' | 'options' | 'outDir' | 'prompts' | 'maxSubjects' | 'onProgress' | 'signal'>,
+): Promise<SampleEntry[]> {
+  const outDir = resolve(req.outDir);
+  const o = req.options;
+  mkdirSync(outDir, { recursive: true });
+  const bundle = loadBundle(req.backbone);
+  const input = await prepareInput(req, bundle);
+  await checkSameRun(outDir, req.backbone, input, o);
+  await prepareStage({ dir: outDir, bundle, input, options: o });
+  if (completedPhases(outDir).includes('sample')) return readSamples(outDir);
+  const prompts = req.prompts ?? initialSamplePrompts(o, input.subjects.length);
+  const s = o.sampling;
+  if (s.seeds && s.seeds.length !== prompts.length) throw new InputError('BAD_OPTION', `${s.seeds.length} seeds for ${prompts.length} prompts`);
+  const classWords = input.subjects.map((x) => x.classWord);
+  const pipeline = await DiffusionPipeline.create(bundle, runtimeOf(o));
+  const records: SampleRecord[] = [];
+  try {
+    for (const [i, p] of prompts.entries()) {
+      req.signal?.throwIfAborted();
+      checkPrompt(p.prompt, classWords.length);
+      const classPrompt = toClassPrompt(p.prompt, classWords);
+      const r = await pipeline.textToImage({
+        prompt: classPrompt,
+        steps: s.steps,
+        guidance: s.guidance,
+        scheduler: s.scheduler,
+        seed: s.seeds?.[i] ?? (o.seed + i) % 2 ** 32,
+        ...(req.onProgress
+          ? { onProgress: (step: number) => req.onProgress!({ stage: 'sample', step: i * s.steps + step, total: prompts.length * s.steps }) }
+          : {}),
+      });
+      records.push({ ...p, classPrompt, seed: r.seeds[0]!, image: r.images[0]! });
+    }
+  } finally {
+    await pipeline.release();
+  }
+  const samples = await writeSamples(outDir, records, s);
+  markPhaseCompleted(outDir, 'sample');
+  return samples;
 }
 
 /** `augmentedDir` of personalize: a set made before (`dynasyn augment`) stands for the augment and gsa stages. */

@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { loadProtocol, runEvaluation, type EvaluationProgress } from '@dynasyn/dynasyn';
+import { loadProtocol, runEvaluation, type EvaluationProgress, type EvaluationResults, type Protocol } from '@dynasyn/dynasyn';
 import { CliError } from './errors.js';
 import { integer } from './parse.js';
 import { createStageProgress } from '../stage-progress.js';
@@ -31,7 +31,13 @@ const list = (value: string): string[] => {
 const seedList = (value: string): number[] => list(value).map((s) => integer(0, 40000)(s));
 
 async function runEvaluate(a: EvaluateArgs): Promise<void> {
-  const protocol = loadProtocol(a.protocol);
+  await evaluateWithProgress(loadProtocol(a.protocol), a);
+  const out = path.resolve(a.out);
+  process.stdout.write(`${path.join(out, 'results.md')}\n${path.join(out, 'results.json')}\n${path.join(out, 'report.html')}\n`);
+}
+
+/** Runs `protocol` into `a.out` with a line per run and the stages' bars on stderr; Ctrl-C stops at the next step. */
+export async function evaluateWithProgress(protocol: Protocol, a: Omit<EvaluateArgs, 'protocol'>): Promise<EvaluationResults> {
   const stages = createStageProgress();
   const controller = new AbortController();
   const onSigint = () => {
@@ -60,8 +66,7 @@ async function runEvaluate(a: EvaluateArgs): Promise<void> {
     });
     stages.stop();
     process.stderr.write(`${r.runs.length} runs in ${((performance.now() - t0) / 60_000).toFixed(1)} min (run time ${(r.runSeconds / 60).toFixed(1)} min)\n`);
-    const out = path.resolve(a.out);
-    process.stdout.write(`${path.join(out, 'results.md')}\n${path.join(out, 'results.json')}\n${path.join(out, 'report.html')}\n`);
+    return r;
   } catch (e) {
     if (controller.signal.aborted)
       throw new CliError(`interrupted; rerun the same command to continue (finished runs are in ${path.resolve(a.out, 'ledger.jsonl')})`);

@@ -13,7 +13,6 @@ import {
   PRESET_NAMES,
   renderReport,
   resolveOptions,
-  runDemo,
   type OptionOverrides,
   type PresetName,
 } from '@dynasyn/dynasyn';
@@ -178,24 +177,5 @@ export function registerPersonalizationCommands(program: Command): void {
     .action(async (dir: string, o: { out?: string }) => {
       const file = await renderReport(dir, o.out ? { out: o.out } : {});
       process.stdout.write(`${path.resolve(file)}\n`);
-    });
-
-  program
-    .command('demo')
-    .description('tiny random-weight bundle + example image (ball and box), personalized with the tiny preset')
-    .option('--dir <dir>', 'where the demo files go', path.join('out', 'demo'))
-    .action(async (o: { dir: string }) => {
-      const progress = createStageProgress();
-      const t0 = performance.now();
-      try {
-        const r = await runDemo({ dir: o.dir, onProgress: progress });
-        progress.stop();
-        process.stdout.write(`report: ${r.reportPath}\n`);
-        process.stderr.write(
-          `done in ${((performance.now() - t0) / 1000).toFixed(0)} s. The tiny bundle has random weights: its images are noise by nature; the losses and attention maps are the signal.\n`,
-        );
-      } finally {
-        progress.stop();
-      }
     });
 }

@@ -8,15 +8,15 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createTinyBundle } from '@dynasyn/diffusion';
-import { encodePng } from '@dynasyn/imaging';
+import { createTinyBundle, DiffusionPipeline } from '@dynasyn/diffusion';
+import { encodePng, readImage } from '@dynasyn/imaging';
 import { writeTinyClip } from '../testing/tiny-clip.js';
 import { twoSubjectInput } from '../testing/two-subjects.js';
 import { readManifest } from '../output/artifacts.js';
 import type { DynasynOptions } from '../types.js';
 import { readLedger } from './ledger.js';
 import { parseProtocol, type ProtocolJson } from './protocol.js';
-import { runEvaluation, type EvaluationProgress } from './run.js';
+import { runEvaluation, runOptions, sampleSeed, type EvaluationProgress } from './run.js';
 
 let root: string;
 let protocolJson: ProtocolJson;
@@ -122,4 +122,39 @@ test('two methods x one scene x one seed: the tables, the files, the method opti
   // a changed protocol is refused for the runs it changes
   const changed = parseProtocol({ ...protocolJson, prompts: { ...protocolJson.prompts, action: ['<asset1> sitting'] } }, root);
   await expect(runEvaluation({ protocol: changed, out, threads: 1 })).rejects.toThrow(/LEDGER_MISMATCH|other settings/);
+});
+
+test('class-words: no training; the backbone draws each prompt with the class words, at the seeds every method samples with', async () => {
+  const protocol = parseProtocol({ ...protocolJson, methods: ['class-words'] }, root);
+  const out = path.join(root, 'eval-class-words');
+  const r = await runEvaluation({ protocol, out, threads: 1 });
+  expect(r.tables.map((t) => t.rows.map((row) => row.method))).toEqual([['class-words'], ['class-words'], ['class-words']]);
+  const run = readLedger(out).get('square-disc/class-words/seed-5')!;
+  const dir = path.join(out, run.dir);
+  // nothing learned, nothing augmented: the run directory holds the input and the samples only
+  for (const f of ['embeddings.safetensors', 'adapters.safetensors', 'augmented', 'checkpoints']) expect(fs.existsSync(path.join(dir, f))).toBe(false);
+  expect(run.samples.map((s) => [s.prompt, s.classPrompt])).toEqual([
+    ['a photo of <asset0> on the beach', 'a photo of panda on the beach'],
+    ['<asset1> jumping', 'bowl jumping'],
+    ['<asset0> next to <asset1>', 'panda next to bowl'],
+  ]);
+  expect(run.samples.map((s) => s.seed)).toEqual([0, 1, 2].map((i) => sampleSeed(5, i)));
+  // each sample is the backbone's image of the class prompt at that seed, pixel for pixel
+  const options = runOptions(protocol, 'class-words', 5, { threads: 1 });
+  const pipeline = await DiffusionPipeline.create(path.join(root, 'bundle'), { intraOpNumThreads: 1 });
+  try {
+    for (const s of run.samples) {
+      const want = await pipeline.textToImage({
+        prompt: s.classPrompt,
+        steps: options.sampling.steps,
+        guidance: options.sampling.guidance,
+        scheduler: options.sampling.scheduler,
+        seed: s.seed,
+      });
+      const got = await readImage(path.join(out, s.file));
+      expect(Buffer.from(got.data).equals(Buffer.from(want.images[0]!.data))).toBe(true);
+    }
+  } finally {
+    await pipeline.release();
+  }
 });

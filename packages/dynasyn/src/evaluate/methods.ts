@@ -16,6 +16,7 @@ export const METHOD_IDS = [
   'break-a-scene',
   'textual-inversion',
   'dreambooth',
+  'class-words',
 ] as const;
 export type MethodId = (typeof METHOD_IDS)[number];
 
@@ -31,6 +32,8 @@ export interface MethodDefinition {
   settings(base: DynasynOptions): OptionOverrides;
   /** Trains on a class-prior set (base-model images of class prompts) made by the evaluation: DreamBooth. */
   classPrior?: boolean;
+  /** No training: the backbone samples the prompts with class words (personalize.ts sampleClassWords). */
+  untrained?: boolean;
 }
 
 /** UNet weights of a bundle exported by torch.onnx/optimum: named parameters and the exporter's `onnx::MatMul_`/GroupNorm affine constants. */
@@ -118,6 +121,13 @@ export const METHODS: Record<MethodId, MethodDefinition> = {
       // the prior set stands for the augmented set: as many images as the preset augments
       augmentation: { count: Math.max(1, base.augmentation.count) },
     }),
+  },
+  'class-words': {
+    id: 'class-words',
+    label: 'class words',
+    summary: 'the floor: no personalization, the backbone draws each prompt with class words in place of placeholders (same seeds)',
+    untrained: true,
+    settings: () => ({}),
   },
 };
 

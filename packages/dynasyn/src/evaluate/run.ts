@@ -12,7 +12,7 @@ import { loadBundle } from '@dynasyn/diffusion';
 import { decode } from '@dynasyn/imaging';
 import { readInputs, readSamples } from '../output/artifacts.js';
 import { canonicalJsonOf } from './canonical.js';
-import { personalize } from '../personalize.js';
+import { personalize, sampleClassWords } from '../personalize.js';
 import type { SamplePrompt } from '../sample.js';
 import type { DynasynOptions, ProgressEvent } from '../types.js';
 import { buildTables, type RunRecord, type SampleScore } from './aggregate.js';
@@ -166,17 +166,28 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
           const prior = METHODS[job.method].classPrior
             ? await writeClassPriorSet(protocol.backbone, job.scene.classWords, options, join(out, 'priors', job.scene.id, `seed-${job.seed}`))
             : undefined;
-          await personalize({
-            backbone: protocol.backbone,
-            input: job.scene.input,
-            options,
-            outDir: dir,
-            prompts,
-            graphCacheDir: req.graphCacheDir ?? join(out, 'graph-cache'),
-            ...(prior ? { augmentedDir: prior } : {}),
-            onProgress: (event) => req.onProgress?.({ kind: 'stage', runId, event }),
-            ...(req.signal ? { signal: req.signal } : {}),
-          });
+          if (METHODS[job.method].untrained)
+            await sampleClassWords({
+              backbone: protocol.backbone,
+              input: job.scene.input,
+              options,
+              outDir: dir,
+              prompts,
+              onProgress: (event) => req.onProgress?.({ kind: 'stage', runId, event }),
+              ...(req.signal ? { signal: req.signal } : {}),
+            });
+          else
+            await personalize({
+              backbone: protocol.backbone,
+              input: job.scene.input,
+              options,
+              outDir: dir,
+              prompts,
+              graphCacheDir: req.graphCacheDir ?? join(out, 'graph-cache'),
+              ...(prior ? { augmentedDir: prior } : {}),
+              onProgress: (event) => req.onProgress?.({ kind: 'stage', runId, event }),
+              ...(req.signal ? { signal: req.signal } : {}),
+            });
         }
         const samples = await scoreRun(out, dir, job.scene, scorers);
         record = {
