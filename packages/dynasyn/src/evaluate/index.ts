@@ -21,6 +21,7 @@ export {
   createClipScorer,
   createJudgeScorer,
   identityAccuracy,
+  attributesKept,
   loadToyworldJudge,
   promptAccuracy,
   type AskedLabels,

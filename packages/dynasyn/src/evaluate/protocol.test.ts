@@ -6,7 +6,7 @@ import { GaussianRng } from '@dynasyn/diffusion';
 import { drawUnion, resolveUnion } from '../train/union.js';
 import { loadProtocol, parseProtocol, type ProtocolJson } from './protocol.js';
 import { METHOD_IDS, methodOptions } from './methods.js';
-import { identityAccuracy, promptAccuracy } from './scorers.js';
+import { attributesKept, identityAccuracy, promptAccuracy } from './scorers.js';
 
 const good: ProtocolJson = {
   version: 1,
@@ -137,6 +137,10 @@ test("the judge's identity and prompt accuracy", () => {
   expect(identityAccuracy(asked, { subjects: [dog, cat] }, identities)).toBe(0.5);
   expect(identityAccuracy(asked, { subjects: [dog, null] }, identities)).toBe(0.5);
   expect(identityAccuracy(asked, { subjects: [dog, identities[0]!] }, identities)).toBe(1);
+  // partial credit: the dog whole (4 of 4), the cat without its bow (3 of 4); a subject not found keeps nothing
+  expect(attributesKept(asked, { subjects: [dog, cat] }, identities)).toBe(7 / 8);
+  expect(attributesKept(asked, { subjects: [null, { ...cat, colour: 'blue' }] }, identities)).toBe(2 / 8);
+  expect(attributesKept({ subjects: [] }, { subjects: [] }, identities)).toBeNull();
   expect(promptAccuracy(asked, { subjects: [dog, cat], interaction: 'on top of', context: 'snow' })).toBe(1);
   expect(promptAccuracy(asked, { subjects: [dog, cat], interaction: 'next to', context: 'snow' })).toBe(0);
   expect(promptAccuracy(asked, { subjects: [{ ...dog, action: 'sitting' }, cat], interaction: 'on top of', context: 'snow' })).toBe(0);

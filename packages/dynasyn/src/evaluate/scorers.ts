@@ -79,6 +79,12 @@ export const JUDGE_METRICS: readonly MetricInfo[] = [
     about: 'share of the subjects the prompt names that the judge finds with class, colour, pattern and accessory all as in the reference',
   },
   {
+    key: 'attributes',
+    label: 'attributes kept',
+    about:
+      'share of the four identity attributes (class, colour, pattern, accessory) the judge finds as in the reference, over the subjects the prompt names (partial credit where identity acc. gives none)',
+  },
+  {
     key: 'prompt',
     label: 'prompt acc.',
     about: 'share of samples where everything the prompt asks (action, interaction, context, style) is what the judge sees',
@@ -113,6 +119,20 @@ export function identityAccuracy(asked: AskedLabels, judged: JudgedSample, ident
     if (want && got && got.class === want.class && got.colour === want.colour && got.pattern === want.pattern && got.accessory === want.accessory) kept++;
   });
   return kept / asked.subjects.length;
+}
+
+const IDENTITY_KEYS = ['class', 'colour', 'pattern', 'accessory'] as const;
+
+/** The share of the named subjects' identity attributes the judge finds as in the reference (a subject not found keeps none; null with none named). */
+export function attributesKept(asked: AskedLabels, judged: JudgedSample, identities: readonly SubjectIdentity[]): number | null {
+  if (!asked.subjects.length) return null;
+  let kept = 0;
+  asked.subjects.forEach((s, k) => {
+    const want = identities[s.subject];
+    const got = judged.subjects[k];
+    if (want && got) kept += IDENTITY_KEYS.filter((key) => got[key] === want[key]).length;
+  });
+  return kept / (IDENTITY_KEYS.length * asked.subjects.length);
 }
 
 /** Prompt accuracy of one sample: 1 when every asked action, interaction, context and style is judged so, else 0 (null: nothing asked). */
@@ -150,6 +170,7 @@ export function createJudgeScorer(judge: ToyworldJudge): Scorer {
         const judged = await judge.judge(s.image, asked);
         out.push({
           identity: ctx.scene.identities ? identityAccuracy(asked, judged, ctx.scene.identities) : null,
+          attributes: ctx.scene.identities ? attributesKept(asked, judged, ctx.scene.identities) : null,
           prompt: promptAccuracy(asked, judged),
         });
       }
