@@ -109,30 +109,27 @@ export interface JudgedSample {
   style?: string | null;
 }
 
-/** Identity accuracy of one sample: the share of named subjects whose four identity attributes all match (null with none named). */
-export function identityAccuracy(asked: AskedLabels, judged: JudgedSample, identities: readonly SubjectIdentity[]): number | null {
-  if (!asked.subjects.length) return null;
-  let kept = 0;
-  asked.subjects.forEach((s, k) => {
+const IDENTITY_KEYS = ['class', 'colour', 'pattern', 'accessory'] as const;
+
+/** Per subject the prompt names, how many of its four identity attributes the judge finds as in the reference (0 when not found). */
+function attributesPerSubject(asked: AskedLabels, judged: JudgedSample, identities: readonly SubjectIdentity[]): number[] {
+  return asked.subjects.map((s, k) => {
     const want = identities[s.subject];
     const got = judged.subjects[k];
-    if (want && got && got.class === want.class && got.colour === want.colour && got.pattern === want.pattern && got.accessory === want.accessory) kept++;
+    return want && got ? IDENTITY_KEYS.filter((key) => got[key] === want[key]).length : 0;
   });
-  return kept / asked.subjects.length;
 }
 
-const IDENTITY_KEYS = ['class', 'colour', 'pattern', 'accessory'] as const;
+/** Identity accuracy of one sample: the share of named subjects whose four identity attributes all match (null with none named). */
+export function identityAccuracy(asked: AskedLabels, judged: JudgedSample, identities: readonly SubjectIdentity[]): number | null {
+  const kept = attributesPerSubject(asked, judged, identities);
+  return kept.length ? kept.filter((n) => n === IDENTITY_KEYS.length).length / kept.length : null;
+}
 
 /** The share of the named subjects' identity attributes the judge finds as in the reference (a subject not found keeps none; null with none named). */
 export function attributesKept(asked: AskedLabels, judged: JudgedSample, identities: readonly SubjectIdentity[]): number | null {
-  if (!asked.subjects.length) return null;
-  let kept = 0;
-  asked.subjects.forEach((s, k) => {
-    const want = identities[s.subject];
-    const got = judged.subjects[k];
-    if (want && got) kept += IDENTITY_KEYS.filter((key) => got[key] === want[key]).length;
-  });
-  return kept / (IDENTITY_KEYS.length * asked.subjects.length);
+  const kept = attributesPerSubject(asked, judged, identities);
+  return kept.length ? kept.reduce((a, b) => a + b, 0) / (IDENTITY_KEYS.length * kept.length) : null;
 }
 
 /** Prompt accuracy of one sample: 1 when every asked action, interaction, context and style is judged so, else 0 (null: nothing asked). */
