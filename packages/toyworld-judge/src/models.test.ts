@@ -89,18 +89,16 @@ describe('the committed judge', () => {
       interaction: 'on top of',
       context: 'snow',
     });
-    const scene = renderScene(
-      {
-        subjects: [
-          { class: 'cat', colour: 'red', pattern: 'plain', accessory: 'none', action: 'jumping' },
-          { class: 'dog', colour: 'blue', pattern: 'plain', accessory: 'none', action: 'standing' },
-        ],
-        interaction: 'on top of',
-        context: 'snow',
-        style: 'shaded',
-      },
-      { size: 64 },
-    );
+    const spec = {
+      subjects: [
+        { class: 'cat', colour: 'red', pattern: 'plain', accessory: 'none', action: 'jumping' },
+        { class: 'dog', colour: 'blue', pattern: 'plain', accessory: 'none', action: 'standing' },
+      ],
+      interaction: 'on top of',
+      context: 'snow',
+      style: 'shaded',
+    } as const;
+    const scene = renderScene(spec, { size: 64 });
     const judged = await seam.judge({ width: 64, height: 64, data: scene.rgb }, asked);
     // one scene through the own finder: the answer's shape, and what the judge reads near-perfectly (the cat, the snow)
     expect(judged.subjects).toHaveLength(2);
@@ -108,6 +106,17 @@ describe('the committed judge', () => {
     expect(judged.subjects[0]!.class).toBe('cat');
     expect(['next to', 'on top of', 'in front of', 'behind', 'under']).toContain(judged.interaction);
     expect(judged.context).toBe('snow');
+    // the reference identities a run without a scene spec (the service) scores against: read inside the masks,
+    // here from the render at 2x (image and masks resized to the judge's 64 px)
+    const big = renderScene(spec, { size: 128 });
+    const identities = await seam.identify(
+      { width: 128, height: 128, data: big.rgb },
+      big.masks.map((data) => ({ width: 128, height: 128, data })),
+    );
+    expect(identities).toEqual([
+      { class: 'cat', colour: 'red', pattern: 'plain', accessory: 'none' },
+      { class: 'dog', colour: 'blue', pattern: 'plain', accessory: 'none' },
+    ]);
     await seam.release();
   });
 });
