@@ -1,7 +1,7 @@
 /**
  * The whole job in one process (DESIGN.md "Data flow"): validate the input, then the stage functions of
  * pipeline/ in order on `outDir`: prepare -> augment (composed/) -> gsa (augmented/), or an augmented set made
- * before -> train phase 1 and 2 (resuming from checkpoints) -> sample -> evaluate (when a CLIP model is given)
+ * before -> train phase 1 and 2 (resuming from checkpoints) -> sample -> evaluate (when a CLIP model is given; a judge adds its scores)
  * -> report. The service's stage handlers run the same functions, one per worker. Each stage returns what
  * `outDir` already holds, so rerunning with the same `outDir` skips finished stages and resumes training.
  */
@@ -57,6 +57,11 @@ export interface PersonalizeRequest {
   prompts?: SamplePrompt[];
   /** A CLIP ONNX folder (output/clip.ts layouts): CLIP-T and CLIP-I of the samples, per prompt category. */
   clipModelDir?: string;
+  /**
+   * A toy-world judge folder (packages/toyworld-judge, models/toyworld-judge): its identity acc., attributes kept and
+   * prompt acc. beside CLIP's, so it needs `clipModelDir` (BAD_OPTION without).
+   */
+  judgeModelDir?: string;
   /** An augmented set made before (`dynasyn augment`) to train with instead of augmenting. */
   augmentedDir?: string;
   /** Placeholder slots (maxSubjects of the input validation). Default 8. */
@@ -91,6 +96,8 @@ export async function personalize(req: PersonalizeRequest): Promise<PersonalizeR
   const outDir = resolve(req.outDir);
   const o = req.options;
   const emit = req.onProgress ?? (() => {});
+  if (req.judgeModelDir !== undefined && req.clipModelDir === undefined)
+    throw new InputError('BAD_OPTION', "a judge model needs a CLIP model: the judge's scores extend the CLIP evaluation");
   mkdirSync(outDir, { recursive: true });
 
   emit({ stage: 'prepare', step: 0, total: 1, message: 'validating the input' });
@@ -122,7 +129,7 @@ export async function personalize(req: PersonalizeRequest): Promise<PersonalizeR
   const { concepts, trained } = await trainStage({ ...run, ...(req.graphCacheDir !== undefined ? { graphCacheDir: req.graphCacheDir } : {}) });
   req.signal?.throwIfAborted();
   const samples = await sampleStage({ ...run, ...(req.prompts ? { prompts: req.prompts } : {}) });
-  if (req.clipModelDir !== undefined) await evaluateStage(run, req.clipModelDir);
+  if (req.clipModelDir !== undefined) await evaluateStage(run, req.clipModelDir, req.judgeModelDir);
   const reportPath = await reportStage(run);
   return {
     outDir,

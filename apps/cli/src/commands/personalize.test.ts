@@ -143,5 +143,8 @@ test('bad input exits non-zero with one clear line', () => {
   expect(oneLineError(run('personalize', ...base, '--mask', path.join(ex, 'mask0.png'), '--class', 'ball', '--prompts', 'prompts.txt'))).toMatch(
     /prompts line 1: <asset3> names no subject/,
   );
+  expect(oneLineError(run('personalize', ...base, '--mask', path.join(ex, 'mask0.png'), '--class', 'ball', '--judge', 'judge'))).toMatch(
+    /--judge needs --clip/,
+  );
   expect(oneLineError(run('report', 'missing-dir'))).toMatch(/missing-dir/);
 });

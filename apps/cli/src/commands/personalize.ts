@@ -39,6 +39,7 @@ interface PersonalizeArgs extends InputArgs {
   prompts?: string;
   augmented?: string;
   clip?: string;
+  judge?: string;
   phase1Steps?: number;
   phase2Steps?: number;
   rowsPerPass?: number;
@@ -97,6 +98,7 @@ function interruptible(): { signal: AbortSignal; dispose(): void } {
 
 async function runPersonalize(a: PersonalizeArgs): Promise<void> {
   checkInput(a);
+  if (a.judge && !a.clip) throw new CliError("--judge needs --clip: the judge's scores extend the CLIP evaluation (models/toyworld-clip for the toy world)");
   const options = resolveOptions(a.preset, overrides(a));
   let prompts;
   if (a.prompts) {
@@ -118,6 +120,7 @@ async function runPersonalize(a: PersonalizeArgs): Promise<void> {
       ...(prompts ? { prompts } : {}),
       ...(a.augmented ? { augmentedDir: a.augmented } : {}),
       ...(a.clip ? { clipModelDir: a.clip } : {}),
+      ...(a.judge ? { judgeModelDir: a.judge } : {}),
     });
     progress.stop();
     if (r.resumedFrom) process.stderr.write(`resumed training at phase ${r.resumedFrom.phase}, step ${r.resumedFrom.step}\n`);
@@ -156,6 +159,7 @@ export function registerPersonalizationCommands(program: Command): void {
     .option('--prompts <file>', 'sample prompts, one per line with <assetN> (optional "plain:", "action:", "interaction:" prefix)')
     .option('--augmented <dir>', 'use an augmented set made by `dynasyn augment` instead of augmenting')
     .option('--clip <dir>', 'CLIP ONNX folder: CLIP-T / CLIP-I of the samples')
+    .option('--judge <dir>', 'toy-world judge folder (models/toyworld-judge; needs --clip): identity acc., attributes kept, prompt acc. of the samples')
     .option('--phase1-steps <n>', 'phase 1 steps (override the preset)', integer(0, 1e6))
     .option('--phase2-steps <n>', 'phase 2 steps (override the preset)', integer(0, 1e6))
     .option('--rows-per-pass <n>', 'training rows per forward/backward pass: 2, or 1 for half the memory (default: 1 from 768 px up)', integer(1, 2))

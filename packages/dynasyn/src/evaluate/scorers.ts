@@ -7,9 +7,21 @@ import type { Mask, RgbImage } from '../types.js';
 import { ClipModel, type ClipModelOptions } from '../output/clip.js';
 import { evaluateSamples } from '../output/evaluate.js';
 import { placeholderToken } from '../train/union.js';
-import { EvaluationError } from './errors.js';
+import { judgeSamples, type ToyworldJudge } from './judge.js';
 import type { Category } from './protocol.js';
-import type { ResolvedScene, SubjectIdentity } from './scenes.js';
+import type { ResolvedScene } from './scenes.js';
+
+export {
+  attributesKept,
+  identityAccuracy,
+  judgeSamples,
+  loadToyworldJudge,
+  promptAccuracy,
+  type AskedLabels,
+  type JudgedSample,
+  type JudgeScores,
+  type ToyworldJudge,
+} from './judge.js';
 
 /** One generated sample to score. */
 export interface ScoredSample {
@@ -91,108 +103,15 @@ export const JUDGE_METRICS: readonly MetricInfo[] = [
   },
 ];
 
-/** What a prompt asks for beyond identities (toyworld parseCaption's fields). */
-export interface AskedLabels {
-  /** Per subject named by the prompt, in prompt order: the asked action, if any. */
-  subjects: { subject: number; action?: string }[];
-  interaction?: string;
-  context?: string;
-  style?: string;
-}
-
-/** What the judge saw in one sample for the subjects the prompt names (null: subject not found). */
-export interface JudgedSample {
-  subjects: ({ class: string; colour: string; pattern: string; accessory: string; action?: string } | null)[];
-  /** How the first named subject relates to the second (when the prompt names two). */
-  interaction?: string | null;
-  context?: string | null;
-  style?: string | null;
-}
-
-const IDENTITY_KEYS = ['class', 'colour', 'pattern', 'accessory'] as const;
-
-/** Per subject the prompt names, how many of its four identity attributes the judge finds as in the reference (0 when not found). */
-function attributesPerSubject(asked: AskedLabels, judged: JudgedSample, identities: readonly SubjectIdentity[]): number[] {
-  return asked.subjects.map((s, k) => {
-    const want = identities[s.subject];
-    const got = judged.subjects[k];
-    return want && got ? IDENTITY_KEYS.filter((key) => got[key] === want[key]).length : 0;
-  });
-}
-
-/** Identity accuracy of one sample: the share of named subjects whose four identity attributes all match (null with none named). */
-export function identityAccuracy(asked: AskedLabels, judged: JudgedSample, identities: readonly SubjectIdentity[]): number | null {
-  const kept = attributesPerSubject(asked, judged, identities);
-  return kept.length ? kept.filter((n) => n === IDENTITY_KEYS.length).length / kept.length : null;
-}
-
-/** The share of the named subjects' identity attributes the judge finds as in the reference (a subject not found keeps none; null with none named). */
-export function attributesKept(asked: AskedLabels, judged: JudgedSample, identities: readonly SubjectIdentity[]): number | null {
-  const kept = attributesPerSubject(asked, judged, identities);
-  return kept.length ? kept.reduce((a, b) => a + b, 0) / (IDENTITY_KEYS.length * kept.length) : null;
-}
-
-/** Prompt accuracy of one sample: 1 when every asked action, interaction, context and style is judged so, else 0 (null: nothing asked). */
-export function promptAccuracy(asked: AskedLabels, judged: JudgedSample): number | null {
-  const checks: boolean[] = [];
-  asked.subjects.forEach((s, k) => {
-    if (s.action !== undefined) checks.push(judged.subjects[k]?.action === s.action);
-  });
-  if (asked.interaction !== undefined) checks.push(judged.interaction === asked.interaction);
-  if (asked.context !== undefined) checks.push(judged.context === asked.context);
-  if (asked.style !== undefined) checks.push(judged.style === asked.style);
-  return checks.length ? (checks.every(Boolean) ? 1 : 0) : null;
-}
-
-/**
- * The seam for packages/toyworld-judge: a judge that, given a sample and what its prompt names, says what it
- * sees. The adapter from the judge package's own API to this is `loadToyworldJudge` below.
- */
-export interface ToyworldJudge {
-  /** Reads the prompt (class words in place of placeholders) into what it asks: toyworld's parseCaption. */
-  asked(classPrompt: string, prompt: string): AskedLabels;
-  judge(image: RgbImage, asked: AskedLabels): Promise<JudgedSample>;
-  release?(): Promise<void>;
-}
-
 /** Identity and prompt accuracy from a ToyworldJudge; scenes without identities (file scenes) score null identity. */
 export function createJudgeScorer(judge: ToyworldJudge): Scorer {
   return {
     name: 'toyworld-judge',
     metrics: JUDGE_METRICS,
     async score(samples, ctx) {
-      const out: Record<string, number | null>[] = [];
-      for (const s of samples) {
-        const asked = judge.asked(s.classPrompt, s.prompt);
-        const judged = await judge.judge(s.image, asked);
-        out.push({
-          identity: ctx.scene.identities ? identityAccuracy(asked, judged, ctx.scene.identities) : null,
-          attributes: ctx.scene.identities ? attributesKept(asked, judged, ctx.scene.identities) : null,
-          prompt: promptAccuracy(asked, judged),
-        });
-      }
-      return out;
+      const scores = await judgeSamples(judge, samples, ctx.scene.identities);
+      return scores.map((s) => ({ ...s }));
     },
     ...(judge.release ? { release: () => judge.release!() } : {}),
   };
-}
-
-/**
- * Loads packages/toyworld-judge's model from `modelDir` as a ToyworldJudge. The package had not landed when
- * this was written: until it exports `loadJudgeForEvaluation(modelDir)` (returning a ToyworldJudge), this
- * fails with SCORER_UNAVAILABLE naming what is missing.
- */
-export async function loadToyworldJudge(modelDir: string): Promise<ToyworldJudge> {
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import('@dynasyn/toyworld-judge' as string)) as Record<string, unknown>;
-  } catch (e) {
-    throw new EvaluationError('SCORER_UNAVAILABLE', 'the toyworld-judge scorer needs @dynasyn/toyworld-judge, which is not installed or not built', {
-      cause: e,
-    });
-  }
-  const load = mod.loadJudgeForEvaluation;
-  if (typeof load !== 'function')
-    throw new EvaluationError('SCORER_UNAVAILABLE', '@dynasyn/toyworld-judge does not export loadJudgeForEvaluation(modelDir) yet (the seam evaluate expects)');
-  return (await (load as (dir: string) => Promise<ToyworldJudge>)(modelDir)) as ToyworldJudge;
 }

@@ -30,6 +30,7 @@ export {
   readMetrics,
   summarizeMetrics,
   type AttentionVsMask,
+  type CategoryScores,
   type EvaluationSummary,
   type LossMeans,
   type MetricsFile,

@@ -31,10 +31,16 @@ export async function readInputs(dir: string): Promise<{ image: RgbImage; masks:
 
 type PromptCategory = AugmentedExample['category'];
 
-/** CLIP scores of one sample (CLIP-I null when no subject appears in its prompt). */
+/** CLIP scores of one sample (CLIP-I null when no subject appears in its prompt), and the judge's when there is one. */
 export interface SampleMetrics {
   clipT: number;
   clipI: number | null;
+  /** With a toy-world judge (evaluate/judge.ts): identity acc. (null when the prompt names no subject); absent without one. */
+  identity?: number | null;
+  /** With a toy-world judge: attributes kept (null when the prompt names no subject). */
+  attributes?: number | null;
+  /** With a toy-world judge: prompt acc. (null when the prompt asks nothing the judge reads). */
+  prompt?: number | null;
 }
 
 /** One entry of samples.json. */

@@ -5,6 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { resizeMask } from '@dynasyn/imaging';
+import type { SubjectIdentity } from '../evaluate/scenes.js';
 import type { Mask, StepMetrics } from '../types.js';
 import { ArtifactError } from './errors.js';
 import { readJsonObject, writeJsonAtomic } from './json-file.js';
@@ -26,11 +27,30 @@ export interface AttentionVsMask {
   maskShare: number;
 }
 
-/** CLIP scores: mean per prompt category and over all samples (CLIP-I over samples with a subject). */
+/**
+ * Mean scores of a group of samples: CLIP's (CLIP-I over samples with a subject), and with a judge its three
+ * (each over the samples it applies to; null when none).
+ */
+export interface CategoryScores {
+  count: number;
+  clipT: number;
+  clipI: number | null;
+  identity?: number | null;
+  attributes?: number | null;
+  prompt?: number | null;
+}
+
+/** The evaluation: mean per prompt category and over all samples. */
 export interface EvaluationSummary {
+  /** The CLIP folder. */
   model: string;
-  byCategory: Record<string, { count: number; clipT: number; clipI: number | null }>;
-  overall: { count: number; clipT: number; clipI: number | null };
+  byCategory: Record<string, CategoryScores>;
+  overall: CategoryScores;
+  /**
+   * With a toy-world judge: its folder, and each reference subject's identity as it read it inside the subject's
+   * mask (what identity acc. and attributes kept compare samples with; absent for a judge that cannot read them).
+   */
+  judge?: { model: string; identities?: SubjectIdentity[] };
 }
 
 export interface MetricsFile {

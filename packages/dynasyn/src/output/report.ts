@@ -12,7 +12,7 @@ import { REPORT_CSS, esc, figure, fmt, fmtMs, imageDataUrl, table } from './html
 import { readAugmentedIndex, readInputs, readSamples, type AugmentedEntry, type SampleEntry } from './images.js';
 import { artifactPath, attentionHeatmapPath } from './layout.js';
 import { readManifest, type Manifest } from './manifest.js';
-import { LOSS_TERMS, readMetrics, type MetricsFile, type StepMetrics } from './metrics.js';
+import { LOSS_TERMS, readMetrics, type CategoryScores, type MetricsFile, type StepMetrics } from './metrics.js';
 
 export interface RenderReportOptions {
   /** Output file; default `<dir>/report.html`. */
@@ -296,21 +296,35 @@ function metricsSection(metrics: MetricsFile | undefined): string {
 function samplesSection(dir: string, samples: SampleEntry[], metrics: MetricsFile | undefined): string {
   if (samples.length === 0) return `<section id="samples"><h2>Samples</h2><p class="muted">No samples yet.</p></section>`;
   const figs = samples.map((s, i) => {
-    const clip = s.metrics ? `<br>CLIP-T ${fmt(s.metrics.clipT, 3)} · CLIP-I ${fmt(s.metrics.clipI, 3)}` : '';
-    const caption = `<b>${esc(s.prompt)}</b><br>${esc(s.category)} · seed ${esc(s.seed)} · ${esc(s.steps)} steps · ${esc(s.scheduler)} · guidance ${esc(s.guidance)}${clip}`;
+    const m = s.metrics;
+    const clip = m ? `<br>CLIP-T ${fmt(m.clipT, 3)} · CLIP-I ${fmt(m.clipI, 3)}` : '';
+    const judge = m && 'identity' in m ? `<br>identity ${fmt(m.identity, 3)} · attributes ${fmt(m.attributes, 3)} · prompt ${fmt(m.prompt, 3)}` : '';
+    const caption = `<b>${esc(s.prompt)}</b><br>${esc(s.category)} · seed ${esc(s.seed)} · ${esc(s.steps)} steps · ${esc(s.scheduler)} · guidance ${esc(s.guidance)}${clip}${judge}`;
     return figure(fileDataUrl(dir, s.file), `sample ${i}`, caption, 'sample');
   });
   const ev = metrics?.evaluation;
+  // the judge's columns (JUDGE_METRICS' labels) only when a judge scored the samples
+  const judged = ev?.judge !== undefined;
+  const row = (name: string, v: CategoryScores) => [
+    name,
+    String(v.count),
+    fmt(v.clipT, 3),
+    fmt(v.clipI, 3),
+    ...(judged ? [fmt(v.identity, 3), fmt(v.attributes, 3), fmt(v.prompt, 3)] : []),
+  ];
+  const identities = ev?.judge?.identities
+    ? `<p class="muted">The reference as the judge (${esc(ev.judge.model)}) reads it inside the masks, what identity acc. and attributes kept compare with: ${ev.judge.identities
+        .map((s, i) => `subject ${i}: ${esc(s.colour)} ${esc(s.pattern)} ${esc(s.class)}, accessory ${esc(s.accessory)}`)
+        .join('; ')}.</p>`
+    : '';
   const evTable = ev
-    ? `<h3>CLIP scores (${esc(ev.model)})</h3>` +
+    ? `<h3>${judged ? 'CLIP and judge scores' : 'CLIP scores'} (${esc(ev.model)})</h3>` +
       table(
-        ['category', 'samples', 'CLIP-T', 'CLIP-I'],
-        [
-          ...Object.entries(ev.byCategory).map(([c, v]) => [esc(c), String(v.count), fmt(v.clipT, 3), fmt(v.clipI, 3)]),
-          ['<b>all</b>', String(ev.overall.count), fmt(ev.overall.clipT, 3), fmt(ev.overall.clipI, 3)],
-        ],
+        ['category', 'samples', 'CLIP-T', 'CLIP-I', ...(judged ? ['identity acc.', 'attributes kept', 'prompt acc.'] : [])],
+        [...Object.entries(ev.byCategory).map(([c, v]) => row(esc(c), v)), row('<b>all</b>', ev.overall)],
         'evaluation-table',
-      )
+      ) +
+      identities
     : '<p class="muted">No CLIP model configured: no CLIP-T / CLIP-I scores.</p>';
   return `<section id="samples"><h2>Samples</h2><div class="grid">${figs.join('')}</div>${evTable}</section>`;
 }

@@ -1,6 +1,6 @@
 /**
  * The stages after training: sample (the initial prompts with the learned placeholders and adapters), evaluate
- * (CLIP-T / CLIP-I, when a CLIP model is given) and report; and a sampler for later requests, one prompt at a time.
+ * (CLIP-T / CLIP-I, when a CLIP model is given; the toy-world judge's scores too when a judge is given) and report; and a sampler for later requests, one prompt at a time.
  */
 import { join } from 'node:path';
 import { encodePng } from '@dynasyn/imaging';
@@ -8,6 +8,7 @@ import { markPhaseCompleted, MetricsRecorder, readLearnedConcepts, readSamples, 
 import { renderReport } from '../output/report.js';
 import { ClipModel } from '../output/clip.js';
 import { evaluateOutputDir } from '../output/evaluate.js';
+import { loadToyworldJudge, type ToyworldJudge } from '../evaluate/judge.js';
 import { DEFAULT_SAMPLE_COUNTS } from '../presets.js';
 import { categorizePrompt, createPersonalizedPipeline, defaultSamplePrompts, sampleConcepts, type SamplePrompt } from '../sample.js';
 import type { DynasynOptions, SampleSettings } from '../types.js';
@@ -55,17 +56,24 @@ export async function sampleStage(run: SampleStageRun): Promise<SampleEntry[]> {
   return samples;
 }
 
-/** CLIP-T / CLIP-I of the samples (scores into samples.json, summary into metrics.json) and phase `evaluate`. */
-export async function evaluateStage(run: Pick<StageRun, 'dir' | 'options' | 'onProgress'>, clipModelDir: string): Promise<void> {
+/**
+ * CLIP-T / CLIP-I of the samples (scores into samples.json, summary into metrics.json) and phase `evaluate`. With
+ * `judgeModelDir` (a packages/toyworld-judge folder) also the judge's identity acc., attributes kept and prompt acc.,
+ * against the identities it reads in the reference inside the masks.
+ */
+export async function evaluateStage(run: Pick<StageRun, 'dir' | 'options' | 'onProgress'>, clipModelDir: string, judgeModelDir?: string): Promise<void> {
   if (completedPhases(run.dir).includes('evaluate')) return;
   const emit = emitterOf(run);
   emit({ stage: 'evaluate', step: 0, total: 1 });
   const t0 = performance.now();
   const clip = await ClipModel.load(clipModelDir, runtimeOf(run.options));
+  let judge: ToyworldJudge | undefined;
   try {
-    await evaluateOutputDir(run.dir, clip);
+    if (judgeModelDir !== undefined) judge = await loadToyworldJudge(judgeModelDir);
+    await evaluateOutputDir(run.dir, clip, judge && { model: judgeModelDir!, judge });
   } finally {
     await clip.release();
+    await judge?.release?.();
   }
   const after = MetricsRecorder.open(run.dir); // evaluateOutputDir wrote metrics.json itself
   after.addTiming('evaluate', performance.now() - t0);
