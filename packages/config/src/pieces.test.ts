@@ -62,6 +62,8 @@ test('empty strings count as unset; numbers and flags are read from strings', ()
     STORAGE_URL: '',
     S3_ENDPOINT: '',
     BACKBONE: '',
+    CLIP_MODEL: '',
+    JUDGE_MODEL: '',
     THREADS: '',
     STAGE_LOCK_SECONDS: '8',
     SHUTDOWN_GRACE_SECONDS: '2.5',
@@ -70,7 +72,7 @@ test('empty strings count as unset; numbers and flags are read from strings', ()
     LOG_LEVEL: 'trace',
   });
   expect(env).toMatchObject({ STAGE_LOCK_SECONDS: 8, SHUTDOWN_GRACE_SECONDS: 2.5, PORT: 8080, WEBHOOK_ALLOW_PRIVATE: true, LOG_LEVEL: 'trace' });
-  expect([env.S3_ENDPOINT, env.BACKBONE, env.THREADS]).toEqual([undefined, undefined, undefined]);
+  expect([env.S3_ENDPOINT, env.BACKBONE, env.CLIP_MODEL, env.JUDGE_MODEL, env.THREADS]).toEqual([undefined, undefined, undefined, undefined, undefined]);
   expect(env.STORAGE_URL).toMatch(/^file:\/\/.*\.dynasyn\/storage$/);
   expect(parseEnvironment(all, { ...base, THREADS: '4' }).THREADS).toBe(4);
 });

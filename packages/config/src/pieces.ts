@@ -74,6 +74,12 @@ export const stageEnv = z.object({
    * like BACKBONE: the sample stage scores its samples (CLIP-T / CLIP-I per prompt category); unset, no scores.
    */
   CLIP_MODEL: optional(z.string()),
+  /**
+   * A toy-world judge folder (judge.json, classifier.onnx, finder.onnx; models/toyworld-judge), file:// or s3:// URL,
+   * resolved like CLIP_MODEL: the sample stage adds the judge's identity acc., attributes kept and prompt acc. per
+   * prompt category to CLIP's scores, so it needs CLIP_MODEL; unset, no judge scores.
+   */
+  JUDGE_MODEL: optional(z.string()),
   DEVICE: z.enum(['cpu', 'cuda']).default('cpu'),
   /** onnxruntime intra-op threads per session; default onnxruntime's own choice. */
   THREADS: optional(z.coerce.number().int().min(1)),

@@ -28,6 +28,7 @@ export {
 } from './reconciler.js';
 export { localModelDir, resolveBackbone, type BackboneSource, type ModelStore } from './backbone.js';
 export { resolveClipModel, type ClipModelSource } from './clip-model.js';
+export { resolveJudgeModel, type JudgeModelSource } from './judge-model.js';
 export {
   closeOnSignals,
   queueWorkerOptions,

@@ -120,6 +120,8 @@ export interface StageDeps {
   backbone: string;
   /** A local CLIP folder (resolveClipModel): the sample stage scores its samples with it. Unset: no scores. */
   clipModel?: string;
+  /** A local toy-world judge folder (resolveJudgeModel): with clipModel, the judge's scores join CLIP's. Unset: none. */
+  judgeModel?: string;
   /** Scratch space; each personalization gets `<workDir>/<id>` (deleted after the stage). */
   workDir: string;
   logger?: StageLogger;

@@ -1,7 +1,7 @@
 /**
  * The process around the queue workers, the same for a worker app (one stage queue per deployment) and for
  * `dynasyn serve` (one such process per queue, each the CLI's hidden `dynasyn worker <name>`): clients from the
- * validated env, the backbone (and the CLIP of a sample worker), the queue workers with their handlers, and a graceful shutdown (running stages
+ * validated env, the backbone (and the CLIP and judge of a sample worker), the queue workers with their handlers, and a graceful shutdown (running stages
  * checkpoint, their jobs go back to waiting, clients close). Lock, stall and close times, device and threads are derived here and nowhere else.
  */
 import { mkdirSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { createBlobStore } from '@dynasyn/storage';
 import { startWebhookWorker } from '@dynasyn/webhooks';
 import { resolveBackbone } from './backbone.js';
 import { resolveClipModel } from './clip-model.js';
+import { resolveJudgeModel } from './judge-model.js';
 import { stageDbFrom } from './db-adapter.js';
 import { createStageWorker, STAGE_QUEUES, type StageQueue } from './handlers/index.js';
 import { startReconciler } from './reconciler.js';
@@ -60,7 +61,14 @@ const sessionRuntime = (env: WorkerEnv): Pick<StageDeps, 'executionProviders' | 
 /** The stage handlers' ports over the env's Postgres and storage; webhook events are enqueued on `set`. */
 export function stageDepsOf(
   env: WorkerEnv,
-  clients: { db: ReturnType<typeof createDb>; set: queue.QueueSet; backbone: string; clipModel?: string | undefined; logger: StageLogger },
+  clients: {
+    db: ReturnType<typeof createDb>;
+    set: queue.QueueSet;
+    backbone: string;
+    clipModel?: string | undefined;
+    judgeModel?: string | undefined;
+    logger: StageLogger;
+  },
 ): StageDeps {
   return {
     db: stageDbFrom(clients.db, async (deliveryId) => {
@@ -69,6 +77,7 @@ export function stageDepsOf(
     storage: createBlobStore(env.STORAGE_URL, { s3: s3OptionsFrom(env) }),
     backbone: clients.backbone,
     ...(clients.clipModel !== undefined ? { clipModel: clients.clipModel } : {}),
+    ...(clients.judgeModel !== undefined ? { judgeModel: clients.judgeModel } : {}),
     workDir: env.WORK_DIR,
     logger: clients.logger,
     ...sessionRuntime(env),
@@ -97,6 +106,9 @@ export async function startWorkers(names: readonly WorkerName[], env: WorkerEnv,
   const clipModel = names.includes('sample')
     ? await resolveClipModel({ clipModel: env.CLIP_MODEL, cacheDir: env.CACHE_DIR, openStore, runtime: sessionRuntime(env) })
     : undefined;
+  const judgeModel = names.includes('sample')
+    ? await resolveJudgeModel({ judgeModel: env.JUDGE_MODEL, clipModel: env.CLIP_MODEL, cacheDir: env.CACHE_DIR, openStore })
+    : undefined;
   const backbone = await resolveBackbone({
     backbone: env.BACKBONE,
     cacheDir: env.CACHE_DIR,
@@ -106,7 +118,7 @@ export async function startWorkers(names: readonly WorkerName[], env: WorkerEnv,
   const db = createDb(env.DATABASE_URL);
   const producer = await queue.connectRedis(env.REDIS_URL, 'producer', logger);
   const set = queue.createQueues({ connection: producer, prefix: env.QUEUE_PREFIX });
-  const deps = stageDepsOf(env, { db, set, backbone, clipModel, logger });
+  const deps = stageDepsOf(env, { db, set, backbone, clipModel, judgeModel, logger });
   const options = queueWorkerOptions(env, logger);
   const workers = await Promise.all(
     names.map((name) =>
@@ -137,6 +149,7 @@ export async function startWorkers(names: readonly WorkerName[], env: WorkerEnv,
       workers: names,
       backbone,
       ...(clipModel !== undefined ? { clipModel } : {}),
+      ...(judgeModel !== undefined ? { judgeModel } : {}),
       device: env.DEVICE,
       concurrency: env.CONCURRENCY,
       threads: env.THREADS ?? null,

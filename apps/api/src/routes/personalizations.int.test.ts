@@ -265,7 +265,7 @@ describe('one tenant never sees another tenant', () => {
 });
 
 describe('metrics', () => {
-  it("serves the stored metrics as they are: training's summary, and the CLIP evaluation only when the samples were scored", async () => {
+  it("serves the stored metrics as they are: training's summary, and the CLIP (and judge) evaluation only when the samples were scored", async () => {
     const training = { steps: { phase1: 3, phase2: 3 }, loss: { phase2: { first: { total: 0.5 }, last: { total: 0.25 } } }, timingsMs: { train: 1200 } };
     const evaluation = {
       model: '/var/cache/dynasyn/clip/0123456789abcdef',
@@ -284,6 +284,26 @@ describe('metrics', () => {
     const plain = (await post(validParts())).json() as { id: string };
     await h.db.personalizations.updateStatus(plain.id, 'succeeded', { metrics: training });
     expect((await get(plain.id)).metrics).toEqual(training);
+    // a sample worker with a toy-world judge too (JUDGE_MODEL): its figures per category and its reading of the reference
+    const judged = {
+      ...evaluation,
+      byCategory: {
+        plain: { count: 2, clipT: 0.31, clipI: 0.82, identity: 0.5, attributes: 0.875, prompt: null },
+        action: { count: 1, clipT: 0.28, clipI: 0.79, identity: 1, attributes: 1, prompt: 1 },
+        interaction: { count: 1, clipT: 0.26, clipI: null, identity: null, attributes: null, prompt: 0 },
+      },
+      overall: { count: 4, clipT: 0.29, clipI: 0.81, identity: 2 / 3, attributes: 0.9166666666666666, prompt: 0.5 },
+      judge: {
+        model: '/var/cache/dynasyn/judge/0123456789abcdef',
+        identities: [
+          { class: 'dog', colour: 'purple', pattern: 'plain', accessory: 'crown' },
+          { class: 'fish', colour: 'purple', pattern: 'checks', accessory: 'bow' },
+        ],
+      },
+    };
+    const withJudge = (await post(validParts())).json() as { id: string };
+    await h.db.personalizations.updateStatus(withJudge.id, 'succeeded', { metrics: { ...training, evaluation: judged } });
+    expect((await get(withJudge.id)).metrics).toEqual({ ...training, evaluation: judged });
   });
 });
 

@@ -15,15 +15,36 @@ export const idParams = {
 const jsonObject = { type: 'object', additionalProperties: true } as const;
 const linksSchema = { type: 'object', additionalProperties: { type: 'string' } } as const;
 
-/** Mean CLIP scores of a group of samples (CLIP-I: null when no sample of the group names a subject). */
+const share = (description: string) => ({ type: ['number', 'null'], minimum: 0, maximum: 1, description }) as const;
+
+/**
+ * Mean scores of a group of samples: CLIP's (CLIP-I: null when no sample of the group names a subject), and the
+ * toy-world judge's when the sample worker has one (JUDGE_MODEL; each null when it applies to no sample of the group).
+ */
 const clipScores = {
   type: 'object',
-  properties: { count: { type: 'integer' }, clipT: { type: ['number', 'null'] }, clipI: { type: ['number', 'null'] } },
+  properties: {
+    count: { type: 'integer' },
+    clipT: { type: ['number', 'null'] },
+    clipI: { type: ['number', 'null'] },
+    identity: share(
+      "judge only: identity acc., the share of the subjects a prompt names found with class, colour, pattern and accessory all as in the reference (the judge's reading of it, `judge.identities`)",
+    ),
+    attributes: share('judge only: attributes kept, the share of those four attributes found as in the reference'),
+    prompt: share('judge only: prompt acc., the share of samples where every asked action, interaction, context and style is what the judge sees'),
+  },
+} as const;
+
+/** What the judge read of one reference subject inside its mask. */
+const subjectIdentity = {
+  type: 'object',
+  properties: { class: { type: 'string' }, colour: { type: 'string' }, pattern: { type: 'string' }, accessory: { type: 'string' } },
 } as const;
 
 /**
  * A personalization's metrics: training's summary (steps, loss, attention, timingsMs; README "Progress, artifacts,
- * metrics"), and `evaluation` once its samples were scored by a sample worker with a CLIP (CLIP_MODEL).
+ * metrics"), and `evaluation` once its samples were scored by a sample worker with a CLIP (CLIP_MODEL), with the
+ * toy-world judge's figures when it has a judge too (JUDGE_MODEL).
  */
 const personalizationMetrics = {
   type: 'object',
@@ -31,8 +52,18 @@ const personalizationMetrics = {
   properties: {
     evaluation: {
       type: 'object',
-      description: 'CLIP-T / CLIP-I of the first samples per prompt category (plain, action, interaction) and over all; absent without a CLIP',
-      properties: { model: { type: 'string' }, byCategory: { type: 'object', additionalProperties: clipScores }, overall: clipScores },
+      description:
+        'CLIP-T / CLIP-I of the first samples per prompt category (plain, action, interaction) and over all, and with a toy-world judge its identity acc., attributes kept and prompt acc.; absent without a CLIP',
+      properties: {
+        model: { type: 'string' },
+        byCategory: { type: 'object', additionalProperties: clipScores },
+        overall: clipScores,
+        judge: {
+          type: 'object',
+          description: "present only with a toy-world judge: its folder, and each reference subject's identity as the judge read it inside the subject's mask",
+          properties: { model: { type: 'string' }, identities: { type: 'array', items: subjectIdentity } },
+        },
+      },
     },
   },
 } as const;

@@ -4,7 +4,8 @@
  * `succeeded` and `samples.completed`. With a CLIP (StageDeps.clipModel, the worker's CLIP_MODEL) dynasyn's
  * `evaluateStage` scores the samples between the two, as `dynasyn personalize --clip` does: each Sample row gets
  * its CLIP-T / CLIP-I, and the per-category summary (`evaluation`) goes into the personalization's `metrics`,
- * report.html and the `samples.completed` event. `samples.generate`: the Sample rows a later request created, rendered
+ * report.html and the `samples.completed` event. With a toy-world judge too (StageDeps.judgeModel, JUDGE_MODEL;
+ * `--judge`) each gets the judge's identity acc., attributes kept and prompt acc. beside CLIP's. `samples.generate`: the Sample rows a later request created, rendered
  * with dynasyn's `openConceptSampler`, each image under `<run>/requests/<requestId>/<sampleId>.png`, rows
  * updated, `samples.completed` for the request.
  */
@@ -55,7 +56,7 @@ export function createSampleHandler(deps: StageDeps): StageHandler {
             throw new PermanentStageError('STAGE_ORDER', `personalization ${job.id}: sample ran before training finished`);
           await sampleStage({ ...run, options: o, signal, onProgress: progress });
           if (deps.clipModel !== undefined) {
-            await evaluateStage({ dir: run.dir, options: o, onProgress: progress }, deps.clipModel);
+            await evaluateStage({ dir: run.dir, options: o, onProgress: progress }, deps.clipModel, deps.judgeModel);
             summary = summarizeMetrics(readMetrics(run.dir));
           }
           await reportStage(run);
