@@ -19,7 +19,10 @@ export interface ApiConfig {
   opsToken?: string;
   /** Bearer token of /metrics (Prometheus); undefined: /metrics is not served. */
   metricsToken?: string;
-  /** A stage's lease (STAGE_LOCK_SECONDS of the workers): running work quiet for longer is reported stuck. */
+  /**
+   * A stage's lease (the workers' STAGE_LEASE_SECONDS, or STAGE_LOCK_SECONDS when unset): running work quiet for
+   * longer is reported stuck.
+   */
   stageLeaseSeconds: number;
   /** Lifetime of presigned artifact and sample URLs, seconds. */
   presignExpiresSeconds: number;

@@ -25,6 +25,14 @@ describe('parseEnv', () => {
     expect(env.PORT).toBe(8080);
   });
 
+  it('takes the stage lease from STAGE_LEASE_SECONDS, else STAGE_LOCK_SECONDS, and refuses one shorter than the lock', () => {
+    const base = { DATABASE_URL: 'postgres://x/y', STORAGE_URL: 's3://bucket/p' };
+    expect(configFromEnv(parseEnv(base)).stageLeaseSeconds).toBe(600);
+    expect(configFromEnv(parseEnv({ ...base, STAGE_LOCK_SECONDS: '90' })).stageLeaseSeconds).toBe(90);
+    expect(configFromEnv(parseEnv({ ...base, STAGE_LOCK_SECONDS: '20', STAGE_LEASE_SECONDS: '1800' })).stageLeaseSeconds).toBe(1800);
+    expect(() => parseEnv({ ...base, STAGE_LEASE_SECONDS: '300' })).toThrow(/STAGE_LEASE_SECONDS: 300 s is shorter than STAGE_LOCK_SECONDS \(600 s\)/);
+  });
+
   it('names every invalid variable', () => {
     let message = '';
     try {

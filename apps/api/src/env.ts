@@ -4,6 +4,7 @@
  * @dynasyn/config; the rest is the API's own.
  */
 import {
+  checkStageLease,
   count,
   databaseEnv,
   flag,
@@ -49,7 +50,12 @@ export const envSchema = z.object({
   OPS_TOKEN: optional(z.string().min(16)),
   /** Bearer token Prometheus scrapes /metrics with; unset: /metrics is not served. */
   METRICS_TOKEN: optional(z.string().min(16)),
-  /** The workers' stage lease: running work with no write for longer is reported stuck (/ops, /metrics). */
+  /**
+   * The workers' stage lease: running work with no write for longer is reported stuck (/ops, /metrics). Give the API
+   * the workers' values: the lease is STAGE_LEASE_SECONDS, or STAGE_LOCK_SECONDS when unset (stageLeaseSeconds).
+   */
+  STAGE_LEASE_SECONDS: stageEnv.shape.STAGE_LEASE_SECONDS,
+  /** The workers' job lock source; the API reads it only as the lease's default (and checks the lease against it). */
   STAGE_LOCK_SECONDS: stageEnv.shape.STAGE_LOCK_SECONDS,
   PRESIGN_EXPIRES_SECONDS: count(1, 3600),
   /** Serve the OpenAPI document and UI at /docs. */
@@ -65,7 +71,7 @@ export const envSchema = z.object({
 
 export type Env = z.output<typeof envSchema>;
 
-/** Validates `source` (process.env); throws an EnvError naming every bad variable. */
+/** Validates `source` (process.env); throws an EnvError naming every bad variable (or a lease shorter than the lock, naming both). */
 export function parseEnv(source: NodeJS.ProcessEnv): Env {
-  return parseEnvironment(envSchema, source);
+  return checkStageLease(parseEnvironment(envSchema, source));
 }

@@ -2,7 +2,7 @@
  * Opens the real services from the environment (Postgres, Redis, storage) and the API's view of them; `close`
  * releases them in reverse order. Used by index.ts, and by `dynasyn serve` to run the API in-process.
  */
-import { s3OptionsFrom, webhookAllowCidrs } from '@dynasyn/config';
+import { s3OptionsFrom, stageLeaseSeconds, webhookAllowCidrs } from '@dynasyn/config';
 import { createDb, migrate } from '@dynasyn/db';
 import { closeQueues, connectRedis, createQueues, redisOptions } from '@dynasyn/queue';
 import { isForbiddenAddress, parseAllowCidrs, startWebhookWorker } from '@dynasyn/webhooks';
@@ -98,7 +98,7 @@ export function configFromEnv(env: Env): ApiConfig {
     rateLimitWindowMs: env.RATE_LIMIT_WINDOW_MS,
     webhookAllowCidrs: cidrs,
     webhookAllowPrivate: !isForbiddenAddress('127.0.0.1', { allowCidrs: cidrs }),
-    stageLeaseSeconds: env.STAGE_LOCK_SECONDS,
+    stageLeaseSeconds: stageLeaseSeconds(env),
     ...(env.OPS_TOKEN ? { opsToken: env.OPS_TOKEN } : {}),
     ...(env.METRICS_TOKEN ? { metricsToken: env.METRICS_TOKEN } : {}),
     presignExpiresSeconds: env.PRESIGN_EXPIRES_SECONDS,

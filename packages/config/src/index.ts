@@ -9,6 +9,8 @@ export {
   httpEnv,
   webhookEnv,
   webhookAllowCidrs,
+  stageLeaseSeconds,
+  checkStageLease,
   LOOPBACK_CIDRS,
   localStorageUrl,
   type DatabaseEnv,
@@ -17,6 +19,7 @@ export {
   type LogEnv,
   type ShutdownEnv,
   type StageEnv,
+  type StageTimesEnv,
   type WebhookEnv,
 } from './pieces.js';
 export { optional, flag, count, seconds } from './values.js';

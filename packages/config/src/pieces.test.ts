@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import {
   EnvError,
+  checkStageLease,
   databaseEnv,
   httpEnv,
   localStorageEnv,
@@ -14,6 +15,7 @@ import {
   s3OptionsFrom,
   shutdownEnv,
   stageEnv,
+  stageLeaseSeconds,
   storageEnv,
   webhookAllowCidrs,
   webhookEnv,
@@ -88,6 +90,7 @@ test('every bad variable is named in one EnvError', () => {
       LOG_LEVEL: 'verbose',
       SHUTDOWN_GRACE_SECONDS: '0',
       STAGE_LOCK_SECONDS: '1',
+      STAGE_LEASE_SECONDS: '29',
       DEVICE: 'tpu',
       THREADS: '0',
       WEBHOOK_ALLOW_PRIVATE: 'yes',
@@ -105,6 +108,7 @@ test('every bad variable is named in one EnvError', () => {
     'QUEUE_PREFIX',
     'REDIS_URL',
     'SHUTDOWN_GRACE_SECONDS',
+    'STAGE_LEASE_SECONDS',
     'STAGE_LOCK_SECONDS',
     'STORAGE_URL',
     'THREADS',
@@ -112,6 +116,32 @@ test('every bad variable is named in one EnvError', () => {
     'WEBHOOK_ALLOW_PRIVATE',
   ]);
   expect((error as Error).message).toMatch(/^invalid environment: .*DATABASE_URL: must be postgres:\/\//);
+});
+
+test('STAGE_LEASE_SECONDS: unset, the lease is STAGE_LOCK_SECONDS (as before the split); 30 s to a day; never shorter than the lock', () => {
+  const read = (source: Record<string, string>) => checkStageLease(parseEnvironment(stageEnv, source));
+  // unset (or empty): the lock's value, whatever the lock is, so deployments that set only the lock keep their lease
+  expect(parseEnvironment(stageEnv, {}).STAGE_LEASE_SECONDS).toBeUndefined();
+  expect(stageLeaseSeconds(read({}))).toBe(600);
+  expect(stageLeaseSeconds(read({ STAGE_LEASE_SECONDS: '' }))).toBe(600);
+  expect(stageLeaseSeconds(read({ STAGE_LOCK_SECONDS: '8' }))).toBe(8);
+  // a short job lock with a long lease, and the bounds
+  expect(read({ STAGE_LOCK_SECONDS: '5', STAGE_LEASE_SECONDS: '600' })).toMatchObject({ STAGE_LOCK_SECONDS: 5, STAGE_LEASE_SECONDS: 600 });
+  for (const ok of ['30', '86400']) expect(stageLeaseSeconds(read({ STAGE_LOCK_SECONDS: '20', STAGE_LEASE_SECONDS: ok }))).toBe(Number(ok));
+  for (const bad of ['29', '86401', '45.5', 'ten'])
+    expect(() => parseEnvironment(stageEnv, { STAGE_LEASE_SECONDS: bad })).toThrow(/^invalid environment: STAGE_LEASE_SECONDS: /);
+  // equal is fine; shorter than the lock is refused, naming both variables
+  expect(stageLeaseSeconds(read({ STAGE_LOCK_SECONDS: '120', STAGE_LEASE_SECONDS: '120' }))).toBe(120);
+  let error: unknown;
+  try {
+    read({ STAGE_LEASE_SECONDS: '300' }); // the lock's default is 600
+  } catch (e) {
+    error = e;
+  }
+  expect(error).toBeInstanceOf(EnvError);
+  expect((error as EnvError).problems).toHaveLength(1);
+  expect((error as Error).message).toMatch(/^invalid environment: STAGE_LEASE_SECONDS: 300 s is shorter than STAGE_LOCK_SECONDS \(600 s\)/);
+  expect(() => read({ STAGE_LOCK_SECONDS: '60', STAGE_LEASE_SECONDS: '59' })).toThrow(/STAGE_LEASE_SECONDS: 59 s is shorter than STAGE_LOCK_SECONDS \(60 s\)/);
 });
 
 test('WEBHOOK_ALLOW_CIDRS is a comma list of CIDRs; the deprecated WEBHOOK_ALLOW_PRIVATE=true reads as loopback, with a warning', () => {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { LOG_LEVELS } from '@dynasyn/logger';
 import { z } from 'zod';
+import { EnvError } from './parse.js';
 import { count, emptyIsUnset, flag, optional, seconds } from './values.js';
 
 export const databaseEnv = z.object({
@@ -83,9 +84,46 @@ export const stageEnv = z.object({
   DEVICE: z.enum(['cpu', 'cuda']).default('cpu'),
   /** onnxruntime intra-op threads per session; default onnxruntime's own choice. */
   THREADS: optional(z.coerce.number().int().min(1)),
-  /** A stage's lease in seconds: quiet work is reported stuck after it; the job lock is min(this, 20) s (packages/stages). */
+  /**
+   * The source of a stage job's BullMQ lock: the lock is min(this, 20) s (packages/stages worker-process.ts), and
+   * work quiet for twice that lock with no live job in Redis is lost to the reconciler. Also the lease while
+   * STAGE_LEASE_SECONDS is unset (stageLeaseSeconds).
+   */
   STAGE_LOCK_SECONDS: count(5, 600),
+  /**
+   * A stage's lease in seconds (30 s to a day): running work with no write for longer is reported stuck (the API's
+   * /metrics, /ops), and a live job whose attempt wrote nothing for longer is taken over by the reconciler. Unset:
+   * STAGE_LOCK_SECONDS, the lease before the two were separate settings. Never shorter than STAGE_LOCK_SECONDS
+   * (checkStageLease).
+   */
+  STAGE_LEASE_SECONDS: optional(z.coerce.number().int().min(30).max(86_400)),
 });
+
+/** The two stage times, as every app that reads them declares them (stageEnv). */
+export type StageTimesEnv = Pick<z.output<typeof stageEnv>, 'STAGE_LOCK_SECONDS' | 'STAGE_LEASE_SECONDS'>;
+
+/**
+ * A stage's lease in seconds: STAGE_LEASE_SECONDS, or STAGE_LOCK_SECONDS when it is unset, so a deployment that
+ * set only STAGE_LOCK_SECONDS (or neither: 600 s) keeps the lease it had when that one variable was both.
+ */
+export function stageLeaseSeconds(env: StageTimesEnv): number {
+  return env.STAGE_LEASE_SECONDS ?? env.STAGE_LOCK_SECONDS;
+}
+
+/**
+ * Refuses a lease shorter than STAGE_LOCK_SECONDS with an EnvError naming both; returns `env`. Each app calls it on
+ * its parsed environment (a refinement would not survive the pieces being spread with `.shape`). Only a lease set
+ * below the lock can fail it: unset, the lease is the lock.
+ */
+export function checkStageLease<T extends StageTimesEnv>(env: T): T {
+  const lease = stageLeaseSeconds(env);
+  if (lease < env.STAGE_LOCK_SECONDS)
+    throw new EnvError([
+      `STAGE_LEASE_SECONDS: ${lease} s is shorter than STAGE_LOCK_SECONDS (${env.STAGE_LOCK_SECONDS} s); the lease must be at least the lock: ` +
+        `raise STAGE_LEASE_SECONDS or lower STAGE_LOCK_SECONDS (the job lock is min(STAGE_LOCK_SECONDS, 20) s, so 20 keeps it)`,
+    ]);
+  return env;
+}
 
 export const httpEnv = z.object({
   PORT: z.preprocess(emptyIsUnset, z.coerce.number().int().min(0).max(65535).default(3000)),

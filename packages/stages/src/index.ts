@@ -33,6 +33,7 @@ export {
   closeOnSignals,
   queueWorkerOptions,
   stageLockMs,
+  stageLeaseMs,
   stageDepsOf,
   startWorkerProcess,
   startWorkers,

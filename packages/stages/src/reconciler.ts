@@ -14,12 +14,13 @@
  * Sample requests (`samples.generate`) with rows still queued or running are treated the same way; past the limit
  * their unfinished rows fail with `RECOVERY_LIMIT` and the request ends with its `samples.completed`.
  *
- * A job that is live (a worker holds its lock) but whose attempt made no progress within the lease (`leaseMs`,
- * STAGE_LOCK_SECONDS: no fenced write since it was taken; a worker stuck in a native call or a deadlock keeps
- * renewing its lock) is hung, and is taken over the same way, fenced: each attempt runs for one epoch of its row
- * (packages/db fence.ts), every write of a stage is made only while that epoch holds, and a recovery or takeover
- * first moves the epoch on in one conditional UPDATE, then enqueues under the new epoch's job ids. The old job
- * keeps its lock until its worker lets go, but whatever it tries to write is refused (STAGE_SUPERSEDED).
+ * A job that is live (a worker holds its lock) but whose attempt made no progress within the lease (`leaseMs`:
+ * STAGE_LEASE_SECONDS, or STAGE_LOCK_SECONDS when unset; no fenced write since it was taken; a worker stuck in a
+ * native call or a deadlock keeps renewing its lock) is hung, and is taken over the same way, fenced: each attempt
+ * runs for one epoch of its row (packages/db fence.ts), every write of a stage is made only while that epoch
+ * holds, and a recovery or takeover first moves the epoch on in one conditional UPDATE, then enqueues under the new
+ * epoch's job ids. The old job keeps its lock until its worker lets go, but whatever it tries to write is refused
+ * (STAGE_SUPERSEDED).
  *
  * The quiet period keeps the reconciler off work that is moving: a worker whose job Redis lost keeps running
  * until its lock renewal fails (then it aborts), and the API's create is followed by its enqueue. It is twice the
@@ -53,9 +54,9 @@ export interface ReconcileOptions {
   /** Work untouched this long and not live in Redis is lost. */
   quietMs: number;
   /**
-   * The stage lease (STAGE_LOCK_SECONDS): a job that is live in Redis (a worker holds its lock) but whose attempt
-   * wrote nothing for this long, counted from its last write or from when the worker took the job, whichever is
-   * later, is hung and is taken over. Absent: live jobs are never taken over.
+   * The stage lease (STAGE_LEASE_SECONDS, or STAGE_LOCK_SECONDS when unset): a job that is live in Redis (a worker
+   * holds its lock) but whose attempt wrote nothing for this long, counted from its last write or from when the
+   * worker took the job, whichever is later, is hung and is taken over. Absent: live jobs are never taken over.
    */
   leaseMs?: number;
   /** Recoveries before a personalization (or sample request) fails for good. Default 3. */

@@ -2,7 +2,7 @@
  * The environment every stage worker app validates once (its src/env.ts calls parseWorkerEnv(process.env)): the
  * shared pieces of @dynasyn/config plus what only a worker process has. Nothing here reads process.env itself.
  */
-import { count, databaseEnv, logEnv, parseEnvironment, queueEnv, shutdownEnv, stageEnv, storageEnv } from '@dynasyn/config';
+import { checkStageLease, count, databaseEnv, logEnv, parseEnvironment, queueEnv, shutdownEnv, stageEnv, storageEnv } from '@dynasyn/config';
 import { z } from 'zod';
 
 export const workerEnvSchema = z.object({
@@ -26,7 +26,7 @@ export const workerEnvSchema = z.object({
 
 export type WorkerEnv = z.output<typeof workerEnvSchema>;
 
-/** Validates `source`; throws one EnvError naming every bad variable. */
+/** Validates `source`; throws one EnvError naming every bad variable (or a lease shorter than the lock, naming both). */
 export function parseWorkerEnv(source: Record<string, string | undefined>): WorkerEnv {
-  return parseEnvironment(workerEnvSchema, source);
+  return checkStageLease(parseEnvironment(workerEnvSchema, source));
 }

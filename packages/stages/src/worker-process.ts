@@ -5,7 +5,7 @@
  * checkpoint, their jobs go back to waiting, clients close). Lock, stall and close times, device and threads are derived here and nowhere else.
  */
 import { mkdirSync } from 'node:fs';
-import { s3OptionsFrom } from '@dynasyn/config';
+import { s3OptionsFrom, stageLeaseSeconds } from '@dynasyn/config';
 import { createDb } from '@dynasyn/db';
 import { createLogger } from '@dynasyn/logger';
 import * as queue from '@dynasyn/queue';
@@ -31,8 +31,15 @@ const isStage = (n: WorkerName): n is StageQueue => (STAGE_QUEUES as readonly st
  * it), not per step, so a long training step never lets it run out; what its length decides is how long a dead
  * worker's job waits before another takes it up (lock + one stalled check: under 30 s). A Redis outage longer
  * than the lock re-runs the job from its checkpoint: the first run aborts when its renewal fails (packages/queue).
+ * The lease of a hung stage is a separate setting (STAGE_LEASE_SECONDS, stageLeaseMs).
  */
 export const stageLockMs = (env: Pick<WorkerEnv, 'STAGE_LOCK_SECONDS'>): number => Math.min(env.STAGE_LOCK_SECONDS, 20) * 1000;
+
+/**
+ * A stage's lease: STAGE_LEASE_SECONDS, or STAGE_LOCK_SECONDS when unset (@dynasyn/config stageLeaseSeconds). A job
+ * whose attempt wrote nothing for this long while its worker still holds the lock is taken over by the reconciler.
+ */
+export const stageLeaseMs = (env: Pick<WorkerEnv, 'STAGE_LOCK_SECONDS' | 'STAGE_LEASE_SECONDS'>): number => stageLeaseSeconds(env) * 1000;
 
 /** BullMQ settings of every worker, from the env. */
 export function queueWorkerOptions(env: WorkerEnv, logger: StageLogger): queue.CreateWorkerOptions & { closeTimeoutMs: number; abortGraceMs: number } {
@@ -140,7 +147,7 @@ export async function startWorkers(names: readonly WorkerName[], env: WorkerEnv,
       intervalMs: env.RECONCILE_INTERVAL_SECONDS * 1000,
       quietMs: 2 * stageLockMs(env),
       // the lease: a held job whose stage wrote nothing for this long is hung (a long step writes its progress)
-      leaseMs: env.STAGE_LOCK_SECONDS * 1000,
+      leaseMs: stageLeaseMs(env),
       maxRecoveries: env.RECONCILE_MAX_RECOVERIES,
     },
   );

@@ -82,7 +82,7 @@ export function workMetrics(work: WorkSnapshot | null): string {
   text += family('dynasyn_samples', 'Sample rows by status', by(work.samples));
   text += family(
     'dynasyn_personalizations_stale',
-    "Personalizations in a running stage with no write for longer than the stage's lease (STAGE_LOCK_SECONDS): stuck or lost",
+    "Personalizations in a running stage with no write for longer than the stage's lease (STAGE_LEASE_SECONDS, or STAGE_LOCK_SECONDS when unset): stuck or lost",
     Object.entries(work.stale).map(([status, s]) => [{ status }, s.count]),
   );
   text += family(

@@ -3,7 +3,7 @@
  * workers get the queue settings (lock, stall and close times, device, concurrency) and the stage ports' device
  * and threads that a worker app gets, with serve's own resolved values (storage, backbone) in place.
  */
-import { parseWorkerEnv, queueWorkerOptions, stageDepsOf } from '@dynasyn/stages';
+import { parseWorkerEnv, queueWorkerOptions, stageDepsOf, stageLeaseMs } from '@dynasyn/stages';
 import { parseServiceEnv } from './service-env.js';
 import { workerEnvironment } from './serve-workers.js';
 
@@ -36,6 +36,16 @@ test("the queue settings of serve's workers are those of a worker app given the 
     abortGraceMs: 8_000,
   });
   expect([served.BACKBONE, served.WORK_DIR, served.STORAGE_URL]).toEqual(['/bundle', '/tmp/scratch', 'file:///tmp/dynasyn-serve-test']);
+});
+
+test("serve's workers get the deployment's stage lease: STAGE_LEASE_SECONDS, else STAGE_LOCK_SECONDS", () => {
+  const leased = { ...source, STAGE_LEASE_SECONDS: '900' };
+  const served = parseWorkerEnv(workerEnvironment(leased, parseServiceEnv(leased), '/bundle'));
+  expect([served.STAGE_LOCK_SECONDS, stageLeaseMs(served)]).toEqual([16, 900_000]);
+  expect(stageLeaseMs(served)).toBe(stageLeaseMs(parseWorkerEnv({ ...leased, BACKBONE: '/bundle' })));
+  // unset stays unset: the lease is the lock's 16 s, below the 30 s a lease set may be
+  const unset = parseWorkerEnv(workerEnvironment(source, parseServiceEnv(source), '/bundle'));
+  expect([unset.STAGE_LEASE_SECONDS, stageLeaseMs(unset)]).toEqual([undefined, 16_000]);
 });
 
 test("serve's stage ports run on the configured device with the configured threads", () => {

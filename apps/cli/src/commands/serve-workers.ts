@@ -54,6 +54,8 @@ export function workerEnvironment(source: NodeJS.ProcessEnv, env: ServiceEnv, ba
     STORAGE_URL: env.STORAGE_URL,
     BACKBONE: backboneDir,
     STAGE_LOCK_SECONDS: String(env.STAGE_LOCK_SECONDS),
+    // unset stays unset (the lease is then the lock's value, which may be below the bounds of a lease set)
+    ...(env.STAGE_LEASE_SECONDS !== undefined ? { STAGE_LEASE_SECONDS: String(env.STAGE_LEASE_SECONDS) } : {}),
     SHUTDOWN_GRACE_SECONDS: String(env.SHUTDOWN_GRACE_SECONDS),
     ...(workDir !== undefined ? { WORK_DIR: workDir } : {}),
     LOG_LEVEL: env.LOG_LEVEL,

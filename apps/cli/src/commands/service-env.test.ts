@@ -27,18 +27,44 @@ test('a bad environment is refused naming every culprit', () => {
   expect(() => parseServiceEnv({ ...base, WEBHOOK_ALLOW_PRIVATE: 'yes' })).toThrow(/WEBHOOK_ALLOW_PRIVATE/);
   expect(() => parseServiceEnv({ ...base, DEVICE: 'tpu', THREADS: '0' })).toThrow(/DEVICE.*THREADS/);
   expect(() => databaseUrlFrom({ DATABASE_URL: 'mysql://x' })).toThrow(/^invalid environment: DATABASE_URL: must be postgres:/);
+  expect(() => parseServiceEnv({ ...base, STAGE_LOCK_SECONDS: '120', STAGE_LEASE_SECONDS: '60' })).toThrow(
+    /^invalid environment: STAGE_LEASE_SECONDS: 60 s is shorter than STAGE_LOCK_SECONDS \(120 s\)/,
+  );
 });
 
 test('the same settings and defaults as the worker apps and the API it runs (one @dynasyn/config)', () => {
-  const env = parseServiceEnv({ ...base, DEVICE: 'cuda', THREADS: '4', LOG_LEVEL: 'trace' });
-  // serve's default local store is handed to the API and the workers (serve.ts, serve-workers.ts)
-  const worker = parseWorkerEnv({ ...base, STORAGE_URL: env.STORAGE_URL, DEVICE: 'cuda', THREADS: '4', LOG_LEVEL: 'trace' });
-  const api = parseApiEnv({ ...base, STORAGE_URL: env.STORAGE_URL, LOG_LEVEL: 'trace' });
-  for (const k of ['REDIS_URL', 'QUEUE_PREFIX', 'STORAGE_URL', 'LOG_LEVEL', 'SHUTDOWN_GRACE_SECONDS', 'STAGE_LOCK_SECONDS', 'DEVICE', 'THREADS'] as const) {
-    expect([k, env[k]]).toEqual([k, worker[k]]);
-  }
-  for (const k of ['PORT', 'HOST', 'REDIS_URL', 'QUEUE_PREFIX', 'STORAGE_URL', 'LOG_LEVEL', 'SHUTDOWN_GRACE_SECONDS', 'WEBHOOK_ALLOW_PRIVATE'] as const) {
-    expect([k, env[k]]).toEqual([k, api[k]]);
+  for (const extra of [{}, { STAGE_LOCK_SECONDS: '10', STAGE_LEASE_SECONDS: '120' }]) {
+    const env = parseServiceEnv({ ...base, DEVICE: 'cuda', THREADS: '4', LOG_LEVEL: 'trace', ...extra });
+    // serve's default local store is handed to the API and the workers (serve.ts, serve-workers.ts)
+    const worker = parseWorkerEnv({ ...base, STORAGE_URL: env.STORAGE_URL, DEVICE: 'cuda', THREADS: '4', LOG_LEVEL: 'trace', ...extra });
+    const api = parseApiEnv({ ...base, STORAGE_URL: env.STORAGE_URL, LOG_LEVEL: 'trace', ...extra });
+    for (const k of [
+      'REDIS_URL',
+      'QUEUE_PREFIX',
+      'STORAGE_URL',
+      'LOG_LEVEL',
+      'SHUTDOWN_GRACE_SECONDS',
+      'STAGE_LOCK_SECONDS',
+      'STAGE_LEASE_SECONDS',
+      'DEVICE',
+      'THREADS',
+    ] as const) {
+      expect([k, env[k]]).toEqual([k, worker[k]]);
+    }
+    for (const k of [
+      'PORT',
+      'HOST',
+      'REDIS_URL',
+      'QUEUE_PREFIX',
+      'STORAGE_URL',
+      'LOG_LEVEL',
+      'SHUTDOWN_GRACE_SECONDS',
+      'WEBHOOK_ALLOW_PRIVATE',
+      'STAGE_LOCK_SECONDS',
+      'STAGE_LEASE_SECONDS',
+    ] as const) {
+      expect([k, env[k]]).toEqual([k, api[k]]);
+    }
   }
 });
 

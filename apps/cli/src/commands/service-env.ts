@@ -5,7 +5,20 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { EnvError, count, databaseEnv, httpEnv, logEnv, parseEnvironment, queueEnv, shutdownEnv, stageEnv, localStorageEnv, webhookEnv } from '@dynasyn/config';
+import {
+  EnvError,
+  checkStageLease,
+  count,
+  databaseEnv,
+  httpEnv,
+  logEnv,
+  parseEnvironment,
+  queueEnv,
+  shutdownEnv,
+  stageEnv,
+  localStorageEnv,
+  webhookEnv,
+} from '@dynasyn/config';
 import { z } from 'zod';
 import { CliError } from './errors.js';
 
@@ -40,9 +53,9 @@ function cliParse<T>(parse: () => T): T {
   }
 }
 
-/** Parses `source` (process.env) for `dynasyn serve`; every problem named in one CliError. */
+/** Parses `source` (process.env) for `dynasyn serve`; every problem named in one CliError (a lease shorter than the lock: both named). */
 export function parseServiceEnv(source: NodeJS.ProcessEnv): ServiceEnv {
-  return cliParse(() => parseEnvironment(schema, source));
+  return cliParse(() => checkStageLease(parseEnvironment(schema, source)));
 }
 
 /** Only DATABASE_URL (db migrate, tenants create). */

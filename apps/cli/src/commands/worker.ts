@@ -27,7 +27,7 @@ export async function runWorker(name: string, source: NodeJS.ProcessEnv, o: { ni
     const schema = stages.workerEnvSchema.extend(config.webhookEnv.shape);
     let env;
     try {
-      env = config.parseEnvironment(schema, source);
+      env = config.checkStageLease(config.parseEnvironment(schema, source));
     } catch (e) {
       throw e instanceof config.EnvError ? new CliError(e.message) : e;
     }

@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { fileURLToPath } from 'node:url';
+import { checkStageLease, stageLeaseSeconds } from '@dynasyn/config';
 import { envSchema as apiEnvSchema } from '../../../api/src/env.js';
 import { workerEnvSchema } from '../../../../packages/stages/src/worker-env.js';
 
@@ -404,6 +405,8 @@ describe('docker/compose.yaml', () => {
     const parsedEnv = workerEnvSchema.parse(env);
     expect(parsedEnv.STORAGE_URL).toBe(envStrings(services.api!).STORAGE_URL);
     expect(parsedEnv.QUEUE_PREFIX).toBe(apiEnvSchema.parse(envStrings(services.api!)).QUEUE_PREFIX);
+    // the lease is checked against the lock (apps call checkStageLease), and the API's gauge uses the workers' lease
+    expect(stageLeaseSeconds(checkStageLease(parsedEnv))).toBe(stageLeaseSeconds(checkStageLease(apiEnvSchema.parse(envStrings(services.api!)))));
     expect(s.volumes).toEqual([`cache-${w}:${parsedEnv.CACHE_DIR}`]);
     expect(seconds(s.stop_grace_period!)).toBeGreaterThan(parsedEnv.SHUTDOWN_GRACE_SECONDS);
     expect(s.build!.dockerfile).toMatch(/^docker\/worker-(cpu|cuda)\.Dockerfile$/);

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
 import { envSchema as apiEnvSchema } from '../../../api/src/env.js';
+import { checkStageLease, stageLeaseSeconds, type StageTimesEnv } from '@dynasyn/config';
 import { workerEnvSchema } from '@dynasyn/stages';
 import { queueNames } from '@dynasyn/queue';
 
@@ -189,6 +190,7 @@ describe('k8s manifests', () => {
 
   it('every env variable is declared by the app schema, the required ones are provided and the values parse', () => {
     const workloads = [...byKind('Deployment'), ...byKind('Job')];
+    const leases = new Map<string, number>();
     for (const w of workloads) {
       const name = w.metadata.name as string;
       for (const c of w.spec.template.spec.containers) {
@@ -206,9 +208,13 @@ describe('k8s manifests', () => {
         expect({ name, missing }).toEqual({ name, missing: [] });
         const parsed = schema.safeParse(Object.fromEntries([...env].filter(([k]) => declared.has(k))));
         expect({ name, issues: parsed.success ? [] : parsed.error.issues }).toEqual({ name, issues: [] });
+        // the lease is checked against the lock (apps call checkStageLease), and the API's is the workers'
+        if (parsed.success) leases.set(name, stageLeaseSeconds(checkStageLease(parsed.data as StageTimesEnv)));
         if (name.startsWith('worker-')) expect(env.get('WORKER')).toBe(name.slice('worker-'.length));
       }
     }
+    expect(new Set(leases.values())).toEqual(new Set([600]));
+    expect([...leases.keys()]).toContain('api');
     expect(requiredKeys(workerEnvSchema as unknown as z.ZodObject).sort()).toEqual(['DATABASE_URL', 'STORAGE_URL']);
   });
 
