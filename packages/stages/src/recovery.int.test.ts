@@ -130,9 +130,11 @@ async function faultRun(persist: boolean): Promise<void> {
     BACKBONE: bed.deps.backbone,
     WORK_DIR: join(bed.root, `work-${prefix}`),
     THREADS: '1',
-    // the lease is also the time a stage may go without progress before the reconciler takes it over: long
-    // enough for a stage's start (bundle, derived graphs) on a busy machine, short enough to recover fast
-    STAGE_LOCK_SECONDS: '15',
+    // a short job lock, so lost work (quiet for twice the lock) and stalled jobs are taken up fast; a long lease, the
+    // time a stage may go without progress before the reconciler takes it over: a stage's start (bundle, derived
+    // graphs) on a busy machine is not a hang, and nothing in this suite hangs
+    STAGE_LOCK_SECONDS: '5',
+    STAGE_LEASE_SECONDS: '120',
     RECONCILE_INTERVAL_SECONDS: '1',
     LOG_LEVEL: 'error',
   });
