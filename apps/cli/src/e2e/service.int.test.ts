@@ -68,10 +68,10 @@ beforeAll(async () => {
   services = await startServices();
   receiver = await startWebhookReceiver();
   expect(runCli({}, work, 'bundle', 'create-tiny', 'tiny').status).toBe(0);
-  // a short job lock, so the restarted process takes the killed one's job up within seconds; the deployment's lease
-  // (the time a stage may go without progress before the reconciler takes it over): a stage's start (bundle,
-  // derived graphs) on a busy machine takes longer than the lock
-  env = { ...services.env, BACKBONE: path.join(work, 'tiny'), STAGE_LOCK_SECONDS: '8', STAGE_LEASE_SECONDS: '600', LOG_LEVEL: 'info' };
+  // the deployment's job lock and lease (compose, k8s): 20 s (a restarted process takes a killed one's job up within
+  // ~25 s; an 8 s lock once let the kill -9 test's job run on without resuming from its checkpoint on a loaded machine)
+  // and 600 s (the time a stage may go without progress before the reconciler takes it over)
+  env = { ...services.env, BACKBONE: path.join(work, 'tiny'), STAGE_LOCK_SECONDS: '20', STAGE_LEASE_SECONDS: '600', LOG_LEVEL: 'info' };
   const migrate = runCli(env, work, 'db', 'migrate');
   expect(migrate.stderr).toBe('');
   expect(migrate.status).toBe(0);
