@@ -231,8 +231,10 @@ test('serve runs each worker queue in its own process', () => {
 test('serve killed with SIGKILL mid-training, restarted: its workers die with it, and the job finishes from its checkpoint with no duplicate artifacts', async () => {
   const {
     body: { id },
-  } = await alice.createPersonalization({ ...upload, options: { preset: 'tiny', steps: 10 } });
-  // past the first checkpoint (the tiny preset checkpoints every 3 steps)
+  } = await alice.createPersonalization({ ...upload, options: { preset: 'tiny', steps: 40 } });
+  // past the first checkpoint (the tiny preset checkpoints every 3 steps); 40 steps a phase, so the kill lands in
+  // training even when the status poll and the kill take seconds (with 10, a loaded machine once finished training
+  // between them, and the restarted worker had nothing to resume)
   await until(alice, id, (p) => p.status === 'training' && trainingStep(p) >= 4, 150_000);
   const stepAtKill = trainingStep(await statusOf(alice, id));
   const workers = Object.values(serve!.workerPids());
