@@ -122,7 +122,7 @@ test('two methods x one scene x one seed: the tables, the files, the method opti
   // a changed protocol is refused for the runs it changes
   const changed = parseProtocol({ ...protocolJson, prompts: { ...protocolJson.prompts, action: ['<asset1> sitting'] } }, root);
   await expect(runEvaluation({ protocol: changed, out, threads: 1 })).rejects.toThrow(/LEDGER_MISMATCH|other settings/);
-});
+}, 600_000); // ~100 s on an idle machine, over 120 s on a loaded one
 
 test('class-words: no training; the backbone draws each prompt with the class words, at the seeds every method samples with', async () => {
   const protocol = parseProtocol({ ...protocolJson, methods: ['class-words'] }, root);
@@ -157,4 +157,4 @@ test('class-words: no training; the backbone draws each prompt with the class wo
   } finally {
     await pipeline.release();
   }
-});
+}, 300_000);
