@@ -86,8 +86,13 @@ export function writeModelCard(file: string, r: RunSummary, partial?: { step: nu
   const text = `# Toy-world backbone
 ${note}
 A Stable-Diffusion-shaped bundle trained from scratch by \`@dynasyn/toyworld-backbone\` with the project's own
-training engine (\`@dynasyn/ort-training\`) on rendered scenes. \`npm run toyworld:train\` reproduces it from the
-seed below.
+training engine (\`@dynasyn/ort-training\`) on rendered scenes. ${
+    c
+      ? `\`npm run toyworld:train\` reproduces the bundle it continues from the seed below, then
+\`npm run toyworld:train -- --continue-from <that bundle> --work <another directory> --steps ${o.diffusion.steps} --lr ${o.diffusion.lr}\` this one.`
+      : `\`npm run toyworld:train\` reproduces it from the
+seed below.`
+  }
 
 ## What it was trained on
 ${o.source.description}. ${o.diffusion.emptyCaption * 100}% of the diffusion phase's captions are empty, so
