@@ -20,20 +20,22 @@ export {
   JUDGE_METRICS,
   createClipScorer,
   createJudgeScorer,
-  identityAccuracy,
+  type MetricInfo,
+  type ScoredSample,
+  type Scorer,
+  type ScoringContext,
+} from './scorers.js';
+export {
   attributesKept,
+  identityAccuracy,
   judgeSamples,
   loadToyworldJudge,
   promptAccuracy,
   type AskedLabels,
   type JudgedSample,
   type JudgeScores,
-  type MetricInfo,
-  type ScoredSample,
-  type Scorer,
-  type ScoringContext,
   type ToyworldJudge,
-} from './scorers.js';
+} from './judge.js';
 export { resolveScene, type ResolvedScene, type SubjectIdentity } from './scenes.js';
 export { formatCell, resultsMarkdown, type EvaluationResults } from './results.js';
 export { checkProtocolInputs, runEvaluation, runOptions, runPrompts, sampleSeed, type EvaluateRequest, type EvaluationProgress } from './run.js';

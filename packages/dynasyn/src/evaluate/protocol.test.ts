@@ -6,7 +6,7 @@ import { GaussianRng } from '@dynasyn/diffusion';
 import { drawUnion, resolveUnion } from '../train/union.js';
 import { loadProtocol, parseProtocol, type ProtocolJson } from './protocol.js';
 import { METHOD_IDS, methodOptions } from './methods.js';
-import { attributesKept, identityAccuracy, promptAccuracy } from './scorers.js';
+import { attributesKept, identityAccuracy, promptAccuracy } from './judge.js';
 
 const good: ProtocolJson = {
   version: 1,

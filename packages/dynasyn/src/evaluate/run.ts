@@ -23,7 +23,8 @@ import { writeClassPriorSet } from './prior.js';
 import { CATEGORIES, type Category, type Protocol } from './protocol.js';
 import { writeResults, type EvaluationResults } from './results.js';
 import { resolveScene, type ResolvedScene } from './scenes.js';
-import { createClipScorer, createJudgeScorer, loadToyworldJudge, type Scorer, type ScoredSample } from './scorers.js';
+import { loadToyworldJudge } from './judge.js';
+import { createClipScorer, createJudgeScorer, type Scorer, type ScoredSample } from './scorers.js';
 
 export type EvaluationProgress =
   | { kind: 'run'; index: number; total: number; runId: string; skipped: boolean }

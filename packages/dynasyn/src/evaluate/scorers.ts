@@ -11,18 +11,6 @@ import { judgeSamples, type ToyworldJudge } from './judge.js';
 import type { Category } from './protocol.js';
 import type { ResolvedScene } from './scenes.js';
 
-export {
-  attributesKept,
-  identityAccuracy,
-  judgeSamples,
-  loadToyworldJudge,
-  promptAccuracy,
-  type AskedLabels,
-  type JudgedSample,
-  type JudgeScores,
-  type ToyworldJudge,
-} from './judge.js';
-
 /** One generated sample to score. */
 export interface ScoredSample {
   image: RgbImage;
