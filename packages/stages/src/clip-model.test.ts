@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { EnvError } from '@dynasyn/config';
 import { writeTinyClip } from '../../dynasyn/src/testing/tiny-clip.js';
 import { resolveClipModel } from './clip-model.js';
-import { parseWorkerEnv } from './worker-env.js';
+import { unreachableWorkerEnv } from './testing/unreachable-env.js';
 import { startWorkerProcess } from './worker-process.js';
 
 let root: string;
@@ -51,16 +51,7 @@ test('a missing folder, one with no model, or a model onnxruntime cannot load: E
 test('a sample worker with a bad CLIP_MODEL refuses to start, before it connects to anything', async () => {
   const bad = join(root, 'not-a-clip');
   mkdirSync(bad, { recursive: true });
-  const env = parseWorkerEnv({
-    // nothing listens here: the refusal must come before any connection
-    DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none',
-    REDIS_URL: 'redis://127.0.0.1:1',
-    STORAGE_URL: pathToFileURL(join(root, 'storage')).href,
-    CACHE_DIR: join(root, 'cache'),
-    WORK_DIR: join(root, 'work'),
-    CLIP_MODEL: bad,
-    LOG_LEVEL: 'silent',
-  });
+  const env = unreachableWorkerEnv(root, { CLIP_MODEL: bad });
   expect(env.CLIP_MODEL).toBe(bad);
   await expect(startWorkerProcess('sample', env)).rejects.toThrow(`CLIP_MODEL: ${bad} is not a usable CLIP model`);
 });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { EnvError } from '@dynasyn/config';
 import { resolveJudgeModel } from './judge-model.js';
-import { parseWorkerEnv } from './worker-env.js';
+import { unreachableWorkerEnv } from './testing/unreachable-env.js';
 import { startWorkerProcess } from './worker-process.js';
 
 const JUDGE_DIR = join(fileURLToPath(import.meta.url), '..', '..', '..', '..', 'models', 'toyworld-judge');
@@ -50,16 +50,7 @@ test('without CLIP_MODEL, a missing folder, one with no judge.json, or a model o
 });
 
 test('a sample worker with JUDGE_MODEL but no CLIP_MODEL refuses to start, before it connects to anything', async () => {
-  const env = parseWorkerEnv({
-    // nothing listens here: the refusal must come before any connection
-    DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none',
-    REDIS_URL: 'redis://127.0.0.1:1',
-    STORAGE_URL: pathToFileURL(join(root, 'storage')).href,
-    CACHE_DIR: join(root, 'cache'),
-    WORK_DIR: join(root, 'work'),
-    JUDGE_MODEL: JUDGE_DIR,
-    LOG_LEVEL: 'silent',
-  });
+  const env = unreachableWorkerEnv(root, { JUDGE_MODEL: JUDGE_DIR });
   expect(env.JUDGE_MODEL).toBe(JUDGE_DIR);
   await expect(startWorkerProcess('sample', env)).rejects.toThrow(`JUDGE_MODEL: ${JUDGE_DIR} is set without CLIP_MODEL`);
 });
