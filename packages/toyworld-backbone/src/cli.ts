@@ -25,6 +25,11 @@ const HELP = `toyworld-train: train the toy-world backbone with @dynasyn/ort-tra
   --only-decoder        run only the decoder phase (beside a run in its diffusion phase, same --work)
   --continue-from DIR   continue a finished bundle's diffusion phase for --steps more steps (its tokenizer, VAE
                         and weights; the data stream goes on where its log ends); needs its own --work
+  --refine-vae N        with --continue-from: first train its VAE (encoder and decoder, from its weights) N more
+                        steps with --vae-batch/--vae-lr/--subject-weight, then continue the diffusion phase on the
+                        new latents (default 0: the VAE is kept)
+  --subject-weight X    reconstruction weight of the subjects' pixels in the VAE and decoder phases (default 1:
+                        plain MSE; a 12-pixel subject is 4% of the image, and plain MSE lets its colour wash out)
   --lr X / --vae-lr X   peak learning rates (default 1e-3 / 1e-3; the decoder fine-tuning 5e-4)
   --minutes M           stop after M minutes of this invocation (checkpointed; run again to continue);
                         a stop inside the diffusion phase still writes the bundle of the weights so far
@@ -49,6 +54,8 @@ const { values: a } = parseArgs({
     'decoder-batch': { type: 'string', default: '12' },
     'only-decoder': { type: 'boolean', default: false },
     'continue-from': { type: 'string' },
+    'refine-vae': { type: 'string', default: '0' },
+    'subject-weight': { type: 'string', default: '1' },
     lr: { type: 'string', default: '1e-3' },
     'vae-lr': { type: 'string', default: '1e-3' },
     minutes: { type: 'string' },
@@ -81,6 +88,7 @@ if (preset !== 'toy' && preset !== 'test') throw new Error(`--preset must be toy
 const size = preset === 'test' ? 16 : 64;
 const source = a.source === 'synthetic' ? syntheticShapesSource(size) : a.source === 'toyworld' ? toyworldSource(size) : undefined;
 if (!source) throw new Error(`--source must be toyworld or synthetic, got ${a.source}`);
+if (!a['continue-from'] && a['refine-vae'] !== '0') throw new Error("--refine-vae refines a finished bundle's VAE: it needs --continue-from");
 const workDir = resolve(a.work!);
 if (a['no-resume']) rmSync(workDir, { recursive: true, force: true });
 
@@ -100,10 +108,17 @@ const result = await trainToyBackbone({
   seed: int('seed', a.seed),
   preset,
   source,
-  vae: { steps: int('vae-steps', a['vae-steps']), batch: int('vae-batch', a['vae-batch']), lr: num('vae-lr', a['vae-lr']), warmup: 50, klWeight: 1e-4 },
+  vae: {
+    steps: int('vae-steps', a['vae-steps']),
+    batch: int('vae-batch', a['vae-batch']),
+    lr: num('vae-lr', a['vae-lr']),
+    warmup: 50,
+    klWeight: 1e-4,
+    subjectWeight: num('subject-weight', a['subject-weight']),
+  },
   decoder: { steps: int('decoder-steps', a['decoder-steps']), batch: int('decoder-batch', a['decoder-batch']), lr: 5e-4, warmup: 50 },
   onlyDecoder: a['only-decoder'],
-  ...(a['continue-from'] ? { continueFrom: resolve(a['continue-from']) } : {}),
+  ...(a['continue-from'] ? { continueFrom: resolve(a['continue-from']), refineVae: int('refine-vae', a['refine-vae']) } : {}),
   reexport: a.reexport,
   diffusion: { steps: int('steps', a.steps), batch: int('batch', a.batch), lr: num('lr', a.lr), warmup: 100, emptyCaption: 0.1 },
   tokenizerCaptions: 20000,

@@ -7,6 +7,8 @@
 export interface Example {
   rgb: Float32Array;
   caption: string;
+  /** Where the subjects are (1) and the background (0), row-major [S, S], when the source knows. */
+  subjects?: Uint8Array;
 }
 
 export interface ExampleSource {
@@ -32,5 +34,33 @@ export function stackImages(examples: Example[]): Float32Array {
   const n = examples[0]!.rgb.length;
   const out = new Float32Array(examples.length * n);
   examples.forEach((e, i) => out.set(e.rgb, i * n));
+  return out;
+}
+
+/**
+ * Per-pixel reconstruction weights of a batch, [B, 1, S, S]: `subjectWeight` on the subjects and the pixel
+ * around them (the outline carries the silhouette), 1 elsewhere. A subject of 12 px is 4% of a 64 px scene,
+ * so plain MSE spends 96% of its gradient on the background; weighting the subjects keeps their colours.
+ * Examples without `subjects` weigh 1 everywhere.
+ */
+export function subjectWeights(examples: Example[], size: number, subjectWeight: number): Float32Array {
+  const plane = size * size;
+  const out = new Float32Array(examples.length * plane).fill(1);
+  examples.forEach((e, b) => {
+    const m = e.subjects;
+    if (!m) return;
+    if (m.length !== plane) throw new Error(`example ${b}: subjects mask has ${m.length} values, expected ${plane}`);
+    for (let y = 0; y < size; y++)
+      for (let x = 0; x < size; x++) {
+        let near = false;
+        for (let dy = -1; dy <= 1 && !near; dy++)
+          for (let dx = -1; dx <= 1 && !near; dx++) {
+            const yy = y + dy,
+              xx = x + dx;
+            near = yy >= 0 && yy < size && xx >= 0 && xx < size && m[yy * size + xx]! > 0;
+          }
+        if (near) out[b * plane + y * size + x] = subjectWeight;
+      }
+  });
   return out;
 }

@@ -15,7 +15,7 @@ export interface RunSummary {
   log: string;
   bundleDir: string;
   /** A run that continued another bundle's diffusion phase: that bundle, the first step of this run, its model card. */
-  continued?: { from: string; stepOffset: number; previousCard: string };
+  continued?: { from: string; stepOffset: number; vaeStepOffset?: number; refineVae?: number; previousCard: string };
 }
 
 /** The text of a `## title` section of a markdown card (up to the next `## `), or ''. */
@@ -65,15 +65,25 @@ export function writeModelCard(file: string, r: RunSummary, partial?: { step: nu
     ? `\n**Partial: this bundle holds the weights after ${partial.step} of ${o.diffusion.steps} diffusion steps (the run was stopped for time; resuming it continues the schedule).**\n`
     : '';
   const c = r.continued;
+  const sw = o.vae.subjectWeight ?? 1;
+  const weighting = sw !== 1 ? `, the subjects' pixels (and the pixel around them) weighted ${sw}x in the MSE` : '';
+  const refined =
+    c?.refineVae && c.vaeStepOffset !== undefined
+      ? `- VAE refined (this bundle): encoder and decoder from that VAE, ${c.refineVae} more steps (VAE steps ${c.vaeStepOffset}-${c.vaeStepOffset + c.refineVae - 1}: the
+  stream goes on), batch ${o.vae.batch}, fresh AdamW moments, lr ${o.vae.lr} (warmup ${o.vae.warmup}, cosine), clip 1.0, MSE + ${o.vae.klWeight} x KL${weighting};
+  ${lossSummary(lines, 'vae', c.vaeStepOffset)}; ${minutes(r.seconds.vae)}. The latent space moved with it (scaling_factor
+  ${r.scalingFactor.toPrecision(6)}): the continued text encoder and UNet below learned on the new latents.
+`
+      : '';
   const trained = c
-    ? `${section(c.previousCard, 'How it was trained').replace(/^## How it was trained/, '## How it was trained: the bundle it continues')}
-- Continued (this bundle): text encoder + UNet from those weights, ${o.diffusion.steps} more steps (diffusion steps ${c.stepOffset}-${c.stepOffset + o.diffusion.steps - 1}: the data
+    ? `${section(c.previousCard, 'How it was trained').replace(/^## How it was trained[^\n]*/, '## How it was trained: the bundle it continues')}
+${refined}- Continued (this bundle): text encoder + UNet from those weights, ${o.diffusion.steps} more steps (diffusion steps ${c.stepOffset}-${c.stepOffset + o.diffusion.steps - 1}: the data
   stream goes on, no batch repeats), batch ${o.diffusion.batch}, fresh AdamW moments, lr ${o.diffusion.lr} (warmup ${o.diffusion.warmup}, cosine to a tenth),
   weight decay 0.01, clip 1.0; ${lossSummary(lines, 'diffusion', c.stepOffset)}; ${minutes(r.seconds.diffusion)} (started ${r.startedAt}),
   ${o.threads} intra-op threads on ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}. Per-step losses and times of both runs: train-log.jsonl.
 `
     : `## How it was trained (seed ${o.seed})
-- VAE: ${o.vae.steps} steps, batch ${o.vae.batch}, AdamW lr ${o.vae.lr} (warmup ${o.vae.warmup}, cosine), clip 1.0, MSE + ${o.vae.klWeight} x KL;
+- VAE: ${o.vae.steps} steps, batch ${o.vae.batch}, AdamW lr ${o.vae.lr} (warmup ${o.vae.warmup}, cosine), clip 1.0, MSE + ${o.vae.klWeight} x KL${weighting};
   ${lossSummary(lines, 'vae')}.
 - VAE decoder fine-tuned on the frozen encoder's latents (the latent space unchanged): ${o.decoder.steps} steps, batch ${o.decoder.batch},
   AdamW lr ${o.decoder.lr} (warmup ${o.decoder.warmup}, cosine), MSE; ${lossSummary(lines, 'decoder')}.
@@ -82,14 +92,29 @@ export function writeModelCard(file: string, r: RunSummary, partial?: { step: nu
 - Time: VAE ${minutes(r.seconds.vae)}, decoder ${minutes(r.seconds.decoder)}, diffusion ${minutes(r.seconds.diffusion)} (started ${r.startedAt}), ${o.threads} intra-op threads on
   ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, shared with other work. Per-step losses and times: train-log.jsonl.
 `;
-  const previousNotes = c ? section(c.previousCard, 'Notes on this run').replace(/^## Notes on this run/, '## Notes on the run it continues') : '';
+  // the continued bundle's notes, and the notes of the runs it continued in turn, oldest last
+  const previousNotes = c
+    ? [
+        section(c.previousCard, 'Notes on this run').replace(/^## Notes on this run/, '## Notes on the run it continues'),
+        c.previousCard.includes('\n## Notes on the run it continues')
+          ? c.previousCard
+              .slice(c.previousCard.indexOf('\n## Notes on the run it continues') + 1)
+              .replace(/^## Notes on the run it continues/, '## Notes on the runs before it')
+          : '',
+      ]
+        .filter(Boolean)
+        .join('\n\n')
+        .trim()
+    : '';
   const text = `# Toy-world backbone
 ${note}
 A Stable-Diffusion-shaped bundle trained from scratch by \`@dynasyn/toyworld-backbone\` with the project's own
 training engine (\`@dynasyn/ort-training\`) on rendered scenes. ${
     c
       ? `\`npm run toyworld:train\` reproduces the bundle it continues from the seed below, then
-\`npm run toyworld:train -- --continue-from <that bundle> --work <another directory> --steps ${o.diffusion.steps} --lr ${o.diffusion.lr}\` this one.`
+\`npm run toyworld:train -- --continue-from <that bundle> --work <another directory>${
+          c.refineVae ? ` --refine-vae ${c.refineVae} --vae-batch ${o.vae.batch} --vae-lr ${o.vae.lr} --subject-weight ${sw}` : ''
+        } --steps ${o.diffusion.steps} --lr ${o.diffusion.lr}\` this one.`
       : `\`npm run toyworld:train\` reproduces it from the
 seed below.`
   }

@@ -28,11 +28,16 @@ export function syntheticShapesSource(size: number): ExampleSource {
     const bg = rng.pick(names);
     const count = 1 + rng.int(2);
     const rgb = new Float32Array(3 * size * size);
-    const paint = (c: [number, number, number], test: (x: number, y: number) => boolean) => {
+    const subjects = new Uint8Array(size * size);
+    const paint = (c: [number, number, number], test: (x: number, y: number) => boolean, subject: boolean) => {
       for (let y = 0; y < size; y++)
-        for (let x = 0; x < size; x++) if (test(x, y)) for (let k = 0; k < 3; k++) rgb[k * size * size + y * size + x] = c[k]! / 127.5 - 1;
+        for (let x = 0; x < size; x++)
+          if (test(x, y)) {
+            for (let k = 0; k < 3; k++) rgb[k * size * size + y * size + x] = c[k]! / 127.5 - 1;
+            subjects[y * size + x] = subject ? 1 : 0;
+          }
     };
-    paint(COLOURS[bg]!, () => true);
+    paint(COLOURS[bg]!, () => true, false);
     const parts: string[] = [];
     for (let i = 0; i < count; i++) {
       const colour = rng.pick(names.filter((n) => n !== bg));
@@ -40,10 +45,10 @@ export function syntheticShapesSource(size: number): ExampleSource {
       const r = size * (0.15 + 0.1 * rng.uniform());
       const cx = (count === 1 ? 0.5 : 0.28 + 0.44 * i) * size + (rng.uniform() - 0.5) * size * 0.1;
       const cy = size * (0.35 + 0.3 * rng.uniform());
-      paint(COLOURS[colour]!, (x, y) => inside(shape, x + 0.5 - cx, y + 0.5 - cy, r));
+      paint(COLOURS[colour]!, (x, y) => inside(shape, x + 0.5 - cx, y + 0.5 - cy, r), true);
       parts.push(`a ${colour} ${shape}`);
     }
-    return { example: { rgb, caption: `${parts.join(' and ')} on a ${bg} background` } };
+    return { example: { rgb, caption: `${parts.join(' and ')} on a ${bg} background`, subjects } };
   };
   return {
     size,

@@ -21,7 +21,9 @@ export function toyworldSource(size = 64): ExampleSource {
     const scene = renderScene(spec, { size });
     const rng = createRng(`backbone-caption/${seed}/${index}`);
     const caption = captionFor(spec, rng, { detail: rng.chance(0.5) ? 'full' : 'random' });
-    return { rgb: toChw(scene.rgb, size), caption };
+    const subjects = new Uint8Array(size * size);
+    for (const m of scene.masks) for (let i = 0; i < m.length; i++) if (m[i]) subjects[i] = 1;
+    return { rgb: toChw(scene.rgb, size), caption, subjects };
   };
   return {
     size,

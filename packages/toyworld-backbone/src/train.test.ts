@@ -110,6 +110,38 @@ describe('toy backbone training run', () => {
     expect(card).toContain('as well as\n4 steps');
   }, 400_000);
 
+  it('continues a bundle with its VAE refined first: subject-weighted, the VAE stream going on, the new latents scaled', async () => {
+    const name = 'refined';
+    const run = await trainToyBackbone({
+      ...options(name),
+      continueFrom: bundleDir,
+      refineVae: 3,
+      vae: { steps: 2, batch: 2, lr: 1e-3, warmup: 1, klWeight: 1e-4, subjectWeight: 8 },
+      diffusion: { steps: 2, batch: 2, lr: 1e-3, warmup: 1, emptyCaption: 0.1 },
+    });
+    expect(run.finished).toBe(true);
+    const out = options(name).out;
+    // both VAE graphs moved, the tokenizer did not
+    for (const m of ['vae_encoder', 'vae_decoder'])
+      expect(readFileSync(join(out, m, 'model.onnx')).equals(readFileSync(join(bundleDir, m, 'model.onnx')))).toBe(false);
+    expect(readFileSync(join(out, 'tokenizer', 'vocab.json'), 'utf8')).toBe(readFileSync(join(bundleDir, 'tokenizer', 'vocab.json'), 'utf8'));
+    const log = readFileSync(join(out, 'train-log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { phase: string; step: number });
+    // the bundle's VAE steps 0-1, then 2-4 of the refinement; diffusion 0-1, then 2-3
+    expect(log.filter((l) => l.phase === 'vae').map((l) => l.step)).toEqual([0, 1, 2, 3, 4]);
+    expect(log.filter((l) => l.phase === 'diffusion').map((l) => l.step)).toEqual([0, 1, 2, 3]);
+    // the scaling factor is measured again on the refined encoder's latents
+    const scaling = (b: string) => (JSON.parse(readFileSync(join(b, 'vae_decoder', 'config.json'), 'utf8')) as { scaling_factor: number }).scaling_factor;
+    expect(scaling(out)).not.toBe(scaling(bundleDir));
+    expect((JSON.parse(readFileSync(join(out, 'unet', 'config.json'), 'utf8')) as { in_channels: number }).in_channels).toBe(4);
+    const card = readFileSync(join(out, 'MODEL_CARD.md'), 'utf8');
+    expect(card).toContain('--refine-vae 3 --vae-batch 2 --vae-lr 0.001 --subject-weight 8 --steps 2');
+    expect(card).toContain('VAE refined (this bundle): encoder and decoder from that VAE, 3 more steps (VAE steps 2-4');
+    expect(card).toContain("the subjects' pixels (and the pixel around them) weighted 8x in the MSE");
+  }, 400_000);
+
   it('writes a bundle the product loads and samples from', async () => {
     const bundle = loadBundle(bundleDir);
     expect(bundle.sampleSize).toBe(16);

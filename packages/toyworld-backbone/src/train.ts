@@ -41,7 +41,8 @@ export interface TrainOptions {
   seed: number;
   preset: ToyPreset;
   source: ExampleSource;
-  vae: PhaseOptions & { klWeight: number };
+  /** subjectWeight: reconstruction weight of the subjects' pixels (data.ts subjectWeights; 1: plain MSE), also the decoder phase's. */
+  vae: PhaseOptions & { klWeight: number; subjectWeight?: number };
   /** Decoder fine-tuning on the frozen encoder's latents (steps 0: none); independent of the diffusion phase. */
   decoder: PhaseOptions;
   /** A finished run writes its bundle again (after NOTES.md changed, say). */
@@ -54,6 +55,12 @@ export interface TrainOptions {
    * and noise go on where its log ends, so no batch repeats; its log heads the new one.
    */
   continueFrom?: string;
+  /**
+   * With `continueFrom`: first train the bundle's VAE (encoder and decoder, from its weights) for this many more
+   * steps with `vae`'s batch, lr, KL and subject weights, then continue the diffusion phase on the new latents
+   * (the latent space moves: the continued UNet adapts to it). The VAE's data stream goes on where its log ends.
+   */
+  refineVae?: number;
   diffusion: PhaseOptions & { emptyCaption: number };
   /** Captions the tokenizer learns from. */
   tokenizerCaptions: number;
@@ -82,8 +89,11 @@ interface State {
   /** Seconds spent in each phase over all invocations. */
   seconds: Record<string, number>;
   startedAt: string;
-  /** A run continuing another bundle's diffusion phase: its path, and the first diffusion step (data stream) of this run. */
-  continued?: { from: string; stepOffset: number };
+  /**
+   * A run continuing another bundle's diffusion phase: its path, the first diffusion step (data stream) of this run,
+   * and when it refines the VAE first, the first VAE step and the number of steps.
+   */
+  continued?: { from: string; stepOffset: number; vaeStepOffset?: number; refineVae?: number };
 }
 
 export interface TrainResult {
@@ -116,8 +126,10 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
     say(`resuming at phase ${state.phase} (${w})`);
     if (o.continueFrom && !state.continued) throw new Error(`${w} holds a run from scratch; continue a bundle in another --work directory`);
   } else if (o.continueFrom) {
-    state = startContinuation(o.continueFrom, w, o.seed, o.preset, logFile);
-    say(`continuing ${o.continueFrom}'s diffusion phase from its step ${state.continued!.stepOffset} for ${o.diffusion.steps} more steps`);
+    state = startContinuation(o.continueFrom, w, o.seed, o.preset, logFile, o.refineVae ?? 0);
+    say(
+      `continuing ${o.continueFrom}: ${o.refineVae ? `its VAE for ${o.refineVae} steps, then ` : ''}its diffusion phase from its step ${state.continued!.stepOffset} for ${o.diffusion.steps} more steps`,
+    );
   } else {
     state = { seed: o.seed, preset: o.preset, phase: 'vae', seconds: {}, startedAt: new Date().toISOString() };
   }
@@ -233,6 +245,7 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
       source: o.source,
       seed: o.seed,
       batch: o.decoder.batch,
+      ...(o.vae.subjectWeight !== undefined ? { subjectWeight: o.vae.subjectWeight } : {}),
       optimizer: opt,
       cacheDir,
       sessionOptions,
@@ -255,19 +268,23 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
   if (state.phase === 'done' && ((o.decoder.steps > 0 && !state.continued && !state.exportedDecoder) || o.reexport)) state.phase = 'export';
 
   if (state.phase === 'vae') {
-    const opt = new AdamW({ lr: warmupCosine(o.vae.lr, o.vae.warmup, o.vae.steps), weightDecay: 0, maxGradNorm: 1 });
+    // a continuation refines the bundle's VAE (init/ is that bundle): its own step count, the stream going on
+    const vaePhase = state.continued ? { ...o.vae, steps: state.continued.refineVae ?? 0 } : o.vae;
+    const vaeOffset = state.continued?.vaeStepOffset ?? 0;
+    const opt = new AdamW({ lr: warmupCosine(vaePhase.lr, vaePhase.warmup, vaePhase.steps), weightDecay: 0, maxGradNorm: 1 });
     const vae = await VaeTrainer.create({
       bundleDir: initDir,
       source: o.source,
       seed: o.seed,
       batch: o.vae.batch,
       klWeight: o.vae.klWeight,
+      ...(o.vae.subjectWeight !== undefined ? { subjectWeight: o.vae.subjectWeight } : {}),
       optimizer: opt,
       cacheDir,
       sessionOptions,
     });
     try {
-      if (!(await runPhase('vae', o.vae, vae.group, opt, (s) => vae.step(s)))) return { finished: false, state };
+      if (!(await runPhase('vae', vaePhase, vae.group, opt, (s) => vae.step(vaeOffset + s), vaeOffset))) return { finished: false, state };
       for (const m of ['vae_encoder', 'vae_decoder'] as BundleModel[]) writeWeights(initDir, join(w, 'vae'), m, vae.group.weightsOf(m));
     } finally {
       await vae.release();
@@ -327,7 +344,7 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
  * trained weights the diffusion trainer starts from), vae/ its VAE, the log its log; the diffusion steps go on
  * after the last one the log holds.
  */
-function startContinuation(bundle: string, w: string, seed: number, preset: ToyPreset, logFile: string): State {
+function startContinuation(bundle: string, w: string, seed: number, preset: ToyPreset, logFile: string, refineVae: number): State {
   const index = JSON.parse(readFileSync(join(bundle, 'model_index.json'), 'utf8')) as {
     _toyworld?: { seed: number; preset: ToyPreset; partialAtStep?: number };
   };
@@ -336,11 +353,13 @@ function startContinuation(bundle: string, w: string, seed: number, preset: ToyP
   if (marker.seed !== seed || marker.preset !== preset)
     throw new Error(`${bundle} is seed ${marker.seed} (${marker.preset}); continue it with --seed ${marker.seed} --preset ${marker.preset}`);
   const log = readFileSync(join(bundle, 'train-log.jsonl'), 'utf8');
-  let last = -1;
+  let last = -1,
+    lastVae = -1;
   for (const line of log.split('\n'))
     if (line) {
       const l = JSON.parse(line) as { phase: string; step: number };
       if (l.phase === 'diffusion') last = Math.max(last, l.step);
+      if (l.phase === 'vae') lastVae = Math.max(lastVae, l.step);
     }
   if (last < 0) throw new Error(`${bundle}'s train-log.jsonl holds no diffusion step`);
   const scalingFactor = (JSON.parse(readFileSync(join(bundle, 'vae_decoder', 'config.json'), 'utf8')) as { scaling_factor: number }).scaling_factor;
@@ -356,11 +375,11 @@ function startContinuation(bundle: string, w: string, seed: number, preset: ToyP
   return {
     seed,
     preset,
-    phase: 'diffusion',
+    phase: refineVae > 0 ? 'vae' : 'diffusion',
     scalingFactor,
     seconds: {},
     startedAt: new Date().toISOString(),
-    continued: { from: bundle, stepOffset: last + 1 },
+    continued: { from: bundle, stepOffset: last + 1, ...(refineVae > 0 ? { vaeStepOffset: lastVae + 1, refineVae } : {}) },
   };
 }
 

@@ -2,12 +2,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
 import { ClipTokenizer } from '@dynasyn/diffusion';
-import { AdamW } from '@dynasyn/ort-training';
+import { AdamW, DataType, loadModel, TrainingSession } from '@dynasyn/ort-training';
 import { writeWeights } from './bundle-io.js';
+import { batchAt, stackImages, subjectWeights } from './data.js';
 import { DiffusionTrainer } from './diffusion-trainer.js';
 import { repeating, tinyStartingBundle } from './testing-fixtures.js';
 import { latentScalingFactor } from './train.js';
+import { LOSS, LOSS_WEIGHT, withMseLoss } from './training-graphs.js';
 import { VaeTrainer } from './vae-trainer.js';
 
 const sessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1 };
@@ -64,4 +67,61 @@ it('VAE steps lower the reconstruction loss, then diffusion steps lower the epsi
   const textAfter = diffusion.group.getTrainable('text_encoder/text_model.embeddings.token_embedding.weight');
   const moved = (textAfter.data as Float32Array).some((v, i) => v !== (textBefore.data as Float32Array)[i]);
   expect(moved).toBe(true);
+});
+
+it('the subject-weighted reconstruction loss is mean(w (decoder(z) - x)^2), and its gradient in z matches finite differences', async () => {
+  const { bundleDir, source } = await tinyStartingBundle(join(dir, 'weighted'));
+  const B = 2,
+    S = source.size,
+    C = 4,
+    h = S / 4;
+  const examples = await batchAt(source, 0, 0, B);
+  const x = stackImages(examples);
+  const w = subjectWeights(examples, S, 8);
+  // the weights: 8 on the subjects and the pixel around them, 1 elsewhere, and some of each in every example
+  for (let b = 0; b < B; b++) {
+    const plane = w.subarray(b * S * S, (b + 1) * S * S);
+    expect(plane.some((v) => v === 8) && plane.some((v) => v === 1)).toBe(true);
+  }
+  const decPath = join(bundleDir, 'vae_decoder', 'model.onnx');
+  const session = await TrainingSession.create({
+    model: withMseLoss(loadModel(decPath), 'sample', 'target', true),
+    loss: LOSS,
+    trainable: ['latent_sample'],
+    inputShapes: { latent_sample: [B, C, h, h], target: [B, 3, S, S], [LOSS_WEIGHT]: [B, 1, S, S] },
+    cacheDir: join(dir, 'cache'),
+    sessionOptions,
+  });
+  const plain = await ort.InferenceSession.create(decPath, sessionOptions);
+  // independent reference: the untouched decoder's forward, the weighted mean on the host, in float64
+  const hostLoss = async (z: Float32Array): Promise<number> => {
+    const y = (await plain.run({ latent_sample: new ort.Tensor('float32', z, [B, C, h, h]) })).sample!.data as Float32Array;
+    let sum = 0;
+    for (let b = 0; b < B; b++)
+      for (let k = 0; k < 3; k++)
+        for (let p = 0; p < S * S; p++) {
+          const i = (b * 3 + k) * S * S + p;
+          sum += w[b * S * S + p]! * (y[i]! - x[i]!) ** 2;
+        }
+    return sum / (B * 3 * S * S);
+  };
+  try {
+    const z = Float32Array.from({ length: B * C * h * h }, (_, i) => Math.sin(1.7 * i));
+    session.setTrainable('latent_sample', { dtype: DataType.FLOAT, dims: [B, C, h, h], data: z });
+    const r = await session.step({ target: new ort.Tensor('float32', x, [B, 3, S, S]), [LOSS_WEIGHT]: new ort.Tensor('float32', w, [B, 1, S, S]) });
+    expect(r.loss).toBeCloseTo(await hostLoss(z), 5);
+    const g = r.grads.get('latent_sample')!.data as Float32Array;
+    const eps = 1e-2;
+    for (const i of [0, 17, 45, B * C * h * h - 1]) {
+      const up = Float32Array.from(z),
+        down = Float32Array.from(z);
+      up[i]! += eps;
+      down[i]! -= eps;
+      const fd = ((await hostLoss(up)) - (await hostLoss(down))) / (2 * eps);
+      expect(Math.abs(g[i]! - fd)).toBeLessThan(2e-3 * Math.max(1, Math.abs(fd)) + 1e-4);
+    }
+  } finally {
+    await session.release();
+    await plain.release();
+  }
 });

@@ -18,15 +18,30 @@ function addLoss(model: OnnxModel, opType: 'ReduceMean' | 'ReduceSum', from: str
   g.addOutput({ name: LOSS, dtype: DataType.FLOAT, shape: [] });
 }
 
-/** loss = mean((output - target)^2): the epsilon-prediction objective for the UNet, reconstruction MSE for the decoder. */
-export function withMseLoss(model: OnnxModel, output: string, target: string): OnnxModel {
+/** Input of the weighted MSE graphs: a per-pixel weight [B, 1, H, W], broadcast over the channels. */
+export const LOSS_WEIGHT = 'loss_weight';
+
+/**
+ * loss = mean((output - target)^2): the epsilon-prediction objective for the UNet, reconstruction MSE for the decoder.
+ * `weighted`: loss = mean(loss_weight * (output - target)^2), with an input `loss_weight` [B, 1, H, W] (the VAE's
+ * subject-weighted reconstruction).
+ */
+export function withMseLoss(model: OnnxModel, output: string, target: string, weighted = false): OnnxModel {
   const g = model.graph;
   const out = g.outputs.find((o) => o.name === output);
   if (!out) throw new Error(`model has no output ${output}`);
-  g.addInput({ name: target, dtype: DataType.FLOAT, shape: out.shape ?? [] });
+  const shape = out.shape ?? [];
+  g.addInput({ name: target, dtype: DataType.FLOAT, shape });
   g.addNode({ name: '/loss/Sub', opType: 'Sub', inputs: [output, target], outputs: ['/loss/Sub_output_0'] });
   g.addNode({ name: '/loss/Mul', opType: 'Mul', inputs: ['/loss/Sub_output_0', '/loss/Sub_output_0'], outputs: ['/loss/Mul_output_0'] });
-  addLoss(model, 'ReduceMean', '/loss/Mul_output_0');
+  if (!weighted) {
+    addLoss(model, 'ReduceMean', '/loss/Mul_output_0');
+    return model;
+  }
+  if (shape.length !== 4) throw new Error(`a weighted MSE needs a 4-d output, ${output} has shape [${shape.join(', ')}]`);
+  g.addInput({ name: LOSS_WEIGHT, dtype: DataType.FLOAT, shape: [shape[0]!, 1, shape[2]!, shape[3]!] });
+  g.addNode({ name: '/loss/Weight', opType: 'Mul', inputs: ['/loss/Mul_output_0', LOSS_WEIGHT], outputs: ['/loss/Weight_output_0'] });
+  addLoss(model, 'ReduceMean', '/loss/Weight_output_0');
   return model;
 }
 

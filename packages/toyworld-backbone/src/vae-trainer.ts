@@ -7,11 +7,11 @@
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { AdamW, DataType, loadModel, TrainingSession } from '@dynasyn/ort-training';
-import { batchAt, stackImages, type ExampleSource } from './data.js';
+import { batchAt, stackImages, subjectWeights, type ExampleSource } from './data.js';
 import { FedWeightsForward } from './forward.js';
 import { ModelGroup } from './model-group.js';
 import { Rng, stopwatch } from './rng.js';
-import { floatWeights, LOSS, UPSTREAM_GRAD, withMseLoss, withSurrogateLoss } from './training-graphs.js';
+import { floatWeights, LOSS, LOSS_WEIGHT, UPSTREAM_GRAD, withMseLoss, withSurrogateLoss } from './training-graphs.js';
 
 export interface VaeTrainerOptions {
   /** Bundle whose vae_encoder / vae_decoder start the training. */
@@ -21,6 +21,8 @@ export interface VaeTrainerOptions {
   batch: number;
   /** Weight of the KL term (per latent element). */
   klWeight: number;
+  /** Reconstruction weight of the subjects' pixels (data.ts subjectWeights); 1 (the default): plain MSE. */
+  subjectWeight?: number;
   optimizer: AdamW;
   cacheDir: string;
   sessionOptions: ort.InferenceSession.SessionOptions;
@@ -55,7 +57,8 @@ export class VaeTrainer {
     const h = S / 4;
     const latentDims = [B, latentChannels, h, h];
     const enc = withSurrogateLoss(loadModel(encPath), 'latent_sample');
-    const dec = withMseLoss(loadModel(decPath), 'sample', 'target');
+    const weighted = (o.subjectWeight ?? 1) !== 1;
+    const dec = withMseLoss(loadModel(decPath), 'sample', 'target', weighted);
     const common = { loss: LOSS, cacheDir: o.cacheDir, sessionOptions: o.sessionOptions };
     const encWeights = floatWeights(enc),
       decWeights = floatWeights(dec);
@@ -69,7 +72,7 @@ export class VaeTrainer {
       ...common,
       model: dec,
       trainable: [...decWeights, 'latent_sample'],
-      inputShapes: { latent_sample: latentDims, target: [B, 3, S, S] },
+      inputShapes: { latent_sample: latentDims, target: [B, 3, S, S], ...(weighted ? { [LOSS_WEIGHT]: [B, 1, S, S] } : {}) },
     });
     const group = new ModelGroup([
       { model: 'vae_encoder', session: encoder, weights: encWeights },
@@ -83,7 +86,11 @@ export class VaeTrainer {
     const { source, seed, batch: B, klWeight } = this.o;
     const S = source.size;
     const clock = stopwatch();
-    const x = stackImages(await batchAt(source, seed, step, B));
+    const examples = await batchAt(source, seed, step, B);
+    const x = stackImages(examples);
+    const weight = this.o.subjectWeight ?? 1;
+    const lossWeight: Record<string, ort.Tensor> =
+      weight !== 1 ? { [LOSS_WEIGHT]: new ort.Tensor('float32', subjectWeights(examples, S, weight), [B, 1, S, S]) } : {};
     const msData = clock();
     const xTensor = new ort.Tensor('float32', x, [B, 3, S, S]);
     const moments = await this.encoderForward.run({ sample: xTensor }, this.group.weightsOf('vae_encoder'), 'latent_sample');
@@ -105,7 +112,7 @@ export class VaeTrainer {
     kl /= B * per;
     this.decoder.setTrainable('latent_sample', { dtype: DataType.FLOAT, dims: this.latentDims, data: z });
     const msEncoderForward = clock();
-    const rec = await this.decoder.step({ target: xTensor });
+    const rec = await this.decoder.step({ target: xTensor, ...lossWeight });
     const msDecoder = clock();
     const dz = rec.grads.get('latent_sample')!.data as Float32Array;
     const upstream = new Float32Array(B * 2 * per);
@@ -142,6 +149,8 @@ export interface DecoderTrainerOptions {
   source: ExampleSource;
   seed: number;
   batch: number;
+  /** As VaeTrainerOptions.subjectWeight. */
+  subjectWeight?: number;
   optimizer: AdamW;
   cacheDir: string;
   sessionOptions: ort.InferenceSession.SessionOptions;
@@ -163,14 +172,15 @@ export class DecoderTrainer {
     const S = o.source.size,
       B = o.batch;
     const decPath = join(o.vaeDir, 'vae_decoder/model.onnx');
-    const dec = withMseLoss(loadModel(decPath), 'sample', 'target');
+    const weighted = (o.subjectWeight ?? 1) !== 1;
+    const dec = withMseLoss(loadModel(decPath), 'sample', 'target', weighted);
     const latentChannels = Number(dec.graph.inputs[0]!.shape![1]);
     const weights = floatWeights(dec);
     const decoder = await TrainingSession.create({
       model: dec,
       loss: LOSS,
       trainable: weights,
-      inputShapes: { latent_sample: [B, latentChannels, S / 4, S / 4], target: [B, 3, S, S] },
+      inputShapes: { latent_sample: [B, latentChannels, S / 4, S / 4], target: [B, 3, S, S], ...(weighted ? { [LOSS_WEIGHT]: [B, 1, S, S] } : {}) },
       cacheDir: o.cacheDir,
       sessionOptions: o.sessionOptions,
     });
@@ -182,7 +192,11 @@ export class DecoderTrainer {
     const { source, seed, batch: B } = this.o;
     const S = source.size;
     const clock = stopwatch();
-    const x = stackImages(await batchAt(source, seed + 3, step, B)); // its own stream
+    const examples = await batchAt(source, seed + 3, step, B); // its own stream
+    const x = stackImages(examples);
+    const weight = this.o.subjectWeight ?? 1;
+    const lossWeight: Record<string, ort.Tensor> =
+      weight !== 1 ? { [LOSS_WEIGHT]: new ort.Tensor('float32', subjectWeights(examples, S, weight), [B, 1, S, S]) } : {};
     const msData = clock();
     const xTensor = new ort.Tensor('float32', x, [B, 3, S, S]);
     const moments = (await this.encoder.run({ sample: xTensor })).latent_sample!;
@@ -197,7 +211,7 @@ export class DecoderTrainer {
         z[b * per + i] = m[b * 2 * per + i]! + Math.exp(0.5 * logvar) * rng.normal();
       }
     const msEncoderForward = clock();
-    const r = await this.decoder.step({ latent_sample: new ort.Tensor('float32', z, [B, c2! / 2, h!, w!]), target: xTensor });
+    const r = await this.decoder.step({ latent_sample: new ort.Tensor('float32', z, [B, c2! / 2, h!, w!]), target: xTensor, ...lossWeight });
     const msDecoder = clock();
     const info = this.group.update(this.o.optimizer, this.group.gradsOf('vae_decoder', r.grads));
     return { loss: r.loss, terms: { msData, msEncoderForward, msDecoder, msUpdate: clock() }, lr: info.lr, gradNorm: info.gradNorm };

@@ -9,6 +9,9 @@
  *
  *   node packages/toyworld-judge/dist/text-to-image.js --bundle models/toyworld [--judge models/toyworld-judge]
  *     [--count 100] [--seed 0] [--steps 25] [--guidance 5] [--threads 2] [--json out.json] [--sheet out.png]
+ *
+ * `--steps 0` draws nothing: only the true renders and their VAE reconstructions are read (checking a VAE in
+ * seconds, before a diffusion phase is trained on its latents).
  */
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -27,6 +30,7 @@ export interface T2iOptions {
   judge: string;
   count: number;
   seed: number;
+  /** Denoising steps per sample; 0: no samples (the renders and reconstructions only). */
   steps: number;
   guidance: number;
   threads?: number;
@@ -84,17 +88,19 @@ export async function evaluateTextToImage(o: T2iOptions): Promise<T2iResult> {
       const spec = sampleSceneSpec(rng.fork('spec'), { heldOut: 'exclude' });
       const caption = captionFor(spec, rng.fork('caption'), { detail: 'full' });
       const asked = parseCaption(caption);
-      const r = await pipeline.textToImage({ prompt: caption, steps: o.steps, guidance: o.guidance, seed: o.seed * 100_003 + i });
-      const image = r.images[0]!;
-      if (image.width !== IMAGE_SIZE || image.height !== IMAGE_SIZE)
-        throw new Error(`the bundle draws ${image.width}x${image.height}; the judge reads ${IMAGE_SIZE}x${IMAGE_SIZE}`);
-      tallyInto(gen, await scoreSample(judge, image.data, { asked, regions: { kind: 'judge' } }));
+      if (o.steps > 0) {
+        const r = await pipeline.textToImage({ prompt: caption, steps: o.steps, guidance: o.guidance, seed: o.seed * 100_003 + i });
+        const image = r.images[0]!;
+        if (image.width !== IMAGE_SIZE || image.height !== IMAGE_SIZE)
+          throw new Error(`the bundle draws ${image.width}x${image.height}; the judge reads ${IMAGE_SIZE}x${IMAGE_SIZE}`);
+        tallyInto(gen, await scoreSample(judge, image.data, { asked, regions: { kind: 'judge' } }));
+        images.push(image.data);
+      }
       const render = renderScene(spec, { size: IMAGE_SIZE }).rgb;
       tallyInto(real, await scoreSample(judge, render, { asked, regions: { kind: 'judge' } }));
       const [back] = await pipeline.decodeLatents(await pipeline.encodeImages({ width: IMAGE_SIZE, height: IMAGE_SIZE, data: render }, 1));
       tallyInto(recon, await scoreSample(judge, back!.data, { asked, regions: { kind: 'judge' } }));
       captions.push(caption);
-      images.push(image.data);
       o.onProgress?.(i + 1, o.count);
     }
   } finally {
@@ -113,6 +119,12 @@ export function t2iMarkdown(r: T2iResult): string {
   );
 }
 
+function nonNegativeInt(name: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${v}`);
+  return n;
+}
+
 async function main(): Promise<void> {
   const arg = (name: string, dflt?: string) => {
     const i = process.argv.indexOf(`--${name}`);
@@ -128,9 +140,9 @@ async function main(): Promise<void> {
   const r = await evaluateTextToImage({
     bundle: resolve(bundle),
     judge: resolve(arg('judge', 'models/toyworld-judge')!),
-    count: Number(arg('count', '100')),
+    count: nonNegativeInt('count', arg('count', '100')!),
     seed: Number(arg('seed', '0')),
-    steps: Number(arg('steps', '25')),
+    steps: nonNegativeInt('steps', arg('steps', '25')!),
     guidance: Number(arg('guidance', '5')),
     ...(arg('threads') ? { threads: Number(arg('threads')) } : {}),
     onProgress: (d, n) => process.stderr.write(`\rtext-to-image: ${d}/${n}`),
@@ -145,7 +157,7 @@ async function main(): Promise<void> {
       JSON.stringify({ samples: r.samples, renders: r.renders, reconstructions: r.reconstructions, captions: r.captions, seconds: r.seconds }, null, 2) + '\n',
     );
   const sheet = arg('sheet');
-  if (sheet) {
+  if (sheet && r.images.length) {
     const s = contactSheet(
       r.images.slice(0, 48).map((rgb) => ({ rgb, width: 64, height: 64 }) as unknown as Parameters<typeof contactSheet>[0][number]),
       8,
