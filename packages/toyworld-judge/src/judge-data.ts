@@ -69,18 +69,34 @@ export function headTargets(scene: RenderedScene, a: number, out: Float32Array =
   return out;
 }
 
+export interface JudgeInputs {
+  crop: Float32Array;
+  scene: Float32Array;
+  patch: Float32Array;
+}
+
+/** Buffers for `n` examples' classifier inputs. */
+export const judgeInputBuffers = (n = 1): JudgeInputs => ({
+  crop: new Float32Array(n * 4 * CROP * CROP),
+  scene: new Float32Array(n * 5 * CROP * CROP),
+  patch: new Float32Array(n * 4 * CROP * CROP),
+});
+
 /**
  * The classifier's inputs for subject A: `crop` [4,32,32] (RGB in [-1,1] and region A, sampled bilinearly from
- * a square around region A's box with a 30% margin: the subject centred at one scale whatever its size) and
- * `scene` [5,32,32] (the image and both regions averaged over 2x2: where the two subjects are, the context).
+ * a square around region A's box with a 30% margin: the subject centred at one scale whatever its size),
+ * `patch` [4,32,32] (the 32x32 pixels around the box's centre, unresampled, and region A there; zeros outside
+ * the image: the body pattern's texture at the render's own resolution, where the crop's resampling blurs or
+ * aliases a 5-pixel stripe into checks) and `scene` [5,32,32] (the image and both regions averaged over 2x2:
+ * where the two subjects are, the context).
  */
 export function judgeInputs(
   rgb: Uint8Array,
   regionA: ArrayLike<number>,
   regionB: ArrayLike<number>,
-  out: { crop: Float32Array; scene: Float32Array } = { crop: new Float32Array(4 * CROP * CROP), scene: new Float32Array(5 * CROP * CROP) },
-  offsets: { crop: number; scene: number } = { crop: 0, scene: 0 },
-): { crop: Float32Array; scene: Float32Array } {
+  out: JudgeInputs = judgeInputBuffers(),
+  offsets: { crop: number; scene: number; patch: number } = { crop: 0, scene: 0, patch: 0 },
+): JudgeInputs {
   let max = 0;
   for (let i = 0; i < S * S; i++) max = Math.max(max, regionA[i]!);
   let x0 = S,
@@ -118,6 +134,16 @@ export function judgeInputs(
       for (let c = 0; c < 3; c++) out.crop[offsets.crop + c * P + j * CROP + i] = at((k) => rgb[k * 3 + c]! / 127.5 - 1, fx, fy);
       out.crop[offsets.crop + 3 * P + j * CROP + i] = at((k) => regionA[k]!, fx, fy);
     }
+  const px0 = Math.round(cx - CROP / 2),
+    py0 = Math.round(cy - CROP / 2);
+  for (let j = 0; j < CROP; j++)
+    for (let i = 0; i < CROP; i++) {
+      const x = px0 + i,
+        y = py0 + j;
+      const inside = x >= 0 && x < S && y >= 0 && y < S;
+      for (let c = 0; c < 3; c++) out.patch[offsets.patch + c * P + j * CROP + i] = inside ? rgb[(y * S + x) * 3 + c]! / 127.5 - 1 : 0;
+      out.patch[offsets.patch + 3 * P + j * CROP + i] = inside ? regionA[y * S + x]! : 0;
+    }
   for (let j = 0; j < CROP; j++)
     for (let i = 0; i < CROP; i++) {
       const k = (dy: number, dx: number) => (2 * j + dy) * S + 2 * i + dx;
@@ -129,9 +155,7 @@ export function judgeInputs(
   return out;
 }
 
-export interface JudgeBatch {
-  crop: Float32Array;
-  scene: Float32Array;
+export interface JudgeBatch extends JudgeInputs {
   /** The full image [B,3,64,64] (the finder's input). */
   image: Float32Array;
   targets: Float32Array;
@@ -155,8 +179,7 @@ export function judgeBatch(seed: string | number, step: number, batch: number): 
   const rng = createRng(`${seed}/judge-train/${step}`);
   const out: JudgeBatch = {
     image: new Float32Array(batch * 3 * S * S),
-    crop: new Float32Array(batch * 4 * CROP * CROP),
-    scene: new Float32Array(batch * 5 * CROP * CROP),
+    ...judgeInputBuffers(batch),
     targets: new Float32Array(batch * LOGITS),
     cells: new Float32Array(batch * FINDER_CLASSES.length * FINDER_GRID ** 2),
   };
@@ -167,7 +190,11 @@ export function judgeBatch(seed: string | number, step: number, batch: number): 
     const f = u < 0.4 ? 1 : u < 0.7 ? 4 : 8;
     imageToChw(scene.rgb, out.image, b * 3 * S * S);
     const regions = regionsFor(scene, a, f);
-    judgeInputs(scene.rgb, regions.subarray(0, S * S), regions.subarray(S * S), out, { crop: b * 4 * CROP * CROP, scene: b * 5 * CROP * CROP });
+    judgeInputs(scene.rgb, regions.subarray(0, S * S), regions.subarray(S * S), out, {
+      crop: b * 4 * CROP * CROP,
+      scene: b * 5 * CROP * CROP,
+      patch: b * 4 * CROP * CROP,
+    });
     headTargets(scene, a, out.targets, b * LOGITS);
     cellTargets(scene, out.cells, b * FINDER_CLASSES.length * FINDER_GRID ** 2);
   }

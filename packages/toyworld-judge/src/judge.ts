@@ -9,7 +9,7 @@ import * as ort from 'onnxruntime-node';
 import { saveModel } from '@dynasyn/ort-training';
 import { FINDER_CLASSES, FINDER_GRID, HEAD_NAMES, HEAD_OFFSETS, HEADS, LOGITS, type HeadName } from './heads.js';
 import { buildClassifierNet, buildFinderNet, CROP, IMAGE_SIZE } from './judge-net.js';
-import { imageToChw, judgeInputs } from './judge-data.js';
+import { imageToChw, judgeInputBuffers, judgeInputs } from './judge-data.js';
 import type { Weights } from './nn.js';
 
 const S = IMAGE_SIZE;
@@ -70,6 +70,11 @@ export class ToyworldJudge {
     if (manifest.format !== 'toyworld-judge/1') throw new Error(`${dir}/judge.json: unknown format ${String(manifest.format)}`);
     const so: ort.InferenceSession.SessionOptions = { intraOpNumThreads: options.threads ?? 1, interOpNumThreads: 1 };
     const classifier = await ort.InferenceSession.create(join(dir, 'classifier.onnx'), so);
+    const unknown = classifier.inputNames.filter((name) => !['crop', 'scene', 'patch'].includes(name));
+    if (unknown.length) {
+      await classifier.release();
+      throw new Error(`${dir}/classifier.onnx takes inputs this judge does not make (${unknown.join(', ')}): it was written by another version`);
+    }
     const finder = await ort.InferenceSession.create(join(dir, 'finder.onnx'), so);
     return new ToyworldJudge(dir, classifier, finder);
   }
@@ -81,15 +86,18 @@ export class ToyworldJudge {
   async classify(images: Uint8Array[], regions: [Float32Array, Float32Array][]): Promise<Prediction[]> {
     const n = images.length;
     const C = CROP;
-    const inputs = { crop: new Float32Array(n * 4 * C * C), scene: new Float32Array(n * 5 * C * C) };
+    const inputs = judgeInputBuffers(n);
     images.forEach((rgb, i) => {
       checkImage(rgb);
-      judgeInputs(rgb, regions[i]![0], regions[i]![1], inputs, { crop: i * 4 * C * C, scene: i * 5 * C * C });
+      judgeInputs(rgb, regions[i]![0], regions[i]![1], inputs, { crop: i * 4 * C * C, scene: i * 5 * C * C, patch: i * 4 * C * C });
     });
-    const out = await this.classifier.run({
+    const feeds: Record<string, ort.Tensor> = {
       crop: new ort.Tensor('float32', inputs.crop, [n, 4, C, C]),
       scene: new ort.Tensor('float32', inputs.scene, [n, 5, C, C]),
-    });
+      patch: new ort.Tensor('float32', inputs.patch, [n, 4, C, C]),
+    };
+    // a judge folder written before the patch input (crop and scene only) reads as it always did
+    const out = await this.classifier.run(Object.fromEntries(this.classifier.inputNames.map((name) => [name, feeds[name]!])));
     const logits = out['logits']!.data as Float32Array;
     return Array.from({ length: n }, (_, i) => {
       const p = {} as Prediction;

@@ -1,5 +1,6 @@
 /** Region sources: attention maps thresholded and upsampled; the finder's class map split per asked subject. */
 import { FINDER_CLASSES, FINDER_GRID } from './heads.js';
+import { judgeInputs } from './judge-data.js';
 import { regionFromAttention, regionsFromFinder, regionsFromSource, upsampleGrid } from './regions.js';
 import { withIdentities } from './score.js';
 
@@ -55,13 +56,21 @@ it('the finder: one subject is the foreground; two apart are its two parts, in b
   expect(candidates[1]).toEqual([small, big]);
 });
 
-it('the finder: two that touch are split by their classes, or along the interaction when one class', () => {
+it('the finder: two that touch are offered as partitions of their part: by their classes first, then across each axis', () => {
   const touching = finderProbs({ cat: [cell(4, 5), cell(5, 5)], dog: [cell(6, 5), cell(7, 5)] });
   const split = regionsFromFinder(touching, ['dog', 'cat']);
-  expect(split).toHaveLength(1);
+  // the class split, then the split across columns and across rows, each in both assignments
+  expect(split).toHaveLength(6);
   expect(at(split[0]![0]!, 25, 21)).toBe(1); // dog cell (6,5)
   expect(at(split[0]![0]!, 17, 21)).toBe(0);
   expect(at(split[0]![1]!, 17, 21)).toBe(1); // cat cell (4,5)
+  expect(split[1]).toEqual([split[0]![1], split[0]![0]]);
+  // every candidate is a partition of the foreground: each cell in exactly one region
+  const fgMass = 4 * 4 * 4; // 4 cells of 4x4 pixels
+  for (const [a, b] of split as [Float32Array, Float32Array][]) {
+    expect(mass(a) + mass(b)).toBe(fgMass);
+    for (let p = 0; p < S * S; p++) expect(a[p]! * b[p]!).toBe(0);
+  }
   const stacked = finderProbs({ dog: [cell(5, 4), cell(5, 5), cell(5, 6), cell(5, 7)] });
   const [[top, bottom], swapped] = regionsFromFinder(stacked, ['dog', 'dog'], 'on top of') as [[Float32Array, Float32Array], Float32Array[]];
   expect(at(top, 21, 17)).toBe(1);
@@ -83,4 +92,40 @@ it('withIdentities fills what a placeholder prompt leaves out, and keeps what it
   expect(asked.subjects[0]).toEqual({ class: 'cat', colour: 'red', pattern: 'dots', accessory: 'hat', action: 'jumping' });
   expect(asked.subjects[1]!.class).toBe('dog');
   expect(asked.interaction).toBe('next to');
+});
+
+it("the classifier's patch is the render's own pixels around the subject (unresampled), zeros outside the image", () => {
+  // a 64 px image whose pixel values encode their position, a subject in the bottom-right corner
+  const rgb = new Uint8Array(S * S * 3);
+  for (let y = 0; y < S; y++)
+    for (let x = 0; x < S; x++) {
+      rgb[(y * S + x) * 3] = x * 4;
+      rgb[(y * S + x) * 3 + 1] = y * 4;
+      rgb[(y * S + x) * 3 + 2] = (x + y) % 7;
+    }
+  const region = new Float32Array(S * S);
+  for (let y = 50; y < 60; y++) for (let x = 54; x < 62; x++) region[y * S + x] = 1;
+  const { patch } = judgeInputs(rgb, region, new Float32Array(S * S));
+  const C = 32,
+    P = C * C;
+  // the box [54, 62) x [50, 60) has its centre at (58, 55): the patch's pixel (i, j) is the image's (42 + i, 39 + j)
+  for (const [i, j] of [
+    [0, 0],
+    [5, 20],
+    [21, 24],
+  ] as const) {
+    const x = 42 + i,
+      y = 39 + j;
+    for (let c = 0; c < 3; c++) expect(patch[c * P + j * C + i]).toBeCloseTo(rgb[(y * S + x) * 3 + c]! / 127.5 - 1, 6);
+    expect(patch[3 * P + j * C + i]).toBe(region[y * S + x]);
+  }
+  // columns past the image's right edge (x >= 64: i >= 22) and rows past its bottom are zeros, region included
+  for (let c = 0; c < 4; c++) {
+    expect(patch[c * P + 10 * C + 25]).toBe(0);
+    expect(patch[c * P + 30 * C + 3]).toBe(0);
+  }
+  // the subject's whole region is inside the patch
+  let inside = 0;
+  for (let k = 0; k < P; k++) inside += patch[3 * P + k]!;
+  expect(inside).toBe(80);
 });

@@ -69,16 +69,15 @@ function components(map: Float32Array, G: number): number[][] {
   return parts.sort((a, b) => b.length - a.length);
 }
 
-/** Two regions (grids) of one class map: its two largest parts, or the map split at its centre of mass. */
-function splitPair(map: Float32Array, G: number, interaction: InteractionName | undefined): [Float32Array, Float32Array] {
-  const parts = components(map, G);
-  const keep = (cells: number[]) => {
-    const m = new Float32Array(G * G);
-    for (const c of cells) m[c] = map[c]!;
-    return m;
-  };
-  if (parts.length >= 2) return [keep(parts[0]!), keep(parts[1]!)];
-  const vertical = interaction === 'on top of';
+/** Cells of `cells` kept at their `map` values, the rest zero. */
+function keepCells(map: Float32Array, cells: number[], G: number): Float32Array {
+  const m = new Float32Array(G * G);
+  for (const c of cells) m[c] = map[c]!;
+  return m;
+}
+
+/** A map split at its centre of mass, across the vertical (rows) or the horizontal (columns) axis. */
+function splitAtCentre(map: Float32Array, G: number, vertical: boolean): [Float32Array, Float32Array] {
   let num = 0,
     den = 0;
   for (let c = 0; c < G * G; c++) {
@@ -97,8 +96,12 @@ function splitPair(map: Float32Array, G: number, interaction: InteractionName | 
  * background probability) is far more reliable than its per-cell class (a first version took each asked
  * class's map: 56% of classes right against 98% with true masks), so: one subject is the foreground; two are
  * its two largest connected parts, offered in both assignments (the scorer keeps the one agreeing best with
- * what was asked); two that touch are told apart by their asked classes' maps when the classes differ, else
- * split along the interaction's axis (both assignments).
+ * what was asked). Two that touch (one part) are offered as several partitions of that part: by their asked
+ * classes' maps when the classes differ, and at its centre of mass across each axis, each in both assignments;
+ * the scorer keeps the partition that agrees best. (Offering only the class-map split, or only the split along
+ * the interaction's axis, read 60% of the classes of touching subjects in true renders right.) Every candidate
+ * is a partition of the finder's foreground: the choice is which of them is which subject, never where the
+ * subjects are.
  */
 export function regionsFromFinder(probs: Float32Array, classes: (ClassName | undefined)[], interaction?: InteractionName): Float32Array[][] {
   const G = FINDER_GRID,
@@ -111,16 +114,24 @@ export function regionsFromFinder(probs: Float32Array, classes: (ClassName | und
   const up = (grids: Float32Array[]) => grids.map((g) => upsampleGrid(g, G));
   if (classes.length === 1) return [up([foreground])];
   const parts = components(foreground, G);
+  if (parts.length >= 2) {
+    const a = keepCells(foreground, parts[0]!, G),
+      b = keepCells(foreground, parts[1]!, G);
+    return [up([a, b]), up([b, a])];
+  }
+  const pairs: [Float32Array, Float32Array][] = [];
   const [c0, c1] = classes;
-  if (parts.length < 2 && c0 && c1 && c0 !== c1) {
+  if (c0 && c1 && c0 !== c1) {
     const m0 = classMap(c0),
       m1 = classMap(c1);
     const a = Float32Array.from(foreground, (f, j) => (m0[j]! >= m1[j]! ? f : 0)),
       b = Float32Array.from(foreground, (f, j) => (m0[j]! >= m1[j]! ? 0 : f));
-    if (a.reduce((s, v) => s + v, 0) >= 1 && b.reduce((s, v) => s + v, 0) >= 1) return [up([a, b])];
+    if (a.reduce((s, v) => s + v, 0) >= 1 && b.reduce((s, v) => s + v, 0) >= 1) pairs.push([a, b]);
   }
-  const [a, b] = splitPair(foreground, G, interaction);
-  return [up([a, b]), up([b, a])];
+  // the interaction's axis first (on top of: rows), so a tie keeps it
+  const vertical = interaction === 'on top of';
+  pairs.push(splitAtCentre(foreground, G, vertical), splitAtCentre(foreground, G, !vertical));
+  return pairs.flatMap(([a, b]) => [up([a, b]), up([b, a])]);
 }
 
 /** The regions of a mask or attention source, one S*S map per subject (validated). */

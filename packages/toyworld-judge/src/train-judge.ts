@@ -34,6 +34,7 @@ export async function trainJudgeWeights(o: TrainRunOptions, widths: JudgeWidths 
         image: f32([B, 3, S, S], b.image),
         crop: f32([B, 4, CROP, CROP], b.crop),
         scene: f32([B, 5, CROP, CROP], b.scene),
+        patch: f32([B, 4, CROP, CROP], b.patch),
         targets: f32([B, LOGITS], b.targets),
         cells: f32([B, FINDER_CLASSES.length, G, G], b.cells),
       };

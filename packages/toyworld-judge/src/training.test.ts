@@ -15,7 +15,7 @@ import { buildJudgeTrainingNet, type JudgeWidths } from './judge-net.js';
 import { trainJudgeWeights } from './train-judge.js';
 import { createOptimizer, type TrainRunOptions } from './train-loop.js';
 
-const TINY: JudgeWidths = { classifier: [8, 8, 16], hidden: 16, finder: [8, 8] };
+const TINY: JudgeWidths = { classifier: [8, 8, 16], texture: [8, 8], hidden: 16, finder: [8, 8] };
 let dir: string;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'toyworld-judge-'));
@@ -48,6 +48,7 @@ describe('losses through ort-training', () => {
       image: f([B, 3, 64, 64], b.image),
       crop: f([B, 4, 32, 32], b.crop),
       scene: f([B, 5, 32, 32], b.scene),
+      patch: f([B, 4, 32, 32], b.patch),
       targets: f([B, LOGITS], b.targets),
       cells: f([B, FINDER_CLASSES.length, FINDER_GRID, FINDER_GRID], b.cells),
     };
