@@ -76,7 +76,9 @@ export function writeModelCard(file: string, r: RunSummary, partial?: { step: nu
 `
       : '';
   const trained = c
-    ? `${section(c.previousCard, 'How it was trained').replace(/^## How it was trained[^\n]*/, '## How it was trained: the bundle it continues')}
+    ? `${section(c.previousCard, 'How it was trained')
+        .replace(/^## How it was trained[^\n]*/, '## How it was trained: the bundle it continues')
+        .replace(/^- (Continued|VAE refined) \(this bundle\)/gm, '- $1 (an earlier run)')}
 ${refined}- Continued (this bundle): text encoder + UNet from those weights, ${o.diffusion.steps} more steps (diffusion steps ${c.stepOffset}-${c.stepOffset + o.diffusion.steps - 1}: the data
   stream goes on, no batch repeats), batch ${o.diffusion.batch}, fresh AdamW moments, lr ${o.diffusion.lr} (warmup ${o.diffusion.warmup}, cosine to a tenth),
   weight decay 0.01, clip 1.0; ${lossSummary(lines, 'diffusion', c.stepOffset)}; ${minutes(r.seconds.diffusion)} (started ${r.startedAt}),
@@ -111,7 +113,7 @@ ${note}
 A Stable-Diffusion-shaped bundle trained from scratch by \`@dynasyn/toyworld-backbone\` with the project's own
 training engine (\`@dynasyn/ort-training\`) on rendered scenes. ${
     c
-      ? `\`npm run toyworld:train\` reproduces the bundle it continues from the seed below, then
+      ? `\`npm run toyworld:train\` reproduces the first bundle of the chain below from its seed, each continuation's command the next one, then
 \`npm run toyworld:train -- --continue-from <that bundle> --work <another directory>${
           c.refineVae ? ` --refine-vae ${c.refineVae} --vae-batch ${o.vae.batch} --vae-lr ${o.vae.lr} --subject-weight ${sw}` : ''
         } --steps ${o.diffusion.steps} --lr ${o.diffusion.lr}\` this one.`

@@ -5,8 +5,8 @@
  * accessory the toy-world judge finds kept), and training moves each placeholder's cross-attention onto its mask.
  * The margins asserted are below the measured ones (docs/evaluation.md "The demo"), so the test fails when
  * personalization stops working, not when a figure moves by a sample. Identity accuracy (all four attributes) is
- * printed, not asserted: this bundle's VAE loses most of a subject's colour and pattern (the model card's figures),
- * so it is 0 for both.
+ * printed, not asserted: with the judge's own finder it is low for both rows (0.11 against 0: two samples of 18),
+ * bounded by what the backbone draws (silhouettes, accessories) and by the judge's reading of true renders (59%).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -42,9 +42,9 @@ describe('the toy-world demo', () => {
 
     for (const t of r.tables) {
       const cell = (m: string) => t.rows.find((row) => row.method === m)!.cells.clipI!.mean!;
-      expect(cell('dynasyn-fast')).toBeGreaterThan(cell('class-words') + 0.05);
+      expect(cell('dynasyn-fast')).toBeGreaterThan(cell('class-words') + 0.15);
     }
-    expect(meanOf('dynasyn-fast', 'attributes')).toBeGreaterThan(meanOf('class-words', 'attributes'));
+    expect(meanOf('dynasyn-fast', 'attributes')).toBeGreaterThan(meanOf('class-words', 'attributes') + 0.08);
 
     const run = runs.find((x) => x.method === 'dynasyn-fast')!;
     const { attention } = JSON.parse(readFileSync(join(out, run.dir, 'metrics.json'), 'utf8')) as {
