@@ -2,6 +2,7 @@
  * Where training images come from: a source draws example `index` of a seeded stream, so batch `step` is
  * examples [step * B, (step + 1) * B) and a run resumes without saving any generator state.
  */
+import { dilate } from '@dynasyn/imaging';
 
 /** One training example: an RGB image [3, S, S] in [-1, 1] (channel-major) and its caption. */
 export interface Example {
@@ -47,20 +48,10 @@ export function subjectWeights(examples: Example[], size: number, subjectWeight:
   const plane = size * size;
   const out = new Float32Array(examples.length * plane).fill(1);
   examples.forEach((e, b) => {
-    const m = e.subjects;
-    if (!m) return;
-    if (m.length !== plane) throw new Error(`example ${b}: subjects mask has ${m.length} values, expected ${plane}`);
-    for (let y = 0; y < size; y++)
-      for (let x = 0; x < size; x++) {
-        let near = false;
-        for (let dy = -1; dy <= 1 && !near; dy++)
-          for (let dx = -1; dx <= 1 && !near; dx++) {
-            const yy = y + dy,
-              xx = x + dx;
-            near = yy >= 0 && yy < size && xx >= 0 && xx < size && m[yy * size + xx]! > 0;
-          }
-        if (near) out[b * plane + y * size + x] = subjectWeight;
-      }
+    if (!e.subjects) return;
+    if (e.subjects.length !== plane) throw new Error(`example ${b}: subjects mask has ${e.subjects.length} values, expected ${plane}`);
+    const near = dilate({ width: size, height: size, data: e.subjects }, 1, { shape: 'square' }).data;
+    for (let p = 0; p < plane; p++) if (near[p]) out[b * plane + p] = subjectWeight;
   });
   return out;
 }

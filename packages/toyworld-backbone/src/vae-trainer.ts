@@ -6,8 +6,8 @@
  */
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { AdamW, DataType, loadModel, TrainingSession } from '@dynasyn/ort-training';
-import { batchAt, stackImages, subjectWeights, type ExampleSource } from './data.js';
+import { AdamW, DataType, loadModel, TrainingSession, type OnnxModel } from '@dynasyn/ort-training';
+import { batchAt, stackImages, subjectWeights, type Example, type ExampleSource } from './data.js';
 import { FedWeightsForward } from './forward.js';
 import { ModelGroup } from './model-group.js';
 import { Rng, stopwatch } from './rng.js';
@@ -35,6 +35,20 @@ export interface PhaseStepLog {
   gradNorm: number;
 }
 
+/**
+ * The decoder with its reconstruction loss: plain MSE, or with the subjects weighted (data.ts subjectWeights) through
+ * a `loss_weight` input [B, 1, S, S] when `subjectWeight` is not 1. Returns the graph and that input's shape, if any.
+ */
+function decoderWithLoss(decPath: string, subjectWeight: number, B: number, S: number): { model: OnnxModel; weightShape: Record<string, number[]> } {
+  const weighted = subjectWeight !== 1;
+  return { model: withMseLoss(loadModel(decPath), 'sample', 'target', weighted), weightShape: weighted ? { [LOSS_WEIGHT]: [B, 1, S, S] } : {} };
+}
+
+/** The `loss_weight` feed of a batch for decoderWithLoss's graph (none when `subjectWeight` is 1). */
+function lossWeightFeed(examples: Example[], S: number, subjectWeight: number): Record<string, ort.Tensor> {
+  return subjectWeight !== 1 ? { [LOSS_WEIGHT]: new ort.Tensor('float32', subjectWeights(examples, S, subjectWeight), [examples.length, 1, S, S]) } : {};
+}
+
 const LOGVAR_MIN = -30,
   LOGVAR_MAX = 20; // diffusers' DiagonalGaussianDistribution clamp
 
@@ -57,8 +71,7 @@ export class VaeTrainer {
     const h = S / 4;
     const latentDims = [B, latentChannels, h, h];
     const enc = withSurrogateLoss(loadModel(encPath), 'latent_sample');
-    const weighted = (o.subjectWeight ?? 1) !== 1;
-    const dec = withMseLoss(loadModel(decPath), 'sample', 'target', weighted);
+    const { model: dec, weightShape } = decoderWithLoss(decPath, o.subjectWeight ?? 1, B, S);
     const common = { loss: LOSS, cacheDir: o.cacheDir, sessionOptions: o.sessionOptions };
     const encWeights = floatWeights(enc),
       decWeights = floatWeights(dec);
@@ -72,7 +85,7 @@ export class VaeTrainer {
       ...common,
       model: dec,
       trainable: [...decWeights, 'latent_sample'],
-      inputShapes: { latent_sample: latentDims, target: [B, 3, S, S], ...(weighted ? { [LOSS_WEIGHT]: [B, 1, S, S] } : {}) },
+      inputShapes: { latent_sample: latentDims, target: [B, 3, S, S], ...weightShape },
     });
     const group = new ModelGroup([
       { model: 'vae_encoder', session: encoder, weights: encWeights },
@@ -88,9 +101,7 @@ export class VaeTrainer {
     const clock = stopwatch();
     const examples = await batchAt(source, seed, step, B);
     const x = stackImages(examples);
-    const weight = this.o.subjectWeight ?? 1;
-    const lossWeight: Record<string, ort.Tensor> =
-      weight !== 1 ? { [LOSS_WEIGHT]: new ort.Tensor('float32', subjectWeights(examples, S, weight), [B, 1, S, S]) } : {};
+    const lossWeight = lossWeightFeed(examples, S, this.o.subjectWeight ?? 1);
     const msData = clock();
     const xTensor = new ort.Tensor('float32', x, [B, 3, S, S]);
     const moments = await this.encoderForward.run({ sample: xTensor }, this.group.weightsOf('vae_encoder'), 'latent_sample');
@@ -172,15 +183,14 @@ export class DecoderTrainer {
     const S = o.source.size,
       B = o.batch;
     const decPath = join(o.vaeDir, 'vae_decoder/model.onnx');
-    const weighted = (o.subjectWeight ?? 1) !== 1;
-    const dec = withMseLoss(loadModel(decPath), 'sample', 'target', weighted);
+    const { model: dec, weightShape } = decoderWithLoss(decPath, o.subjectWeight ?? 1, B, S);
     const latentChannels = Number(dec.graph.inputs[0]!.shape![1]);
     const weights = floatWeights(dec);
     const decoder = await TrainingSession.create({
       model: dec,
       loss: LOSS,
       trainable: weights,
-      inputShapes: { latent_sample: [B, latentChannels, S / 4, S / 4], target: [B, 3, S, S], ...(weighted ? { [LOSS_WEIGHT]: [B, 1, S, S] } : {}) },
+      inputShapes: { latent_sample: [B, latentChannels, S / 4, S / 4], target: [B, 3, S, S], ...weightShape },
       cacheDir: o.cacheDir,
       sessionOptions: o.sessionOptions,
     });
@@ -194,9 +204,7 @@ export class DecoderTrainer {
     const clock = stopwatch();
     const examples = await batchAt(source, seed + 3, step, B); // its own stream
     const x = stackImages(examples);
-    const weight = this.o.subjectWeight ?? 1;
-    const lossWeight: Record<string, ort.Tensor> =
-      weight !== 1 ? { [LOSS_WEIGHT]: new ort.Tensor('float32', subjectWeights(examples, S, weight), [B, 1, S, S]) } : {};
+    const lossWeight = lossWeightFeed(examples, S, this.o.subjectWeight ?? 1);
     const msData = clock();
     const xTensor = new ort.Tensor('float32', x, [B, 3, S, S]);
     const moments = (await this.encoder.run({ sample: xTensor })).latent_sample!;
