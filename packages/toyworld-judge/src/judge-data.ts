@@ -88,15 +88,16 @@ export const judgeInputBuffers = (n = 1): JudgeInputs => ({
  * `patch` [4,32,32] (the 32x32 pixels around the box's centre, unresampled, and region A there; zeros outside
  * the image: the body pattern's texture at the render's own resolution, where the crop's resampling blurs or
  * aliases a 5-pixel stripe into checks) and `scene` [5,32,32] (the image and both regions averaged over 2x2:
- * where the two subjects are, the context).
+ * where the two subjects are, the context). Written as example `index` of `out` (judgeInputBuffers' layout).
  */
 export function judgeInputs(
   rgb: Uint8Array,
   regionA: ArrayLike<number>,
   regionB: ArrayLike<number>,
   out: JudgeInputs = judgeInputBuffers(),
-  offsets: { crop: number; scene: number; patch: number } = { crop: 0, scene: 0, patch: 0 },
+  index = 0,
 ): JudgeInputs {
+  const offsets = { crop: index * 4 * CROP * CROP, scene: index * 5 * CROP * CROP, patch: index * 4 * CROP * CROP };
   let max = 0;
   for (let i = 0; i < S * S; i++) max = Math.max(max, regionA[i]!);
   let x0 = S,
@@ -190,11 +191,7 @@ export function judgeBatch(seed: string | number, step: number, batch: number): 
     const f = u < 0.4 ? 1 : u < 0.7 ? 4 : 8;
     imageToChw(scene.rgb, out.image, b * 3 * S * S);
     const regions = regionsFor(scene, a, f);
-    judgeInputs(scene.rgb, regions.subarray(0, S * S), regions.subarray(S * S), out, {
-      crop: b * 4 * CROP * CROP,
-      scene: b * 5 * CROP * CROP,
-      patch: b * 4 * CROP * CROP,
-    });
+    judgeInputs(scene.rgb, regions.subarray(0, S * S), regions.subarray(S * S), out, b);
     headTargets(scene, a, out.targets, b * LOGITS);
     cellTargets(scene, out.cells, b * FINDER_CLASSES.length * FINDER_GRID ** 2);
   }

@@ -89,7 +89,7 @@ export class ToyworldJudge {
     const inputs = judgeInputBuffers(n);
     images.forEach((rgb, i) => {
       checkImage(rgb);
-      judgeInputs(rgb, regions[i]![0], regions[i]![1], inputs, { crop: i * 4 * C * C, scene: i * 5 * C * C, patch: i * 4 * C * C });
+      judgeInputs(rgb, regions[i]![0], regions[i]![1], inputs, i);
     });
     const feeds: Record<string, ort.Tensor> = {
       crop: new ort.Tensor('float32', inputs.crop, [n, 4, C, C]),
