@@ -38,6 +38,7 @@ import {
 } from './pipeline/index.js';
 import { completedPhases } from './pipeline/prepare.js';
 import { runtimeOf } from './pipeline/run.js';
+import { resultOptions } from './presets.js';
 import { initialSamplePrompts } from './pipeline/sample.js';
 import { checkPrompt } from './inputs.js';
 import { toClassPrompt, type SamplePrompt, type SampleRecord } from './sample.js';
@@ -249,7 +250,8 @@ async function checkSameRun(outDir: string, backbone: string, input: Personaliza
   };
   const classWords = input.subjects.map((s) => s.classWord);
   if (JSON.stringify(m.classWords) !== JSON.stringify(classWords)) other(`class words ${m.classWords.join(', ')}`);
-  const changed = differingPaths(m.options, o);
+  // a run may resume on another device or thread count: only what decides its results must match
+  const changed = differingPaths(typeof m.options === 'object' && m.options ? resultOptions(m.options) : m.options, resultOptions(o));
   if (changed.length) other(`different options: ${changed.slice(0, 3).join(', ')}${changed.length > 3 ? ', ...' : ''}`);
   const diff = fingerprintDifferences(m.backbone.fingerprint, fingerprintBackbone(resolve(backbone)));
   if (diff.length) other(`backbone ${m.backbone.path}: ${diff[0]}`);

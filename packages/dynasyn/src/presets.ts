@@ -80,6 +80,19 @@ const smoke: DynasynOptions = {
 
 const PRESETS: Record<PresetName, DynasynOptions> = { smoke, tiny, fast, paper };
 
+/**
+ * The options that choose where and how fast a run computes, not what it computes (onnxruntime providers and
+ * threads, rows per training pass): a personalization may resume under other values, and an evaluation's run
+ * fingerprint leaves them out.
+ */
+export const MACHINE_OPTIONS = ['executionProviders', 'intraOpNumThreads', 'rowsPerPass'] as const;
+
+/** `o` without its MACHINE_OPTIONS: what decides a run's results. */
+export function resultOptions<T extends object>(o: T): Omit<T, (typeof MACHINE_OPTIONS)[number]> {
+  const machine: readonly string[] = MACHINE_OPTIONS;
+  return Object.fromEntries(Object.entries(o).filter(([k]) => !machine.includes(k))) as Omit<T, (typeof MACHINE_OPTIONS)[number]>;
+}
+
 /** Recursively optional: what a caller may override. Arrays and provider objects are replaced whole. */
 export type OptionOverrides = { [K in keyof DynasynOptions]?: DeepPartial<DynasynOptions[K]> };
 type DeepPartial<T> = T extends readonly unknown[] ? T : T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } : T;

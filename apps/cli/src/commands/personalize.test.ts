@@ -85,6 +85,10 @@ test('personalize writes the manifest, learned tensors, metrics, samples, heatma
   expect(again.status).toBe(0);
   expect(again.stderr).not.toMatch(/^train/m);
   expect(again.stdout.trim()).toBe(path.join(dir, 'full', 'report.html'));
+  // another thread count is the same run on another machine: accepted, nothing recomputed
+  const otherThreads = run('personalize', ...input, '--out', 'full', '--threads', '1');
+  expect(otherThreads.status).toBe(0);
+  expect(otherThreads.stderr).not.toMatch(/^train/m);
   // the same directory with other options is another run: refused, naming the option
   expect(oneLineError(run('personalize', ...input, '--out', 'full', '--seed', '3'))).toMatch(/full holds another personalization \(different options: seed\)/);
   const report = run('report', 'full');

@@ -19,6 +19,7 @@ import { buildTables, type RunRecord, type SampleScore } from './aggregate.js';
 import { EvaluationError } from './errors.js';
 import { appendLedger, readLedger } from './ledger.js';
 import { METHODS, mergeOverrides, methodOptions, type MethodId } from './methods.js';
+import { resultOptions } from '../presets.js';
 import { writeClassPriorSet } from './prior.js';
 import { CATEGORIES, type Category, type Protocol } from './protocol.js';
 import { writeResults, type EvaluationResults } from './results.js';
@@ -84,11 +85,10 @@ export function runOptions(protocol: Protocol, method: MethodId, seed: number, r
   });
 }
 
-/** What decides a run's results: a ledger entry with another fingerprint is another run. Device and threads are not part of it. */
+/** What decides a run's results: a ledger entry with another fingerprint is another run. The machine options (device, threads) are not part of it. */
 function fingerprintOf(scene: ResolvedScene, sceneDef: unknown, method: string, options: DynasynOptions, prompts: SamplePrompt[]): string {
-  const { executionProviders: _e, intraOpNumThreads: _t, ...rest } = options;
   return createHash('sha256')
-    .update(canonicalJsonOf({ scene: sceneDef, classWords: scene.classWords, method, options: rest, prompts }))
+    .update(canonicalJsonOf({ scene: sceneDef, classWords: scene.classWords, method, options: resultOptions(options), prompts }))
     .digest('hex');
 }
 
