@@ -158,3 +158,42 @@ test('class-words: no training; the backbone draws each prompt with the class wo
     await pipeline.release();
   }
 }, 300_000);
+
+test('shards: two processes of one evaluation share its output directory; each runs its own runs, the tables hold every finished one', async () => {
+  const protocol = parseProtocol({ ...protocolJson, methods: ['class-words', 'textual-inversion'], seeds: [5, 6] }, root);
+  const out = path.join(root, 'eval-shards');
+  await expect(runEvaluation({ protocol, out, threads: 1, shard: { index: 2, count: 2 } })).rejects.toThrow(/shard 2\/2/);
+  const ran: string[][] = [[], []];
+  // two shards at once (in one process here; `dynasyn evaluate --jobs` starts them as processes)
+  const results = await Promise.all(
+    [0, 1].map((index) =>
+      runEvaluation({
+        protocol,
+        out,
+        threads: 1,
+        shard: { index, count: 2 },
+        onProgress: (e) => {
+          if (e.kind === 'run' && !e.skipped) ran[index]!.push(e.runId);
+        },
+      }),
+    ),
+  );
+  // runs 0 and 2 (in scene, method, seed order) to shard 0; 1 and 3 to shard 1
+  expect(ran).toEqual([
+    ['square-disc/class-words/seed-5', 'square-disc/textual-inversion/seed-5'],
+    ['square-disc/class-words/seed-6', 'square-disc/textual-inversion/seed-6'],
+  ]);
+  expect([...readLedger(out).keys()].sort()).toEqual([...ran[0]!, ...ran[1]!].sort());
+  // whichever shard finished last saw every run: complete tables, and the report
+  const last = results.find((r) => r.complete);
+  expect(last).toBeDefined();
+  expect(last!.runs).toHaveLength(4);
+  for (const t of last!.tables) for (const r of t.rows) expect(r.cells.clipT!.n).toBe(2);
+  expect(fs.existsSync(path.join(out, 'report.html'))).toBe(true);
+  // results.json holds the complete tables; a plain start afterwards runs nothing and finds the same tables
+  expect(JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')).complete).toBe(true);
+  const again: EvaluationProgress[] = [];
+  const whole = await runEvaluation({ protocol, out, threads: 1, onProgress: (e) => again.push(e) });
+  expect(again.filter((e) => e.kind !== 'run' || !e.skipped)).toEqual([]);
+  expect(whole.tables).toEqual(last!.tables);
+}, 300_000);

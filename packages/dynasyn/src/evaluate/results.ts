@@ -3,10 +3,11 @@
  * category like the paper's Table 1, mean ± spread over seeds) and report.html (the tables, the methods, and a
  * grid of samples per category, scene and method; one self-contained file, as the personalization report).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decode, encodePng, imageGrid } from '@dynasyn/imaging';
 import { esc, fmt, imageDataUrl, REPORT_CSS, table } from '../output/html.js';
+import { writeJsonAtomic, writeTextAtomic } from '../output/json-file.js';
 import type { CategoryTable, Cell, RunRecord } from './aggregate.js';
 import { METHODS, type MethodId } from './methods.js';
 import type { Category, Protocol } from './protocol.js';
@@ -136,8 +137,9 @@ export async function writeResults(out: string, ctx: ResultsContext, tables: (re
     complete: ctx.complete,
     runSeconds: ctx.records.reduce((a, r) => a + r.seconds, 0),
   };
-  writeFileSync(join(out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
-  writeFileSync(join(out, 'results.md'), resultsMarkdown(results));
-  if (ctx.html) writeFileSync(join(out, 'report.html'), await reportHtml(out, results, ctx.records));
+  // atomic: shards of one evaluation (`dynasyn evaluate --jobs`) rewrite these files while others read them
+  writeJsonAtomic(join(out, 'results.json'), results);
+  writeTextAtomic(join(out, 'results.md'), resultsMarkdown(results));
+  if (ctx.html) writeTextAtomic(join(out, 'report.html'), await reportHtml(out, results, ctx.records));
   return results;
 }

@@ -41,6 +41,13 @@ export interface EvaluateRequest {
   seeds?: number[];
   device?: 'cpu' | 'cuda';
   threads?: number;
+  /**
+   * Run only the runs whose index (in scene, method, seed order) is `index` modulo `count`: `count` processes,
+   * each with its own shard, share one `out` (the ledger takes a line per finished run from any of them; the
+   * graph cache and the result files are written atomically). Every shard's tables show every finished run
+   * of the ledger; the last shard to finish writes the complete tables and report.html.
+   */
+  shard?: { index: number; count: number };
   /** Derived training graphs shared by the runs; default `<out>/graph-cache`. */
   graphCacheDir?: string;
   /** Scorers instead of the protocol's extra ones (CLIP is always added first). */
@@ -110,6 +117,9 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
     'method',
   );
   const seeds = selected(protocol.seeds, req.seeds, 'seed');
+  const shard = req.shard;
+  if (shard && !(Number.isInteger(shard.count) && shard.count >= 1 && Number.isInteger(shard.index) && shard.index >= 0 && shard.index < shard.count))
+    throw new EvaluationError('BAD_PROTOCOL', `shard ${shard.index}/${shard.count}: expected an index from 0 to count - 1`);
   checkProtocolInputs(protocol, req.scorers !== undefined);
   let bundle;
   try {
@@ -132,11 +142,25 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
     for (const s of protocol.scenes) scenes.push(await resolveScene(s, bundle.sampleSize));
     const prompts = runPrompts(protocol);
     const ledger = readLedger(out);
-    const jobs = scenes.flatMap((scene, si) => methods.flatMap((method) => seeds.map((seed) => ({ scene, sceneDef: protocol.scenes[si], method, seed }))));
-    const records: RunRecord[] = [];
+    const jobs = scenes.flatMap((scene, si) =>
+      methods.flatMap((method) =>
+        seeds.map((seed) => {
+          const options = runOptions(protocol, method, seed, runtime);
+          const runId = `${scene.id}/${method}/seed-${seed}`;
+          return { scene, method, seed, runId, options, fingerprint: fingerprintOf(scene, protocol.scenes[si], method, options, prompts) };
+        }),
+      ),
+    );
     const methodRows = methods.map((id) => ({ id, label: METHODS[id].label }));
-    const write = async (complete: boolean) =>
-      writeResults(out, { protocol, methods, seeds, scenes: scenes.map((s) => s.id), metrics, records, complete, html: complete }, (rs) =>
+    // the tables hold every run of the selection the ledger has finished (this process's and other shards')
+    const write = async () => {
+      const finished = readLedger(out);
+      const records = jobs.flatMap((j) => {
+        const r = finished.get(j.runId);
+        return r && r.fingerprint === j.fingerprint ? [r] : [];
+      });
+      const complete = records.length === jobs.length;
+      return writeResults(out, { protocol, methods, seeds, scenes: scenes.map((s) => s.id), metrics, records, complete, html: complete }, (rs) =>
         buildTables(
           rs,
           methodRows,
@@ -145,12 +169,12 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
           CATEGORIES.filter((c) => protocol.prompts[c].length),
         ),
       );
+    };
 
     for (const [index, job] of jobs.entries()) {
+      if (shard && index % shard.count !== shard.index) continue;
       req.signal?.throwIfAborted();
-      const runId = `${job.scene.id}/${job.method}/seed-${job.seed}`;
-      const options = runOptions(protocol, job.method, job.seed, runtime);
-      const fingerprint = fingerprintOf(job.scene, job.sceneDef, job.method, options, prompts);
+      const { runId, options, fingerprint } = job;
       const dir = join(out, 'runs', job.scene.id, job.method, `seed-${job.seed}`);
       const done = ledger.get(runId);
       if (done && done.fingerprint !== fingerprint)
@@ -204,10 +228,9 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
         appendLedger(out, record);
         req.onProgress?.({ kind: 'scored', runId, seconds: record.seconds });
       }
-      records.push(record);
-      await write(false);
+      await write();
     }
-    return await write(true);
+    return await write();
   } finally {
     for (const s of scorers) await s.release?.();
   }

@@ -1,13 +1,18 @@
-/** JSON files of the output directory: written atomically (temp + rename), read with errors naming the file. */
+/** Files of the output directory written atomically (temp + rename); JSON read with errors naming the file. */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ArtifactError } from './errors.js';
 
 /** Writes `value` as pretty JSON; a crash mid-write never leaves a truncated file (readers may be polling). */
 export function writeJsonAtomic(file: string, value: unknown): void {
+  writeTextAtomic(file, JSON.stringify(value, null, 2) + '\n');
+}
+
+/** Writes `text` to `file`: readers (and other processes writing it) see the old file or the new one, never a mix. */
+export function writeTextAtomic(file: string, text: string): void {
   mkdirSync(dirname(file), { recursive: true });
   const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
+  writeFileSync(tmp, text);
   renameSync(tmp, file);
 }
 

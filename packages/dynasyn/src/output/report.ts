@@ -3,7 +3,8 @@
  * what a personalization did, from the files of its output directory. It renders partial runs too: a
  * section whose files are not there yet says so.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeTextAtomic } from './json-file.js';
 import { isAbsolute, relative, resolve } from 'node:path';
 import { decodeMask, encodePng, readImage } from '@dynasyn/imaging';
 import type { Mask, RgbImage } from '../types.js';
@@ -44,9 +45,7 @@ const TERM_TITLES: Record<string, string> = {
 export async function renderReport(dir: string, options: RenderReportOptions = {}): Promise<string> {
   const html = await buildReportHtml(dir);
   const out = options.out ?? artifactPath(dir, 'report');
-  const tmp = `${out}.tmp-${process.pid}`;
-  writeFileSync(tmp, html);
-  renameSync(tmp, out);
+  writeTextAtomic(out, html);
   return out;
 }
 
