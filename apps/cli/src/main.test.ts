@@ -1,10 +1,11 @@
 /** The `dynasyn` command as a user runs it (the package's bin, which loads dist/): a subprocess on a tiny bundle. */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodePng } from '@dynasyn/imaging';
+import { buildCli } from './e2e/processes.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const bin = path.join(root, 'apps/cli/bin/dynasyn.js');
@@ -28,11 +29,7 @@ const oneLineError = (r: ReturnType<typeof run>) => {
 
 beforeAll(() => {
   // the test runs what users run: dist, built (turbo caches unchanged packages)
-  execFileSync(path.join(root, 'node_modules/.bin/turbo'), ['run', 'build', '--filter=@dynasyn/cli', '--output-logs=errors-only'], {
-    cwd: root,
-    env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1' },
-    stdio: 'pipe',
-  });
+  buildCli();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dynasyn-cli-'));
   const r = run('bundle', 'create-tiny', 'tiny', '--seed', '5');
   expect(r.stderr).toBe('');

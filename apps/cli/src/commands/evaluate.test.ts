@@ -4,13 +4,14 @@
  * with its own shard of the runs; their run lines come prefixed, their logs go to <out>/logs, and the command
  * ends with the complete tables and report.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createExampleInput } from '@dynasyn/dynasyn';
 import { writeTinyClip } from '../../../../packages/dynasyn/src/testing/tiny-clip.js';
+import { buildCli } from '../e2e/processes.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
 const bin = path.join(root, 'apps/cli/dist/main.js');
@@ -19,11 +20,7 @@ let dir: string;
 const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8', env: { ...process.env, DYNASYN_DEBUG: '' } });
 
 beforeAll(async () => {
-  execFileSync(path.join(root, 'node_modules/.bin/turbo'), ['run', 'build', '--filter=@dynasyn/cli', '--output-logs=errors-only'], {
-    cwd: root,
-    env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1' },
-    stdio: 'pipe',
-  });
+  buildCli();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dynasyn-evaluate-cli-'));
   expect(run('bundle', 'create-tiny', 'tiny').status).toBe(0);
   writeTinyClip(path.join(dir, 'clip'));

@@ -4,12 +4,13 @@
  * on two cores): the full job's artifacts, a rerun that finds everything done, and Ctrl-C during training
  * then a rerun that resumes and ends with exactly the tensors of the uninterrupted run.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createExampleInput } from '@dynasyn/dynasyn';
+import { buildCli } from '../e2e/processes.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
 const bin = path.join(root, 'apps/cli/dist/main.js');
@@ -27,11 +28,7 @@ const oneLineError = (r: ReturnType<typeof run>) => {
 };
 
 beforeAll(async () => {
-  execFileSync(path.join(root, 'node_modules/.bin/turbo'), ['run', 'build', '--filter=@dynasyn/cli', '--output-logs=errors-only'], {
-    cwd: root,
-    env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1' },
-    stdio: 'pipe',
-  });
+  buildCli();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dynasyn-personalize-cli-'));
   expect(run('bundle', 'create-tiny', 'tiny').status).toBe(0);
   const ex = await createExampleInput(path.join(dir, 'example'));

@@ -1,8 +1,9 @@
 /**
- * The built `dynasyn` binary as the e2e tests drive it: `serve` as a subprocess (waited on until ready,
- * killable with SIGKILL, restartable), `tenants create` as a one-shot, and a loopback webhook receiver.
+ * The built `dynasyn` binary as the tests drive it: `buildCli()` (the CLI tests run what users run), `serve` as
+ * a subprocess (waited on until ready, killable with SIGKILL, restartable), `tenants create` as a one-shot, and a
+ * loopback webhook receiver.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import http from 'node:http';
 import type net from 'node:net';
@@ -11,6 +12,15 @@ import { fileURLToPath } from 'node:url';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
 export const cliBin = path.join(repoRoot, 'apps/cli/dist/main.js');
+
+/** Builds the CLI and what it depends on into dist (turbo: unchanged packages come from its cache). */
+export function buildCli(): void {
+  execFileSync(path.join(repoRoot, 'node_modules/.bin/turbo'), ['run', 'build', '--filter=@dynasyn/cli', '--output-logs=errors-only'], {
+    cwd: repoRoot,
+    env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1' },
+    stdio: 'pipe',
+  });
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -8,11 +8,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import sharp from 'sharp';
 import { createExampleInput } from '@dynasyn/dynasyn';
 import { freePort, listBlobKeys, startServices, type TestServices } from './services.js';
 import {
+  buildCli,
   createTenant,
   isAlive,
   repoRoot,
@@ -59,11 +59,7 @@ const until = (c: ApiClient, id: string, accept: (p: Personalization) => boolean
 const trainingStep = (p: Personalization) => Math.max(0, ...p.progress.filter((s) => /train|phase/i.test(s.stage)).map((s) => s.step));
 
 beforeAll(async () => {
-  execFileSync(path.join(repoRoot, 'node_modules/.bin/turbo'), ['run', 'build', '--filter=@dynasyn/cli', '--output-logs=errors-only'], {
-    cwd: repoRoot,
-    env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1' },
-    stdio: 'pipe',
-  });
+  buildCli();
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'dynasyn-e2e-'));
   services = await startServices();
   receiver = await startWebhookReceiver();
