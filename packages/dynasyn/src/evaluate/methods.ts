@@ -28,8 +28,11 @@ export interface MethodDefinition {
   summary: string;
   /** A preset of its own instead of the protocol's. */
   preset?: PresetName;
-  /** The defining settings, from the resolved base options (e.g. the total step budget). */
-  settings(base: DynasynOptions): OptionOverrides;
+  /**
+   * The defining settings, from the resolved base options (e.g. the total step budget) and the protocol's
+   * overrides for this method alone (`own`: where a method leaves a setting to its protocol entry).
+   */
+  settings(base: DynasynOptions, own: OptionOverrides): OptionOverrides;
   /** Trains on a class-prior set (base-model images of class prompts) made by the evaluation: DreamBooth. */
   classPrior?: boolean;
   /** No training: the backbone samples the prompts with class words (personalize.ts sampleClassWords). */
@@ -108,10 +111,12 @@ export const METHODS: Record<MethodId, MethodDefinition> = {
     summary:
       'DreamBooth-style: the whole UNet fine-tuned (with the placeholder rows, from their class words) on the whole image, no masks, every subject each step, with a prior-preservation loss on base-model images of the class prompts',
     classPrior: true,
-    settings: (base) => ({
+    settings: (base, own) => ({
       train: {
         phase1: { steps: 0 },
-        phase2: { steps: base.train.phase1.steps + base.train.phase2.steps, lr: FULL_MODE_LR },
+        // full fine-tuning's lr (2e-6) unless the protocol's dreambooth entry names one: the protocol-wide
+        // phase-2 lr is the adapters' (1e-4 and up), which would wreck whole tensors
+        phase2: { steps: base.train.phase1.steps + base.train.phase2.steps, lr: ownPhase2Lr(own) ?? FULL_MODE_LR },
         adapters: { mode: 'full', targets: ['unet'], fullTensors: UNET_FULL_TENSORS },
         subjectsPerStep: 'all',
         maskedDiffusion: false,
@@ -130,6 +135,11 @@ export const METHODS: Record<MethodId, MethodDefinition> = {
     settings: () => ({}),
   },
 };
+
+function ownPhase2Lr(own: OptionOverrides): number | undefined {
+  const lr = (own as { train?: { phase2?: { lr?: unknown } } }).train?.phase2?.lr;
+  return typeof lr === 'number' ? lr : undefined;
+}
 
 /** Merges plain-object overrides (later wins; arrays and `kind` objects replaced whole, as resolveOptions does). */
 export function mergeOverrides(...layers: OptionOverrides[]): OptionOverrides {
@@ -165,5 +175,5 @@ export function methodOptions(r: MethodRun): DynasynOptions {
   const preset = def.preset ?? r.presetName;
   const first = mergeOverrides(r.protocolOptions, r.methodOptions, { seed: r.seed });
   const base = resolveOptions(preset, first);
-  return resolveOptions(preset, mergeOverrides(first, def.settings(base), r.runtime ?? {}));
+  return resolveOptions(preset, mergeOverrides(first, def.settings(base, r.methodOptions), r.runtime ?? {}));
 }

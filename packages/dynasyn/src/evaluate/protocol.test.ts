@@ -102,6 +102,12 @@ describe('each method is one option set on the same preset', () => {
       'full',
       ['unet'],
     ]);
+    // the protocol-wide phase-2 lr is the adapters': not for whole tensors; the dreambooth entry's own lr is
+    expect(opts('dreambooth', {}).train.phase2.lr).toBe(2e-6);
+    const lr = (protocolOptions: object, methodOpts: object) =>
+      methodOptions({ method: 'dreambooth', presetName: 'tiny', protocolOptions, methodOptions: methodOpts, seed: 7 }).train.phase2.lr;
+    expect(lr({ train: { phase2: { lr: 1e-3 } } }, {})).toBe(2e-6);
+    expect(lr({ train: { phase2: { lr: 1e-3 } } }, { train: { phase2: { lr: 2e-5 } } })).toBe(2e-5);
     expect([o.train.maskedDiffusion, o.train.subjectsPerStep, o.train.priorPreservation, o.train.lambdas.m2a, o.train.lambdas.ica]).toEqual([
       false,
       'all',
