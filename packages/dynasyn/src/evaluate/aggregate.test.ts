@@ -2,9 +2,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildTables, type RunRecord } from './aggregate.js';
+import { buildPairedTables, buildTables, type RunRecord } from './aggregate.js';
 import { appendLedger, LEDGER_FILE, readLedger } from './ledger.js';
-import { formatCell, resultsMarkdown } from './results.js';
+import { formatCell, formatPairedCell, resultsMarkdown } from './results.js';
 import { CLIP_METRICS } from './scorers.js';
 
 const run = (scene: string, method: string, seed: number, plain: (number | null)[], action: number[]): RunRecord => ({
@@ -80,4 +80,33 @@ test('the ledger: finished runs by id, a torn last line ignored and not glued to
   expect([...readLedger(dir).keys()]).toEqual(['a/m/seed-0', 'a/m/seed-1']);
   expect(readLedger(dir).get('a/m/seed-1')).toEqual({ ...r, runId: 'a/m/seed-1' });
   fs.rmSync(dir, { recursive: true });
+});
+
+test('paired differences: the reference minus each method on the runs both have, per seed then over seeds, with won/lost/tied runs', () => {
+  const runs = [
+    // seed 0: scene a: ref 0.5 vs m 0.3 (+0.2), scene b: ref 0.4 vs m 0.4 (tie) -> seed value +0.1
+    run('a', 'ref', 0, [0.5], [0.1]),
+    run('b', 'ref', 0, [0.4], [0.1]),
+    run('a', 'm', 0, [0.3], [0.2]),
+    run('b', 'm', 0, [0.4], [0.2]),
+    // seed 1: scene a: ref 0.2 vs m 0.5 (-0.3); scene b has no m run: left out -> seed value -0.3
+    run('a', 'ref', 1, [0.2], [0.1]),
+    run('b', 'ref', 1, [0.9], [0.1]),
+    run('a', 'm', 1, [0.5], [0.2]),
+  ];
+  const methods = [
+    { id: 'ref', label: 'R' },
+    { id: 'm', label: 'M' },
+  ];
+  const [plain, action] = buildPairedTables(runs, 'ref', methods, [0, 1], CLIP_METRICS, ['plain', 'action']);
+  expect(plain!.rows.map((r) => r.method)).toEqual(['m']); // not the reference against itself
+  const c = plain!.rows[0]!.cells.clipT!;
+  expect(c.mean).toBeCloseTo((0.1 + -0.3) / 2, 12);
+  expect(c.std).toBeCloseTo(Math.sqrt((0.2 ** 2 + 0.2 ** 2) / 1), 12);
+  expect([c.n, c.wins, c.losses, c.ties]).toEqual([2, 1, 1, 1]);
+  expect(formatPairedCell(c)).toBe('−0.1 ± 0.28 · 1/3');
+  // CLIP-I is 0.5 for every plain sample: all ties; absent on action samples: nothing compared
+  expect(plain!.rows[0]!.cells.clipI).toMatchObject({ mean: 0, wins: 0, losses: 0, ties: 3 });
+  expect(action!.rows[0]!.cells.clipI).toEqual({ mean: null, std: null, n: 0, wins: 0, losses: 0, ties: 0 });
+  expect(action!.rows[0]!.cells.clipT!.mean).toBeCloseTo(-0.1, 12);
 });

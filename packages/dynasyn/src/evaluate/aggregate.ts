@@ -2,7 +2,10 @@
  * The tables: per category, per method, per metric, the mean and spread over seeds (docs/evaluation.md
  * "Aggregation"). A seed's value is the mean over scenes of the run's mean over that category's samples
  * (every scene weighs the same); the cell is the mean of the seeds' values and their sample standard
- * deviation (n - 1; null for one seed). Null scores (a metric that does not apply) are left out.
+ * deviation (n - 1; null for one seed). Null scores (a metric that does not apply) are left out. The paired
+ * tables compare the reference method (the protocol's first) with each other on the same scenes and seeds:
+ * every method samples the same prompts at the same seeds, so a difference of run means is far less noisy
+ * than the difference of two cells.
  */
 import { CATEGORIES, type Category } from './protocol.js';
 import type { MetricInfo } from './scorers.js';
@@ -106,4 +109,67 @@ export function buildTables(
     });
     return { category, samples, rows };
   });
+}
+
+/** The reference method minus one other, for one metric, over the (scene, seed) runs both have. */
+export interface PairedCell {
+  /** Mean over seeds of the seed's difference (the mean over scenes of the run-mean differences). */
+  mean: number | null;
+  /** Sample standard deviation of the seeds' differences (n - 1); null below two seeds. */
+  std: number | null;
+  /** Seeds with a difference. */
+  n: number;
+  /** Runs where the reference's run mean was higher, lower, exactly equal. */
+  wins: number;
+  losses: number;
+  ties: number;
+}
+
+export interface PairedTable {
+  category: Category;
+  /** The method every row is compared with. */
+  reference: string;
+  rows: { method: string; label: string; cells: Record<string, PairedCell> }[];
+}
+
+/** `reference` minus each other method, per category and metric, paired by (scene, seed). */
+export function buildPairedTables(
+  runs: readonly RunRecord[],
+  reference: string,
+  methods: readonly { id: string; label: string }[],
+  seeds: readonly number[],
+  metrics: readonly MetricInfo[],
+  categories: readonly Category[] = CATEGORIES,
+): PairedTable[] {
+  const runMean = (r: RunRecord, category: Category, metric: string) =>
+    mean(present(r.samples.filter((s) => s.category === category).map((s) => s.scores[metric])));
+  const refRuns = new Map(runs.filter((r) => r.method === reference).map((r) => [`${r.scene}/${r.seed}`, r]));
+  return categories.map((category) => ({
+    category,
+    reference,
+    rows: methods
+      .filter((m) => m.id !== reference)
+      .map((m) => {
+        const cells: Record<string, PairedCell> = {};
+        for (const k of metrics) {
+          const diffs: { seed: number; d: number }[] = [];
+          for (const r of runs.filter((x) => x.method === m.id)) {
+            const ref = refRuns.get(`${r.scene}/${r.seed}`);
+            const a = ref ? runMean(ref, category, k.key) : null,
+              b = runMean(r, category, k.key);
+            if (a !== null && b !== null) diffs.push({ seed: r.seed, d: a - b });
+          }
+          const perSeed = present(seeds.map((seed) => mean(diffs.filter((x) => x.seed === seed).map((x) => x.d))));
+          cells[k.key] = {
+            mean: mean(perSeed),
+            std: sampleStd(perSeed),
+            n: perSeed.length,
+            wins: diffs.filter((x) => x.d > 0).length,
+            losses: diffs.filter((x) => x.d < 0).length,
+            ties: diffs.filter((x) => x.d === 0).length,
+          };
+        }
+        return { method: m.id, label: m.label, cells };
+      }),
+  }));
 }

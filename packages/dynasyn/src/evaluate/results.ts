@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { decode, encodePng, imageGrid } from '@dynasyn/imaging';
 import { esc, fmt, imageDataUrl, REPORT_CSS, table } from '../output/html.js';
 import { writeJsonAtomic, writeTextAtomic } from '../output/json-file.js';
-import type { CategoryTable, Cell, RunRecord } from './aggregate.js';
+import type { CategoryTable, Cell, PairedCell, PairedTable, RunRecord } from './aggregate.js';
 import { METHODS, type MethodId } from './methods.js';
 import type { Category, Protocol } from './protocol.js';
 import type { MetricInfo } from './scorers.js';
@@ -21,6 +21,8 @@ export interface EvaluationResults {
   scenes: string[];
   metrics: MetricInfo[];
   tables: CategoryTable[];
+  /** The first method minus each other, paired by scene and seed (absent with one method). */
+  paired?: PairedTable[];
   runs: { runId: string; dir: string; seconds: number }[];
   /** Every (scene, method, seed) of the selection is in the tables. */
   complete: boolean;
@@ -42,6 +44,17 @@ export interface ResultsContext {
 
 const CATEGORY_TITLE: Record<Category, string> = { plain: 'Plain', action: 'Action', interaction: 'Interaction' };
 
+/** `+0.012 ± 0.004 · 14/18`: the mean difference, its spread over seeds, and the runs the reference won of those compared. */
+export function formatPairedCell(c: PairedCell | undefined): string {
+  if (!c || c.mean === null) return '–';
+  const signed = `${c.mean >= 0 ? '+' : '−'}${fmt(Math.abs(c.mean), 3)}`;
+  return `${c.std === null ? signed : `${signed} ± ${fmt(c.std, 2)}`} · ${c.wins}/${c.wins + c.losses + c.ties}`;
+}
+
+const pairedIntro = (r: EvaluationResults, t: PairedTable) =>
+  `${labelOf(r, t.reference)} minus each method on the same scenes, seeds and sample seeds: mean difference ± its spread over seeds · runs (scene, seed) where ${labelOf(r, t.reference)} scored higher, of those compared.`;
+const labelOf = (r: EvaluationResults, id: string) => r.methods.find((m) => m.id === id)?.label ?? id;
+
 /** `0.3123 ± 0.0041` (no spread with one seed; a dash without a value). */
 export function formatCell(c: Cell | undefined): string {
   if (!c || c.mean === null) return '–';
@@ -61,6 +74,16 @@ export function resultsMarkdown(r: EvaluationResults): string {
     lines.push(`|---|${r.metrics.map(() => '---:').join('|')}|---:|`);
     for (const row of t.rows) lines.push(`| ${row.label} | ${r.metrics.map((m) => formatCell(row.cells[m.key])).join(' | ')} | ${t.samples[row.method]} |`);
     lines.push('');
+  }
+  if (r.paired?.length) {
+    lines.push(`## Paired differences: ${labelOf(r, r.paired[0]!.reference)} minus each method`, '', pairedIntro(r, r.paired[0]!), '');
+    for (const t of r.paired) {
+      lines.push(`### ${CATEGORY_TITLE[t.category]}`, '');
+      lines.push(`| Method | ${r.metrics.map((m) => `Δ ${m.label}`).join(' | ')} |`);
+      lines.push(`|---|${r.metrics.map(() => '---:').join('|')}|`);
+      for (const row of t.rows) lines.push(`| ${row.label} | ${r.metrics.map((m) => formatPairedCell(row.cells[m.key])).join(' | ')} |`);
+      lines.push('');
+    }
   }
   lines.push('Metrics:', '', ...r.metrics.map((m) => `- ${m.label}: ${m.about}`), '');
   return lines.join('\n');
@@ -87,6 +110,20 @@ async function reportHtml(out: string, r: EvaluationResults, records: readonly R
         t.rows.map((row) => [esc(row.label), ...r.metrics.map((m) => esc(formatCell(row.cells[m.key]))), String(t.samples[row.method])]),
       ),
     );
+  }
+  if (r.paired?.length) {
+    parts.push(
+      `<h2>Paired differences: ${esc(labelOf(r, r.paired[0]!.reference))} minus each method</h2><p class="muted">${esc(pairedIntro(r, r.paired[0]!))}</p>`,
+    );
+    for (const t of r.paired) {
+      parts.push(`<h3>${CATEGORY_TITLE[t.category]}</h3>`);
+      parts.push(
+        table(
+          ['Method', ...r.metrics.map((m) => `Δ ${esc(m.label)}`)],
+          t.rows.map((row) => [esc(row.label), ...r.metrics.map((m) => esc(formatPairedCell(row.cells[m.key])))]),
+        ),
+      );
+    }
   }
   parts.push('<h2>Methods</h2>');
   parts.push(
@@ -123,7 +160,12 @@ async function reportHtml(out: string, r: EvaluationResults, records: readonly R
 }
 
 /** Writes results.json and results.md (and report.html when ctx.html); returns the results. */
-export async function writeResults(out: string, ctx: ResultsContext, tables: (records: readonly RunRecord[]) => CategoryTable[]): Promise<EvaluationResults> {
+export async function writeResults(
+  out: string,
+  ctx: ResultsContext,
+  tables: (records: readonly RunRecord[]) => CategoryTable[],
+  paired?: (records: readonly RunRecord[]) => PairedTable[],
+): Promise<EvaluationResults> {
   const p = ctx.protocol;
   const results: EvaluationResults = {
     version: 1,
@@ -133,6 +175,7 @@ export async function writeResults(out: string, ctx: ResultsContext, tables: (re
     scenes: ctx.scenes,
     metrics: [...ctx.metrics],
     tables: tables(ctx.records),
+    ...(paired && ctx.methods.length > 1 ? { paired: paired(ctx.records) } : {}),
     runs: ctx.records.map((r) => ({ runId: r.runId, dir: r.dir, seconds: r.seconds })),
     complete: ctx.complete,
     runSeconds: ctx.records.reduce((a, r) => a + r.seconds, 0),

@@ -15,7 +15,7 @@ import { canonicalJsonOf } from './canonical.js';
 import { personalize, sampleClassWords } from '../personalize.js';
 import type { SamplePrompt } from '../sample.js';
 import type { DynasynOptions, ProgressEvent } from '../types.js';
-import { buildTables, type RunRecord, type SampleScore } from './aggregate.js';
+import { buildPairedTables, buildTables, type RunRecord, type SampleScore } from './aggregate.js';
 import { EvaluationError } from './errors.js';
 import { appendLedger, readLedger } from './ledger.js';
 import { METHODS, mergeOverrides, methodOptions, type MethodId } from './methods.js';
@@ -160,14 +160,13 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
         return r && r.fingerprint === j.fingerprint ? [r] : [];
       });
       const complete = records.length === jobs.length;
-      return writeResults(out, { protocol, methods, seeds, scenes: scenes.map((s) => s.id), metrics, records, complete, html: complete }, (rs) =>
-        buildTables(
-          rs,
-          methodRows,
-          seeds,
-          metrics,
-          CATEGORIES.filter((c) => protocol.prompts[c].length),
-        ),
+      const categories = CATEGORIES.filter((c) => protocol.prompts[c].length);
+      return writeResults(
+        out,
+        { protocol, methods, seeds, scenes: scenes.map((s) => s.id), metrics, records, complete, html: complete },
+        (rs) => buildTables(rs, methodRows, seeds, metrics, categories),
+        // the protocol's first method is the one under test: it against each other, paired by scene and seed
+        (rs) => buildPairedTables(rs, methods[0]!, methodRows, seeds, metrics, categories),
       );
     };
 
