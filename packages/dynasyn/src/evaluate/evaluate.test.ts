@@ -196,4 +196,9 @@ test('shards: two processes of one evaluation share its output directory; each r
   const whole = await runEvaluation({ protocol, out, threads: 1, onProgress: (e) => again.push(e) });
   expect(again.filter((e) => e.kind !== 'run' || !e.skipped)).toEqual([]);
   expect(whole.tables).toEqual(last!.tables);
+  // a ledger whose samples are elsewhere (copied from another machine): the report still renders, saying so
+  const first = readLedger(out).get('square-disc/textual-inversion/seed-5')!;
+  fs.rmSync(path.join(out, first.samples[0]!.file));
+  await runEvaluation({ protocol, out, threads: 1 });
+  expect(fs.readFileSync(path.join(out, 'report.html'), 'utf8')).toContain('samples not in this output directory');
 }, 300_000);

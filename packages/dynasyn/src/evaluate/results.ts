@@ -3,7 +3,7 @@
  * category like the paper's Table 1, mean ± spread over seeds) and report.html (the tables, the methods, and a
  * grid of samples per category, scene and method; one self-contained file, as the personalization report).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decode, encodePng, imageGrid } from '@dynasyn/imaging';
 import { esc, fmt, imageDataUrl, REPORT_CSS, table } from '../output/html.js';
@@ -89,8 +89,9 @@ export function resultsMarkdown(r: EvaluationResults): string {
   return lines.join('\n');
 }
 
+/** The grid of `files` (relative to `out`); null when there are none, or when they are not on this machine (a ledger brought from elsewhere). */
 async function sampleGrid(out: string, files: readonly string[]): Promise<string | null> {
-  if (!files.length) return null;
+  if (!files.length || files.some((f) => !existsSync(join(out, f)))) return null;
   const images = [];
   for (const f of files) images.push(await decode(readFileSync(join(out, f))));
   return imageDataUrl(await encodePng(imageGrid(images, Math.min(files.length, 8))));
@@ -149,7 +150,7 @@ async function reportHtml(out: string, r: EvaluationResults, records: readonly R
           `<figure class="wide" style="width:100%"><figcaption><b>${esc(scene)} · ${esc(m.label)}</b> · ${esc(prompts.join(' | '))}</figcaption>${
             url
               ? `<img src="${url}" alt="${esc(`${scene} ${m.label} ${t.category}`)}" style="max-width:${Math.min(8, samples.length) * 140}px">`
-              : '<div class="missing">no samples</div>'
+              : `<div class="missing">${samples.length ? 'samples not in this output directory' : 'no samples'}</div>`
           }</figure>`,
         );
       }
