@@ -193,7 +193,7 @@ export function registerEvaluateCommand(program: Command): void {
     .addOption(new Option('--device <d>', 'execution provider').choices(['cpu', 'cuda']))
     .option('--threads <n>', 'onnxruntime intra-op threads (per job with --jobs; default: the cores shared out)', integer(1, 1024))
     .option('--jobs <n>', 'run the runs in n processes at once, sharing --out (e.g. 2 on two cores, one thread each)', integer(1, 64))
-    .option('--shard <k/n>', 'only every n-th run from the k-th (0-based): processes or machines sharing one --out', shardOf)
+    .option('--shard <k/n>', 'only the k-th (0-based) of n shards of the runs: processes or machines sharing one --out', shardOf)
     .action(async (o: EvaluateArgs) => {
       await runEvaluate(o);
     });

@@ -42,8 +42,8 @@ export interface EvaluateRequest {
   device?: 'cpu' | 'cuda';
   threads?: number;
   /**
-   * Run only the runs whose index (in scene, method, seed order) is `index` modulo `count`: `count` processes,
-   * each with its own shard, share one `out` (the ledger takes a line per finished run from any of them; the
+   * Run only the runs whose scene, method and seed positions (in the selection) sum to `index` modulo `count`:
+   * `count` processes, each with its own shard, share one `out` (the ledger takes a line per finished run from any of them; the
    * graph cache and the result files are written atomically). Every shard's tables show every finished run
    * of the ledger; the last shard to finish writes the complete tables and report.html.
    */
@@ -143,11 +143,14 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
     const prompts = runPrompts(protocol);
     const ledger = readLedger(out);
     const jobs = scenes.flatMap((scene, si) =>
-      methods.flatMap((method) =>
-        seeds.map((seed) => {
+      methods.flatMap((method, mi) =>
+        seeds.map((seed, ki) => {
           const options = runOptions(protocol, method, seed, runtime);
           const runId = `${scene.id}/${method}/seed-${seed}`;
-          return { scene, method, seed, runId, options, fingerprint: fingerprintOf(scene, protocol.scenes[si], method, options, prompts) };
+          // a Latin-square split: each shard gets every method on some scenes, so shards take about equally
+          // long (by position alone, an even number of methods would give one shard every slow method)
+          const shardOf = (count: number) => (si + mi + ki) % count;
+          return { scene, method, seed, runId, options, shardOf, fingerprint: fingerprintOf(scene, protocol.scenes[si], method, options, prompts) };
         }),
       ),
     );
@@ -171,7 +174,7 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
     };
 
     for (const [index, job] of jobs.entries()) {
-      if (shard && index % shard.count !== shard.index) continue;
+      if (shard && job.shardOf(shard.count) !== shard.index) continue;
       req.signal?.throwIfAborted();
       const { runId, options, fingerprint } = job;
       const dir = join(out, 'runs', job.scene.id, job.method, `seed-${job.seed}`);
