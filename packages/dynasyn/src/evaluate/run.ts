@@ -155,8 +155,9 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
       ),
     );
     const methodRows = methods.map((id) => ({ id, label: METHODS[id].label }));
-    // the tables hold every run of the selection the ledger has finished (this process's and other shards')
-    const write = async () => {
+    // the tables hold every run of the selection the ledger has finished (this process's and other shards');
+    // report.html (every sample grid inlined: seconds to build) only at the end, once the ledger has them all
+    const write = async (last: boolean) => {
       const finished = readLedger(out);
       const records = jobs.flatMap((j) => {
         const r = finished.get(j.runId);
@@ -166,7 +167,7 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
       const categories = CATEGORIES.filter((c) => protocol.prompts[c].length);
       return writeResults(
         out,
-        { protocol, methods, seeds, scenes: scenes.map((s) => s.id), metrics, records, complete, html: complete },
+        { protocol, methods, seeds, scenes: scenes.map((s) => s.id), metrics, records, complete, html: last && complete },
         (rs) => buildTables(rs, methodRows, seeds, metrics, categories),
         // the protocol's first method is the one under test: it against each other, paired by scene and seed
         (rs) => buildPairedTables(rs, methods[0]!, methodRows, seeds, metrics, categories),
@@ -229,10 +230,10 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
         };
         appendLedger(out, record);
         req.onProgress?.({ kind: 'scored', runId, seconds: record.seconds });
+        await write(false); // partial tables after each run this process finished
       }
-      await write();
     }
-    return await write();
+    return await write(true);
   } finally {
     for (const s of scorers) await s.release?.();
   }
