@@ -160,7 +160,9 @@ test('class-words: no training; the backbone draws each prompt with the class wo
 }, 300_000);
 
 test('shards: two processes of one evaluation share its output directory; each runs its own runs, the tables hold every finished one', async () => {
-  const protocol = parseProtocol({ ...protocolJson, methods: ['class-words', 'textual-inversion'], seeds: [5, 6] }, root);
+  // a named variant of class words with no options of its own: its own row, and the same samples as the method's
+  const variant = { id: 'class-words' as const, name: 'floor-again', label: 'Floor again' };
+  const protocol = parseProtocol({ ...protocolJson, methods: ['class-words', 'textual-inversion', variant], seeds: [5, 6] }, root);
   const out = path.join(root, 'eval-shards');
   await expect(runEvaluation({ protocol, out, threads: 1, shard: { index: 2, count: 2 } })).rejects.toThrow(/shard 2\/2/);
   const ran: string[][] = [[], []];
@@ -178,17 +180,21 @@ test('shards: two processes of one evaluation share its output directory; each r
       }),
     ),
   );
-  // scene, method and seed positions summing to the shard modulo 2: each shard runs both methods
+  // scene, method and seed positions summing to the shard modulo 2: each shard runs every method once
   expect(ran).toEqual([
-    ['square-disc/class-words/seed-5', 'square-disc/textual-inversion/seed-6'],
-    ['square-disc/class-words/seed-6', 'square-disc/textual-inversion/seed-5'],
+    ['square-disc/class-words/seed-5', 'square-disc/textual-inversion/seed-6', 'square-disc/floor-again/seed-5'],
+    ['square-disc/class-words/seed-6', 'square-disc/textual-inversion/seed-5', 'square-disc/floor-again/seed-6'],
   ]);
   expect([...readLedger(out).keys()].sort()).toEqual([...ran[0]!, ...ran[1]!].sort());
   // whichever shard finished last saw every run: complete tables, and the report
   const last = results.find((r) => r.complete);
   expect(last).toBeDefined();
-  expect(last!.runs).toHaveLength(4);
+  expect(last!.runs).toHaveLength(6);
   for (const t of last!.tables) for (const r of t.rows) expect(r.cells.clipT!.n).toBe(2);
+  // the variant: its own row and label, and, with no options of its own, exactly its method's scores
+  expect(last!.methods.map((m) => m.label)).toEqual(['class words', 'TI (+mask)', 'Floor again']);
+  for (const t of last!.tables) expect(t.rows[2]!.cells).toEqual(t.rows[0]!.cells);
+  expect(fs.existsSync(path.join(out, 'runs/square-disc/floor-again/seed-6/samples.json'))).toBe(true);
   expect(fs.existsSync(path.join(out, 'report.html'))).toBe(true);
   // results.json holds the complete tables; a plain start afterwards runs nothing and finds the same tables
   expect(JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')).complete).toBe(true);

@@ -7,6 +7,7 @@ import { drawUnion, resolveUnion } from '../train/union.js';
 import { loadProtocol, parseProtocol, type ProtocolJson } from './protocol.js';
 import { METHOD_IDS, methodOptions } from './methods.js';
 import { attributesKept, identityAccuracy, promptAccuracy } from './judge.js';
+import { runOptions } from './run.js';
 
 const good: ProtocolJson = {
   version: 1,
@@ -30,9 +31,23 @@ test('a good protocol: defaults, paths resolved against its folder', () => {
     1,
   ]);
   expect(p.methods).toEqual([
-    { id: 'dynasyn-fast', options: {} },
-    { id: 'break-a-scene', options: { train: { phase1: { steps: 3 } } } },
+    { id: 'dynasyn-fast', method: 'dynasyn-fast', options: {} },
+    { id: 'break-a-scene', method: 'break-a-scene', options: { train: { phase1: { steps: 3 } } } },
   ]);
+});
+
+test('a named variant: one method twice, the variant with its own row id, label and options', () => {
+  const variant = { id: 'dynasyn-fast', name: 'dynasyn-x100', label: 'DynASyn, ICA and AUG x100', options: { train: { lambdas: { ica: 0.5, aug: 0.01 } } } };
+  const p = parseProtocol({ ...good, methods: ['dynasyn-fast', variant] }, '/base');
+  expect(p.methods[1]).toEqual({ id: 'dynasyn-x100', method: 'dynasyn-fast', label: 'DynASyn, ICA and AUG x100', options: variant.options });
+  expect(runOptions(p, 'dynasyn-x100', 0).train.lambdas).toEqual({ md: 1, m2a: 1e-2, ica: 0.5, aug: 0.01 });
+  expect(runOptions(p, 'dynasyn-fast', 0).train.lambdas).toEqual({ md: 1, m2a: 1e-2, ica: 5e-3, aug: 1e-4 });
+  // a variant of an ablation keeps the ablation's defining settings
+  const md = parseProtocol({ ...good, methods: [{ id: 'ablation-md', name: 'md-x100', options: { train: { lambdas: { ica: 0.5 } } } }] }, '/base');
+  expect(runOptions(md, 'md-x100', 0).train.lambdas.ica).toBe(0);
+  expect(() => runOptions(p, 'nope', 0)).toThrow(/method nope is neither in the protocol nor a known method/);
+  expect(bad({ methods: ['dynasyn-fast', { id: 'dynasyn-fast' }] })).toThrow(/methods\.1: method dynasyn-fast listed twice \(give a variant its own "name"\)/);
+  expect(bad({ methods: [{ id: 'dynasyn-fast', name: 'Bad Name' }] })).toThrow(/methods\.0\.name/);
 });
 
 test('protocol errors name the file and every bad field', () => {

@@ -51,6 +51,16 @@ const method = z.union([
       id: z.enum(METHOD_IDS),
       /** Overrides of this method only (e.g. fewer steps for `dynasyn-paper` on a CPU), applied before its defining settings. */
       options: overrides.optional(),
+      /**
+       * A variant's own row: its id in the tables, run directories and `--methods` (default the method's id), so
+       * one method can appear twice with other options (e.g. a loss weight scaled up).
+       */
+      name: z
+        .string()
+        .regex(/^[a-z0-9][a-z0-9-]{0,47}$/, 'lowercase letters, digits and dashes, up to 48')
+        .optional(),
+      /** The row's label (default the method's). */
+      label: z.string().min(1).max(60).optional(),
     })
     .strict(),
 ]);
@@ -109,9 +119,9 @@ export const protocolSchema = z
       if (ids.has(s.id)) ctx.addIssue({ code: 'custom', path: ['scenes', i, 'id'], message: `duplicate scene id ${JSON.stringify(s.id)}` });
       ids.add(s.id);
     });
-    const methods = p.methods.map((m) => (typeof m === 'string' ? m : m.id));
-    methods.forEach((m, i) => {
-      if (methods.indexOf(m) !== i) ctx.addIssue({ code: 'custom', path: ['methods', i], message: `method ${m} listed twice` });
+    const rows = p.methods.map((m) => (typeof m === 'string' ? m : (m.name ?? m.id)));
+    rows.forEach((m, i) => {
+      if (rows.indexOf(m) !== i) ctx.addIssue({ code: 'custom', path: ['methods', i], message: `method ${m} listed twice (give a variant its own "name")` });
     });
     if (new Set(p.seeds).size !== p.seeds.length) ctx.addIssue({ code: 'custom', path: ['seeds'], message: 'seeds must differ' });
     if (!CATEGORIES.some((c) => p.prompts[c].length)) ctx.addIssue({ code: 'custom', path: ['prompts'], message: 'give prompts for at least one category' });
@@ -133,8 +143,13 @@ export interface ProtocolScene {
   toyworld?: { spec: Record<string, unknown>; size?: number };
 }
 
+/** One row of the protocol: a method (its definition in methods.ts) with this protocol's options for it. */
 export interface ProtocolMethod {
-  id: MethodId;
+  /** The row's id: tables, run directories, ledger, `--methods` (the method's id unless the entry names it). */
+  id: string;
+  method: MethodId;
+  /** The entry's own label, if any (else the method's). */
+  label?: string;
   options: OptionOverrides;
 }
 
@@ -204,7 +219,11 @@ export function parseProtocol(json: unknown, baseDir: string, file?: string): Pr
     clip: at(p.clip),
     preset: p.preset,
     options: p.options as OptionOverrides,
-    methods: p.methods.map((m) => (typeof m === 'string' ? { id: m, options: {} } : { id: m.id, options: (m.options ?? {}) as OptionOverrides })),
+    methods: p.methods.map((m) =>
+      typeof m === 'string'
+        ? { id: m, method: m, options: {} }
+        : { id: m.name ?? m.id, method: m.id, ...(m.label !== undefined ? { label: m.label } : {}), options: (m.options ?? {}) as OptionOverrides },
+    ),
     seeds: p.seeds,
     scenes,
     prompts: p.prompts,

@@ -9,7 +9,6 @@ import { decode, encodePng, imageGrid } from '@dynasyn/imaging';
 import { esc, fmt, imageDataUrl, REPORT_CSS, table } from '../output/html.js';
 import { writeJsonAtomic, writeTextAtomic } from '../output/json-file.js';
 import type { CategoryTable, Cell, PairedCell, PairedTable, RunRecord } from './aggregate.js';
-import { METHODS, type MethodId } from './methods.js';
 import type { Category, Protocol } from './protocol.js';
 import type { MetricInfo } from './scorers.js';
 
@@ -32,7 +31,8 @@ export interface EvaluationResults {
 
 export interface ResultsContext {
   protocol: Protocol;
-  methods: MethodId[];
+  /** The rows: a method or a protocol's named variant of one. */
+  methods: readonly { id: string; label: string; summary: string }[];
   seeds: number[];
   scenes: string[];
   metrics: readonly MetricInfo[];
@@ -171,7 +171,7 @@ export async function writeResults(
   const results: EvaluationResults = {
     version: 1,
     protocol: { name: p.name, ...(p.file ? { file: p.file } : {}), backbone: p.backbone, clip: p.clip, preset: p.preset },
-    methods: ctx.methods.map((id) => ({ id, label: METHODS[id].label, summary: METHODS[id].summary })),
+    methods: ctx.methods.map((m) => ({ ...m })),
     seeds: ctx.seeds,
     scenes: ctx.scenes,
     metrics: [...ctx.metrics],

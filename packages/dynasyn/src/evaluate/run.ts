@@ -18,10 +18,10 @@ import type { DynasynOptions, ProgressEvent } from '../types.js';
 import { buildPairedTables, buildTables, type RunRecord, type SampleScore } from './aggregate.js';
 import { EvaluationError } from './errors.js';
 import { appendLedger, readLedger } from './ledger.js';
-import { METHODS, mergeOverrides, methodOptions, type MethodId } from './methods.js';
+import { METHOD_IDS, METHODS, mergeOverrides, methodOptions, type MethodId } from './methods.js';
 import { resultOptions } from '../presets.js';
 import { writeClassPriorSet } from './prior.js';
-import { CATEGORIES, type Category, type Protocol } from './protocol.js';
+import { CATEGORIES, type Category, type Protocol, type ProtocolMethod } from './protocol.js';
 import { writeResults, type EvaluationResults } from './results.js';
 import { resolveScene, type ResolvedScene } from './scenes.js';
 import { loadToyworldJudge } from './judge.js';
@@ -66,9 +66,17 @@ export function runPrompts(protocol: Pick<Protocol, 'prompts' | 'sampling'>): Sa
   );
 }
 
-/** The options of one run, sample seeds and sampling settings of the protocol included. */
-export function runOptions(protocol: Protocol, method: MethodId, seed: number, runtime: { device?: 'cpu' | 'cuda'; threads?: number } = {}): DynasynOptions {
-  const m = protocol.methods.find((x) => x.id === method);
+/** The protocol's row `id` (a method, or a named variant of one); a method id the protocol does not list is that method with no options of its own. */
+function protocolRow(protocol: Protocol, id: string): ProtocolMethod {
+  const row = protocol.methods.find((x) => x.id === id);
+  if (row) return row;
+  if ((METHOD_IDS as readonly string[]).includes(id)) return { id, method: id as MethodId, options: {} };
+  throw new EvaluationError('BAD_PROTOCOL', `method ${id} is neither in the protocol nor a known method (${METHOD_IDS.join(', ')})`);
+}
+
+/** The options of one run of row `rowId` (a method, or a protocol's named variant), sample seeds and sampling settings of the protocol included. */
+export function runOptions(protocol: Protocol, rowId: string, seed: number, runtime: { device?: 'cpu' | 'cuda'; threads?: number } = {}): DynasynOptions {
+  const m = protocolRow(protocol, rowId);
   const n = runPrompts(protocol).length;
   const s = protocol.sampling;
   const sampling = {
@@ -80,10 +88,10 @@ export function runOptions(protocol: Protocol, method: MethodId, seed: number, r
     },
   };
   return methodOptions({
-    method,
+    method: m.method,
     presetName: protocol.preset,
     protocolOptions: mergeOverrides(protocol.options, sampling),
-    methodOptions: m?.options ?? {},
+    methodOptions: m.options,
     seed,
     runtime: {
       ...(runtime.device ? { executionProviders: [runtime.device] } : {}),
@@ -113,9 +121,10 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
   mkdirSync(out, { recursive: true });
   const methods = selected(
     protocol.methods.map((m) => m.id),
-    req.methods as MethodId[] | undefined,
+    req.methods,
     'method',
   );
+  const rowOf = (id: string) => protocolRow(protocol, id);
   const seeds = selected(protocol.seeds, req.seeds, 'seed');
   const shard = req.shard;
   if (shard && !(Number.isInteger(shard.count) && shard.count >= 1 && Number.isInteger(shard.index) && shard.index >= 0 && shard.index < shard.count))
@@ -154,7 +163,12 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
         }),
       ),
     );
-    const methodRows = methods.map((id) => ({ id, label: METHODS[id].label }));
+    const methodRows = methods.map((id) => {
+      const row = rowOf(id),
+        def = METHODS[row.method];
+      const own = Object.keys(row.options).length ? ` · its protocol options: ${JSON.stringify(row.options)}` : '';
+      return { id, label: row.label ?? def.label, summary: `${row.id === row.method ? '' : `${row.method}: `}${def.summary}${own}` };
+    });
     // the tables hold every run of the selection the ledger has finished (this process's and other shards');
     // report.html (every sample grid inlined: seconds to build) only at the end, once the ledger has them all
     const write = async (last: boolean) => {
@@ -167,7 +181,7 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
       const categories = CATEGORIES.filter((c) => protocol.prompts[c].length);
       return writeResults(
         out,
-        { protocol, methods, seeds, scenes: scenes.map((s) => s.id), metrics, records, complete, html: last && complete },
+        { protocol, methods: methodRows, seeds, scenes: scenes.map((s) => s.id), metrics, records, complete, html: last && complete },
         (rs) => buildTables(rs, methodRows, seeds, metrics, categories),
         // the protocol's first method is the one under test: it against each other, paired by scene and seed
         (rs) => buildPairedTables(rs, methods[0]!, methodRows, seeds, metrics, categories),
@@ -191,10 +205,10 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
       const missing = (r: RunRecord) => metrics.some((m) => r.samples.some((s) => !(m.key in s.scores)));
       if (!record || missing(record)) {
         if (!record) {
-          const prior = METHODS[job.method].classPrior
+          const prior = METHODS[rowOf(job.method).method].classPrior
             ? await writeClassPriorSet(protocol.backbone, job.scene.classWords, options, join(out, 'priors', job.scene.id, `seed-${job.seed}`))
             : undefined;
-          if (METHODS[job.method].untrained)
+          if (METHODS[rowOf(job.method).method].untrained)
             await sampleClassWords({
               backbone: protocol.backbone,
               input: job.scene.input,
