@@ -147,7 +147,7 @@ async function runShards(a: EvaluateArgs, jobs: number): Promise<void> {
       });
       child.on('close', (code, signal) => {
         // said at once: the other jobs may run for hours before the command ends
-        if (code !== 0 && !interrupted) process.stderr.write(`job ${k} failed (${signal ? `signal ${signal}` : `exit code ${code}`}): ${last}\n`);
+        if (code !== 0 && !interrupted) process.stderr.write(`job ${k} failed (${howItEnded(code, signal)}): ${last}\n`);
         log.end(() => resolveDone({ k, code, signal, last: () => last, logFile }));
       });
     });
@@ -170,15 +170,15 @@ async function runShards(a: EvaluateArgs, jobs: number): Promise<void> {
     const failed = results.filter((r) => r.code !== 0);
     if (failed.length)
       throw new CliError(
-        failed
-          .map((r) => `job ${r.k} failed (${r.signal ? `signal ${r.signal}` : `exit code ${r.code}`}): ${r.last() || 'no output'}; its log: ${r.logFile}`)
-          .join('; '),
+        failed.map((r) => `job ${r.k} failed (${howItEnded(r.code, r.signal)}): ${r.last() || 'no output'}; its log: ${r.logFile}`).join('; '),
       );
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
 }
+
+const howItEnded = (code: number | null, signal: NodeJS.Signals | null): string => (signal ? `signal ${signal}` : `exit code ${code}`);
 
 export function registerEvaluateCommand(program: Command): void {
   program

@@ -156,10 +156,12 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
         seeds.map((seed, ki) => {
           const options = runOptions(protocol, method, seed, runtime);
           const runId = `${scene.id}/${method}/seed-${seed}`;
-          // a Latin-square split: each shard gets every method on some scenes, so shards take about equally
-          // long (by position alone, an even number of methods would give one shard every slow method)
-          const shardOf = (count: number) => (si + mi + ki) % count;
-          return { scene, method, seed, runId, options, shardOf, fingerprint: fingerprintOf(scene, protocol.scenes[si], method, options, prompts) };
+          const def = METHODS[rowOf(method).method];
+          // shard: a Latin-square split (this key modulo the shard count), so each shard gets every method on
+          // some scenes and shards take about equally long (by position alone, an even number of methods
+          // would give one shard every slow method)
+          const shardKey = si + mi + ki;
+          return { scene, method, def, seed, runId, options, shardKey, fingerprint: fingerprintOf(scene, protocol.scenes[si], method, options, prompts) };
         }),
       ),
     );
@@ -171,6 +173,7 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
     });
     // the tables hold every run of the selection the ledger has finished (this process's and other shards');
     // report.html (every sample grid inlined: seconds to build) only at the end, once the ledger has them all
+    const categories = CATEGORIES.filter((c) => protocol.prompts[c].length);
     const write = async (last: boolean) => {
       const finished = readLedger(out);
       const records = jobs.flatMap((j) => {
@@ -178,7 +181,6 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
         return r && r.fingerprint === j.fingerprint ? [r] : [];
       });
       const complete = records.length === jobs.length;
-      const categories = CATEGORIES.filter((c) => protocol.prompts[c].length);
       return writeResults(
         out,
         { protocol, methods: methodRows, seeds, scenes: scenes.map((s) => s.id), metrics, records, complete, html: last && complete },
@@ -189,7 +191,7 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
     };
 
     for (const [index, job] of jobs.entries()) {
-      if (shard && job.shardOf(shard.count) !== shard.index) continue;
+      if (shard && job.shardKey % shard.count !== shard.index) continue;
       req.signal?.throwIfAborted();
       const { runId, options, fingerprint } = job;
       const dir = join(out, 'runs', job.scene.id, job.method, `seed-${job.seed}`);
@@ -205,10 +207,10 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
       const missing = (r: RunRecord) => metrics.some((m) => r.samples.some((s) => !(m.key in s.scores)));
       if (!record || missing(record)) {
         if (!record) {
-          const prior = METHODS[rowOf(job.method).method].classPrior
+          const prior = job.def.classPrior
             ? await writeClassPriorSet(protocol.backbone, job.scene.classWords, options, join(out, 'priors', job.scene.id, `seed-${job.seed}`))
             : undefined;
-          if (METHODS[rowOf(job.method).method].untrained)
+          if (job.def.untrained)
             await sampleClassWords({
               backbone: protocol.backbone,
               input: job.scene.input,
