@@ -30,6 +30,8 @@ const HELP = `toyworld-train: train the toy-world backbone with @dynasyn/ort-tra
                         new latents (default 0: the VAE is kept)
   --subject-weight X    reconstruction weight of the subjects' pixels in the VAE and decoder phases (default 1:
                         plain MSE; a 12-pixel subject is 4% of the image, and plain MSE lets its colour wash out)
+  --diffusion-subject-weight X  weight of the subjects' latent cells in the diffusion phase's epsilon MSE (default
+                        1: plain MSE; the silhouettes are in ~10% of the cells, the background takes the rest)
   --lr X / --vae-lr X   peak learning rates (default 1e-3 / 1e-3; the decoder fine-tuning 5e-4)
   --minutes M           stop after M minutes of this invocation (checkpointed; run again to continue);
                         a stop inside the diffusion phase still writes the bundle of the weights so far
@@ -56,6 +58,7 @@ const { values: a } = parseArgs({
     'continue-from': { type: 'string' },
     'refine-vae': { type: 'string', default: '0' },
     'subject-weight': { type: 'string', default: '1' },
+    'diffusion-subject-weight': { type: 'string', default: '1' },
     lr: { type: 'string', default: '1e-3' },
     'vae-lr': { type: 'string', default: '1e-3' },
     minutes: { type: 'string' },
@@ -120,7 +123,14 @@ const result = await trainToyBackbone({
   onlyDecoder: a['only-decoder'],
   ...(a['continue-from'] ? { continueFrom: resolve(a['continue-from']), refineVae: int('refine-vae', a['refine-vae']) } : {}),
   reexport: a.reexport,
-  diffusion: { steps: int('steps', a.steps), batch: int('batch', a.batch), lr: num('lr', a.lr), warmup: 100, emptyCaption: 0.1 },
+  diffusion: {
+    steps: int('steps', a.steps),
+    batch: int('batch', a.batch),
+    lr: num('lr', a.lr),
+    warmup: 100,
+    emptyCaption: 0.1,
+    subjectWeight: num('diffusion-subject-weight', a['diffusion-subject-weight']),
+  },
   tokenizerCaptions: 20000,
   threads: int('threads', a.threads),
   checkpointMinutes: num('checkpoint-minutes', a['checkpoint-minutes']),

@@ -55,3 +55,25 @@ export function subjectWeights(examples: Example[], size: number, subjectWeight:
   });
   return out;
 }
+
+/**
+ * The same weights averaged over each latent cell ([B, 1, S/f, S/f] for a VAE of scale factor f = S / latentSize): a
+ * cell weighs 1 + (subjectWeight - 1) x the share of its f x f pixels on a subject or the pixel around it. The
+ * subject-weighted diffusion loss: the epsilon MSE of a cell that draws a subject's silhouette counts
+ * `subjectWeight` times a background cell's.
+ */
+export function latentSubjectWeights(examples: Example[], size: number, latentSize: number, subjectWeight: number): Float32Array {
+  const f = size / latentSize;
+  if (!Number.isInteger(f) || f < 1) throw new Error(`image size ${size} is not a multiple of the latent size ${latentSize}`);
+  const full = subjectWeights(examples, size, subjectWeight);
+  const plane = latentSize * latentSize;
+  const out = new Float32Array(examples.length * plane);
+  for (let b = 0; b < examples.length; b++)
+    for (let y = 0; y < latentSize; y++)
+      for (let x = 0; x < latentSize; x++) {
+        let sum = 0;
+        for (let dy = 0; dy < f; dy++) for (let dx = 0; dx < f; dx++) sum += full[b * size * size + (y * f + dy) * size + x * f + dx]!;
+        out[b * plane + y * latentSize + x] = sum / (f * f);
+      }
+  return out;
+}

@@ -67,6 +67,8 @@ export function writeModelCard(file: string, r: RunSummary, partial?: { step: nu
   const c = r.continued;
   const sw = o.vae.subjectWeight ?? 1;
   const weighting = sw !== 1 ? `, the subjects' pixels (and the pixel around them) weighted ${sw}x in the MSE` : '';
+  const dsw = o.diffusion.subjectWeight ?? 1;
+  const epsWeighting = dsw !== 1 ? `, epsilon MSE with the subjects' latent cells weighted ${dsw}x` : '';
   const refined =
     c?.refineVae && c.vaeStepOffset !== undefined
       ? `- VAE refined (this bundle): encoder and decoder from that VAE, ${c.refineVae} more steps (VAE steps ${c.vaeStepOffset}-${c.vaeStepOffset + c.refineVae - 1}: the
@@ -81,7 +83,7 @@ export function writeModelCard(file: string, r: RunSummary, partial?: { step: nu
         .replace(/^- (Continued|VAE refined) \(this bundle\)/gm, '- $1 (an earlier run)')}
 ${refined}- Continued (this bundle): text encoder + UNet from those weights, ${o.diffusion.steps} more steps (diffusion steps ${c.stepOffset}-${c.stepOffset + o.diffusion.steps - 1}: the data
   stream goes on, no batch repeats), batch ${o.diffusion.batch}, fresh AdamW moments, lr ${o.diffusion.lr} (warmup ${o.diffusion.warmup}, cosine to a tenth),
-  weight decay 0.01, clip 1.0; ${lossSummary(lines, 'diffusion', c.stepOffset)}; ${minutes(r.seconds.diffusion)} (started ${r.startedAt}),
+  weight decay 0.01, clip 1.0${epsWeighting}; ${lossSummary(lines, 'diffusion', c.stepOffset)}; ${minutes(r.seconds.diffusion)} (started ${r.startedAt}),
   ${o.threads} intra-op threads on ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}. Per-step losses and times of both runs: train-log.jsonl.
 `
     : `## How it was trained (seed ${o.seed})
@@ -90,7 +92,7 @@ ${refined}- Continued (this bundle): text encoder + UNet from those weights, ${o
 - VAE decoder fine-tuned on the frozen encoder's latents (the latent space unchanged): ${o.decoder.steps} steps, batch ${o.decoder.batch},
   AdamW lr ${o.decoder.lr} (warmup ${o.decoder.warmup}, cosine), MSE; ${lossSummary(lines, 'decoder')}.
 - Text encoder + UNet jointly: ${o.diffusion.steps} steps, batch ${o.diffusion.batch}, AdamW lr ${o.diffusion.lr} (warmup ${o.diffusion.warmup}, cosine to a tenth),
-  weight decay 0.01, clip 1.0, epsilon-prediction MSE; ${lossSummary(lines, 'diffusion')}.
+  weight decay 0.01, clip 1.0, epsilon-prediction MSE${epsWeighting}; ${lossSummary(lines, 'diffusion')}.
 - Time: VAE ${minutes(r.seconds.vae)}, decoder ${minutes(r.seconds.decoder)}, diffusion ${minutes(r.seconds.diffusion)} (started ${r.startedAt}), ${o.threads} intra-op threads on
   ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, shared with other work. Per-step losses and times: train-log.jsonl.
 `;
@@ -116,7 +118,7 @@ training engine (\`@dynasyn/ort-training\`) on rendered scenes. ${
       ? `\`npm run toyworld:train\` reproduces the first bundle of the chain below from its seed, each continuation's command the next one, then
 \`npm run toyworld:train -- --continue-from <that bundle> --work <another directory>${
           c.refineVae ? ` --refine-vae ${c.refineVae} --vae-batch ${o.vae.batch} --vae-lr ${o.vae.lr} --subject-weight ${sw}` : ''
-        } --steps ${o.diffusion.steps} --lr ${o.diffusion.lr}\` this one.`
+        }${dsw !== 1 ? ` --diffusion-subject-weight ${dsw}` : ''} --steps ${o.diffusion.steps} --lr ${o.diffusion.lr}\` this one.`
       : `\`npm run toyworld:train\` reproduces it from the
 seed below.`
   }

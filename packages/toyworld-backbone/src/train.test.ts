@@ -86,8 +86,11 @@ describe('toy backbone training run', () => {
     expect(maxDiff).toBeLessThan(1e-5);
     expect(maxDiff).toBeGreaterThan(0);
 
-    const moved = await trainToyBackbone(cont('moved', 1e-3));
+    // subject-weighted: the weight is recorded, and a resume with another one is refused
+    const weighted = cont('moved', 1e-3);
+    const moved = await trainToyBackbone({ ...weighted, diffusion: { ...weighted.diffusion, subjectWeight: 3 } });
     expect(moved.finished).toBe(true);
+    await expect(trainToyBackbone(weighted)).rejects.toThrow(/trained with --diffusion-subject-weight 3; resume it with that weight/);
     const out = options('moved').out;
     for (const m of ['vae_encoder', 'vae_decoder'])
       expect(readFileSync(join(out, m, 'model.onnx')).equals(readFileSync(join(bundleDir, m, 'model.onnx')))).toBe(true);
@@ -108,6 +111,8 @@ describe('toy backbone training run', () => {
     expect(card).toContain('## How it was trained: the bundle it continues');
     expect(card).toContain('2 more steps (diffusion steps 2-3');
     expect(card).toContain('as well as\n4 steps');
+    expect(card).toContain("epsilon MSE with the subjects' latent cells weighted 3x");
+    expect(card).toContain('--diffusion-subject-weight 3 --steps 2');
   }, 400_000);
 
   it('continues a bundle with its VAE refined first: subject-weighted, the VAE stream going on, the new latents scaled', async () => {

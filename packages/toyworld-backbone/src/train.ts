@@ -61,7 +61,8 @@ export interface TrainOptions {
    * (the latent space moves: the continued UNet adapts to it). The VAE's data stream goes on where its log ends.
    */
   refineVae?: number;
-  diffusion: PhaseOptions & { emptyCaption: number };
+  /** subjectWeight: weight of the subjects' latent cells in the epsilon MSE (data.ts latentSubjectWeights; 1: plain MSE). */
+  diffusion: PhaseOptions & { emptyCaption: number; subjectWeight?: number };
   /** Captions the tokenizer learns from. */
   tokenizerCaptions: number;
   threads: number;
@@ -94,6 +95,8 @@ interface State {
    * and when it refines the VAE first, the first VAE step and the number of steps.
    */
   continued?: { from: string; stepOffset: number; vaeStepOffset?: number; refineVae?: number };
+  /** The diffusion phase's subject weight, once it has started (absent: 1, plain MSE). */
+  diffusionSubjectWeight?: number;
 }
 
 export interface TrainResult {
@@ -124,6 +127,10 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
     if (state.seed !== o.seed || state.preset !== o.preset)
       throw new Error(`${w} holds a run with seed ${state.seed} (${state.preset}); use another --work directory or remove it`);
     say(`resuming at phase ${state.phase} (${w})`);
+    if (['diffusion', 'export', 'done'].includes(state.phase) && (state.diffusionSubjectWeight ?? 1) !== (o.diffusion.subjectWeight ?? 1))
+      throw new Error(
+        `${w} holds a diffusion phase trained with --diffusion-subject-weight ${state.diffusionSubjectWeight ?? 1}; resume it with that weight, or use another --work directory`,
+      );
     if (o.continueFrom && !state.continued) throw new Error(`${w} holds a run from scratch; continue a bundle in another --work directory`);
   } else if (o.continueFrom) {
     state = startContinuation(o.continueFrom, w, o.seed, o.preset, logFile, o.refineVae ?? 0);
@@ -133,6 +140,8 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
   } else {
     state = { seed: o.seed, preset: o.preset, phase: 'vae', seconds: {}, startedAt: new Date().toISOString() };
   }
+  // recorded before the diffusion phase starts, so a resume with another weight is refused (absent: 1)
+  if ((o.diffusion.subjectWeight ?? 1) !== 1) state.diffusionSubjectWeight = o.diffusion.subjectWeight;
   const saveState = () => {
     writeFileSync(`${stateFile}.tmp`, JSON.stringify(state, null, 2) + '\n');
     renameSync(`${stateFile}.tmp`, stateFile);
@@ -307,6 +316,7 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
       seed: o.seed,
       batch: o.diffusion.batch,
       emptyCaption: o.diffusion.emptyCaption,
+      subjectWeight: o.diffusion.subjectWeight ?? 1,
       optimizer: opt,
       cacheDir,
       sessionOptions,

@@ -6,7 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { ClipTokenizer } from '@dynasyn/diffusion';
 import { AdamW, DataType, loadModel, TrainingSession } from '@dynasyn/ort-training';
 import { writeWeights } from './bundle-io.js';
-import { batchAt, stackImages, subjectWeights } from './data.js';
+import { batchAt, latentSubjectWeights, stackImages, subjectWeights, type Example } from './data.js';
 import { DiffusionTrainer } from './diffusion-trainer.js';
 import { repeating, tinyStartingBundle } from './testing-fixtures.js';
 import { latentScalingFactor } from './train.js';
@@ -124,4 +124,51 @@ it('the subject-weighted reconstruction loss is mean(w (decoder(z) - x)^2), and 
     await session.release();
     await plain.release();
   }
+});
+
+it('latent subject weights: each latent cell weighs 1 + (w - 1) x the share of its pixels on or next to a subject', () => {
+  const S = 8;
+  const subjects = new Uint8Array(S * S);
+  subjects[3 * S + 3] = 1; // one subject pixel at (3, 3): with its neighbours, rows and columns 2-4 weigh w
+  const e: Example = { rgb: new Float32Array(3 * S * S), caption: '', subjects };
+  const none: Example = { rgb: new Float32Array(3 * S * S), caption: '' };
+  const w = latentSubjectWeights([e, none], S, 2, 5);
+  // 4x4-pixel cells: of the 3x3 near pixels the top-left cell holds 2x2, the top-right and bottom-left 2, the last 1
+  expect(Array.from(w.subarray(0, 4))).toEqual([1 + (4 * 4) / 16, 1 + (4 * 2) / 16, 1 + (4 * 2) / 16, 1 + 4 / 16]);
+  expect(Array.from(w.subarray(4))).toEqual([1, 1, 1, 1]); // no mask: plain MSE
+  expect(() => latentSubjectWeights([e], S, 3, 5)).toThrow(/not a multiple/);
+});
+
+it('a subject-weighted diffusion step weighs the subjects up: from the same weights, batch and noise its loss exceeds the plain one', async () => {
+  const { bundleDir, source } = await tinyStartingBundle(join(dir, 'weighted-diffusion'));
+  const batch = 2;
+  const vaeEncoderPath = join(bundleDir, 'vae_encoder', 'model.onnx');
+  const tokenizer = ClipTokenizer.fromDir(join(bundleDir, 'tokenizer'));
+  const lossAt = async (subjectWeight: number): Promise<number> => {
+    const trainer = await DiffusionTrainer.create({
+      bundleDir,
+      vaeEncoderPath,
+      scalingFactor: 1,
+      tokenizer,
+      source,
+      seed: 0,
+      batch,
+      emptyCaption: 0.1,
+      subjectWeight,
+      optimizer: new AdamW({ lr: 1e-3 }),
+      cacheDir: join(dir, 'cache'),
+      sessionOptions,
+    });
+    try {
+      return (await trainer.step(0)).loss;
+    } finally {
+      await trainer.release();
+    }
+  };
+  const plain = await lossAt(1),
+    weighted = await lossAt(4);
+  // the weights are 1 on the background and up to 4 on the subjects (every synthetic scene has one), so
+  // mean(w e^2) lies strictly between mean(e^2) and 4 mean(e^2)
+  expect(weighted).toBeGreaterThan(plain * 1.01);
+  expect(weighted).toBeLessThan(plain * 4);
 });

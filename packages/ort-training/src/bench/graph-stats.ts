@@ -3,8 +3,8 @@
  * graphs, before and after onnxruntime's own graph optimizations, and optionally a per-op-type kernel time
  * profile. Used to find where a training step's time goes.
  *
- *   node dist/bench/graph-stats.js [--mode all-weights|embedding|forward] [--config fixture|large] [--threads 2]
- *     [--profile [--runs 20] [--by-scope] [--top N]] [--out DIR]
+ *   node dist/bench/graph-stats.js [--mode all-weights|embedding|forward] [--config fixture|large|toy16|toy32] [--threads 2]
+ *     [--profile [--runs 20] [--warmup 2] [--by-scope] [--top N]] [--out DIR]
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -15,6 +15,7 @@ import { loadModel, saveModel, type OnnxModel } from '../model.js';
 import { deriveGradientGraph } from '../autodiff.js';
 import { isFloat, numel } from '../tensor.js';
 import { LARGE_CONFIG, unetLike } from './unet-like.js';
+import { toyUnet } from './toy-backbone.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixtureDir = path.resolve(here, '../../fixtures/unet');
@@ -45,8 +46,15 @@ function table(title: string, counts: Map<string, number>) {
 async function main() {
   const mode = opt('mode', 'all-weights');
   const out = opt('out', fs.mkdtempSync(path.join(os.tmpdir(), 'ort-train-stats-')));
-  const large = opt('config', 'fixture') === 'large';
-  const model = large ? unetLike(LARGE_CONFIG) : loadModel(path.join(fixtureDir, 'model.onnx'));
+  const config = opt('config', 'fixture');
+  const toy = /^toy(\d+)$/.exec(config);
+  // large and toyN: generated graphs whose loss output is `loss`; the toy backbone's UNet at batch N (sample is its input)
+  const large = config === 'large' || toy !== null;
+  const model = toy
+    ? (await toyUnet(Number(toy[1]), path.join(out, 'bundle'))).model
+    : config === 'large'
+      ? unetLike(LARGE_CONFIG)
+      : loadModel(path.join(fixtureDir, 'model.onnx'));
   const manifest = large ? { loss: 'loss' } : JSON.parse(fs.readFileSync(path.join(fixtureDir, 'manifest.json'), 'utf8'));
   let m = model;
   if (mode !== 'forward') {
@@ -103,10 +111,17 @@ async function main() {
       .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0]!;
     const events = JSON.parse(fs.readFileSync(prof, 'utf8')) as { name: string; dur: number; cat: string; args?: { op_name?: string } }[];
     const per = new Map<string, { us: number; n: number }>(),
-      perNode = new Map<string, number>();
+      perNode = new Map<string, number>(),
+      seen = new Map<string, number>();
+    // --warmup N (default 2): the first runs page in every intermediate buffer (minor faults, system time several
+    // times the kernels' own); each node runs once per run, so its first N events are those runs' and are dropped
+    const warmup = Math.min(Number(opt('warmup', '2')), runs - 1);
     for (const e of events) {
       if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
       const key = `${e.args?.op_name} ${e.name.slice(0, -'_kernel_time'.length)}`;
+      const nth = seen.get(key) ?? 0;
+      seen.set(key, nth + 1);
+      if (nth < warmup) continue;
       perNode.set(key, (perNode.get(key) ?? 0) + e.dur);
       // --by-scope: gradient nodes grouped by the forward op they differentiate (Builder scope in the name).
       const scope = /^grad\/([A-Za-z]+):/.exec(e.name)?.[1];
@@ -116,14 +131,15 @@ async function main() {
       r.n++;
       per.set(k, r);
     }
-    const total = [...per.values()].reduce((a, r) => a + r.us, 0) / runs;
-    console.log(`kernel time per run: ${(total / 1000).toFixed(2)} ms`);
+    const timed = runs - warmup;
+    const total = [...per.values()].reduce((a, r) => a + r.us, 0) / timed;
+    console.log(`kernel time per run: ${(total / 1000).toFixed(2)} ms (mean of ${timed} runs after ${warmup} warm-up runs)`);
     for (const [k, r] of [...per].sort((a, b) => b[1].us - a[1].us))
-      console.log(`  ${k.padEnd(22)} ${(r.us / runs / 1000).toFixed(2).padStart(7)} ms  ${(r.n / runs).toFixed(0).padStart(5)} nodes`);
+      console.log(`  ${k.padEnd(22)} ${(r.us / timed / 1000).toFixed(2).padStart(7)} ms  ${(r.n / timed).toFixed(0).padStart(5)} nodes`);
     const top = Number(opt('top', '0'));
     if (top) {
       console.log(`slowest ${top} nodes (ms per run):`);
-      for (const [k, us] of [...perNode].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${(us / runs / 1000).toFixed(3).padStart(7)}  ${k}`);
+      for (const [k, us] of [...perNode].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${(us / timed / 1000).toFixed(3).padStart(7)}  ${k}`);
     }
   }
   await session.release();
