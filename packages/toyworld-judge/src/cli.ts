@@ -18,8 +18,8 @@ const HELP = `toyworld-judge: train the toy-world judge and CLIP with @dynasyn/o
   --clip-out DIR        default models/toyworld-clip
   --work DIR            checkpoints, logs, graph cache (default .scratch/toyworld-judge)
   --seed N              seed of weights and data (default 0)
-  --judge-steps N       default 3200    --judge-batch N  default 32    --judge-lr X  default 3e-3
-  --judge-restart-at N  warm restart of the judge's lr schedule at this step (0: none; default 2400)
+  --judge-steps N       default 12000   --judge-batch N  default 32    --judge-lr X  default 3e-3
+  --judge-restart-at N  warm restart of the judge's lr schedule at this step (0: none; default 8000)
   --judge-restart-lr X  its peak lr (default 1e-3)
   --clip-steps N        default 600     --clip-batch N   default 48    --clip-lr X   default 2e-3
   --eval N              scenes per evaluation set once trained (default 500; 0 skips)
@@ -36,10 +36,10 @@ const { values: a } = parseArgs({
     'clip-out': { type: 'string', default: 'models/toyworld-clip' },
     work: { type: 'string', default: '.scratch/toyworld-judge' },
     seed: { type: 'string', default: '0' },
-    'judge-steps': { type: 'string', default: '3200' },
+    'judge-steps': { type: 'string', default: '12000' },
     'judge-batch': { type: 'string', default: '32' },
     'judge-lr': { type: 'string', default: '3e-3' },
-    'judge-restart-at': { type: 'string', default: '2400' },
+    'judge-restart-at': { type: 'string', default: '8000' },
     'judge-restart-lr': { type: 'string', default: '1e-3' },
     'clip-steps': { type: 'string', default: '600' },
     'clip-batch': { type: 'string', default: '48' },

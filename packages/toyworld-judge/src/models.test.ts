@@ -126,9 +126,10 @@ describe('the committed judge', () => {
  * issue 13 asks >= 97% per attribute; pattern (81%) and accessory (93.5%) fall short with true masks,
  * and every subject attribute with the judge's own finder.
  */
+// a few points under the committed judge's figures on 500 scenes (its model card), as 200 scenes of another stream vary
 const MIN_ACCURACY = {
-  masks: { class: 0.95, colour: 0.96, pattern: 0.74, accessory: 0.88, action: 0.94, interaction: 0.95, context: 0.97, style: 0.97 },
-  judge: { class: 0.8, colour: 0.9, pattern: 0.66, accessory: 0.76, action: 0.77, interaction: 0.84, context: 0.95, style: 0.95 },
+  masks: { class: 0.97, colour: 0.97, pattern: 0.92, accessory: 0.95, action: 0.96, interaction: 0.97, context: 0.97, style: 0.97 },
+  judge: { class: 0.86, colour: 0.92, pattern: 0.86, accessory: 0.86, action: 0.86, interaction: 0.88, context: 0.95, style: 0.95 },
 };
 
 describe('the committed CLIP, through the product ClipModel', () => {
