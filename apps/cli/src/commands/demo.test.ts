@@ -5,8 +5,10 @@
  * accessory the toy-world judge finds kept), and training moves each placeholder's cross-attention onto its mask.
  * The margins asserted are below the measured ones (docs/evaluation.md "The demo"), so the test fails when
  * personalization stops working, not when a figure moves by a sample. Identity accuracy (all four attributes) is
- * printed, not asserted: with the judge's own finder it is low for both rows (0.11 against 0: two samples of 18),
- * bounded by what the backbone draws (silhouettes, accessories) and by the judge's reading of true renders (59%).
+ * printed, not asserted: with the judge's own finder it is 0 for both rows (none of 18 samples keeps all four
+ * attributes of a subject), bounded by what the backbone draws (silhouettes in one sample of two, accessories in a
+ * third: the model card). The attribute margin is the 12,000-step judge's reading (+0.049 measured; the earlier,
+ * less accurate judge read +0.15 on the bundle before).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -44,7 +46,7 @@ describe('the toy-world demo', () => {
       const cell = (m: string) => t.rows.find((row) => row.method === m)!.cells.clipI!.mean!;
       expect(cell('dynasyn-fast')).toBeGreaterThan(cell('class-words') + 0.15);
     }
-    expect(meanOf('dynasyn-fast', 'attributes')).toBeGreaterThan(meanOf('class-words', 'attributes') + 0.08);
+    expect(meanOf('dynasyn-fast', 'attributes')).toBeGreaterThan(meanOf('class-words', 'attributes') + 0.025);
 
     const run = runs.find((x) => x.method === 'dynasyn-fast')!;
     const { attention } = JSON.parse(readFileSync(join(out, run.dir, 'metrics.json'), 'utf8')) as {
