@@ -145,7 +145,7 @@ export class DiffusionTrainer {
       sample: new ort.Tensor('float32', zt, this.dims.latent),
       timestep: new ort.Tensor('int64', timesteps, [B]),
       target: new ort.Tensor('float32', eps, this.dims.latent),
-      ...this.lossWeightFeed(examples, h),
+      ...this.lossWeightFeed(examples),
     });
     const msUnet = clock();
     const t = await this.text.step({ input_ids: idsTensor, [UPSTREAM_GRAD]: u.grads.get('encoder_hidden_states')! });
@@ -155,12 +155,13 @@ export class DiffusionTrainer {
     return { loss: u.loss, terms: { msData, msVae, msTextForward, msUnet, msText, msUpdate }, lr: info.lr, gradNorm: info.gradNorm };
   }
 
-  /** The `loss_weight` feed of a subject-weighted run (none for plain MSE). */
-  private lossWeightFeed(examples: Example[], h: number): Record<string, ort.Tensor> {
+  /** The `loss_weight` feed of a subject-weighted run (none for plain MSE); the toy latents are square. */
+  private lossWeightFeed(examples: Example[]): Record<string, ort.Tensor> {
     const sw = this.o.subjectWeight ?? 1;
     if (sw === 1) return {};
-    const S = this.o.source.size;
-    return { [LOSS_WEIGHT]: new ort.Tensor('float32', latentSubjectWeights(examples, S, h, sw), [examples.length, 1, h, h]) };
+    const [, , h, w] = this.dims.latent as [number, number, number, number];
+    if (h !== w) throw new Error(`subject-weighted diffusion needs square latents, got ${h}x${w}`);
+    return { [LOSS_WEIGHT]: new ort.Tensor('float32', latentSubjectWeights(examples, this.o.source.size, h, sw), [examples.length, 1, h, w]) };
   }
 
   async release(): Promise<void> {

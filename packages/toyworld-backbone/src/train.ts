@@ -121,13 +121,14 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
   const invocationStart = performance.now();
   const outOfTime = () => o.stopAfterMinutes !== undefined && performance.now() - invocationStart > o.stopAfterMinutes * 60_000;
 
+  const diffusionSubjectWeight = o.diffusion.subjectWeight ?? 1;
   let state: State;
   if (existsSync(stateFile)) {
     state = JSON.parse(readFileSync(stateFile, 'utf8')) as State;
     if (state.seed !== o.seed || state.preset !== o.preset)
       throw new Error(`${w} holds a run with seed ${state.seed} (${state.preset}); use another --work directory or remove it`);
     say(`resuming at phase ${state.phase} (${w})`);
-    if (['diffusion', 'export', 'done'].includes(state.phase) && (state.diffusionSubjectWeight ?? 1) !== (o.diffusion.subjectWeight ?? 1))
+    if (['diffusion', 'export', 'done'].includes(state.phase) && (state.diffusionSubjectWeight ?? 1) !== diffusionSubjectWeight)
       throw new Error(
         `${w} holds a diffusion phase trained with --diffusion-subject-weight ${state.diffusionSubjectWeight ?? 1}; resume it with that weight, or use another --work directory`,
       );
@@ -140,8 +141,10 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
   } else {
     state = { seed: o.seed, preset: o.preset, phase: 'vae', seconds: {}, startedAt: new Date().toISOString() };
   }
-  // recorded before the diffusion phase starts, so a resume with another weight is refused (absent: 1)
-  if ((o.diffusion.subjectWeight ?? 1) !== 1) state.diffusionSubjectWeight = o.diffusion.subjectWeight;
+  // recorded before the diffusion phase starts (a resume before it may change the weight), so a resume inside or
+  // after it with another weight is refused; absent: 1
+  if (diffusionSubjectWeight !== 1) state.diffusionSubjectWeight = diffusionSubjectWeight;
+  else delete state.diffusionSubjectWeight;
   const saveState = () => {
     writeFileSync(`${stateFile}.tmp`, JSON.stringify(state, null, 2) + '\n');
     renameSync(`${stateFile}.tmp`, stateFile);
@@ -316,7 +319,7 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
       seed: o.seed,
       batch: o.diffusion.batch,
       emptyCaption: o.diffusion.emptyCaption,
-      subjectWeight: o.diffusion.subjectWeight ?? 1,
+      subjectWeight: diffusionSubjectWeight,
       optimizer: opt,
       cacheDir,
       sessionOptions,
