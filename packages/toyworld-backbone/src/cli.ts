@@ -6,6 +6,7 @@ import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
+import { CLI_DEFAULTS as D, CLI_FIXED as F } from './cli-defaults.js';
 import type { ToyPreset } from './config.js';
 import { syntheticShapesSource } from './synthetic-source.js';
 import { toyworldSource } from './toyworld-source.js';
@@ -15,13 +16,13 @@ const HELP = `toyworld-train: train the toy-world backbone with @dynasyn/ort-tra
 
   --out DIR             finished bundle (default models/toyworld)
   --work DIR            checkpoints, logs, graph cache (default .toyworld-train)
-  --seed N              seed of weights and data (default 0)
-  --steps N             diffusion steps (text encoder + UNet; default 3200)
-  --vae-steps N         VAE steps (default 500)
-  --batch N             diffusion batch (default 16)
-  --vae-batch N         VAE batch (default 12)
-  --decoder-steps N     VAE decoder fine-tuning steps on the frozen encoder's latents (default 1000)
-  --decoder-batch N     its batch (default 12)
+  --seed N              seed of weights and data (default ${D.seed})
+  --steps N             diffusion steps (text encoder + UNet; default ${D.steps})
+  --vae-steps N         VAE steps (default ${D.vaeSteps})
+  --batch N             diffusion batch (default ${D.batch})
+  --vae-batch N         VAE batch (default ${D.vaeBatch})
+  --decoder-steps N     VAE decoder fine-tuning steps on the frozen encoder's latents (default ${D.decoderSteps})
+  --decoder-batch N     its batch (default ${D.decoderBatch})
   --only-decoder        run only the decoder phase (beside a run in its diffusion phase, same --work)
   --continue-from DIR   continue a finished bundle's diffusion phase for --steps more steps (its tokenizer, VAE
                         and weights; the data stream goes on where its log ends); needs its own --work
@@ -32,7 +33,7 @@ const HELP = `toyworld-train: train the toy-world backbone with @dynasyn/ort-tra
                         plain MSE; a 12-pixel subject is 4% of the image, and plain MSE lets its colour wash out)
   --diffusion-subject-weight X  weight of the subjects' latent cells in the diffusion phase's epsilon MSE (default
                         1: plain MSE; the silhouettes are in ~10% of the cells, the background takes the rest)
-  --lr X / --vae-lr X   peak learning rates (default 1e-3 / 1e-3; the decoder fine-tuning 5e-4)
+  --lr X / --vae-lr X   peak learning rates (default ${D.lr} / ${D.vaeLr}; the decoder fine-tuning ${F.decoderLr})
   --minutes M           stop after M minutes of this invocation (checkpointed; run again to continue);
                         a stop inside the diffusion phase still writes the bundle of the weights so far
   --checkpoint-minutes M  checkpoint at least every M minutes (default 4)
@@ -47,25 +48,25 @@ const { values: a } = parseArgs({
   options: {
     out: { type: 'string', default: 'models/toyworld' },
     work: { type: 'string', default: '.toyworld-train' },
-    seed: { type: 'string', default: '0' },
-    steps: { type: 'string', default: '3200' },
-    'vae-steps': { type: 'string', default: '500' },
-    batch: { type: 'string', default: '16' },
-    'vae-batch': { type: 'string', default: '12' },
-    'decoder-steps': { type: 'string', default: '1000' },
-    'decoder-batch': { type: 'string', default: '12' },
+    seed: { type: 'string', default: String(D.seed) },
+    steps: { type: 'string', default: String(D.steps) },
+    'vae-steps': { type: 'string', default: String(D.vaeSteps) },
+    batch: { type: 'string', default: String(D.batch) },
+    'vae-batch': { type: 'string', default: String(D.vaeBatch) },
+    'decoder-steps': { type: 'string', default: String(D.decoderSteps) },
+    'decoder-batch': { type: 'string', default: String(D.decoderBatch) },
     'only-decoder': { type: 'boolean', default: false },
     'continue-from': { type: 'string' },
     'refine-vae': { type: 'string', default: '0' },
-    'subject-weight': { type: 'string', default: '1' },
-    'diffusion-subject-weight': { type: 'string', default: '1' },
-    lr: { type: 'string', default: '1e-3' },
-    'vae-lr': { type: 'string', default: '1e-3' },
+    'subject-weight': { type: 'string', default: String(D.subjectWeight) },
+    'diffusion-subject-weight': { type: 'string', default: String(D.diffusionSubjectWeight) },
+    lr: { type: 'string', default: String(D.lr) },
+    'vae-lr': { type: 'string', default: String(D.vaeLr) },
     minutes: { type: 'string' },
     'checkpoint-minutes': { type: 'string', default: '4' },
     threads: { type: 'string', default: '2' },
-    preset: { type: 'string', default: 'toy' },
-    source: { type: 'string', default: 'toyworld' },
+    preset: { type: 'string', default: D.preset },
+    source: { type: 'string', default: D.source },
     resume: { type: 'boolean', default: true },
     'no-resume': { type: 'boolean', default: false },
     reexport: { type: 'boolean', default: false },
@@ -115,11 +116,11 @@ const result = await trainToyBackbone({
     steps: int('vae-steps', a['vae-steps']),
     batch: int('vae-batch', a['vae-batch']),
     lr: num('vae-lr', a['vae-lr']),
-    warmup: 50,
-    klWeight: 1e-4,
+    warmup: F.vaeWarmup,
+    klWeight: F.klWeight,
     subjectWeight: num('subject-weight', a['subject-weight']),
   },
-  decoder: { steps: int('decoder-steps', a['decoder-steps']), batch: int('decoder-batch', a['decoder-batch']), lr: 5e-4, warmup: 50 },
+  decoder: { steps: int('decoder-steps', a['decoder-steps']), batch: int('decoder-batch', a['decoder-batch']), lr: F.decoderLr, warmup: F.decoderWarmup },
   onlyDecoder: a['only-decoder'],
   ...(a['continue-from'] ? { continueFrom: resolve(a['continue-from']), refineVae: int('refine-vae', a['refine-vae']) } : {}),
   reexport: a.reexport,
@@ -127,11 +128,11 @@ const result = await trainToyBackbone({
     steps: int('steps', a.steps),
     batch: int('batch', a.batch),
     lr: num('lr', a.lr),
-    warmup: 100,
-    emptyCaption: 0.1,
+    warmup: F.diffusionWarmup,
+    emptyCaption: F.emptyCaption,
     subjectWeight: num('diffusion-subject-weight', a['diffusion-subject-weight']),
   },
-  tokenizerCaptions: 20000,
+  tokenizerCaptions: F.tokenizerCaptions,
   threads: int('threads', a.threads),
   checkpointMinutes: num('checkpoint-minutes', a['checkpoint-minutes']),
   ...(a.minutes !== undefined ? { stopAfterMinutes: num('minutes', a.minutes), exportOnStop: true } : {}),

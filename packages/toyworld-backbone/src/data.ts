@@ -15,6 +15,8 @@ export interface Example {
 export interface ExampleSource {
   /** Image side in pixels. */
   readonly size: number;
+  /** The CLI's `--source` value that gives this stream (toyworld, synthetic); none for a source made in code. */
+  readonly name?: string;
   /** What the model card says the data was. */
   readonly description: string;
   /** Example `index` of the stream keyed by `seed`; the same arguments give the same example. */

@@ -4,7 +4,16 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { SdBundleConfig } from '@dynasyn/diffusion';
 import { textEncoderParameterCount, unetParameterCount, vaeParameterCounts } from '@dynasyn/diffusion';
+import { reproducingFlags } from './cli-defaults.js';
 import type { TrainOptions } from './train.js';
+
+/** How to train this bundle again from scratch: the command line, or why there is none. */
+function reproduceLine(o: TrainOptions): string {
+  const flags = reproducingFlags(o);
+  if (!flags)
+    return 'It was trained through the API with settings the CLI fixes otherwise (warmups, KL weight, empty captions, tokenizer captions or source), so no `npm run toyworld:train` command line reproduces it; its settings are below.';
+  return `\`npm run toyworld:train${flags.length ? ` -- ${flags.join(' ')}` : ''}\` reproduces it from the seed below.`;
+}
 
 export interface RunSummary {
   options: TrainOptions;
@@ -119,8 +128,7 @@ training engine (\`@dynasyn/ort-training\`) on rendered scenes. ${
 \`npm run toyworld:train -- --continue-from <that bundle> --work <another directory>${
           c.refineVae ? ` --refine-vae ${c.refineVae} --vae-batch ${o.vae.batch} --vae-lr ${o.vae.lr} --subject-weight ${sw}` : ''
         }${dsw !== 1 ? ` --diffusion-subject-weight ${dsw}` : ''} --steps ${o.diffusion.steps} --lr ${o.diffusion.lr}\` this one.`
-      : `\`npm run toyworld:train\` reproduces it from the
-seed below.`
+      : reproduceLine(o)
   }
 
 ## What it was trained on

@@ -51,6 +51,7 @@ export function syntheticShapesSource(size: number): ExampleSource {
     return { example: { rgb, caption: `${parts.join(' and ')} on a ${bg} background`, subjects } };
   };
   return {
+    name: 'synthetic',
     size,
     description: `synthetic flat shapes (${SHAPES.join(', ')}) in ${Object.keys(COLOURS).length} colours, ${size} px`,
     example: async (seed, index) => draw(seed, index).example,

@@ -26,6 +26,7 @@ export function toyworldSource(size = 64): ExampleSource {
     return { rgb: toChw(scene.rgb, size), caption, subjects };
   };
   return {
+    name: 'toyworld',
     size,
     description: `toy-world scenes (@dynasyn/toyworld's datasetSceneSpec: one or two subjects, held-out identities excluded), rendered at ${size} px, captions half complete, half random templates`,
     example: async (seed, index) => example(seed, index),
