@@ -3,7 +3,7 @@
  * the op's own shape inference), so rules can ask for shapes of what they built. Knows the target opset and
  * emits the attribute-or-input form each op needs there.
  */
-import { attrInts, attrs, type AttrValue, type Graph, type Node } from './graph.js';
+import { attrInts, attrs, attrString, type AttrValue, type Graph, type Node } from './graph.js';
 import { OrtTrainingError } from './errors.js';
 import { DataType, fromNumbers, int64s, numel, toNumbers, type HostTensor, scalar } from './tensor.js';
 import type { TensorType } from './ops/types.js';
@@ -253,10 +253,69 @@ export class Builder {
     return this.type(x).dtype === dtype ? x : this.op('Cast', [x], { to: dtype });
   }
 
-  /** Sum of several gradient contributions. */
+  /**
+   * Sum of several gradient contributions. Contributions that are zero-padded blocks of disjoint ranges of one
+   * axis (the gradients of a tensor's slices: GEGLU's two halves, a q/k/v split) are joined by one Concat
+   * instead: the Pads and the Sum each write the whole tensor, the Concat writes it once.
+   */
   sum(parts: string[]): string {
     if (parts.length === 1) return parts[0]!;
+    const joined = builderOptions.simplify ? this.joinPaddedBlocks(parts) : undefined;
+    if (joined) return joined;
     return this.op('Sum', parts, {}, 'accum');
+  }
+
+  /** `sum`'s join of zero-padded disjoint blocks along one axis (undefined where there are not two such parts). */
+  private joinPaddedBlocks(parts: string[]): string | undefined {
+    interface Block {
+      part: string;
+      core: string;
+      begin: number;
+      size: number;
+    }
+    const blockOf = (part: string): { axis: number; block: Block } | undefined => {
+      const n = this.producers.get(part);
+      if (!n || n.opType !== 'Pad' || (n.domain !== '' && n.domain !== 'ai.onnx') || (n.inputs[2] ?? '') !== '' || (n.inputs[3] ?? '') !== '') return undefined;
+      if (attrString(n, 'mode', 'constant') !== 'constant') return undefined;
+      const padsValue = n.inputs[1] ? this.values.get(n.inputs[1]) : undefined;
+      if (!padsValue) return undefined;
+      const pads = toNumbers(padsValue),
+        r = pads.length / 2,
+        core = n.inputs[0]!;
+      const axes = [...Array(r).keys()].filter((i) => pads[i] !== 0 || pads[i + r] !== 0);
+      if (axes.length !== 1 || pads.some((p) => p < 0)) return undefined;
+      const axis = axes[0]!;
+      return { axis, block: { part, core, begin: pads[axis]!, size: this.dims(core)[axis]! } };
+    };
+    const byAxis = new Map<number, Block[]>();
+    for (const p of parts) {
+      const b = blockOf(p);
+      if (b) byAxis.set(b.axis, [...(byAxis.get(b.axis) ?? []), b.block]);
+    }
+    const best = [...byAxis].sort((a, b) => b[1].length - a[1].length)[0];
+    if (!best || best[1].length < 2) return undefined;
+    const [axis, blocks] = best;
+    blocks.sort((a, b) => a.begin - b.begin);
+    if (blocks.some((b, i) => i > 0 && blocks[i - 1]!.begin + blocks[i - 1]!.size > b.begin)) return undefined; // overlapping
+    const full = this.dims(parts[0]!),
+      dtype = this.type(parts[0]!).dtype;
+    const pieces: string[] = [];
+    let at = blocks[0]!.begin;
+    for (const b of blocks) {
+      if (b.begin > at) pieces.push(this.zeros({ dtype, dims: full.map((d, i) => (i === axis ? b.begin - at : d)) }));
+      pieces.push(b.core);
+      at = b.begin + b.size;
+    }
+    let joined = this.op('Concat', pieces, { axis }, 'accum_join');
+    if (blocks[0]!.begin > 0 || at < full[axis]!) {
+      const pads = new Array<number>(2 * full.length).fill(0);
+      pads[axis] = blocks[0]!.begin;
+      pads[axis + full.length] = full[axis]! - at;
+      joined = this.op('Pad', [joined, this.int64s(pads, 'pads')], { mode: 'constant' });
+    }
+    const used = new Set(blocks.map((b) => b.part));
+    const rest = parts.filter((p) => !used.has(p));
+    return rest.length ? this.op('Sum', [...rest, joined], {}, 'accum') : joined;
   }
 
   constFloat(dtype: number, dims: number[], values: number[], hint = 'const'): string {

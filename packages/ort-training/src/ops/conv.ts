@@ -144,6 +144,9 @@ export function convWeightGradient(b: Builder, x: string, dy: string, wDims: num
   //   size and their ReduceSum (111 of 514 ms of backward kernel time) cost more than moving the batch into
   //   the contraction; bench/unet-like.ts (batch 2, 64x64): patches 205, gemm 208 ms. So one-group convs
   //   take 'gemm' (with the output's patches where those are fewer); grouped ones the forms below.
+  //   Tried and dropped (2026-12-07): one Gemm per kernel tap over strided Slices of the padded, batch-inside
+  //   input (no patch matrix, no transpose of it). Toy backbone, batch 16, 2 threads, profiled on a quiet
+  //   machine: all conv gradients 208 ms per step against 133 with 'gemm' (Kt Slices and Kt short-output Gemms).
   const want = convWeightGradientOptions.strategy;
   const fewerOutputs = outputPatchesApply(g) && b.dims(dy)[1]! < b.dims(x)[1]! && numel(g.kernel) > 1;
   if ((want === 'gemm' || want === 'gemmInput' || want === 'auto') && g.group === 1)

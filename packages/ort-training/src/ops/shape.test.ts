@@ -79,6 +79,82 @@ describe('Slice gradient', () => {
   test('step -1 over part of an axis, 3-D', () => slice([2, 6, 3], [4], [1], [1], [-1]));
 });
 
+describe('gradients of several slices of one tensor (joined by a Concat where they are disjoint blocks of one axis)', () => {
+  const sl = (name: string, start: number, end: number, axis: number): TestNode => ({
+    op: 'Slice',
+    inputs: ['x', `st${start}`, `en${end}`, `ax${axis}`],
+    outputs: [name],
+  });
+  const ints = (starts: number[], ends: number[], axes: number[]) =>
+    Object.fromEntries([
+      ...starts.map((v) => [`st${v}`, int64s([v])]),
+      ...ends.map((v) => [`en${v}`, int64s([v])]),
+      ...axes.map((v) => [`ax${v}`, int64s([v])]),
+    ]) as Record<string, HostTensor>;
+  const gradientOps = (c: Case) => {
+    const model = buildModel({
+      inputs: c.inputs,
+      nodes: [...c.nodes, { op: 'ReduceSum', inputs: ['y'], outputs: ['l'], attrs: { keepdims: 0 } }],
+      outputs: ['l'],
+      constants: c.constants,
+    });
+    return deriveGradientGraph(model, { loss: 'l', wrt: ['x'] })
+      .model.graph.nodes.filter((n) => n.name.startsWith('grad/'))
+      .map((n) => n.opType);
+  };
+
+  // GEGLU's chunk(2, dim=-1): y = a * b of the two halves (quadratic: the central difference is exact)
+  const halves: Case = {
+    inputs: [x([2, 3, 8])],
+    constants: ints([0, 4], [4, 8], [2]),
+    nodes: [sl('a', 0, 4, 2), sl('b', 4, 8, 2), { op: 'Mul', inputs: ['a', 'b'], outputs: ['y'] }],
+    wrt: ['x'],
+  };
+  test('two halves (GEGLU): one Concat, no Pad or Sum', async () => {
+    await check(halves);
+    const ops = gradientOps(halves);
+    expect(ops).toContain('Concat');
+    expect(ops).not.toContain('Sum');
+    expect(ops).not.toContain('Pad');
+  });
+
+  test('blocks with a gap between and around them, in reverse order', async () => {
+    const c: Case = {
+      inputs: [x([3, 9])],
+      constants: ints([5, 1], [8, 3], [1]),
+      nodes: [
+        sl('a', 5, 8, 1),
+        sl('b', 1, 3, 1),
+        { op: 'Concat', inputs: ['a', 'b'], outputs: ['c'], attrs: { axis: 1 } },
+        { op: 'Mul', inputs: ['c', 'c'], outputs: ['y'] },
+      ],
+      wrt: ['x'],
+    };
+    await check(c);
+    // the join's zeros around and between the blocks: one Concat and one outer Pad (two Pads and a Sum before)
+    const ops = gradientOps(c);
+    expect(ops.filter((o) => o === 'Pad')).toHaveLength(1);
+    expect(ops).toContain('Concat');
+  });
+
+  test('overlapping blocks and a block of another axis: summed, still exact', async () => {
+    const c: Case = {
+      inputs: [x([4, 6])],
+      constants: ints([0, 2, 1], [4, 6, 3], [0, 1]),
+      nodes: [
+        sl('a', 0, 4, 1),
+        sl('b', 2, 6, 1),
+        sl('d', 1, 3, 0),
+        { op: 'Mul', inputs: ['a', 'b'], outputs: ['ab'] },
+        { op: 'ReduceSum', inputs: ['d'], outputs: ['ds'], attrs: { keepdims: 0 } },
+        { op: 'Mul', inputs: ['ab', 'ds'], outputs: ['y'] },
+      ],
+      wrt: ['x'],
+    };
+    await check(c);
+  });
+});
+
 describe('Gather and GatherElements gradients', () => {
   const gather = (dims: number[], idxDims: number[], idx: number[], axis: number) =>
     check({
