@@ -92,6 +92,28 @@ test("a step's gradients are its own: later steps and updates leave them as they
   await s.release();
 });
 
+test('trainableRef is the live value: the next step reads what is written into it, until setTrainable replaces it', async () => {
+  const s = await create(linearFit());
+  const feeds = batch(2);
+  const before = (await s.step(feeds)).loss;
+  const ref = s.trainableRef('w');
+  const w = ref.data as Float32Array;
+  w.set([2, -1, 0.5, 3]); // the true line's slopes: only the bias is off, 0.2 against -0.7
+  const moved = (await s.step(feeds)).loss;
+  expect(moved).toBeCloseTo(0.9 ** 2, 5);
+  expect(before).not.toBeCloseTo(moved, 2);
+  expect(Array.from(s.getTrainable('w').data as Float32Array)).toEqual([2, -1, 0.5, 3]);
+  // a getTrainable copy is not live
+  (s.getTrainable('w').data as Float32Array).fill(100);
+  expect((await s.step(feeds)).loss).toBeCloseTo(moved, 6);
+  // setTrainable replaces the tensor: the old reference no longer reaches the session
+  s.setTrainable('w', fromNumbers(F, [4], [0.5, -0.25, 1, 0.1]));
+  w.fill(100);
+  expect((await s.step(feeds)).loss).toBeCloseTo(before, 6);
+  expect(() => s.trainableRef('frozen')).toThrow('frozen is not a trainable tensor');
+  await s.release();
+});
+
 test('AdamW training lowers the loss and the trainables move; frozen weights stay initializers', async () => {
   const s = await create(linearFit());
   const opt = new AdamW({ lr: 0.05, weightDecay: 0 });

@@ -117,6 +117,17 @@ export class TrainingSession implements TrainableStore {
     return copy(t);
   }
 
+  /**
+   * The live value of a trainable tensor, not a copy: the next step reads what is written into its data (an
+   * optimizer updating in place, as applyGradients does). Its dtype and shape are fixed; to replace the
+   * tensor, use setTrainable (after which this reference is stale: ask again).
+   */
+  trainableRef(name: string): HostTensor {
+    const t = this.values.get(name);
+    if (!t) return this.getTrainable(name); // throws the reason
+    return t;
+  }
+
   /** Replace the value of a trainable tensor (same dtype and shape; copied). */
   setTrainable(name: string, value: HostTensor): void {
     const spec = this.meta.inputs.find((i) => i.name === name);

@@ -1,7 +1,8 @@
 /**
  * Several training sessions optimized as one model: the trainable weights of each (prefixed by its model,
  * as the bundle's models reuse names such as `onnx::MatMul_1000`) live here, one AdamW updates them all
- * with one global gradient-norm clip, and the sessions are handed the new values after each update.
+ * with one global gradient-norm clip. The group holds the sessions' own tensors (TrainingSession.trainableRef), so
+ * the in-place update is what the next step reads: no copy of the weights per step.
  * Implements TrainableStore, so saveCheckpoint / loadCheckpoint save and restore the whole group.
  */
 import type { AdamW, HostTensor, OptimizerStepInfo, TrainableStore, TrainingSession } from '@dynasyn/ort-training';
@@ -20,7 +21,9 @@ export class ModelGroup implements TrainableStore {
   readonly params = new Map<string, HostTensor>();
 
   constructor(private readonly parts: GroupPart[]) {
-    for (const p of parts) for (const w of p.weights) this.params.set(`${p.model}/${w}`, p.session.getTrainable(w));
+    const models = parts.map((p) => p.model);
+    if (new Set(models).size !== models.length) throw new Error(`a model group holds each model once, got ${models.join(', ')}`);
+    for (const p of parts) for (const w of p.weights) this.params.set(`${p.model}/${w}`, p.session.trainableRef(w));
   }
 
   get trainableNames(): readonly string[] {
@@ -37,8 +40,8 @@ export class ModelGroup implements TrainableStore {
     const slash = name.indexOf('/');
     const part = this.parts.find((p) => p.model === name.slice(0, slash));
     if (!part || !this.params.has(name)) throw new Error(`${name} is not a weight of this model group`);
-    this.params.set(name, copy(value));
     part.session.setTrainable(name.slice(slash + 1), value);
+    this.params.set(name, part.session.trainableRef(name.slice(slash + 1)));
   }
 
   /** The current weights of one model, by their names in its graph (not copies: read-only). */
@@ -54,10 +57,8 @@ export class ModelGroup implements TrainableStore {
     return into;
   }
 
-  /** One AdamW update of every weight from `grads` (group names), then the sessions get the new values. */
+  /** One AdamW update of every weight from `grads` (group names), in place in the sessions' own tensors. */
   update(optimizer: AdamW, grads: Map<string, HostTensor>): OptimizerStepInfo {
-    const info = optimizer.update(this.params, grads);
-    if (!info.skipped) for (const p of this.parts) for (const w of p.weights) p.session.setTrainable(w, this.params.get(`${p.model}/${w}`)!);
-    return info;
+    return optimizer.update(this.params, grads);
   }
 }
