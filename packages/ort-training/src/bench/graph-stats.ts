@@ -4,7 +4,7 @@
  * profile. Used to find where a training step's time goes.
  *
  *   node dist/bench/graph-stats.js [--mode all-weights|embedding|forward] [--config fixture|large|toy16|toy32] [--threads 2]
- *     [--profile [--runs 20] [--warmup 2] [--by-scope] [--top N]] [--out DIR]   (env BENCH_CONV_WGRAD=gemm|taps|...: a conv weight-gradient form)
+ *     [--profile [--runs 20] [--warmup 2] [--by-scope] [--top N]] [--out DIR]   (env BENCH_CONV_WGRAD=gemm|patches|...: a conv weight-gradient form)
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,17 +13,16 @@ import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { loadModel, saveModel, type OnnxModel } from '../model.js';
 import { deriveGradientGraph } from '../autodiff.js';
-import { convWeightGradientOptions } from '../ops/conv.js';
 import { isFloat, numel } from '../tensor.js';
 import { LARGE_CONFIG, unetLike } from './unet-like.js';
 import { toyUnet } from './toy-backbone.js';
+import { applyConvWeightGradientKnob } from './knobs.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixtureDir = path.resolve(here, '../../fixtures/unet');
 
 const flag = (name: string) => process.argv.includes(`--${name}`);
-// Measurement knob, as in train-step.bench: BENCH_CONV_WGRAD=gemm|taps|... forces one conv weight-gradient formulation.
-if (process.env.BENCH_CONV_WGRAD) convWeightGradientOptions.strategy = process.env.BENCH_CONV_WGRAD as typeof convWeightGradientOptions.strategy;
+applyConvWeightGradientKnob();
 const opt = (name: string, fallback: string) => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1]! : fallback;

@@ -22,7 +22,7 @@ import * as ort from 'onnxruntime-node';
 import { loadModel, saveModel } from '../model.js';
 import { deriveGradientGraph } from '../autodiff.js';
 import { isFloat, numel } from '../tensor.js';
-import { convWeightGradientOptions } from '../ops/conv.js';
+import { applyConvWeightGradientKnob } from './knobs.js';
 import { LARGE_CONFIG, unetLike } from './unet-like.js';
 import { toySdConfig, toyUnet } from './toy-backbone.js';
 import { TrainingSession } from '../training-session.js';
@@ -81,9 +81,7 @@ function feedsFor(session: Pick<ort.InferenceSession, 'inputNames'>, model: Retu
 }
 
 async function runMode(config: Config, mode: Mode, threads: number, iters: number): Promise<ModeResult> {
-  // Measurement knob: BENCH_CONV_WGRAD=conv|im2col|patches forces one conv weight-gradient formulation.
-  const wgrad = process.env.BENCH_CONV_WGRAD;
-  if (wgrad) convWeightGradientOptions.strategy = wgrad as typeof convWeightGradientOptions.strategy;
+  applyConvWeightGradientKnob(); // BENCH_CONV_WGRAD=conv|im2col|patches|...
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ort-train-bench-'));
   let model, loss: string, inputWrt: string;
   let file: string;

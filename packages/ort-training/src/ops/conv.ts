@@ -111,7 +111,8 @@ const biasGradient = (b: Builder, dy: string) =>
   );
 
 /** How conv weight gradients are formed; 'auto' is the measured best (see `convWeightGradient`). */
-export const convWeightGradientOptions: { strategy: 'auto' | 'patches' | 'outputPatches' | 'im2col' | 'conv' | 'gemm' | 'gemmInput' } = { strategy: 'auto' };
+export const CONV_WEIGHT_GRADIENT_STRATEGIES = ['auto', 'patches', 'outputPatches', 'im2col', 'conv', 'gemm', 'gemmInput'] as const;
+export const convWeightGradientOptions: { strategy: (typeof CONV_WEIGHT_GRADIENT_STRATEGIES)[number] } = { strategy: 'auto' };
 
 /**
  * dW[m, c, k] = sum over n, o of dY[n, m, o] * Xpad[n, c, o*stride + k*dilation] for the convolution
