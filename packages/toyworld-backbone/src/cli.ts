@@ -23,12 +23,16 @@ const HELP = `toyworld-train: train the toy-world backbone with @dynasyn/ort-tra
   --vae-batch N         VAE batch (default ${D.vaeBatch})
   --decoder-steps N     VAE decoder fine-tuning steps on the frozen encoder's latents (default ${D.decoderSteps})
   --decoder-batch N     its batch (default ${D.decoderBatch})
-  --only-decoder        run only the decoder phase (beside a run in its diffusion phase, same --work)
+  --only-decoder        run only the decoder phase (beside a run in its diffusion phase, same --work; with
+                        --continue-from, its --refine-decoder phase)
   --continue-from DIR   continue a finished bundle's diffusion phase for --steps more steps (its tokenizer, VAE
                         and weights; the data stream goes on where its log ends); needs its own --work
   --refine-vae N        with --continue-from: first train its VAE (encoder and decoder, from its weights) N more
                         steps with --vae-batch/--vae-lr/--subject-weight, then continue the diffusion phase on the
                         new latents (default 0: the VAE is kept)
+  --refine-decoder N    with --continue-from: also fine-tune its decoder N more steps on its frozen encoder's
+                        latents with --decoder-batch/--subject-weight (the latent space and the UNet are kept; it
+                        may run beside the diffusion phase with --only-decoder; default 0)
   --subject-weight X    reconstruction weight of the subjects' pixels in the VAE and decoder phases (default 1:
                         plain MSE; a 12-pixel subject is 4% of the image, and plain MSE lets its colour wash out)
   --diffusion-subject-weight X  weight of the subjects' latent cells in the diffusion phase's epsilon MSE (default
@@ -58,6 +62,7 @@ const { values: a } = parseArgs({
     'only-decoder': { type: 'boolean', default: false },
     'continue-from': { type: 'string' },
     'refine-vae': { type: 'string', default: '0' },
+    'refine-decoder': { type: 'string', default: '0' },
     'subject-weight': { type: 'string', default: String(D.subjectWeight) },
     'diffusion-subject-weight': { type: 'string', default: String(D.diffusionSubjectWeight) },
     lr: { type: 'string', default: String(D.lr) },
@@ -93,6 +98,8 @@ const size = preset === 'test' ? 16 : 64;
 const source = a.source === 'synthetic' ? syntheticShapesSource(size) : a.source === 'toyworld' ? toyworldSource(size) : undefined;
 if (!source) throw new Error(`--source must be toyworld or synthetic, got ${a.source}`);
 if (!a['continue-from'] && a['refine-vae'] !== '0') throw new Error("--refine-vae refines a finished bundle's VAE: it needs --continue-from");
+if (!a['continue-from'] && a['refine-decoder'] !== '0')
+  throw new Error("--refine-decoder fine-tunes a finished bundle's decoder: it needs --continue-from (a run from scratch has --decoder-steps)");
 const workDir = resolve(a.work!);
 if (a['no-resume']) rmSync(workDir, { recursive: true, force: true });
 
@@ -122,7 +129,9 @@ const result = await trainToyBackbone({
   },
   decoder: { steps: int('decoder-steps', a['decoder-steps']), batch: int('decoder-batch', a['decoder-batch']), lr: F.decoderLr, warmup: F.decoderWarmup },
   onlyDecoder: a['only-decoder'],
-  ...(a['continue-from'] ? { continueFrom: resolve(a['continue-from']), refineVae: int('refine-vae', a['refine-vae']) } : {}),
+  ...(a['continue-from']
+    ? { continueFrom: resolve(a['continue-from']), refineVae: int('refine-vae', a['refine-vae']), refineDecoder: int('refine-decoder', a['refine-decoder']) }
+    : {}),
   reexport: a.reexport,
   diffusion: {
     steps: int('steps', a.steps),

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { SdBundleConfig } from '@dynasyn/diffusion';
 import { textEncoderParameterCount, unetParameterCount, vaeParameterCounts } from '@dynasyn/diffusion';
 import { reproducingFlags } from './cli-defaults.js';
-import type { TrainOptions } from './train.js';
+import type { DecoderRefine, TrainOptions } from './train.js';
 
 /** How to train this bundle again from scratch: the command line, or why there is none. */
 function reproduceLine(o: TrainOptions): string {
@@ -24,7 +24,7 @@ export interface RunSummary {
   log: string;
   bundleDir: string;
   /** A run that continued another bundle's diffusion phase: that bundle, the first step of this run, its model card. */
-  continued?: { from: string; stepOffset: number; vaeStepOffset?: number; refineVae?: number; previousCard: string };
+  continued?: { from: string; stepOffset: number; vaeStepOffset?: number; refineVae?: number; previousCard: string; refinedDecoder?: DecoderRefine };
 }
 
 /** The text of a `## title` section of a markdown card (up to the next `## `), or ''. */
@@ -86,11 +86,20 @@ export function writeModelCard(file: string, r: RunSummary, partial?: { step: nu
   ${r.scalingFactor.toPrecision(6)}): the continued text encoder and UNet below learned on the new latents.
 `
       : '';
+  const d = c?.refinedDecoder;
+  const decoderRefined = d
+    ? `- VAE decoder refined (this bundle): from that decoder, on its frozen encoder's latents (the latent space unchanged), ${d.steps} more steps (decoder
+  steps ${d.stepOffset}-${d.stepOffset + d.steps - 1}: the stream goes on), batch ${d.batch}, fresh AdamW moments, lr ${d.lr} (warmup ${d.warmup}, cosine), clip 1.0, MSE${
+    d.subjectWeight !== 1 ? ` with the subjects' pixels (and the pixel around them) weighted ${d.subjectWeight}x` : ''
+  };
+  ${lossSummary(lines, 'decoder', d.stepOffset)}; ${minutes(r.seconds.decoder)}.
+`
+    : '';
   const trained = c
     ? `${section(c.previousCard, 'How it was trained')
         .replace(/^## How it was trained[^\n]*/, '## How it was trained: the bundle it continues')
-        .replace(/^- (Continued|VAE refined) \(this bundle\)/gm, '- $1 (an earlier run)')}
-${refined}- Continued (this bundle): text encoder + UNet from those weights, ${o.diffusion.steps} more steps (diffusion steps ${c.stepOffset}-${c.stepOffset + o.diffusion.steps - 1}: the data
+        .replace(/^- (Continued|VAE refined|VAE decoder refined) \(this bundle\)/gm, '- $1 (an earlier run)')}
+${refined}${decoderRefined}- Continued (this bundle): text encoder + UNet from those weights, ${o.diffusion.steps} more steps (diffusion steps ${c.stepOffset}-${c.stepOffset + o.diffusion.steps - 1}: the data
   stream goes on, no batch repeats), batch ${o.diffusion.batch}, fresh AdamW moments, lr ${o.diffusion.lr} (warmup ${o.diffusion.warmup}, cosine to a tenth),
   weight decay 0.01, clip 1.0${epsWeighting}; ${lossSummary(lines, 'diffusion', c.stepOffset)}; ${minutes(r.seconds.diffusion)} (started ${r.startedAt}),
   ${o.threads} intra-op threads on ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}. Per-step losses and times of both runs: train-log.jsonl.
@@ -127,7 +136,9 @@ training engine (\`@dynasyn/ort-training\`) on rendered scenes. ${
       ? `\`npm run toyworld:train\` reproduces the first bundle of the chain below from its seed, each continuation's command the next one, then
 \`npm run toyworld:train -- --continue-from <that bundle> --work <another directory>${
           c.refineVae ? ` --refine-vae ${c.refineVae} --vae-batch ${o.vae.batch} --vae-lr ${o.vae.lr} --subject-weight ${sw}` : ''
-        }${dsw !== 1 ? ` --diffusion-subject-weight ${dsw}` : ''} --steps ${o.diffusion.steps} --lr ${o.diffusion.lr}\` this one.`
+        }${d ? ` --refine-decoder ${d.steps} --decoder-batch ${d.batch}${d.subjectWeight !== 1 && !c.refineVae ? ` --subject-weight ${d.subjectWeight}` : ''}` : ''}${
+          dsw !== 1 ? ` --diffusion-subject-weight ${dsw}` : ''
+        } --steps ${o.diffusion.steps} --lr ${o.diffusion.lr}\` this one.`
       : reproduceLine(o)
   }
 

@@ -148,6 +148,49 @@ describe('toy backbone training run', () => {
     expect(card).toContain("the subjects' pixels (and the pixel around them) weighted 8x in the MSE");
   }, 400_000);
 
+  it("refines a bundle's decoder on its frozen latents, alone or beside the diffusion phase, and writes the bundle with it", async () => {
+    const cont = (name: string, refineDecoder: number, onlyDecoder = false): TrainOptions => ({
+      ...options(name),
+      continueFrom: bundleDir,
+      refineDecoder,
+      onlyDecoder,
+      vae: { steps: 2, batch: 2, lr: 1e-3, warmup: 1, klWeight: 1e-4, subjectWeight: 8 },
+    });
+    const bytes = (b: string, m: string) => readFileSync(join(b, m, 'model.onnx'));
+    const scaling = (b: string) => (JSON.parse(readFileSync(join(b, 'vae_decoder', 'config.json'), 'utf8')) as { scaling_factor: number }).scaling_factor;
+    // the decoder phase starts the continuation and stops for time after a step; the diffusion run then resumes
+    // the same work directory, and finishes the decoder phase before it writes the bundle
+    expect((await trainToyBackbone({ ...cont('decoder-first', 3, true), stopAfterMinutes: 0 })).finished).toBe(false);
+    expect((await trainToyBackbone(cont('decoder-first', 3))).finished).toBe(true);
+    const out = options('decoder-first').out;
+    expect(bytes(out, 'vae_encoder').equals(bytes(bundleDir, 'vae_encoder'))).toBe(true);
+    expect(bytes(out, 'vae_decoder').equals(bytes(bundleDir, 'vae_decoder'))).toBe(false);
+    expect(bytes(out, 'unet').equals(bytes(bundleDir, 'unet'))).toBe(false);
+    expect(scaling(out)).toBe(scaling(bundleDir));
+    const log = readFileSync(join(out, 'train-log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { phase: string; step: number });
+    // the bundle's decoder steps 0-1, then 2-4 of the refinement (the stream goes on)
+    expect(log.filter((l) => l.phase === 'decoder').map((l) => l.step)).toEqual([0, 1, 2, 3, 4]);
+    expect(log.filter((l) => l.phase === 'diffusion').map((l) => l.step)).toEqual([0, 1, 2, 3]);
+    const card = readFileSync(join(out, 'MODEL_CARD.md'), 'utf8');
+    expect(card).toContain('VAE decoder refined (this bundle): from that decoder');
+    expect(card).toContain('3 more steps (decoder\n  steps 2-4');
+    expect(card).toContain("MSE with the subjects' pixels (and the pixel around them) weighted 8x");
+    expect(card).toContain('--refine-decoder 3 --decoder-batch 2 --subject-weight 8 --steps 2');
+
+    // the other order: the diffusion run writes its bundle first, the decoder phase finishing later writes it again
+    expect((await trainToyBackbone(cont('decoder-after', 0))).finished).toBe(true);
+    const after = options('decoder-after').out;
+    expect(bytes(after, 'vae_decoder').equals(bytes(bundleDir, 'vae_decoder'))).toBe(true);
+    const unet = bytes(after, 'unet');
+    expect((await trainToyBackbone(cont('decoder-after', 2, true))).finished).toBe(true);
+    expect(bytes(after, 'vae_decoder').equals(bytes(bundleDir, 'vae_decoder'))).toBe(false);
+    expect(bytes(after, 'unet').equals(unet)).toBe(true);
+    expect(readFileSync(join(after, 'MODEL_CARD.md'), 'utf8')).toContain('--refine-decoder 2 --decoder-batch 2 --subject-weight 8 --steps 2');
+  }, 400_000);
+
   it('writes a bundle the product loads and samples from', async () => {
     const bundle = loadBundle(bundleDir);
     expect(bundle.sampleSize).toBe(16);

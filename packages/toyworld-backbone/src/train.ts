@@ -61,6 +61,13 @@ export interface TrainOptions {
    * (the latent space moves: the continued UNet adapts to it). The VAE's data stream goes on where its log ends.
    */
   refineVae?: number;
+  /**
+   * With `continueFrom`: also fine-tune the bundle's decoder (after `refineVae`'s VAE, if any) for this many more steps on
+   * its frozen encoder's latents, with `decoder`'s batch, lr and warmup and `vae`'s subject weight. The latent space
+   * does not move, so the UNet needs nothing new: it may run alone (`onlyDecoder`) or beside the diffusion phase.
+   * Its data stream goes on where the bundle's log of decoder steps ends.
+   */
+  refineDecoder?: number;
   /** subjectWeight: weight of the subjects' latent cells in the epsilon MSE (data.ts latentSubjectWeights; 1: plain MSE). */
   diffusion: PhaseOptions & { emptyCaption: number; subjectWeight?: number };
   /** Captions the tokenizer learns from. */
@@ -94,9 +101,27 @@ interface State {
    * A run continuing another bundle's diffusion phase: its path, the first diffusion step (data stream) of this run,
    * and when it refines the VAE first, the first VAE step and the number of steps.
    */
-  continued?: { from: string; stepOffset: number; vaeStepOffset?: number; refineVae?: number };
+  continued?: { from: string; stepOffset: number; vaeStepOffset?: number; refineVae?: number; decoderStepOffset?: number };
   /** The diffusion phase's subject weight, once it has started (absent: 1, plain MSE). */
   diffusionSubjectWeight?: number;
+}
+
+/** decoder/done.json: a finished decoder phase; `refine`, a continuation's --refine-decoder (for its model card). */
+interface DecoderRecord {
+  steps: number;
+  seconds: number;
+  refine?: DecoderRefine;
+}
+
+/** A continuation's decoder fine-tuning, as its model card tells it. */
+export interface DecoderRefine {
+  steps: number;
+  /** The first decoder step (data stream) of this run. */
+  stepOffset: number;
+  batch: number;
+  lr: number;
+  warmup: number;
+  subjectWeight: number;
 }
 
 export interface TrainResult {
@@ -123,28 +148,35 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
 
   const diffusionSubjectWeight = o.diffusion.subjectWeight ?? 1;
   let state: State;
-  if (existsSync(stateFile)) {
+  const resumed = existsSync(stateFile);
+  if (resumed) {
     state = JSON.parse(readFileSync(stateFile, 'utf8')) as State;
     if (state.seed !== o.seed || state.preset !== o.preset)
       throw new Error(`${w} holds a run with seed ${state.seed} (${state.preset}); use another --work directory or remove it`);
     say(`resuming at phase ${state.phase} (${w})`);
-    if (['diffusion', 'export', 'done'].includes(state.phase) && (state.diffusionSubjectWeight ?? 1) !== diffusionSubjectWeight)
+    // (a decoder phase beside it does not touch the diffusion phase nor its record)
+    if (!o.onlyDecoder && ['diffusion', 'export', 'done'].includes(state.phase) && (state.diffusionSubjectWeight ?? 1) !== diffusionSubjectWeight)
       throw new Error(
         `${w} holds a diffusion phase trained with --diffusion-subject-weight ${state.diffusionSubjectWeight ?? 1}; resume it with that weight, or use another --work directory`,
       );
     if (o.continueFrom && !state.continued) throw new Error(`${w} holds a run from scratch; continue a bundle in another --work directory`);
   } else if (o.continueFrom) {
     state = startContinuation(o.continueFrom, w, o.seed, o.preset, logFile, o.refineVae ?? 0);
+    const refines = [o.refineVae ? `its VAE for ${o.refineVae} steps` : '', o.refineDecoder ? `its decoder for ${o.refineDecoder} steps` : ''].filter(Boolean);
     say(
-      `continuing ${o.continueFrom}: ${o.refineVae ? `its VAE for ${o.refineVae} steps, then ` : ''}its diffusion phase from its step ${state.continued!.stepOffset} for ${o.diffusion.steps} more steps`,
+      o.onlyDecoder
+        ? `continuing ${o.continueFrom}: its decoder for ${o.refineDecoder ?? 0} steps (only)`
+        : `continuing ${o.continueFrom}: ${refines.length ? `${refines.join(', ')}, and ` : ''}its diffusion phase from its step ${state.continued!.stepOffset} for ${o.diffusion.steps} more steps`,
     );
   } else {
     state = { seed: o.seed, preset: o.preset, phase: 'vae', seconds: {}, startedAt: new Date().toISOString() };
   }
   // recorded before the diffusion phase starts (a resume before it may change the weight), so a resume inside or
   // after it with another weight is refused; absent: 1
-  if (diffusionSubjectWeight !== 1) state.diffusionSubjectWeight = diffusionSubjectWeight;
-  else delete state.diffusionSubjectWeight;
+  if (!o.onlyDecoder) {
+    if (diffusionSubjectWeight !== 1) state.diffusionSubjectWeight = diffusionSubjectWeight;
+    else delete state.diffusionSubjectWeight;
+  }
   const saveState = () => {
     writeFileSync(`${stateFile}.tmp`, JSON.stringify(state, null, 2) + '\n');
     renameSync(`${stateFile}.tmp`, stateFile);
@@ -159,7 +191,9 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
     renameSync(`${initDir}.tmp`, initDir);
     say(`starting bundle: ${vocabSize(tokenizer)}-token tokenizer learned from ${o.tokenizerCaptions} captions, ${initDir}`);
   }
-  if (!o.onlyDecoder) saveState();
+  // a decoder phase beside a run leaves its state alone; one that starts a continuation records it (so the run's
+  // diffusion phase, started later, resumes it instead of starting the continuation over)
+  if (!o.onlyDecoder || !resumed) saveState();
 
   /** Runs steps [checkpoint step, total) of a phase; false when stopped for time. */
   const runPhase = async (
@@ -215,6 +249,12 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
   };
 
   const decoderDone = join(w, 'decoder', 'done.json');
+  /** Decoder steps of this run: a run from scratch its decoder phase, a continuation its --refine-decoder. */
+  const decoderPhase: PhaseOptions = state.continued ? { ...o.decoder, steps: o.refineDecoder ?? 0 } : o.decoder;
+  // a continuation started before decoderStepOffset was recorded: init/ holds the bundle's own log
+  const decoderOffset = state.continued
+    ? (state.continued.decoderStepOffset ?? lastLoggedStep(readFileSync(join(w, 'init', 'train-log.jsonl'), 'utf8'), 'decoder') + 1)
+    : 0;
   /** The bundle from init/'s graphs, vae/'s and trained/'s weights; `partial` notes a run stopped before its last step. */
   const exportBundle = (partial?: { step: number }) => {
     const vocab = Object.keys(JSON.parse(readFileSync(join(initDir, 'tokenizer', 'vocab.json'), 'utf8')) as object).length;
@@ -225,18 +265,27 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
     writeBundleFiles(initDir, tmp, state.scalingFactor!, { _toyworld: marker });
     cpSync(join(w, 'vae', 'vae_encoder', 'model.onnx'), join(tmp, 'vae_encoder', 'model.onnx'));
     const decoderDir = existsSync(decoderDone) ? join(w, 'decoder') : join(w, 'vae');
+    const decoderRecord = existsSync(decoderDone) ? (JSON.parse(readFileSync(decoderDone, 'utf8')) as DecoderRecord) : undefined;
     cpSync(join(decoderDir, 'vae_decoder', 'model.onnx'), join(tmp, 'vae_decoder', 'model.onnx'));
     state.exportedDecoder = existsSync(decoderDone);
     for (const m of ['text_encoder', 'unet'] as BundleModel[]) cpSync(join(w, 'trained', m, 'model.onnx'), join(tmp, m, 'model.onnx'));
     cpSync(logFile, join(tmp, 'train-log.jsonl'));
     const summary: RunSummary = {
       options: o,
-      ...(state.continued ? { continued: { ...state.continued, previousCard: readFileSync(join(w, 'continued-from', 'MODEL_CARD.md'), 'utf8') } } : {}),
+      ...(state.continued
+        ? {
+            continued: {
+              ...state.continued,
+              previousCard: readFileSync(join(w, 'continued-from', 'MODEL_CARD.md'), 'utf8'),
+              ...(decoderRecord?.refine ? { refinedDecoder: decoderRecord.refine } : {}),
+            },
+          }
+        : {}),
       config,
       scalingFactor: state.scalingFactor!,
       seconds: {
         ...state.seconds,
-        ...(existsSync(decoderDone) ? { decoder: (JSON.parse(readFileSync(decoderDone, 'utf8')) as { seconds: number }).seconds } : {}),
+        ...(decoderRecord ? { decoder: decoderRecord.seconds } : {}),
       },
       startedAt: state.startedAt,
       log: logFile,
@@ -250,22 +299,38 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
 
   /** The decoder phase, unless done or not asked for; false when stopped for time. */
   const runDecoderPhase = async (): Promise<boolean> => {
-    if (o.decoder.steps === 0 || state.continued || existsSync(decoderDone)) return true;
-    const opt = new AdamW({ lr: warmupCosine(o.decoder.lr, o.decoder.warmup, o.decoder.steps), weightDecay: 0, maxGradNorm: 1 });
+    if (decoderPhase.steps === 0 || existsSync(decoderDone)) return true;
+    const opt = new AdamW({ lr: warmupCosine(decoderPhase.lr, decoderPhase.warmup, decoderPhase.steps), weightDecay: 0, maxGradNorm: 1 });
     const t = await DecoderTrainer.create({
       vaeDir: join(w, 'vae'),
       source: o.source,
       seed: o.seed,
-      batch: o.decoder.batch,
+      batch: decoderPhase.batch,
       subjectWeight: o.vae.subjectWeight ?? 1,
       optimizer: opt,
       cacheDir,
       sessionOptions,
     });
     try {
-      if (!(await runPhase('decoder', o.decoder, t.group, opt, (s) => t.step(s)))) return false;
+      if (!(await runPhase('decoder', decoderPhase, t.group, opt, (s) => t.step(decoderOffset + s), decoderOffset))) return false;
       writeWeights(join(w, 'vae'), join(w, 'decoder'), 'vae_decoder', t.group.weightsOf('vae_decoder'));
-      writeFileSync(decoderDone, JSON.stringify({ steps: o.decoder.steps, seconds: state.seconds.decoder ?? 0 }) + '\n');
+      const record: DecoderRecord = {
+        steps: decoderPhase.steps,
+        seconds: state.seconds.decoder ?? 0,
+        ...(state.continued
+          ? {
+              refine: {
+                steps: decoderPhase.steps,
+                stepOffset: decoderOffset,
+                batch: decoderPhase.batch,
+                lr: decoderPhase.lr,
+                warmup: decoderPhase.warmup,
+                subjectWeight: o.vae.subjectWeight ?? 1,
+              },
+            }
+          : {}),
+      };
+      writeFileSync(decoderDone, JSON.stringify(record) + '\n');
     } finally {
       await t.release();
     }
@@ -275,9 +340,16 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
 
   if (o.onlyDecoder) {
     if (state.phase === 'vae') throw new Error('the decoder phase needs the trained VAE: the run has not finished its VAE phase');
-    return { finished: await runDecoderPhase(), state };
+    const finished = await runDecoderPhase();
+    // the run's bundle was written before this decoder was ready: write it again with it
+    if (finished && state.phase === 'done' && !state.exportedDecoder) {
+      exportBundle();
+      saveState();
+      say(`bundle written again to ${o.out} with the fine-tuned decoder`);
+    }
+    return { finished, state };
   }
-  if (state.phase === 'done' && ((o.decoder.steps > 0 && !state.continued && !state.exportedDecoder) || o.reexport)) state.phase = 'export';
+  if (state.phase === 'done' && ((decoderPhase.steps > 0 && !state.exportedDecoder) || o.reexport)) state.phase = 'export';
 
   if (state.phase === 'vae') {
     // a continuation refines the bundle's VAE (init/ is that bundle): its own step count, the stream going on
@@ -366,14 +438,8 @@ function startContinuation(bundle: string, w: string, seed: number, preset: ToyP
   if (marker.seed !== seed || marker.preset !== preset)
     throw new Error(`${bundle} is seed ${marker.seed} (${marker.preset}); continue it with --seed ${marker.seed} --preset ${marker.preset}`);
   const log = readFileSync(join(bundle, 'train-log.jsonl'), 'utf8');
-  let last = -1,
-    lastVae = -1;
-  for (const line of log.split('\n'))
-    if (line) {
-      const l = JSON.parse(line) as { phase: string; step: number };
-      if (l.phase === 'diffusion') last = Math.max(last, l.step);
-      if (l.phase === 'vae') lastVae = Math.max(lastVae, l.step);
-    }
+  const last = lastLoggedStep(log, 'diffusion'),
+    lastVae = lastLoggedStep(log, 'vae');
   if (last < 0) throw new Error(`${bundle}'s train-log.jsonl holds no diffusion step`);
   const scalingFactor = (JSON.parse(readFileSync(join(bundle, 'vae_decoder', 'config.json'), 'utf8')) as { scaling_factor: number }).scaling_factor;
   const initDir = join(w, 'init');
@@ -392,8 +458,24 @@ function startContinuation(bundle: string, w: string, seed: number, preset: ToyP
     scalingFactor,
     seconds: {},
     startedAt: new Date().toISOString(),
-    continued: { from: bundle, stepOffset: last + 1, ...(refineVae > 0 ? { vaeStepOffset: lastVae + 1, refineVae } : {}) },
+    continued: {
+      from: bundle,
+      stepOffset: last + 1,
+      decoderStepOffset: lastLoggedStep(log, 'decoder') + 1,
+      ...(refineVae > 0 ? { vaeStepOffset: lastVae + 1, refineVae } : {}),
+    },
   };
+}
+
+/** The highest step of `phase` in a train-log.jsonl's text, or -1. */
+function lastLoggedStep(log: string, phase: Phase): number {
+  let last = -1;
+  for (const line of log.split('\n'))
+    if (line) {
+      const l = JSON.parse(line) as { phase: string; step: number };
+      if (l.phase === phase) last = Math.max(last, l.step);
+    }
+  return last;
 }
 
 /** 1 / std of the trained VAE's latents (posterior means) over a few batches of the stream: diffusion then sees unit-variance latents. */
