@@ -18,7 +18,7 @@ const cliRun = (): TrainOptions => ({
     klWeight: CLI_FIXED.klWeight,
     subjectWeight: 1,
   },
-  decoder: { steps: CLI_DEFAULTS.decoderSteps, batch: CLI_DEFAULTS.decoderBatch, lr: CLI_FIXED.decoderLr, warmup: CLI_FIXED.decoderWarmup },
+  decoder: { steps: CLI_DEFAULTS.decoderSteps, batch: CLI_DEFAULTS.decoderBatch, lr: CLI_DEFAULTS.decoderLr, warmup: CLI_FIXED.decoderWarmup },
   diffusion: {
     steps: CLI_DEFAULTS.steps,
     batch: CLI_DEFAULTS.batch,

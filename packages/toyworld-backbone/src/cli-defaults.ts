@@ -13,6 +13,7 @@ export const CLI_DEFAULTS = {
   vaeBatch: 12,
   decoderSteps: 1000,
   decoderBatch: 12,
+  decoderLr: 5e-4,
   lr: 1e-3,
   vaeLr: 1e-3,
   subjectWeight: 1,
@@ -25,7 +26,6 @@ export const CLI_DEFAULTS = {
 export const CLI_FIXED = {
   vaeWarmup: 50,
   klWeight: 1e-4,
-  decoderLr: 5e-4,
   decoderWarmup: 50,
   diffusionWarmup: 100,
   emptyCaption: 0.1,
@@ -40,7 +40,6 @@ export function reproducingFlags(o: TrainOptions): string[] | undefined {
   const fixed: [number, number][] = [
     [o.vae.warmup, CLI_FIXED.vaeWarmup],
     [o.vae.klWeight, CLI_FIXED.klWeight],
-    [o.decoder.lr, CLI_FIXED.decoderLr],
     [o.decoder.warmup, CLI_FIXED.decoderWarmup],
     [o.diffusion.warmup, CLI_FIXED.diffusionWarmup],
     [o.diffusion.emptyCaption, CLI_FIXED.emptyCaption],
@@ -58,6 +57,7 @@ export function reproducingFlags(o: TrainOptions): string[] | undefined {
     ['subject-weight', o.vae.subjectWeight ?? 1, d.subjectWeight],
     ['decoder-steps', o.decoder.steps, d.decoderSteps],
     ['decoder-batch', o.decoder.batch, d.decoderBatch],
+    ['decoder-lr', o.decoder.lr, d.decoderLr],
     ['steps', o.diffusion.steps, d.steps],
     ['batch', o.diffusion.batch, d.batch],
     ['lr', o.diffusion.lr, d.lr],

@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { CLI_DEFAULTS as D, CLI_FIXED as F } from './cli-defaults.js';
-import type { ToyPreset } from './config.js';
+import { toyBundleConfig, type ToyPreset } from './config.js';
 import { syntheticShapesSource } from './synthetic-source.js';
 import { toyworldSource } from './toyworld-source.js';
 import { trainToyBackbone, type Phase } from './train.js';
@@ -33,11 +33,14 @@ const HELP = `toyworld-train: train the toy-world backbone with @dynasyn/ort-tra
   --refine-decoder N    with --continue-from: also fine-tune its decoder N more steps on its frozen encoder's
                         latents with --decoder-batch/--subject-weight (the latent space and the UNet are kept; it
                         may run beside the diffusion phase with --only-decoder; default 0)
+  --decoder-channels A,B,C  with --refine-decoder: start a fresh decoder of these block_out_channels (seeded)
+                        instead of the bundle's (a wider decoder for the same latents; as many levels as the
+                        encoder, each a multiple of 8)
   --subject-weight X    reconstruction weight of the subjects' pixels in the VAE and decoder phases (default 1:
                         plain MSE; a 12-pixel subject is 4% of the image, and plain MSE lets its colour wash out)
   --diffusion-subject-weight X  weight of the subjects' latent cells in the diffusion phase's epsilon MSE (default
                         1: plain MSE; the silhouettes are in ~10% of the cells, the background takes the rest)
-  --lr X / --vae-lr X   peak learning rates (default ${D.lr} / ${D.vaeLr}; the decoder fine-tuning ${F.decoderLr})
+  --lr X / --vae-lr X / --decoder-lr X   peak learning rates (default ${D.lr} / ${D.vaeLr} / ${D.decoderLr})
   --minutes M           stop after M minutes of this invocation (checkpointed; run again to continue);
                         a stop inside the diffusion phase still writes the bundle of the weights so far
   --checkpoint-minutes M  checkpoint at least every M minutes (default 4)
@@ -59,10 +62,12 @@ const { values: a } = parseArgs({
     'vae-batch': { type: 'string', default: String(D.vaeBatch) },
     'decoder-steps': { type: 'string', default: String(D.decoderSteps) },
     'decoder-batch': { type: 'string', default: String(D.decoderBatch) },
+    'decoder-lr': { type: 'string', default: String(D.decoderLr) },
     'only-decoder': { type: 'boolean', default: false },
     'continue-from': { type: 'string' },
     'refine-vae': { type: 'string', default: '0' },
     'refine-decoder': { type: 'string', default: '0' },
+    'decoder-channels': { type: 'string' },
     'subject-weight': { type: 'string', default: String(D.subjectWeight) },
     'diffusion-subject-weight': { type: 'string', default: String(D.diffusionSubjectWeight) },
     lr: { type: 'string', default: String(D.lr) },
@@ -100,6 +105,16 @@ if (!source) throw new Error(`--source must be toyworld or synthetic, got ${a.so
 if (!a['continue-from'] && a['refine-vae'] !== '0') throw new Error("--refine-vae refines a finished bundle's VAE: it needs --continue-from");
 if (!a['continue-from'] && a['refine-decoder'] !== '0')
   throw new Error("--refine-decoder fine-tunes a finished bundle's decoder: it needs --continue-from (a run from scratch has --decoder-steps)");
+let decoderChannels: number[] | undefined;
+if (a['decoder-channels'] !== undefined) {
+  if (a['refine-decoder'] === '0') throw new Error('--decoder-channels sets the widths of the decoder --refine-decoder trains: give --refine-decoder N');
+  decoderChannels = a['decoder-channels'].split(',').map(Number);
+  const levels = toyBundleConfig(1, preset).vae;
+  if (decoderChannels.length !== levels.blockOutChannels.length || decoderChannels.some((c) => !Number.isInteger(c) || c <= 0 || c % levels.normGroups !== 0))
+    throw new Error(
+      `--decoder-channels must be ${levels.blockOutChannels.length} comma-separated multiples of ${levels.normGroups} (the ${preset} encoder's levels and norm groups; it has ${levels.blockOutChannels.join(',')}), got ${a['decoder-channels']}`,
+    );
+}
 const workDir = resolve(a.work!);
 if (a['no-resume']) rmSync(workDir, { recursive: true, force: true });
 
@@ -127,10 +142,20 @@ const result = await trainToyBackbone({
     klWeight: F.klWeight,
     subjectWeight: num('subject-weight', a['subject-weight']),
   },
-  decoder: { steps: int('decoder-steps', a['decoder-steps']), batch: int('decoder-batch', a['decoder-batch']), lr: F.decoderLr, warmup: F.decoderWarmup },
+  decoder: {
+    steps: int('decoder-steps', a['decoder-steps']),
+    batch: int('decoder-batch', a['decoder-batch']),
+    lr: num('decoder-lr', a['decoder-lr']),
+    warmup: F.decoderWarmup,
+  },
   onlyDecoder: a['only-decoder'],
   ...(a['continue-from']
-    ? { continueFrom: resolve(a['continue-from']), refineVae: int('refine-vae', a['refine-vae']), refineDecoder: int('refine-decoder', a['refine-decoder']) }
+    ? {
+        continueFrom: resolve(a['continue-from']),
+        refineVae: int('refine-vae', a['refine-vae']),
+        refineDecoder: int('refine-decoder', a['refine-decoder']),
+        ...(decoderChannels ? { decoderChannels } : {}),
+      }
     : {}),
   reexport: a.reexport,
   diffusion: {

@@ -18,6 +18,8 @@ function reproduceLine(o: TrainOptions): string {
 export interface RunSummary {
   options: TrainOptions;
   config: SdBundleConfig;
+  /** The exported decoder's block_out_channels, when not the encoder's (config.vae's). */
+  decoderChannels?: number[];
   scalingFactor: number;
   seconds: Record<string, number>;
   startedAt: string;
@@ -64,7 +66,10 @@ export function writeModelCard(file: string, r: RunSummary, partial?: { step: nu
     .filter(Boolean)
     .map((l) => JSON.parse(l) as LogLine);
   const vae = vaeParameterCounts(r.config);
-  const counts = { unet: unetParameterCount(r.config), text_encoder: textEncoderParameterCount(r.config), vae_encoder: vae.encoder, vae_decoder: vae.decoder };
+  const decCh = r.decoderChannels ?? r.config.vae.blockOutChannels;
+  const wideDecoder = decCh.join() !== r.config.vae.blockOutChannels.join();
+  const decoderCount = vaeParameterCounts({ ...r.config, vae: { ...r.config.vae, blockOutChannels: decCh } }).decoder;
+  const counts = { unet: unetParameterCount(r.config), text_encoder: textEncoderParameterCount(r.config), vae_encoder: vae.encoder, vae_decoder: decoderCount };
   const u = r.config.unet,
     t = r.config.textEncoder,
     v = r.config.vae;
@@ -88,7 +93,7 @@ export function writeModelCard(file: string, r: RunSummary, partial?: { step: nu
       : '';
   const d = c?.refinedDecoder;
   const decoderRefined = d
-    ? `- VAE decoder refined (this bundle): from that decoder, on its frozen encoder's latents (the latent space unchanged), ${d.steps} more steps (decoder
+    ? `- VAE decoder refined (this bundle): ${d.channels ? `a fresh decoder of block_out_channels [${d.channels}] (seeded)` : 'from that decoder'}, on its frozen encoder's latents (the latent space unchanged), ${d.steps} more steps (decoder
   steps ${d.stepOffset}-${d.stepOffset + d.steps - 1}: the stream goes on), batch ${d.batch}, fresh AdamW moments, lr ${d.lr} (warmup ${d.warmup}, cosine), clip 1.0, MSE${
     d.subjectWeight !== 1 ? ` with the subjects' pixels (and the pixel around them) weighted ${d.subjectWeight}x` : ''
   };
@@ -136,7 +141,7 @@ training engine (\`@dynasyn/ort-training\`) on rendered scenes. ${
       ? `\`npm run toyworld:train\` reproduces the first bundle of the chain below from its seed, each continuation's command the next one, then
 \`npm run toyworld:train -- --continue-from <that bundle> --work <another directory>${
           c.refineVae ? ` --refine-vae ${c.refineVae} --vae-batch ${o.vae.batch} --vae-lr ${o.vae.lr} --subject-weight ${sw}` : ''
-        }${d ? ` --refine-decoder ${d.steps} --decoder-batch ${d.batch}${d.subjectWeight !== 1 && !c.refineVae ? ` --subject-weight ${d.subjectWeight}` : ''}` : ''}${
+        }${d ? ` --refine-decoder ${d.steps}${d.channels ? ` --decoder-channels ${d.channels.join(',')}` : ''} --decoder-batch ${d.batch} --decoder-lr ${d.lr}${d.subjectWeight !== 1 && !c.refineVae ? ` --subject-weight ${d.subjectWeight}` : ''}` : ''}${
           dsw !== 1 ? ` --diffusion-subject-weight ${dsw}` : ''
         } --steps ${o.diffusion.steps} --lr ${o.diffusion.lr}\` this one.`
       : reproduceLine(o)
@@ -160,7 +165,7 @@ are in packages/toyworld-backbone/README.md.
 - CLIPTextModel: ${t.layers} layers, width ${t.hiddenSize}, ${t.heads} heads, ${t.maxPositions} tokens, vocabulary ${t.vocabSize}
   (byte-level BPE learned from the captions); ${(counts.text_encoder / 1e6).toFixed(2)} M parameters.
 - AutoencoderKL: block_out_channels [${v.blockOutChannels}] (scale factor 4: latents ${r.config.latentChannels}x${r.config.sampleSize / 4}x${r.config.sampleSize / 4}),
-  encoder ${(counts.vae_encoder / 1e6).toFixed(2)} M, decoder ${(counts.vae_decoder / 1e6).toFixed(2)} M parameters; scaling_factor ${r.scalingFactor.toPrecision(6)} (1 / std of the latents).
+  encoder ${(counts.vae_encoder / 1e6).toFixed(2)} M, decoder${wideDecoder ? ` (block_out_channels [${decCh}])` : ''} ${(counts.vae_decoder / 1e6).toFixed(2)} M parameters; scaling_factor ${r.scalingFactor.toPrecision(6)} (1 / std of the latents).
 - Scheduler: DDIM config, scaled_linear betas 0.00085..0.012, 1000 steps, epsilon prediction. fp32 weights, ${(dirBytes(r.bundleDir) / 1e6).toFixed(1)} MB.
 
 ${trained}`;

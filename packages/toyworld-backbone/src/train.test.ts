@@ -178,7 +178,7 @@ describe('toy backbone training run', () => {
     expect(card).toContain('VAE decoder refined (this bundle): from that decoder');
     expect(card).toContain('3 more steps (decoder\n  steps 2-4');
     expect(card).toContain("MSE with the subjects' pixels (and the pixel around them) weighted 8x");
-    expect(card).toContain('--refine-decoder 3 --decoder-batch 2 --subject-weight 8 --steps 2');
+    expect(card).toContain('--refine-decoder 3 --decoder-batch 2 --decoder-lr 0.001 --subject-weight 8 --steps 2');
 
     // the other order: the diffusion run writes its bundle first, the decoder phase finishing later writes it again
     expect((await trainToyBackbone(cont('decoder-after', 0))).finished).toBe(true);
@@ -188,7 +188,47 @@ describe('toy backbone training run', () => {
     expect((await trainToyBackbone(cont('decoder-after', 2, true))).finished).toBe(true);
     expect(bytes(after, 'vae_decoder').equals(bytes(bundleDir, 'vae_decoder'))).toBe(false);
     expect(bytes(after, 'unet').equals(unet)).toBe(true);
-    expect(readFileSync(join(after, 'MODEL_CARD.md'), 'utf8')).toContain('--refine-decoder 2 --decoder-batch 2 --subject-weight 8 --steps 2');
+    expect(readFileSync(join(after, 'MODEL_CARD.md'), 'utf8')).toContain(
+      '--refine-decoder 2 --decoder-batch 2 --decoder-lr 0.001 --subject-weight 8 --steps 2',
+    );
+  }, 400_000);
+
+  it('trains a wider decoder afresh on the same latents: the bundle loads and decodes, and a continuation of it keeps it', async () => {
+    const wide = (name: string, decoderChannels: number[], extra: Partial<TrainOptions> = {}): TrainOptions => ({
+      ...options(name),
+      continueFrom: bundleDir,
+      refineDecoder: 2,
+      decoderChannels,
+      onlyDecoder: true,
+      ...extra,
+    });
+    const config = (b: string) =>
+      JSON.parse(readFileSync(join(b, 'vae_decoder', 'config.json'), 'utf8')) as { block_out_channels: number[]; scaling_factor: number };
+    expect((await trainToyBackbone({ ...wide('wide', [16, 16, 32]), stopAfterMinutes: 0 })).finished).toBe(false);
+    await expect(trainToyBackbone(wide('wide', [16, 32, 32]))).rejects.toThrow(/holds a decoder phase with --decoder-channels 16,16,32/);
+    expect((await trainToyBackbone({ ...wide('wide', [16, 16, 32]), onlyDecoder: false })).finished).toBe(true);
+    const out = options('wide').out;
+    expect(config(out).block_out_channels).toEqual([16, 16, 32]);
+    expect(config(out).scaling_factor).toBe(config(bundleDir).scaling_factor);
+    expect(readFileSync(join(out, 'vae_encoder', 'model.onnx')).equals(readFileSync(join(bundleDir, 'vae_encoder', 'model.onnx')))).toBe(true);
+    const card = readFileSync(join(out, 'MODEL_CARD.md'), 'utf8');
+    expect(card).toContain('a fresh decoder of block_out_channels [16,16,32] (seeded)');
+    expect(card).toContain('--refine-decoder 2 --decoder-channels 16,16,32 --decoder-batch 2 --decoder-lr 0.001 --steps 2');
+    expect(card).toMatch(/decoder \(block_out_channels \[16,16,32\]\) [0-9.]+ M parameters/);
+    // the product decodes with it: latents of the bundle's shape in, an image of the bundle's size out
+    const pipeline = await DiffusionPipeline.create(out, { intraOpNumThreads: 1 });
+    try {
+      const [image] = await pipeline.decodeLatents(await pipeline.encodeImages({ width: 16, height: 16, data: new Uint8Array(16 * 16 * 3).fill(128) }, 1));
+      expect([image!.width, image!.height]).toEqual([16, 16]);
+    } finally {
+      await pipeline.release();
+    }
+    // a continuation of the wide bundle keeps its decoder, and says so
+    expect((await trainToyBackbone({ ...options('wide-next'), continueFrom: out })).finished).toBe(true);
+    const next = options('wide-next').out;
+    expect(config(next).block_out_channels).toEqual([16, 16, 32]);
+    expect(readFileSync(join(next, 'vae_decoder', 'model.onnx')).equals(readFileSync(join(out, 'vae_decoder', 'model.onnx')))).toBe(true);
+    expect(readFileSync(join(next, 'MODEL_CARD.md'), 'utf8')).toMatch(/decoder \(block_out_channels \[16,16,32\]\)/);
   }, 400_000);
 
   it('writes a bundle the product loads and samples from', async () => {

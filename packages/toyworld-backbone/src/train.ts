@@ -13,7 +13,7 @@
 import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { ClipTokenizer } from '@dynasyn/diffusion';
+import { ClipTokenizer, createSdBundle } from '@dynasyn/diffusion';
 import { AdamW, loadCheckpoint, saveCheckpoint } from '@dynasyn/ort-training';
 import { createInitialBundle, writeBundleFiles, writeWeights, type BundleModel } from './bundle-io.js';
 import { toyBundleConfig, type ToyPreset } from './config.js';
@@ -68,6 +68,11 @@ export interface TrainOptions {
    * Its data stream goes on where the bundle's log of decoder steps ends.
    */
   refineDecoder?: number;
+  /**
+   * With `refineDecoder`: the decoder starts afresh (seeded from `seed`) at these block_out_channels instead of from
+   * the bundle's weights: a wider decoder for the same latents (the encoder's latent space and the UNet are kept).
+   */
+  decoderChannels?: number[];
   /** subjectWeight: weight of the subjects' latent cells in the epsilon MSE (data.ts latentSubjectWeights; 1: plain MSE). */
   diffusion: PhaseOptions & { emptyCaption: number; subjectWeight?: number };
   /** Captions the tokenizer learns from. */
@@ -122,6 +127,8 @@ export interface DecoderRefine {
   lr: number;
   warmup: number;
   subjectWeight: number;
+  /** A fresh decoder of these block_out_channels (absent: the bundle's decoder went on). */
+  channels?: number[];
 }
 
 export interface TrainResult {
@@ -267,6 +274,16 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
     const decoderDir = existsSync(decoderDone) ? join(w, 'decoder') : join(w, 'vae');
     const decoderRecord = existsSync(decoderDone) ? (JSON.parse(readFileSync(decoderDone, 'utf8')) as DecoderRecord) : undefined;
     cpSync(join(decoderDir, 'vae_decoder', 'model.onnx'), join(tmp, 'vae_decoder', 'model.onnx'));
+    // a decoder of other widths than the encoder's (--decoder-channels, now or in a bundle continued): its config's
+    // block_out_channels; the latent scaling factor is the encoder's, in both configs
+    const decoderConfig = join(tmp, 'vae_decoder', 'config.json');
+    const ownConfig = join(decoderDir, 'vae_decoder', 'config.json');
+    const decoderChannels = (JSON.parse(readFileSync(existsSync(ownConfig) ? ownConfig : decoderConfig, 'utf8')) as { block_out_channels: number[] })
+      .block_out_channels;
+    writeFileSync(
+      decoderConfig,
+      JSON.stringify({ ...(JSON.parse(readFileSync(decoderConfig, 'utf8')) as object), block_out_channels: decoderChannels }, null, 2) + '\n',
+    );
     state.exportedDecoder = existsSync(decoderDone);
     for (const m of ['text_encoder', 'unet'] as BundleModel[]) cpSync(join(w, 'trained', m, 'model.onnx'), join(tmp, m, 'model.onnx'));
     cpSync(logFile, join(tmp, 'train-log.jsonl'));
@@ -282,6 +299,7 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
           }
         : {}),
       config,
+      decoderChannels,
       scalingFactor: state.scalingFactor!,
       seconds: {
         ...state.seconds,
@@ -297,12 +315,45 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
     renameSync(tmp, o.out);
   };
 
+  /**
+   * decoder-init/: the encoder of vae/ and a fresh decoder of `channels` (createSdBundle's, seeded from the run's seed,
+   * with the bundle's tokenizer); kept, so a resume starts from the same graph. A resume with other channels is refused.
+   */
+  const freshDecoderDir = async (channels: number[]): Promise<string> => {
+    const dir = join(w, 'decoder-init');
+    const configFile = join(dir, 'vae_decoder', 'config.json');
+    if (existsSync(configFile)) {
+      const had = (JSON.parse(readFileSync(configFile, 'utf8')) as { block_out_channels: number[] }).block_out_channels;
+      if (had.join() !== channels.join())
+        throw new Error(`${w} holds a decoder phase with --decoder-channels ${had.join(',')}; resume it with those, or use another --work directory`);
+      return dir;
+    }
+    const vocab = JSON.parse(readFileSync(join(initDir, 'tokenizer', 'vocab.json'), 'utf8')) as Record<string, number>;
+    const base = toyBundleConfig(Object.keys(vocab).length, o.preset);
+    const full = `${dir}.bundle.tmp`;
+    rmSync(full, { recursive: true, force: true });
+    await createSdBundle(full, {
+      config: { ...base, vae: { ...base.vae, blockOutChannels: channels } },
+      tokenizer: { vocab, merges: readFileSync(join(initDir, 'tokenizer', 'merges.txt'), 'utf8') },
+      seed: o.seed,
+    });
+    rmSync(`${dir}.tmp`, { recursive: true, force: true });
+    cpSync(join(full, 'vae_decoder'), join(`${dir}.tmp`, 'vae_decoder'), { recursive: true });
+    cpSync(join(w, 'vae', 'vae_encoder'), join(`${dir}.tmp`, 'vae_encoder'), { recursive: true });
+    rmSync(full, { recursive: true, force: true });
+    renameSync(`${dir}.tmp`, dir);
+    say(`a fresh decoder of block_out_channels [${channels.join(', ')}] (seed ${o.seed}) in ${dir}`);
+    return dir;
+  };
+
   /** The decoder phase, unless done or not asked for; false when stopped for time. */
   const runDecoderPhase = async (): Promise<boolean> => {
     if (decoderPhase.steps === 0 || existsSync(decoderDone)) return true;
+    const channels = state.continued ? o.decoderChannels : undefined;
+    const vaeDir = channels ? await freshDecoderDir(channels) : join(w, 'vae');
     const opt = new AdamW({ lr: warmupCosine(decoderPhase.lr, decoderPhase.warmup, decoderPhase.steps), weightDecay: 0, maxGradNorm: 1 });
     const t = await DecoderTrainer.create({
-      vaeDir: join(w, 'vae'),
+      vaeDir,
       source: o.source,
       seed: o.seed,
       batch: decoderPhase.batch,
@@ -313,7 +364,10 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
     });
     try {
       if (!(await runPhase('decoder', decoderPhase, t.group, opt, (s) => t.step(decoderOffset + s), decoderOffset))) return false;
-      writeWeights(join(w, 'vae'), join(w, 'decoder'), 'vae_decoder', t.group.weightsOf('vae_decoder'));
+      writeWeights(vaeDir, join(w, 'decoder'), 'vae_decoder', t.group.weightsOf('vae_decoder'));
+      // a continuation's decoder config (block_out_channels) goes with it into the bundle (a run from scratch's is init/'s)
+      const ownConfig = join(vaeDir, 'vae_decoder', 'config.json');
+      if (existsSync(ownConfig)) cpSync(ownConfig, join(w, 'decoder', 'vae_decoder', 'config.json'));
       const record: DecoderRecord = {
         steps: decoderPhase.steps,
         seconds: state.seconds.decoder ?? 0,
@@ -326,6 +380,7 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
                 lr: decoderPhase.lr,
                 warmup: decoderPhase.warmup,
                 subjectWeight: o.vae.subjectWeight ?? 1,
+                ...(channels ? { channels } : {}),
               },
             }
           : {}),
