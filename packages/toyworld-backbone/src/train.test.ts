@@ -19,6 +19,15 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+/** A bundle's train-log.jsonl, one entry per step. */
+const logOf = (bundle: string) =>
+  readFileSync(join(bundle, 'train-log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { phase: string; step: number });
+/** A bundle's latent scaling factor (vae_decoder/config.json). */
+const scaling = (bundle: string) => (JSON.parse(readFileSync(join(bundle, 'vae_decoder', 'config.json'), 'utf8')) as { scaling_factor: number }).scaling_factor;
+
 const options = (name: string): TrainOptions => ({
   out: join(dir, name, 'bundle'),
   workDir: join(dir, name, 'work'),
@@ -54,10 +63,7 @@ describe('toy backbone training run', () => {
       const b = readFileSync(join(options('resumed').out, m, 'model.onnx'));
       expect(b.equals(a)).toBe(true);
     }
-    const logLines = readFileSync(join(options('resumed').out, 'train-log.jsonl'), 'utf8')
-      .trim()
-      .split('\n');
-    expect(logLines).toHaveLength(6);
+    expect(logOf(options('resumed').out)).toHaveLength(6);
     // the test's warmups have no CLI flag: the card must not claim a command line reproduces it
     expect(readFileSync(join(options('resumed').out, 'MODEL_CARD.md'), 'utf8')).toContain('no `npm run toyworld:train` command line reproduces it');
     bundleDir = options('whole').out;
@@ -97,16 +103,8 @@ describe('toy backbone training run', () => {
       expect(readFileSync(join(out, m, 'model.onnx')).equals(readFileSync(join(bundleDir, m, 'model.onnx')))).toBe(true);
     expect(readFileSync(join(out, 'tokenizer', 'vocab.json'), 'utf8')).toBe(readFileSync(join(bundleDir, 'tokenizer', 'vocab.json'), 'utf8'));
     expect(readFileSync(join(out, 'unet', 'model.onnx')).equals(readFileSync(join(bundleDir, 'unet', 'model.onnx')))).toBe(false);
-    const log = readFileSync(join(out, 'train-log.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { phase: string; step: number });
-    expect(log.slice(0, 6)).toEqual(
-      readFileSync(join(bundleDir, 'train-log.jsonl'), 'utf8')
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as unknown),
-    );
+    const log = logOf(out);
+    expect(log.slice(0, 6)).toEqual(logOf(bundleDir));
     expect(log.filter((l) => l.phase === 'diffusion').map((l) => l.step)).toEqual([0, 1, 2, 3]);
     const card = readFileSync(join(out, 'MODEL_CARD.md'), 'utf8');
     expect(card).toContain('## How it was trained: the bundle it continues');
@@ -131,15 +129,11 @@ describe('toy backbone training run', () => {
     for (const m of ['vae_encoder', 'vae_decoder'])
       expect(readFileSync(join(out, m, 'model.onnx')).equals(readFileSync(join(bundleDir, m, 'model.onnx')))).toBe(false);
     expect(readFileSync(join(out, 'tokenizer', 'vocab.json'), 'utf8')).toBe(readFileSync(join(bundleDir, 'tokenizer', 'vocab.json'), 'utf8'));
-    const log = readFileSync(join(out, 'train-log.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { phase: string; step: number });
+    const log = logOf(out);
     // the bundle's VAE steps 0-1, then 2-4 of the refinement; diffusion 0-1, then 2-3
     expect(log.filter((l) => l.phase === 'vae').map((l) => l.step)).toEqual([0, 1, 2, 3, 4]);
     expect(log.filter((l) => l.phase === 'diffusion').map((l) => l.step)).toEqual([0, 1, 2, 3]);
     // the scaling factor is measured again on the refined encoder's latents
-    const scaling = (b: string) => (JSON.parse(readFileSync(join(b, 'vae_decoder', 'config.json'), 'utf8')) as { scaling_factor: number }).scaling_factor;
     expect(scaling(out)).not.toBe(scaling(bundleDir));
     expect((JSON.parse(readFileSync(join(out, 'unet', 'config.json'), 'utf8')) as { in_channels: number }).in_channels).toBe(4);
     const card = readFileSync(join(out, 'MODEL_CARD.md'), 'utf8');
@@ -157,7 +151,6 @@ describe('toy backbone training run', () => {
       vae: { steps: 2, batch: 2, lr: 1e-3, warmup: 1, klWeight: 1e-4, subjectWeight: 8 },
     });
     const bytes = (b: string, m: string) => readFileSync(join(b, m, 'model.onnx'));
-    const scaling = (b: string) => (JSON.parse(readFileSync(join(b, 'vae_decoder', 'config.json'), 'utf8')) as { scaling_factor: number }).scaling_factor;
     // the decoder phase starts the continuation and stops for time after a step; the diffusion run then resumes
     // the same work directory, and finishes the decoder phase before it writes the bundle
     expect((await trainToyBackbone({ ...cont('decoder-first', 3, true), stopAfterMinutes: 0 })).finished).toBe(false);
@@ -167,10 +160,7 @@ describe('toy backbone training run', () => {
     expect(bytes(out, 'vae_decoder').equals(bytes(bundleDir, 'vae_decoder'))).toBe(false);
     expect(bytes(out, 'unet').equals(bytes(bundleDir, 'unet'))).toBe(false);
     expect(scaling(out)).toBe(scaling(bundleDir));
-    const log = readFileSync(join(out, 'train-log.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { phase: string; step: number });
+    const log = logOf(out);
     // the bundle's decoder steps 0-1, then 2-4 of the refinement (the stream goes on)
     expect(log.filter((l) => l.phase === 'decoder').map((l) => l.step)).toEqual([0, 1, 2, 3, 4]);
     expect(log.filter((l) => l.phase === 'diffusion').map((l) => l.step)).toEqual([0, 1, 2, 3]);

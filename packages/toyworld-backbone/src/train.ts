@@ -106,7 +106,7 @@ interface State {
    * A run continuing another bundle's diffusion phase: its path, the first diffusion step (data stream) of this run,
    * and when it refines the VAE first, the first VAE step and the number of steps.
    */
-  continued?: { from: string; stepOffset: number; vaeStepOffset?: number; refineVae?: number; decoderStepOffset?: number };
+  continued?: { from: string; stepOffset: number; vaeStepOffset?: number; refineVae?: number };
   /** The diffusion phase's subject weight, once it has started (absent: 1, plain MSE). */
   diffusionSubjectWeight?: number;
 }
@@ -258,10 +258,6 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
   const decoderDone = join(w, 'decoder', 'done.json');
   /** Decoder steps of this run: a run from scratch its decoder phase, a continuation its --refine-decoder. */
   const decoderPhase: PhaseOptions = state.continued ? { ...o.decoder, steps: o.refineDecoder ?? 0 } : o.decoder;
-  // a continuation started before decoderStepOffset was recorded: init/ holds the bundle's own log
-  const decoderOffset = state.continued
-    ? (state.continued.decoderStepOffset ?? lastLoggedStep(readFileSync(join(w, 'init', 'train-log.jsonl'), 'utf8'), 'decoder') + 1)
-    : 0;
   /** The bundle from init/'s graphs, vae/'s and trained/'s weights; `partial` notes a run stopped before its last step. */
   const exportBundle = (partial?: { step: number }) => {
     const vocab = Object.keys(JSON.parse(readFileSync(join(initDir, 'tokenizer', 'vocab.json'), 'utf8')) as object).length;
@@ -271,20 +267,20 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
     const marker = { seed: o.seed, preset: o.preset, trainedBy: '@dynasyn/toyworld-backbone', ...(partial ? { partialAtStep: partial.step } : {}) };
     writeBundleFiles(initDir, tmp, state.scalingFactor!, { _toyworld: marker });
     cpSync(join(w, 'vae', 'vae_encoder', 'model.onnx'), join(tmp, 'vae_encoder', 'model.onnx'));
-    const decoderDir = existsSync(decoderDone) ? join(w, 'decoder') : join(w, 'vae');
     const decoderRecord = existsSync(decoderDone) ? (JSON.parse(readFileSync(decoderDone, 'utf8')) as DecoderRecord) : undefined;
+    const decoderDir = decoderRecord ? join(w, 'decoder') : join(w, 'vae');
     cpSync(join(decoderDir, 'vae_decoder', 'model.onnx'), join(tmp, 'vae_decoder', 'model.onnx'));
-    // a decoder of other widths than the encoder's (--decoder-channels, now or in a bundle continued): its config's
-    // block_out_channels; the latent scaling factor is the encoder's, in both configs
-    const decoderConfig = join(tmp, 'vae_decoder', 'config.json');
+    // a decoder of other widths than the encoder's (--decoder-channels, now or in a bundle continued) has its own
+    // config: its block_out_channels go into the bundle's; the latent scaling factor stays the encoder's
+    const decoderConfigFile = join(tmp, 'vae_decoder', 'config.json');
+    const decoderConfig = JSON.parse(readFileSync(decoderConfigFile, 'utf8')) as { block_out_channels: number[] };
     const ownConfig = join(decoderDir, 'vae_decoder', 'config.json');
-    const decoderChannels = (JSON.parse(readFileSync(existsSync(ownConfig) ? ownConfig : decoderConfig, 'utf8')) as { block_out_channels: number[] })
-      .block_out_channels;
-    writeFileSync(
-      decoderConfig,
-      JSON.stringify({ ...(JSON.parse(readFileSync(decoderConfig, 'utf8')) as object), block_out_channels: decoderChannels }, null, 2) + '\n',
-    );
-    state.exportedDecoder = existsSync(decoderDone);
+    if (existsSync(ownConfig)) {
+      decoderConfig.block_out_channels = (JSON.parse(readFileSync(ownConfig, 'utf8')) as { block_out_channels: number[] }).block_out_channels;
+      writeFileSync(decoderConfigFile, JSON.stringify(decoderConfig, null, 2) + '\n');
+    }
+    const decoderChannels = decoderConfig.block_out_channels;
+    state.exportedDecoder = decoderRecord !== undefined;
     for (const m of ['text_encoder', 'unet'] as BundleModel[]) cpSync(join(w, 'trained', m, 'model.onnx'), join(tmp, m, 'model.onnx'));
     cpSync(logFile, join(tmp, 'train-log.jsonl'));
     const summary: RunSummary = {
@@ -350,6 +346,8 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
   const runDecoderPhase = async (): Promise<boolean> => {
     if (decoderPhase.steps === 0 || existsSync(decoderDone)) return true;
     const channels = state.continued ? o.decoderChannels : undefined;
+    // a continuation's decoder stream goes on after the last decoder step of the bundle's own log (init/'s copy)
+    const decoderOffset = state.continued ? lastLoggedSteps(readFileSync(join(initDir, 'train-log.jsonl'), 'utf8')).decoder + 1 : 0;
     const vaeDir = channels ? await freshDecoderDir(channels) : join(w, 'vae');
     const opt = new AdamW({ lr: warmupCosine(decoderPhase.lr, decoderPhase.warmup, decoderPhase.steps), weightDecay: 0, maxGradNorm: 1 });
     const t = await DecoderTrainer.create({
@@ -493,8 +491,7 @@ function startContinuation(bundle: string, w: string, seed: number, preset: ToyP
   if (marker.seed !== seed || marker.preset !== preset)
     throw new Error(`${bundle} is seed ${marker.seed} (${marker.preset}); continue it with --seed ${marker.seed} --preset ${marker.preset}`);
   const log = readFileSync(join(bundle, 'train-log.jsonl'), 'utf8');
-  const last = lastLoggedStep(log, 'diffusion'),
-    lastVae = lastLoggedStep(log, 'vae');
+  const { diffusion: last, vae: lastVae } = lastLoggedSteps(log);
   if (last < 0) throw new Error(`${bundle}'s train-log.jsonl holds no diffusion step`);
   const scalingFactor = (JSON.parse(readFileSync(join(bundle, 'vae_decoder', 'config.json'), 'utf8')) as { scaling_factor: number }).scaling_factor;
   const initDir = join(w, 'init');
@@ -516,19 +513,18 @@ function startContinuation(bundle: string, w: string, seed: number, preset: ToyP
     continued: {
       from: bundle,
       stepOffset: last + 1,
-      decoderStepOffset: lastLoggedStep(log, 'decoder') + 1,
       ...(refineVae > 0 ? { vaeStepOffset: lastVae + 1, refineVae } : {}),
     },
   };
 }
 
-/** The highest step of `phase` in a train-log.jsonl's text, or -1. */
-function lastLoggedStep(log: string, phase: Phase): number {
-  let last = -1;
+/** The highest step of each phase in a train-log.jsonl's text (-1: none), in one pass over it. */
+function lastLoggedSteps(log: string): Record<Phase, number> {
+  const last: Record<Phase, number> = { vae: -1, decoder: -1, diffusion: -1 };
   for (const line of log.split('\n'))
     if (line) {
-      const l = JSON.parse(line) as { phase: string; step: number };
-      if (l.phase === phase) last = Math.max(last, l.step);
+      const l = JSON.parse(line) as { phase: Phase; step: number };
+      if (l.phase in last) last[l.phase] = Math.max(last[l.phase], l.step);
     }
   return last;
 }
