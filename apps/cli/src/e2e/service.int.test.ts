@@ -228,10 +228,22 @@ test('serve killed with SIGKILL mid-training, restarted: its workers die with it
   const {
     body: { id },
   } = await alice.createPersonalization({ ...upload, options: { preset: 'tiny', steps: 40 } });
-  // past the first checkpoint (the tiny preset checkpoints every 3 steps); 40 steps a phase, so the kill lands in
-  // training even when the status poll and the kill take seconds (with 10, a loaded machine once finished training
-  // between them, and the restarted worker had nothing to resume)
-  await until(alice, id, (p) => p.status === 'training' && trainingStep(p) >= 4, 150_000);
+  // past the first checkpoint (the tiny preset checkpoints every 3 steps) and with it in storage: it is uploaded in
+  // the background, and a kill before its upload rightly restarts training from step 1 (a loaded CI machine once
+  // did exactly that). 40 steps a phase, so the kill lands in training even when the status poll and the kill take
+  // seconds (with 10, a loaded machine once finished training between them, and the restarted worker had nothing
+  // to resume)
+  const checkpointStored = async () => (await artifactRows(services, id)).some((r) => r.kind === 'checkpoint');
+  await waitUntil(
+    'training past step 4 with a checkpoint in storage',
+    async () => {
+      const p = await statusOf(alice, id);
+      if (TERMINAL.has(p.status)) throw new Error(`ended ${p.status} before the kill: ${JSON.stringify(p)}\n${serve?.log().slice(-3000)}`);
+      return p.status === 'training' && trainingStep(p) >= 4 && (await checkpointStored()) ? true : undefined;
+    },
+    150_000,
+    250,
+  );
   const stepAtKill = trainingStep(await statusOf(alice, id));
   const workers = Object.values(serve!.workerPids());
   // serve's process alone, as `kill -9 <pid>` does: the workers notice (their IPC channel closes) and exit at
