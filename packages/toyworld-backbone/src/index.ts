@@ -1,4 +1,13 @@
-export { trainToyBackbone, latentScalingFactor, type TrainOptions, type TrainResult, type PhaseOptions, type Phase } from './train.js';
+export {
+  trainToyBackbone,
+  latentScalingFactor,
+  type TrainOptions,
+  type TrainResult,
+  readBundleLog,
+  BUNDLE_LOG,
+  type PhaseOptions,
+  type Phase,
+} from './train.js';
 export { toyBundleConfig, MAX_POSITIONS, type ToyPreset } from './config.js';
 export { learnCaptionTokenizer, captionWords, vocabSize } from './tokenizer.js';
 export { batchAt, stackImages, type Example, type ExampleSource } from './data.js';

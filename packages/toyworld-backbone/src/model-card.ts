@@ -103,11 +103,13 @@ export function writeModelCard(file: string, r: RunSummary, partial?: { step: nu
   const trained = c
     ? `${section(c.previousCard, 'How it was trained')
         .replace(/^## How it was trained[^\n]*/, '## How it was trained: the bundle it continues')
-        .replace(/^- (Continued|VAE refined|VAE decoder refined) \(this bundle\)/gm, '- $1 (an earlier run)')}
+        .replace(/^- (Continued|VAE refined|VAE decoder refined) \(this bundle\)/gm, '- $1 (an earlier run)')
+        // the earlier runs' steps are in this bundle's log, which is now stored gzipped
+        .replace(/train-log\.jsonl(?!\.gz)/g, 'train-log.jsonl.gz')}
 ${refined}${decoderRefined}- Continued (this bundle): text encoder + UNet from those weights, ${o.diffusion.steps} more steps (diffusion steps ${c.stepOffset}-${c.stepOffset + o.diffusion.steps - 1}: the data
   stream goes on, no batch repeats), batch ${o.diffusion.batch}, fresh AdamW moments, lr ${o.diffusion.lr} (warmup ${o.diffusion.warmup}, cosine to a tenth),
   weight decay 0.01, clip 1.0${epsWeighting}; ${lossSummary(lines, 'diffusion', c.stepOffset)}; ${minutes(r.seconds.diffusion)} (started ${r.startedAt}),
-  ${o.threads} intra-op threads on ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}. Per-step losses and times of both runs: train-log.jsonl.
+  ${o.threads} intra-op threads on ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}. Per-step losses and times of both runs: train-log.jsonl.gz.
 `
     : `## How it was trained (seed ${o.seed})
 - VAE: ${o.vae.steps} steps, batch ${o.vae.batch}, AdamW lr ${o.vae.lr} (warmup ${o.vae.warmup}, cosine), clip 1.0, MSE + ${o.vae.klWeight} x KL${weighting};
@@ -117,7 +119,7 @@ ${refined}${decoderRefined}- Continued (this bundle): text encoder + UNet from t
 - Text encoder + UNet jointly: ${o.diffusion.steps} steps, batch ${o.diffusion.batch}, AdamW lr ${o.diffusion.lr} (warmup ${o.diffusion.warmup}, cosine to a tenth),
   weight decay 0.01, clip 1.0, epsilon-prediction MSE${epsWeighting}; ${lossSummary(lines, 'diffusion')}.
 - Time: VAE ${minutes(r.seconds.vae)}, decoder ${minutes(r.seconds.decoder)}, diffusion ${minutes(r.seconds.diffusion)} (started ${r.startedAt}), ${o.threads} intra-op threads on
-  ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, shared with other work. Per-step losses and times: train-log.jsonl.
+  ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, shared with other work. Per-step losses and times: train-log.jsonl.gz.
 `;
   // the continued bundle's notes, and the notes of the runs it continued in turn, oldest last
   const previousNotes = c

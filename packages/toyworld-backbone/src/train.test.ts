@@ -2,7 +2,7 @@
  * The whole run on the 'test' preset: interrupted after every step and resumed, it writes the same bundle as
  * an uninterrupted run; the bundle loads in the product, samples, and takes the personalization graph surgery.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DiffusionPipeline, loadBundle } from '@dynasyn/diffusion';
@@ -11,7 +11,7 @@ import { initializerToHost, loadModel, readExternal, TrainingSession } from '@dy
 import { buildTrainingModel } from '../../dynasyn/src/graph/index.js';
 import { MODELS } from './bundle-io.js';
 import { syntheticShapesSource } from './synthetic-source.js';
-import { trainToyBackbone, type TrainOptions } from './train.js';
+import { BUNDLE_LOG, readBundleLog, trainToyBackbone, type TrainOptions } from './train.js';
 
 let dir: string;
 beforeAll(() => {
@@ -19,9 +19,9 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A bundle's train-log.jsonl, one entry per step. */
+/** A bundle's training log, one entry per step. */
 const logOf = (bundle: string) =>
-  readFileSync(join(bundle, 'train-log.jsonl'), 'utf8')
+  readBundleLog(bundle)
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l) as { phase: string; step: number });
@@ -64,6 +64,9 @@ describe('toy backbone training run', () => {
       expect(b.equals(a)).toBe(true);
     }
     expect(logOf(options('resumed').out)).toHaveLength(6);
+    // the bundle carries its log gzipped (the committed one's 60,000 steps are 14 MB plain), and only that
+    expect(existsSync(join(options('resumed').out, BUNDLE_LOG))).toBe(true);
+    expect(existsSync(join(options('resumed').out, 'train-log.jsonl'))).toBe(false);
     // the test's warmups have no CLI flag: the card must not claim a command line reproduces it
     expect(readFileSync(join(options('resumed').out, 'MODEL_CARD.md'), 'utf8')).toContain('no `npm run toyworld:train` command line reproduces it');
     bundleDir = options('whole').out;
@@ -112,6 +115,24 @@ describe('toy backbone training run', () => {
     expect(card).toContain('as well as\n4 steps');
     expect(card).toContain("epsilon MSE with the subjects' latent cells weighted 3x");
     expect(card).toContain('--diffusion-subject-weight 3 --steps 2');
+  }, 400_000);
+
+  it('continues a bundle written before its log was compressed (a plain train-log.jsonl), and writes it gzipped', async () => {
+    const legacy = join(dir, 'legacy-bundle');
+    cpSync(bundleDir, legacy, { recursive: true });
+    writeFileSync(join(legacy, 'train-log.jsonl'), readBundleLog(bundleDir));
+    rmSync(join(legacy, BUNDLE_LOG));
+    expect(logOf(legacy)).toEqual(logOf(bundleDir));
+    const o = options('from-legacy');
+    expect((await trainToyBackbone({ ...o, continueFrom: legacy, diffusion: { ...o.diffusion, steps: 1 } })).finished).toBe(true);
+    expect(existsSync(join(o.out, 'train-log.jsonl'))).toBe(false);
+    const log = logOf(o.out);
+    expect(log.slice(0, 6)).toEqual(logOf(bundleDir));
+    expect(log.filter((l) => l.phase === 'diffusion').map((l) => l.step)).toEqual([0, 1, 2]);
+    rmSync(join(legacy, 'train-log.jsonl'));
+    await expect(trainToyBackbone({ ...options('no-log'), continueFrom: legacy })).rejects.toThrow(
+      /holds no training log \(train-log\.jsonl\.gz or train-log\.jsonl\)/,
+    );
   }, 400_000);
 
   it('continues a bundle with its VAE refined first: subject-weighted, the VAE stream going on, the new latents scaled', async () => {

@@ -20,9 +20,15 @@ import { DiffusionPipeline } from '@dynasyn/diffusion';
 import { captionFor, contactSheet, createRng, encodePng, parseCaption, renderScene, sampleSceneSpec } from '@dynasyn/toyworld';
 import { ToyworldJudge } from './judge.js';
 import { IMAGE_SIZE } from './judge-net.js';
-import { scoreSample, type SampleScore } from './score.js';
+import { IDENTITY_HEADS, scoreSample, type SampleScore } from './score.js';
 
-export const T2I_ATTRIBUTES = ['class', 'colour', 'pattern', 'accessory', 'action', 'interaction', 'context', 'style'] as const;
+/**
+ * The attributes read, and `identity`: a subject whose class, colour, pattern and accessory are all read as the caption
+ * asks (the evaluation's identity accuracy, here with every attribute given in words; read on the subjects whose
+ * caption names an accessory, as the demo's two subjects have): about what personalization's identity can reach on
+ * this backbone when a placeholder carries as much as the words do.
+ */
+export const T2I_ATTRIBUTES = ['class', 'colour', 'pattern', 'accessory', 'identity', 'action', 'interaction', 'context', 'style'] as const;
 export type T2iAttribute = (typeof T2I_ATTRIBUTES)[number];
 
 export interface T2iOptions {
@@ -57,13 +63,17 @@ export interface T2iResult {
   seconds: number;
 }
 
-function tallyInto(t: Record<T2iAttribute, { asked: number; ok: number }>, s: SampleScore): void {
+export function tallyInto(t: Record<T2iAttribute, { asked: number; ok: number }>, s: SampleScore): void {
   const add = (k: T2iAttribute, ok: boolean | undefined) => {
     if (ok === undefined) return;
     t[k].asked++;
     if (ok) t[k].ok++;
   };
-  for (const subj of s.perAttribute.subjects) for (const k of ['class', 'colour', 'pattern', 'accessory', 'action'] as const) add(k, subj[k]?.ok);
+  for (const subj of s.perAttribute.subjects) {
+    for (const k of ['class', 'colour', 'pattern', 'accessory', 'action'] as const) add(k, subj[k]?.ok);
+    const identity = IDENTITY_HEADS.map((k) => subj[k]?.ok);
+    if (identity.every((ok) => ok !== undefined)) add('identity', identity.every(Boolean));
+  }
   add('interaction', s.perAttribute.interaction?.ok);
   add('context', s.perAttribute.context?.ok);
   add('style', s.perAttribute.style?.ok);
