@@ -23,6 +23,7 @@ export interface RunSummary {
   scalingFactor: number;
   seconds: Record<string, number>;
   startedAt: string;
+  /** The run's log (train-log.jsonl's text, each step's last line). */
   log: string;
   bundleDir: string;
   /** A run that continued another bundle's diffusion phase: that bundle, the first step of this run, its model card. */
@@ -61,7 +62,7 @@ const dirBytes = (dir: string): number =>
 /** `notes`: NOTES.md of the work directory, when there is one (what was seen in samples, changes made during the run). */
 export function writeModelCard(file: string, r: RunSummary, partial?: { step: number }, notes?: string): void {
   const o = r.options;
-  const lines = readFileSync(r.log, 'utf8')
+  const lines = r.log
     .split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l) as LogLine);

@@ -11,7 +11,7 @@ import { initializerToHost, loadModel, readExternal, TrainingSession } from '@dy
 import { buildTrainingModel } from '../../dynasyn/src/graph/index.js';
 import { MODELS } from './bundle-io.js';
 import { syntheticShapesSource } from './synthetic-source.js';
-import { BUNDLE_LOG, readBundleLog, trainToyBackbone, type TrainOptions } from './train.js';
+import { BUNDLE_LOG, lastLinePerStep, readBundleLog, trainToyBackbone, type TrainOptions } from './train.js';
 
 let dir: string;
 beforeAll(() => {
@@ -40,6 +40,27 @@ const options = (name: string): TrainOptions => ({
   tokenizerCaptions: 100,
   threads: 1,
   checkpointMinutes: 60,
+});
+
+describe("the bundle's log", () => {
+  it('keeps the last line of each step a resume repeated, in log order', () => {
+    const line = (phase: string, step: number, loss: number) => JSON.stringify({ phase, step, loss });
+    // a diffusion run checkpointed at step 2, killed after step 3, resumed from 2; a decoder phase beside it
+    const log = [
+      line('diffusion', 1, 0.5),
+      line('diffusion', 2, 0.4),
+      line('decoder', 0, 0.9),
+      line('diffusion', 3, 0.3),
+      line('diffusion', 2, 0.41),
+      line('diffusion', 3, 0.31),
+    ]
+      .map((l) => `${l}\n`)
+      .join('');
+    expect(lastLinePerStep(log)).toBe(
+      [line('diffusion', 1, 0.5), line('decoder', 0, 0.9), line('diffusion', 2, 0.41), line('diffusion', 3, 0.31)].join('\n') + '\n',
+    );
+    expect(lastLinePerStep('')).toBe('');
+  });
 });
 
 describe('toy backbone training run', () => {

@@ -285,7 +285,10 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
     const decoderChannels = decoderConfig.block_out_channels;
     state.exportedDecoder = decoderRecord !== undefined;
     for (const m of ['text_encoder', 'unet'] as BundleModel[]) cpSync(join(w, 'trained', m, 'model.onnx'), join(tmp, m, 'model.onnx'));
-    writeFileSync(join(tmp, BUNDLE_LOG), gzipSync(readFileSync(logFile), { level: 9 }));
+    // a run stopped between checkpoints and resumed logs the steps after its checkpoint twice: the bundle keeps the
+    // lines of the steps its weights went through (the last of each)
+    const log = lastLinePerStep(readFileSync(logFile, 'utf8'));
+    writeFileSync(join(tmp, BUNDLE_LOG), gzipSync(log, { level: 9 }));
     const summary: RunSummary = {
       options: o,
       ...(state.continued
@@ -305,7 +308,7 @@ export async function trainToyBackbone(o: TrainOptions): Promise<TrainResult> {
         ...(decoderRecord ? { decoder: decoderRecord.seconds } : {}),
       },
       startedAt: state.startedAt,
-      log: logFile,
+      log,
       bundleDir: tmp,
     };
     const notesFile = join(w, 'NOTES.md');
@@ -519,6 +522,17 @@ function startContinuation(bundle: string, w: string, seed: number, preset: ToyP
       ...(refineVae > 0 ? { vaeStepOffset: lastVae + 1, refineVae } : {}),
     },
   };
+}
+
+/** A log's lines with each (phase, step) kept once, its last line (a resume repeats the steps after its checkpoint), in log order. */
+export function lastLinePerStep(log: string): string {
+  const lines = log.split('\n').filter(Boolean);
+  const keys = lines.map((l) => {
+    const { phase, step } = JSON.parse(l) as { phase: Phase; step: number };
+    return `${phase}:${step}`;
+  });
+  const last = new Map(keys.map((k, i) => [k, i]));
+  return lines.filter((_, i) => last.get(keys[i]!) === i).join('\n') + (lines.length ? '\n' : '');
 }
 
 /** The training log's name in a bundle: the work directory's train-log.jsonl, gzipped. */

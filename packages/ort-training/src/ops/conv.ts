@@ -111,7 +111,7 @@ const biasGradient = (b: Builder, dy: string) =>
   );
 
 /** How conv weight gradients are formed; 'auto' is the measured best (see `convWeightGradient`). */
-export const CONV_WEIGHT_GRADIENT_STRATEGIES = ['auto', 'patches', 'outputPatches', 'im2col', 'conv', 'gemm', 'gemmInput'] as const;
+export const CONV_WEIGHT_GRADIENT_STRATEGIES = ['auto', 'patches', 'outputPatches', 'im2col', 'conv', 'gemm', 'gemmInput', 'gemmSlices'] as const;
 export const convWeightGradientOptions: { strategy: (typeof CONV_WEIGHT_GRADIENT_STRATEGIES)[number] } = { strategy: 'auto' };
 
 /**
@@ -150,6 +150,7 @@ export function convWeightGradient(b: Builder, x: string, dy: string, wDims: num
   //   machine: all conv gradients 208 ms per step against 133 with 'gemm' (Kt Slices and Kt short-output Gemms).
   const want = convWeightGradientOptions.strategy;
   const fewerOutputs = outputPatchesApply(g) && b.dims(dy)[1]! < b.dims(x)[1]! && numel(g.kernel) > 1;
+  if (want === 'gemmSlices' && g.group === 1) return weightGradBySlicedColumns(b, x, dy, wDims, g, fewerOutputs);
   if ((want === 'gemm' || want === 'gemmInput' || want === 'auto') && g.group === 1)
     return weightGradByFoldedPatches(b, x, dy, wDims, g, want !== 'gemmInput' && fewerOutputs);
   const outputPatches = outputPatchesApply(g) && (want === 'outputPatches' || (want === 'auto' && fewerOutputs));
@@ -237,6 +238,56 @@ function weightGradByFoldedPatches(b: Builder, x: string, dy: string, wDims: num
   // the output gradient's patches (weightGradByOutputPatches): dW^T[(m, k), c], then W's (c, k) order
   const Q = numel(b.dims(x).slice(2));
   const dWt = b.op('Gemm', [batchInside(outputPatchColumns(b, dy, g), M * Kt, Q), batchInside(x, C, Q)], { transB: 1 });
+  return b.reshape(b.transpose(b.reshape(dWt, [M, Kt, C]), [0, 2, 1]), wDims);
+}
+
+/**
+ * The folded form's columns cut straight in the Gemm's layout: the tensor's batch and channel axes swapped first
+ * ([C, N, ...], the input's size), zero-padded, then one strided Slice per kernel tap, concatenated on a new tap
+ * axis: [C, Kt, N, ...] = [C*Kt, N*P] with no transpose of the Kt times larger columns. `flip`: the output
+ * gradient's patches (tap k reads offset (K - 1 - k) * dilation of dY padded by span - 1 - pad; unit strides).
+ */
+function slicedColumns(b: Builder, t: string, g: ConvGeometry, outSp: number[], flip: boolean): string {
+  const d = b.dims(t),
+    r = d.length - 2,
+    C = d[1]!,
+    N = d[0]!,
+    Kt = numel(g.kernel);
+  const swapped = b.transpose(t, [1, 0, ...Array.from({ length: r }, (_, i) => i + 2)]);
+  const pb = flip ? g.padsBegin.map((p, i) => span(g, i) - 1 - p) : g.padsBegin,
+    pe = flip ? g.padsEnd.map((p, i) => span(g, i) - 1 - p) : g.padsEnd;
+  const padded = [...pb, ...pe].some((p) => p !== 0) ? b.op('Pad', [swapped, b.int64s([0, 0, ...pb, 0, 0, ...pe], 'pads')], { mode: 'constant' }) : swapped;
+  const pd = b.dims(padded);
+  const five = b.reshape(padded, [C, 1, N, ...pd.slice(2)]);
+  const strides = flip ? g.kernel.map(() => 1) : g.strides;
+  const axes = g.kernel.map((_, i) => i + 3);
+  const cols: string[] = [];
+  for (let k = 0; k < Kt; k++) {
+    const tap = g.kernel.map((_, i) => Math.floor(k / numel(g.kernel.slice(i + 1))) % g.kernel[i]!);
+    const off = tap.map((kk, i) => (flip ? g.kernel[i]! - 1 - kk : kk) * g.dilations[i]!);
+    const whole = off.every((o, i) => o === 0 && strides[i] === 1 && outSp[i] === pd[i + 2]);
+    cols.push(
+      whole
+        ? five
+        : b.op('Slice', [five, b.int64s(off), b.int64s(off.map((o, i) => o + strides[i]! * (outSp[i]! - 1) + 1)), b.int64s(axes), b.int64s(strides)]),
+    );
+  }
+  return b.reshape(Kt === 1 ? cols[0]! : b.op('Concat', cols, { axis: 1 }, 'patches'), [C * Kt, N * numel(outSp)]);
+}
+
+/** `weightGradByFoldedPatches` with the columns from `slicedColumns` (one group). */
+function weightGradBySlicedColumns(b: Builder, x: string, dy: string, wDims: number[], g: ConvGeometry, fromOutput: boolean): string {
+  const N = b.dims(x)[0]!,
+    C = b.dims(x)[1]!,
+    M = b.dims(dy)[1]!,
+    Kt = numel(g.kernel);
+  const batchInside = (t: string, rows: number, cols: number) => b.reshape(b.transpose(b.reshape(t, [N, rows, cols]), [1, 0, 2]), [rows, N * cols]);
+  if (!fromOutput) {
+    const outSp = b.dims(dy).slice(2);
+    return b.reshape(b.op('Gemm', [batchInside(dy, M, numel(outSp)), slicedColumns(b, x, g, outSp, false)], { transB: 1 }), wDims);
+  }
+  const inSp = b.dims(x).slice(2);
+  const dWt = b.op('Gemm', [slicedColumns(b, dy, g, inSp, true), batchInside(x, C, numel(inSp))], { transB: 1 });
   return b.reshape(b.transpose(b.reshape(dWt, [M, Kt, C]), [0, 2, 1]), wDims);
 }
 

@@ -176,7 +176,7 @@ const convCases: ConvCase[] = [
   ['1-D SAME_UPPER kernel 4 channels 3 -> 1', [2, 3, 7], [1, 3, 4], { auto_pad: 'SAME_UPPER' }, [2, 1, 7]],
 ];
 
-describe.each(['im2col', 'conv', 'patches', 'outputPatches', 'gemm', 'gemmInput', 'auto'] as const)(
+describe.each(['im2col', 'conv', 'patches', 'outputPatches', 'gemm', 'gemmInput', 'gemmSlices', 'auto'] as const)(
   'Conv gradients match central differences (weight gradient by %s)',
   (strategy) => {
     beforeAll(() => {
