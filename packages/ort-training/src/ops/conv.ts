@@ -124,7 +124,8 @@ export const convWeightGradientOptions: { strategy: (typeof CONV_WEIGHT_GRADIENT
  * - conv: a Conv over the input with batch and channels swapped and dY as the kernel (stride and dilation
  *   swap roles), cut to the kernel size.
  * - gemm (one group): the patches with the batch moved into the contraction, one Gemm
- *   (`weightGradByFoldedPatches`); gemmInput always takes the input's patches.
+ *   (`weightGradByFoldedPatches`); gemmInput always takes the input's patches; gemmSlices cuts the columns by
+ *   Slices of the batch-swapped tensor (`slicedColumns`: no transpose of them).
  */
 export function convWeightGradient(b: Builder, x: string, dy: string, wDims: number[], g: ConvGeometry): string {
   // Measured on onnxruntime-node 1.30 CPU, 1 thread, process CPU time per training step (the shared
@@ -148,11 +149,15 @@ export function convWeightGradient(b: Builder, x: string, dy: string, wDims: num
   //   Tried and dropped (2026-12-07): one Gemm per kernel tap over strided Slices of the padded, batch-inside
   //   input (no patch matrix, no transpose of it). Toy backbone, batch 16, 2 threads, profiled on a quiet
   //   machine: all conv gradients 208 ms per step against 133 with 'gemm' (Kt Slices and Kt short-output Gemms).
+  //   Kept as a knob, not the default (2026-12-07): 'gemmSlices', the same Gemm with its columns cut by Slices of
+  //   the batch-swapped input (no transpose of the columns). Toy backbone, batch 16, 1 thread, kernel time per
+  //   graph run, three back-to-back pairs on a quiet machine: 483.2 -> 475.7 ms (-1.5%: extraction Convs -23,
+  //   Transposes -10, but Slices +17, Concat +5, Pad +5 ms; 273 more nodes). At 2 threads the bench's run-to-run
+  //   spread (410-535 ms per step for the same graph) hides a difference that size.
   const want = convWeightGradientOptions.strategy;
   const fewerOutputs = outputPatchesApply(g) && b.dims(dy)[1]! < b.dims(x)[1]! && numel(g.kernel) > 1;
-  if (want === 'gemmSlices' && g.group === 1) return weightGradBySlicedColumns(b, x, dy, wDims, g, fewerOutputs);
-  if ((want === 'gemm' || want === 'gemmInput' || want === 'auto') && g.group === 1)
-    return weightGradByFoldedPatches(b, x, dy, wDims, g, want !== 'gemmInput' && fewerOutputs);
+  if ((want === 'gemm' || want === 'gemmInput' || want === 'gemmSlices' || want === 'auto') && g.group === 1)
+    return weightGradByFoldedPatches(b, x, dy, wDims, g, want !== 'gemmInput' && fewerOutputs, want === 'gemmSlices');
   const outputPatches = outputPatchesApply(g) && (want === 'outputPatches' || (want === 'auto' && fewerOutputs));
   if (outputPatches) return weightGradByOutputPatches(b, x, dy, wDims, g);
   if (want === 'conv') return weightGradByConv(b, x, dy, wDims, g);
@@ -223,21 +228,26 @@ function patchColumns(b: Builder, x: string, g: ConvGeometry): string {
  * Patches with the batch folded into the contraction (one group only): dW[M, C*Kt] = dY'[M, N*P] @
  * cols'[C*Kt, N*P]^T, one Gemm, where ' moves the batch axis inside (a Transpose of the columns and of dY).
  * The batched form writes N partial products of the weight's size and sums them; at batch 16 and 8x8 or
- * 16x16 maps that sum and the short (P-long) contractions cost more than the transposes.
+ * 16x16 maps that sum and the short (P-long) contractions cost more than the transposes. `sliced`: the columns
+ * from `slicedColumns` instead ('gemmSlices').
  */
-function weightGradByFoldedPatches(b: Builder, x: string, dy: string, wDims: number[], g: ConvGeometry, fromOutput: boolean): string {
+function weightGradByFoldedPatches(b: Builder, x: string, dy: string, wDims: number[], g: ConvGeometry, fromOutput: boolean, sliced: boolean): string {
   const N = b.dims(x)[0]!,
     C = b.dims(x)[1]!,
     M = b.dims(dy)[1]!,
     Kt = numel(g.kernel);
   const batchInside = (t: string, rows: number, cols: number) => b.reshape(b.transpose(b.reshape(t, [N, rows, cols]), [1, 0, 2]), [rows, N * cols]);
   if (!fromOutput) {
-    const P = numel(b.dims(dy).slice(2));
-    return b.reshape(b.op('Gemm', [batchInside(dy, M, P), batchInside(patchColumns(b, x, g), C * Kt, P)], { transB: 1 }), wDims);
+    const outSp = b.dims(dy).slice(2),
+      P = numel(outSp);
+    const cols = sliced ? slicedColumns(b, x, g, outSp, false) : batchInside(patchColumns(b, x, g), C * Kt, P);
+    return b.reshape(b.op('Gemm', [batchInside(dy, M, P), cols], { transB: 1 }), wDims);
   }
   // the output gradient's patches (weightGradByOutputPatches): dW^T[(m, k), c], then W's (c, k) order
-  const Q = numel(b.dims(x).slice(2));
-  const dWt = b.op('Gemm', [batchInside(outputPatchColumns(b, dy, g), M * Kt, Q), batchInside(x, C, Q)], { transB: 1 });
+  const inSp = b.dims(x).slice(2),
+    Q = numel(inSp);
+  const cols = sliced ? slicedColumns(b, dy, g, inSp, true) : batchInside(outputPatchColumns(b, dy, g), M * Kt, Q);
+  const dWt = b.op('Gemm', [cols, batchInside(x, C, Q)], { transB: 1 });
   return b.reshape(b.transpose(b.reshape(dWt, [M, Kt, C]), [0, 2, 1]), wDims);
 }
 
@@ -273,22 +283,6 @@ function slicedColumns(b: Builder, t: string, g: ConvGeometry, outSp: number[], 
     );
   }
   return b.reshape(Kt === 1 ? cols[0]! : b.op('Concat', cols, { axis: 1 }, 'patches'), [C * Kt, N * numel(outSp)]);
-}
-
-/** `weightGradByFoldedPatches` with the columns from `slicedColumns` (one group). */
-function weightGradBySlicedColumns(b: Builder, x: string, dy: string, wDims: number[], g: ConvGeometry, fromOutput: boolean): string {
-  const N = b.dims(x)[0]!,
-    C = b.dims(x)[1]!,
-    M = b.dims(dy)[1]!,
-    Kt = numel(g.kernel);
-  const batchInside = (t: string, rows: number, cols: number) => b.reshape(b.transpose(b.reshape(t, [N, rows, cols]), [1, 0, 2]), [rows, N * cols]);
-  if (!fromOutput) {
-    const outSp = b.dims(dy).slice(2);
-    return b.reshape(b.op('Gemm', [batchInside(dy, M, numel(outSp)), slicedColumns(b, x, g, outSp, false)], { transB: 1 }), wDims);
-  }
-  const inSp = b.dims(x).slice(2);
-  const dWt = b.op('Gemm', [slicedColumns(b, dy, g, inSp, true), batchInside(x, C, numel(inSp))], { transB: 1 });
-  return b.reshape(b.transpose(b.reshape(dWt, [M, Kt, C]), [0, 2, 1]), wDims);
 }
 
 /** The output gradient's patches cols[n, m, k, q] = dY[n, m, q + padBegin - k*dilation] (zero outside), [N, M*Kt, Q]. */
