@@ -149,7 +149,10 @@ export async function personalize(req: PersonalizeRequest): Promise<PersonalizeR
  * placeholder prompts, so a judge knows which reference subject each class word stands for); resumable.
  */
 export async function sampleClassWords(
-  req: Pick<PersonalizeRequest, 'backbone' | 'input' | 'options' | 'outDir' | 'prompts' | 'maxSubjects' | 'onProgress' | 'signal'>,
+  req: Pick<PersonalizeRequest, 'backbone' | 'input' | 'options' | 'outDir' | 'prompts' | 'maxSubjects' | 'onProgress' | 'signal'> & {
+    /** Words for the placeholders instead of the subjects' class words (one per subject; e.g. each subject described). */
+    words?: string[];
+  },
 ): Promise<SampleEntry[]> {
   const outDir = resolve(req.outDir);
   const o = req.options;
@@ -163,13 +166,16 @@ export async function sampleClassWords(
   const s = o.sampling;
   if (s.seeds && s.seeds.length !== prompts.length) throw new InputError('BAD_OPTION', `${s.seeds.length} seeds for ${prompts.length} prompts`);
   const classWords = input.subjects.map((x) => x.classWord);
+  if (req.words && req.words.length !== classWords.length)
+    throw new InputError('BAD_OPTION', `${req.words.length} words for the placeholders of ${classWords.length} subjects`);
+  const words = req.words ?? classWords;
   const pipeline = await DiffusionPipeline.create(bundle, runtimeOf(o));
   const records: SampleRecord[] = [];
   try {
     for (const [i, p] of prompts.entries()) {
       req.signal?.throwIfAborted();
       checkPrompt(p.prompt, classWords.length);
-      const classPrompt = toClassPrompt(p.prompt, classWords);
+      const classPrompt = toClassPrompt(p.prompt, words);
       const r = await pipeline.textToImage({
         prompt: classPrompt,
         steps: s.steps,

@@ -1,8 +1,9 @@
-import { captionFor, captionsFor, parseCaption, type MentionedLabels } from './captions.js';
+import { captionFor, captionsFor, describeSubject, parseCaption, type MentionedLabels } from './captions.js';
 import { createRng } from './prng.js';
 import { renderScene } from './render.js';
 import { sampleSceneSpec } from './sample.js';
 import type { SceneSpec } from './spec.js';
+import { ACCESSORIES, CLASSES, COLOURS, PATTERNS } from './vocab.js';
 
 /** The labels a caption may name, from the spec. */
 function labelsOf(spec: SceneSpec): MentionedLabels {
@@ -25,6 +26,21 @@ describe('captions', () => {
       for (const s of expected.subjects) if (s.accessory === 'none') delete s.accessory;
       expect([caption, parseCaption(caption)]).toEqual([caption, expected]);
     }
+  });
+
+  it('describes every identity in words a prompt reads back as that identity, alone and beside another', () => {
+    expect(describeSubject({ class: 'cat', colour: 'orange', pattern: 'stripes', accessory: 'bow' })).toBe('orange striped cat with a bow');
+    expect(describeSubject({ class: 'teddy bear', colour: 'brown', pattern: 'plain', accessory: 'none' })).toBe('brown plain teddy bear');
+    const other = { class: 'dog', colour: 'white', pattern: 'checks', accessory: 'hat' } as const;
+    for (const c of CLASSES)
+      for (const colour of COLOURS)
+        for (const pattern of PATTERNS)
+          for (const accessory of ACCESSORIES) {
+            const id = { class: c, colour, pattern, accessory };
+            const said = { class: c, colour, pattern, ...(accessory === 'none' ? {} : { accessory }) };
+            expect(parseCaption(`${describeSubject(id)} jumping in the snow`)).toEqual({ subjects: [{ ...said, action: 'jumping' }], context: 'snow' });
+            expect(parseCaption(`${describeSubject(id)} next to ${describeSubject(other)}`).subjects).toEqual([said, other]);
+          }
   });
 
   it('random captions name only true labels, vary, and include short ones', () => {

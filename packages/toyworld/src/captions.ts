@@ -89,6 +89,16 @@ function subjectPhrase(s: SubjectSpec, m: Mention, rng: Rng): string {
   return m.action ? `${np} ${rng.pick(ACTION_PHRASES[s.action])}` : np;
 }
 
+/**
+ * A subject's identity in words, without article: colour, pattern adjective, class and accessory phrase ("orange
+ * striped cat with a bow"; an accessory `none` unsaid). The words a prompt would use to ask for this very subject
+ * (the evaluation's `described` row puts them where the placeholders stand); parseCaption reads them back.
+ */
+export function describeSubject(s: Pick<SubjectSpec, 'class' | 'colour' | 'pattern' | 'accessory'>): string {
+  const accessory = s.accessory === 'none' ? [] : [ACCESSORY_PHRASES[s.accessory][1]!];
+  return [s.colour, PATTERN_ADJECTIVES[s.pattern][0]!, s.class, ...accessory].join(' ');
+}
+
 export interface CaptionOptions {
   /** `full`: names every label; `random` (default): each part kept with some probability, down to "a cat". */
   detail?: 'full' | 'random';

@@ -159,6 +159,26 @@ test('class-words: no training; the backbone draws each prompt with the class wo
   }
 }, 300_000);
 
+test("described: the backbone draws each prompt with the scene's subjects in words; a scene with no words for them is refused first", async () => {
+  const protocol = parseProtocol({ ...protocolJson, methods: ['class-words', 'described'] }, root);
+  await expect(runEvaluation({ protocol, out: path.join(root, 'eval-described-refused'), threads: 1 })).rejects.toThrow(
+    /method described draws the subjects described in words; scene square-disc has none: give its files "phrases"/,
+  );
+  expect(fs.existsSync(path.join(root, 'eval-described-refused', 'ledger.jsonl'))).toBe(false);
+  const scene = { ...protocolJson.scenes[0]!, phrases: ['red panda with a hat', 'blue striped bowl'] };
+  const described = parseProtocol({ ...protocolJson, scenes: [scene], methods: ['described'] }, root);
+  const out = path.join(root, 'eval-described');
+  await runEvaluation({ protocol: described, out, threads: 1 });
+  const run = readLedger(out).get('square-disc/described/seed-5')!;
+  expect(run.samples.map((s) => [s.prompt, s.classPrompt])).toEqual([
+    ['a photo of <asset0> on the beach', 'a photo of red panda with a hat on the beach'],
+    ['<asset1> jumping', 'blue striped bowl jumping'],
+    ['<asset0> next to <asset1>', 'red panda with a hat next to blue striped bowl'],
+  ]);
+  // the same seeds as the class words' row (and every method's)
+  expect(run.samples.map((s) => s.seed)).toEqual([0, 1, 2].map((i) => sampleSeed(5, i)));
+}, 300_000);
+
 test('shards: two processes of one evaluation share its output directory; each runs its own runs, the tables hold every finished one', async () => {
   // a named variant of class words with no options of its own: its own row, and the same samples as the method's
   const variant = { id: 'class-words' as const, name: 'floor-again', label: 'Floor again' };

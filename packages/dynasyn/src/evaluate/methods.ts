@@ -17,6 +17,7 @@ export const METHOD_IDS = [
   'textual-inversion',
   'dreambooth',
   'class-words',
+  'described',
 ] as const;
 export type MethodId = (typeof METHOD_IDS)[number];
 
@@ -37,6 +38,8 @@ export interface MethodDefinition {
   classPrior?: boolean;
   /** No training: the backbone samples the prompts with class words (personalize.ts sampleClassWords). */
   untrained?: boolean;
+  /** With `untrained`: the scene's subjects described in words (ResolvedScene.descriptions) stand for the placeholders, not the class words. */
+  described?: boolean;
 }
 
 /** UNet weights of a bundle exported by torch.onnx/optimum: named parameters and the exporter's `onnx::MatMul_`/GroupNorm affine constants. */
@@ -132,6 +135,15 @@ export const METHODS: Record<MethodId, MethodDefinition> = {
     label: 'class words',
     summary: 'the floor: no personalization, the backbone draws each prompt with class words in place of placeholders (same seeds)',
     untrained: true,
+    settings: () => ({}),
+  },
+  described: {
+    id: 'described',
+    label: 'described in words',
+    summary:
+      'no personalization: the backbone draws each prompt with each subject described in words in place of its placeholder (`<asset0> jumping` -> `orange striped cat with a bow jumping`; same seeds): what words alone carry of the identities. Toy-world scenes, or file scenes with `phrases`',
+    untrained: true,
+    described: true,
     settings: () => ({}),
   },
 };

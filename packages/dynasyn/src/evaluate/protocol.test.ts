@@ -8,6 +8,7 @@ import { loadProtocol, parseProtocol, type ProtocolJson } from './protocol.js';
 import { METHOD_IDS, methodOptions } from './methods.js';
 import { attributesKept, identityAccuracy, promptAccuracy } from './judge.js';
 import { runOptions } from './run.js';
+import { resolveScene } from './scenes.js';
 
 const good: ProtocolJson = {
   version: 1,
@@ -145,6 +146,25 @@ test('subjects per step: one, all, union; an unmasked union covers the image', (
   const subjects = [{ mask, classWord: 'cat' }];
   expect(resolveUnion({ subjects: [0], flip: false }, subjects).unionMask.data.reduce((a, b) => a + b, 0)).toBe(4);
   expect(resolveUnion({ subjects: [0], flip: false }, subjects, false).unionMask.data.reduce((a, b) => a + b, 0)).toBe(16);
+});
+
+test('a toy-world scene resolves to its render, its identities and each subject in words (the described row)', async () => {
+  const spec = {
+    subjects: [
+      { class: 'cat', colour: 'orange', pattern: 'stripes', accessory: 'bow', action: 'standing' },
+      { class: 'dog', colour: 'brown', pattern: 'checks', accessory: 'none', action: 'sitting' },
+    ],
+    interaction: 'next to',
+    context: 'grass field',
+    style: 'shaded',
+  };
+  const scene = await resolveScene({ id: 'cat-dog', toyworld: { spec } }, 64);
+  expect(scene.classWords).toEqual(['cat', 'dog']);
+  expect(scene.identities).toEqual([
+    { class: 'cat', colour: 'orange', pattern: 'stripes', accessory: 'bow' },
+    { class: 'dog', colour: 'brown', pattern: 'checks', accessory: 'none' },
+  ]);
+  expect(scene.descriptions).toEqual(['orange striped cat with a bow', 'brown checkered dog']);
 });
 
 test("the judge's identity and prompt accuracy", () => {

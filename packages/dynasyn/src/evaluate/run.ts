@@ -150,6 +150,14 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
     const scenes: ResolvedScene[] = [];
     for (const s of protocol.scenes) scenes.push(await resolveScene(s, bundle.sampleSize));
     const prompts = runPrompts(protocol);
+    for (const id of methods)
+      if (METHODS[rowOf(id).method].described)
+        for (const scene of scenes)
+          if (!scene.descriptions)
+            throw new EvaluationError(
+              'BAD_PROTOCOL',
+              `method ${id} draws the subjects described in words; scene ${scene.id} has none: give its files "phrases"`,
+            );
     const ledger = readLedger(out);
     const jobs = scenes.flatMap((scene, si) =>
       methods.flatMap((method, mi) =>
@@ -214,6 +222,7 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
             await sampleClassWords({
               backbone: protocol.backbone,
               input: job.scene.input,
+              ...(job.def.described ? { words: job.scene.descriptions! } : {}),
               options,
               outDir: dir,
               prompts,

@@ -18,6 +18,8 @@ export interface ResolvedScene {
   id: string;
   input: InputFiles | InputSource;
   classWords: string[];
+  /** Each subject in words (toy-world scenes: toyworld's describeSubject; file scenes: their `phrases`, when given): the `described` row's prompts. */
+  descriptions?: string[];
   /** Identities of the subjects, in mask order (toy-world scenes only). */
   identities?: SubjectIdentity[];
   /** The toyworld scene spec (toy-world scenes only). */
@@ -35,6 +37,7 @@ interface ToyworldModule {
     masks: Uint8Array[];
     labels: { subjects: SubjectIdentity[] };
   };
+  describeSubject(s: SubjectIdentity): string;
 }
 
 /** Loads packages/toyworld only when a protocol has a toy-world scene (the method itself does not depend on it). */
@@ -54,6 +57,7 @@ export async function resolveScene(scene: ProtocolScene, size: number): Promise<
       id: scene.id,
       input: { image: f.image, masks: f.masks, classWords: f.classes, ...(f.phrases ? { nounPhrases: f.phrases } : {}) },
       classWords: f.classes,
+      ...(f.phrases ? { descriptions: f.phrases } : {}),
     };
   }
   const tw = await toyworld();
@@ -78,6 +82,7 @@ export async function resolveScene(scene: ProtocolScene, size: number): Promise<
       })),
     },
     classWords,
+    descriptions: identities.map((s) => tw.describeSubject(s)),
     identities,
     spec,
   };
