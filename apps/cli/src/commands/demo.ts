@@ -59,7 +59,7 @@ async function toyworldDemo(dir: string): Promise<void> {
       ...attentionLines(runDir),
       '',
       `personalization report (augmented set, attention maps, losses, samples): ${path.join(runDir, 'report.html')}`,
-      `comparison with the class words (CLIP-T, CLIP-I, judge): ${path.join(out, 'report.html')}`,
+      `comparison with the class words and the subjects described in words (CLIP-T, CLIP-I, judge): ${path.join(out, 'report.html')}`,
       '',
     ].join('\n'),
   );
