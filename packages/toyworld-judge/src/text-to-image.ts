@@ -70,7 +70,7 @@ export function tallyInto(t: Record<T2iAttribute, { asked: number; ok: number }>
     if (ok) t[k].ok++;
   };
   for (const subj of s.perAttribute.subjects) {
-    for (const k of ['class', 'colour', 'pattern', 'accessory', 'action'] as const) add(k, subj[k]?.ok);
+    for (const k of [...IDENTITY_HEADS, 'action'] as const) add(k, subj[k]?.ok);
     const identity = IDENTITY_HEADS.map((k) => subj[k]?.ok);
     if (identity.every((ok) => ok !== undefined)) add('identity', identity.every(Boolean));
   }

@@ -252,6 +252,22 @@ function weightGradByFoldedPatches(b: Builder, x: string, dy: string, wDims: num
 }
 
 /**
+ * What kernel tap k (row-major over the kernel axes) reads of a zero-padded tensor whose spatial axes start at
+ * `firstAxis`: t[..., off + stride * o] for the outSp output positions o, off = tap * dilation (`flip`: the tap
+ * mirrored, (K - 1 - tap) * dilation). The tensor itself where the tap reads all of it.
+ */
+function tapSlice(b: Builder, t: string, firstAxis: number, g: ConvGeometry, k: number, outSp: number[], strides: number[], flip: boolean): string {
+  const td = b.dims(t);
+  const off = g.kernel.map((K, i) => {
+    const tap = Math.floor(k / numel(g.kernel.slice(i + 1))) % K;
+    return (flip ? K - 1 - tap : tap) * g.dilations[i]!;
+  });
+  if (off.every((o, i) => o === 0 && strides[i] === 1 && outSp[i] === td[firstAxis + i])) return t;
+  const ends = off.map((o, i) => o + strides[i]! * (outSp[i]! - 1) + 1);
+  return b.op('Slice', [t, b.int64s(off), b.int64s(ends), b.int64s(off.map((_, i) => firstAxis + i)), b.int64s(strides)]);
+}
+
+/**
  * The folded form's columns cut straight in the Gemm's layout: the tensor's batch and channel axes swapped first
  * ([C, N, ...], the input's size), zero-padded, then one strided Slice per kernel tap, concatenated on a new tap
  * axis: [C, Kt, N, ...] = [C*Kt, N*P] with no transpose of the Kt times larger columns. `flip`: the output
@@ -270,18 +286,7 @@ function slicedColumns(b: Builder, t: string, g: ConvGeometry, outSp: number[], 
   const pd = b.dims(padded);
   const five = b.reshape(padded, [C, 1, N, ...pd.slice(2)]);
   const strides = flip ? g.kernel.map(() => 1) : g.strides;
-  const axes = g.kernel.map((_, i) => i + 3);
-  const cols: string[] = [];
-  for (let k = 0; k < Kt; k++) {
-    const tap = g.kernel.map((_, i) => Math.floor(k / numel(g.kernel.slice(i + 1))) % g.kernel[i]!);
-    const off = tap.map((kk, i) => (flip ? g.kernel[i]! - 1 - kk : kk) * g.dilations[i]!);
-    const whole = off.every((o, i) => o === 0 && strides[i] === 1 && outSp[i] === pd[i + 2]);
-    cols.push(
-      whole
-        ? five
-        : b.op('Slice', [five, b.int64s(off), b.int64s(off.map((o, i) => o + strides[i]! * (outSp[i]! - 1) + 1)), b.int64s(axes), b.int64s(strides)]),
-    );
-  }
+  const cols = Array.from({ length: Kt }, (_, k) => tapSlice(b, five, 3, g, k, outSp, strides, flip));
   return b.reshape(Kt === 1 ? cols[0]! : b.op('Concat', cols, { axis: 1 }, 'patches'), [C * Kt, N * numel(outSp)]);
 }
 
@@ -360,16 +365,9 @@ function weightGradByIm2col(b: Builder, x: string, dy: string, wDims: number[], 
       block = (n: number) => b.zeros({ dtype, dims: cur.map((d, a) => (a === i + 2 ? n : d)) });
     xp = b.op('Concat', [...(pb ? [block(pb)] : []), xp, ...(pe ? [block(pe)] : [])], { axis: i + 2 });
   }
-  const xpd = b.dims(xp);
   const cols: string[] = [];
   for (let k = 0; k < Kt; k++) {
-    // Kernel offset k (row-major over the kernel axes) reads xp[..., off + stride * o].
-    const off = g.kernel.map((_, i) => (Math.floor(k / numel(g.kernel.slice(i + 1))) % g.kernel[i]!) * g.dilations[i]!);
-    const whole = off.every((o, i) => o === 0 && g.strides[i] === 1 && outSp[i] === xpd[i + 2]);
-    const axes = off.map((_, i) => i + 2);
-    const slice = whole
-      ? xp
-      : b.op('Slice', [xp, b.int64s(off), b.int64s(off.map((o, i) => o + g.strides[i]! * (outSp[i]! - 1) + 1)), b.int64s(axes), b.int64s(g.strides)]);
+    const slice = tapSlice(b, xp, 2, g, k, outSp, g.strides, false);
     cols.push(Kt === 1 ? slice : b.unsqueeze(slice, [2]));
   }
   // cols[n, g, (c, k), p] in W's own (c, k) order; dW[g]^T = sum_n cols[n, g] @ dY[n, g]^T (transposing
