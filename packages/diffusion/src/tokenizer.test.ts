@@ -127,6 +127,26 @@ describe('added placeholder tokens', () => {
     expect(t.tokenize('<ASSET0>')).not.toContain('<asset0>');
   });
 
+  it('gives a token of several vectors consecutive ids, all of them wherever a prompt names it', () => {
+    const t = hand();
+    expect(t.addTokens(['<asset0>', '<asset1>'], 3)).toEqual([518, 521]);
+    expect(t.idsOf('<asset1>')).toEqual([521, 522, 523]);
+    expect(t.idsOf('<asset1>_2')).toEqual([523]);
+    expect(t.idsOf('<asset9>')).toBeUndefined();
+    expect(t.addedTokens).toEqual(['<asset0>', '<asset0>_1', '<asset0>_2', '<asset1>', '<asset1>_1', '<asset1>_2']);
+    expect(t.encode('a <asset1> panda')).toEqual([BOS, t.idOf('a</w>'), 521, 522, 523, 513, 514, EOS]);
+    // padding and truncation count every vector: only two of <asset0>'s three fit after 'a'
+    expect(Array.from(t.encodePadded('a <asset0>', 5))).toEqual([BOS, t.idOf('a</w>'), 518, 519, EOS]);
+    expect(t.decode(t.encode('<asset0> and <asset1>'))).toBe('<asset0> <asset0>_1 <asset0>_2 and <asset1> <asset1>_1 <asset1>_2');
+    // idempotent at the same count; another count for a known token, or a taken vector name, is refused
+    expect(t.addTokens(['<asset1>'], 3)).toEqual([521]);
+    expect(() => t.addTokens(['<asset1>'], 2)).toThrow(/already has 3 vectors/);
+    const u = hand();
+    u.addTokens(['<x>_1']);
+    expect(() => u.addTokens(['<x>'], 2)).toThrow(/<x>_1 .* taken/);
+    expect(() => u.addTokens(['<y>'], 0)).toThrow(DiffusionError);
+  });
+
   it('rejects tokens with whitespace', () => {
     expect(() => hand().addTokens(['<a b>'])).toThrow(DiffusionError);
   });

@@ -100,6 +100,8 @@ export class ClipTokenizer {
   private readonly cache = new Map<string, string[]>();
   private readonly added: string[] = [];
   private addedPattern: RegExp | undefined;
+  /** Added tokens of several vectors -> the tokens they stand for (themselves first). */
+  private readonly expansions = new Map<string, string[]>();
 
   constructor(files: ClipTokenizerFiles, source = 'tokenizer') {
     for (const [tok, id] of Object.entries(files.vocab)) {
@@ -203,6 +205,14 @@ export class ClipTokenizer {
     return i >= 0 ? this.vocabSize + i : this.encoder.get(token);
   }
 
+  /** Ids a token stands for in a prompt: its vectors' for an added token of several (addTokens), else its own id; undefined when unknown. */
+  idsOf(token: string): number[] | undefined {
+    const pieces = this.expansions.get(token);
+    if (pieces) return pieces.map((p) => this.idOf(p)!);
+    const id = this.idOf(token);
+    return id === undefined ? undefined : [id];
+  }
+
   /** Token string of an id, or undefined. */
   tokenOf(id: number): string | undefined {
     if (id >= this.vocabSize && id < this.size) return this.added[id - this.vocabSize];
@@ -211,16 +221,31 @@ export class ClipTokenizer {
 
   /**
    * Adds single tokens matched verbatim (case-sensitive) before BPE, e.g. `<asset0>`. New ids are
-   * vocabSize + (index among added tokens); a token already known keeps its id. Returns the ids.
+   * vocabSize + (index among added tokens); a token already known keeps its id. Returns the ids. With
+   * `vectors` V > 1 each token stands for V consecutive ids (`<asset0>`, `<asset0>_1`, ..., `<asset0>_{V-1}`:
+   * diffusers' multi-vector textual inversion), so a prompt naming it once gets all V; the id returned is the first.
    */
-  addTokens(tokens: readonly string[]): number[] {
+  addTokens(tokens: readonly string[], vectors = 1): number[] {
+    if (!Number.isInteger(vectors) || vectors < 1)
+      throw new DiffusionError('BAD_ARGUMENT', `vectors per added token must be a positive integer, got ${vectors}`);
     const ids = tokens.map((tok) => {
       if (tok.length === 0 || /\s/u.test(tok))
         throw new DiffusionError('BAD_ARGUMENT', `added token ${JSON.stringify(tok)} must be non-empty and contain no whitespace`);
       const known = this.idOf(tok);
-      if (known !== undefined) return known;
-      this.added.push(tok);
-      return this.vocabSize + this.added.length - 1;
+      if (known !== undefined) {
+        if ((this.expansions.get(tok)?.length ?? 1) !== vectors)
+          throw new DiffusionError('BAD_ARGUMENT', `added token ${tok} already has ${this.expansions.get(tok)?.length ?? 1} vectors, not ${vectors}`);
+        return known;
+      }
+      // textual inversion's multi-vector tokens: `<asset0>` stands for `<asset0>`, `<asset0>_1`, ... in every
+      // prompt, each its own id and embedding row (the rows of one token are consecutive)
+      const pieces = Array.from({ length: vectors }, (_, k) => (k === 0 ? tok : `${tok}_${k}`));
+      for (const p of pieces.slice(1))
+        if (this.idOf(p) !== undefined)
+          throw new DiffusionError('BAD_ARGUMENT', `added token ${tok} needs the name ${p} for its vector ${p.slice(tok.length + 1)}, which is taken`);
+      this.added.push(...pieces);
+      if (vectors > 1) this.expansions.set(tok, pieces);
+      return this.vocabSize + this.added.length - vectors;
     });
     // Longest first, so `<asset10>` wins over a hypothetical `<asset1>` prefix-sharing token.
     const alternatives = [...this.added].sort((a, b) => b.length - a.length).map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
@@ -234,7 +259,7 @@ export class ClipTokenizer {
     for (const [i, piece] of this.splitOnAdded(text).entries()) {
       // Odd indices are added tokens (split with a capture group); whitespace around them is dropped by
       // the cleanup of the neighbouring pieces, as in HF.
-      if (i % 2 === 1) out.push(piece);
+      if (i % 2 === 1) out.push(...(this.expansions.get(piece) ?? [piece]));
       else for (const word of preTokenize(normalizePromptText(piece))) out.push(...this.bpe(word));
     }
     return out;

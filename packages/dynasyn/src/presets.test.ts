@@ -70,4 +70,7 @@ test('bad options are refused with the option named', () => {
     /promptProvider\.baseUrl must be an http/,
   );
   bad(() => resolveOptions('tiny', { seed: 1.5 }), /option seed must be an integer/);
+  bad(() => resolveOptions('tiny', { train: { placeholderVectors: 0 } }), /train\.placeholderVectors must be an integer in \[1, 16\]/);
+  bad(() => resolveOptions('tiny', { train: { placeholderVectors: 17 } }), /train\.placeholderVectors/);
+  expect(resolveOptions('tiny', { train: { placeholderVectors: 6 } }).train.placeholderVectors).toBe(6);
 });

@@ -6,7 +6,7 @@
  */
 import { PRESET_NAMES as DOMAIN_PRESET_NAMES } from '@dynasyn/domain';
 import { InputError } from './input-error.js';
-import { PAPER_LOSS_WEIGHTS, type DynasynOptions, type PresetName } from './types.js';
+import { MAX_PLACEHOLDER_VECTORS, PAPER_LOSS_WEIGHTS, type DynasynOptions, type PresetName } from './types.js';
 
 /** The preset names, defined in @dynasyn/domain (the API's options schema accepts them); what each holds is here. */
 export const PRESET_NAMES: readonly PresetName[] = DOMAIN_PRESET_NAMES;
@@ -168,6 +168,7 @@ export function validateOptions(o: DynasynOptions): void {
   if (t.subjectsPerStep !== undefined) oneOf('train.subjectsPerStep', t.subjectsPerStep, ['union', 'one', 'all']);
   if (t.maskedDiffusion !== undefined && typeof t.maskedDiffusion !== 'boolean') bad('train.maskedDiffusion', 'a boolean', t.maskedDiffusion);
   if (t.priorPreservation !== undefined && typeof t.priorPreservation !== 'boolean') bad('train.priorPreservation', 'a boolean', t.priorPreservation);
+  if (t.placeholderVectors !== undefined) int('train.placeholderVectors', t.placeholderVectors, 1, MAX_PLACEHOLDER_VECTORS);
   const a = o.augmentation;
   int('augmentation.count', a.count, 0, 1000);
   oneOf('augmentation.promptProvider.kind', a.promptProvider?.kind, ['templates', 'openai']);

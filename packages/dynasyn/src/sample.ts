@@ -105,6 +105,7 @@ export async function createPersonalizedPipeline(
   const merged = bundleWithAdapters(bundle, concepts, `${options.cacheDir}/merged`);
   return DiffusionPipeline.create(merged, {
     placeholderTokens: concepts.tokens,
+    ...(concepts.placeholderVectors ? { placeholderVectors: concepts.placeholderVectors } : {}),
     cacheDir: `${options.cacheDir}/pipeline`,
     ...(options.executionProviders ? { executionProviders: options.executionProviders } : {}),
     ...(options.intraOpNumThreads !== undefined ? { intraOpNumThreads: options.intraOpNumThreads } : {}),

@@ -105,7 +105,17 @@ export interface TrainOptions {
    * L_MD also reconstructs it, DreamBooth's prior-preservation loss; no L_AUG. Default false.
    */
   priorPreservation?: boolean;
+  /**
+   * Embedding rows (vectors) per placeholder: 1 (default, METHOD.md: one row from the class word's first
+   * sub-token), or up to MAX_PLACEHOLDER_VECTORS, each `<asset_i>` then standing for that many tokens that
+   * start from its noun phrase's sub-tokens (multi-vector textual inversion: one row holds a class or a
+   * colour, not a class, a colour, a pattern and an accessory at once).
+   */
+  placeholderVectors?: number;
 }
+
+/** Most embedding rows one placeholder may have (TrainOptions.placeholderVectors). */
+export const MAX_PLACEHOLDER_VECTORS = 16;
 
 export interface SampleSettings {
   prompts: string[];
@@ -167,8 +177,10 @@ export interface AugmentedExample {
 export interface LearnedConcepts {
   tokens: string[];
   classWords: string[];
-  /** [N, D] placeholder embedding rows. */
+  /** [N * V, D] placeholder embedding rows: V = placeholderVectors rows per token, token by token. */
   embeddings: HostTensor;
+  /** Rows per token (multi-vector placeholders); absent: 1. */
+  placeholderVectors?: number;
   /** Adapter tensors by name (LoRA A/B per adapted projection), empty after phase 1 only. */
   adapters: Map<string, HostTensor>;
   /** Adapter placement: for each adapted weight, the names of its A and B tensors and the scale. */

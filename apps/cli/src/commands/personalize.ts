@@ -8,6 +8,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import {
   augmentToDir,
+  MAX_PLACEHOLDER_VECTORS,
   parsePromptFile,
   personalize,
   PRESET_NAMES,
@@ -42,6 +43,7 @@ interface PersonalizeArgs extends InputArgs {
   judge?: string;
   phase1Steps?: number;
   phase2Steps?: number;
+  placeholderVectors?: number;
   rowsPerPass?: number;
 }
 
@@ -72,6 +74,7 @@ function overrides(a: PersonalizeArgs | InputArgs): OptionOverrides {
   const train = {
     ...(p.phase1Steps !== undefined ? { phase1: { steps: p.phase1Steps } } : {}),
     ...(p.phase2Steps !== undefined ? { phase2: { steps: p.phase2Steps } } : {}),
+    ...(p.placeholderVectors !== undefined ? { placeholderVectors: p.placeholderVectors } : {}),
   };
   return {
     ...(p.rowsPerPass !== undefined ? { rowsPerPass: p.rowsPerPass as 1 | 2 } : {}),
@@ -162,6 +165,11 @@ export function registerPersonalizationCommands(program: Command): void {
     .option('--judge <dir>', 'toy-world judge folder (models/toyworld-judge; needs --clip): identity acc., attributes kept, prompt acc. of the samples')
     .option('--phase1-steps <n>', 'phase 1 steps (override the preset)', integer(0, 1e6))
     .option('--phase2-steps <n>', 'phase 2 steps (override the preset)', integer(0, 1e6))
+    .option(
+      '--placeholder-vectors <n>',
+      "embedding rows per placeholder (default 1, as the paper); several start from the subject's --phrase and hold more than one word can",
+      integer(1, MAX_PLACEHOLDER_VECTORS),
+    )
     .option('--rows-per-pass <n>', 'training rows per forward/backward pass: 2, or 1 for half the memory (default: 1 from 768 px up)', integer(1, 2))
     .action(async (o: PersonalizeArgs) => {
       await runPersonalize(o);

@@ -24,6 +24,8 @@ export interface PipelineOptions extends RuntimeOptions {
    * at sampling time. Default: none.
    */
   placeholderTokens?: readonly string[];
+  /** Embedding rows per placeholder token (multi-vector textual inversion; default 1): the rows of `<asset0>` come first. */
+  placeholderVectors?: number;
   /**
    * Where rewritten models (surgery on models with external data) are saved; default: temporary
    * directories removed on release.
@@ -107,9 +109,14 @@ export class DiffusionPipeline {
     const tokenizer = ClipTokenizer.fromDir(b.tokenizerDir);
     const placeholders = options.placeholderTokens ?? [];
     const baseVocabSize = tokenizer.size;
-    if (placeholders.length) tokenizer.addTokens(placeholders);
+    if (placeholders.length) tokenizer.addTokens(placeholders, options.placeholderVectors ?? 1);
     const [textEncoder, unet, vaeDecoder] = await Promise.all([
-      ClipTextEncoder.create(b, { ...runtime, placeholders: placeholders.length, baseVocabSize, ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}) }),
+      ClipTextEncoder.create(b, {
+        ...runtime,
+        placeholders: tokenizer.size - baseVocabSize,
+        baseVocabSize,
+        ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}),
+      }),
       Unet.create(b, {
         ...runtime,
         ...(options.captureAttention ? { captureAttention: options.captureAttention } : {}),

@@ -70,19 +70,23 @@ export async function resolveScene(scene: ProtocolScene, size: number): Promise<
   }
   const identities = r.labels.subjects.map((s) => ({ class: s.class, colour: s.colour, pattern: s.pattern, accessory: s.accessory }));
   const classWords = identities.map((s) => s.class);
+  const descriptions = identities.map((s) => tw.describeSubject(s));
   return {
     id: scene.id,
     input: {
       image: { width: r.width, height: r.height, data: r.rgb },
       imageName: `scene ${scene.id}`,
+      // the descriptions are the subjects' noun phrases, as a file scene's phrases are (what a user, or a
+      // vision-language model, says each subject is)
       subjects: r.masks.map((m, i) => ({
         mask: { width: r.width, height: r.height, data: m },
         classWord: classWords[i]!,
+        nounPhrase: descriptions[i]!,
         name: `scene ${scene.id} subject ${i}`,
       })),
     },
     classWords,
-    descriptions: identities.map((s) => tw.describeSubject(s)),
+    descriptions,
     identities,
     spec,
   };

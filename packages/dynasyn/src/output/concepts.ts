@@ -1,6 +1,6 @@
 /**
- * Learned concepts on disk: embeddings.safetensors (placeholder rows [N, D], metadata `tokens`,
- * `classWords`) and adapters.safetensors (adapter tensors, metadata `adapterSpec`). Reading checks them
+ * Learned concepts on disk: embeddings.safetensors (placeholder rows [N * V, D], metadata `tokens`,
+ * `classWords`, and `placeholderVectors` V when a token has several rows) and adapters.safetensors (adapter tensors, metadata `adapterSpec`). Reading checks them
  * against manifest.json, and against the backbone when one is given, because rows and adapters are only
  * meaningful on the model they were trained on.
  */
@@ -17,8 +17,13 @@ export const EMBEDDINGS_TENSOR = 'embeddings';
 /** Writes embeddings.safetensors and adapters.safetensors (the latter also when empty: phase 1 only). */
 export function writeLearnedConcepts(dir: string, concepts: LearnedConcepts): void {
   const { tokens, classWords, embeddings, adapters, adapterSpec } = concepts;
-  if (embeddings.dims.length !== 2 || embeddings.dims[0] !== tokens.length) {
-    throw new ArtifactError('ARTIFACT_MISMATCH', `embeddings are [${embeddings.dims.join(',')}], expected [${tokens.length}, D] for ${tokens.length} tokens`);
+  const V = concepts.placeholderVectors ?? 1;
+  if (!Number.isInteger(V) || V < 1) throw new ArtifactError('ARTIFACT_MISMATCH', `placeholderVectors must be a positive integer, got ${V}`);
+  if (embeddings.dims.length !== 2 || embeddings.dims[0] !== tokens.length * V) {
+    throw new ArtifactError(
+      'ARTIFACT_MISMATCH',
+      `embeddings are [${embeddings.dims.join(',')}], expected [${tokens.length * V}, D] for ${tokens.length} tokens${V > 1 ? ` of ${V} vectors` : ''}`,
+    );
   }
   if (classWords.length !== tokens.length) throw new ArtifactError('ARTIFACT_MISMATCH', `${tokens.length} tokens but ${classWords.length} class words`);
   checkAdapters(adapters, adapterSpec, 'adapters to write');
@@ -29,6 +34,8 @@ export function writeLearnedConcepts(dir: string, concepts: LearnedConcepts): vo
     {
       tokens: JSON.stringify(tokens),
       classWords: JSON.stringify(classWords),
+      // absent for one row per token, so one-vector artifacts read the same by older readers
+      ...(V > 1 ? { placeholderVectors: String(V) } : {}),
     },
   );
   writeSafetensors(artifactPath(dir, 'adapters'), adapters, { adapterSpec: JSON.stringify(adapterSpec) });
@@ -56,8 +63,14 @@ export function readLearnedConcepts(dir: string, options: ReadConceptsOptions = 
   if (JSON.stringify(tokens) !== JSON.stringify(manifest.tokens)) mismatch(`tokens ${JSON.stringify(tokens)} vs ${JSON.stringify(manifest.tokens)}`);
   if (JSON.stringify(classWords) !== JSON.stringify(manifest.classWords))
     mismatch(`class words ${JSON.stringify(classWords)} vs ${JSON.stringify(manifest.classWords)}`);
-  if (embeddings.dtype !== DataType.FLOAT || embeddings.dims.length !== 2 || embeddings.dims[0] !== tokens.length) {
-    mismatch(`embeddings are [${embeddings.dims.join(',')}] (dtype ${embeddings.dtype}), expected float32 [${tokens.length}, D]`);
+  const vectorsMeta = emb.metadata.placeholderVectors;
+  const V = vectorsMeta === undefined ? 1 : Number(vectorsMeta);
+  if (!Number.isInteger(V) || V < 1)
+    throw new ArtifactError('BAD_ARTIFACT', `${embFile}: metadata "placeholderVectors" ${JSON.stringify(vectorsMeta)} is not a positive integer`);
+  if (embeddings.dtype !== DataType.FLOAT || embeddings.dims.length !== 2 || embeddings.dims[0] !== tokens.length * V) {
+    mismatch(
+      `embeddings are [${embeddings.dims.join(',')}] (dtype ${embeddings.dtype}), expected float32 [${tokens.length * V}, D]${V > 1 ? ` (${tokens.length} tokens of ${V} vectors)` : ''}`,
+    );
   }
   if (manifest.embeddingDim !== undefined && embeddings.dims[1] !== manifest.embeddingDim)
     mismatch(`row width ${embeddings.dims[1]}, manifest says ${manifest.embeddingDim}`);
@@ -80,7 +93,7 @@ export function readLearnedConcepts(dir: string, options: ReadConceptsOptions = 
       );
     }
   }
-  return { tokens, classWords, embeddings, adapters, adapterSpec };
+  return { tokens, classWords, embeddings, ...(V > 1 ? { placeholderVectors: V } : {}), adapters, adapterSpec };
 }
 
 function readArtifact(file: string): ReturnType<typeof readSafetensors> {

@@ -82,9 +82,9 @@ describe('promptTokens', () => {
     expect(tok.classWordIds(multi).length).toBeGreaterThan(1);
     const p = promptTokens(tok, 'a photo of <asset1> and <asset0> on the grass', [multi, 'bowl'], 77);
     expect(p.classPrompt).toBe(`a photo of bowl and ${multi} on the grass`);
-    expect(p.ids[p.placeholderAt.get(1)!]).toBe(tok.idOf('<asset1>'));
-    expect(p.ids[p.placeholderAt.get(0)!]).toBe(tok.idOf('<asset0>'));
-    expect(p.placeholderAt.get(1)).toBe(4);
+    expect(p.ids[p.placeholderAt.get(1)![0]!]).toBe(tok.idOf('<asset1>'));
+    expect(p.ids[p.placeholderAt.get(0)![0]!]).toBe(tok.idOf('<asset0>'));
+    expect(p.placeholderAt.get(1)).toEqual([4]);
     expect(p.classWordAt.get(1)).toBe(4);
     expect(p.classIds[p.classWordAt.get(0)!]).toBe(tok.firstSubTokenId(multi));
     expect(Array.from(p.classIds)).toEqual(Array.from(tok.encodePadded(p.classPrompt, 77)));

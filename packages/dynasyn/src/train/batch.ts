@@ -223,7 +223,7 @@ function assembleFeeds(setup: BatchSetup, d: Drawn): Record<string, HostTensor> 
     augWeight = new Float32Array(K);
 
   d.union.subjects.forEach((j, idx) => {
-    tokenSelect[d.ref.placeholderAt.get(j)! * K + j] = 1;
+    for (const at of d.ref.placeholderAt.get(j)!) tokenSelect[at * K + j] = 1;
     const m = maskAt(d.union.masks[idx]!, gw, gh);
     m2aTarget.set(m, j * hw);
     const at = d.ref.classWordAt.get(j)!;
@@ -237,7 +237,7 @@ function assembleFeeds(setup: BatchSetup, d: Drawn): Record<string, HostTensor> 
       const at = d.aug!.placeholderAt.get(j);
       const mask = d.augmented!.masks[idx];
       if (at === undefined || !mask) return; // a subject listed but not named in the prompt has no map to train
-      tokenSelect[T * K + at * K + j] = 1;
+      for (const p of at) tokenSelect[T * K + p * K + j] = 1;
       const m = maskAt(mask, gw, gh);
       const classAt = d.aug!.classWordAt.get(j)!;
       if (frozen) augTarget.set(classMapTarget(frozen, classAt, m, 1), j * hw);

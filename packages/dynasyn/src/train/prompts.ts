@@ -1,6 +1,7 @@
 /**
- * Token positions the losses read attention at: the placeholder `<asset_i>` in a prompt c, and the FIRST
- * sub-token of subject i's class word in the class prompt c_hat (METHOD.md "Losses", L_ICA).
+ * Token positions the losses read attention at: the placeholder `<asset_i>` in a prompt c (all its vectors'
+ * positions when it has several: their columns are summed), and the FIRST sub-token of subject i's class word
+ * in the class prompt c_hat (METHOD.md "Losses", L_ICA).
  */
 import type { ClipTokenizer } from '@dynasyn/diffusion';
 import { TrainingError } from './errors.js';
@@ -14,8 +15,8 @@ export interface PromptTokens {
   /** Padded ids of c_hat [maxTokens]. */
   classIds: Int32Array;
   classPrompt: string;
-  /** Subject index -> position of its placeholder in `ids` (first occurrence). */
-  placeholderAt: Map<number, number>;
+  /** Subject index -> positions of its placeholder's vectors in `ids` (first occurrence; one position for a one-vector placeholder). */
+  placeholderAt: Map<number, number[]>;
   /** Subject index -> position of the first sub-token of its class word in `classIds`. */
   classWordAt: Map<number, number>;
 }
@@ -43,16 +44,20 @@ export function promptTokens(tokenizer: ClipTokenizer, prompt: string, classWord
   }
   const ids = tokenizer.encodePadded(prompt, maxTokens);
   const classIds = tokenizer.encodePadded(classPrompt, maxTokens);
-  const placeholderAt = new Map<number, number>();
+  const placeholderAt = new Map<number, number[]>();
   for (const j of classWordAt.keys()) {
-    const id = tokenizer.idOf(`<asset${j}>`);
-    const at = id === undefined ? -1 : ids.indexOf(id);
-    if (at < 0)
+    const vectors = tokenizer.idsOf(`<asset${j}>`);
+    const at = vectors === undefined ? -1 : ids.indexOf(vectors[0]!);
+    // every vector must fit: truncation may cut a placeholder's last vectors off
+    if (at < 0 || vectors!.some((id, k) => ids[at + k] !== id))
       throw new TrainingError(
         'BAD_PROMPT',
-        `placeholder <asset${j}> of prompt ${JSON.stringify(prompt)} is not among its first ${maxTokens - 2} tokens (or not added to the tokenizer)`,
+        `placeholder <asset${j}> of prompt ${JSON.stringify(prompt)} is not among its first ${maxTokens - 2} tokens${vectors && vectors.length > 1 ? ` (with its ${vectors.length} vectors)` : ''} (or not added to the tokenizer)`,
       );
-    placeholderAt.set(j, at);
+    placeholderAt.set(
+      j,
+      vectors!.map((_, k) => at + k),
+    );
     const pos = classWordAt.get(j)!;
     if (pos >= maxTokens - 1 || classIds[pos] !== tokenizer.firstSubTokenId(classWords[j]!)) {
       throw new TrainingError(

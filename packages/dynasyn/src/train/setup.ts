@@ -11,7 +11,7 @@ import { ClipTokenizer, VaeEncoder, createScheduler, type ExecutionProvider, typ
 import { fromNumbers, toNumbers, type HostTensor } from '@dynasyn/ort-training';
 import { buildClassMapModel, hasExternalData, modelSource } from '../graph/index.js';
 import { flipHorizontal, imageToTensor } from '@dynasyn/imaging';
-import type { AugmentedExample, PersonalizationInput, RgbImage } from '../types.js';
+import type { AugmentedExample, PersonalizationInput, RgbImage, Subject } from '../types.js';
 import type { BatchSetup, ClassMapRunner } from './batch.js';
 import { TrainingError } from './errors.js';
 import { placeholderToken } from './union.js';
@@ -28,13 +28,29 @@ export function attentionGrid(bundle: ModelBundle, divisor: number): [number, nu
   return [Math.ceil(side / divisor), Math.ceil(side / divisor)];
 }
 
-/** The bundle's tokenizer with `<asset0>..<asset{n-1}>` added; `baseVocabSize` is its size before. */
-export function placeholderTokenizer(bundle: ModelBundle, n: number): { tokenizer: ClipTokenizer; baseVocabSize: number; tokens: string[] } {
+/**
+ * The bundle's tokenizer with `<asset0>..<asset{n-1}>` added, each of `vectors` embedding rows (the
+ * tokenizer's multi-vector tokens); `baseVocabSize` is its size before.
+ */
+export function placeholderTokenizer(bundle: ModelBundle, n: number, vectors = 1): { tokenizer: ClipTokenizer; baseVocabSize: number; tokens: string[] } {
   const tokenizer = ClipTokenizer.fromDir(bundle.tokenizerDir);
   const baseVocabSize = tokenizer.vocabSize;
   const tokens = Array.from({ length: n }, (_, i) => placeholderToken(i));
-  tokenizer.addTokens(tokens);
+  tokenizer.addTokens(tokens, vectors);
   return { tokenizer, baseVocabSize, tokens };
+}
+
+/**
+ * The token rows subject `s`'s `vectors` placeholder rows start from. One vector: the first sub-token of its
+ * class word (METHOD.md). Several: the sub-tokens of its noun phrase in order (`orange striped cat with a
+ * bow`; the class word when it has none), the first `vectors` of them, the rest from the class word's first
+ * sub-token: the rows start where a description in words stands, and training moves them toward the image.
+ */
+export function placeholderStartIds(tokenizer: ClipTokenizer, s: Pick<Subject, 'classWord' | 'nounPhrase'>, vectors: number): number[] {
+  const first = tokenizer.firstSubTokenId(s.classWord);
+  if (vectors === 1) return [first];
+  const phrase = s.nounPhrase?.trim() ? tokenizer.classWordIds(s.nounPhrase) : [first];
+  return Array.from({ length: vectors }, (_, k) => phrase[k] ?? first);
 }
 
 function checkSize(image: RgbImage, bundle: ModelBundle, what: string): void {

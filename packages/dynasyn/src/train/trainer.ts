@@ -8,7 +8,14 @@
 import { GaussianRng, PLACEHOLDER_INPUT, type ExecutionProvider, type ModelBundle } from '@dynasyn/diffusion';
 import { AdamW, TrainingSession, type HostTensor, type StepResult } from '@dynasyn/ort-training';
 import { buildTrainingModel, type TrainingModel } from '../graph/index.js';
-import type { AugmentedExample, LearnedConcepts, PersonalizationInput, ProgressListener, TrainOptions } from '../types.js';
+import {
+  MAX_PLACEHOLDER_VECTORS,
+  type AugmentedExample,
+  type LearnedConcepts,
+  type PersonalizationInput,
+  type ProgressListener,
+  type TrainOptions,
+} from '../types.js';
 import { alignmentOf, evaluationDraw, type AlignmentReport, type AlignmentSnapshot } from './alignment.js';
 import { buildBatch, buildStepBatch, splitRows, type BatchSetup, type ClassMapRunner } from './batch.js';
 import {
@@ -22,7 +29,7 @@ import {
 } from './checkpoint.js';
 import { TrainingError } from './errors.js';
 import { cleanUp } from '../cleanup.js';
-import { attentionGrid, encodeLatents, frozenClassModel, placeholderTokenizer, trainingScheduler } from './setup.js';
+import { attentionGrid, encodeLatents, frozenClassModel, placeholderStartIds, placeholderTokenizer, trainingScheduler } from './setup.js';
 
 export type { TrainMetricsRow } from './checkpoint.js';
 
@@ -88,9 +95,15 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
   const key = runKey({ seed: o.seed, options, input, augmented, backbone: bundle.dir });
   const saved = readTrainCheckpointState(o.checkpointDir, key);
 
-  const { tokenizer, baseVocabSize, tokens } = placeholderTokenizer(bundle, N);
+  const vectors = options.placeholderVectors ?? 1;
+  if (!Number.isInteger(vectors) || vectors < 1 || vectors > MAX_PLACEHOLDER_VECTORS)
+    throw new TrainingError(
+      'BAD_INPUT',
+      `placeholderVectors must be an integer from 1 to ${MAX_PLACEHOLDER_VECTORS}, got ${String(options.placeholderVectors)}`,
+    );
+  const { tokenizer, baseVocabSize, tokens } = placeholderTokenizer(bundle, N, vectors);
   const classWords = input.subjects.map((s) => s.classWord);
-  const startTokenIds = classWords.map((w) => tokenizer.firstSubTokenId(w));
+  const startTokenIds = input.subjects.flatMap((s) => placeholderStartIds(tokenizer, s, vectors));
   const grid = attentionGrid(bundle, options.attentionGridDivisor);
   const rowsPerPass = o.rowsPerPass ?? defaultRowsPerPass(bundle);
   if (rowsPerPass !== 1 && rowsPerPass !== 2) throw new TrainingError('BAD_INPUT', `rowsPerPass must be 1 or 2, got ${String(o.rowsPerPass)}`);
@@ -102,7 +115,7 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
   );
   for (const phase of needed) {
     const built = buildTrainingModel(bundle, {
-      numPlaceholders: N,
+      numPlaceholders: N * vectors,
       maxSubjects: N,
       baseVocabSize,
       phase,
@@ -266,7 +279,7 @@ export async function trainPersonalization(o: TrainPersonalizationOptions): Prom
     }
     if (!last) throw new TrainingError('BAD_INPUT', 'nothing to train: phase 1 and phase 2 both have 0 steps and the run is complete');
     after = await measure(last, stepsDone(2, options.phase2.steps));
-    const concepts = conceptsOf(last, tokens, classWords, embeddings ?? last.session.getTrainable(PLACEHOLDERS));
+    const concepts = conceptsOf(last, tokens, classWords, embeddings ?? last.session.getTrainable(PLACEHOLDERS), vectors);
     return {
       concepts,
       metrics,
@@ -341,10 +354,17 @@ function addInto(into: HostTensor, add: HostTensor, name: string): void {
   for (let i = 0; i < a.length; i++) a[i]! += (b as Float32Array)[i]!;
 }
 
-function conceptsOf(p: Phase, tokens: string[], classWords: string[], embeddings: HostTensor): LearnedConcepts {
+function conceptsOf(p: Phase, tokens: string[], classWords: string[], embeddings: HostTensor, vectors: number): LearnedConcepts {
   const adapters = new Map<string, HostTensor>();
   if (p.phase === 2) for (const name of p.session.trainableNames) if (name !== PLACEHOLDERS) adapters.set(name, p.session.getTrainable(name));
-  return { tokens, classWords, embeddings, adapters, adapterSpec: p.phase === 2 ? [...p.built.adapters] : [] };
+  return {
+    tokens,
+    classWords,
+    embeddings,
+    ...(vectors > 1 ? { placeholderVectors: vectors } : {}),
+    adapters,
+    adapterSpec: p.phase === 2 ? [...p.built.adapters] : [],
+  };
 }
 
 /** Exposed for tests: the frozen class-map runner type. */
