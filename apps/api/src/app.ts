@@ -69,7 +69,7 @@ export async function app(fastify: FastifyInstance, opts: AppOptions): Promise<v
     v1.addHook('onRequest', authenticate(deps.db));
     await v1.register(multipart, {
       // one file more than allowed, so that one mask too many meets the clearer TOO_MANY_SUBJECTS check
-      limits: { fileSize: config.maxUploadBytes, files: config.maxSubjects + 2, fields: 8, parts: config.maxSubjects + 10 },
+      limits: { fileSize: config.maxUploadBytes, files: config.maxSubjects + 2, fields: 8 + config.maxSubjects, parts: config.maxSubjects + 10 },
       throwFileSizeLimit: true,
     });
     personalizationRoutes(v1, deps, config);

@@ -27,8 +27,10 @@ export interface Tenant {
 }
 
 export interface Subject {
-  /** Class word or noun phrase ("dog", "red ball"). */
+  /** Class word ("dog", "ball"). */
   classWord: string;
+  /** What the subject is, in a few words ("brown checked dog with a hat"), when the client gave it. */
+  nounPhrase?: string;
   /** Storage key of the subject's mask. */
   maskKey: string;
 }

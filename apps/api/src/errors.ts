@@ -18,6 +18,8 @@ export const MissingMask = createError(
 );
 export const MissingClasses = createError('MISSING_CLASSES', 'the field "classes" (comma-separated class words, one per mask) is required', 400);
 export const ClassCountMismatch = createError('CLASS_COUNT_MISMATCH', '%s', 400);
+export const PhraseCountMismatch = createError('PHRASE_COUNT_MISMATCH', '%s', 400);
+export const BadPhrase = createError('BAD_PHRASE', '%s', 400);
 export const TooManySubjects = createError('TOO_MANY_SUBJECTS', '%s', 400);
 export const UnknownField = createError('UNKNOWN_FIELD', 'unknown field "%s"', 400);
 export const UnsupportedMediaType = createError('UNSUPPORTED_MEDIA_TYPE', '%s', 415);

@@ -26,6 +26,8 @@ export interface PersonalizationUpload {
   image: UploadFile;
   masks: UploadFile[];
   classes: string[];
+  /** Noun phrases, one per mask in the same order (`orange striped cat with a bow`), or none: []. */
+  phrases: string[];
   options: PersonalizationOptions;
   webhookUrl: string | null;
   /** sha256 over every part, for Idempotency-Key comparisons. */
@@ -42,6 +44,7 @@ export interface RawUpload extends Omit<PersonalizationUpload, 'image' | 'masks'
 export async function readUpload(request: FastifyRequest, limits: UploadLimits): Promise<RawUpload> {
   let image: Buffer | null = null;
   const masks: Buffer[] = [];
+  const phrases: string[] = [];
   const fields = new Map<string, string>();
   const hash = createHash('sha256');
   for await (const part of request.parts()) {
@@ -62,6 +65,11 @@ export async function readUpload(request: FastifyRequest, limits: UploadLimits):
         masks.push(bytes);
       }
       hash.update(`${part.fieldname}:${bytes.length}:`).update(bytes);
+    } else if (part.fieldname === 'phrase') {
+      // repeated like `mask`, in subject order (a phrase may hold commas, which `classes` splits on)
+      if (phrases.length >= limits.maxSubjects) throw new E.TooManySubjects(`at most ${limits.maxSubjects} phrases (one per mask) are accepted`);
+      phrases.push(String(part.value));
+      hash.update(`phrase=${JSON.stringify(String(part.value))};`);
     } else {
       if (!['classes', 'options', 'webhook_url'].includes(part.fieldname)) throw new E.UnknownField(part.fieldname);
       fields.set(part.fieldname, String(part.value));
@@ -72,6 +80,7 @@ export async function readUpload(request: FastifyRequest, limits: UploadLimits):
     image,
     masks,
     classes: parseClasses(fields.get('classes')),
+    phrases: checkPhraseList(phrases),
     options: parseOptions(fields.get('options')),
     webhookUrl: fields.get('webhook_url')?.trim() || null,
     requestHash: hash.digest('hex'),
@@ -89,6 +98,18 @@ function checkClassList(list: string[]): string[] {
   if (classes.some((c) => c === '')) throw new E.MissingClasses();
   for (const c of classes) if (c.length > 100) throw new E.BadClassWord(`class "${c.slice(0, 20)}..." is longer than 100 characters`);
   return classes;
+}
+
+/** Longest noun phrase accepted (the backbone's tokenizer decides later what fits in a prompt). */
+export const MAX_PHRASE_LENGTH = 200;
+
+/** Trimmed noun phrases; a blank or overlong one is refused (no phrases at all is fine: []). */
+function checkPhraseList(list: string[]): string[] {
+  const phrases = list.map((p) => p.trim());
+  if (phrases.some((p) => p === '')) throw new E.BadPhrase('a phrase is blank: give one non-empty phrase per mask, or none');
+  for (const p of phrases)
+    if (p.length > MAX_PHRASE_LENGTH) throw new E.BadPhrase(`phrase "${p.slice(0, 20)}..." is longer than ${MAX_PHRASE_LENGTH} characters`);
+  return phrases;
 }
 
 function parseOptions(raw: string | undefined): PersonalizationOptions {
@@ -118,13 +139,14 @@ export interface JsonCreateRequest {
   image: string;
   masks: string[];
   classes: string[];
+  phrases: string[];
   options: PersonalizationOptions;
   webhookUrl: string | null;
   /** sha256 of the request's fields (ids, not bytes: an upload is consumed by the personalization that uses it). */
   requestHash: string;
 }
 
-const JSON_FIELDS = ['image', 'masks', 'classes', 'options', 'webhook_url'];
+const JSON_FIELDS = ['image', 'masks', 'classes', 'phrases', 'options', 'webhook_url'];
 /** An upload id (and any other UUID the API issues). */
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -150,12 +172,19 @@ export function parseJsonCreate(body: unknown, limits: UploadLimits): JsonCreate
   } else if (typeof b.classes === 'string' || b.classes === undefined || b.classes === null) classes = parseClasses(b.classes ?? undefined);
   else throw new E.ValidationError('classes must be an array of class words (or one comma-separated string)');
   if (b.webhook_url !== undefined && b.webhook_url !== null && typeof b.webhook_url !== 'string') throw new E.ValidationError('webhook_url must be a string');
+  let phrases: string[] = [];
+  if (b.phrases !== undefined && b.phrases !== null) {
+    if (!Array.isArray(b.phrases) || b.phrases.some((p) => typeof p !== 'string'))
+      throw new E.ValidationError('phrases must be an array of strings, one noun phrase per mask');
+    if (b.phrases.length > limits.maxSubjects) throw new E.TooManySubjects(`at most ${limits.maxSubjects} phrases (one per mask) are accepted`);
+    phrases = checkPhraseList(b.phrases as string[]);
+  }
   const options = b.options === undefined || b.options === null ? {} : checkOptions(b.options);
   const webhookUrl = typeof b.webhook_url === 'string' && b.webhook_url.trim() ? b.webhook_url.trim() : null;
   const requestHash = createHash('sha256')
-    .update(JSON.stringify({ json: 1, image, masks, classes, options, webhookUrl }))
+    .update(JSON.stringify({ json: 1, image, masks, classes, ...(phrases.length ? { phrases } : {}), options, webhookUrl }))
     .digest('hex');
-  return { image, masks, classes, options, webhookUrl, requestHash };
+  return { image, masks, classes, phrases, options, webhookUrl, requestHash };
 }
 
 /** Where an upload's bytes live: `uploads/<tenant>/<id>`, one prefix for every tenant (one S3 lifecycle rule expires them all). */
@@ -208,7 +237,7 @@ export async function readJsonUploads(storage: BlobStore, tenantId: string, req:
   const image = await read(req.image, 'image');
   const masks: Buffer[] = [];
   for (const [i, m] of req.masks.entries()) masks.push(await read(m, `mask ${i + 1}`));
-  return { image, masks, classes: req.classes, options: req.options, webhookUrl: req.webhookUrl, requestHash: req.requestHash };
+  return { image, masks, classes: req.classes, phrases: req.phrases, options: req.options, webhookUrl: req.webhookUrl, requestHash: req.requestHash };
 }
 
 /** The MIME type of each image type `sniffImageType` recognises. */
@@ -226,6 +255,11 @@ export async function validateUpload(raw: RawUpload, limits: UploadLimits): Prom
   if (raw.classes.length !== raw.masks.length) {
     throw new E.ClassCountMismatch(`${raw.classes.length} class(es) for ${raw.masks.length} mask(s); give one class per mask, in the same order`);
   }
+  if (raw.phrases.length && raw.phrases.length !== raw.masks.length) {
+    throw new E.PhraseCountMismatch(
+      `${raw.phrases.length} phrase(s) for ${raw.masks.length} mask(s); give one noun phrase per mask, in the same order, or none`,
+    );
+  }
   const image = await checked('image', () => decode(raw.image!, { maxPixels: limits.maxImagePixels }));
   const masks: Mask[] = [];
   for (const [i, bytes] of raw.masks.entries()) {
@@ -233,7 +267,11 @@ export async function validateUpload(raw: RawUpload, limits: UploadLimits): Prom
   }
   try {
     validatePersonalizationInput(
-      { image, subjects: masks.map((mask, i) => ({ mask, classWord: raw.classes[i]! })), ...(raw.options.prompts ? { prompts: raw.options.prompts } : {}) },
+      {
+        image,
+        subjects: masks.map((mask, i) => ({ mask, classWord: raw.classes[i]!, ...(raw.phrases.length ? { nounPhrase: raw.phrases[i]! } : {}) })),
+        ...(raw.options.prompts ? { prompts: raw.options.prompts } : {}),
+      },
       { maxSubjects: limits.maxSubjects, names: masks.map((_, i) => `mask ${i + 1}`), imageName: 'the image' },
     );
   } catch (e) {

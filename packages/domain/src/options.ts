@@ -16,6 +16,8 @@ export const personalizationOptionsSchema = z
     steps: z.number().int().min(1).max(100_000).optional(),
     /** Sample prompts generated once training finishes. */
     prompts: z.array(z.string().min(1).max(500)).max(32).optional(),
+    /** Embedding rows per placeholder, started from the subject's noun phrase (default 1, as in the paper). */
+    placeholderVectors: z.number().int().min(1).max(16).optional(),
   })
   .strict();
 export type PersonalizationOptions = z.infer<typeof personalizationOptionsSchema>;

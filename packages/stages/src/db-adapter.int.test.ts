@@ -39,6 +39,25 @@ it('reads the stored options resolved, and refuses a row whose options break the
   await expect(stageDb.getPersonalization(bad)).rejects.toMatchObject({ code: 'BAD_OPTION', permanent: true });
 });
 
+it("gives the stages each subject's noun phrase, where the client gave one, and the placeholder rows option", async () => {
+  const r = await db.personalizations.create({
+    tenantId,
+    subjects: [
+      { classWord: 'dog', nounPhrase: 'brown checked dog with a hat', maskKey: 'm0.png' },
+      { classWord: 'ball', maskKey: 'm1.png' },
+    ],
+    imageKey: 'i.png',
+    options: { preset: 'tiny', placeholderVectors: 6 },
+  });
+  if (!r.created) throw new Error('expected a new row');
+  const job = await stageDb.getPersonalization(r.personalization.id);
+  expect(job?.subjects).toEqual([
+    { classWord: 'dog', nounPhrase: 'brown checked dog with a hat', maskKey: 'm0.png' },
+    { classWord: 'ball', maskKey: 'm1.png' },
+  ]);
+  expect(job?.options.train.placeholderVectors).toBe(6);
+});
+
 it("saveSamples stores a request's finished samples; a re-run with another set replaces them, the same set updates in place", async () => {
   const id = await personalization({ preset: 'tiny' });
   const save = (items: ReturnType<typeof item>[], requestId = 'r1') => stageDb.saveSamples({ tenantId, personalizationId: id, requestId, items });

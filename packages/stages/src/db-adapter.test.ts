@@ -8,6 +8,8 @@ describe('jobOptions', () => {
     expect(o.sampling.prompts).toEqual(['a photo of <asset0>']);
     expect(jobOptions({}, 'p').preset).toBe('fast');
     expect(jobOptions(null, 'p').preset).toBe('fast');
+    expect(jobOptions({ placeholderVectors: 6 }, 'p').train.placeholderVectors).toBe(6);
+    expect(jobOptions({}, 'p').train.placeholderVectors).toBeUndefined();
   });
 
   it('keeps the dynasyn overrides an operator or a test stored beside the client options', () => {
@@ -25,6 +27,7 @@ describe('jobOptions', () => {
       [{ prompts: [''] }, 'prompts'],
       ['tiny', 'options'],
       [{ augmentation: { count: -1 } }, 'augmentation'],
+      [{ placeholderVectors: 0 }, 'placeholderVectors'],
     ] as const) {
       expect(() => jobOptions(stored, 'p9')).toThrow(
         expect.objectContaining({

@@ -10,8 +10,8 @@ import { PermanentStageError, StageSuperseded } from './errors.js';
 import type { FencedStageDb, PersonalizationJob, SampleJobRow, StageDb, StageFence } from './ports.js';
 
 /**
- * The stored `options` JSON: the client's options (@dynasyn/domain's schema: `{preset, steps, prompts}`; steps:
- * training steps of EACH phase; prompts: the initial sample prompts), and beside them, for operators and tests,
+ * The stored `options` JSON: the client's options (@dynasyn/domain's schema: `{preset, steps, prompts,
+ * placeholderVectors}`; steps: training steps of EACH phase; prompts: the initial sample prompts), and beside them, for operators and tests,
  * any dynasyn option overrides, which resolveOptions checks (type and range of every option).
  */
 const storedOptionsSchema = personalizationOptionsSchema.loose();
@@ -22,7 +22,8 @@ export function jobOptions(stored: unknown, id: string) {
     const why = parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ');
     throw new PermanentStageError('BAD_OPTION', `personalization ${id}: stored options: ${why}`, { cause: parsed.error });
   }
-  const { preset = 'fast', steps, prompts, ...overrides } = parsed.data as PersonalizationOptions & OptionOverrides;
+  const { preset = 'fast', steps, prompts, placeholderVectors, ...overrides } = parsed.data as PersonalizationOptions & OptionOverrides;
+  if (placeholderVectors !== undefined) overrides.train = { ...overrides.train, placeholderVectors };
   if (steps !== undefined)
     overrides.train = { ...overrides.train, phase1: { ...overrides.train?.phase1, steps }, phase2: { ...overrides.train?.phase2, steps } };
   if (prompts !== undefined) overrides.sampling = { ...overrides.sampling, prompts };
@@ -34,7 +35,11 @@ export function jobOptions(stored: unknown, id: string) {
 }
 
 function toJob(row: Personalization): PersonalizationJob {
-  const subjects = (row.subjects as { classWord: string; maskKey: string }[]).map((s) => ({ classWord: s.classWord, maskKey: s.maskKey }));
+  const subjects = (row.subjects as { classWord: string; nounPhrase?: string; maskKey: string }[]).map((s) => ({
+    classWord: s.classWord,
+    ...(typeof s.nounPhrase === 'string' ? { nounPhrase: s.nounPhrase } : {}),
+    maskKey: s.maskKey,
+  }));
   return {
     id: row.id,
     tenantId: row.tenantId,

@@ -17,7 +17,7 @@ export interface PersonalizationJob {
   /** Storage key of the uploaded image. */
   imageKey: string;
   /** One per subject, in placeholder order. */
-  subjects: { classWord: string; maskKey: string }[];
+  subjects: { classWord: string; nounPhrase?: string; maskKey: string }[];
   /** Resolved options (presets.ts resolveOptions of what the API stored). */
   options: DynasynOptions;
   webhookUrl: string | null;

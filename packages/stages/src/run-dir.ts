@@ -31,7 +31,12 @@ export interface RunDir {
 async function loadJobInput(deps: StageDeps, job: PersonalizationJob, bundle: ModelBundle): Promise<PersonalizationInput> {
   const image = await deps.storage.get(job.imageKey);
   const subjects = await Promise.all(
-    job.subjects.map(async (s, i) => ({ mask: await deps.storage.get(s.maskKey), classWord: s.classWord, name: `mask ${i}` })),
+    job.subjects.map(async (s, i) => ({
+      mask: await deps.storage.get(s.maskKey),
+      classWord: s.classWord,
+      ...(s.nounPhrase !== undefined ? { nounPhrase: s.nounPhrase } : {}),
+      name: `mask ${i}`,
+    })),
   );
   return loadInput({ image, imageName: 'image', subjects }, bundle.sampleSize, { tokenizer: ClipTokenizer.fromDir(bundle.tokenizerDir) });
 }

@@ -24,7 +24,7 @@ export const RENAMED: Record<string, string> = {
 const MESSAGES: Record<string, string> = {
   FST_FILES_LIMIT: 'too many files: send one "image" and one "mask" per subject (at most MAX_SUBJECTS masks)',
   FST_PARTS_LIMIT: 'too many parts in the multipart body',
-  FST_FIELDS_LIMIT: 'too many fields: the form takes "classes", "options" and "webhook_url" besides the files',
+  FST_FIELDS_LIMIT: 'too many fields: the form takes "classes", a "phrase" per mask, "options" and "webhook_url" besides the files',
 };
 
 export function installErrorHandler(app: FastifyInstance): void {

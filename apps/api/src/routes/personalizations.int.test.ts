@@ -69,6 +69,33 @@ describe('POST /v1/personalizations', () => {
     expect(got.json()).toMatchObject({ id: body.id, status: 'queued', progress: [], subjects: [{ class: 'dog' }], artifacts: [] });
   });
 
+  it('keeps a noun phrase per subject (repeated `phrase` fields, commas and all) and the placeholder rows option, and shows them', async () => {
+    const res = await post([
+      file('image', image),
+      file('mask', mask),
+      file('mask', await pngMask(32, 32, { x: 20, y: 20, width: 8, height: 8 })),
+      { name: 'classes', value: 'dog,ball' },
+      { name: 'phrase', value: '  brown checked dog, with a hat ' },
+      { name: 'phrase', value: 'red ball' },
+      { name: 'options', value: JSON.stringify({ preset: 'tiny', placeholderVectors: 6 }) },
+    ]);
+    expect(res.statusCode).toBe(202);
+    const { id } = res.json() as { id: string };
+    const row = await h.db.personalizations.findById(id);
+    expect(row?.subjects).toEqual([
+      { classWord: 'dog', nounPhrase: 'brown checked dog, with a hat', maskKey: expect.stringMatching(/mask-0\.png$/) },
+      { classWord: 'ball', nounPhrase: 'red ball', maskKey: expect.stringMatching(/mask-1\.png$/) },
+    ]);
+    expect(row?.options).toEqual({ preset: 'tiny', placeholderVectors: 6 });
+    const got = await h.server.inject({ method: 'GET', url: `/v1/personalizations/${id}`, headers: alice.auth });
+    expect(got.json()).toMatchObject({
+      subjects: [
+        { class: 'dog', phrase: 'brown checked dog, with a hat' },
+        { class: 'ball', phrase: 'red ball' },
+      ],
+    });
+  });
+
   it('replays the first answer for a retry with the same Idempotency-Key, without a second job', async () => {
     const key = { ...alice.auth, 'idempotency-key': 'retry-1' };
     const first = await post(validParts(), key);
@@ -158,6 +185,19 @@ describe('POST /v1/personalizations', () => {
       ['missing classes', [file('image', big), file('mask', mask)], 400, 'MISSING_CLASSES'],
       ['an empty class', [file('image', big), file('mask', mask), file('mask', mask), { name: 'classes', value: 'dog,' }], 400, 'MISSING_CLASSES'],
       ['class count != mask count', [file('image', big), file('mask', mask), { name: 'classes', value: 'dog,ball' }], 400, 'CLASS_COUNT_MISMATCH'],
+      [
+        'phrase count != mask count',
+        validParts([
+          { name: 'phrase', value: 'a dog' },
+          { name: 'phrase', value: 'a ball' },
+        ]),
+        400,
+        'PHRASE_COUNT_MISMATCH',
+      ],
+      ['a blank phrase', validParts([{ name: 'phrase', value: '  ' }]), 400, 'BAD_PHRASE'],
+      ['a phrase over 200 characters', validParts([{ name: 'phrase', value: 'very '.repeat(41) }]), 400, 'BAD_PHRASE'],
+      ['a phrase naming a placeholder', validParts([{ name: 'phrase', value: 'a <asset0> dog' }]), 400, 'BAD_CLASS_WORD'],
+      ['placeholder rows out of range', [...validParts().slice(0, 3), { name: 'options', value: '{"placeholderVectors":17}' }], 400, 'BAD_OPTIONS'],
       ['missing image', [file('mask', mask), { name: 'classes', value: 'dog' }], 400, 'MISSING_IMAGE'],
       ['missing mask', [file('image', big), { name: 'classes', value: 'dog' }], 400, 'MISSING_MASK'],
       [
@@ -205,8 +245,9 @@ describe('POST /v1/personalizations', () => {
       ],
       ['masks first, then the image', [...masks(6), file('image', image), { name: 'classes', value: 'a' }], 400, 'TOO_MANY_SUBJECTS'],
       [
-        'nine fields',
-        [file('image', image), file('mask', mask), ...Array.from({ length: 9 }, () => ({ name: 'classes', value: 'dog' }))],
+        // 8 fields, and a phrase per mask (MAX_SUBJECTS 4): one more
+        'thirteen fields',
+        [file('image', image), file('mask', mask), ...Array.from({ length: 13 }, () => ({ name: 'classes', value: 'dog' }))],
         413,
         'TOO_MANY_FIELDS',
       ],

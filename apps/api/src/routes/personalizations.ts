@@ -19,7 +19,17 @@ const multipartBody = {
     image: { type: 'string', format: 'binary', description: 'the photo (PNG, JPEG or WebP)' },
     mask: { type: 'array', items: { type: 'string', format: 'binary' }, description: 'one mask per subject, in subject order' },
     classes: { type: 'string', description: 'comma-separated class words, one per mask, same order', example: 'dog,ball' },
-    options: { type: 'string', description: 'JSON: {"preset": "smoke|tiny|fast|paper", "steps": n, "prompts": [...]}' },
+    phrase: {
+      type: 'array',
+      items: { type: 'string', maxLength: 200 },
+      description: 'optional: one noun phrase per mask, same order (what each subject is: its colour, pattern, parts)',
+      example: ['brown checked dog with a hat', 'red ball'],
+    },
+    options: {
+      type: 'string',
+      description:
+        'JSON: {"preset": "smoke|tiny|fast|paper", "steps": n, "prompts": [...], "placeholderVectors": 1-16 (embedding rows per placeholder, started from the phrase)}',
+    },
     webhook_url: { type: 'string', format: 'uri' },
   },
 } as const;
@@ -40,7 +50,13 @@ const jsonBody = {
       description: 'class words, one per mask, same order',
       example: ['dog', 'ball'],
     },
-    options: { type: 'object', description: '{"preset": "smoke|tiny|fast|paper", "steps": n, "prompts": [...]}' },
+    phrases: {
+      type: 'array',
+      items: { type: 'string', maxLength: 200 },
+      description: 'optional: one noun phrase per mask, same order',
+      example: ['brown checked dog with a hat', 'red ball'],
+    },
+    options: { type: 'object', description: '{"preset": "smoke|tiny|fast|paper", "steps": n, "prompts": [...], "placeholderVectors": 1-16}' },
     webhook_url: { type: 'string', format: 'uri' },
   },
 } as const;
@@ -196,6 +212,7 @@ async function createPersonalization(deps: ApiDeps, tenantId: string, upload: Pe
   const imageKey = `${prefix}/input/image.${upload.image.extension}`;
   const subjects = upload.masks.map((m, i) => ({
     classWord: upload.classes[i]!,
+    ...(upload.phrases.length ? { nounPhrase: upload.phrases[i]! } : {}),
     maskKey: `${prefix}/input/mask-${i}.${m.extension}`,
   }));
   const answer = (row: Personalization) => ({ statusCode: 202, body: { id, status: row.status, links: personalizationLinks(id) } });
@@ -229,7 +246,7 @@ async function view(deps: ApiDeps, config: ApiConfig, p: Personalization) {
     id: p.id,
     status: p.status,
     progress: p.progress,
-    subjects: p.subjects.map((s) => ({ class: s.classWord })),
+    subjects: p.subjects.map((s) => ({ class: s.classWord, ...(s.nounPhrase !== undefined ? { phrase: s.nounPhrase } : {}) })),
     options: p.options,
     webhookUrl: p.webhookUrl,
     ...(p.metrics ? { metrics: p.metrics } : {}),

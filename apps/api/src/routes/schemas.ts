@@ -88,7 +88,7 @@ export const personalizationSchema = {
         properties: { stage: { type: 'string', enum: STAGE_NAMES }, step: { type: 'integer' }, total: { type: 'integer' } },
       },
     },
-    subjects: { type: 'array', items: { type: 'object', properties: { class: { type: 'string' } } } },
+    subjects: { type: 'array', items: { type: 'object', properties: { class: { type: 'string' }, phrase: { type: 'string' } } } },
     options: jsonObject,
     webhookUrl: { type: ['string', 'null'] },
     metrics: personalizationMetrics,

@@ -112,7 +112,7 @@ describe('POST /v1/personalizations with a JSON body', () => {
   it('creates the personalization from uploads exactly as from multipart files, and uses the uploads up', async () => {
     const img = await upload(image),
       m = await upload(mask);
-    const res = await create({ image: img, masks: [m], classes: ['dog'], options: { preset: 'tiny', steps: 5 } });
+    const res = await create({ image: img, masks: [m], classes: ['dog'], phrases: ['brown checked dog'], options: { preset: 'tiny', steps: 5 } });
     expect(res.statusCode).toBe(202);
     const { id, status } = res.json() as { id: string; status: string };
     expect(status).toBe('queued');
@@ -123,7 +123,7 @@ describe('POST /v1/personalizations with a JSON body', () => {
     expect(await h.db.personalizations.findById(id)).toMatchObject({
       tenantId: alice.id,
       options: { preset: 'tiny', steps: 5 },
-      subjects: [{ classWord: 'dog' }],
+      subjects: [{ classWord: 'dog', nounPhrase: 'brown checked dog' }],
     });
     expect(await (await h.queues.queues.augment.getJob(`personalization.augment-${id}`))?.getState()).toBe('waiting');
     expect((await h.storage.list(`uploads/${alice.id}`)).filter((b) => b.key.includes(img) || b.key.includes(m))).toEqual([]); // bytes and ticket
@@ -167,6 +167,8 @@ describe('POST /v1/personalizations with a JSON body', () => {
       [{ image: img, classes: ['dog'] }, 400, 'MISSING_MASK'],
       [{ image: img, masks: [m] }, 400, 'MISSING_CLASSES'],
       [{ image: img, masks: [m], classes: ['dog', 'cat'] }, 400, 'CLASS_COUNT_MISMATCH'],
+      [{ image: img, masks: [m], classes: ['dog'], phrases: ['a dog', 'a cat'] }, 400, 'PHRASE_COUNT_MISMATCH'],
+      [{ image: img, masks: [m], classes: ['dog'], phrases: 'a dog' }, 400, 'VALIDATION_ERROR'],
       [{ image: img, masks: [m], classes: ['dog'], colour: 'red' }, 400, 'UNKNOWN_FIELD'],
       [{ image: 'photo.png', masks: [m], classes: ['dog'] }, 400, 'VALIDATION_ERROR'],
       [{ image: img, masks: [m], classes: ['dog'], options: { preset: 'huge' } }, 400, 'BAD_OPTIONS'],
