@@ -10,10 +10,10 @@ import { createTinyBundle, GaussianRng, loadBundle, type ModelBundle } from '@dy
 import { flipHorizontal, resizeMask, union } from '@dynasyn/imaging';
 import { DataType } from '@dynasyn/ort-training';
 import type { AugmentedExample, Mask } from '../types.js';
-import { twoSubjectInput } from '../testing/two-subjects.js';
+import { twoSubjectBatchSetup, twoSubjectInput } from '../testing/two-subjects.js';
 import { buildBatch, drawStep, type BatchSetup } from './batch.js';
 import { promptTokens } from './prompts.js';
-import { attentionGrid, encodeLatents, frozenClassModel, placeholderTokenizer, trainingScheduler, type FrozenClassModel } from './setup.js';
+import { attentionGrid, frozenClassModel, placeholderTokenizer, type FrozenClassModel } from './setup.js';
 
 const floats = (m: Mask): number[] => Array.from(m.data);
 
@@ -41,24 +41,15 @@ beforeAll(async () => {
       category: 'interaction',
     },
   ];
-  const latents = await encodeLatents(bundle, input, augmented, {});
   frozen = await frozenClassModel(bundle, grid, {}, join(dir, 'cache'));
-  setup = {
-    subjects: input.subjects,
+  // targets from the separate frozen class-map session (frozen.run), not from the training graph
+  setup = await twoSubjectBatchSetup(
+    bundle,
+    input,
     tokenizer,
-    scheduler: trainingScheduler(bundle),
-    grid,
-    slots: 2,
-    maxTokens: 77,
-    ...latents,
-    lambdas: { md: 1, m2a: 1e-2, ica: 5e-3, aug: 1e-4 },
-    flipProbability: 0.5,
-    // targets from the separate frozen class-map session (frozen.run), not from the training graph
-    frozenInGraph: false,
-    idsType: DataType.INT64,
-    timestepType: DataType.INT64,
-    latentType: DataType.FLOAT,
-  };
+    { frozenInGraph: false, idsType: DataType.INT64, timestepType: DataType.INT64, latentType: DataType.FLOAT },
+    augmented,
+  );
 });
 afterAll(async () => {
   await frozen?.release();

@@ -11,11 +11,11 @@ import { flipHorizontal } from '@dynasyn/imaging';
 import { fromNumbers, TrainingSession, type HostTensor } from '@dynasyn/ort-training';
 import { buildTrainingModel } from '../graph/index.js';
 import { preset } from '../presets.js';
-import { twoSubjectInput } from '../testing/two-subjects.js';
+import { twoSubjectBatchSetup, twoSubjectInput } from '../testing/two-subjects.js';
 import type { AugmentedExample, TrainOptions } from '../types.js';
-import { buildBatch, drawStep, type BatchSetup } from './batch.js';
+import { buildBatch, drawStep } from './batch.js';
 import { isTrainingError } from './errors.js';
-import { attentionGrid, encodeLatents, frozenClassModel, placeholderTokenizer, trainingScheduler } from './setup.js';
+import { attentionGrid, frozenClassModel, placeholderTokenizer } from './setup.js';
 import { trainPersonalization, type TrainMetricsRow, type TrainResult } from './trainer.js';
 import { drawUnion } from './union.js';
 
@@ -197,21 +197,13 @@ describe('frozen class maps', () => {
     const frozen = await frozenClassModel(bundle, grid, {}, join(dir, 'cache'));
     try {
       for (const [name, v] of built.startValues) session.setTrainable(name, v);
-      const setup: BatchSetup = {
-        subjects: input.subjects,
-        tokenizer,
-        scheduler: trainingScheduler(bundle),
+      const setup = await twoSubjectBatchSetup(bundle, input, tokenizer, {
         grid,
-        slots: 2,
-        maxTokens: 77,
-        ...(await encodeLatents(bundle, input, [], {})),
-        lambdas: { md: 1, m2a: 1e-2, ica: 5e-3, aug: 0 },
-        flipProbability: 0.5,
         frozenInGraph: false,
         idsType: built.inputs.inputIds.dtype,
         timestepType: built.inputs.timestep.dtype,
         latentType: built.inputs.noisyLatents.dtype,
-      };
+      });
       const draw = drawStep(setup, new GaussianRng(12).fork('step-1-1'), undefined);
       const before = await buildBatch(setup, draw, frozen.run);
 
@@ -255,7 +247,6 @@ describe('the frozen branch of the training graph', () => {
   it('gives the targets the separate frozen model gives, whatever the trainable values (phase 1 and phase 2 with non-zero adapters)', async () => {
     const grid = attentionGrid(bundle, 4);
     const { tokenizer, baseVocabSize } = placeholderTokenizer(bundle, 2);
-    const latents = await encodeLatents(bundle, input, augmented, {});
     const frozen = await frozenClassModel(bundle, grid, {}, join(dir, 'cache'));
     try {
       for (const phase of [1, 2] as const) {
@@ -299,20 +290,20 @@ describe('the frozen branch of the training graph', () => {
             sFed.setTrainable(name, moved);
             sGraph.setTrainable(name, moved);
           }
-          const base = {
-            subjects: input.subjects,
+          const base = await twoSubjectBatchSetup(
+            bundle,
+            input,
             tokenizer,
-            scheduler: trainingScheduler(bundle),
-            grid,
-            slots: 2,
-            maxTokens: 77,
-            ...latents,
-            lambdas: { md: 1, m2a: 1, ica: 1, aug: 1 },
-            flipProbability: 0.5,
-            idsType: fed.inputs.inputIds.dtype,
-            timestepType: fed.inputs.timestep.dtype,
-            latentType: fed.inputs.noisyLatents.dtype,
-          };
+            {
+              grid,
+              lambdas: { md: 1, m2a: 1, ica: 1, aug: 1 },
+              frozenInGraph: false,
+              idsType: fed.inputs.inputIds.dtype,
+              timestepType: fed.inputs.timestep.dtype,
+              latentType: fed.inputs.noisyLatents.dtype,
+            },
+            augmented,
+          );
           for (const [i, augIndex] of [
             [1, 0],
             [2, 1],

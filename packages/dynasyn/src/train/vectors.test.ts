@@ -13,11 +13,11 @@ import { preset } from '../presets.js';
 import { createPersonalizedPipeline } from '../sample.js';
 import { readLearnedConcepts, writeLearnedConcepts } from '../output/concepts.js';
 import { createManifest, writeManifest } from '../output/manifest.js';
-import { twoSubjectInput } from '../testing/two-subjects.js';
+import { twoSubjectBatchSetup, twoSubjectInput } from '../testing/two-subjects.js';
 import type { TrainOptions } from '../types.js';
-import { buildBatch, drawStep, type BatchSetup } from './batch.js';
+import { buildBatch, drawStep } from './batch.js';
 import { promptTokens } from './prompts.js';
-import { attentionGrid, encodeLatents, placeholderStartIds, placeholderTokenizer, trainingScheduler } from './setup.js';
+import { placeholderStartIds, placeholderTokenizer } from './setup.js';
 import { trainPersonalization, type TrainResult } from './trainer.js';
 
 let dir: string;
@@ -49,22 +49,12 @@ describe('prompts and batches', () => {
 
   it("selects the sum of a subject's V columns", async () => {
     const { tokenizer } = placeholderTokenizer(bundle, 2, 3);
-    const grid = attentionGrid(bundle, 4);
-    const setup: BatchSetup = {
-      subjects: input.subjects,
-      tokenizer,
-      scheduler: trainingScheduler(bundle),
-      grid,
-      slots: 2,
-      maxTokens: 77,
-      ...(await encodeLatents(bundle, input, [], {})),
-      lambdas: { md: 1, m2a: 1e-2, ica: 5e-3, aug: 0 },
-      flipProbability: 0.5,
+    const setup = await twoSubjectBatchSetup(bundle, input, tokenizer, {
       frozenInGraph: true,
       idsType: DataType.INT64,
       timestepType: DataType.INT64,
       latentType: DataType.FLOAT,
-    };
+    });
     for (let i = 0; i < 4; i++) {
       const draw = drawStep(setup, new GaussianRng(11).fork(`step-${i}`), undefined);
       const f = (await buildBatch(setup, draw)).feeds;
