@@ -233,8 +233,8 @@ export class ClipTokenizer {
         throw new DiffusionError('BAD_ARGUMENT', `added token ${JSON.stringify(tok)} must be non-empty and contain no whitespace`);
       const known = this.idOf(tok);
       if (known !== undefined) {
-        if ((this.expansions.get(tok)?.length ?? 1) !== vectors)
-          throw new DiffusionError('BAD_ARGUMENT', `added token ${tok} already has ${this.expansions.get(tok)?.length ?? 1} vectors, not ${vectors}`);
+        const has = this.expansions.get(tok)?.length ?? 1;
+        if (has !== vectors) throw new DiffusionError('BAD_ARGUMENT', `added token ${tok} already has ${has} vectors, not ${vectors}`);
         return known;
       }
       // textual inversion's multi-vector tokens: `<asset0>` stands for `<asset0>`, `<asset0>_1`, ... in every

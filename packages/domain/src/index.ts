@@ -15,5 +15,5 @@ export {
 } from './status.js';
 export { STAGE_NAMES, stageSchema, stageProgressSchema, type Stage, type StageProgress } from './progress.js';
 export { ARTIFACT_KINDS, artifactKindSchema, type ArtifactKind } from './artifacts.js';
-export { PRESET_NAMES, personalizationOptionsSchema, type PresetName, type PersonalizationOptions } from './options.js';
+export { MAX_PLACEHOLDER_VECTORS, PRESET_NAMES, personalizationOptionsSchema, type PresetName, type PersonalizationOptions } from './options.js';
 export { CodedError, errorGuard, isCodedError, type CodeInfo, type ErrorCodes } from './coded-error.js';

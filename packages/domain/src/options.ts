@@ -8,6 +8,9 @@ import { z } from 'zod';
 export const PRESET_NAMES = ['smoke', 'tiny', 'fast', 'paper'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
+/** Most embedding rows one placeholder may have (packages/dynasyn's `train.placeholderVectors`). */
+export const MAX_PLACEHOLDER_VECTORS = 16;
+
 export const personalizationOptionsSchema = z
   .object({
     /** Preset to start from; the service's default is `fast`. */
@@ -17,7 +20,7 @@ export const personalizationOptionsSchema = z
     /** Sample prompts generated once training finishes. */
     prompts: z.array(z.string().min(1).max(500)).max(32).optional(),
     /** Embedding rows per placeholder, started from the subject's noun phrase (default 1, as in the paper). */
-    placeholderVectors: z.number().int().min(1).max(16).optional(),
+    placeholderVectors: z.number().int().min(1).max(MAX_PLACEHOLDER_VECTORS).optional(),
   })
   .strict();
 export type PersonalizationOptions = z.infer<typeof personalizationOptionsSchema>;

@@ -114,8 +114,8 @@ export interface TrainOptions {
   placeholderVectors?: number;
 }
 
-/** Most embedding rows one placeholder may have (TrainOptions.placeholderVectors). */
-export const MAX_PLACEHOLDER_VECTORS = 16;
+// the most rows a placeholder may have is service vocabulary too (the API validates it): defined in @dynasyn/domain
+export { MAX_PLACEHOLDER_VECTORS } from '@dynasyn/domain';
 
 export interface SampleSettings {
   prompts: string[];
