@@ -3,11 +3,11 @@
  * seed, resuming from the work directory's checkpoints (the default), and writes models/toyworld-judge/ and
  * models/toyworld-clip/ with their model cards.
  */
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
-import { trainJudge } from './train-judge.js';
+import { evaluateJudgeFolder, trainJudge, type JudgeMetrics } from './train-judge.js';
 import type { TrainRunOptions } from './train-loop.js';
 import { trainClip } from './train-clip.js';
 
@@ -27,6 +27,8 @@ const HELP = `toyworld-judge: train the toy-world judge and CLIP with @dynasyn/o
   --checkpoint-minutes M  checkpoint at least every M minutes (default 3)
   --threads N           intra-op threads (default 2)
   --no-resume           start over: delete the work directory first
+  --reevaluate          train nothing: re-measure the judge folder (--judge-out) with the scoring code as it is
+                        now (--eval scenes per set) and rewrite its metrics.json and MODEL_CARD.md
   --help`;
 
 const { values: a } = parseArgs({
@@ -49,6 +51,7 @@ const { values: a } = parseArgs({
     'checkpoint-minutes': { type: 'string', default: '3' },
     threads: { type: 'string', default: '2' },
     'no-resume': { type: 'boolean', default: false },
+    reevaluate: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -101,6 +104,22 @@ const hooks = (what: string): Pick<TrainRunOptions, 'onStart' | 'onStep' | 'onEv
 const common = { seed: num('seed', a.seed), work: '', out: '', threads: num('threads', a.threads), evalCount: num('eval', a.eval) };
 const cpMinutes = num('checkpoint-minutes', a['checkpoint-minutes'], false);
 let unfinished = false;
+if (a.reevaluate) {
+  const out = resolve(a['judge-out']!);
+  let metrics: JudgeMetrics;
+  try {
+    metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as JudgeMetrics;
+  } catch (cause) {
+    throw new Error(`--reevaluate needs a trained judge folder with its metrics.json; could not read ${join(out, 'metrics.json')}`, { cause });
+  }
+  // folders written before the seed and lr were recorded: this command's (the defaults the committed judge was trained with)
+  const seed = metrics.seed ?? num('seed', a.seed);
+  const lr = metrics.lr ?? num('judge-lr', a['judge-lr'], false);
+  await evaluateJudgeFolder({ out, seed, lr, threads: common.threads, evalCount: num('eval', a.eval), ...hooks('judge') }, { ...metrics, seed, lr });
+  bar.stop();
+  console.log(`judge re-measured: ${join(out, 'metrics.json')}, ${join(out, 'MODEL_CARD.md')}`);
+  process.exit(0);
+}
 if (a.only !== 'clip') {
   const out = resolve(a['judge-out']!);
   const r = await trainJudge({

@@ -22,7 +22,7 @@ function shortfalls(masks: JudgeEvaluation | undefined, heldOut: JudgeEvaluation
   );
   if (finder)
     lines.push(
-      `- With its own finder instead of true masks: class ${pct(finder.perAttribute.class.accuracy)}, identity ${pct(finder.identity.accuracy)}. The finder's foreground is reliable; telling two subjects that touch (on top of, in front of, behind) apart is not. The true-mask columns are the judge's reading, the own-finder ones what an evaluation without masks gets.`,
+      `- With its own finder instead of true masks: class ${pct(finder.perAttribute.class.accuracy)}, identity ${pct(finder.identity.accuracy)}. The finder's foreground is reliable; telling two subjects that touch or overlap (on top of, in front of, behind) apart is harder. The true-mask columns are the judge's reading, the own-finder ones what an evaluation without masks gets.`,
     );
   return lines.join('\n');
 }
@@ -90,9 +90,11 @@ ${shortfalls(col('exclude', 'masks'), col('only', 'masks'), col('exclude', 'judg
 
 ## Limits
 - 64x64 renders of this world only; a subject hidden behind another one for most of its pixels is hard to read.
-- With the finder, two subjects apart are its foreground's two largest parts; touching ones are offered as
-  partitions of their part (by the asked classes' maps, at its centre across each axis), each in both assignments,
-  and the scorer keeps the one the classifier agrees with best with the asked labels.
+- With the finder, two subjects are offered as partitions of its foreground: its two largest parts (when it has
+  several), and splits of the whole foreground by the asked classes' maps and at its centre across each axis (for
+  subjects that touch or overlap), each in both assignments; the scorer keeps the one the classifier agrees with
+  best with the asked labels. The figures above are of the region logic of the code that wrote this card: \`npm run toyworld:judge -- --reevaluate\`
+  re-measures them after it changes.
 `;
 }
 

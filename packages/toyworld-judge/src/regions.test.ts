@@ -47,13 +47,24 @@ it('the finder: one subject is the foreground; two apart are its two parts, in b
   const [[one]] = regionsFromFinder(probs, ['duck']) as [[Float32Array]];
   expect(mass(one)).toBe(5 * 16);
   const candidates = regionsFromFinder(probs, ['cat', 'dog']);
-  expect(candidates).toHaveLength(2);
   const [big, small] = candidates[0]!;
   expect(mass(big!)).toBe(3 * 16);
   expect(at(big!, 41, 41)).toBe(1);
   expect(mass(small!)).toBe(2 * 16);
   expect(at(small!, 9, 9)).toBe(1);
   expect(candidates[1]).toEqual([small, big]);
+  // then the partitions of the whole foreground (by class, across each axis), each in both assignments
+  expect(candidates).toHaveLength(8);
+  for (const [a, b] of candidates as [Float32Array, Float32Array][]) expect(mass(a) + mass(b)).toBe(5 * 16);
+});
+
+it('the finder: a stray piece of foreground beside two touching subjects does not hide their split', () => {
+  // a cat and a dog touching, and one stray foreground cell far away (a piece of the background read as a subject):
+  // the two largest parts are the pair and the stray cell, so the pair itself must still be offered split
+  const probs = finderProbs({ cat: [cell(4, 5), cell(5, 5)], dog: [cell(6, 5), cell(7, 5)], duck: [cell(14, 14)] });
+  const candidates = regionsFromFinder(probs, ['cat', 'dog']);
+  const separates = candidates.some(([a, b]) => at(a!, 17, 21) === 1 && at(a!, 25, 21) === 0 && at(b!, 25, 21) === 1 && at(b!, 17, 21) === 0);
+  expect(separates).toBe(true);
 });
 
 it('the finder: two that touch are offered as partitions of their part: by their classes first, then across each axis', () => {

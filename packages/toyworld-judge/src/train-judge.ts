@@ -12,6 +12,9 @@ import { judgeModelCard } from './model-card.js';
 import { finishRun, trainRun, writeRunFiles, type RunMetrics, type TrainRunOptions, type TrainRunResult } from './train-loop.js';
 
 export interface JudgeMetrics extends RunMetrics {
+  /** The run's seed and peak lr (absent in folders written before they were recorded). */
+  seed?: number;
+  lr?: number;
   restart?: { at: number; lr: number };
   evaluations: { heldOut: 'exclude' | 'only'; regions: 'masks' | 'judge'; result: JudgeEvaluation }[];
 }
@@ -49,25 +52,45 @@ export async function trainJudge(o: TrainRunOptions): Promise<{ finished: boolea
   writeJudgeFolder(o.out, run.weights);
   const metrics: JudgeMetrics = {
     ...finishRun(o, run.weights),
+    seed: o.seed,
+    lr: o.lr,
     ...(o.restart ? { restart: o.restart } : {}),
     evaluations: [],
   };
+  return { finished: true, metrics: await evaluateJudgeFolder(o, metrics) };
+}
+
+/**
+ * Measures a judge folder's accuracies on fresh renders (ordinary and held-out identities, true masks and its own
+ * finder; `evalCount` scenes each, none when 0) with the scoring code as it is now, and writes them with the run's
+ * figures to its metrics.json and MODEL_CARD.md. `trainJudge` calls it once trained; `toyworld-judge --reevaluate`
+ * calls it alone, after the region logic changed, so the card reads what the code does.
+ */
+export async function evaluateJudgeFolder(
+  o: Pick<TrainRunOptions, 'out' | 'seed' | 'lr' | 'threads' | 'evalCount' | 'onEval'>,
+  metrics: JudgeMetrics,
+): Promise<JudgeMetrics> {
+  const evaluations: JudgeMetrics['evaluations'] = [];
   if (o.evalCount > 0) {
     const judge = await ToyworldJudge.load(o.out, { threads: o.threads });
-    for (const heldOut of ['exclude', 'only'] as const)
-      for (const regions of ['masks', 'judge'] as const) {
-        const label = `${heldOut === 'only' ? 'held-out' : 'ordinary'} / ${regions === 'masks' ? 'true masks' : 'own finder'}`;
-        const result = await evaluateJudge(judge, {
-          count: o.evalCount,
-          seed: `${o.seed}/eval`,
-          heldOut,
-          regions,
-          onScene: (i) => o.onEval?.(label, i + 1, o.evalCount),
-        });
-        metrics.evaluations.push({ heldOut, regions, result });
-      }
-    await judge.release();
+    try {
+      for (const heldOut of ['exclude', 'only'] as const)
+        for (const regions of ['masks', 'judge'] as const) {
+          const label = `${heldOut === 'only' ? 'held-out' : 'ordinary'} / ${regions === 'masks' ? 'true masks' : 'own finder'}`;
+          const result = await evaluateJudge(judge, {
+            count: o.evalCount,
+            seed: `${o.seed}/eval`,
+            heldOut,
+            regions,
+            onScene: (i) => o.onEval?.(label, i + 1, o.evalCount),
+          });
+          evaluations.push({ heldOut, regions, result });
+        }
+    } finally {
+      await judge.release();
+    }
   }
-  writeRunFiles(o, metrics, judgeModelCard(metrics, o));
-  return { finished: true, metrics };
+  const out = { ...metrics, evaluations };
+  writeRunFiles(o, out, judgeModelCard(out, o));
+  return out;
 }
