@@ -3,6 +3,8 @@
  * the judge's scoring on ground-truth regions, its accuracy per attribute, and the CLIP through the product's
  * own ClipModel (retrieval among 16 captions, identity by CLIP-I).
  */
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ClipModel, cosine } from '@dynasyn/dynasyn';
@@ -13,6 +15,7 @@ import { ToyClip } from './clip.js';
 import { loadJudgeForEvaluation } from './evaluation-seam.js';
 import { ToyworldJudge } from './judge.js';
 import { scoreSample } from './score.js';
+import { evaluateJudgeFolder, type JudgeMetrics } from './train-judge.js';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..', '..', '..');
 const JUDGE_DIR = join(root, 'models', 'toyworld-judge'),
@@ -75,6 +78,37 @@ describe('the committed judge', () => {
         expect(t.total).toBeGreaterThan(50);
         expect(t.accuracy).toBeGreaterThanOrEqual(MIN_ACCURACY[regions][attribute as keyof (typeof MIN_ACCURACY)['masks']]);
       }
+    }
+  });
+
+  it("--reevaluate (evaluateJudgeFolder) rewrites a folder's figures with the scoring code as it is, keeping the run's own", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'judge-reeval-'));
+    try {
+      cpSync(JUDGE_DIR, dir, { recursive: true });
+      const before = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')) as JudgeMetrics;
+      const stale: JudgeMetrics = { ...before, evaluations: [] };
+      const after = await evaluateJudgeFolder({ out: dir, seed: 0, lr: 0.003, threads: 1, evalCount: 12 }, stale);
+      const written = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')) as JudgeMetrics;
+      expect(written).toEqual(JSON.parse(JSON.stringify(after)));
+      expect({ steps: written.steps, batch: written.batch, parameters: written.parameters, seed: written.seed, lr: written.lr }).toEqual({
+        steps: before.steps,
+        batch: before.batch,
+        parameters: before.parameters,
+        seed: 0,
+        lr: 0.003,
+      });
+      // four sets (ordinary and held-out, true masks and own finder), each of the scenes asked for
+      expect(written.evaluations.map((e) => [e.heldOut, e.regions, e.result.scenes])).toEqual([
+        ['exclude', 'masks', 12],
+        ['exclude', 'judge', 12],
+        ['only', 'masks', 12],
+        ['only', 'judge', 12],
+      ]);
+      const card = readFileSync(join(dir, 'MODEL_CARD.md'), 'utf8');
+      const finderClass = written.evaluations[1]!.result.perAttribute.class.accuracy;
+      expect(card).toContain(`own finder instead of true masks: class ${(100 * finderClass).toFixed(1)}%`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
