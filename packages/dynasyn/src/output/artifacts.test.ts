@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTinyBundle } from '@dynasyn/diffusion';
@@ -137,6 +137,31 @@ describe('learned concepts', () => {
     expectCode(() => readLearnedConcepts(dir), 'ARTIFACT_MISMATCH', /embeddings\.safetensors.*tokens/);
     writeManifest(dir, { ...m, embeddingDim: 768 });
     expectCode(() => readLearnedConcepts(dir), 'ARTIFACT_MISMATCH', /row width 64, manifest says 768/);
+  });
+
+  it('takes a backbone whose documentation changed for the same one, and not one whose tokenizer or weights did', () => {
+    const dir = newRun('backbone-docs');
+    writeLearnedConcepts(dir, concepts());
+    const edited = join(root, 'tiny-edited-docs');
+    rmSync(edited, { recursive: true, force: true });
+    cpSync(bundle, edited, { recursive: true });
+    // a model card, a README, a preview and a training log written or edited after the training
+    writeFileSync(join(edited, 'MODEL_CARD.md'), '# a card\n'.repeat(50));
+    writeFileSync(join(edited, 'unet', 'README.md'), 'notes');
+    writeFileSync(join(edited, 'preview.png'), new Uint8Array(300));
+    writeFileSync(join(edited, 'train-log.jsonl.gz'), new Uint8Array(30));
+    expect(readLearnedConcepts(dir, { backboneDir: edited }).tokens).toEqual(concepts().tokens);
+    // a manifest written when the fingerprint still listed documentation files compares without them
+    const file = join(dir, 'manifest.json');
+    const m = JSON.parse(readFileSync(file, 'utf8'));
+    m.backbone.fingerprint.fileSizes['MODEL_CARD.md'] = 123;
+    m.backbone.fingerprint.fileSizes['preview.png'] = 7;
+    writeFileSync(file, JSON.stringify(m));
+    expect(readLearnedConcepts(dir, { backboneDir: edited }).tokens).toEqual(concepts().tokens);
+    // the tokenizer's merges are a .txt the model reads: they still count
+    const merges = join(edited, 'tokenizer', 'merges.txt');
+    writeFileSync(merges, readFileSync(merges, 'utf8') + 'x y\n');
+    expectCode(() => readLearnedConcepts(dir, { backboneDir: edited }), 'ARTIFACT_MISMATCH', /tokenizer\/merges\.txt has \d+ bytes/);
   });
 
   it('refuses a different backbone and malformed adapters', async () => {

@@ -59,7 +59,18 @@ export interface Manifest {
   notes?: string[];
 }
 
-/** Computes the fingerprint of a bundle directory (sizes only: no model file is read). */
+/**
+ * Files of a bundle that no model reads: documentation, pictures, logs (a model card, a README, a preview, a
+ * training log). Editing them must not make a bundle "another backbone" for the concepts learned on it, so the
+ * fingerprint leaves them out, and a fingerprint written before they were left out is compared without them.
+ * Weights, configs and tokenizer files (external data may have any name) all count.
+ */
+export function isBundleDocumentation(relativePath: string): boolean {
+  const name = relativePath.split('/').pop()!;
+  return /\.(md|markdown|rst|html?|png|jpe?g|gif|webp|svg|jsonl|gz)$/i.test(name) || /^(licen[cs]e|copying|notice)(\.|$)/i.test(name);
+}
+
+/** Computes the fingerprint of a bundle directory (sizes only: no model file is read; documentation left out). */
 export function fingerprintBackbone(bundleDir: string): BackboneFingerprint {
   const index = join(bundleDir, 'model_index.json');
   if (!existsSync(index)) throw new ArtifactError('MISSING_ARTIFACT', `backbone ${bundleDir} has no model_index.json`);
@@ -71,7 +82,10 @@ export function fingerprintBackbone(bundleDir: string): BackboneFingerprint {
       const st = statSync(full);
       if (st.isDirectory()) {
         if (depth < 3) walk(full, depth + 1);
-      } else if (st.isFile()) fileSizes[relative(bundleDir, full).split('\\').join('/')] = st.size;
+      } else if (st.isFile()) {
+        const rel = relative(bundleDir, full).split('\\').join('/');
+        if (!isBundleDocumentation(rel)) fileSizes[rel] = st.size;
+      }
     }
   };
   walk(bundleDir, 0);
@@ -82,7 +96,7 @@ export function fingerprintBackbone(bundleDir: string): BackboneFingerprint {
 export function fingerprintDifferences(expected: BackboneFingerprint, actual: BackboneFingerprint): string[] {
   const out: string[] = [];
   if (expected.modelIndexSha256 !== actual.modelIndexSha256) out.push('model_index.json differs');
-  const names = new Set([...Object.keys(expected.fileSizes), ...Object.keys(actual.fileSizes)]);
+  const names = new Set([...Object.keys(expected.fileSizes), ...Object.keys(actual.fileSizes)].filter((n) => !isBundleDocumentation(n)));
   for (const n of [...names].sort()) {
     const a = expected.fileSizes[n],
       b = actual.fileSizes[n];
