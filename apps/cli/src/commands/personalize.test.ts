@@ -16,6 +16,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../.
 const bin = path.join(root, 'apps/cli/dist/main.js');
 let dir: string;
 let input: string[];
+// the tiny preset's phase 1 rate, and half its phase 2 rate: the manifest must record what the flags say
+const rates = ['--phase1-lr', '0.005', '--phase2-lr', '0.0005'];
 
 const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { cwd: dir, encoding: 'utf8', env: { ...process.env, DYNASYN_DEBUG: '' } });
 const json = (file: string) => JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as Record<string, unknown>;
@@ -37,7 +39,7 @@ beforeAll(async () => {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 test('personalize writes the manifest, learned tensors, metrics, samples, heatmaps and report.html; a rerun finds it done', () => {
-  const r = run('personalize', ...input, '--out', 'full');
+  const r = run('personalize', ...input, ...rates, '--out', 'full');
   expect(r.stderr).not.toMatch(/dynasyn: /);
   expect(r.status).toBe(0);
   expect(r.stdout.trim()).toBe(path.join(dir, 'full', 'report.html'));
@@ -53,6 +55,11 @@ test('personalize writes the manifest, learned tensors, metrics, samples, heatma
   expect(manifest.classWords).toEqual(['ball', 'box']);
   expect((manifest.backbone as { randomWeights: boolean }).randomWeights).toBe(true);
   expect(manifest.phasesCompleted).toEqual(expect.arrayContaining(['prepare', 'compose', 'augment', 'phase1', 'phase2', 'sample', 'report']));
+  const train = (manifest.options as { train: Record<string, { steps: number; lr: number }> }).train;
+  expect([train.phase1, train.phase2]).toEqual([
+    { steps: 6, lr: 0.005 },
+    { steps: 6, lr: 0.0005 },
+  ]);
   for (const f of [
     'embeddings.safetensors',
     'adapters.safetensors',
@@ -78,23 +85,23 @@ test('personalize writes the manifest, learned tensors, metrics, samples, heatma
   expect(html).toMatch(/random/i);
 
   // rerun: every stage is done, only the report is rendered again
-  const again = run('personalize', ...input, '--out', 'full');
+  const again = run('personalize', ...input, ...rates, '--out', 'full');
   expect(again.status).toBe(0);
   expect(again.stderr).not.toMatch(/^train/m);
   expect(again.stdout.trim()).toBe(path.join(dir, 'full', 'report.html'));
   // another thread count is the same run on another machine: accepted, nothing recomputed
-  const otherThreads = run('personalize', ...input, '--out', 'full', '--threads', '1');
+  const otherThreads = run('personalize', ...input, ...rates, '--out', 'full', '--threads', '1');
   expect(otherThreads.status).toBe(0);
   expect(otherThreads.stderr).not.toMatch(/^train/m);
   // the same directory with other options is another run: refused, naming the option
-  expect(oneLineError(run('personalize', ...input, '--out', 'full', '--seed', '3'))).toMatch(/full holds another personalization \(different options: seed\)/);
+  expect(oneLineError(run('personalize', ...input, ...rates, '--out', 'full', '--seed', '3'))).toMatch(/full holds another personalization \(different options: seed\)/);
   const report = run('report', 'full');
   expect(report.status).toBe(0);
   expect(report.stdout.trim()).toBe(path.join(dir, 'full', 'report.html'));
 }, 300_000);
 
 test('Ctrl-C during training stops at a checkpoint; rerunning resumes and ends as the uninterrupted run', async () => {
-  const child = spawn(process.execPath, [bin, 'personalize', ...input, '--out', 'cut'], { cwd: dir });
+  const child = spawn(process.execPath, [bin, 'personalize', ...input, ...rates, '--out', 'cut'], { cwd: dir });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => {
     const before = stderr;
@@ -106,7 +113,7 @@ test('Ctrl-C during training stops at a checkpoint; rerunning resumes and ends a
   expect(stderr).toMatch(/dynasyn: interrupted; rerun the same command to resume/);
   expect(stderr).not.toMatch(/train phase 2: 6\/6/);
 
-  const r = run('personalize', ...input, '--out', 'cut');
+  const r = run('personalize', ...input, ...rates, '--out', 'cut');
   expect(r.status).toBe(0);
   expect(r.stderr).toMatch(/resumed training at phase 2, step [1-5]/);
   expect(r.stderr).not.toMatch(/^GSA/m); // the augmented set is reused
@@ -147,5 +154,9 @@ test('bad input exits non-zero with one clear line', () => {
   expect(oneLineError(run('personalize', ...base, '--mask', path.join(ex, 'mask0.png'), '--class', 'ball', '--judge', 'judge'))).toMatch(
     /--judge needs --clip/,
   );
+  expect(oneLineError(run('personalize', ...base, '--mask', path.join(ex, 'mask0.png'), '--class', 'ball', '--phase2-lr', '0'))).toMatch(
+    /--phase2-lr.*above 0/,
+  );
+  expect(oneLineError(run('personalize', ...base, '--mask', path.join(ex, 'mask0.png'), '--class', 'ball', '--phase1-lr', 'fast'))).toMatch(/--phase1-lr/);
   expect(oneLineError(run('report', 'missing-dir'))).toMatch(/missing-dir/);
 });

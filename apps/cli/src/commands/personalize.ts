@@ -18,7 +18,7 @@ import {
   type PresetName,
 } from '@dynasyn/dynasyn';
 import { CliError } from './errors.js';
-import { integer } from './parse.js';
+import { integer, positive } from './parse.js';
 import { createStageProgress } from '../stage-progress.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -43,6 +43,8 @@ interface PersonalizeArgs extends InputArgs {
   judge?: string;
   phase1Steps?: number;
   phase2Steps?: number;
+  phase1Lr?: number;
+  phase2Lr?: number;
   placeholderVectors?: number;
   rowsPerPass?: number;
 }
@@ -69,11 +71,17 @@ function checkInput(a: InputArgs): void {
     throw new CliError(`${a.phrase.length} --phrase for ${a.mask.length} masks: give one per mask or none`);
 }
 
+/** A phase's overrides: its steps and learning rate where given (the preset's otherwise). */
+function phase<P extends 'phase1' | 'phase2'>(name: P, steps: number | undefined, lr: number | undefined): { [K in P]?: { steps?: number; lr?: number } } {
+  if (steps === undefined && lr === undefined) return {};
+  return { [name]: { ...(steps !== undefined ? { steps } : {}), ...(lr !== undefined ? { lr } : {}) } } as { [K in P]?: { steps?: number; lr?: number } };
+}
+
 function overrides(a: PersonalizeArgs | InputArgs): OptionOverrides {
   const p = a as PersonalizeArgs;
   const train = {
-    ...(p.phase1Steps !== undefined ? { phase1: { steps: p.phase1Steps } } : {}),
-    ...(p.phase2Steps !== undefined ? { phase2: { steps: p.phase2Steps } } : {}),
+    ...phase('phase1', p.phase1Steps, p.phase1Lr),
+    ...phase('phase2', p.phase2Steps, p.phase2Lr),
     ...(p.placeholderVectors !== undefined ? { placeholderVectors: p.placeholderVectors } : {}),
   };
   return {
@@ -165,6 +173,12 @@ export function registerPersonalizationCommands(program: Command): void {
     .option('--judge <dir>', 'toy-world judge folder (models/toyworld-judge; needs --clip): identity acc., attributes kept, prompt acc. of the samples')
     .option('--phase1-steps <n>', 'phase 1 steps (override the preset)', integer(0, 1e6))
     .option('--phase2-steps <n>', 'phase 2 steps (override the preset)', integer(0, 1e6))
+    .option('--phase1-lr <x>', "phase 1 learning rate (the placeholder rows'; override the preset)", positive(1))
+    .option(
+      '--phase2-lr <x>',
+      "phase 2 learning rate (adapters and rows; override the preset): lower keeps more of the words' identity, higher moves attention onto the masks further (docs/evaluation.md)",
+      positive(1),
+    )
     .option(
       '--placeholder-vectors <n>',
       "embedding rows per placeholder (default 1, as the paper); several start from the subject's --phrase and hold more than one word can",
