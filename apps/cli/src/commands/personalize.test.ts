@@ -94,7 +94,9 @@ test('personalize writes the manifest, learned tensors, metrics, samples, heatma
   expect(otherThreads.status).toBe(0);
   expect(otherThreads.stderr).not.toMatch(/^train/m);
   // the same directory with other options is another run: refused, naming the option
-  expect(oneLineError(run('personalize', ...input, ...rates, '--out', 'full', '--seed', '3'))).toMatch(/full holds another personalization \(different options: seed\)/);
+  expect(oneLineError(run('personalize', ...input, ...rates, '--out', 'full', '--seed', '3'))).toMatch(
+    /full holds another personalization \(different options: seed\)/,
+  );
   const report = run('report', 'full');
   expect(report.status).toBe(0);
   expect(report.stdout.trim()).toBe(path.join(dir, 'full', 'report.html'));
