@@ -115,7 +115,7 @@ if (a.reevaluate) {
   // folders written before the seed and lr were recorded: this command's (the defaults the committed judge was trained with)
   const seed = metrics.seed ?? num('seed', a.seed);
   const lr = metrics.lr ?? num('judge-lr', a['judge-lr'], false);
-  await evaluateJudgeFolder({ out, seed, lr, threads: common.threads, evalCount: num('eval', a.eval), ...hooks('judge') }, { ...metrics, seed, lr });
+  await evaluateJudgeFolder({ out, threads: common.threads, evalCount: num('eval', a.eval), ...hooks('judge') }, { ...metrics, seed, lr });
   bar.stop();
   console.log(`judge re-measured: ${join(out, 'metrics.json')}, ${join(out, 'MODEL_CARD.md')}`);
   process.exit(0);

@@ -86,8 +86,8 @@ describe('the committed judge', () => {
     try {
       cpSync(JUDGE_DIR, dir, { recursive: true });
       const before = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')) as JudgeMetrics;
-      const stale: JudgeMetrics = { ...before, evaluations: [] };
-      const after = await evaluateJudgeFolder({ out: dir, seed: 0, lr: 0.003, threads: 1, evalCount: 12 }, stale);
+      const stale = { ...before, seed: 0, lr: 0.003, evaluations: [] };
+      const after = await evaluateJudgeFolder({ out: dir, threads: 1, evalCount: 12 }, stale);
       const written = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')) as JudgeMetrics;
       expect(written).toEqual(JSON.parse(JSON.stringify(after)));
       expect({ steps: written.steps, batch: written.batch, parameters: written.parameters, seed: written.seed, lr: written.lr }).toEqual({

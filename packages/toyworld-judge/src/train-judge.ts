@@ -50,7 +50,7 @@ export async function trainJudge(o: TrainRunOptions): Promise<{ finished: boolea
   const run = await trainJudgeWeights(o);
   if (!run.finished) return { finished: false };
   writeJudgeFolder(o.out, run.weights);
-  const metrics: JudgeMetrics = {
+  const metrics = {
     ...finishRun(o, run.weights),
     seed: o.seed,
     lr: o.lr,
@@ -67,8 +67,8 @@ export async function trainJudge(o: TrainRunOptions): Promise<{ finished: boolea
  * calls it alone, after the region logic changed, so the card reads what the code does.
  */
 export async function evaluateJudgeFolder(
-  o: Pick<TrainRunOptions, 'out' | 'seed' | 'lr' | 'threads' | 'evalCount' | 'onEval'>,
-  metrics: JudgeMetrics,
+  o: Pick<TrainRunOptions, 'out' | 'threads' | 'evalCount' | 'onEval'>,
+  metrics: JudgeMetrics & { seed: number; lr: number },
 ): Promise<JudgeMetrics> {
   const evaluations: JudgeMetrics['evaluations'] = [];
   if (o.evalCount > 0) {
@@ -79,7 +79,7 @@ export async function evaluateJudgeFolder(
           const label = `${heldOut === 'only' ? 'held-out' : 'ordinary'} / ${regions === 'masks' ? 'true masks' : 'own finder'}`;
           const result = await evaluateJudge(judge, {
             count: o.evalCount,
-            seed: `${o.seed}/eval`,
+            seed: `${metrics.seed}/eval`,
             heldOut,
             regions,
             onScene: (i) => o.onEval?.(label, i + 1, o.evalCount),
@@ -91,6 +91,6 @@ export async function evaluateJudgeFolder(
     }
   }
   const out = { ...metrics, evaluations };
-  writeRunFiles(o, out, judgeModelCard(out, o));
+  writeRunFiles(o, out, judgeModelCard(out, metrics));
   return out;
 }
