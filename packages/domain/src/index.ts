@@ -17,3 +17,4 @@ export { STAGE_NAMES, stageSchema, stageProgressSchema, type Stage, type StagePr
 export { ARTIFACT_KINDS, artifactKindSchema, type ArtifactKind } from './artifacts.js';
 export { MAX_PLACEHOLDER_VECTORS, PRESET_NAMES, personalizationOptionsSchema, type PresetName, type PersonalizationOptions } from './options.js';
 export { CodedError, errorGuard, isCodedError, type CodeInfo, type ErrorCodes } from './coded-error.js';
+export { cleanUp, withCleanup, type WithSuppressed } from './cleanup.js';

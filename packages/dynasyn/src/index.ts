@@ -13,5 +13,5 @@ export * from './output/index.js';
 export { trainPersonalization, type TrainPersonalizationOptions, type TrainResult, type TrainMetricsRow } from './train/trainer.js';
 export { TrainingError, isTrainingError, type TrainingErrorCode } from './train/errors.js';
 export { graphCacheDir } from './train/graph-cache.js';
-export { cleanUp, withCleanup, type WithSuppressed } from './cleanup.js';
+export { cleanUp, withCleanup, type WithSuppressed } from '@dynasyn/domain';
 export * from './evaluate/index.js';

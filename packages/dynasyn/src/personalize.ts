@@ -7,6 +7,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { withCleanup } from '@dynasyn/domain';
 import { ClipTokenizer, DiffusionPipeline, loadBundle, type ModelBundle } from '@dynasyn/diffusion';
 import { loadAugmented, saveAugmented } from './augment/storage.js';
 import { InputError } from './input-error.js';
@@ -171,7 +172,7 @@ export async function sampleClassWords(
   const words = req.words ?? classWords;
   const pipeline = await DiffusionPipeline.create(bundle, runtimeOf(o));
   const records: SampleRecord[] = [];
-  try {
+  const draw = async () => {
     for (const [i, p] of prompts.entries()) {
       req.signal?.throwIfAborted();
       checkPrompt(p.prompt, classWords.length);
@@ -188,9 +189,8 @@ export async function sampleClassWords(
       });
       records.push({ ...p, classPrompt, seed: r.seeds[0]!, image: r.images[0]! });
     }
-  } finally {
-    await pipeline.release();
-  }
+  };
+  await withCleanup(draw, () => [() => pipeline.release()]);
   const samples = await writeSamples(outDir, records, s);
   markPhaseCompleted(outDir, 'sample');
   return samples;

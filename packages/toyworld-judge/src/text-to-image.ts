@@ -17,6 +17,7 @@ import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DiffusionPipeline } from '@dynasyn/diffusion';
+import { withCleanup } from '@dynasyn/domain';
 import { captionFor, contactSheet, createRng, encodePng, parseCaption, renderScene, sampleSceneSpec } from '@dynasyn/toyworld';
 import { ToyworldJudge } from './judge.js';
 import { IMAGE_SIZE } from './judge-net.js';
@@ -86,13 +87,14 @@ const finish = (t: Record<T2iAttribute, { asked: number; ok: number }>): T2iTabl
 export async function evaluateTextToImage(o: T2iOptions): Promise<T2iResult> {
   const t0 = performance.now();
   const judge = await ToyworldJudge.load(o.judge);
-  const pipeline = await DiffusionPipeline.create(o.bundle, o.threads ? { intraOpNumThreads: o.threads } : {});
+  let created: DiffusionPipeline | undefined;
   const gen = emptyTally(),
     real = emptyTally(),
     recon = emptyTally();
   const captions: string[] = [];
   const images: Uint8Array[] = [];
-  try {
+  const run = async () => {
+    const pipeline = (created = await DiffusionPipeline.create(o.bundle, o.threads ? { intraOpNumThreads: o.threads } : {}));
     for (let i = 0; i < o.count; i++) {
       const rng = createRng(`t2i/${o.seed}/${i}`);
       const spec = sampleSceneSpec(rng.fork('spec'), { heldOut: 'exclude' });
@@ -113,10 +115,9 @@ export async function evaluateTextToImage(o: T2iOptions): Promise<T2iResult> {
       captions.push(caption);
       o.onProgress?.(i + 1, o.count);
     }
-  } finally {
-    await pipeline.release();
-    await judge.release();
-  }
+  };
+  // a failure to release either model never replaces the error that stopped the run (it is attached to it)
+  await withCleanup(run, () => [created && (() => created!.release()), () => judge.release()]);
   return { samples: finish(gen), renders: finish(real), reconstructions: finish(recon), captions, images, seconds: (performance.now() - t0) / 1000 };
 }
 

@@ -3,6 +3,7 @@
  * classifier.onnx, finder.onnx, judge.json, metrics.json, MODEL_CARD.md, train-log.jsonl.
  */
 import { DataType, type HostTensor } from '@dynasyn/ort-training';
+import { withCleanup } from '@dynasyn/domain';
 import { FINDER_CLASSES, FINDER_GRID, LOGITS } from './heads.js';
 import { judgeBatch } from './judge-data.js';
 import { buildJudgeTrainingNet, CROP, IMAGE_SIZE, JUDGE_WIDTHS, type JudgeWidths } from './judge-net.js';
@@ -73,7 +74,7 @@ export async function evaluateJudgeFolder(
   const evaluations: JudgeMetrics['evaluations'] = [];
   if (o.evalCount > 0) {
     const judge = await ToyworldJudge.load(o.out, { threads: o.threads });
-    try {
+    const measure = async () => {
       for (const heldOut of ['exclude', 'only'] as const)
         for (const regions of ['masks', 'judge'] as const) {
           const label = `${heldOut === 'only' ? 'held-out' : 'ordinary'} / ${regions === 'masks' ? 'true masks' : 'own finder'}`;
@@ -86,9 +87,8 @@ export async function evaluateJudgeFolder(
           });
           evaluations.push({ heldOut, regions, result });
         }
-    } finally {
-      await judge.release();
-    }
+    };
+    await withCleanup(measure, () => [() => judge.release()]); // a release failure never replaces the run's error
   }
   const out = { ...metrics, evaluations };
   writeRunFiles(o, out, judgeModelCard(out, metrics));

@@ -7,6 +7,7 @@
  * by example index and is drawn in the first part, so the same seed and inputs give the same set whether
  * the parts run together or apart.
  */
+import { withCleanup } from '@dynasyn/domain';
 import { GaussianRng, Unet, type DiffusionPipeline, type RuntimeOptions } from '@dynasyn/diffusion';
 import type { AugmentationOptions, AugmentedExample, PersonalizationInput, ProgressListener, Subject } from '../types.js';
 import { inpaintHoles, pasteSubjects } from './compose.js';
@@ -146,7 +147,7 @@ export async function composeAugmentations(
   // 3: drafts and their pseudo masks, with one attention-capturing UNet for all drafts
   const unet = run.attentionUnet ?? (await Unet.create(pipeline.bundle, { ...run.runtime, captureAttention: {} }));
   const drafts: Draft[] = [];
-  try {
+  const drawDrafts = async () => {
     for (const [i, p] of prompts.entries()) {
       const [d] = await renderDrafts(pipeline, [{ template: p.text, words: p.subjects.map((k) => phrases[k]!) }], {
         steps: options.draftSteps,
@@ -158,9 +159,8 @@ export async function composeAugmentations(
       drafts.push(d!);
       emit({ stage: 'augment', step: i + 1, total: 2 * count, message: `draft ${i + 1}/${count}` });
     }
-  } finally {
-    if (!run.attentionUnet) await unet.release();
-  }
+  };
+  await withCleanup(drawDrafts, () => [!run.attentionUnet && (() => unet.release())]);
 
   // 4: composition (pasted reference subjects, inpainted holes)
   const threshold = options.pseudoMasks.kind === 'attention' ? options.pseudoMasks.threshold : 0.5;

@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
+import { withCleanup } from '@dynasyn/domain';
 import { loadBundle } from '@dynasyn/diffusion';
 import { decode } from '@dynasyn/imaging';
 import { readInputs, readSamples } from '../output/artifacts.js';
@@ -142,7 +143,7 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
     ...(req.threads !== undefined ? { intraOpNumThreads: req.threads } : {}),
   };
   const scorers: Scorer[] = [];
-  try {
+  const evaluate = async () => {
     scorers.push(await createClipScorer(protocol.clip, clipRuntime));
     if (req.scorers) scorers.push(...req.scorers);
     else for (const s of protocol.scorers) scorers.push(createJudgeScorer(await loadToyworldJudge(s.model)));
@@ -259,9 +260,9 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
       }
     }
     return await write(true);
-  } finally {
-    for (const s of scorers) await s.release?.();
-  }
+  };
+  // every scorer is released even when one release fails; a release failure never replaces the run's error
+  return withCleanup(evaluate, () => scorers.map((s) => s.release && (() => s.release!())));
 }
 
 /** Every file and folder the protocol names, checked before anything runs: one error listing all that is missing. */

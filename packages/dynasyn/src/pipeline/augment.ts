@@ -6,6 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { withCleanup } from '@dynasyn/domain';
 import { DiffusionPipeline, type ModelBundle, type RuntimeOptions } from '@dynasyn/diffusion';
 import { applyGsa, augment, composeAugmentations, type AugmentedSample, type ComposedSample } from '../augment/augment.js';
 import { AUGMENTED_MANIFEST, loadAugmented, loadComposed, saveAugmented, type LoadedAugmentedExample } from '../augment/storage.js';
@@ -87,11 +88,10 @@ async function withBasePipeline<T>(
 ): Promise<T> {
   const runtime = runtimeOf(o);
   const pipeline = await DiffusionPipeline.create(bundle, { ...runtime, ...(cacheDir !== undefined ? { cacheDir: join(cacheDir, 'base') } : {}) });
-  try {
-    return await fn(pipeline, runtime);
-  } finally {
-    await pipeline.release();
-  }
+  return withCleanup(
+    () => fn(pipeline, runtime),
+    () => [() => pipeline.release()],
+  );
 }
 
 /** Augmentation and GSA on the base model (METHOD.md "Prompt-and-image augmentation"), nothing written. */

@@ -3,6 +3,7 @@
  * (CLIP-T / CLIP-I, when a CLIP model is given; the toy-world judge's scores too when a judge is given) and report; and a sampler for later requests, one prompt at a time.
  */
 import { join } from 'node:path';
+import { withCleanup } from '@dynasyn/domain';
 import { encodePng } from '@dynasyn/imaging';
 import { markPhaseCompleted, MetricsRecorder, readLearnedConcepts, readSamples, writeSamples, type SampleEntry } from '../output/artifacts.js';
 import { renderReport } from '../output/report.js';
@@ -40,15 +41,15 @@ export async function sampleStage(run: SampleStageRun): Promise<SampleEntry[]> {
   const metrics = MetricsRecorder.open(dir);
   const records = await metrics.time('sample', async () => {
     const pipeline = await createPersonalizedPipeline(run.bundle, concepts, { ...runtimeOf(o), cacheDir: join(cacheDirOf(run), 'personalized') });
-    try {
-      return await sampleConcepts(pipeline, concepts, prompts, o.sampling, {
-        seed: o.seed,
-        onProgress: (step, total) => emit({ stage: 'sample', step, total }),
-        ...(run.signal ? { signal: run.signal } : {}),
-      });
-    } finally {
-      await pipeline.release();
-    }
+    return withCleanup(
+      () =>
+        sampleConcepts(pipeline, concepts, prompts, o.sampling, {
+          seed: o.seed,
+          onProgress: (step, total) => emit({ stage: 'sample', step, total }),
+          ...(run.signal ? { signal: run.signal } : {}),
+        }),
+      () => [() => pipeline.release()],
+    );
   });
   const samples = await writeSamples(dir, records, o.sampling);
   metrics.flush();
@@ -68,13 +69,13 @@ export async function evaluateStage(run: Pick<StageRun, 'dir' | 'options' | 'onP
   const t0 = performance.now();
   const clip = await ClipModel.load(clipModelDir, runtimeOf(run.options));
   let judge: ToyworldJudge | undefined;
-  try {
-    if (judgeModelDir !== undefined) judge = await loadToyworldJudge(judgeModelDir);
-    await evaluateOutputDir(run.dir, clip, judge && { model: judgeModelDir!, judge });
-  } finally {
-    await clip.release();
-    await judge?.release?.();
-  }
+  await withCleanup(
+    async () => {
+      if (judgeModelDir !== undefined) judge = await loadToyworldJudge(judgeModelDir);
+      await evaluateOutputDir(run.dir, clip, judge && { model: judgeModelDir!, judge });
+    },
+    () => [() => clip.release(), judge?.release && (() => judge!.release!())],
+  );
   const after = MetricsRecorder.open(run.dir); // evaluateOutputDir wrote metrics.json itself
   after.addTiming('evaluate', performance.now() - t0);
   after.flush();

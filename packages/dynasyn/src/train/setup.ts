@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { withCleanup } from '@dynasyn/domain';
 import { ClipTokenizer, VaeEncoder, createScheduler, type ExecutionProvider, type ModelBundle } from '@dynasyn/diffusion';
 import { fromNumbers, toNumbers, type HostTensor } from '@dynasyn/ort-training';
 import { buildClassMapModel, hasExternalData, modelSource } from '../graph/index.js';
@@ -72,7 +73,7 @@ export async function encodeLatents(
   checkSize(input.image, bundle, 'the reference image');
   augmented.forEach((a, i) => checkSize(a.image, bundle, `augmented image ${i}`));
   const vae = await VaeEncoder.create(bundle, runtime);
-  try {
+  const encode = async (): Promise<Pick<BatchSetup, 'reference' | 'augmented' | 'latentShape'>> => {
     const plain = imageToTensor(input.image),
       flipped = imageToTensor(flipHorizontal(input.image));
     const both = await vae.encode({ dims: [2, ...plain.dims.slice(1)], data: concat(plain.data, flipped.data) });
@@ -81,9 +82,8 @@ export async function encodeLatents(
     const latents: { example: AugmentedExample; latents: Float32Array }[] = [];
     for (const example of augmented) latents.push({ example, latents: (await vae.encode(imageToTensor(example.image))).data });
     return { reference: { plain: both.data.slice(0, n), flipped: both.data.slice(n) }, augmented: latents, latentShape: [C, h, w] };
-  } finally {
-    await vae.release();
-  }
+  };
+  return withCleanup(encode, () => [() => vae.release()]);
 }
 
 const concat = (a: Float32Array, b: Float32Array): Float32Array => {

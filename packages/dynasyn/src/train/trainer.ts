@@ -28,7 +28,7 @@ import {
   type TrainMetricsRow,
 } from './checkpoint.js';
 import { TrainingError } from './errors.js';
-import { cleanUp } from '../cleanup.js';
+import { cleanUp } from '@dynasyn/domain';
 import { attentionGrid, encodeLatents, frozenClassModel, placeholderStartIds, placeholderTokenizer, trainingScheduler } from './setup.js';
 
 export type { TrainMetricsRow } from './checkpoint.js';

@@ -23,6 +23,7 @@ import {
   type MetricsFile,
   type MetricsSummary,
 } from '@dynasyn/dynasyn';
+import { withCleanup } from '@dynasyn/domain';
 import { loadBundle } from '@dynasyn/diffusion';
 import { notify } from '@dynasyn/webhooks';
 import { classify, PermanentStageError, StageSuperseded } from '../errors.js';
@@ -195,7 +196,7 @@ async function generate(deps: StageDeps, job: PersonalizationJob, call: Generate
         }
       }
       const sampler = await openConceptSampler({ dir, bundle: loadBundle(deps.backbone), options: stageOptions(deps, job) });
-      try {
+      const render = async () => {
         for (const r of todo) {
           call.signal?.throwIfAborted();
           await deps.db.updateSample(r.id, { status: 'running' });
@@ -211,9 +212,8 @@ async function generate(deps: StageDeps, job: PersonalizationJob, call: Generate
             if (!c.permanent) throw e;
           }
         }
-      } finally {
-        await sampler.release();
-      }
+      };
+      await withCleanup(render, () => [() => sampler.release()]); // a release failure never replaces the job's error
     } finally {
       removeRunDir(dir);
     }

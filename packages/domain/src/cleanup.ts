@@ -9,7 +9,8 @@ export interface WithSuppressed {
   suppressed?: unknown[];
 }
 
-type Step = (() => unknown) | undefined;
+/** A cleanup step; a falsy one (a resource never acquired, `acquired && (() => release())`) is skipped. */
+type Step = (() => unknown) | undefined | null | false;
 
 /**
  * Runs every step (each even when an earlier one fails). With `inFlight` (the error that ended the work)
