@@ -11,19 +11,13 @@ export function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
   };
 }
 
-export function float(min: number, max: number) {
+/** A number in [min, max]; with `aboveMin` in (min, max] (a learning rate: above 0). */
+export function float(min: number, max: number, { aboveMin = false } = {}) {
+  const range = aboveMin ? `above ${min} and at most ${max}` : `in [${min}, ${max}]`;
   return (value: string): number => {
     const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`expected a number in [${min}, ${max}]`);
-    return n;
-  };
-}
-
-/** A number in (0, max]: a learning rate. */
-export function positive(max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > max) throw new InvalidArgumentError(`expected a number above 0 and at most ${max}`);
+    if (value.trim() === '' || !Number.isFinite(n) || n < min || (aboveMin && n === min) || n > max)
+      throw new InvalidArgumentError(`expected a number ${range}`);
     return n;
   };
 }

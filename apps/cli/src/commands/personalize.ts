@@ -18,7 +18,7 @@ import {
   type PresetName,
 } from '@dynasyn/dynasyn';
 import { CliError } from './errors.js';
-import { integer, positive } from './parse.js';
+import { float, integer } from './parse.js';
 import { createStageProgress } from '../stage-progress.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -173,11 +173,11 @@ export function registerPersonalizationCommands(program: Command): void {
     .option('--judge <dir>', 'toy-world judge folder (models/toyworld-judge; needs --clip): identity acc., attributes kept, prompt acc. of the samples')
     .option('--phase1-steps <n>', 'phase 1 steps (override the preset)', integer(0, 1e6))
     .option('--phase2-steps <n>', 'phase 2 steps (override the preset)', integer(0, 1e6))
-    .option('--phase1-lr <x>', "phase 1 learning rate (the placeholder rows'; override the preset)", positive(1))
+    .option('--phase1-lr <x>', "phase 1 learning rate (the placeholder rows'; override the preset)", float(0, 1, { aboveMin: true }))
     .option(
       '--phase2-lr <x>',
       "phase 2 learning rate (adapters and rows; override the preset): lower keeps more of the words' identity, higher moves attention onto the masks further (docs/evaluation.md)",
-      positive(1),
+      float(0, 1, { aboveMin: true }),
     )
     .option(
       '--placeholder-vectors <n>',
