@@ -107,11 +107,17 @@ export function writeModelCard(file: string, r: RunSummary, partial?: { step: nu
         .replace(/^- (Continued|VAE refined|VAE decoder refined) \(this bundle\)/gm, '- $1 (an earlier run)')
         // the earlier runs' steps are in this bundle's log, which is now stored gzipped
         .replace(/train-log\.jsonl(?!\.gz)/g, 'train-log.jsonl.gz')}
-${refined}${decoderRefined}- Continued (this bundle): text encoder + UNet from those weights, ${o.diffusion.steps} more steps (diffusion steps ${c.stepOffset}-${c.stepOffset + o.diffusion.steps - 1}: the data
+${refined}${decoderRefined}${
+        // a refinement alone (--steps 0) keeps the text encoder and UNet as they were: no line for them
+        o.diffusion.steps > 0
+          ? `- Continued (this bundle): text encoder + UNet from those weights, ${o.diffusion.steps} more steps (diffusion steps ${c.stepOffset}-${c.stepOffset + o.diffusion.steps - 1}: the data
   stream goes on, no batch repeats), batch ${o.diffusion.batch}, fresh AdamW moments, lr ${o.diffusion.lr} (warmup ${o.diffusion.warmup}, cosine to a tenth),
   weight decay 0.01, clip 1.0${epsWeighting}; ${lossSummary(lines, 'diffusion', c.stepOffset)}; ${minutes(r.seconds.diffusion)} (started ${r.startedAt}),
   ${o.threads} intra-op threads on ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}. Per-step losses and times of both runs: train-log.jsonl.gz.
 `
+          : `- Text encoder + UNet (this bundle): those of the bundle it continues, unchanged (diffusion steps 0-${c.stepOffset - 1}).
+`
+      }`
     : `## How it was trained (seed ${o.seed})
 - VAE: ${o.vae.steps} steps, batch ${o.vae.batch}, AdamW lr ${o.vae.lr} (warmup ${o.vae.warmup}, cosine), clip 1.0, MSE + ${o.vae.klWeight} x KL${weighting};
   ${lossSummary(lines, 'vae')}.

@@ -223,6 +223,15 @@ describe('toy backbone training run', () => {
     expect(readFileSync(join(after, 'MODEL_CARD.md'), 'utf8')).toContain(
       '--refine-decoder 2 --decoder-batch 2 --decoder-lr 0.001 --subject-weight 8 --steps 2',
     );
+
+    // the refinement alone (--steps 0): only the decoder changes, and the card says the UNet is the bundle's
+    expect((await trainToyBackbone({ ...cont('decoder-alone', 2), diffusion: { ...options('decoder-alone').diffusion, steps: 0 } })).finished).toBe(true);
+    const alone = options('decoder-alone').out;
+    for (const m of ['unet', 'text_encoder', 'vae_encoder']) expect(bytes(alone, m).equals(bytes(bundleDir, m))).toBe(true);
+    expect(bytes(alone, 'vae_decoder').equals(bytes(bundleDir, 'vae_decoder'))).toBe(false);
+    const aloneCard = readFileSync(join(alone, 'MODEL_CARD.md'), 'utf8');
+    expect(aloneCard).not.toContain('Continued (this bundle)');
+    expect(aloneCard).toContain('Text encoder + UNet (this bundle): those of the bundle it continues, unchanged (diffusion steps 0-1)');
   }, 400_000);
 
   it('trains a wider decoder afresh on the same latents: the bundle loads and decodes, and a continuation of it keeps it', async () => {
