@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +24,7 @@ import {
   type StepMetrics,
 } from './artifacts.js';
 import { rectMask, syntheticImage } from '../testing/synthetic-output.js';
+import { SAMPLE_CHUNK_BYTES, SAMPLE_CHUNKS, sampleFileHash } from './manifest.js';
 
 let root: string;
 let bundle: string;
@@ -169,12 +171,45 @@ describe('learned concepts', () => {
     writeLearnedConcepts(dir, concepts());
     const changed = join(root, 'tiny-seed1');
     await createTinyBundle(changed, { seed: 1 });
+    // the same architecture with other weights: every file the same size, the contents not
+    expectCode(() => readLearnedConcepts(dir, { backboneDir: changed }), 'ARTIFACT_MISMATCH', /unet\/model\.onnx has the same size but other contents/);
+    // a manifest written before the fingerprint sampled contents compares sizes only
+    const file = join(dir, 'manifest.json');
+    const m = JSON.parse(readFileSync(file, 'utf8'));
+    delete m.backbone.fingerprint.fileSamples;
+    writeFileSync(file, JSON.stringify(m));
+    expect(readLearnedConcepts(dir, { backboneDir: changed }).tokens).toEqual(concepts().tokens);
     writeFileSync(join(changed, 'unet', 'model.onnx'), new Uint8Array(10));
     expectCode(() => readLearnedConcepts(dir, { backboneDir: changed }), 'ARTIFACT_MISMATCH', /unet\/model\.onnx has 10 bytes/);
     const c = concepts();
     c.adapters.delete('unet.q.lora_B');
     expectCode(() => writeLearnedConcepts(dir, c), 'ARTIFACT_MISMATCH', /missing unet\.q\.lora_B/);
     expectCode(() => writeLearnedConcepts(dir, { ...concepts(), embeddings: f32([3, 64], () => 0) }), 'ARTIFACT_MISMATCH', /\[2, D\]/);
+  });
+
+  it("samples a large file's bytes from its first to its last: a change anywhere larger than the chunks' spacing is seen", () => {
+    const file = join(root, 'weights.bin');
+    const size = 3 * 1024 * 1024 + 17; // larger than the bytes sampled (SAMPLE_CHUNKS x SAMPLE_CHUNK_BYTES)
+    expect(size).toBeGreaterThan(SAMPLE_CHUNKS * SAMPLE_CHUNK_BYTES);
+    const bytes = Buffer.alloc(size, 7);
+    writeFileSync(file, bytes);
+    const base = sampleFileHash(file);
+    expect(sampleFileHash(file)).toBe(base);
+    const spacing = Math.ceil(size / (SAMPLE_CHUNKS - 1));
+    for (const [at, length] of [
+      [0, 1], // the first byte
+      [size - 1, 1], // the last
+      [Math.floor(size / 2) - spacing / 2, spacing], // a tensor of the spacing's size anywhere
+      [12345, spacing],
+    ] as const) {
+      const edited = Buffer.from(bytes);
+      edited.fill(9, at, at + length);
+      writeFileSync(file, edited);
+      expect(sampleFileHash(file)).not.toBe(base);
+    }
+    // a small file is hashed whole
+    writeFileSync(file, Buffer.from('abc'));
+    expect(sampleFileHash(file)).toBe(createHash('sha256').update('abc').digest('hex'));
   });
 
   it('reports a missing embeddings file clearly', () => {

@@ -4,7 +4,7 @@
  * backbone they were trained on, so the fingerprint is checked when they are loaded again.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { TINY_BUNDLE_FACTS } from '@dynasyn/diffusion';
 import type { PresetName } from '../types.js';
@@ -15,12 +15,48 @@ import { artifactPath } from './layout.js';
 export const MANIFEST_FORMAT = 'dynasyn-personalization';
 export const MANIFEST_VERSION = 1;
 
-/** Identity of a backbone bundle without hashing gigabytes: model_index.json's hash plus every file's size. */
+/**
+ * Identity of a backbone bundle without hashing gigabytes: model_index.json's hash, every file's size, and a hash
+ * of evenly spaced samples of each file's bytes.
+ */
 export interface BackboneFingerprint {
   /** sha256 (hex) of model_index.json. */
   modelIndexSha256: string;
   /** Size in bytes of each file of the bundle, by path relative to the bundle (`unet/model.onnx`). */
   fileSizes: Record<string, number>;
+  /**
+   * sha256 (hex) of SAMPLE_CHUNKS evenly spaced chunks of SAMPLE_CHUNK_BYTES of each file (the whole file when it is
+   * no larger), by the same paths: weights of the same size but other values (another seed, a fine-tune of the
+   * same architecture, a refined VAE) differ here. Manifests written before it have none; then sizes alone count.
+   */
+  fileSamples?: Record<string, string>;
+}
+
+/** How many chunks of a file the fingerprint hashes, and their size: 512 KiB read per file, whatever its size. */
+export const SAMPLE_CHUNKS = 128;
+export const SAMPLE_CHUNK_BYTES = 4096;
+
+/**
+ * sha256 of `SAMPLE_CHUNKS` chunks spread evenly from the file's first byte to its last (the whole file when it is
+ * small). A change of the weights is caught when it reaches any chunk: a fine-tune changes every tensor, and a
+ * tensor larger than size / SAMPLE_CHUNKS always contains one.
+ */
+export function sampleFileHash(file: string, size = statSync(file).size): string {
+  const hash = createHash('sha256');
+  if (size <= SAMPLE_CHUNKS * SAMPLE_CHUNK_BYTES) return hash.update(readFileSync(file)).digest('hex');
+  const fd = openSync(file, 'r');
+  try {
+    const chunk = Buffer.alloc(SAMPLE_CHUNK_BYTES);
+    const last = size - SAMPLE_CHUNK_BYTES;
+    for (let i = 0; i < SAMPLE_CHUNKS; i++) {
+      const at = Math.floor((i * last) / (SAMPLE_CHUNKS - 1));
+      const n = readSync(fd, chunk, 0, SAMPLE_CHUNK_BYTES, at);
+      hash.update(chunk.subarray(0, n));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest('hex');
 }
 
 /**
@@ -70,11 +106,15 @@ export function isBundleDocumentation(relativePath: string): boolean {
   return /\.(md|markdown|rst|html?|png|jpe?g|gif|webp|svg|jsonl|gz)$/i.test(name) || /^(licen[cs]e|copying|notice)(\.|$)/i.test(name);
 }
 
-/** Computes the fingerprint of a bundle directory (sizes only: no model file is read; documentation left out). */
+/**
+ * Computes the fingerprint of a bundle directory: sizes, and samples of each file's bytes (512 KiB per file, so
+ * milliseconds for SD 2.1's 5 GB); documentation left out.
+ */
 export function fingerprintBackbone(bundleDir: string): BackboneFingerprint {
   const index = join(bundleDir, 'model_index.json');
   if (!existsSync(index)) throw new ArtifactError('MISSING_ARTIFACT', `backbone ${bundleDir} has no model_index.json`);
   const fileSizes: Record<string, number> = {};
+  const fileSamples: Record<string, string> = {};
   const walk = (dir: string, depth: number) => {
     for (const name of readdirSync(dir).sort()) {
       if (name.startsWith('.')) continue;
@@ -84,12 +124,15 @@ export function fingerprintBackbone(bundleDir: string): BackboneFingerprint {
         if (depth < 3) walk(full, depth + 1);
       } else if (st.isFile()) {
         const rel = relative(bundleDir, full).split('\\').join('/');
-        if (!isBundleDocumentation(rel)) fileSizes[rel] = st.size;
+        if (!isBundleDocumentation(rel)) {
+          fileSizes[rel] = st.size;
+          fileSamples[rel] = sampleFileHash(full, st.size);
+        }
       }
     }
   };
   walk(bundleDir, 0);
-  return { modelIndexSha256: createHash('sha256').update(readFileSync(index)).digest('hex'), fileSizes };
+  return { modelIndexSha256: createHash('sha256').update(readFileSync(index)).digest('hex'), fileSizes, fileSamples };
 }
 
 /** Human-readable differences between two fingerprints (empty when they match). */
@@ -103,6 +146,11 @@ export function fingerprintDifferences(expected: BackboneFingerprint, actual: Ba
     if (a === undefined) out.push(`${n} is new`);
     else if (b === undefined) out.push(`${n} is missing`);
     else if (a !== b) out.push(`${n} has ${b} bytes, expected ${a}`);
+    else {
+      const was = expected.fileSamples?.[n],
+        is = actual.fileSamples?.[n];
+      if (was !== undefined && is !== undefined && was !== is) out.push(`${n} has the same size but other contents (other weights?)`);
+    }
   }
   return out;
 }
