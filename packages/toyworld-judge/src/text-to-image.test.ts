@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AttributeScore, SampleScore } from './score.js';
-import { evaluateTextToImage, t2iMarkdown, tallyInto, T2I_ATTRIBUTES } from './text-to-image.js';
+import { evaluateTextToImage, t2iMarkdown, tallyInto, T2I_ATTRIBUTES, wilsonInterval } from './text-to-image.js';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..', '..', '..');
 
@@ -18,6 +18,21 @@ const sample = (subjects: SampleScore['perAttribute']['subjects']): SampleScore 
   regions: [],
 });
 const empty = () => Object.fromEntries(T2I_ATTRIBUTES.map((k) => [k, { asked: 0, ok: 0 }])) as Parameters<typeof tallyInto>[0];
+
+test('the interval of a rate read on n subjects: the Wilson score interval (closed form), narrowing as n grows', () => {
+  const [lo, hi] = wilsonInterval(50, 100);
+  // p = 0.5, n = 100, z = 1.96: centre 0.5, half-width 1.96 sqrt(0.0025 + 0.96^2/40000) / 1.0384 = 0.0962
+  expect(lo).toBeCloseTo(0.4038, 4);
+  expect(hi).toBeCloseTo(0.5962, 4);
+  const [lo2, hi2] = wilsonInterval(772, 901); // the committed bundle's class over 600 captions
+  expect(lo2).toBeGreaterThan(0.83);
+  expect(hi2).toBeLessThan(0.88);
+  expect(hi2 - lo2).toBeLessThan(hi - lo);
+  // never outside [0, 1], even at 0 or n right
+  expect(wilsonInterval(0, 10)[0]).toBe(0);
+  expect(wilsonInterval(10, 10)[1]).toBe(1);
+  expect(wilsonInterval(10, 10)[0]).toBeGreaterThan(0.69);
+});
 
 describe('the text-to-image tally', () => {
   it('counts a subject as identity kept only when all four identity attributes are read as asked', () => {
@@ -53,6 +68,6 @@ describe('the text-to-image tally', () => {
       for (const k of ['class', 'colour', 'pattern', 'accessory'] as const) expect(table.identity.ok).toBeLessThanOrEqual(table[k].ok);
     }
     expect(r.samples.identity.asked).toBe(0);
-    expect(t2iMarkdown(r)).toMatch(/^\| identity \| - \| \d+\.\d% \(\d+\/\d+\) \| \d+\.\d% \(\d+\/\d+\) \|$/m);
+    expect(t2iMarkdown(r)).toMatch(/^\| identity \| - \| \d+\.\d% \(\d+\/\d+; \d+\.\d-\d+\.\d\) \| \d+\.\d% \(\d+\/\d+; \d+\.\d-\d+\.\d\) \|$/m);
   }, 120_000);
 });
