@@ -68,6 +68,17 @@ describe('the text-to-image tally', () => {
       for (const k of ['class', 'colour', 'pattern', 'accessory'] as const) expect(table.identity.ok).toBeLessThanOrEqual(table[k].ok);
     }
     expect(r.samples.identity.asked).toBe(0);
+    // the per-class confusion holds every subject once: its rows add up to the class tally, its diagonal to what was read right
+    for (const [conf, table] of [
+      [r.classes.renders, r.renders],
+      [r.classes.reconstructions, r.reconstructions],
+    ] as const) {
+      const rows = Object.entries(conf);
+      expect(rows.reduce((a, [, row]) => a + Object.values(row).reduce((x, y) => x + y, 0), 0)).toBe(table.class.asked);
+      expect(rows.reduce((a, [k, row]) => a + (row[k] ?? 0), 0)).toBe(table.class.ok);
+    }
+    expect(r.classes.samples).toEqual({});
+    expect(t2iMarkdown(r)).toMatch(/^\| class asked \| generated samples \| true renders \| through the VAE \| reconstructions read as instead \|$/m);
     expect(t2iMarkdown(r)).toMatch(/^\| identity \| - \| \d+\.\d% \(\d+\/\d+; \d+\.\d-\d+\.\d\) \| \d+\.\d% \(\d+\/\d+; \d+\.\d-\d+\.\d\) \|$/m);
   }, 120_000);
 });

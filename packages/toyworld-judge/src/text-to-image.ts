@@ -52,9 +52,14 @@ export interface Tally {
 }
 export type T2iTable = Record<T2iAttribute, Tally>;
 
+/** Per asked class, how many subjects the judge read as each class (those read as asked: the asked class's own entry). */
+export type ClassConfusion = Record<string, Record<string, number>>;
+
 export interface T2iResult {
   /** Judge's reading of the generated samples. */
   samples: T2iTable;
+  /** Per class: what the judge read for the subjects asked as it, in the samples, the renders and the reconstructions. */
+  classes: { samples: ClassConfusion; renders: ClassConfusion; reconstructions: ClassConfusion };
   /** The same captions' true renders, read the same way (the judge's own ceiling on these captions). */
   renders: T2iTable;
   /** Those renders through the bundle's VAE (encoder mean, decoder): what of each attribute its latents keep. */
@@ -80,6 +85,15 @@ export function tallyInto(t: Record<T2iAttribute, { asked: number; ok: number }>
   add('style', s.perAttribute.style?.ok);
 }
 
+export function confusionInto(c: ClassConfusion, s: SampleScore): void {
+  for (const subj of s.perAttribute.subjects) {
+    const read = subj.class;
+    if (!read) continue;
+    const row = (c[read.asked] ??= {});
+    row[read.predicted] = (row[read.predicted] ?? 0) + 1;
+  }
+}
+
 const emptyTally = () => Object.fromEntries(T2I_ATTRIBUTES.map((k) => [k, { asked: 0, ok: 0 }])) as Record<T2iAttribute, { asked: number; ok: number }>;
 const finish = (t: Record<T2iAttribute, { asked: number; ok: number }>): T2iTable =>
   Object.fromEntries(T2I_ATTRIBUTES.map((k) => [k, { ...t[k], accuracy: t[k].asked ? t[k].ok / t[k].asked : null }])) as T2iTable;
@@ -93,6 +107,12 @@ export async function evaluateTextToImage(o: T2iOptions): Promise<T2iResult> {
     recon = emptyTally();
   const captions: string[] = [];
   const images: Uint8Array[] = [];
+  const classes: T2iResult['classes'] = { samples: {}, renders: {}, reconstructions: {} };
+  const read = async (image: Uint8Array, asked: ReturnType<typeof parseCaption>, tally: ReturnType<typeof emptyTally>, confusion: ClassConfusion) => {
+    const s = await scoreSample(judge, image, { asked, regions: { kind: 'judge' } });
+    tallyInto(tally, s);
+    confusionInto(confusion, s);
+  };
   const run = async () => {
     const pipeline = (created = await DiffusionPipeline.create(o.bundle, o.threads ? { intraOpNumThreads: o.threads } : {}));
     for (let i = 0; i < o.count; i++) {
@@ -105,20 +125,28 @@ export async function evaluateTextToImage(o: T2iOptions): Promise<T2iResult> {
         const image = r.images[0]!;
         if (image.width !== IMAGE_SIZE || image.height !== IMAGE_SIZE)
           throw new Error(`the bundle draws ${image.width}x${image.height}; the judge reads ${IMAGE_SIZE}x${IMAGE_SIZE}`);
-        tallyInto(gen, await scoreSample(judge, image.data, { asked, regions: { kind: 'judge' } }));
+        await read(image.data, asked, gen, classes.samples);
         images.push(image.data);
       }
       const render = renderScene(spec, { size: IMAGE_SIZE }).rgb;
-      tallyInto(real, await scoreSample(judge, render, { asked, regions: { kind: 'judge' } }));
+      await read(render, asked, real, classes.renders);
       const [back] = await pipeline.decodeLatents(await pipeline.encodeImages({ width: IMAGE_SIZE, height: IMAGE_SIZE, data: render }, 1));
-      tallyInto(recon, await scoreSample(judge, back!.data, { asked, regions: { kind: 'judge' } }));
+      await read(back!.data, asked, recon, classes.reconstructions);
       captions.push(caption);
       o.onProgress?.(i + 1, o.count);
     }
   };
   // a failure to release either model never replaces the error that stopped the run (it is attached to it)
   await withCleanup(run, () => [created && (() => created!.release()), () => judge.release()]);
-  return { samples: finish(gen), renders: finish(real), reconstructions: finish(recon), captions, images, seconds: (performance.now() - t0) / 1000 };
+  return {
+    samples: finish(gen),
+    renders: finish(real),
+    reconstructions: finish(recon),
+    classes,
+    captions,
+    images,
+    seconds: (performance.now() - t0) / 1000,
+  };
 }
 
 /**
@@ -140,13 +168,43 @@ const pct = (t: Tally) => {
   return `${(100 * t.accuracy).toFixed(1)}% (${t.ok}/${t.asked}; ${lo}-${hi})`;
 };
 
+/** A class's row of a confusion as a tally (read as asked / asked). */
+function classTally(c: ClassConfusion, k: string): Tally {
+  const row = c[k] ?? {};
+  const asked = Object.values(row).reduce((a, b) => a + b, 0),
+    ok = row[k] ?? 0;
+  return { asked, ok, accuracy: asked ? ok / asked : null };
+}
+
+/** The classes a class was most often read as instead, with their counts ("dog 3, cat 1"). */
+function misreadings(c: ClassConfusion, k: string): string {
+  const wrong = Object.entries(c[k] ?? {}).filter(([p]) => p !== k);
+  return wrong.length
+    ? wrong
+        .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+        .slice(0, 3)
+        .map(([p, n]) => `${p} ${n}`)
+        .join(', ')
+    : '-';
+}
+
 export function t2iMarkdown(r: T2iResult): string {
   const rows = T2I_ATTRIBUTES.map((k) => `| ${k} | ${pct(r.samples[k])} | ${pct(r.renders[k])} | ${pct(r.reconstructions[k])} |`);
+  const drawn = Object.keys(r.classes.samples).length > 0;
+  const classes = [...new Set([...Object.keys(r.classes.renders), ...Object.keys(r.classes.samples)])].sort();
+  const classRows = classes.map(
+    (k) =>
+      `| ${k} | ${drawn ? pct(classTally(r.classes.samples, k)) : '-'} | ${pct(classTally(r.classes.renders, k))} | ${pct(classTally(r.classes.reconstructions, k))} | ${misreadings(drawn ? r.classes.samples : r.classes.reconstructions, k)} |`,
+  );
   return (
     [
       '| attribute | generated samples | true renders of the same captions | those renders through the VAE |',
       '|---|---|---|---|',
       ...rows,
+      '',
+      `| class asked | generated samples | true renders | through the VAE | ${drawn ? 'samples' : 'reconstructions'} read as instead |`,
+      '|---|---|---|---|---|',
+      ...classRows,
       '',
       'Each figure: the share read right (right / asked; its 95% Wilson interval).',
     ].join('\n') + '\n'
@@ -194,7 +252,11 @@ async function main(): Promise<void> {
   if (json)
     writeFileSync(
       json,
-      JSON.stringify({ samples: r.samples, renders: r.renders, reconstructions: r.reconstructions, captions: r.captions, seconds: r.seconds }, null, 2) + '\n',
+      JSON.stringify(
+        { samples: r.samples, renders: r.renders, reconstructions: r.reconstructions, classes: r.classes, captions: r.captions, seconds: r.seconds },
+        null,
+        2,
+      ) + '\n',
     );
   const sheet = arg('sheet');
   if (sheet && r.images.length) {
