@@ -29,6 +29,11 @@ export interface RunRecord {
   seed: number;
   /** sha256 of the run's settings: a ledger entry counts only for the same settings. */
   fingerprint: string;
+  /**
+   * sha256 of the backbone's fingerprint (its weights' sizes and sampled bytes, not its path): an entry counts only on
+   * the same weights. Absent in ledgers written before it was recorded (they count by their settings alone).
+   */
+  backbone?: string;
   /** The run's directory relative to the output directory (a personalize output directory). */
   dir: string;
   samples: SampleScore[];

@@ -122,6 +122,33 @@ test('two methods x one scene x one seed: the tables, the files, the method opti
   // a changed protocol is refused for the runs it changes
   const changed = parseProtocol({ ...protocolJson, prompts: { ...protocolJson.prompts, action: ['<asset1> sitting'] } }, root);
   await expect(runEvaluation({ protocol: changed, out, threads: 1 })).rejects.toThrow(/LEDGER_MISMATCH|other settings/);
+
+  // the backbone counts by its weights: a copy elsewhere is the same backbone (nothing runs), other weights are not
+  fs.cpSync(path.join(root, 'bundle'), path.join(root, 'bundle-copy'), { recursive: true });
+  const copied: EvaluationProgress[] = [];
+  const moved = await runEvaluation({
+    protocol: parseProtocol({ ...protocolJson, backbone: 'bundle-copy' }, root),
+    out,
+    threads: 1,
+    onProgress: (e) => copied.push(e),
+  });
+  expect(copied.filter((e) => e.kind !== 'run')).toEqual([]);
+  expect(moved.tables).toEqual(first.tables);
+  await createTinyBundle(path.join(root, 'bundle-other'), { seed: 4 }); // the same architecture and file sizes
+  await expect(runEvaluation({ protocol: parseProtocol({ ...protocolJson, backbone: 'bundle-other' }, root), out, threads: 1 })).rejects.toThrow(
+    /made with other settings \(the protocol, options, prompts or the backbone's weights changed\)/,
+  );
+  // a ledger written before runs recorded their backbone counts by its settings alone (as it did then)
+  const ledgerFile = path.join(out, 'ledger.jsonl');
+  const lines = fs
+    .readFileSync(ledgerFile, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  expect(lines.every((l) => typeof l['backbone'] === 'string' && /^[0-9a-f]{64}$/.test(l['backbone']))).toBe(true);
+  fs.writeFileSync(ledgerFile, lines.map(({ backbone: _, ...l }) => JSON.stringify(l)).join('\n') + '\n');
+  const legacy = await runEvaluation({ protocol: parseProtocol({ ...protocolJson, backbone: 'bundle-other' }, root), out, threads: 1 });
+  expect(legacy.tables).toEqual(first.tables);
 }, 600_000); // ~100 s on an idle machine, over 120 s on a loaded one
 
 test('class-words: no training; the backbone draws each prompt with the class words, at the seeds every method samples with', async () => {

@@ -12,6 +12,7 @@ import { withCleanup } from '@dynasyn/domain';
 import { loadBundle } from '@dynasyn/diffusion';
 import { decode } from '@dynasyn/imaging';
 import { readInputs, readSamples } from '../output/artifacts.js';
+import { fingerprintBackbone, type BackboneFingerprint } from '../output/manifest.js';
 import { canonicalJsonOf } from './canonical.js';
 import { personalize, sampleClassWords } from '../personalize.js';
 import type { SamplePrompt } from '../sample.js';
@@ -108,6 +109,19 @@ function fingerprintOf(scene: ResolvedScene, sceneDef: unknown, method: string, 
     .digest('hex');
 }
 
+/** The backbone a run was made on, by its weights (manifest.ts's fingerprint), not its path: a copy elsewhere is the same backbone. */
+function backboneHashOf(backbone: BackboneFingerprint): string {
+  return createHash('sha256').update(canonicalJsonOf(backbone)).digest('hex');
+}
+
+/**
+ * Whether a ledger entry is the run a job asks for: the same settings, on a backbone with the same weights. An
+ * entry written before the ledger recorded its backbone counts by its settings alone.
+ */
+function sameRun(r: RunRecord, job: { fingerprint: string; backbone: string }): boolean {
+  return r.fingerprint === job.fingerprint && (r.backbone === undefined || r.backbone === job.backbone);
+}
+
 function selected<T extends string | number>(all: readonly T[], wanted: readonly T[] | undefined, what: string): T[] {
   if (!wanted) return [...all];
   const unknown = wanted.filter((w) => !all.includes(w));
@@ -131,9 +145,10 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
   if (shard && !(Number.isInteger(shard.count) && shard.count >= 1 && Number.isInteger(shard.index) && shard.index >= 0 && shard.index < shard.count))
     throw new EvaluationError('BAD_PROTOCOL', `shard ${shard.index}/${shard.count}: expected an index from 0 to count - 1`);
   checkProtocolInputs(protocol, req.scorers !== undefined);
-  let bundle;
+  let bundle, backboneHash: string;
   try {
     bundle = loadBundle(protocol.backbone);
+    backboneHash = backboneHashOf(fingerprintBackbone(protocol.backbone));
   } catch (e) {
     throw new EvaluationError('MISSING_INPUT', `backbone ${protocol.backbone} cannot be loaded: ${(e as Error).message}`, { cause: e });
   }
@@ -170,7 +185,17 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
           // some scenes and shards take about equally long (by position alone, an even number of methods
           // would give one shard every slow method)
           const shardKey = si + mi + ki;
-          return { scene, method, def, seed, runId, options, shardKey, fingerprint: fingerprintOf(scene, protocol.scenes[si], method, options, prompts) };
+          return {
+            scene,
+            method,
+            def,
+            seed,
+            runId,
+            options,
+            shardKey,
+            fingerprint: fingerprintOf(scene, protocol.scenes[si], method, options, prompts),
+            backbone: backboneHash,
+          };
         }),
       ),
     );
@@ -187,7 +212,7 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
       const finished = readLedger(out);
       const records = jobs.flatMap((j) => {
         const r = finished.get(j.runId);
-        return r && r.fingerprint === j.fingerprint ? [r] : [];
+        return r && sameRun(r, j) ? [r] : [];
       });
       const complete = records.length === jobs.length;
       return writeResults(
@@ -205,10 +230,10 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
       const { runId, options, fingerprint } = job;
       const dir = join(out, 'runs', job.scene.id, job.method, `seed-${job.seed}`);
       const done = ledger.get(runId);
-      if (done && done.fingerprint !== fingerprint)
+      if (done && !sameRun(done, job))
         throw new EvaluationError(
           'LEDGER_MISMATCH',
-          `${out} holds run ${runId} made with other settings (protocol, options or prompts changed): use another --out, or remove ${dir} and its ledger line`,
+          `${out} holds run ${runId} made with other settings (the protocol, options, prompts or the backbone's weights changed): use another --out, or remove ${dir} and its ledger line`,
         );
       req.onProgress?.({ kind: 'run', index, total: jobs.length, runId, skipped: done !== undefined });
       const t0 = performance.now();
@@ -250,6 +275,7 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
           method: job.method,
           seed: job.seed,
           fingerprint,
+          backbone: backboneHash,
           dir: relative(out, dir),
           samples,
           seconds: (record?.seconds ?? 0) + (performance.now() - t0) / 1000,
