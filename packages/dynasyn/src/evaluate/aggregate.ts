@@ -34,6 +34,8 @@ export interface RunRecord {
    * the same weights. Absent in ledgers written before it was recorded (they count by their settings alone).
    */
   backbone?: string;
+  /** Each versioned scorer's version when the samples were scored (name -> folder fingerprint); absent in older ledgers. */
+  scorers?: Record<string, string>;
   /** The run's directory relative to the output directory (a personalize output directory). */
   dir: string;
   samples: SampleScore[];

@@ -119,6 +119,23 @@ test('two methods x one scene x one seed: the tables, the files, the method opti
   expect(again.filter((e) => e.kind !== 'run')).toEqual([]);
   expect(second.tables).toEqual(first.tables);
 
+  // a CLIP with other weights at the protocol's path: every finished run is scored again from its samples (no
+  // training, no sampling), its CLIP figures change, and a further start scores nothing
+  fs.cpSync(path.join(root, 'clip'), path.join(root, 'clip-first'), { recursive: true });
+  writeTinyClip(path.join(root, 'clip'), 'separate', 2);
+  const rescored: EvaluationProgress[] = [];
+  const third = await runEvaluation({ protocol, out, threads: 1, onProgress: (e) => rescored.push(e) });
+  expect(rescored.filter((e) => e.kind === 'stage')).toEqual([]);
+  expect(rescored.filter((e) => e.kind === 'scored').length).toBe(2);
+  expect(third.tables).not.toEqual(first.tables);
+  const fourth: EvaluationProgress[] = [];
+  await runEvaluation({ protocol, out, threads: 1, onProgress: (e) => fourth.push(e) });
+  expect(fourth.filter((e) => e.kind !== 'run')).toEqual([]);
+  fs.rmSync(path.join(root, 'clip'), { recursive: true });
+  fs.cpSync(path.join(root, 'clip-first'), path.join(root, 'clip'), { recursive: true });
+  const back = await runEvaluation({ protocol, out, threads: 1 });
+  expect(back.tables).toEqual(first.tables); // the same CLIP again: the first figures again
+
   // a changed protocol is refused for the runs it changes
   const changed = parseProtocol({ ...protocolJson, prompts: { ...protocolJson.prompts, action: ['<asset1> sitting'] } }, root);
   await expect(runEvaluation({ protocol: changed, out, threads: 1 })).rejects.toThrow(/LEDGER_MISMATCH|other settings/);

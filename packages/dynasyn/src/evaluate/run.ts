@@ -161,7 +161,7 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
   const evaluate = async () => {
     scorers.push(await createClipScorer(protocol.clip, clipRuntime));
     if (req.scorers) scorers.push(...req.scorers);
-    else for (const s of protocol.scorers) scorers.push(createJudgeScorer(await loadToyworldJudge(s.model)));
+    else for (const s of protocol.scorers) scorers.push(createJudgeScorer(await loadToyworldJudge(s.model), s.model));
     const metrics = scorers.flatMap((s) => s.metrics);
     const scenes: ResolvedScene[] = [];
     for (const s of protocol.scenes) scenes.push(await resolveScene(s, bundle.sampleSize));
@@ -238,7 +238,11 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
       req.onProgress?.({ kind: 'run', index, total: jobs.length, runId, skipped: done !== undefined });
       const t0 = performance.now();
       let record = done;
-      const missing = (r: RunRecord) => metrics.some((m) => r.samples.some((s) => !(m.key in s.scores)));
+      // scored again from its samples: a metric it lacks (a scorer added later), or a scorer's model changed since (an
+      // entry written before scorer versions were recorded is taken as scored by the present ones)
+      const missing = (r: RunRecord) =>
+        metrics.some((m) => r.samples.some((s) => !(m.key in s.scores))) ||
+        scorers.some((s) => s.version !== undefined && r.scorers?.[s.name] !== undefined && r.scorers[s.name] !== s.version);
       if (!record || missing(record)) {
         if (!record) {
           const prior = job.def.classPrior
@@ -276,6 +280,7 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
           seed: job.seed,
           fingerprint,
           backbone: backboneHash,
+          scorers: Object.fromEntries(scorers.flatMap((s) => (s.version !== undefined ? [[s.name, s.version]] : []))),
           dir: relative(out, dir),
           samples,
           seconds: (record?.seconds ?? 0) + (performance.now() - t0) / 1000,

@@ -6,6 +6,7 @@
 import type { Mask, RgbImage } from '../types.js';
 import { ClipModel, type ClipModelOptions } from '../output/clip.js';
 import { evaluateSamples } from '../output/evaluate.js';
+import { folderFingerprint } from '../output/manifest.js';
 import { placeholderToken } from '../train/union.js';
 import { judgeSamples, type ToyworldJudge } from './judge.js';
 import type { Category } from './protocol.js';
@@ -44,6 +45,11 @@ export interface Scorer {
   /** One record per sample, keyed by metric key; null: the metric does not apply to that sample. */
   score(samples: readonly ScoredSample[], ctx: ScoringContext): Promise<Record<string, number | null>[]>;
   release?(): Promise<void>;
+  /**
+   * Which model the scores come from (output/manifest.ts `folderFingerprint` of its folder). A finished run scored by
+   * another version of a scorer is scored again from its samples (nothing trains again).
+   */
+  version?: string;
 }
 
 export const CLIP_METRICS: readonly MetricInfo[] = [
@@ -60,6 +66,7 @@ export async function createClipScorer(dir: string, runtime: ClipModelOptions = 
   const clip = await ClipModel.load(dir, runtime);
   return {
     name: 'clip',
+    version: folderFingerprint(dir),
     metrics: CLIP_METRICS,
     async score(samples, ctx) {
       const tokens = ctx.masks.map((_, i) => placeholderToken(i));
@@ -92,9 +99,11 @@ export const JUDGE_METRICS: readonly MetricInfo[] = [
 ];
 
 /** Identity and prompt accuracy from a ToyworldJudge; scenes without identities (file scenes) score null identity. */
-export function createJudgeScorer(judge: ToyworldJudge): Scorer {
+/** `modelDir`: the judge's folder, whose fingerprint is the scorer's version. */
+export function createJudgeScorer(judge: ToyworldJudge, modelDir?: string): Scorer {
   return {
     name: 'toyworld-judge',
+    ...(modelDir !== undefined ? { version: folderFingerprint(modelDir) } : {}),
     metrics: JUDGE_METRICS,
     async score(samples, ctx) {
       const scores = await judgeSamples(judge, samples, ctx.scene.identities);

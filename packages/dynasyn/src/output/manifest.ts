@@ -113,6 +113,24 @@ export function isBundleDocumentation(relativePath: string): boolean {
 export function fingerprintBackbone(bundleDir: string): BackboneFingerprint {
   const index = join(bundleDir, 'model_index.json');
   if (!existsSync(index)) throw new ArtifactError('MISSING_ARTIFACT', `backbone ${bundleDir} has no model_index.json`);
+  return { modelIndexSha256: createHash('sha256').update(readFileSync(index)).digest('hex'), ...fileFingerprints(bundleDir) };
+}
+
+/**
+ * A model folder's identity (a CLIP or judge folder, any folder of model files): sha256 over its files' paths, sizes
+ * and sampled bytes, documentation left out, as the backbone fingerprint takes them.
+ */
+export function folderFingerprint(dir: string): string {
+  const { fileSizes, fileSamples } = fileFingerprints(dir);
+  const names = Object.keys(fileSizes).sort();
+  if (!names.length) throw new ArtifactError('MISSING_ARTIFACT', `${dir} holds no model file`);
+  return createHash('sha256')
+    .update(JSON.stringify(names.map((n) => [n, fileSizes[n], fileSamples[n]])))
+    .digest('hex');
+}
+
+/** Sizes and sampled-byte hashes of the files under `root` (four levels deep, dot files and documentation left out). */
+function fileFingerprints(root: string): Required<Pick<BackboneFingerprint, 'fileSizes' | 'fileSamples'>> {
   const fileSizes: Record<string, number> = {};
   const fileSamples: Record<string, string> = {};
   const walk = (dir: string, depth: number) => {
@@ -123,7 +141,7 @@ export function fingerprintBackbone(bundleDir: string): BackboneFingerprint {
       if (st.isDirectory()) {
         if (depth < 3) walk(full, depth + 1);
       } else if (st.isFile()) {
-        const rel = relative(bundleDir, full).split('\\').join('/');
+        const rel = relative(root, full).split('\\').join('/');
         if (!isBundleDocumentation(rel)) {
           fileSizes[rel] = st.size;
           fileSamples[rel] = sampleFileHash(full, st.size);
@@ -131,8 +149,8 @@ export function fingerprintBackbone(bundleDir: string): BackboneFingerprint {
       }
     }
   };
-  walk(bundleDir, 0);
-  return { modelIndexSha256: createHash('sha256').update(readFileSync(index)).digest('hex'), fileSizes, fileSamples };
+  walk(root, 0);
+  return { fileSizes, fileSamples };
 }
 
 /** Human-readable differences between two fingerprints (empty when they match). */
