@@ -30,7 +30,7 @@ export interface RunRecord {
   /** sha256 of the run's settings: a ledger entry counts only for the same settings. */
   fingerprint: string;
   /**
-   * sha256 of the backbone's fingerprint (its weights' sizes and sampled bytes, not its path): an entry counts only on
+   * The backbone's folderFingerprint (its files' sizes and sampled bytes, not its path): an entry counts only on
    * the same weights. Absent in ledgers written before it was recorded (they count by their settings alone).
    */
   backbone?: string;

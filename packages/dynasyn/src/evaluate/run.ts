@@ -12,7 +12,7 @@ import { withCleanup } from '@dynasyn/domain';
 import { loadBundle } from '@dynasyn/diffusion';
 import { decode } from '@dynasyn/imaging';
 import { readInputs, readSamples } from '../output/artifacts.js';
-import { fingerprintBackbone, type BackboneFingerprint } from '../output/manifest.js';
+import { folderFingerprint } from '../output/manifest.js';
 import { canonicalJsonOf } from './canonical.js';
 import { personalize, sampleClassWords } from '../personalize.js';
 import type { SamplePrompt } from '../sample.js';
@@ -109,11 +109,6 @@ function fingerprintOf(scene: ResolvedScene, sceneDef: unknown, method: string, 
     .digest('hex');
 }
 
-/** The backbone a run was made on, by its weights (manifest.ts's fingerprint), not its path: a copy elsewhere is the same backbone. */
-function backboneHashOf(backbone: BackboneFingerprint): string {
-  return createHash('sha256').update(canonicalJsonOf(backbone)).digest('hex');
-}
-
 /**
  * Whether a ledger entry is the run a job asks for: the same settings, on a backbone with the same weights. An
  * entry written before the ledger recorded its backbone counts by its settings alone.
@@ -148,7 +143,8 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
   let bundle, backboneHash: string;
   try {
     bundle = loadBundle(protocol.backbone);
-    backboneHash = backboneHashOf(fingerprintBackbone(protocol.backbone));
+    // the backbone by its weights (folderFingerprint: sizes and sampled bytes), not its path: a copy elsewhere is the same
+    backboneHash = folderFingerprint(protocol.backbone);
   } catch (e) {
     throw new EvaluationError('MISSING_INPUT', `backbone ${protocol.backbone} cannot be loaded: ${(e as Error).message}`, { cause: e });
   }
@@ -240,10 +236,10 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
       let record = done;
       // scored again from its samples: a metric it lacks (a scorer added later), or a scorer's model changed since (an
       // entry written before scorer versions were recorded is taken as scored by the present ones)
-      const missing = (r: RunRecord) =>
+      const needsScoring = (r: RunRecord) =>
         metrics.some((m) => r.samples.some((s) => !(m.key in s.scores))) ||
         scorers.some((s) => s.version !== undefined && r.scorers?.[s.name] !== undefined && r.scorers[s.name] !== s.version);
-      if (!record || missing(record)) {
+      if (!record || needsScoring(record)) {
         if (!record) {
           const prior = job.def.classPrior
             ? await writeClassPriorSet(protocol.backbone, job.scene.classWords, options, join(out, 'priors', job.scene.id, `seed-${job.seed}`))

@@ -98,8 +98,10 @@ export const JUDGE_METRICS: readonly MetricInfo[] = [
   },
 ];
 
-/** Identity and prompt accuracy from a ToyworldJudge; scenes without identities (file scenes) score null identity. */
-/** `modelDir`: the judge's folder, whose fingerprint is the scorer's version. */
+/**
+ * Identity and prompt accuracy from a ToyworldJudge; scenes without identities (file scenes) score null identity.
+ * `modelDir`: the judge's folder, whose fingerprint is the scorer's version.
+ */
 export function createJudgeScorer(judge: ToyworldJudge, modelDir?: string): Scorer {
   return {
     name: 'toyworld-judge',
