@@ -18,3 +18,4 @@ export { ARTIFACT_KINDS, artifactKindSchema, type ArtifactKind } from './artifac
 export { MAX_PLACEHOLDER_VECTORS, PRESET_NAMES, personalizationOptionsSchema, type PresetName, type PersonalizationOptions } from './options.js';
 export { CodedError, errorGuard, isCodedError, type CodeInfo, type ErrorCodes } from './coded-error.js';
 export { cleanUp, withCleanup, type WithSuppressed } from './cleanup.js';
+export { describeRange, numberOption, parseNumber, type NumberRange } from './numbers.js';

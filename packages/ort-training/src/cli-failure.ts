@@ -116,3 +116,18 @@ function safeString(v: unknown): string {
     return Object.prototype.toString.call(v);
   }
 }
+
+/**
+ * Runs a command-line script's body (the toy-world training and evaluation scripts): a failure prints
+ * formatFailure on stderr (whole, with stacks, on `--debug` or DYNASYN_DEBUG=1) and sets the exit code to 1.
+ */
+export async function runCommand(prefix: string, body: () => Promise<unknown>): Promise<void> {
+  const debug = process.argv.includes('--debug') || debugFromEnv(process.env);
+  if (debug) Error.stackTraceLimit = 100;
+  try {
+    await body();
+  } catch (e) {
+    process.stderr.write(formatFailure(e, { prefix, debug, hint: !debug }));
+    process.exitCode = 1;
+  }
+}

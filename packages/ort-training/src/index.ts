@@ -12,4 +12,4 @@ export * from './training-session.js';
 export * from './optimizer.js';
 export { defaultCacheDir } from './cache.js';
 export type { ExecutionProvider } from './ort.js';
-export { DEBUG_HINT, debugFromEnv, formatFailure, oneLine } from './cli-failure.js';
+export { DEBUG_HINT, debugFromEnv, formatFailure, oneLine, runCommand } from './cli-failure.js';

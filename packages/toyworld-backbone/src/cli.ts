@@ -6,6 +6,7 @@ import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
+import { numberOption } from '@dynasyn/domain';
 import { CLI_DEFAULTS as D, CLI_FIXED as F } from './cli-defaults.js';
 import { toyBundleConfig, type ToyPreset } from './config.js';
 import { syntheticShapesSource } from './synthetic-source.js';
@@ -49,6 +50,7 @@ const HELP = `toyworld-train: train the toy-world backbone with @dynasyn/ort-tra
   --source toyworld|synthetic   training images (default toyworld)
   --no-resume           start over: delete the work directory first
   --reexport            a finished run writes its bundle again (the model card takes the work directory's NOTES.md)
+  --debug               on failure, print every cause whole with its stack (also DYNASYN_DEBUG=1)
   --help`;
 
 const { values: a } = parseArgs({
@@ -80,6 +82,7 @@ const { values: a } = parseArgs({
     resume: { type: 'boolean', default: true },
     'no-resume': { type: 'boolean', default: false },
     reexport: { type: 'boolean', default: false },
+    debug: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -87,16 +90,10 @@ if (a.help) {
   console.log(HELP);
   process.exit(0);
 }
-const int = (name: string, v: string | undefined): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${v}`);
-  return n;
-};
-const num = (name: string, v: string | undefined): number => {
-  const n = Number(v);
-  if (!(n > 0)) throw new Error(`--${name} must be a positive number, got ${v}`);
-  return n;
-};
+/** A count (steps, a seed): an integer of at least `min`. */
+const int = (name: string, v: string | undefined, min = 0): number => numberOption(name, v, { integer: true, min });
+/** A rate, weight or duration: a number above 0. */
+const num = (name: string, v: string | undefined): number => numberOption(name, v, { min: 0, aboveMin: true });
 const preset = a.preset as ToyPreset;
 if (preset !== 'toy' && preset !== 'test') throw new Error(`--preset must be toy or test, got ${a.preset}`);
 const size = preset === 'test' ? 16 : 64;
@@ -136,7 +133,7 @@ const result = await trainToyBackbone({
   source,
   vae: {
     steps: int('vae-steps', a['vae-steps']),
-    batch: int('vae-batch', a['vae-batch']),
+    batch: int('vae-batch', a['vae-batch'], 1),
     lr: num('vae-lr', a['vae-lr']),
     warmup: F.vaeWarmup,
     klWeight: F.klWeight,
@@ -144,7 +141,7 @@ const result = await trainToyBackbone({
   },
   decoder: {
     steps: int('decoder-steps', a['decoder-steps']),
-    batch: int('decoder-batch', a['decoder-batch']),
+    batch: int('decoder-batch', a['decoder-batch'], 1),
     lr: num('decoder-lr', a['decoder-lr']),
     warmup: F.decoderWarmup,
   },
@@ -160,14 +157,14 @@ const result = await trainToyBackbone({
   reexport: a.reexport,
   diffusion: {
     steps: int('steps', a.steps),
-    batch: int('batch', a.batch),
+    batch: int('batch', a.batch, 1),
     lr: num('lr', a.lr),
     warmup: F.diffusionWarmup,
     emptyCaption: F.emptyCaption,
     subjectWeight: num('diffusion-subject-weight', a['diffusion-subject-weight']),
   },
   tokenizerCaptions: F.tokenizerCaptions,
-  threads: int('threads', a.threads),
+  threads: int('threads', a.threads, 1),
   checkpointMinutes: num('checkpoint-minutes', a['checkpoint-minutes']),
   ...(a.minutes !== undefined ? { stopAfterMinutes: num('minutes', a.minutes), exportOnStop: true } : {}),
   onPhase: (phase: Phase, start, total) => {

@@ -1,2 +1,4 @@
 #!/usr/bin/env node
-import '../dist/cli.js';
+// A failure prints its message and causes (whole, with stacks, on --debug or DYNASYN_DEBUG=1) and exits 1.
+import { runCommand } from '@dynasyn/ort-training';
+await runCommand('toyworld-judge', () => import('../dist/cli.js'));

@@ -7,6 +7,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
+import { numberOption } from '@dynasyn/domain';
 import { evaluateJudgeFolder, trainJudge, type JudgeMetrics } from './train-judge.js';
 import type { TrainRunOptions } from './train-loop.js';
 import { trainClip } from './train-clip.js';
@@ -29,6 +30,7 @@ const HELP = `toyworld-judge: train the toy-world judge and CLIP with @dynasyn/o
   --no-resume           start over: delete the work directory first
   --reevaluate          train nothing: re-measure the judge folder (--judge-out) with the scoring code as it is
                         now (--eval scenes per set) and rewrite its metrics.json and MODEL_CARD.md
+  --debug               on failure, print every cause whole with its stack (also DYNASYN_DEBUG=1)
   --help`;
 
 const { values: a } = parseArgs({
@@ -52,6 +54,7 @@ const { values: a } = parseArgs({
     threads: { type: 'string', default: '2' },
     'no-resume': { type: 'boolean', default: false },
     reevaluate: { type: 'boolean', default: false },
+    debug: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -59,12 +62,9 @@ if (a.help) {
   console.log(HELP);
   process.exit(0);
 }
-const num = (name: string, v: string | undefined, integer = true): number => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n)))
-    throw new Error(`--${name} must be a non-negative ${integer ? 'integer' : 'number'}, got ${v}`);
-  return n;
-};
+/** A count (an integer of at least `min`), or with `integer` false a rate or duration (a number above 0). */
+const num = (name: string, v: string | undefined, integer = true, min = 0): number =>
+  numberOption(name, v, integer ? { integer: true, min } : { min: 0, aboveMin: true });
 if (a.only !== undefined && a.only !== 'judge' && a.only !== 'clip') throw new Error(`--only must be judge or clip, got ${a.only}`);
 const work = resolve(a.work!);
 if (a['no-resume']) rmSync(work, { recursive: true, force: true });
@@ -101,7 +101,7 @@ const hooks = (what: string): Pick<TrainRunOptions, 'onStart' | 'onStep' | 'onEv
   };
 };
 
-const common = { seed: num('seed', a.seed), work: '', out: '', threads: num('threads', a.threads), evalCount: num('eval', a.eval) };
+const common = { seed: num('seed', a.seed), work: '', out: '', threads: num('threads', a.threads, true, 1), evalCount: num('eval', a.eval) };
 const cpMinutes = num('checkpoint-minutes', a['checkpoint-minutes'], false);
 let unfinished = false;
 if (a.reevaluate) {
@@ -127,7 +127,7 @@ if (a.only !== 'clip') {
     work: join(work, 'judge'),
     out,
     steps: num('judge-steps', a['judge-steps']),
-    batch: num('judge-batch', a['judge-batch']),
+    batch: num('judge-batch', a['judge-batch'], true, 1),
     lr: num('judge-lr', a['judge-lr'], false),
     ...(num('judge-restart-at', a['judge-restart-at']) > 0
       ? { restart: { at: num('judge-restart-at', a['judge-restart-at']), lr: num('judge-restart-lr', a['judge-restart-lr'], false) } }
@@ -147,7 +147,7 @@ if (a.only !== 'judge' && !unfinished) {
     work: join(work, 'clip'),
     out,
     steps: num('clip-steps', a['clip-steps']),
-    batch: num('clip-batch', a['clip-batch']),
+    batch: num('clip-batch', a['clip-batch'], true, 1),
     lr: num('clip-lr', a['clip-lr'], false),
     checkpointMinutes: cpMinutes,
     ...(deadline !== undefined ? { deadline } : {}),

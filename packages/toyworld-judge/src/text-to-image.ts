@@ -17,7 +17,8 @@ import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DiffusionPipeline } from '@dynasyn/diffusion';
-import { withCleanup } from '@dynasyn/domain';
+import { numberOption, withCleanup } from '@dynasyn/domain';
+import { runCommand } from '@dynasyn/ort-training';
 import { captionFor, contactSheet, createRng, encodePng, parseCaption, renderScene, sampleSceneSpec } from '@dynasyn/toyworld';
 import { ToyworldJudge } from './judge.js';
 import { IMAGE_SIZE } from './judge-net.js';
@@ -211,18 +212,6 @@ export function t2iMarkdown(r: T2iResult): string {
   );
 }
 
-function nonNegativeInt(name: string, v: string): number {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${v}`);
-  return n;
-}
-
-function positiveNumber(name: string, v: string): number {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a number above 0, got ${v}`);
-  return n;
-}
-
 async function main(): Promise<void> {
   const arg = (name: string, dflt?: string) => {
     const i = process.argv.indexOf(`--${name}`);
@@ -238,11 +227,11 @@ async function main(): Promise<void> {
   const r = await evaluateTextToImage({
     bundle: resolve(bundle),
     judge: resolve(arg('judge', 'models/toyworld-judge')!),
-    count: nonNegativeInt('count', arg('count', '100')!),
-    seed: nonNegativeInt('seed', arg('seed', '0')!),
-    steps: nonNegativeInt('steps', arg('steps', '25')!),
-    guidance: positiveNumber('guidance', arg('guidance', '5')!),
-    ...(arg('threads') ? { threads: nonNegativeInt('threads', arg('threads')!) } : {}),
+    count: numberOption('count', arg('count', '100'), { integer: true, min: 1 }),
+    seed: numberOption('seed', arg('seed', '0'), { integer: true, min: 0 }),
+    steps: numberOption('steps', arg('steps', '25'), { integer: true, min: 1 }),
+    guidance: numberOption('guidance', arg('guidance', '5'), { min: 0, aboveMin: true }),
+    ...(arg('threads') ? { threads: numberOption('threads', arg('threads'), { integer: true, min: 1 }) } : {}),
     onProgress: (d, n) => process.stderr.write(`\rtext-to-image: ${d}/${n}`),
   });
   process.stderr.write('\n');
@@ -268,4 +257,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) await main();
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) await runCommand('text-to-image', main);

@@ -106,6 +106,6 @@ describe('toyworld CLI', () => {
   it('refuses a bad count', () => {
     const r = toyworld('dataset', '--count', '0', '--seed', '1', '--out', path.join(tmp, 'x'));
     expect(r.status).not.toBe(0);
-    expect(r.stderr).toMatch(/--count must be an integer/);
+    expect(r.stderr).toMatch(/--count <n>. argument .0. is invalid. expected an integer from 1 to/);
   });
 });

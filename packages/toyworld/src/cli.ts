@@ -10,6 +10,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
+import { parseNumber } from '@dynasyn/domain';
 import cliProgress from 'cli-progress';
 import { writeDataset, writeSceneFiles } from './dataset.js';
 import { ToyworldError } from './errors.js';
@@ -18,10 +19,12 @@ import { renderScene } from './render.js';
 import { datasetSceneSpec, type SampleOptions } from './sample.js';
 import { contactSheet } from './sheet.js';
 
-const int = (name: string, lo: number, hi: number) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < lo || n > hi) throw new InvalidArgumentError(`${name} must be an integer from ${lo} to ${hi}`);
-  return n;
+const int = (lo: number, hi: number) => (value: string) => {
+  try {
+    return parseNumber(value, { integer: true, min: lo, max: hi });
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 };
 const heldOutMode = (value: string) => {
   if (value !== 'exclude' && value !== 'only' && value !== 'include') throw new InvalidArgumentError('expected exclude, only or include');
@@ -53,7 +56,7 @@ program
   .description('render one scene: image.png, mask-<i>.png, labels.json, captions.txt, spec.json in DIR')
   .requiredOption('--spec <file>', 'scene spec (JSON; format in the package README)')
   .requiredOption('--out <dir>', 'output directory')
-  .option('--size <px>', 'image side', int('--size', 32, 512), 64)
+  .option('--size <px>', 'image side', int(32, 512), 64)
   .action((o: { spec: string; out: string; size: number }) => {
     const scene = renderScene(readSpec(o.spec), { size: o.size });
     const files = writeSceneFiles(scene, o.out);
@@ -63,10 +66,10 @@ program
 program
   .command('dataset')
   .description('write a data set: images/, masks/, index.jsonl, dataset.json in DIR')
-  .requiredOption('--count <n>', 'number of scenes', int('--count', 1, 10_000_000))
+  .requiredOption('--count <n>', 'number of scenes', int(1, 10_000_000))
   .requiredOption('--seed <s>', 'seed (scene i is datasetSceneSpec(seed, i))')
   .requiredOption('--out <dir>', 'output directory')
-  .option('--size <px>', 'image side', int('--size', 32, 512), 64)
+  .option('--size <px>', 'image side', int(32, 512), 64)
   .option('--held-out <mode>', 'held-out identities: exclude (default), only, include', heldOutMode, 'exclude')
   .option('--subjects <n>', 'subjects per scene: 1 or 2 (default: either)', subjectCount)
   .action((o: { count: number; seed: string; out: string; size: number; heldOut: SampleOptions['heldOut']; subjects?: 1 | 2 }) => {
@@ -99,10 +102,10 @@ program
   .command('sheet')
   .description('a contact sheet PNG of sampled scenes, to look at the world')
   .requiredOption('--out <file>', 'output PNG')
-  .option('--count <n>', 'number of scenes', int('--count', 1, 1000), 48)
+  .option('--count <n>', 'number of scenes', int(1, 1000), 48)
   .option('--seed <s>', 'seed', '0')
-  .option('--size <px>', 'image side', int('--size', 32, 512), 64)
-  .option('--columns <n>', 'scenes per row', int('--columns', 1, 100), 8)
+  .option('--size <px>', 'image side', int(32, 512), 64)
+  .option('--columns <n>', 'scenes per row', int(1, 100), 8)
   .option('--held-out <mode>', 'exclude (default), only, include', heldOutMode, 'exclude')
   .action((o: { out: string; count: number; seed: string; size: number; columns: number; heldOut: SampleOptions['heldOut'] }) => {
     const scenes = Array.from({ length: o.count }, (_, i) => renderScene(datasetSceneSpec(o.seed, i, { heldOut: o.heldOut }), { size: o.size }));

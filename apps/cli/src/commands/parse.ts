@@ -1,25 +1,26 @@
 /** Option parsers: a bad value is refused by commander with one line naming the option. */
 import { InvalidArgumentError } from 'commander';
+import { parseNumber, type NumberRange } from '@dynasyn/domain';
 
-export function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
+/** @dynasyn/domain's parseNumber, its refusal as commander's (one line naming the option and the value). */
+function parser(range: NumberRange) {
   return (value: string): number => {
-    const n = Number(value);
-    if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`expected an integer in [${min}, ${max}]`);
+    try {
+      return parseNumber(value, range);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
     }
-    return n;
   };
+}
+
+/** An integer in [min, max] (max: none when left out). */
+export function integer(min: number, max?: number) {
+  return parser({ integer: true, min, ...(max === undefined ? {} : { max }) });
 }
 
 /** A number in [min, max]; with `aboveMin` in (min, max] (a learning rate: above 0). */
 export function float(min: number, max: number, { aboveMin = false } = {}) {
-  const range = aboveMin ? `above ${min} and at most ${max}` : `in [${min}, ${max}]`;
-  return (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n) || n < min || (aboveMin && n === min) || n > max)
-      throw new InvalidArgumentError(`expected a number ${range}`);
-    return n;
-  };
+  return parser({ min, max, aboveMin });
 }
 
 export function oneOf<T extends string>(choices: readonly T[]) {
