@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { ClipTokenizer, loadBundle, type ModelBundle } from '@dynasyn/diffusion';
 import { contentTypeFor, tenantKey } from '@dynasyn/storage';
 import { loadInput, prepareStage, type PersonalizationInput } from '@dynasyn/dynasyn';
-import type { ArtifactKind, PersonalizationJob, StageDeps } from './ports.js';
+import type { ArtifactKind, PersonalizationJob, StageDeps, StageLogger } from './ports.js';
 
 /**
  * Storage folder of everything of one personalization (the API's uploads, the run directory); DELETE removes it.
@@ -98,4 +98,15 @@ export async function storedPhases(deps: StageDeps, job: Pick<PersonalizationJob
   return m.phasesCompleted ?? [];
 }
 
-export const removeRunDir = (dir: string): void => rmSync(dir, { recursive: true, force: true });
+/**
+ * Removes a stage's local working directory. A failure to remove it (ENOTDIR, EBUSY, EACCES) is logged, never
+ * thrown: by then the stage's outputs are stored, or its own error is on its way out, and a leftover scratch
+ * directory must replace neither (nor fail a job whose work is done).
+ */
+export function removeRunDir(dir: string, logger?: StageLogger): void {
+  try {
+    rmSync(dir, { recursive: true, force: true });
+  } catch (err) {
+    logger?.warn({ dir, err: (err as Error).message }, 'could not remove the run directory: left on disk');
+  }
+}

@@ -80,7 +80,7 @@ export function createSampleHandler(deps: StageDeps): StageHandler {
           });
           await uploadFile(deps, job, run.dir, 'manifest.json', 'manifest'); // last: it marks the stage done
         } finally {
-          removeRunDir(run.dir);
+          removeRunDir(run.dir, deps.logger);
         }
         await succeeded(deps, job, summary);
       },
@@ -215,7 +215,7 @@ async function generate(deps: StageDeps, job: PersonalizationJob, call: Generate
       };
       await withCleanup(render, () => [() => sampler.release()]); // a release failure never replaces the job's error
     } finally {
-      removeRunDir(dir);
+      removeRunDir(dir, deps.logger);
     }
   }
   await notify(deps.db, {

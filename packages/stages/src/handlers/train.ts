@@ -47,7 +47,7 @@ export function createTrainHandler(deps: StageDeps): StageHandler {
           await uploadFile(deps, job, run.dir, 'metrics.json', 'metrics');
           await uploadFile(deps, job, run.dir, 'manifest.json', 'manifest'); // last: it marks the stage done
         } finally {
-          removeRunDir(run.dir);
+          removeRunDir(run.dir, deps.logger);
         }
         await completed(deps, job, summary);
       },
