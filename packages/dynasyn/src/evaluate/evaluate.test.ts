@@ -166,6 +166,21 @@ test('two methods x one scene x one seed: the tables, the files, the method opti
   fs.writeFileSync(ledgerFile, lines.map(({ backbone: _, ...l }) => JSON.stringify(l)).join('\n') + '\n');
   const legacy = await runEvaluation({ protocol: parseProtocol({ ...protocolJson, backbone: 'bundle-other' }, root), out, threads: 1 });
   expect(legacy.tables).toEqual(first.tables);
+  // scored again (another CLIP), such an entry still does not say which weights drew its samples: it gets no
+  // backbone (stamped with bundle-other's, the runs drawn by bundle would have been refused on bundle below)
+  writeTinyClip(path.join(root, 'clip'), 'separate', 2);
+  const rescoredLegacy: EvaluationProgress[] = [];
+  await runEvaluation({
+    protocol: parseProtocol({ ...protocolJson, backbone: 'bundle-other' }, root),
+    out,
+    threads: 1,
+    onProgress: (e) => rescoredLegacy.push(e),
+  });
+  expect(rescoredLegacy.filter((e) => e.kind === 'scored').length).toBe(2);
+  expect([...readLedger(out).values()].every((r) => r.backbone === undefined)).toBe(true);
+  fs.rmSync(path.join(root, 'clip'), { recursive: true });
+  fs.cpSync(path.join(root, 'clip-first'), path.join(root, 'clip'), { recursive: true });
+  expect((await runEvaluation({ protocol, out, threads: 1 })).tables).toEqual(first.tables);
 }, 600_000); // ~100 s on an idle machine, over 120 s on a loaded one
 
 test('class-words: no training; the backbone draws each prompt with the class words, at the seeds every method samples with', async () => {

@@ -275,7 +275,9 @@ export async function runEvaluation(req: EvaluateRequest): Promise<EvaluationRes
           method: job.method,
           seed: job.seed,
           fingerprint,
-          backbone: backboneHash,
+          // the weights that drew the samples: an entry written before entries recorded them stays without (re-scoring
+          // it says nothing about which weights drew it)
+          ...(record && record.backbone === undefined ? {} : { backbone: backboneHash }),
           scorers: Object.fromEntries(scorers.flatMap((s) => (s.version !== undefined ? [[s.name, s.version]] : []))),
           dir: relative(out, dir),
           samples,
