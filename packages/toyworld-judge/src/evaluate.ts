@@ -5,7 +5,7 @@
  * held-out identity (the judge never trained on those combinations).
  */
 import { createRng, renderScene, sampleSceneSpec, type MentionedLabels, type RenderedScene } from '@dynasyn/toyworld';
-import { SUBJECT_HEADS } from './heads.js';
+import { HEADS, SUBJECT_HEADS, type SubjectHead } from './heads.js';
 import type { ToyworldJudge } from './judge.js';
 import { scoreSample } from './score.js';
 
@@ -68,4 +68,55 @@ export async function evaluateJudge(
   }
   for (const t of [...Object.values(per), identity]) t.accuracy = t.total ? t.correct / t.total : 0;
   return { scenes: o.count, skipped, perAttribute: per, identity };
+}
+
+/** Per attribute: of the subjects asked a wrong value, how many the judge accepted. */
+export type Leniency = Partial<Record<SubjectHead, { accepted: number; total: number; rate: number }>>;
+
+/**
+ * How lenient the judge is: each subject of each scene asked one attribute with a wrong value (drawn uniformly
+ * from the others; everything else asked as rendered), and the share of those the judge accepts, per attribute.
+ * The scenes are evaluateJudge's (the same seed stream), so the two figures are of the same renders. With the
+ * finder as region source this includes what its choice costs: of the partitions it offers, the scorer keeps the
+ * one that agrees best with what was asked, wrong ask included.
+ */
+export async function judgeLeniency(
+  judge: ToyworldJudge,
+  o: {
+    count: number;
+    seed: string | number;
+    heldOut: 'exclude' | 'only';
+    regions: 'masks' | 'judge';
+    heads?: readonly SubjectHead[];
+    onScene?: (i: number) => void;
+  },
+): Promise<Leniency> {
+  const heads = o.heads ?? SUBJECT_HEADS;
+  const scenes = createRng(`${o.seed}/judge-eval/${o.heldOut}`);
+  const choices = createRng(`${o.seed}/judge-leniency/${o.heldOut}`);
+  const out: Leniency = Object.fromEntries(heads.map((h) => [h, { accepted: 0, total: 0, rate: 0 }]));
+  for (let i = 0; i < o.count; i++) {
+    const scene = renderScene(sampleSceneSpec(scenes, { heldOut: o.heldOut }), { size: 64 });
+    o.onScene?.(i);
+    if (scene.labels.subjects.some((s) => s.area === 0)) continue;
+    const truth = askedFromLabels(scene.labels);
+    for (const h of heads) {
+      const asked = { ...truth, subjects: truth.subjects.map((s) => ({ ...s })) };
+      const wrong = asked.subjects.map((s) => {
+        const others = (HEADS[h] as readonly string[]).filter((v) => v !== s[h]);
+        return others[choices.int(others.length)]!;
+      });
+      asked.subjects.forEach((s, k) => Object.assign(s, { [h]: wrong[k] }));
+      const r = await scoreSample(judge, scene.rgb, {
+        asked,
+        regions: o.regions === 'masks' ? { kind: 'masks', masks: scene.masks } : { kind: 'judge' },
+      });
+      for (const s of r.perAttribute.subjects) {
+        out[h]!.total++;
+        if (s[h]?.ok) out[h]!.accepted++;
+      }
+    }
+  }
+  for (const t of Object.values(out)) t.rate = t.total ? t.accepted / t.total : 0;
+  return out;
 }

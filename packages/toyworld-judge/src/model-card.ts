@@ -1,5 +1,6 @@
 /** The model cards written beside the trained judge and CLIP: what they are, how trained, what was measured. */
 import { ATTRIBUTES, type JudgeEvaluation } from './evaluate.js';
+import { SUBJECT_HEADS } from './heads.js';
 import { LOGITS } from './heads.js';
 import type { ClipDims } from './clip-net.js';
 import type { ClipEvaluation } from './evaluate-clip.js';
@@ -25,6 +26,27 @@ function shortfalls(masks: JudgeEvaluation | undefined, heldOut: JudgeEvaluation
       `- With its own finder instead of true masks: class ${pct(finder.perAttribute.class.accuracy)}, identity ${pct(finder.identity.accuracy)}. The finder's foreground is reliable; telling two subjects that touch or overlap (on top of, in front of, behind) apart is harder. The true-mask columns are the judge's reading, the own-finder ones what an evaluation without masks gets.`,
     );
   return lines.join('\n');
+}
+
+/** The leniency table: wrong values asked, how many the judge accepted (none when not measured). */
+function leniencySection(m: JudgeMetrics): string {
+  const sets = m.leniency ?? [];
+  const masks = sets.find((l) => l.heldOut === 'exclude' && l.regions === 'masks')?.result;
+  const finder = sets.find((l) => l.heldOut === 'exclude' && l.regions === 'judge')?.result;
+  if (!masks && !finder) return '';
+  const cell = (t: { accepted: number; total: number; rate: number } | undefined) => (t ? `${pct(t.rate)} (${t.accepted} of ${t.total})` : '-');
+  const rows = SUBJECT_HEADS.filter((h) => masks?.[h] || finder?.[h]).map((h) => `| ${h} | ${cell(masks?.[h])} | ${cell(finder?.[h])} |`);
+  return `## Asked a wrong value
+The accuracy above is with the rendered values asked; a judge that accepted everything would read 100% there.
+Here the same ordinary scenes are asked again, one attribute at a time, each subject's value replaced by another
+one drawn at random (the rest as rendered): the share the judge accepts is how often it would call a subject kept
+that is not. With its own finder the scorer keeps, of the partitions it offers, the one agreeing best with what
+was asked, wrong ask included, so that column also holds what the choice costs.
+
+| attribute asked wrong | accepted, true masks | accepted, own finder |
+| --- | --- | --- |
+${rows.join('\n')}
+`;
 }
 
 export function judgeModelCard(m: JudgeMetrics, o: Pick<TrainRunOptions, 'seed' | 'lr'>): string {
@@ -83,6 +105,7 @@ The own-finder columns take the regions from the finder (its foreground, split i
 | --- | ${cols.map(() => '---').join(' | ')} |
 ${rows.join('\n')}
 
+${leniencySection(m)}
 ## Where it falls short of issue 13's >= 97%
 ${shortfalls(col('exclude', 'masks'), col('only', 'masks'), col('exclude', 'judge'))}
 - The first judge (no patch input: pattern read only from the resampled crop; 2,600 steps) read pattern at 64.8%

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ClipModel, cosine } from '@dynasyn/dynasyn';
 import { createRng, renderScene, sampleSceneSpec } from '@dynasyn/toyworld';
-import { askedFromLabels, evaluateJudge } from './evaluate.js';
+import { askedFromLabels, evaluateJudge, judgeLeniency } from './evaluate.js';
+import { SUBJECT_HEADS } from './heads.js';
 import { evaluateClip } from './evaluate-clip.js';
 import { ToyClip } from './clip.js';
 import { loadJudgeForEvaluation } from './evaluation-seam.js';
@@ -81,6 +82,18 @@ describe('the committed judge', () => {
     }
   });
 
+  it('accepts few wrong values: asked another class, colour, pattern, accessory or action, it says no', async () => {
+    for (const regions of ['masks', 'judge'] as const) {
+      const l = await judgeLeniency(judge, { count: 40, seed: 'models-test', heldOut: 'exclude', regions });
+      for (const h of SUBJECT_HEADS) {
+        expect(l[h]!.total).toBeGreaterThan(45);
+        // committed judge, 500 scenes: at most 0.5% with true masks, 4.1% with its own finder (its model card)
+        expect({ h, regions, rate: l[h]!.rate }).toEqual({ h, regions, rate: expect.any(Number) });
+        expect(l[h]!.rate).toBeLessThanOrEqual(regions === 'masks' ? 0.03 : 0.1);
+      }
+    }
+  });
+
   it("--reevaluate (evaluateJudgeFolder) rewrites a folder's figures with the scoring code as it is, keeping the run's own", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'judge-reeval-'));
     try {
@@ -104,7 +117,13 @@ describe('the committed judge', () => {
         ['only', 'masks', 12],
         ['only', 'judge', 12],
       ]);
+      // and the wrong values asked, on the ordinary scenes, with each region source
+      expect(written.leniency!.map((l) => [l.heldOut, l.regions, Object.keys(l.result)])).toEqual([
+        ['exclude', 'masks', [...SUBJECT_HEADS]],
+        ['exclude', 'judge', [...SUBJECT_HEADS]],
+      ]);
       const card = readFileSync(join(dir, 'MODEL_CARD.md'), 'utf8');
+      expect(card).toContain('## Asked a wrong value');
       const finderClass = written.evaluations[1]!.result.perAttribute.class.accuracy;
       expect(card).toContain(`own finder instead of true masks: class ${(100 * finderClass).toFixed(1)}%`);
     } finally {

@@ -8,7 +8,7 @@ import { FINDER_CLASSES, FINDER_GRID, LOGITS } from './heads.js';
 import { judgeBatch } from './judge-data.js';
 import { buildJudgeTrainingNet, CROP, IMAGE_SIZE, JUDGE_WIDTHS, type JudgeWidths } from './judge-net.js';
 import { ToyworldJudge, writeJudgeFolder } from './judge.js';
-import { evaluateJudge, type JudgeEvaluation } from './evaluate.js';
+import { evaluateJudge, judgeLeniency, type JudgeEvaluation, type Leniency } from './evaluate.js';
 import { judgeModelCard } from './model-card.js';
 import { finishRun, trainRun, writeRunFiles, type RunMetrics, type TrainRunOptions, type TrainRunResult } from './train-loop.js';
 
@@ -18,6 +18,8 @@ export interface JudgeMetrics extends RunMetrics {
   lr?: number;
   restart?: { at: number; lr: number };
   evaluations: { heldOut: 'exclude' | 'only'; regions: 'masks' | 'judge'; result: JudgeEvaluation }[];
+  /** Wrong values asked, on the ordinary set's scenes (judgeLeniency); absent in folders measured before. */
+  leniency?: { heldOut: 'exclude' | 'only'; regions: 'masks' | 'judge'; result: Leniency }[];
 }
 
 const f32 = (dims: number[], data: Float32Array): HostTensor => ({ dtype: DataType.FLOAT, dims, data });
@@ -72,6 +74,7 @@ export async function evaluateJudgeFolder(
   metrics: JudgeMetrics & { seed: number; lr: number },
 ): Promise<JudgeMetrics> {
   const evaluations: JudgeMetrics['evaluations'] = [];
+  const leniency: NonNullable<JudgeMetrics['leniency']> = [];
   if (o.evalCount > 0) {
     const judge = await ToyworldJudge.load(o.out, { threads: o.threads });
     const measure = async () => {
@@ -87,10 +90,21 @@ export async function evaluateJudgeFolder(
           });
           evaluations.push({ heldOut, regions, result });
         }
+      for (const regions of ['masks', 'judge'] as const) {
+        const label = `ordinary / ${regions === 'masks' ? 'true masks' : 'own finder'}, wrong values asked`;
+        const result = await judgeLeniency(judge, {
+          count: o.evalCount,
+          seed: `${metrics.seed}/eval`,
+          heldOut: 'exclude',
+          regions,
+          onScene: (i) => o.onEval?.(label, i + 1, o.evalCount),
+        });
+        leniency.push({ heldOut: 'exclude', regions, result });
+      }
     };
     await withCleanup(measure, () => [() => judge.release()]); // a release failure never replaces the run's error
   }
-  const out = { ...metrics, evaluations };
+  const out = { ...metrics, evaluations, ...(leniency.length ? { leniency } : {}) };
   writeRunFiles(o, out, judgeModelCard(out, metrics));
   return out;
 }

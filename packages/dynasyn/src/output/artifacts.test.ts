@@ -24,7 +24,7 @@ import {
   type StepMetrics,
 } from './artifacts.js';
 import { rectMask, syntheticImage } from '../testing/synthetic-output.js';
-import { SAMPLE_CHUNK_BYTES, SAMPLE_CHUNKS, sampleFileHash } from './manifest.js';
+import { folderFingerprint, SAMPLE_CHUNK_BYTES, SAMPLE_CHUNKS, sampleFileHash } from './manifest.js';
 
 let root: string;
 let bundle: string;
@@ -152,7 +152,9 @@ describe('learned concepts', () => {
     writeFileSync(join(edited, 'unet', 'README.md'), 'notes');
     writeFileSync(join(edited, 'preview.png'), new Uint8Array(300));
     writeFileSync(join(edited, 'train-log.jsonl.gz'), new Uint8Array(30));
+    writeFileSync(join(edited, 'metrics.json'), '{"accuracy": 0.97}'); // measurements beside a model (the judge's, re-measured)
     expect(readLearnedConcepts(dir, { backboneDir: edited }).tokens).toEqual(concepts().tokens);
+    expect(folderFingerprint(edited)).toBe(folderFingerprint(bundle)); // the identity an evaluation's ledger records
     // a manifest written when the fingerprint still listed documentation files compares without them
     const file = join(dir, 'manifest.json');
     const m = JSON.parse(readFileSync(file, 'utf8'));
