@@ -78,6 +78,16 @@ describe('the text-to-image tally', () => {
       expect(rows.reduce((a, [k, row]) => a + (row[k] ?? 0), 0)).toBe(table.class.ok);
     }
     expect(r.classes.samples).toEqual({});
+    // split by the caption's subjects: the two parts add up to the whole, attribute by attribute
+    for (const set of ['samples', 'renders', 'reconstructions'] as const)
+      for (const k of ['class', 'identity', 'interaction'] as const)
+        expect([r.bySubjects.one[set][k].asked + r.bySubjects.two[set][k].asked, r.bySubjects.one[set][k].ok + r.bySubjects.two[set][k].ok]).toEqual([
+          r[set][k].asked,
+          r[set][k].ok,
+        ]);
+    expect(r.bySubjects.one.renders.interaction.asked).toBe(0); // one subject alone: no interaction to read
+    expect(r.bySubjects.one.renders.class.asked).toBeGreaterThan(0);
+    expect(r.bySubjects.two.renders.class.asked).toBeGreaterThan(0);
     expect(t2iMarkdown(r)).toMatch(/^\| class asked \| generated samples \| true renders \| through the VAE \| reconstructions read as instead \|$/m);
     expect(t2iMarkdown(r)).toMatch(/^\| identity \| - \| \d+\.\d% \(\d+\/\d+; \d+\.\d-\d+\.\d\) \| \d+\.\d% \(\d+\/\d+; \d+\.\d-\d+\.\d\) \|$/m);
   }, 120_000);

@@ -65,6 +65,11 @@ export interface T2iResult {
   renders: T2iTable;
   /** Those renders through the bundle's VAE (encoder mean, decoder): what of each attribute its latents keep. */
   reconstructions: T2iTable;
+  /**
+   * The three tables again, split by how many subjects the caption asks for (`one`: one subject alone; `two`: a
+   * pair, which may touch, overlap or hide each other, and which the finder's foreground must be split into).
+   */
+  bySubjects: Record<'one' | 'two', { samples: T2iTable; renders: T2iTable; reconstructions: T2iTable }>;
   captions: string[];
   images: Uint8Array[];
   seconds: number;
@@ -109,9 +114,11 @@ export async function evaluateTextToImage(o: T2iOptions): Promise<T2iResult> {
   const captions: string[] = [];
   const images: Uint8Array[] = [];
   const classes: T2iResult['classes'] = { samples: {}, renders: {}, reconstructions: {} };
-  const read = async (image: Uint8Array, asked: ReturnType<typeof parseCaption>, tally: ReturnType<typeof emptyTally>, confusion: ClassConfusion) => {
+  const split = { one: { gen: emptyTally(), real: emptyTally(), recon: emptyTally() }, two: { gen: emptyTally(), real: emptyTally(), recon: emptyTally() } };
+  const read = async (image: Uint8Array, asked: ReturnType<typeof parseCaption>, set: 'gen' | 'real' | 'recon', confusion: ClassConfusion) => {
     const s = await scoreSample(judge, image, { asked, regions: { kind: 'judge' } });
-    tallyInto(tally, s);
+    tallyInto({ gen, real, recon }[set], s);
+    tallyInto(split[asked.subjects.length === 1 ? 'one' : 'two'][set], s);
     confusionInto(confusion, s);
   };
   const run = async () => {
@@ -126,13 +133,13 @@ export async function evaluateTextToImage(o: T2iOptions): Promise<T2iResult> {
         const image = r.images[0]!;
         if (image.width !== IMAGE_SIZE || image.height !== IMAGE_SIZE)
           throw new Error(`the bundle draws ${image.width}x${image.height}; the judge reads ${IMAGE_SIZE}x${IMAGE_SIZE}`);
-        await read(image.data, asked, gen, classes.samples);
+        await read(image.data, asked, 'gen', classes.samples);
         images.push(image.data);
       }
       const render = renderScene(spec, { size: IMAGE_SIZE }).rgb;
-      await read(render, asked, real, classes.renders);
+      await read(render, asked, 'real', classes.renders);
       const [back] = await pipeline.decodeLatents(await pipeline.encodeImages({ width: IMAGE_SIZE, height: IMAGE_SIZE, data: render }, 1));
-      await read(back!.data, asked, recon, classes.reconstructions);
+      await read(back!.data, asked, 'recon', classes.reconstructions);
       captions.push(caption);
       o.onProgress?.(i + 1, o.count);
     }
@@ -143,6 +150,10 @@ export async function evaluateTextToImage(o: T2iOptions): Promise<T2iResult> {
     samples: finish(gen),
     renders: finish(real),
     reconstructions: finish(recon),
+    bySubjects: {
+      one: { samples: finish(split.one.gen), renders: finish(split.one.real), reconstructions: finish(split.one.recon) },
+      two: { samples: finish(split.two.gen), renders: finish(split.two.real), reconstructions: finish(split.two.recon) },
+    },
     classes,
     captions,
     images,
@@ -207,6 +218,13 @@ export function t2iMarkdown(r: T2iResult): string {
       '|---|---|---|---|---|',
       ...classRows,
       '',
+      '| subjects in the caption | class: samples | renders | through the VAE | identity: samples | renders | through the VAE |',
+      '|---|---|---|---|---|---|---|',
+      ...(['one', 'two'] as const).map((n) => {
+        const b = r.bySubjects[n];
+        return `| ${n} | ${pct(b.samples.class)} | ${pct(b.renders.class)} | ${pct(b.reconstructions.class)} | ${pct(b.samples.identity)} | ${pct(b.renders.identity)} | ${pct(b.reconstructions.identity)} |`;
+      }),
+      '',
       'Each figure: the share read right (right / asked; its 95% Wilson interval).',
     ].join('\n') + '\n'
   );
@@ -242,7 +260,15 @@ async function main(): Promise<void> {
     writeFileSync(
       json,
       JSON.stringify(
-        { samples: r.samples, renders: r.renders, reconstructions: r.reconstructions, classes: r.classes, captions: r.captions, seconds: r.seconds },
+        {
+          samples: r.samples,
+          renders: r.renders,
+          reconstructions: r.reconstructions,
+          bySubjects: r.bySubjects,
+          classes: r.classes,
+          captions: r.captions,
+          seconds: r.seconds,
+        },
         null,
         2,
       ) + '\n',
