@@ -19,3 +19,4 @@ export { MAX_PLACEHOLDER_VECTORS, PRESET_NAMES, personalizationOptionsSchema, ty
 export { CodedError, errorGuard, isCodedError, type CodeInfo, type ErrorCodes } from './coded-error.js';
 export { cleanUp, withCleanup, type WithSuppressed } from './cleanup.js';
 export { describeRange, numberOption, parseNumber, type NumberRange } from './numbers.js';
+export { DEBUG_HINT, debugFromEnv, formatFailure, oneLine, runCommand } from './cli-failure.js';

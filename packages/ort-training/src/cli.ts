@@ -14,7 +14,7 @@
  */
 import { Command } from 'commander';
 import { deriveGradientGraph } from './autodiff.js';
-import { debugFromEnv, formatFailure } from './cli-failure.js';
+import { debugFromEnv, formatFailure } from '@dynasyn/domain';
 import { OrtTrainingError } from './errors.js';
 import { initializerToHost, isExternal } from './graph.js';
 import { defaultOpset, loadModel, readExternal, saveModel } from './model.js';

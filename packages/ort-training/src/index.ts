@@ -12,4 +12,5 @@ export * from './training-session.js';
 export * from './optimizer.js';
 export { defaultCacheDir } from './cache.js';
 export type { ExecutionProvider } from './ort.js';
-export { DEBUG_HINT, debugFromEnv, formatFailure, oneLine, runCommand } from './cli-failure.js';
+// the failure formatter lives in @dynasyn/domain (every command uses it); re-exported for ort-training's users
+export { DEBUG_HINT, debugFromEnv, formatFailure, oneLine, runCommand } from '@dynasyn/domain';

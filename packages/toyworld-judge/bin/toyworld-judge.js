@@ -1,4 +1,4 @@
 #!/usr/bin/env node
 // A failure prints its message and causes (whole, with stacks, on --debug or DYNASYN_DEBUG=1) and exits 1.
-import { runCommand } from '@dynasyn/ort-training';
+import { runCommand } from '@dynasyn/domain';
 await runCommand('toyworld-judge', () => import('../dist/cli.js'));

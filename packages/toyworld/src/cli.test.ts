@@ -103,6 +103,25 @@ describe('toyworld CLI', () => {
     expect(fs.readFileSync(path.join(again, entries[5]!.image))).toEqual(fs.readFileSync(path.join(out, entries[5]!.image)));
   });
 
+  it('prints a failure with its cause in a few lines, and whole with stacks on --debug', () => {
+    const missing = path.join(tmp, 'no-such-spec.json');
+    const r = toyworld('render', '--spec', missing, '--out', path.join(tmp, 'never'));
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(
+      [
+        `toyworld: cannot read --spec ${missing}: ENOENT: no such file or directory, open '${missing}' [BAD_ARGUMENT]`,
+        `  caused by: Error [ENOENT]: ENOENT: no such file or directory, open '${missing}'`,
+        'run with --debug for stack traces',
+        '',
+      ].join('\n'),
+    );
+    expect(fs.existsSync(path.join(tmp, 'never'))).toBe(false);
+    const debug = toyworld('render', '--spec', missing, '--out', path.join(tmp, 'never'), '--debug');
+    expect(debug.status).toBe(1);
+    expect(debug.stderr).toMatch(/^toyworld: ToyworldError \[BAD_ARGUMENT\]: cannot read --spec .*\n\s+at /);
+    expect(debug.stderr).toMatch(/\n\s+caused by: Error \[ENOENT\]: .*\n\s+at /);
+  });
+
   it('refuses a bad count', () => {
     const r = toyworld('dataset', '--count', '0', '--seed', '1', '--out', path.join(tmp, 'x'));
     expect(r.status).not.toBe(0);

@@ -6,11 +6,11 @@
  *   toyworld dataset --count N --seed S --out DIR [--size 64] [--held-out exclude|only|include] [--subjects 1|2]
  *   toyworld sheet --out sheet.png [--count 48] [--seed S] [--size 64] [--columns 8] [--held-out ...]
  *
- * A failure prints its message on stderr and exits 1.
+ * A failure prints its message and its causes on stderr and exits 1 (`--debug`: whole, with stacks).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
-import { parseNumber } from '@dynasyn/domain';
+import { parseNumber, runCommand } from '@dynasyn/domain';
 import cliProgress from 'cli-progress';
 import { writeDataset, writeSceneFiles } from './dataset.js';
 import { ToyworldError } from './errors.js';
@@ -40,16 +40,19 @@ function readSpec(path: string): unknown {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ToyworldError('BAD_ARGUMENT', `cannot read --spec ${path}: ${(err as Error).message}`);
+    throw new ToyworldError('BAD_ARGUMENT', `cannot read --spec ${path}: ${(err as Error).message}`, { cause: err });
   }
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new ToyworldError('BAD_SPEC', `${path} is not JSON: ${(err as Error).message}`);
+    throw new ToyworldError('BAD_SPEC', `${path} is not JSON: ${(err as Error).message}`, { cause: err });
   }
 }
 
-const program = new Command('toyworld').description('The toy world: render scenes, write data sets').showHelpAfterError();
+const program = new Command('toyworld')
+  .description('The toy world: render scenes, write data sets')
+  .option('--debug', 'on failure, print every cause whole with its stack (also DYNASYN_DEBUG=1)')
+  .showHelpAfterError();
 
 program
   .command('render')
@@ -114,9 +117,5 @@ program
     process.stdout.write(`wrote ${o.out} (${sheet.width}x${sheet.height}, ${o.count} scenes)\n`);
   });
 
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
-  process.stderr.write(`toyworld: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-}
+// a failure prints its message and causes (whole, with stacks, on --debug), and exits 1
+await runCommand('toyworld', () => program.parseAsync(process.argv));

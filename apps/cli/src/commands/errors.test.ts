@@ -1,5 +1,5 @@
 /**
- * The dynasyn CLI prints failures with ort-training's formatter (packages/ort-training/src/cli-failure.test.ts
+ * The dynasyn CLI prints failures with @dynasyn/domain's formatter (packages/domain/src/cli-failure.test.ts
  * tests it); here: what only the dynasyn side brings, cleanup failures that dynasyn's cleanUp attaches.
  */
 import { formatFailure } from './errors.js';

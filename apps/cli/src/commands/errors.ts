@@ -4,4 +4,4 @@ export class CliError extends Error {
 }
 
 // How a failure prints (message, code, causes, --debug stacks): one definition, shared with `ort-train`.
-export { DEBUG_HINT, debugFromEnv, formatFailure, oneLine } from '@dynasyn/ort-training';
+export { DEBUG_HINT, debugFromEnv, formatFailure, oneLine } from '@dynasyn/domain';

@@ -1,5 +1,10 @@
 import { DEBUG_HINT, debugFromEnv, formatFailure } from './cli-failure.js';
-import { OrtTrainingError } from './errors.js';
+import { CodedError } from './coded-error.js';
+
+/** A package's coded error, as ort-training's OrtTrainingError is declared. */
+class OrtTrainingError extends CodedError<'MISSING_EXTERNAL_DATA'> {
+  static override readonly codes = { MISSING_EXTERNAL_DATA: { permanent: true } };
+}
 
 /** A failure three levels deep: a coded error -> an I/O error -> an AggregateError of two attempts. */
 function nestedFailure() {

@@ -1,7 +1,8 @@
 /**
  * What a failing command prints: the message, its code and every error below it (cause chain, an
- * AggregateError's errors, cleanup failures attached as `suppressed`). One definition for both command-line
- * programs: `ort-train` (this package) and `dynasyn` (apps/cli re-exports it).
+ * AggregateError's errors, cleanup failures attached as `suppressed`). One definition for every command-line
+ * program: `dynasyn` (apps/cli), `ort-train`, `toyworld`, and the toy-world training and evaluation scripts
+ * (`runCommand`). Here, in the leaf package, so that each can use it whatever it depends on.
  */
 /** One line for the user: the message of a known error, else the error's own text without a stack. */
 export function oneLine(e: unknown): string {
