@@ -4,6 +4,7 @@
  */
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { numberOption } from '@dynasyn/domain';
@@ -12,6 +13,7 @@ import { toyBundleConfig, type ToyPreset } from './config.js';
 import { syntheticShapesSource } from './synthetic-source.js';
 import { toyworldSource } from './toyworld-source.js';
 import { trainToyBackbone, type Phase } from './train.js';
+import { readRecipe, recipeFile, runRecipe } from './recipe.js';
 
 const HELP = `toyworld-train: train the toy-world backbone with @dynasyn/ort-training (resumes by default)
 
@@ -50,6 +52,10 @@ const HELP = `toyworld-train: train the toy-world backbone with @dynasyn/ort-tra
   --source toyworld|synthetic   training images (default toyworld)
   --no-resume           start over: delete the work directory first
   --reexport            a finished run writes its bundle again (the model card takes the work directory's NOTES.md)
+  --recipe FILE|NAME    run a chain of runs, each continuing the one before (\`--recipe toyworld\`: the package's
+                        recipes/toyworld.json, the chain that made models/toyworld), each stage in --work/stage-N, the
+                        last one's bundle in --out; a finished stage is not run again; only
+                        --work, --out, --threads, --checkpoint-minutes and --minutes go with it (given to each stage)
   --debug               on failure, print every cause whole with its stack (also DYNASYN_DEBUG=1)
   --help`;
 
@@ -81,6 +87,7 @@ const { values: a } = parseArgs({
     source: { type: 'string', default: D.source },
     resume: { type: 'boolean', default: true },
     'no-resume': { type: 'boolean', default: false },
+    recipe: { type: 'string' },
     reexport: { type: 'boolean', default: false },
     debug: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -94,6 +101,27 @@ if (a.help) {
 const int = (name: string, v: string | undefined, min = 0): number => numberOption(name, v, { integer: true, min });
 /** A rate, weight or duration: a number above 0. */
 const num = (name: string, v: string | undefined): number => numberOption(name, v, { min: 0, aboveMin: true });
+if (a.recipe !== undefined) {
+  // a chain of runs: the stages' flags come from the recipe, the runner's from here
+  const allowed = new Set(['--recipe', '--work', '--out', '--threads', '--checkpoint-minutes', '--minutes', '--debug']);
+  const other = process.argv.slice(2).filter((t) => t.startsWith('--') && !allowed.has(t.split('=')[0]!));
+  if (other.length) throw new Error(`--recipe takes each stage's flags from the recipe; not ${other.join(', ')}`);
+  const common = [
+    ...['--threads', String(int('threads', a.threads, 1)), '--checkpoint-minutes', String(num('checkpoint-minutes', a['checkpoint-minutes']))],
+    ...(a.debug ? ['--debug'] : []),
+  ];
+  const finished = await runRecipe({
+    recipe: readRecipe(resolve(recipeFile(a.recipe))),
+    work: resolve(a.work!),
+    out: resolve(a.out!),
+    common,
+    ...(a.minutes !== undefined ? { deadline: Date.now() + num('minutes', a.minutes) * 60_000 } : {}),
+    cli: fileURLToPath(import.meta.url),
+    onMessage: (line) => console.log(`recipe: ${line}`),
+  });
+  console.log(finished ? `done: ${resolve(a.out!)}` : 'stopped; run the same command again to continue');
+  process.exit(0);
+}
 const preset = a.preset as ToyPreset;
 if (preset !== 'toy' && preset !== 'test') throw new Error(`--preset must be toy or test, got ${a.preset}`);
 const size = preset === 'test' ? 16 : 64;
