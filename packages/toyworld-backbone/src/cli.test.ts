@@ -87,6 +87,10 @@ describe('toyworld-train --recipe', () => {
     const log = logOf(out);
     expect(log.filter((l) => l.phase === 'diffusion').map((l) => l.step)).toEqual([0, 1, 2, 3]);
     expect(log.filter((l) => l.phase === 'decoder').map((l) => l.step)).toEqual([0, 1, 2, 3]);
+    // its model card's command line for the last run says the settings that are not the CLI's defaults
+    expect(fs.readFileSync(path.join(out, 'MODEL_CARD.md'), 'utf8')).toContain(
+      '`npm run toyworld:train -- --continue-from <that bundle> --work <another directory> --preset test --source synthetic --refine-decoder 2 --decoder-batch 2',
+    );
     const written = fs.statSync(path.join(out, 'model_index.json')).mtimeMs;
     const again = run(file, work, out);
     expect(again.status).toBe(0);

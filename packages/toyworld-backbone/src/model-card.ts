@@ -4,7 +4,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { SdBundleConfig } from '@dynasyn/diffusion';
 import { textEncoderParameterCount, unetParameterCount, vaeParameterCounts } from '@dynasyn/diffusion';
-import { reproducingFlags } from './cli-defaults.js';
+import { CLI_DEFAULTS, reproducingFlags } from './cli-defaults.js';
 import type { DecoderRefine, TrainOptions } from './train.js';
 
 /** How to train this bundle again from scratch: the command line, or why there is none. */
@@ -148,7 +148,7 @@ A Stable-Diffusion-shaped bundle trained from scratch by \`@dynasyn/toyworld-bac
 training engine (\`@dynasyn/ort-training\`) on rendered scenes. ${
     c
       ? `\`npm run toyworld:train\` reproduces the first bundle of the chain below from its seed, each continuation's command the next one, then
-\`npm run toyworld:train -- --continue-from <that bundle> --work <another directory>${
+\`npm run toyworld:train -- --continue-from <that bundle> --work <another directory>${continuationSettings(o)}${
           c.refineVae ? ` --refine-vae ${c.refineVae} --vae-batch ${o.vae.batch} --vae-lr ${o.vae.lr} --subject-weight ${sw}` : ''
         }${d ? ` --refine-decoder ${d.steps}${d.channels ? ` --decoder-channels ${d.channels.join(',')}` : ''} --decoder-batch ${d.batch} --decoder-lr ${d.lr}${d.subjectWeight !== 1 && !c.refineVae ? ` --subject-weight ${d.subjectWeight}` : ''}` : ''}${
           dsw !== 1 ? ` --diffusion-subject-weight ${dsw}` : ''
@@ -180,4 +180,15 @@ are in packages/toyworld-backbone/README.md.
 ${trained}`;
   const withNotes = notes ? `${text}\n## Notes on this run\n${notes.trim()}\n` : text;
   writeFileSync(file, previousNotes ? `${withNotes}\n${previousNotes}\n` : withNotes);
+}
+
+/** A continuation's flags that are not the CLI's defaults and that no phase's own flags say (seed, preset, source, batch). */
+function continuationSettings(o: TrainOptions): string {
+  const d = CLI_DEFAULTS;
+  return [
+    o.seed !== d.seed ? ` --seed ${o.seed}` : '',
+    o.preset !== d.preset ? ` --preset ${o.preset}` : '',
+    o.source.name && o.source.name !== d.source ? ` --source ${o.source.name}` : '',
+    o.diffusion.batch !== d.batch ? ` --batch ${o.diffusion.batch}` : '',
+  ].join('');
 }
