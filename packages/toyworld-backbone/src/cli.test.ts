@@ -9,7 +9,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readRecipe, RECIPES_DIR } from './recipe.js';
 import { readBundleLog } from './train.js';
+
+const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const bin = path.join(pkg, 'bin', 'toyworld-train.js');
+let tmp: string;
 
 /** A bundle's training log, one object per step. */
 const logOf = (bundle: string) =>
@@ -17,11 +22,6 @@ const logOf = (bundle: string) =>
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l) as { phase: string; step: number });
-import { readRecipe, RECIPES_DIR } from './recipe.js';
-
-const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const bin = path.join(pkg, 'bin', 'toyworld-train.js');
-let tmp: string;
 
 beforeAll(() => {
   const tsc = spawnSync(process.execPath, [path.join(pkg, '..', '..', 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(pkg, 'tsconfig.json')], {

@@ -62,13 +62,14 @@ if (a.help) {
   console.log(HELP);
   process.exit(0);
 }
-/** A count (an integer of at least `min`), or with `integer` false a rate or duration (a number above 0). */
-const num = (name: string, v: string | undefined, integer = true, min = 0): number =>
-  numberOption(name, v, integer ? { integer: true, min } : { min: 0, aboveMin: true });
+/** A count (steps, a seed): an integer of at least `min`. */
+const int = (name: string, v: string | undefined, min = 0): number => numberOption(name, v, { integer: true, min });
+/** A rate or duration: a number above 0. */
+const num = (name: string, v: string | undefined): number => numberOption(name, v, { min: 0, aboveMin: true });
 if (a.only !== undefined && a.only !== 'judge' && a.only !== 'clip') throw new Error(`--only must be judge or clip, got ${a.only}`);
 const work = resolve(a.work!);
 if (a['no-resume']) rmSync(work, { recursive: true, force: true });
-const deadline = a.minutes !== undefined ? Date.now() + num('minutes', a.minutes, false) * 60_000 : undefined;
+const deadline = a.minutes !== undefined ? Date.now() + num('minutes', a.minutes) * 60_000 : undefined;
 
 // under nohup (no TTY) the bar prints a line every 30 s into the log instead of redrawing
 const bar = new cliProgress.SingleBar(
@@ -101,8 +102,8 @@ const hooks = (what: string): Pick<TrainRunOptions, 'onStart' | 'onStep' | 'onEv
   };
 };
 
-const common = { seed: num('seed', a.seed), work: '', out: '', threads: num('threads', a.threads, true, 1), evalCount: num('eval', a.eval) };
-const cpMinutes = num('checkpoint-minutes', a['checkpoint-minutes'], false);
+const common = { seed: int('seed', a.seed), work: '', out: '', threads: int('threads', a.threads, 1), evalCount: int('eval', a.eval) };
+const cpMinutes = num('checkpoint-minutes', a['checkpoint-minutes']);
 let unfinished = false;
 if (a.reevaluate) {
   const out = resolve(a['judge-out']!);
@@ -113,9 +114,9 @@ if (a.reevaluate) {
     throw new Error(`--reevaluate needs a trained judge folder with its metrics.json; could not read ${join(out, 'metrics.json')}`, { cause });
   }
   // folders written before the seed and lr were recorded: this command's (the defaults the committed judge was trained with)
-  const seed = metrics.seed ?? num('seed', a.seed);
-  const lr = metrics.lr ?? num('judge-lr', a['judge-lr'], false);
-  await evaluateJudgeFolder({ out, threads: common.threads, evalCount: num('eval', a.eval), ...hooks('judge') }, { ...metrics, seed, lr });
+  const seed = metrics.seed ?? int('seed', a.seed);
+  const lr = metrics.lr ?? num('judge-lr', a['judge-lr']);
+  await evaluateJudgeFolder({ out, threads: common.threads, evalCount: int('eval', a.eval), ...hooks('judge') }, { ...metrics, seed, lr });
   bar.stop();
   console.log(`judge re-measured: ${join(out, 'metrics.json')}, ${join(out, 'MODEL_CARD.md')}`);
   process.exit(0);
@@ -126,11 +127,11 @@ if (a.only !== 'clip') {
     ...common,
     work: join(work, 'judge'),
     out,
-    steps: num('judge-steps', a['judge-steps']),
-    batch: num('judge-batch', a['judge-batch'], true, 1),
-    lr: num('judge-lr', a['judge-lr'], false),
-    ...(num('judge-restart-at', a['judge-restart-at']) > 0
-      ? { restart: { at: num('judge-restart-at', a['judge-restart-at']), lr: num('judge-restart-lr', a['judge-restart-lr'], false) } }
+    steps: int('judge-steps', a['judge-steps']),
+    batch: int('judge-batch', a['judge-batch'], 1),
+    lr: num('judge-lr', a['judge-lr']),
+    ...(int('judge-restart-at', a['judge-restart-at']) > 0
+      ? { restart: { at: int('judge-restart-at', a['judge-restart-at']), lr: num('judge-restart-lr', a['judge-restart-lr']) } }
       : {}),
     checkpointMinutes: cpMinutes,
     ...(deadline !== undefined ? { deadline } : {}),
@@ -146,9 +147,9 @@ if (a.only !== 'judge' && !unfinished) {
     ...common,
     work: join(work, 'clip'),
     out,
-    steps: num('clip-steps', a['clip-steps']),
-    batch: num('clip-batch', a['clip-batch'], true, 1),
-    lr: num('clip-lr', a['clip-lr'], false),
+    steps: int('clip-steps', a['clip-steps']),
+    batch: int('clip-batch', a['clip-batch'], 1),
+    lr: num('clip-lr', a['clip-lr']),
     checkpointMinutes: cpMinutes,
     ...(deadline !== undefined ? { deadline } : {}),
     ...hooks('clip'),

@@ -8,6 +8,7 @@ import { createRng, renderScene, sampleSceneSpec, type MentionedLabels, type Ren
 import { HEADS, SUBJECT_HEADS, type SubjectHead } from './heads.js';
 import type { ToyworldJudge } from './judge.js';
 import { scoreSample } from './score.js';
+import type { RegionSource } from './regions.js';
 
 export type Tally = { correct: number; total: number; accuracy: number };
 export const ATTRIBUTES = [...SUBJECT_HEADS, 'interaction', 'context', 'style'] as const;
@@ -32,26 +33,43 @@ export function askedFromLabels(labels: RenderedScene['labels']): MentionedLabel
   };
 }
 
+/**
+ * The renders an evaluation reads: `count` scenes of their own seed stream (never a training one; with `heldOut:
+ * 'only'` every subject a held-out identity), each reported to `onScene`; undefined for a scene with a subject hidden
+ * entirely (nothing to judge). evaluateJudge and judgeLeniency read the same scenes for the same options.
+ */
+function* evaluationScenes(o: {
+  count: number;
+  seed: string | number;
+  heldOut: 'exclude' | 'only';
+  onScene?: (i: number) => void;
+}): Generator<RenderedScene | undefined> {
+  const rng = createRng(`${o.seed}/judge-eval/${o.heldOut}`);
+  for (let i = 0; i < o.count; i++) {
+    const scene = renderScene(sampleSceneSpec(rng, { heldOut: o.heldOut }), { size: 64 });
+    o.onScene?.(i);
+    yield scene.labels.subjects.some((s) => s.area === 0) ? undefined : scene;
+  }
+}
+
+/** Where the scorer finds the subjects of a render: its true masks, or the judge's own finder. */
+const regionSource = (scene: RenderedScene, regions: 'masks' | 'judge'): RegionSource =>
+  regions === 'masks' ? { kind: 'masks', masks: scene.masks } : { kind: 'judge' };
+
 export async function evaluateJudge(
   judge: ToyworldJudge,
   o: { count: number; seed: string | number; heldOut: 'exclude' | 'only'; regions: 'masks' | 'judge'; onScene?: (i: number) => void },
 ): Promise<JudgeEvaluation> {
-  const rng = createRng(`${o.seed}/judge-eval/${o.heldOut}`);
   const tally = (): Tally => ({ correct: 0, total: 0, accuracy: 0 });
   const per = Object.fromEntries(ATTRIBUTES.map((a) => [a, tally()])) as Record<Attribute, Tally>;
   const identity = tally();
   let skipped = 0;
-  for (let i = 0; i < o.count; i++) {
-    const scene = renderScene(sampleSceneSpec(rng, { heldOut: o.heldOut }), { size: 64 });
-    o.onScene?.(i);
-    if (scene.labels.subjects.some((s) => s.area === 0)) {
+  for (const scene of evaluationScenes(o)) {
+    if (!scene) {
       skipped++;
       continue;
     }
-    const r = await scoreSample(judge, scene.rgb, {
-      asked: askedFromLabels(scene.labels),
-      regions: o.regions === 'masks' ? { kind: 'masks', masks: scene.masks } : { kind: 'judge' },
-    });
+    const r = await scoreSample(judge, scene.rgb, { asked: askedFromLabels(scene.labels), regions: regionSource(scene, o.regions) });
     const count = (a: Attribute, ok: boolean | undefined) => {
       if (ok === undefined) return;
       per[a].total++;
@@ -92,13 +110,10 @@ export async function judgeLeniency(
   },
 ): Promise<Leniency> {
   const heads = o.heads ?? SUBJECT_HEADS;
-  const scenes = createRng(`${o.seed}/judge-eval/${o.heldOut}`);
   const choices = createRng(`${o.seed}/judge-leniency/${o.heldOut}`);
   const out: Leniency = Object.fromEntries(heads.map((h) => [h, { accepted: 0, total: 0, rate: 0 }]));
-  for (let i = 0; i < o.count; i++) {
-    const scene = renderScene(sampleSceneSpec(scenes, { heldOut: o.heldOut }), { size: 64 });
-    o.onScene?.(i);
-    if (scene.labels.subjects.some((s) => s.area === 0)) continue;
+  for (const scene of evaluationScenes(o)) {
+    if (!scene) continue;
     const truth = askedFromLabels(scene.labels);
     for (const h of heads) {
       const asked = { ...truth, subjects: truth.subjects.map((s) => ({ ...s })) };
@@ -107,10 +122,7 @@ export async function judgeLeniency(
         return others[choices.int(others.length)]!;
       });
       asked.subjects.forEach((s, k) => Object.assign(s, { [h]: wrong[k] }));
-      const r = await scoreSample(judge, scene.rgb, {
-        asked,
-        regions: o.regions === 'masks' ? { kind: 'masks', masks: scene.masks } : { kind: 'judge' },
-      });
+      const r = await scoreSample(judge, scene.rgb, { asked, regions: regionSource(scene, o.regions) });
       for (const s of r.perAttribute.subjects) {
         out[h]!.total++;
         if (s[h]?.ok) out[h]!.accepted++;

@@ -103,22 +103,28 @@ const emptyTally = () => Object.fromEntries(T2I_ATTRIBUTES.map((k) => [k, { aske
 const finish = (t: Record<T2iAttribute, { asked: number; ok: number }>): T2iTable =>
   Object.fromEntries(T2I_ATTRIBUTES.map((k) => [k, { ...t[k], accuracy: t[k].asked ? t[k].ok / t[k].asked : null }])) as T2iTable;
 
+/** The three tables of one set of tallies. */
+const finishSets = (t: Record<'samples' | 'renders' | 'reconstructions', ReturnType<typeof emptyTally>>) => ({
+  samples: finish(t.samples),
+  renders: finish(t.renders),
+  reconstructions: finish(t.reconstructions),
+});
+
 export async function evaluateTextToImage(o: T2iOptions): Promise<T2iResult> {
   const t0 = performance.now();
   const judge = await ToyworldJudge.load(o.judge);
   let created: DiffusionPipeline | undefined;
-  const gen = emptyTally(),
-    real = emptyTally(),
-    recon = emptyTally();
+  // per image set (samples, renders, reconstructions): all subjects, and those of one-subject and of two-subject captions
+  const sets = () => ({ samples: emptyTally(), renders: emptyTally(), reconstructions: emptyTally() });
+  const tallies = { all: sets(), one: sets(), two: sets() };
   const captions: string[] = [];
   const images: Uint8Array[] = [];
   const classes: T2iResult['classes'] = { samples: {}, renders: {}, reconstructions: {} };
-  const split = { one: { gen: emptyTally(), real: emptyTally(), recon: emptyTally() }, two: { gen: emptyTally(), real: emptyTally(), recon: emptyTally() } };
-  const read = async (image: Uint8Array, asked: ReturnType<typeof parseCaption>, set: 'gen' | 'real' | 'recon', confusion: ClassConfusion) => {
+  const read = async (image: Uint8Array, asked: ReturnType<typeof parseCaption>, set: keyof ReturnType<typeof sets>) => {
     const s = await scoreSample(judge, image, { asked, regions: { kind: 'judge' } });
-    tallyInto({ gen, real, recon }[set], s);
-    tallyInto(split[asked.subjects.length === 1 ? 'one' : 'two'][set], s);
-    confusionInto(confusion, s);
+    tallyInto(tallies.all[set], s);
+    tallyInto(tallies[asked.subjects.length === 1 ? 'one' : 'two'][set], s);
+    confusionInto(classes[set], s);
   };
   const run = async () => {
     const pipeline = (created = await DiffusionPipeline.create(o.bundle, o.threads ? { intraOpNumThreads: o.threads } : {}));
@@ -132,13 +138,13 @@ export async function evaluateTextToImage(o: T2iOptions): Promise<T2iResult> {
         const image = r.images[0]!;
         if (image.width !== IMAGE_SIZE || image.height !== IMAGE_SIZE)
           throw new Error(`the bundle draws ${image.width}x${image.height}; the judge reads ${IMAGE_SIZE}x${IMAGE_SIZE}`);
-        await read(image.data, asked, 'gen', classes.samples);
+        await read(image.data, asked, 'samples');
         images.push(image.data);
       }
       const render = renderScene(spec, { size: IMAGE_SIZE }).rgb;
-      await read(render, asked, 'real', classes.renders);
+      await read(render, asked, 'renders');
       const [back] = await pipeline.decodeLatents(await pipeline.encodeImages({ width: IMAGE_SIZE, height: IMAGE_SIZE, data: render }, 1));
-      await read(back!.data, asked, 'recon', classes.reconstructions);
+      await read(back!.data, asked, 'reconstructions');
       captions.push(caption);
       o.onProgress?.(i + 1, o.count);
     }
@@ -146,13 +152,8 @@ export async function evaluateTextToImage(o: T2iOptions): Promise<T2iResult> {
   // a failure to release either model never replaces the error that stopped the run (it is attached to it)
   await withCleanup(run, () => [created && (() => created!.release()), () => judge.release()]);
   return {
-    samples: finish(gen),
-    renders: finish(real),
-    reconstructions: finish(recon),
-    bySubjects: {
-      one: { samples: finish(split.one.gen), renders: finish(split.one.real), reconstructions: finish(split.one.recon) },
-      two: { samples: finish(split.two.gen), renders: finish(split.two.real), reconstructions: finish(split.two.recon) },
-    },
+    ...finishSets(tallies.all),
+    bySubjects: { one: finishSets(tallies.one), two: finishSets(tallies.two) },
     classes,
     captions,
     images,

@@ -98,8 +98,9 @@ export interface Manifest {
 /**
  * Files of a bundle that no model reads: documentation, pictures, logs (a model card, a README, a preview, a
  * training log), and the measurements written beside a model (`metrics.json`: the toy-world judge's and CLIP's
- * accuracies, re-measured by `toyworld-judge --reevaluate` without touching a weight). Editing them must not make a bundle "another backbone" for the concepts learned on it, so the
- * fingerprint leaves them out, and a fingerprint written before they were left out is compared without them.
+ * accuracies, re-measured by `toyworld-judge --reevaluate` without touching a weight). Editing them must not make
+ * a bundle "another backbone" for the concepts learned on it, so the fingerprint leaves them out, and a
+ * fingerprint written before they were left out is compared without them.
  * Weights, configs and tokenizer files (external data may have any name) all count.
  */
 export function isBundleDocumentation(relativePath: string): boolean {
